@@ -1,0 +1,1 @@
+//! TODO(skeleton): module `gguf`, see docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! TODO(skeleton): module `graph`, see docs/ARCHITECTURE.md.

@@ -1,0 +1,2 @@
+//! The `vkgraph` command-line tool.
+fn main() {}

@@ -1,0 +1,1 @@
+//! TODO(skeleton): module `model`, see docs/ARCHITECTURE.md.

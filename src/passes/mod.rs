@@ -1,0 +1,1 @@
+//! TODO(skeleton): module `passes`, see docs/ARCHITECTURE.md.

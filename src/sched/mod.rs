@@ -1,0 +1,1 @@
+//! TODO(skeleton): module `sched`, see docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! TODO(skeleton): module `tokenizer`, see docs/ARCHITECTURE.md.
