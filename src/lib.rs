@@ -7,12 +7,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+pub mod cli;
 pub mod error;
 pub mod gguf;
 pub mod graph;
 pub mod model;
 pub mod passes;
 pub mod quant;
+pub mod sample;
 pub mod sched;
 pub mod tokenizer;
 

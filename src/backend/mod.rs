@@ -1,4 +1,34 @@
 //! Backends that evaluate graphs: the CPU reference ([`cpu`]) and Vulkan ([`vulkan`]).
+//!
+//! A backend owns its copy of the weights it uses (the CPU borrows the file
+//! mapping), the activations of the graph being run and persistent state (the KV
+//! cache). The scheduler ([`crate::sched`]) hands each backend the stages of the
+//! nodes assigned to it and copies tensors that cross from one backend to another.
 
 pub mod cpu;
 pub mod vulkan;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::graph::{Graph, TensorId};
+use crate::Result;
+
+/// What every backend provides to the scheduler.
+pub trait Backend {
+    /// Name in dumps: `CPU`, `Vulkan0`.
+    fn name(&self) -> String;
+    /// Whether this backend can evaluate node `n` (op and types).
+    fn supports(&self, graph: &Graph, n: NodeIndex) -> bool;
+    /// Readies the backend for `graph`: activation memory, weights it references
+    /// (fused groups placed contiguously). Cheap when called again for a graph of
+    /// the same shape.
+    fn prepare(&mut self, graph: &Graph) -> Result<()>;
+    /// Writes a whole tensor (an input, or a value computed by another backend).
+    fn set_tensor(&mut self, graph: &Graph, t: TensorId, bytes: &[u8]) -> Result<()>;
+    /// Reads a whole tensor back.
+    fn get_tensor(&mut self, graph: &Graph, t: TensorId) -> Result<Vec<u8>>;
+    /// Evaluates `stages` in order (a barrier between stages, none within one).
+    fn compute(&mut self, graph: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()>;
+    /// Forgets persistent state (KV cache contents).
+    fn reset_state(&mut self);
+}

@@ -1,1 +1,237 @@
-//! TODO(skeleton): module `graph`, see docs/ARCHITECTURE.md.
+//! The graph IR (DESIGN.md decision 1): nodes in a petgraph DAG whose edges are data
+//! dependencies (read-after-write, write-after-read, write-after-write on
+//! overlapping byte ranges), plus an explicit execution `schedule` grouped into
+//! stages. Nodes within a stage have no dependency on each other, so a backend
+//! needs a barrier only between stages.
+//!
+//! Invariants: nodes are appended in a valid topological order (the builder only
+//! reads tensors that already exist); every stage list in `schedule` is a
+//! permutation of all live nodes that respects the DAG.
+
+mod op;
+mod tensor;
+
+pub use op::{Op, RopeMode};
+pub use tensor::{Tensor, TensorId, TensorKind};
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::quant::GgmlType;
+
+/// One operation: reads `srcs`, writes `dst`.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub srcs: Vec<TensorId>,
+    pub dst: TensorId,
+}
+
+/// A byte range of a root storage (a tensor that is not a view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub root: TensorId,
+    pub offset: usize,
+    pub size: usize,
+}
+
+impl Region {
+    pub fn overlaps(&self, o: &Region) -> bool {
+        self.root == o.root && self.offset < o.offset + o.size && o.offset < self.offset + self.size
+    }
+}
+
+/// A decision a pass made, kept for the assignment dump.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub text: String,
+}
+
+/// A compute graph for one forward pass.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub tensors: Vec<Tensor>,
+    pub dag: StableDiGraph<Node, ()>,
+    /// Execution order as stages (see module docs).
+    pub schedule: Vec<Vec<NodeIndex>>,
+    /// Tensors the caller reads back after the pass (logits).
+    pub outputs: Vec<TensorId>,
+    /// What the passes decided, in order, for the dump.
+    pub decisions: Vec<Decision>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn tensor(&self, id: TensorId) -> &Tensor {
+        &self.tensors[id.idx()]
+    }
+
+    pub fn node(&self, n: NodeIndex) -> &Node {
+        &self.dag[n]
+    }
+
+    /// Adds a tensor that no node produces (input, weight, state) or a view.
+    pub fn add_tensor(
+        &mut self,
+        name: impl Into<String>,
+        ty: GgmlType,
+        ne: [usize; 4],
+        kind: TensorKind,
+    ) -> TensorId {
+        let name = name.into();
+        debug_assert!(
+            ty.row_bytes(ne[0]).is_some(),
+            "{name}: row of {} not a multiple of {}'s block",
+            ne[0],
+            ty
+        );
+        let id = TensorId(self.tensors.len() as u32);
+        self.tensors.push(Tensor { name, ty, ne, kind });
+        id
+    }
+
+    /// A contiguous view of `base` starting `offset` bytes in, with shape `ne`.
+    pub fn view(
+        &mut self,
+        base: TensorId,
+        name: impl Into<String>,
+        ne: [usize; 4],
+        offset: usize,
+    ) -> TensorId {
+        let ty = self.tensor(base).ty;
+        let v = self.add_tensor(name, ty, ne, TensorKind::View { base, offset });
+        debug_assert!(offset + self.tensor(v).nbytes() <= self.tensor(base).nbytes());
+        v
+    }
+
+    /// A view with a new shape over the same bytes (ggml's reshape).
+    pub fn reshape(&mut self, t: TensorId, ne: [usize; 4]) -> TensorId {
+        let name = self.tensor(t).name.clone();
+        self.view(t, name, ne, 0)
+    }
+
+    /// Appends a node writing a new activation tensor; returns the tensor.
+    pub fn op(
+        &mut self,
+        op: Op,
+        srcs: &[TensorId],
+        name: impl Into<String>,
+        ty: GgmlType,
+        ne: [usize; 4],
+    ) -> TensorId {
+        let dst = self.add_tensor(name, ty, ne, TensorKind::Activation);
+        self.push_node(op, srcs, dst);
+        dst
+    }
+
+    /// Appends a node writing an existing tensor (e.g. a view of the KV cache).
+    pub fn push_node(&mut self, op: Op, srcs: &[TensorId], dst: TensorId) -> NodeIndex {
+        let node = Node {
+            op,
+            srcs: srcs.to_vec(),
+            dst,
+        };
+        let earlier: Vec<NodeIndex> = self.order().collect();
+        let n = self.dag.add_node(node);
+        for e in earlier {
+            if self.depends(e, n) {
+                self.dag.add_edge(e, n, ());
+            }
+        }
+        self.schedule.push(vec![n]);
+        n
+    }
+
+    /// True when `later` must run after `earlier` (a byte-range hazard between them).
+    pub fn depends(&self, earlier: NodeIndex, later: NodeIndex) -> bool {
+        let (a, b) = (&self.dag[earlier], &self.dag[later]);
+        let wa = self.region(a.dst);
+        let wb = self.region(b.dst);
+        wa.overlaps(&wb)
+            || b.srcs.iter().any(|&s| self.region(s).overlaps(&wa))
+            || a.srcs.iter().any(|&s| self.region(s).overlaps(&wb))
+    }
+
+    /// The root storage and byte range of a tensor (following views).
+    pub fn region(&self, t: TensorId) -> Region {
+        let size = self.tensor(t).nbytes();
+        let mut cur = t;
+        let mut offset = 0;
+        while let TensorKind::View { base, offset: o } = self.tensor(cur).kind {
+            offset += o;
+            cur = base;
+        }
+        Region {
+            root: cur,
+            offset,
+            size,
+        }
+    }
+
+    /// Root tensor of `t` (itself unless a view).
+    pub fn root(&self, t: TensorId) -> TensorId {
+        self.region(t).root
+    }
+
+    /// Nodes in schedule order.
+    pub fn order(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.schedule.iter().flatten().copied()
+    }
+
+    /// Number of live nodes.
+    pub fn n_nodes(&self) -> usize {
+        self.dag.node_count()
+    }
+
+    /// Direct predecessors of a node in the DAG.
+    pub fn deps(&self, n: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.dag
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| e.source())
+    }
+
+    /// Rebuilds all DAG edges from byte-range hazards, in the current schedule order.
+    /// Passes call this after rewriting nodes.
+    pub fn rebuild_edges(&mut self) {
+        self.dag.clear_edges();
+        let order: Vec<NodeIndex> = self.order().collect();
+        for (i, &b) in order.iter().enumerate() {
+            for &a in &order[..i] {
+                if self.depends(a, b) {
+                    self.dag.add_edge(a, b, ());
+                }
+            }
+        }
+    }
+
+    /// Checks the schedule: every live node exactly once, no node before one it
+    /// depends on, no dependency inside a stage. Returns a message on violation.
+    pub fn check_schedule(&self) -> Result<(), String> {
+        let mut stage_of = std::collections::HashMap::new();
+        for (s, stage) in self.schedule.iter().enumerate() {
+            for &n in stage {
+                if stage_of.insert(n, s).is_some() {
+                    return Err(format!("node {} scheduled twice", n.index()));
+                }
+            }
+        }
+        if stage_of.len() != self.dag.node_count() {
+            return Err("schedule misses nodes".into());
+        }
+        for e in self.dag.edge_references() {
+            let (a, b) = (stage_of[&e.source()], stage_of[&e.target()]);
+            if a >= b {
+                return Err(format!(
+                    "`{}` (stage {b}) depends on `{}` (stage {a})",
+                    self.tensor(self.dag[e.target()].dst).name,
+                    self.tensor(self.dag[e.source()].dst).name
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,123 @@
-//! TODO(skeleton): module `model`, see docs/ARCHITECTURE.md.
+//! Models: hyper-parameters from GGUF metadata ([`hparams`]), the forward-pass graph
+//! builder for llama / qwen2 / qwen3 ([`build`]), llama-quantize's per-tensor type
+//! choices ([`quant_mix`]) and the random-weight model generator ([`gen`]).
+
+pub mod build;
+pub mod gen;
+mod gen_vocab;
+pub mod hparams;
+pub mod quant_mix;
+
+pub use build::{build_graph, BuildOpts};
+pub use hparams::{Arch, HParams};
+
+use std::path::Path;
+
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// A loaded (mapped) model: the GGUF file and its hyper-parameters, checked for
+/// every tensor the graph builder will reference.
+pub struct Model {
+    pub file: GgufFile,
+    pub hp: HParams,
+}
+
+impl Model {
+    /// Maps `path` and checks that every tensor the forward pass needs exists with
+    /// the expected shape.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file(GgufFile::open(path)?)
+    }
+
+    pub fn from_file(file: GgufFile) -> Result<Self> {
+        let hp = HParams::from_gguf(&file)?;
+        let m = Model { file, hp };
+        m.check_tensors()?;
+        Ok(m)
+    }
+
+    /// The tensor named `name`, or a typed error naming it.
+    pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
+        self.file.tensor(name).ok_or_else(|| Error::Tensor {
+            tensor: name.into(),
+            what: format!("missing from {}", self.file.path.display()),
+        })
+    }
+
+    /// Whether the file has `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.file.tensor(name).is_some()
+    }
+
+    /// Name of the output projection: `output.weight`, or the token embedding when
+    /// the embeddings are tied (SmolLM2).
+    pub fn output_name(&self) -> &'static str {
+        if self.has("output.weight") {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        }
+    }
+
+    fn expect(&self, name: &str, ne: &[usize]) -> Result<()> {
+        let t = self.tensor(name)?;
+        let got: Vec<usize> = t.ne.iter().map(|&d| d as usize).collect();
+        let mut want = ne.to_vec();
+        while want.len() < got.len() {
+            want.push(1);
+        }
+        if got != want {
+            return Err(Error::Tensor {
+                tensor: name.into(),
+                what: format!("shape {got:?}, expected {want:?}"),
+            });
+        }
+        if t.ty == GgmlType::I32 {
+            return Err(Error::Tensor {
+                tensor: name.into(),
+                what: "i32 is not a weight type".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_tensors(&self) -> Result<()> {
+        let hp = &self.hp;
+        let (e, f) = (hp.n_embd, hp.n_ff);
+        let q = hp.n_head * hp.head_dim;
+        let kv = hp.n_head_kv * hp.head_dim;
+        self.expect("token_embd.weight", &[e, hp.n_vocab])?;
+        self.expect("output_norm.weight", &[e])?;
+        if self.has("output.weight") {
+            self.expect("output.weight", &[e, hp.n_vocab])?;
+        }
+        for il in 0..hp.n_layer {
+            let b = |s: &str| format!("blk.{il}.{s}");
+            self.expect(&b("attn_norm.weight"), &[e])?;
+            if self.has(&b("attn_qkv.weight")) {
+                self.expect(&b("attn_qkv.weight"), &[e, q + 2 * kv])?;
+            } else {
+                self.expect(&b("attn_q.weight"), &[e, q])?;
+                self.expect(&b("attn_k.weight"), &[e, kv])?;
+                self.expect(&b("attn_v.weight"), &[e, kv])?;
+            }
+            self.expect(&b("attn_output.weight"), &[q, e])?;
+            if hp.arch == Arch::Qwen2 {
+                self.expect(&b("attn_q.bias"), &[q])?;
+                self.expect(&b("attn_k.bias"), &[kv])?;
+                self.expect(&b("attn_v.bias"), &[kv])?;
+            }
+            if hp.arch == Arch::Qwen3 {
+                self.expect(&b("attn_q_norm.weight"), &[hp.head_dim])?;
+                self.expect(&b("attn_k_norm.weight"), &[hp.head_dim])?;
+            }
+            self.expect(&b("ffn_norm.weight"), &[e])?;
+            self.expect(&b("ffn_gate.weight"), &[e, f])?;
+            self.expect(&b("ffn_up.weight"), &[e, f])?;
+            self.expect(&b("ffn_down.weight"), &[f, e])?;
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,21 @@
-//! TODO(skeleton): module `passes`, see docs/ARCHITECTURE.md.
+//! Graph passes run before scheduling: the sibling-matmul pass ([`sibling_matmul`],
+//! fuse or reorder Q/K/V and gate/up) and stage / barrier planning ([`plan`]).
+
+pub mod plan;
+pub mod sibling_matmul;
+
+pub use sibling_matmul::{QkvMode, SiblingLimits};
+
+use crate::graph::Graph;
+
+/// Runs the passes for `mode`: the sibling pass, then stage formation (one node per
+/// stage for `off`, DAG levels otherwise).
+pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
+    sibling_matmul::run(g, mode, limits);
+    if mode == QkvMode::Off {
+        plan::serial_stages(g);
+    } else {
+        plan::level_stages(g);
+    }
+    debug_assert_eq!(g.check_schedule(), Ok(()));
+}

@@ -1,1 +1,238 @@
-//! CPU reference backend.
+//! The CPU reference backend: evaluates every op for every weight type with the
+//! accurate reference kernels of [`ops`]. It is the oracle of the test suite and the
+//! scheduler's fallback for anything a GPU backend cannot run. Weights are read
+//! straight from the file mapping (fused groups as their member slices).
+
+pub mod ops;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use half::f16;
+use petgraph::stable_graph::NodeIndex;
+
+use super::Backend;
+use crate::graph::{Graph, Op, TensorId, TensorKind};
+use crate::model::Model;
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// CPU backend state: activations of the current graph, persistent state by name.
+pub struct CpuBackend {
+    model: Arc<Model>,
+    /// Root tensor → bytes, for inputs and activations of the current graph.
+    roots: HashMap<TensorId, Vec<u8>>,
+    /// Persistent tensors (KV cache) by name.
+    state: HashMap<String, Vec<u8>>,
+}
+
+impl CpuBackend {
+    pub fn new(model: Arc<Model>) -> Self {
+        CpuBackend {
+            model,
+            roots: HashMap::new(),
+            state: HashMap::new(),
+        }
+    }
+
+    /// The bytes of a tensor (following views).
+    fn bytes(&self, g: &Graph, t: TensorId) -> Result<&[u8]> {
+        let r = g.region(t);
+        let root = g.tensor(r.root);
+        let all: &[u8] = match &root.kind {
+            TensorKind::Weight { name } => {
+                let info = self.model.tensor(name)?;
+                self.model.file.tensor_data(info)
+            }
+            TensorKind::FusedWeight { .. } => {
+                return Err(Error::Unsupported(format!(
+                    "reading fused weight `{}` as one tensor on the CPU",
+                    root.name
+                )))
+            }
+            TensorKind::State { name } => self
+                .state
+                .get(name)
+                .ok_or_else(|| Error::Usage(format!("state `{name}` not prepared")))?,
+            _ => self
+                .roots
+                .get(&r.root)
+                .ok_or_else(|| Error::Usage(format!("tensor `{}` has no value", root.name)))?,
+        };
+        Ok(&all[r.offset..][..r.size])
+    }
+
+    fn bytes_mut(&mut self, g: &Graph, t: TensorId) -> Result<&mut [u8]> {
+        let r = g.region(t);
+        let root = g.tensor(r.root);
+        let all: &mut Vec<u8> = match &root.kind {
+            TensorKind::State { name } => self.state.get_mut(name),
+            TensorKind::Activation | TensorKind::Input => self.roots.get_mut(&r.root),
+            _ => None,
+        }
+        .ok_or_else(|| Error::Usage(format!("tensor `{}` is not writable", root.name)))?;
+        Ok(&mut all[r.offset..][..r.size])
+    }
+
+    fn f32s(&self, g: &Graph, t: TensorId) -> Result<Vec<f32>> {
+        let tt = g.tensor(t);
+        let b = self.bytes(g, t)?;
+        let mut out = vec![0f32; tt.nelements()];
+        crate::quant::dequantize(tt.ty, b, &mut out)?;
+        Ok(out)
+    }
+
+    fn i32s(&self, g: &Graph, t: TensorId) -> Result<Vec<i32>> {
+        Ok(bytemuck::pod_collect_to_vec(self.bytes(g, t)?))
+    }
+
+    /// Weight segments of a MUL_MAT source: one slice, or the members of a fused group.
+    fn weight_segments(&self, g: &Graph, w: TensorId) -> Result<Vec<&[u8]>> {
+        let root = g.tensor(g.root(w));
+        match &root.kind {
+            TensorKind::FusedWeight { members } => members
+                .iter()
+                .map(|name| Ok(self.model.file.tensor_data(self.model.tensor(name)?)))
+                .collect(),
+            _ => Ok(vec![self.bytes(g, w)?]),
+        }
+    }
+
+    fn eval(&mut self, g: &Graph, n: NodeIndex) -> Result<()> {
+        let node = g.node(n);
+        let dt = g.tensor(node.dst);
+        let s = |i: usize| node.srcs[i];
+        let ne0 = g.tensor(s(0)).ne[0];
+        let mut out = vec![0f32; dt.nelements()];
+        match &node.op {
+            Op::GetRows => {
+                let t = g.tensor(s(0));
+                let ids = self.i32s(g, s(1))?;
+                ops::get_rows(t.ty, self.bytes(g, s(0))?, ne0, &ids, &mut out)?;
+            }
+            Op::RmsNorm { eps } => ops::rms_norm(&self.f32s(g, s(0))?, ne0, *eps, &mut out),
+            Op::Mul | Op::Add => {
+                let add = node.op == Op::Add;
+                ops::binary(add, &self.f32s(g, s(0))?, &self.f32s(g, s(1))?, ne0, &mut out)
+            }
+            Op::Scale { s: f } => ops::scale(&self.f32s(g, s(0))?, *f, &mut out),
+            Op::SwiGlu => ops::swiglu(&self.f32s(g, s(0))?, &self.f32s(g, s(1))?, &mut out),
+            Op::MulMat { split } => {
+                let w = g.tensor(s(0));
+                let x = self.f32s(g, s(1))?;
+                let n_tok = g.tensor(s(1)).nrows();
+                let split = if split.is_empty() { vec![w.nrows()] } else { split.clone() };
+                let segs = self.weight_segments(g, s(0))?;
+                if segs.len() != split.len() && segs.len() != 1 {
+                    return Err(Error::Usage(format!("`{}`: split/members mismatch", dt.name)));
+                }
+                if segs.len() == 1 && split.len() > 1 {
+                    // A pre-fused file tensor: cut it into its segments.
+                    let rb = w.row_bytes();
+                    let mut parts = Vec::new();
+                    let mut off = 0;
+                    for &rows in &split {
+                        parts.push(&segs[0][off..off + rows * rb]);
+                        off += rows * rb;
+                    }
+                    ops::mul_mat(w.ty, &parts, &split, ne0, &x, n_tok, &mut out)?;
+                } else {
+                    ops::mul_mat(w.ty, &segs, &split, ne0, &x, n_tok, &mut out)?;
+                }
+            }
+            Op::Rope {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+            } => {
+                let t = g.tensor(s(0));
+                let pos = self.i32s(g, s(1))?;
+                let x = self.f32s(g, s(0))?;
+                ops::rope(&x, t.ne[0], t.ne[1], &pos, *mode, *n_dims, *freq_base, *freq_scale, &mut out);
+            }
+            Op::Cpy => {
+                let x = self.f32s(g, s(0))?;
+                let dst = self.bytes_mut(g, node.dst)?;
+                match dt.ty {
+                    GgmlType::F16 => ops::f32_to_f16(&x, dst),
+                    GgmlType::F32 => dst.copy_from_slice(bytemuck::cast_slice(&x)),
+                    t => return Err(Error::Unsupported(format!("CPY to {t}"))),
+                }
+                return Ok(());
+            }
+            Op::Attention { scale } => {
+                let qt = g.tensor(s(0));
+                let kt = g.tensor(s(1));
+                let q = self.f32s(g, s(0))?;
+                let k: Vec<f16> = bytemuck::pod_collect_to_vec(self.bytes(g, s(1))?);
+                let v: Vec<f16> = bytemuck::pod_collect_to_vec(self.bytes(g, s(2))?);
+                let pos = self.i32s(g, s(3))?;
+                ops::attention(
+                    &q, qt.ne[0], qt.ne[1], &k, &v, kt.ne[1], kt.ne[2], &pos, *scale, &mut out,
+                );
+            }
+        }
+        self.bytes_mut(g, node.dst)?
+            .copy_from_slice(bytemuck::cast_slice(&out));
+        Ok(())
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "CPU".into()
+    }
+
+    fn supports(&self, _g: &Graph, _n: NodeIndex) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, g: &Graph) -> Result<()> {
+        self.roots.clear();
+        for (i, t) in g.tensors.iter().enumerate() {
+            match &t.kind {
+                TensorKind::Input | TensorKind::Activation => {
+                    self.roots.insert(TensorId(i as u32), vec![0u8; t.nbytes()]);
+                }
+                TensorKind::State { name } => {
+                    let e = self.state.entry(name.clone()).or_default();
+                    if e.len() < t.nbytes() {
+                        e.resize(t.nbytes(), 0);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn set_tensor(&mut self, g: &Graph, t: TensorId, bytes: &[u8]) -> Result<()> {
+        let dst = self.bytes_mut(g, t)?;
+        if dst.len() != bytes.len() {
+            return Err(Error::Usage(format!(
+                "set_tensor `{}`: {} bytes, expected {}",
+                g.tensor(t).name,
+                bytes.len(),
+                dst.len()
+            )));
+        }
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn get_tensor(&mut self, g: &Graph, t: TensorId) -> Result<Vec<u8>> {
+        Ok(self.bytes(g, t)?.to_vec())
+    }
+
+    fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
+        for &n in stages.iter().flatten() {
+            self.eval(g, n)?;
+        }
+        Ok(())
+    }
+
+    fn reset_state(&mut self) {
+        self.state.clear();
+    }
+}

@@ -1,0 +1,196 @@
+//! The command-line interface (DESIGN.md's CLI contract): argument parsing with clap
+//! and one function per subcommand. `main.rs` only calls [`main`] and turns an
+//! error into `error: …` on stderr with a non-zero exit status.
+
+mod info;
+mod run;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
+use crate::model::gen::{self, GenOptions, Preset};
+use crate::model::quant_mix::Ftype;
+use crate::model::{Arch, Model};
+use crate::passes::QkvMode;
+use crate::sched::session::SessionOptions;
+use crate::{Error, Result};
+
+#[derive(Parser, Debug)]
+#[command(name = "vkgraph", version, about = "Run quantized GGUF LLMs on any Vulkan GPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+/// Where a model runs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Vulkan device index (see `vkgraph devices`).
+    #[arg(long)]
+    pub device: Option<usize>,
+    /// Run on the CPU reference backend only.
+    #[arg(long, conflicts_with = "device")]
+    pub cpu: bool,
+    /// Layers to offload (llama.cpp compatibility: 0 means --cpu, anything else all layers).
+    #[arg(long = "n-gpu-layers", visible_alias = "ngl")]
+    pub ngl: Option<usize>,
+    /// Sibling-matmul mode: off | fuse | reorder | auto (default: $VKGRAPH_QKV or auto).
+    #[arg(long)]
+    pub qkv: Option<String>,
+    /// Enable the Vulkan validation layer (slow; for debugging).
+    #[arg(long)]
+    pub validate: bool,
+}
+
+impl DeviceArgs {
+    pub fn qkv_mode(&self) -> Result<QkvMode> {
+        match &self.qkv {
+            Some(s) => QkvMode::parse(s),
+            None => QkvMode::from_env(),
+        }
+    }
+
+    pub fn cpu_only(&self) -> bool {
+        self.cpu || self.ngl == Some(0)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List Vulkan devices and their capabilities.
+    Devices,
+    /// Metadata, tensors by type, per-layer Q/K/V types.
+    Info { model: PathBuf },
+    /// Write a random-weight GGUF model of a real shape.
+    GenModel {
+        #[arg(long, default_value = "llama")]
+        arch: String,
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// llama-quantize ftype (q4_0, q4_k_m, q2_k, ...) or pure-TYPE.
+        #[arg(long, default_value = "q4_0")]
+        quant: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Generate text.
+    Run(run::RunArgs),
+    /// Print the graph-assignment dump of one forward pass.
+    Dump {
+        #[arg(short, long)]
+        model: PathBuf,
+        /// Tokens in the batch.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        tokens: usize,
+        #[command(flatten)]
+        dev: DeviceArgs,
+    },
+}
+
+/// Parses the arguments and runs the subcommand.
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Command::Devices => {
+            print!("{}", crate::backend::vulkan::describe_devices()?);
+            Ok(())
+        }
+        Command::Info { model } => info::info(&model),
+        Command::GenModel {
+            arch,
+            preset,
+            quant,
+            output,
+            seed,
+        } => {
+            let o = GenOptions {
+                arch: Arch::parse(&arch)?,
+                preset: Preset::find(&preset)?,
+                ftype: Ftype::parse(&quant)?,
+                seed,
+            };
+            let t = std::time::Instant::now();
+            gen::generate(&o, &output)?;
+            let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+            eprintln!(
+                "wrote {} ({} {} {}, {:.1} MiB) in {:.1} s",
+                output.display(),
+                arch,
+                preset,
+                o.ftype.name(),
+                size as f64 / (1 << 20) as f64,
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Run(a) => run::run(&a),
+        Command::Dump { model, tokens, dev } => {
+            let model = Arc::new(Model::open(&model)?);
+            let opts = SessionOptions {
+                qkv: dev.qkv_mode()?,
+                n_ctx: tokens.max(1),
+                ..Default::default()
+            };
+            let session = make_session(model.clone(), &dev, opts)?;
+            let (g, a) = session.plan(tokens, false)?;
+            println!("# model: {} ({} layers), qkv: {}, tokens: {tokens}", model.file.path.display(), model.hp.n_layer, session.opts.qkv);
+            print!("{}", crate::sched::dump::dump(&g, &a));
+            print!(
+                "{}",
+                crate::sched::dump::summary(&model, tokens, tokens, &session.opts.limits)?
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Backends for a model in priority order: the Vulkan device (unless `--cpu`), then the CPU.
+pub fn make_backends(model: &Arc<Model>, dev: &DeviceArgs) -> Result<(Vec<Box<dyn Backend>>, crate::passes::SiblingLimits)> {
+    let mut v: Vec<Box<dyn Backend>> = Vec::new();
+    let mut limits = crate::passes::SiblingLimits::default();
+    if !dev.cpu_only() {
+        let vk = crate::backend::vulkan::VulkanBackend::new(
+            model.clone(),
+            &crate::backend::vulkan::ContextOptions {
+                device_index: dev.device,
+                validation: dev.validate,
+            },
+        )?;
+        limits = vk.sibling_limits();
+        v.push(Box::new(vk));
+    }
+    v.push(Box::new(CpuBackend::new(model.clone())));
+    Ok((v, limits))
+}
+
+/// A session over `make_backends`.
+pub fn make_session(model: Arc<Model>, dev: &DeviceArgs, mut opts: SessionOptions) -> Result<crate::sched::session::Session> {
+    let (b, limits) = make_backends(&model, dev)?;
+    opts.limits = limits;
+    Ok(crate::sched::session::Session::new(model, b, opts))
+}
+
+/// The default model: SmolLM2-135M-Instruct from the cache `scripts/fetch-smollm2.sh` fills.
+pub fn default_model() -> Result<PathBuf> {
+    let cache = std::env::var_os("VKGRAPH_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vkgraph")))
+        .ok_or_else(|| Error::Usage("no -m given and neither VKGRAPH_CACHE nor HOME is set".into()))?;
+    let dir = cache.join("models");
+    let found = std::fs::read_dir(&dir).ok().and_then(|rd| {
+        rd.filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().contains("smollm2")) && p.extension().is_some_and(|e| e == "gguf"))
+    });
+    found.ok_or_else(|| {
+        Error::Usage(format!(
+            "no -m given and the default model (SmolLM2-135M) is not in {}; run scripts/fetch-smollm2.sh",
+            dir.display()
+        ))
+    })
+}

@@ -1,0 +1,155 @@
+//! `vkgraph run`: tokenize the prompt, evaluate it in batches (prefill), then
+//! sample one token per step, streaming text to stdout (or JSON lines with the top-K
+//! log-probabilities), and close with a speed line on stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{default_model, make_session, DeviceArgs};
+use crate::model::Model;
+use crate::sample::{top_k_logprobs, Sampler, SamplerParams};
+use crate::sched::session::SessionOptions;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::{Error, Result};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Model (default: SmolLM2-135M-Instruct from the cache).
+    #[arg(short, long)]
+    pub model: Option<PathBuf>,
+    #[arg(short, long)]
+    pub prompt: String,
+    /// Tokens to generate.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
+    pub n_predict: usize,
+    /// Context size (default: the model's, at most 4096).
+    #[arg(short = 'c', long = "ctx-size")]
+    pub ctx: Option<usize>,
+    /// Prompt batch size.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    pub batch: usize,
+    #[arg(short = 's', long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: usize,
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Print the top-K log-probabilities of each generated token (with --json).
+    #[arg(long = "n-probs", default_value_t = 0)]
+    pub n_probs: usize,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-op GPU profile after the run.
+    #[arg(long)]
+    pub profile: bool,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+pub fn run(a: &RunArgs) -> Result<()> {
+    let path = match &a.model {
+        Some(p) => p.clone(),
+        None => default_model()?,
+    };
+    let model = Arc::new(Model::open(&path)?);
+    let tok = Tokenizer::from_gguf(&model.file)?;
+    let n_ctx = a.ctx.unwrap_or(model.hp.n_ctx_train.min(4096));
+    let opts = SessionOptions {
+        qkv: a.dev.qkv_mode()?,
+        n_ctx,
+        ..Default::default()
+    };
+    let t_load = Instant::now();
+    let mut s = make_session(model.clone(), &a.dev, opts)?;
+    let mut prompt = tok.encode(&a.prompt, true, false)?;
+    if prompt.is_empty() {
+        return Err(Error::Usage("the prompt encodes to no tokens".into()));
+    }
+    if prompt.len() + a.n_predict > n_ctx {
+        return Err(Error::ContextFull(format!(
+            "prompt ({} tokens) + {} to generate exceed the context of {n_ctx} (raise -c)",
+            prompt.len(),
+            a.n_predict
+        )));
+    }
+    let mut sampler = Sampler::new(SamplerParams {
+        temp: a.temp,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repeat_penalty: a.repeat_penalty,
+        seed: a.seed,
+        ..Default::default()
+    });
+    eprintln!(
+        "model: {} ({}, {} layers) on {} (qkv {}), ready in {:.2} s",
+        path.display(),
+        model.hp.arch.name(),
+        model.hp.n_layer,
+        s.backend_names().join(" + "),
+        s.opts.qkv,
+        t_load.elapsed().as_secs_f64()
+    );
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if !a.json {
+        write!(out, "{}", a.prompt).ok();
+        out.flush().ok();
+    }
+    // Prefill.
+    let t0 = Instant::now();
+    let mut logits = Vec::new();
+    for chunk in prompt.chunks(a.batch.max(1)) {
+        logits = s.forward(chunk, false)?;
+    }
+    let t_prompt = t0.elapsed();
+    let mut dec = StreamDecoder::new();
+    let t1 = Instant::now();
+    let mut n_gen = 0;
+    for _ in 0..a.n_predict {
+        let id = sampler.sample(&logits, &prompt);
+        if a.json {
+            let top = top_k_logprobs(&logits, a.n_probs);
+            let tops: Vec<String> = top
+                .iter()
+                .map(|(i, lp)| format!("{{\"id\":{i},\"text\":{},\"logprob\":{lp:.6}}}", json_str(&tok.decode(&[*i]))))
+                .collect();
+            writeln!(out, "{{\"id\":{id},\"text\":{},\"top\":[{}]}}", json_str(&tok.decode(&[id])), tops.join(",")).ok();
+        } else {
+            write!(out, "{}", dec.push(&tok, id)).ok();
+            out.flush().ok();
+        }
+        n_gen += 1;
+        prompt.push(id);
+        if tok.is_eog(id) {
+            break;
+        }
+        logits = s.forward(&[id], false)?;
+    }
+    if !a.json {
+        writeln!(out, "{}", dec.flush()).ok();
+    }
+    let t_gen = t1.elapsed();
+    let n_prompt = prompt.len() - n_gen;
+    eprintln!(
+        "prompt: {n_prompt} tokens in {:.1} ms ({:.1} t/s) | generation: {n_gen} tokens in {:.1} ms ({:.1} t/s)",
+        t_prompt.as_secs_f64() * 1e3,
+        n_prompt as f64 / t_prompt.as_secs_f64(),
+        t_gen.as_secs_f64() * 1e3,
+        n_gen as f64 / t_gen.as_secs_f64().max(1e-9)
+    );
+    Ok(())
+}

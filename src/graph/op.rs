@@ -1,0 +1,72 @@
+//! The operations of the graph IR and their exact semantics (docs/ops.md has the
+//! same text with examples). Every backend implements these meanings; the CPU
+//! reference is the oracle.
+
+/// Rotary embedding layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeMode {
+    /// Rotate adjacent pairs (x[2i], x[2i+1]) — llama.
+    Normal,
+    /// Rotate halves (x[i], x[i + n_dims/2]) — qwen2/qwen3 ("neox").
+    Neox,
+}
+
+/// A node's operation. Shapes are ggml order (`ne[0]` innermost). Sources are
+/// listed in `Node::srcs` in the order given here.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `[table: any type [ne0, rows], ids: i32 [n]]` → f32 `[ne0, n]`: row `ids[i]`
+    /// of the table, dequantized.
+    GetRows,
+    /// `[x: f32 [ne0, rows]]` → f32, each row divided by its RMS: `x / sqrt(mean(x²) + eps)`.
+    RmsNorm { eps: f32 },
+    /// `[a: f32 [ne0, ra], b: f32 [ne0, rb]]` → `a * b`, row `r` of `a` with row `r % rb` of `b`.
+    Mul,
+    /// `[a, b]` → `a + b`, broadcast as [`Op::Mul`].
+    Add,
+    /// `[x]` → `x * s`.
+    Scale { s: f32 },
+    /// `[w: any type [k, m], x: f32 [k, n]]` → f32: `dst[j][i] = Σ_k w[i][k]·x[j][k]`.
+    /// `split` empty: dst is `[m, n]`. Otherwise `split` lists the row counts of
+    /// the segments of a fused weight (summing to `m`) and dst holds, segment
+    /// after segment, a contiguous `[m_s, n]` block each, so that each segment's
+    /// result is a plain contiguous view (split on write).
+    MulMat { split: Vec<usize> },
+    /// `[x: f32 [head_dim, n_head, n], pos: i32 [n]]` → rotary embedding of the
+    /// first `n_dims` values of each head at position `pos[token]`, theta_i =
+    /// pos · freq_scale · freq_base^(-2i/n_dims).
+    Rope {
+        mode: RopeMode,
+        n_dims: usize,
+        freq_base: f32,
+        freq_scale: f32,
+    },
+    /// `[gate, up]` → `silu(gate) * up`, same shapes.
+    SwiGlu,
+    /// `[src: f32]` → dst of the same element count in dst's type (f32 or f16);
+    /// dst is usually a view of the KV cache.
+    Cpy,
+    /// `[q: f32 [d, n_head, n], k: f16 [d, n_head_kv, n_kv], v: f16 [d, n_head_kv, n_kv],
+    /// pos: i32 [n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
+    /// `0..=pos[t]` (causal), head `h` using kv head `h / (n_head / n_head_kv)` (GQA).
+    Attention { scale: f32 },
+}
+
+impl Op {
+    /// ggml-style op name for dumps and test names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::GetRows => "GET_ROWS",
+            Op::RmsNorm { .. } => "RMS_NORM",
+            Op::Mul => "MUL",
+            Op::Add => "ADD",
+            Op::Scale { .. } => "SCALE",
+            Op::MulMat { split } if split.is_empty() => "MUL_MAT",
+            Op::MulMat { .. } => "MUL_MAT_FUSED",
+            Op::Rope { .. } => "ROPE",
+            Op::SwiGlu => "SWIGLU",
+            Op::Cpy => "CPY",
+            Op::Attention { .. } => "ATTENTION",
+        }
+    }
+}

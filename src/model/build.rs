@@ -1,0 +1,194 @@
+//! The forward-pass graph of llama, qwen2 and qwen3 for `n_tokens` tokens at
+//! positions `pos..pos+n_tokens`, with a KV cache of `n_ctx` rows per layer.
+//! Tensor names follow llama.cpp's (`attn_norm-0`, `Qcur-0`, `ffn_out-0`, ...).
+//! Differences between the archs: qwen2 adds Q/K/V biases, qwen3 normalizes Q and
+//! K per head (`attn_q_norm`, `attn_k_norm`); qwen* use neox rope.
+
+use crate::graph::{Graph, Op, TensorId, TensorKind};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+use super::{Arch, Model};
+
+/// What graph to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildOpts {
+    /// Tokens in this batch.
+    pub n_tokens: usize,
+    /// Position of the first token (tokens before it are in the KV cache).
+    pub pos: usize,
+    /// KV-cache rows per layer.
+    pub n_ctx: usize,
+    /// Logits for every token (true) or only the last (false, what generation needs).
+    pub logits_all: bool,
+}
+
+/// Names of the inputs the caller uploads: token ids and positions (both i32 `[n]`).
+pub const INP_TOKENS: &str = "inp_tokens";
+pub const INP_POS: &str = "inp_pos";
+
+/// Name of the persistent KV-cache tensors of layer `il`.
+pub fn cache_name(il: usize, v: bool) -> String {
+    format!("cache_{}_l{il}", if v { "v" } else { "k" })
+}
+
+fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
+    let t = m.tensor(name)?;
+    let mut ne = [1usize; 4];
+    for (d, &v) in ne.iter_mut().zip(&t.ne) {
+        *d = v as usize;
+    }
+    Ok(g.add_tensor(
+        name,
+        t.ty,
+        ne,
+        TensorKind::Weight { name: name.into() },
+    ))
+}
+
+/// Builds the graph of one forward pass. The graph's single output is the logits
+/// tensor, f32 `[n_vocab, n_tokens]` (or `[n_vocab, 1]` without `logits_all`).
+pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
+    let hp = &m.hp;
+    let n = o.n_tokens;
+    let n_kv = o.pos + n;
+    if n == 0 {
+        return Err(Error::Usage("empty batch".into()));
+    }
+    if n_kv > o.n_ctx {
+        return Err(Error::ContextFull(format!(
+            "{n_kv} tokens do not fit a context of {}",
+            o.n_ctx
+        )));
+    }
+    let f32t = GgmlType::F32;
+    let (e, hd) = (hp.n_embd, hp.head_dim);
+    let (nh, nkv) = (hp.n_head, hp.n_head_kv);
+    let mut g = Graph::new();
+    let tokens = g.add_tensor(INP_TOKENS, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
+    let positions = g.add_tensor(INP_POS, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
+
+    let emb = weight(&mut g, m, "token_embd.weight")?;
+    let mut inp = g.op(Op::GetRows, &[emb, tokens], "inp_embd", f32t, [e, n, 1, 1]);
+
+    let norm = |g: &mut Graph, x: TensorId, w: TensorId, name: String, ne: [usize; 4]| {
+        let t = g.op(Op::RmsNorm { eps: hp.rms_eps }, &[x], format!("norm-{name}"), f32t, ne);
+        g.op(Op::Mul, &[t, w], name, f32t, ne)
+    };
+
+    for il in 0..hp.n_layer {
+        let b = |s: &str| format!("blk.{il}.{s}");
+        let attn_norm = weight(&mut g, m, &b("attn_norm.weight"))?;
+        let cur = norm(&mut g, inp, attn_norm, format!("attn_norm-{il}"), [e, n, 1, 1]);
+
+        // Q, K, V projections (a pre-fused attn_qkv is used as it is: one matmul
+        // whose output is split on write into three contiguous blocks).
+        let (mut q, mut k, mut v);
+        if m.has(&b("attn_qkv.weight")) {
+            let w = weight(&mut g, m, &b("attn_qkv.weight"))?;
+            let split = vec![nh * hd, nkv * hd, nkv * hd];
+            let tot: usize = split.iter().sum();
+            let qkv = g.op(Op::MulMat { split }, &[w, cur], format!("wqkv-{il}"), f32t, [tot, n, 1, 1]);
+            q = g.view(qkv, format!("Qcur-{il}"), [nh * hd, n, 1, 1], 0);
+            k = g.view(qkv, format!("Kcur-{il}"), [nkv * hd, n, 1, 1], nh * hd * n * 4);
+            v = g.view(qkv, format!("Vcur-{il}"), [nkv * hd, n, 1, 1], (nh + nkv) * hd * n * 4);
+        } else {
+            let mut proj = |g: &mut Graph, wn: &str, name: String, rows: usize| -> Result<TensorId> {
+                let w = weight(g, m, &b(wn))?;
+                Ok(g.op(Op::MulMat { split: vec![] }, &[w, cur], name, f32t, [rows, n, 1, 1]))
+            };
+            q = proj(&mut g, "attn_q.weight", format!("Qcur-{il}"), nh * hd)?;
+            k = proj(&mut g, "attn_k.weight", format!("Kcur-{il}"), nkv * hd)?;
+            v = proj(&mut g, "attn_v.weight", format!("Vcur-{il}"), nkv * hd)?;
+        }
+        if hp.arch == Arch::Qwen2 {
+            let bq = weight(&mut g, m, &b("attn_q.bias"))?;
+            let bk = weight(&mut g, m, &b("attn_k.bias"))?;
+            let bv = weight(&mut g, m, &b("attn_v.bias"))?;
+            q = g.op(Op::Add, &[q, bq], format!("Qcur_b-{il}"), f32t, [nh * hd, n, 1, 1]);
+            k = g.op(Op::Add, &[k, bk], format!("Kcur_b-{il}"), f32t, [nkv * hd, n, 1, 1]);
+            v = g.op(Op::Add, &[v, bv], format!("Vcur_b-{il}"), f32t, [nkv * hd, n, 1, 1]);
+        }
+        q = g.reshape(q, [hd, nh, n, 1]);
+        k = g.reshape(k, [hd, nkv, n, 1]);
+        if hp.arch == Arch::Qwen3 {
+            let qn = weight(&mut g, m, &b("attn_q_norm.weight"))?;
+            let kn = weight(&mut g, m, &b("attn_k_norm.weight"))?;
+            q = norm(&mut g, q, qn, format!("Qcur_normed-{il}"), [hd, nh, n, 1]);
+            k = norm(&mut g, k, kn, format!("Kcur_normed-{il}"), [hd, nkv, n, 1]);
+        }
+        let rope = Op::Rope {
+            mode: hp.arch.rope_mode(),
+            n_dims: hp.n_rot,
+            freq_base: hp.rope_base,
+            freq_scale: hp.rope_scale,
+        };
+        q = g.op(rope.clone(), &[q, positions], format!("Qcur_rope-{il}"), f32t, [hd, nh, n, 1]);
+        k = g.op(rope, &[k, positions], format!("Kcur_rope-{il}"), f32t, [hd, nkv, n, 1]);
+
+        // KV cache: write rows pos..pos+n, then attend over rows 0..n_kv.
+        let row = hd * nkv * 2;
+        let ck = g.add_tensor(
+            cache_name(il, false),
+            GgmlType::F16,
+            [hd, nkv, o.n_ctx, 1],
+            TensorKind::State { name: cache_name(il, false) },
+        );
+        let cv = g.add_tensor(
+            cache_name(il, true),
+            GgmlType::F16,
+            [hd, nkv, o.n_ctx, 1],
+            TensorKind::State { name: cache_name(il, true) },
+        );
+        let k_dst = g.view(ck, format!("k_cache_view-{il}"), [hd, nkv, n, 1], o.pos * row);
+        let v_dst = g.view(cv, format!("v_cache_view-{il}"), [hd, nkv, n, 1], o.pos * row);
+        g.push_node(Op::Cpy, &[k], k_dst);
+        let v3 = g.reshape(v, [hd, nkv, n, 1]);
+        g.push_node(Op::Cpy, &[v3], v_dst);
+        let kall = g.view(ck, format!("k-{il}"), [hd, nkv, n_kv, 1], 0);
+        let vall = g.view(cv, format!("v-{il}"), [hd, nkv, n_kv, 1], 0);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let att = g.op(
+            Op::Attention { scale },
+            &[q, kall, vall, positions],
+            format!("kqv_out-{il}"),
+            f32t,
+            [hd, nh, n, 1],
+        );
+        let att = g.reshape(att, [hd * nh, n, 1, 1]);
+        let wo = weight(&mut g, m, &b("attn_output.weight"))?;
+        let cur = g.op(Op::MulMat { split: vec![] }, &[wo, att], format!("attn_out-{il}"), f32t, [e, n, 1, 1]);
+        let ffn_inp = g.op(Op::Add, &[cur, inp], format!("ffn_inp-{il}"), f32t, [e, n, 1, 1]);
+
+        let ffn_norm = weight(&mut g, m, &b("ffn_norm.weight"))?;
+        let cur = norm(&mut g, ffn_inp, ffn_norm, format!("ffn_norm-{il}"), [e, n, 1, 1]);
+        let f = hp.n_ff;
+        let wg = weight(&mut g, m, &b("ffn_gate.weight"))?;
+        let wu = weight(&mut g, m, &b("ffn_up.weight"))?;
+        let gate = g.op(Op::MulMat { split: vec![] }, &[wg, cur], format!("ffn_gate-{il}"), f32t, [f, n, 1, 1]);
+        let up = g.op(Op::MulMat { split: vec![] }, &[wu, cur], format!("ffn_up-{il}"), f32t, [f, n, 1, 1]);
+        let act = g.op(Op::SwiGlu, &[gate, up], format!("ffn_swiglu-{il}"), f32t, [f, n, 1, 1]);
+        let wd = weight(&mut g, m, &b("ffn_down.weight"))?;
+        let down = g.op(Op::MulMat { split: vec![] }, &[wd, act], format!("ffn_out-{il}"), f32t, [e, n, 1, 1]);
+        inp = g.op(Op::Add, &[down, ffn_inp], format!("l_out-{il}"), f32t, [e, n, 1, 1]);
+    }
+
+    let out_norm = weight(&mut g, m, "output_norm.weight")?;
+    let mut cur = inp;
+    let mut n_out = n;
+    if !o.logits_all && n > 1 {
+        cur = g.view(inp, "l_out_last", [e, 1, 1, 1], (n - 1) * e * 4);
+        n_out = 1;
+    }
+    let cur = norm(&mut g, cur, out_norm, "result_norm".into(), [e, n_out, 1, 1]);
+    let w_out = weight(&mut g, m, m.output_name())?;
+    let logits = g.op(
+        Op::MulMat { split: vec![] },
+        &[w_out, cur],
+        "result_output",
+        f32t,
+        [hp.n_vocab, n_out, 1, 1],
+    );
+    g.outputs.push(logits);
+    Ok(g)
+}

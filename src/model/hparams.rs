@@ -1,0 +1,122 @@
+//! Model hyper-parameters read from GGUF metadata under llama.cpp's key names
+//! (`{arch}.block_count`, `{arch}.attention.head_count_kv`, ...).
+
+use crate::gguf::GgufFile;
+use crate::graph::RopeMode;
+use crate::{Error, Result};
+
+/// Architectures the graph builders know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "llama" => Ok(Arch::Llama),
+            "qwen2" => Ok(Arch::Qwen2),
+            "qwen3" => Ok(Arch::Qwen3),
+            _ => Err(Error::Unsupported(format!(
+                "architecture `{s}` (supported: llama, qwen2, qwen3)"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+        }
+    }
+
+    /// llama.cpp's rope type for the architecture.
+    pub fn rope_mode(self) -> RopeMode {
+        match self {
+            Arch::Llama => RopeMode::Normal,
+            Arch::Qwen2 | Arch::Qwen3 => RopeMode::Neox,
+        }
+    }
+}
+
+/// Hyper-parameters of a decoder-only transformer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HParams {
+    pub arch: Arch,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    /// Per-head size of Q and K (`{arch}.attention.key_length`).
+    pub head_dim: usize,
+    /// Per-head size of V (`{arch}.attention.value_length`).
+    pub head_dim_v: usize,
+    pub n_vocab: usize,
+    pub n_ctx_train: usize,
+    pub rms_eps: f32,
+    pub rope_base: f32,
+    pub rope_scale: f32,
+    pub n_rot: usize,
+}
+
+impl HParams {
+    /// Reads the hyper-parameters; `n_vocab` comes from `token_embd.weight`.
+    pub fn from_gguf(f: &GgufFile) -> Result<Self> {
+        let arch = Arch::parse(f.arch()?)?;
+        let a = arch.name();
+        let key = |k: &str| format!("{a}.{k}");
+        let n_embd = f.get_u32(&key("embedding_length"))? as usize;
+        let n_head = f.get_u32(&key("attention.head_count"))? as usize;
+        if n_head == 0 || n_embd == 0 {
+            return Err(Error::Metadata {
+                key: key("attention.head_count"),
+                what: "must be positive".into(),
+            });
+        }
+        let n_head_kv = f.get_u32_or(&key("attention.head_count_kv"), n_head as u32)? as usize;
+        if n_head_kv == 0 || n_head % n_head_kv != 0 {
+            return Err(Error::Metadata {
+                key: key("attention.head_count_kv"),
+                what: format!("{n_head_kv} does not divide head_count {n_head}"),
+            });
+        }
+        let head_dim = f.get_u32_or(&key("attention.key_length"), (n_embd / n_head) as u32)? as usize;
+        let head_dim_v = f.get_u32_or(&key("attention.value_length"), head_dim as u32)? as usize;
+        if head_dim_v != head_dim {
+            return Err(Error::Unsupported(format!(
+                "{}: value_length {head_dim_v} != key_length {head_dim}",
+                key("attention.value_length")
+            )));
+        }
+        let emb = f.tensor("token_embd.weight").ok_or_else(|| Error::Tensor {
+            tensor: "token_embd.weight".into(),
+            what: "missing".into(),
+        })?;
+        let n_vocab = emb.ne.get(1).copied().unwrap_or(1) as usize;
+        let scaling = f.get(&key("rope.scaling.factor")).and_then(|v| v.as_f32());
+        let rope_scale = match scaling {
+            Some(s) if s > 0.0 => 1.0 / s,
+            _ => 1.0,
+        };
+        Ok(HParams {
+            arch,
+            n_layer: f.get_u32(&key("block_count"))? as usize,
+            n_embd,
+            n_ff: f.get_u32(&key("feed_forward_length"))? as usize,
+            n_head,
+            n_head_kv,
+            head_dim,
+            head_dim_v,
+            n_vocab,
+            n_ctx_train: f.get_u32_or(&key("context_length"), 4096)? as usize,
+            rms_eps: f.get_f32_or(&key("attention.layer_norm_rms_epsilon"), 1e-5)?,
+            rope_base: f.get_f32_or(&key("rope.freq_base"), 10000.0)?,
+            rope_scale,
+            n_rot: f.get_u32_or(&key("rope.dimension_count"), head_dim as u32)? as usize,
+        })
+    }
+}

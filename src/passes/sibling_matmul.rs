@@ -1,0 +1,283 @@
+//! The sibling-matmul pass (DESIGN.md decision 2). Sibling matmuls read the same
+//! activation with the same K: Q/K/V after `attn_norm`, gate/up after `ffn_norm`.
+//!
+//! - `fuse`: members sharing a weight type become one MUL_MAT over a fused weight
+//!   group (placed contiguously by the backend at load time; the file is untouched)
+//!   whose output is split on write, so each member's old output tensor becomes a
+//!   contiguous view of the fused output and every consumer is unchanged. Members of
+//!   other types stay separate; stage formation puts them beside the fused node.
+//! - `reorder`: nothing is rewritten; level stages put the siblings in one stage.
+//! - `auto`: as `fuse`, but a group is only fused where it fits the backend's limits
+//!   (fused weight within the largest buffer the device binds); otherwise reordered.
+//! - `off`: nothing; the A/B baseline (one node per stage).
+//!
+//! Every group gets a decision line with its reason for the assignment dump.
+
+use std::collections::BTreeMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::graph::{Decision, Graph, Op, TensorKind};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// How sibling matmuls are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QkvMode {
+    Off,
+    Fuse,
+    Reorder,
+    Auto,
+}
+
+impl QkvMode {
+    pub const ALL: [QkvMode; 4] = [QkvMode::Off, QkvMode::Fuse, QkvMode::Reorder, QkvMode::Auto];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(QkvMode::Off),
+            "fuse" => Ok(QkvMode::Fuse),
+            "reorder" => Ok(QkvMode::Reorder),
+            "auto" => Ok(QkvMode::Auto),
+            _ => Err(Error::Usage(format!(
+                "unknown QKV mode `{s}` (expected off, fuse, reorder or auto)"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QkvMode::Off => "off",
+            QkvMode::Fuse => "fuse",
+            QkvMode::Reorder => "reorder",
+            QkvMode::Auto => "auto",
+        }
+    }
+
+    /// The default: `VKGRAPH_QKV` when set and valid, else `auto`.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("VKGRAPH_QKV") {
+            Ok(v) => Self::parse(&v),
+            Err(_) => Ok(QkvMode::Auto),
+        }
+    }
+}
+
+impl std::fmt::Display for QkvMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the executing backend can take, for `auto`'s choice.
+#[derive(Clone, Debug)]
+pub struct SiblingLimits {
+    /// Largest fused weight (bytes) the backend binds as one buffer.
+    pub max_fused_bytes: usize,
+}
+
+impl Default for SiblingLimits {
+    fn default() -> Self {
+        SiblingLimits {
+            max_fused_bytes: usize::MAX,
+        }
+    }
+}
+
+/// A set of sibling matmuls.
+struct Group {
+    nodes: Vec<NodeIndex>,
+}
+
+/// `blk.3.attn_q.weight` → (`blk.3.`, `attn_q`).
+fn split_name(w: &str) -> (&str, &str) {
+    let base = w.strip_suffix(".weight").unwrap_or(w);
+    match base.rfind('.') {
+        Some(i) => (&base[..=i], &base[i + 1..]),
+        None => ("", base),
+    }
+}
+
+/// Name of the fused weight for members (`attn_q`,`attn_k`,`attn_v` → `attn_qkv`).
+fn fused_name(members: &[String]) -> String {
+    let (prefix, first) = split_name(&members[0]);
+    let shorts: Vec<&str> = members.iter().map(|m| split_name(m).1).collect();
+    let stem = first.rsplit_once('_').map_or(first, |(s, _)| s);
+    let all_share = shorts.iter().all(|s| s.starts_with(&format!("{stem}_")));
+    let name = if all_share {
+        let tails: Vec<&str> = shorts.iter().map(|s| &s[stem.len() + 1..]).collect();
+        if tails.iter().all(|t| t.len() == 1) {
+            format!("{stem}_{}", tails.concat())
+        } else {
+            format!("{stem}_{}", tails.join("_"))
+        }
+    } else {
+        shorts.join("+")
+    };
+    format!("{prefix}{name}.weight")
+}
+
+fn weight_name(g: &Graph, n: NodeIndex) -> Option<String> {
+    let w = g.node(n).srcs[0];
+    match &g.tensor(w).kind {
+        TensorKind::Weight { name } => Some(name.clone()),
+        _ => None,
+    }
+}
+
+fn find_groups(g: &Graph) -> Vec<Group> {
+    // (activation tensor, K) → members in schedule order
+    let mut by_input: BTreeMap<(u32, usize), Vec<NodeIndex>> = BTreeMap::new();
+    for n in g.order() {
+        let node = g.node(n);
+        if let Op::MulMat { split } = &node.op {
+            if split.is_empty() && weight_name(g, n).is_some() {
+                let k = g.tensor(node.srcs[0]).ne[0];
+                by_input.entry((node.srcs[1].0, k)).or_default().push(n);
+            }
+        }
+    }
+    let mut groups: Vec<Group> = by_input
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .map(|nodes| Group { nodes })
+        .collect();
+    groups.sort_by_key(|gr| gr.nodes[0].index());
+    groups
+}
+
+fn describe(g: &Graph, nodes: &[NodeIndex]) -> String {
+    nodes
+        .iter()
+        .map(|&n| {
+            let wn = weight_name(g, n).unwrap_or_default();
+            format!("{} ({})", split_name(&wn).1, g.tensor(g.node(n).srcs[0]).ty)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn block_of(g: &Graph, n: NodeIndex) -> String {
+    let wn = weight_name(g, n).unwrap_or_default();
+    split_name(&wn).0.trim_end_matches('.').to_string()
+}
+
+/// Fuses `nodes` (same weight type, same input) into one MUL_MAT; returns it.
+fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
+    let members: Vec<String> = nodes.iter().map(|&n| weight_name(g, n).unwrap()).collect();
+    let w0 = g.tensor(g.node(nodes[0]).srcs[0]).clone();
+    let x = g.node(nodes[0]).srcs[1];
+    let n_tok = g.tensor(x).nrows();
+    let split: Vec<usize> = nodes.iter().map(|&n| g.tensor(g.node(n).dst).ne[0]).collect();
+    let m: usize = split.iter().sum();
+    let fname = fused_name(&members);
+    let fw = g.add_tensor(
+        fname.clone(),
+        w0.ty,
+        [w0.ne[0], m, 1, 1],
+        TensorKind::FusedWeight {
+            members: members.clone(),
+        },
+    );
+    let (prefix, stem) = split_name(&fname);
+    let out_name = format!("{stem}-{}", prefix.trim_start_matches("blk.").trim_end_matches('.'));
+    let out = g.add_tensor(out_name, GgmlType::F32, [m, n_tok, 1, 1], TensorKind::Activation);
+    // Old outputs become views of the fused output (split on write).
+    let mut off = 0;
+    for (&n, &rows) in nodes.iter().zip(&split) {
+        let dst = g.node(n).dst;
+        g.tensors[dst.idx()].kind = TensorKind::View {
+            base: out,
+            offset: off * n_tok * 4,
+        };
+        off += rows;
+    }
+    // The fused node takes the first member's place in the order.
+    let fused = g.dag.add_node(crate::graph::Node {
+        op: Op::MulMat { split },
+        srcs: vec![fw, x],
+        dst: out,
+    });
+    for stage in &mut g.schedule {
+        for slot in stage.iter_mut() {
+            if *slot == nodes[0] {
+                *slot = fused;
+            }
+        }
+        stage.retain(|s| !nodes[1..].contains(s));
+    }
+    g.schedule.retain(|s| !s.is_empty());
+    for &n in nodes {
+        g.dag.remove_node(n);
+    }
+    fused
+}
+
+/// Runs the pass; records a decision per group in `g.decisions`.
+pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
+    let groups = find_groups(g);
+    let mut rewrote = false;
+    for grp in groups {
+        let blk = block_of(g, grp.nodes[0]);
+        let members = describe(g, &grp.nodes);
+        let text = match mode {
+            QkvMode::Off => format!("off    {blk} {members} — mode off: separate dispatches, barrier after each"),
+            QkvMode::Reorder => format!("stage  {blk} reorder {members} — mode reorder: one stage, no barrier between"),
+            QkvMode::Fuse | QkvMode::Auto => {
+                // Partition by weight type, keeping order.
+                let mut by_type: Vec<(GgmlType, Vec<NodeIndex>)> = Vec::new();
+                for &n in &grp.nodes {
+                    let ty = g.tensor(g.node(n).srcs[0]).ty;
+                    match by_type.iter_mut().find(|(t, _)| *t == ty) {
+                        Some((_, v)) => v.push(n),
+                        None => by_type.push((ty, vec![n])),
+                    }
+                }
+                let mut parts = Vec::new();
+                let mut leftovers = Vec::new();
+                let mut too_big = Vec::new();
+                for (ty, nodes) in by_type {
+                    let bytes: usize = nodes.iter().map(|&n| g.tensor(g.node(n).srcs[0]).nbytes()).sum();
+                    if nodes.len() < 2 {
+                        leftovers.extend(nodes);
+                    } else if mode == QkvMode::Auto && bytes > limits.max_fused_bytes {
+                        too_big.push(format!("{} ({ty}, {bytes} B > {} B)", describe(g, &nodes), limits.max_fused_bytes));
+                        leftovers.extend(nodes);
+                    } else {
+                        let names: Vec<String> = nodes.iter().map(|&n| split_name(&weight_name(g, n).unwrap()).1.to_string()).collect();
+                        let k = nodes.len();
+                        let f = fuse(g, &nodes);
+                        rewrote = true;
+                        let fname = g.tensor(g.node(f).srcs[0]).name.clone();
+                        parts.push(format!(
+                            "{} = {} ({ty}) — 1 dispatch instead of {k}",
+                            split_name(&fname).1,
+                            names.join(" + ")
+                        ));
+                    }
+                }
+                let rest = if leftovers.is_empty() {
+                    String::new()
+                } else {
+                    let why = if too_big.is_empty() {
+                        "types differ".to_string()
+                    } else {
+                        format!("fused weight too large for one buffer: {}", too_big.join("; "))
+                    };
+                    format!("; same stage: {} — {why}", describe(g, &leftovers))
+                };
+                if parts.is_empty() {
+                    format!("stage  {blk} reorder {members} — {}", rest.trim_start_matches("; same stage: ").split(" — ").nth(1).unwrap_or("types differ"))
+                } else if leftovers.is_empty() {
+                    format!("fused  {blk} {}", parts.join("; "))
+                } else {
+                    format!("partial {blk} {}{rest}", parts.join("; "))
+                }
+            }
+        };
+        g.decisions.push(Decision { text });
+    }
+    if rewrote {
+        g.rebuild_edges();
+    }
+}

@@ -1,0 +1,141 @@
+//! Token samplers, applied in llama.cpp's usual order: repetition penalty, top-k,
+//! top-p, min-p, temperature, then a draw from the remaining distribution with a
+//! seeded generator. Temperature ≤ 0 means greedy (argmax).
+
+/// Sampling parameters (llama.cpp's defaults).
+#[derive(Clone, Debug)]
+pub struct SamplerParams {
+    pub temp: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: usize,
+    pub seed: u64,
+}
+
+impl Default for SamplerParams {
+    fn default() -> Self {
+        SamplerParams {
+            temp: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// A sampler with its generator state.
+pub struct Sampler {
+    p: SamplerParams,
+    state: u64,
+}
+
+/// Log-softmax of `logits` (f64 for accuracy).
+pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = logits.iter().map(|&l| (l as f64 - mx).exp()).sum::<f64>().ln() + mx;
+    logits.iter().map(|&l| l as f64 - lse).collect()
+}
+
+/// The `k` most likely tokens with their log-probabilities, best first.
+pub fn top_k_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
+    let lp = log_softmax(logits);
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(idx.len());
+    idx.select_nth_unstable_by(k.saturating_sub(1).min(idx.len() - 1), |&a, &b| {
+        lp[b as usize].total_cmp(&lp[a as usize])
+    });
+    let mut top: Vec<(u32, f64)> = idx[..k].iter().map(|&i| (i, lp[i as usize])).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top
+}
+
+impl Sampler {
+    pub fn new(p: SamplerParams) -> Self {
+        let state = p.seed ^ 0x9E37_79B9_7F4A_7C15;
+        Sampler { p, state }
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Picks the next token from `logits` given the tokens so far.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let mut l = logits.to_vec();
+        if self.p.repeat_penalty != 1.0 {
+            let start = history.len().saturating_sub(self.p.repeat_last_n);
+            let mut seen = std::collections::HashSet::new();
+            for &t in &history[start..] {
+                if seen.insert(t) {
+                    if let Some(v) = l.get_mut(t as usize) {
+                        *v = if *v > 0.0 { *v / self.p.repeat_penalty } else { *v * self.p.repeat_penalty };
+                    }
+                }
+            }
+        }
+        if self.p.temp <= 0.0 {
+            return argmax(&l);
+        }
+        // Candidates sorted by logit, cut by top-k.
+        let mut cand: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+        cand.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if self.p.top_k > 0 {
+            cand.truncate(self.p.top_k);
+        }
+        let probs = |c: &[(u32, f32)], t: f32| -> Vec<f64> {
+            let mx = c[0].1 as f64;
+            let e: Vec<f64> = c.iter().map(|x| ((x.1 as f64 - mx) / t as f64).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect()
+        };
+        // top-p on the untempered distribution, as llama.cpp's default chain does.
+        let pr = probs(&cand, 1.0);
+        if self.p.top_p < 1.0 {
+            let mut acc = 0.0;
+            let mut keep = cand.len();
+            for (i, p) in pr.iter().enumerate() {
+                acc += p;
+                if acc >= self.p.top_p as f64 {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            cand.truncate(keep.max(1));
+        }
+        if self.p.min_p > 0.0 {
+            let pmax = pr[0];
+            let keep = pr.iter().take(cand.len()).take_while(|&&p| p >= self.p.min_p as f64 * pmax).count();
+            cand.truncate(keep.max(1));
+        }
+        let pr = probs(&cand, self.p.temp);
+        let mut r = self.uniform();
+        for (c, p) in cand.iter().zip(&pr) {
+            if r < *p {
+                return c.0;
+            }
+            r -= p;
+        }
+        cand.last().map_or(0, |c| c.0)
+    }
+}
+
+/// Index of the largest logit (the first on ties).
+pub fn argmax(l: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in l.iter().enumerate() {
+        if v > l[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -1,0 +1,139 @@
+//! The assignment dump: in the spirit of ggml's `GGML_SCHED_DEBUG=2`, one header per
+//! split with its inputs, one line per node (index, op, name, size, backend, stage,
+//! then each source with size and backend), barrier positions from the barrier plan,
+//! every sibling-matmul decision with its reason, and a summary of dispatches and
+//! barriers per forward pass in every QKV mode.
+
+use std::fmt::Write;
+
+use crate::graph::{Graph, TensorKind};
+use crate::model::{build_graph, BuildOpts, Model};
+use crate::passes::{self, plan, QkvMode, SiblingLimits};
+
+use super::Assignment;
+
+/// ggml-style size: `  12K`, `   3M`.
+pub fn fmt_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:4}M", bytes >> 20)
+    } else {
+        format!("{:4}K", bytes.div_ceil(1024))
+    }
+}
+
+/// Counts for one graph: dispatches (nodes), barriers (from the plan over graph
+/// regions), and the sibling decisions by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub dispatches: usize,
+    pub stages: usize,
+    pub barriers: usize,
+    pub fused: usize,
+    pub partial: usize,
+    pub reordered: usize,
+    pub separate: usize,
+}
+
+/// Counts of an optimized graph for `mode`.
+pub fn counts(g: &Graph, mode: QkvMode) -> Counts {
+    let b = plan::barriers(g, &g.schedule, |t| g.region(t), mode == QkvMode::Off);
+    let mut c = Counts {
+        dispatches: g.n_nodes(),
+        stages: g.schedule.len(),
+        barriers: b.iter().filter(|&&x| x).count(),
+        ..Default::default()
+    };
+    for d in &g.decisions {
+        match d.text.split_whitespace().next() {
+            Some("fused") => c.fused += 1,
+            Some("partial") => c.partial += 1,
+            Some("stage") => c.reordered += 1,
+            _ => c.separate += 1,
+        }
+    }
+    c
+}
+
+/// The dump of one scheduled graph.
+pub fn dump(g: &Graph, a: &Assignment) -> String {
+    let mut s = String::new();
+    let mut stage_of = std::collections::HashMap::new();
+    for (i, st) in g.schedule.iter().enumerate() {
+        for &n in st {
+            stage_of.insert(n, i);
+        }
+    }
+    let mut idx = 0;
+    for (k, split) in a.splits.iter().enumerate() {
+        let be = &a.names[split.backend];
+        let inputs: Vec<String> = split
+            .inputs
+            .iter()
+            .map(|&t| format!("{} ({})", g.tensor(t).name, fmt_size(g.tensor(t).nbytes()).trim()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "## SPLIT #{k}: {be} # {} inputs: [{}]",
+            inputs.len(),
+            inputs.join("] [")
+        );
+        let bars = plan::barriers(g, &split.stages, |t| g.region(t), g.schedule.iter().all(|st| st.len() == 1) && !g.decisions.iter().any(|d| !d.text.starts_with("off")) && g.decisions.iter().any(|d| d.text.starts_with("off")));
+        for (j, &n) in split.stages.iter().flatten().enumerate() {
+            if bars[j] {
+                let _ = writeln!(s, "  -- barrier --");
+            }
+            let node = g.node(n);
+            let dt = g.tensor(node.dst);
+            let mut line = format!(
+                "node #{idx:3} ({:>13}): {:>20} ({}) [{be}] stage {:3}   use:",
+                node.op.name(),
+                dt.name,
+                fmt_size(dt.nbytes()),
+                stage_of[&n]
+            );
+            for &src in &node.srcs {
+                let t = g.tensor(src);
+                let where_ = match &g.tensor(g.root(src)).kind {
+                    TensorKind::Weight { .. } | TensorKind::FusedWeight { .. } => be.clone(),
+                    TensorKind::Input => "input".into(),
+                    _ => be.clone(),
+                };
+                let _ = write!(line, " {:>18} ({}) [{where_}]", t.name, fmt_size(t.nbytes()));
+            }
+            let _ = writeln!(s, "{line}");
+            idx += 1;
+        }
+    }
+    let _ = writeln!(s, "## DECISIONS ({} sibling groups)", g.decisions.len());
+    for d in &g.decisions {
+        let _ = writeln!(s, "{}", d.text);
+    }
+    s
+}
+
+/// A summary table over all four modes for a model and batch size: dispatches,
+/// stages, barriers and group decisions per forward pass.
+pub fn summary(model: &Model, n_tokens: usize, n_ctx: usize, limits: &SiblingLimits) -> crate::Result<String> {
+    let mut s = String::from(
+        "## SUMMARY (one forward pass)\n| qkv | dispatches | stages | barriers | fused | partial | reordered |\n|---|---|---|---|---|---|---|\n",
+    );
+    for mode in QkvMode::ALL {
+        let mut g = build_graph(
+            model,
+            &BuildOpts {
+                n_tokens,
+                pos: 0,
+                n_ctx: n_ctx.max(n_tokens),
+                logits_all: false,
+            },
+        )?;
+        passes::run(&mut g, mode, limits);
+        let c = counts(&g, mode);
+        let _ = writeln!(
+            s,
+            "| {mode} | {} | {} | {} | {} | {} | {} |",
+            c.dispatches, c.stages, c.barriers, c.fused, c.partial, c.reordered
+        );
+    }
+    Ok(s)
+}

@@ -1,0 +1,140 @@
+//! A generation session: a model, its backends in priority order (the CPU last) and
+//! the number of tokens already in the KV cache. `forward` builds the graph for the
+//! next batch, runs the passes for the session's QKV mode, schedules it and
+//! evaluates each split on its backend, copying tensors that cross splits.
+
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::graph::Graph;
+use crate::model::{build, build_graph, BuildOpts, Model};
+use crate::passes::{self, QkvMode, SiblingLimits};
+use crate::{Error, Result};
+
+use super::{assign, dump, Assignment};
+
+/// Options of a session.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    pub qkv: QkvMode,
+    /// KV-cache rows (context length).
+    pub n_ctx: usize,
+    /// Print the assignment dump of every new graph shape (`VKGRAPH_SCHED_DEBUG=1`).
+    pub sched_debug: bool,
+    pub limits: SiblingLimits,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            qkv: QkvMode::Auto,
+            n_ctx: 512,
+            sched_debug: std::env::var("VKGRAPH_SCHED_DEBUG").is_ok_and(|v| v != "0"),
+            limits: SiblingLimits::default(),
+        }
+    }
+}
+
+/// See the module docs.
+pub struct Session {
+    pub model: Arc<Model>,
+    backends: Vec<Box<dyn Backend>>,
+    pub opts: SessionOptions,
+    n_past: usize,
+    printed: std::collections::HashSet<(usize, bool)>,
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, backends: Vec<Box<dyn Backend>>, opts: SessionOptions) -> Self {
+        Session {
+            model,
+            backends,
+            opts,
+            n_past: 0,
+            printed: Default::default(),
+        }
+    }
+
+    /// Tokens in the KV cache.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Names of the backends in priority order.
+    pub fn backend_names(&self) -> Vec<String> {
+        self.backends.iter().map(|b| b.name()).collect()
+    }
+
+    /// Forgets the KV cache.
+    pub fn reset(&mut self) {
+        self.n_past = 0;
+        for b in &mut self.backends {
+            b.reset_state();
+        }
+    }
+
+    /// Builds, optimizes and schedules the graph for `n_tokens` at the current position.
+    pub fn plan(&self, n_tokens: usize, logits_all: bool) -> Result<(Graph, Assignment)> {
+        let mut g = build_graph(
+            &self.model,
+            &BuildOpts {
+                n_tokens,
+                pos: self.n_past,
+                n_ctx: self.opts.n_ctx,
+                logits_all,
+            },
+        )?;
+        passes::run(&mut g, self.opts.qkv, &self.opts.limits);
+        let a = assign(&g, &self.backends)?;
+        Ok((g, a))
+    }
+
+    /// Evaluates `tokens` at the next positions and returns the logits, f32
+    /// `n_vocab` per output row (every token with `logits_all`, else the last).
+    pub fn forward(&mut self, tokens: &[u32], logits_all: bool) -> Result<Vec<f32>> {
+        let n = tokens.len();
+        if self.n_past + n > self.opts.n_ctx {
+            return Err(Error::ContextFull(format!(
+                "{} cached + {n} new tokens exceed the context of {} (raise -c)",
+                self.n_past, self.opts.n_ctx
+            )));
+        }
+        let n_vocab = self.model.hp.n_vocab;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(Error::Usage(format!("token id {bad} out of range (n_vocab {n_vocab})")));
+        }
+        let (g, a) = self.plan(n, logits_all)?;
+        if self.opts.sched_debug && self.printed.insert((n, logits_all)) {
+            eprintln!("{}", dump::dump(&g, &a));
+        }
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let pos: Vec<i32> = (self.n_past..self.n_past + n).map(|p| p as i32).collect();
+        let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
+        for &b in &used {
+            let be = &mut self.backends[b];
+            be.prepare(&g)?;
+            for (name, data) in [(build::INP_TOKENS, &ids), (build::INP_POS, &pos)] {
+                if let Some(t) = g.tensors.iter().position(|t| t.name == name) {
+                    be.set_tensor(&g, crate::graph::TensorId(t as u32), bytemuck::cast_slice(data))?;
+                }
+            }
+        }
+        let mut holder = std::collections::HashMap::new();
+        for s in &a.splits {
+            for &t in &s.inputs {
+                let from: usize = holder[&t];
+                let bytes = self.backends[from].get_tensor(&g, t)?;
+                self.backends[s.backend].set_tensor(&g, t, &bytes)?;
+            }
+            self.backends[s.backend].compute(&g, &s.stages)?;
+            for &nd in s.stages.iter().flatten() {
+                holder.insert(g.root(g.node(nd).dst), s.backend);
+            }
+        }
+        let out = g.outputs[0];
+        let b = holder[&g.root(out)];
+        let bytes = self.backends[b].get_tensor(&g, out)?;
+        self.n_past += n;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
