@@ -1,1 +1,3 @@
-//! TODO(skeleton): module `model`, see docs/ARCHITECTURE.md.
+//! Model graph builders (stub).
+
+pub mod quant_mix;
