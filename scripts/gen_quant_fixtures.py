@@ -5,9 +5,13 @@ For each of vkgraph's 13 weight types this writes
   <type>.q     ggml's quantized bytes of input.f32 (ggml_quantize_chunk, no importance matrix,
                i.e. the quantize_row_*_ref algorithms llama-quantize uses without --imatrix)
   <type>.deq   ggml's dequantization of those bytes (dequantize_row_* / *_to_fp32_row), f32 LE
+  stress_<type>.q  (quantized types) ggml's bytes for a larger input that is not stored: it is
+               regenerated bit-identically by `stress_input()` here and in tests/quant.rs
+               (SplitMix64 and exact IEEE f64 arithmetic only)
 and once
   input.f32    the deterministic f32 input, ROWS x COLS little-endian
-  meta.json    shape, ggml version and the relative RMSE of ggml's round trip per type
+  meta.json    shape, ggml version, the relative RMSE of ggml's round trip per type and a
+               checksum of the stress input
 
 The ggml used is the shared library shipped in the PyPI wheel `libggml-python`; the numpy
 implementation in the PyPI package `gguf` is used as an independent cross-check (bytes of the
@@ -83,6 +87,45 @@ def make_input() -> np.ndarray:
 
     x[4:] = rng.normal(size=(ROWS - 4, COLS))
     return x.astype(np.float32)
+
+
+STRESS_ROWS, STRESS_COLS = 16, 1024
+MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    def __init__(self, seed: int):
+        self.s = seed & MASK
+
+    def next(self) -> int:
+        self.s = (self.s + 0x9E3779B97F4A7C15) & MASK
+        z = self.s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+    def unit(self) -> float:
+        """Uniform in [0, 1) with 24 bits: exact in f64 and f32."""
+        return (self.next() >> 40) / 16777216.0
+
+
+def stress_input() -> np.ndarray:
+    """Many blocks of varied character, generated from integers with exact f64 arithmetic so
+    tests/quant.rs can regenerate the same f32 values. Per 32-value block: a power-of-two
+    scale 2^-8..2^4, an offset (none, or up to +-2 scales), an occasional x16 outlier."""
+    r = SplitMix64(0x5EED_F00D)
+    out = []
+    for _ in range(STRESS_ROWS * STRESS_COLS // 32):
+        sel = r.next()
+        scale = 2.0 ** ((sel % 13) - 8)
+        offset = 0.0 if (sel >> 8) % 3 == 0 else (r.unit() - 0.5) * 4.0 * scale
+        for _ in range(32):
+            g = (r.unit() + r.unit() + r.unit() + r.unit() - 2.0) * 1.7320508075688772
+            v = g * scale + offset
+            if r.next() % 61 == 0:
+                v *= 16.0
+            out.append(v)
+    return np.array(out, dtype=np.float64).astype(np.float32).reshape(STRESS_ROWS, STRESS_COLS)
 
 
 def load_ggml():
@@ -175,6 +218,21 @@ def main():
         }
         print(f"{name:5} {row_bytes:5} B/row  rel_rmse(gauss)={meta['types'][name]['ggml_rel_rmse_gaussian']:.6f}"
               f"  gguf-py deq diff={deq_diff:.3g} quant same={same_bytes}")
+
+    xs = np.ascontiguousarray(stress_input())
+    meta["stress"] = {
+        "rows": STRESS_ROWS,
+        "cols": STRESS_COLS,
+        "first": [float(v) for v in xs.reshape(-1)[:4]],
+        "sum_f64": float(np.sum(xs.astype(np.float64))),
+    }
+    for name, tid, bs, ts in TYPES:
+        if bs == 1:
+            continue
+        q = np.zeros(STRESS_ROWS * (STRESS_COLS // bs * ts), dtype=np.uint8)
+        got = lib.ggml_quantize_chunk(tid, xs.ctypes.data, q.ctypes.data, 0, STRESS_ROWS, STRESS_COLS, None)
+        assert got == q.size, (name, got, q.size)
+        q.tofile(os.path.join(OUT, f"stress_{name}.q"))
 
     with open(os.path.join(OUT, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)

@@ -100,6 +100,69 @@ fn quantize_matches_ggml_bytes() {
     }
 }
 
+/// SplitMix64, as in scripts/gen_quant_fixtures.py.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 24 bits (exact in f64).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 40) as f64 / 16_777_216.0
+    }
+}
+
+const STRESS_ROWS: usize = 16;
+const STRESS_COLS: usize = 1024;
+
+/// The stress input of the fixture script, regenerated bit-for-bit (same integer generator,
+/// same f64 operations in the same order, one rounding to f32 at the end).
+fn stress_input() -> Vec<f32> {
+    let mut r = SplitMix64(0x5eed_f00d);
+    let mut out = Vec::with_capacity(STRESS_ROWS * STRESS_COLS);
+    for _ in 0..STRESS_ROWS * STRESS_COLS / 32 {
+        let sel = r.next();
+        let scale = 2f64.powi((sel % 13) as i32 - 8);
+        let offset = if (sel >> 8) % 3 == 0 { 0.0 } else { (r.unit() - 0.5) * 4.0 * scale };
+        for _ in 0..32 {
+            let g = (r.unit() + r.unit() + r.unit() + r.unit() - 2.0) * 1.732_050_807_568_877_2;
+            let mut v = g * scale + offset;
+            if r.next() % 61 == 0 {
+                v *= 16.0;
+            }
+            out.push(v as f32);
+        }
+    }
+    out
+}
+
+#[test]
+fn quantize_matches_ggml_bytes_on_stress_input() {
+    let x = stress_input();
+    let meta: serde_json::Value = serde_json::from_slice(&fixture("meta.json")).unwrap();
+    let first: Vec<f64> = meta["stress"]["first"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let sum: f64 = x.iter().map(|&v| v as f64).sum();
+    assert_eq!(first, x[..4].iter().map(|&v| v as f64).collect::<Vec<_>>(), "stress generator drifted");
+    let want_sum = meta["stress"]["sum_f64"].as_f64().unwrap();
+    assert!((sum - want_sum).abs() <= 1e-9 * want_sum.abs(), "stress generator drifted: {sum} vs {want_sum}");
+
+    for ty in GgmlType::WEIGHT_TYPES.into_iter().filter(|t| t.is_quantized()) {
+        let want = fixture(&format!("stress_{}.q", ty.name()));
+        let got = quantize(ty, &x).unwrap();
+        assert_eq!(got.len(), want.len(), "{ty}");
+        let ts = ty.type_size();
+        let bad: Vec<usize> =
+            (0..want.len() / ts).filter(|&b| got[b * ts..(b + 1) * ts] != want[b * ts..(b + 1) * ts]).collect();
+        assert!(bad.is_empty(), "{ty}: {} of {} stress blocks differ from ggml (first: {})", bad.len(), want.len() / ts, bad[0]);
+    }
+}
+
 /// Upper bounds on relative RMSE of a round trip on N(0,1) data, per type: about 1.2× what
 /// ggml achieves on the fixture's gaussian rows (see docs/quant.md).
 fn error_bound(ty: GgmlType) -> f64 {
