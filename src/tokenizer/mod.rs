@@ -281,6 +281,11 @@ impl Tokenizer {
         Ok(tok)
     }
 
+    /// Reads the `tokenizer.ggml.*` keys of a GGUF file and builds the tokenizer.
+    pub fn from_gguf(f: &crate::gguf::GgufFile) -> Result<Self> {
+        Self::new(vocab_from_gguf(f)?)
+    }
+
     /// Encodes `text`. `add_special` adds BOS (and EOS) when the vocabulary asks for
     /// it; `parse_special` lets control-token text such as `<|im_start|>` map to its id.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
@@ -492,6 +497,42 @@ fn parse_byte_token(text: &str) -> Option<u8> {
         return None;
     }
     u8::from_str_radix(hex, 16).ok()
+}
+
+/// Collects the `tokenizer.ggml.*` keys of a GGUF file (absent optional keys stay
+/// `None`; present keys of the wrong type are errors naming the key).
+pub fn vocab_from_gguf(f: &crate::gguf::GgufFile) -> Result<VocabData> {
+    use crate::gguf::GgufFile;
+    const P: &str = "tokenizer.ggml.";
+    fn opt<'a, T>(
+        f: &'a GgufFile,
+        key: &str,
+        get: impl Fn(&'a GgufFile, &str) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let key = format!("{P}{key}");
+        match f.get(&key) {
+            None => Ok(None),
+            Some(_) => get(f, &key).map(Some),
+        }
+    }
+    let id = |key: &str| opt(f, key, GgufFile::get_u32);
+    let flag = |key: &str| opt(f, key, GgufFile::get_bool);
+    Ok(VocabData {
+        model: f.get_str(&format!("{P}model"))?.to_string(),
+        pre: opt(f, "pre", GgufFile::get_str)?.map(str::to_string),
+        tokens: f.get_str_array(&format!("{P}tokens"))?.to_vec(),
+        scores: opt(f, "scores", GgufFile::get_f32_array)?,
+        token_types: opt(f, "token_type", GgufFile::get_i32_array)?,
+        merges: opt(f, "merges", GgufFile::get_str_array)?.map(<[String]>::to_vec),
+        bos: id("bos_token_id")?,
+        eos: id("eos_token_id")?,
+        eot: id("eot_token_id")?,
+        pad: id("padding_token_id")?,
+        unk: id("unknown_token_id")?,
+        add_bos: flag("add_bos_token")?,
+        add_eos: flag("add_eos_token")?,
+        add_space_prefix: flag("add_space_prefix")?,
+    })
 }
 
 #[cfg(test)]
