@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::quant_mix::{tensor_type, Ftype, MixContext, MixState};
+use super::quant_mix::{tensor_type, Ftype, MixContext};
 use super::Arch;
 use crate::gguf::{Array, GgufWriter, TensorInfo, Value};
 use crate::quant::{self, GgmlType};
@@ -170,7 +170,6 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         n_expert: 0,
         has_output: !p.tied,
     };
-    let mut state = MixState::new(&mix);
     let mut w = GgufWriter::new();
     let key = |k: &str| format!("{a}.{k}");
     w.add("general.architecture", Value::Str(a.into()));
@@ -198,7 +197,7 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
     w.add("tokenizer.ggml.add_bos_token", Value::Bool(false));
     let mut types = Vec::new();
     for (name, ne) in &tensors {
-        let ty = tensor_type(o.ftype, name, ne, &mix, &mut state);
+        let ty = tensor_type(o.ftype, name, ne, &mix);
         types.push(ty);
         w.add_tensor(name, ty, ne)?;
     }
