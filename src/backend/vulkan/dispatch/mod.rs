@@ -12,8 +12,12 @@
 //!   `maxComputeWorkGroupCount[0] × WG_X` still work; shaders use `flat_index()`
 //!   from `shaders/common/index.glsl`.
 
+pub mod attention;
 pub mod binary;
 pub mod copy;
+pub mod glu;
+pub mod norm;
+pub mod rope;
 pub mod scale;
 
 use super::buffer::BufferRange;
