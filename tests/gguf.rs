@@ -271,6 +271,10 @@ fn round_trip_alignment_64_and_1_through_files() {
             .unwrap();
         let f = GgufFile::open(&path).unwrap();
         check_sample(&f, a);
+        // For a manual cross-check with another reader (e.g. gguf-py).
+        if let Some(keep) = std::env::var_os("VKGRAPH_GGUF_KEEP") {
+            std::fs::copy(&path, Path::new(&keep).join(format!("rt{a}.gguf"))).unwrap();
+        }
         assert_eq!(f.get("general.alignment"), Some(&Value::U32(a as u32)));
         // The file and the in-memory writer produce the same bytes.
         assert_eq!(f.bytes(), &sample_bytes(Some(a))[..]);
