@@ -99,7 +99,7 @@ const EOG_TEXTS: &[&str] = &[
 
 enum Model {
     Spm(spm::Spm),
-    Bpe(bpe::Bpe),
+    Bpe(Box<bpe::Bpe>),
 }
 
 /// A tokenizer for one vocabulary. Cheap to share (`&self` everywhere).
@@ -195,7 +195,14 @@ impl Tokenizer {
                     })?;
                     let b = bpe::Bpe::new(&tokens, merges, pre)?;
                     let (def_bos, add_bos) = (pre.default_bos(), pre.default_add_bos());
-                    (Model::Bpe(b), def_bos, Some(11), None, add_bos, false)
+                    (
+                        Model::Bpe(Box::new(b)),
+                        def_bos,
+                        Some(11),
+                        None,
+                        add_bos,
+                        false,
+                    )
                 }
                 other => {
                     return Err(Error::Tokenizer(format!(
