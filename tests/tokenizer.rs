@@ -196,11 +196,7 @@ fn smollm2_path() -> Option<PathBuf> {
 #[test]
 fn smollm2_matches_llama_server_ids() {
     let Some(path) = smollm2_path() else {
-        eprintln!(
-            "\n*** SKIPPED smollm2_matches_llama_server_ids: SmolLM2 GGUF not found; \
-             run scripts/fetch-smollm2.sh ***\n"
-        );
-        return;
+        panic!("SmolLM2 GGUF not found: run scripts/fetch-smollm2.sh (scripts/test.sh does)");
     };
     let f = GgufFile::open(&path).unwrap();
     let vocab = vocab_from_gguf(&f).unwrap();
