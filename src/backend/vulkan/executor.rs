@@ -16,7 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
-use crate::backend::Backend;
+use crate::backend::{Backend, NodeTime, ProfileMode};
 use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
 use crate::model::Model;
 use crate::passes::{plan, SiblingLimits};
@@ -28,25 +28,6 @@ use crate::{Error, Result};
 struct Place {
     buf: usize,
     offset: u64,
-}
-
-/// Per-node GPU time from timestamp queries.
-#[derive(Clone, Debug)]
-pub struct NodeTime {
-    pub label: String,
-    pub ns: f64,
-}
-
-/// How `--profile` measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProfileMode {
-    /// No timestamps.
-    Off,
-    /// A timestamp after every node, with a barrier after each (serializes stages:
-    /// per-op cost, but hides the concurrency reordering buys).
-    PerNode,
-    /// A timestamp only at barriers: each stage measured as it really runs.
-    PerStage,
 }
 
 /// See the module docs.
@@ -106,11 +87,6 @@ impl VulkanBackend {
         SiblingLimits {
             max_fused_bytes: c.max_storage_buffer_range.min(c.max_memory_allocation_size) as usize,
         }
-    }
-
-    /// Timestamps recorded since the last call.
-    pub fn take_times(&mut self) -> Vec<NodeTime> {
-        std::mem::take(&mut self.times)
     }
 
     fn max_buffer(&self) -> u64 {
@@ -402,32 +378,39 @@ impl Backend for VulkanBackend {
             rec.timestamp("start")?;
         }
         let nodes: Vec<NodeIndex> = stages.iter().flatten().copied().collect();
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<(String, u64, u64)> = Vec::new();
+        let mut labels: Vec<(String, u64, u64)> = Vec::new();
+        let flush = |pending: &mut Vec<(String, u64, u64)>, labels: &mut Vec<(String, u64, u64)>| {
+            let label = pending.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" | ");
+            labels.push((label, pending.iter().map(|p| p.1).sum(), pending.iter().map(|p| p.2).sum()));
+            pending.clear();
+        };
         for (i, &n) in nodes.iter().enumerate() {
             if bars[i] {
                 if profiling && !pending.is_empty() {
-                    rec.timestamp(&pending.join(" | "))?;
-                    pending.clear();
+                    flush(&mut pending, &mut labels);
+                    rec.timestamp(&labels.last().expect("flushed").0)?;
                 }
                 rec.barrier()?;
             }
             self.record_node(&mut rec, g, n)?;
             if profiling {
-                let node = g.node(n);
-                let w = g.tensor(node.srcs[0]);
-                pending.push(format!("{} {} {} {}", node.op.name(), w.ty, w.shape_str(), g.tensor(node.srcs.last().copied().unwrap_or(node.dst)).shape_str()));
+                pending.push(node_cost(g, n));
             }
         }
         if profiling && !pending.is_empty() {
-            rec.timestamp(&pending.join(" | "))?;
+            flush(&mut pending, &mut labels);
+            rec.timestamp(&labels.last().expect("flushed").0)?;
         }
         rec.submit_and_wait()?;
         if profiling {
             let ts = rec.timestamps();
-            for w in ts.windows(2) {
+            for (w, l) in ts.windows(2).zip(labels) {
                 self.times.push(NodeTime {
-                    label: w[1].label.clone(),
+                    label: l.0,
                     ns: w[1].ns - w[0].ns,
+                    bytes: l.1,
+                    flops: l.2,
                 });
             }
         }
@@ -437,4 +420,35 @@ impl Backend for VulkanBackend {
     fn reset_state(&mut self) {
         // The cache rows past the new position are never read; nothing to clear.
     }
+
+    fn set_profile(&mut self, mode: ProfileMode) {
+        self.profile = mode;
+    }
+
+    fn take_profile(&mut self) -> Vec<NodeTime> {
+        std::mem::take(&mut self.times)
+    }
+}
+
+/// Profile label, bytes moved and flops of one node.
+fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
+    let node = g.node(n);
+    let dst = g.tensor(node.dst);
+    let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
+    let bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
+    let (label, flops) = match &node.op {
+        Op::MulMat { .. } | Op::GetRows => {
+            let w = srcs[0];
+            let x = srcs[1];
+            let f = if matches!(node.op, Op::GetRows) { 0 } else { 2 * (w.ne[0] * w.nrows() * x.nrows()) as u64 };
+            (format!("{} {} {}x{} n={}", node.op.name(), w.ty, w.ne[0], w.nrows(), x.nrows()), f)
+        }
+        Op::Attention { .. } => {
+            let (q, k) = (srcs[0], srcs[1]);
+            let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
+            (format!("ATTENTION d={} h={}/{} n={} kv={}", q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]), f)
+        }
+        op => (format!("{} {}", op.name(), dst.shape_str()), dst.nelements() as u64),
+    };
+    (label, bytes, flops)
 }
