@@ -107,7 +107,7 @@ fn attention_is_masked_softmax_of_scores() {
                     if j as i32 > p {
                         f64::NEG_INFINITY
                     } else {
-                        (0..d).map(|i| q[(t * nh + h) * d + i] as f64 * k[(j * nkv + kh) * d + i].to_f64()).sum::<f64>() * scale
+                        (0..d).map(|i| q[(t * nh + h) * d + i] as f64 * k[(j * nkv + kh) * d + i].to_f64()).sum::<f64>() * scale as f64
                     }
                 })
                 .collect();

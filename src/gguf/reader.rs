@@ -454,13 +454,15 @@ impl<'a> Parser<'a> {
                 let v: &Value = &metadata[i].1;
                 match v.as_u64() {
                     Some(a) if a.is_power_of_two() && a <= u64::from(u32::MAX) => a,
-                    _ => return Err(self.err(
-                        at,
-                        format!(
+                    _ => {
+                        return Err(self.err(
+                            at,
+                            format!(
                             "{KEY_ALIGNMENT} must be a nonzero power of two (u32), found {} {v:?}",
                             v.type_desc()
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
         };

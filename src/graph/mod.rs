@@ -15,7 +15,7 @@ pub use op::{Op, RopeMode};
 pub use tensor::{Tensor, TensorId, TensorKind};
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use crate::quant::GgmlType;

@@ -16,8 +16,8 @@
 //! Quantizers are ggml's `quantize_row_*_ref` (no importance matrix), operation for operation.
 
 use super::float::{le_f16, put_f16, round_f16};
-use super::search::{make_q3_quants, make_qkx2_quants, make_qx_quants, nearest_int, Qkx2};
 use super::search::GROUP_MAX_EPS;
+use super::search::{make_q3_quants, make_qkx2_quants, make_qx_quants, nearest_int, Qkx2};
 
 const QK_K: usize = 256;
 
@@ -235,12 +235,12 @@ pub(crate) fn quant_q2_k(x: &[f32], b: &mut [u8]) {
     put_f16(b, 82, dmin);
     let (d, dmin) = (round_f16(d), round_f16(dmin));
 
-    for j in 0..16 {
-        let dj = d * (sc[j] & 0x0f) as f32;
+    for (j, &s) in sc.iter().enumerate() {
+        let dj = d * (s & 0x0f) as f32;
         if dj == 0.0 {
             continue;
         }
-        let dm = dmin * (sc[j] >> 4) as f32;
+        let dm = dmin * (s >> 4) as f32;
         for i in 16 * j..16 * j + 16 {
             l[i] = nearest_int((x[i] + dm) / dj).clamp(0, 3) as u8;
         }
@@ -331,7 +331,11 @@ fn quant_k4_scales(x: &[f32], b: &mut [u8], search: &Qkx2) -> [u8; QK_K] {
         }
     }
 
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     // ggml assigns nearest_int to a uint8_t before clamping to 63: keep that truncation.
     let ls: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
@@ -426,8 +430,8 @@ pub(crate) fn quant_q6_k(x: &[f32], b: &mut [u8]) {
     for j in 0..16 {
         sc[j] = nearest_int(iscale * scales[j]).min(127) as i8;
     }
-    for j in 0..16 {
-        let dj = d * sc[j] as f32;
+    for (j, &s) in sc.iter().enumerate() {
+        let dj = d * s as f32;
         if dj == 0.0 {
             continue;
         }

@@ -87,7 +87,10 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     check_row(ty, dst.len(), src.len())?;
     if ty.is_quantized() {
         let bs = ty.block_size();
-        for (b, y) in src.chunks_exact(ty.type_size()).zip(dst.chunks_exact_mut(bs)) {
+        for (b, y) in src
+            .chunks_exact(ty.type_size())
+            .zip(dst.chunks_exact_mut(bs))
+        {
             (c.dequant)(b, y);
         }
     } else {
@@ -110,7 +113,10 @@ pub fn quantize(ty: GgmlType, src: &[f32]) -> Result<Vec<u8>> {
     let mut out = vec![0u8; bytes];
     if ty.is_quantized() {
         let bs = ty.block_size();
-        for (x, b) in src.chunks_exact(bs).zip(out.chunks_exact_mut(ty.type_size())) {
+        for (x, b) in src
+            .chunks_exact(bs)
+            .zip(out.chunks_exact_mut(ty.type_size()))
+        {
             (c.quant)(x, b);
         }
     } else {
@@ -140,13 +146,21 @@ pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
         (MAX_BLOCK, MAX_BLOCK * ty.type_size())
     };
     let mut buf = [0.0f32; MAX_BLOCK];
-    let mut sum = 0.0f64;
+    // Eight independent partial sums: one f64 chain would be bound by add latency.
+    let mut acc = [0.0f64; 8];
+    let mut tail = 0.0f64;
     for (b, xs) in row.chunks(ts).zip(x.chunks(bs)) {
         let y = &mut buf[..xs.len()];
         (c.dequant)(b, y);
-        for (&a, &v) in y.iter().zip(xs) {
-            sum += a as f64 * v as f64;
+        let (y8, xs8) = (y.chunks_exact(8), xs.chunks_exact(8));
+        for (&a, &v) in y8.remainder().iter().zip(xs8.remainder()) {
+            tail += a as f64 * v as f64;
+        }
+        for (ya, xa) in y8.zip(xs8) {
+            for k in 0..8 {
+                acc[k] += ya[k] as f64 * xa[k] as f64;
+            }
         }
     }
-    sum as f32
+    (acc.iter().sum::<f64>() + tail) as f32
 }

@@ -15,6 +15,10 @@ pub fn tiny(arch: &str, quant: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vkgraph-test-models-{}", env!("CARGO_PKG_VERSION")));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("tiny-{arch}-{quant}.gguf"));
+    // Tests run on several threads; generate each file once (the writer's temporary
+    // file name is per path).
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
         let o = GenOptions {
             arch: Arch::parse(arch).unwrap(),
