@@ -13,7 +13,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{count_u32, elem_offset};
+use super::{bind, count_u32};
 use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
 use crate::{Error, Result};
 
@@ -72,12 +72,21 @@ pub fn attention(
         ));
     }
     if !scale.is_finite() {
-        return Err(Error::Usage(format!("attention: scale {scale} is not finite")));
+        return Err(Error::Usage(format!(
+            "attention: scale {scale} is not finite"
+        )));
     }
     let nq = u64::from(d) * u64::from(n_head) * u64::from(n);
     let nkv = u64::from(d) * u64::from(n_head_kv) * u64::from(n_kv);
     count_u32(nq, "attention q")?;
     count_u32(nkv, "attention k/v")?;
+    let caps = rec.caps();
+    let (rq, q_off) = bind(caps, &q, 4, nq, "attention q")?;
+    // f16 elements: K is read as uvec4 (8 halves), V as uint (2 halves).
+    let (rk, k_off) = bind(caps, &k, 16, nkv / 8, "attention k")?;
+    let (rv, v_off) = bind(caps, &v, 4, nkv / 2, "attention v")?;
+    let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), "attention pos")?;
+    let (rd, d_off) = bind(caps, &dst, 4, nq, "attention dst")?;
     let push = Push {
         d,
         n_head,
@@ -85,18 +94,16 @@ pub fn attention(
         n,
         n_kv,
         scale,
-        q_off: elem_offset(&q, 4, nq, "attention q")?,
-        // f16 elements: 8 per uvec4 for K, 2 per uint for V.
-        k_off: elem_offset(&k, 16, nkv / 8, "attention k")?,
-        v_off: elem_offset(&v, 4, nkv / 2, "attention v")?,
-        pos_off: elem_offset(&pos, 4, u64::from(n), "attention pos")?,
-        d_off: elem_offset(&dst, 4, nq, "attention dst")?,
+        q_off,
+        k_off,
+        v_off,
+        pos_off,
+        d_off,
         pad: 0,
     };
     if n == 0 || n_head == 0 {
         return Ok(());
     }
-    let caps = rec.caps();
     let [max_x, max_y, _] = caps.max_compute_work_group_count;
     if n_head > max_x || n > max_y {
         return Err(Error::Unsupported(format!(
@@ -108,13 +115,7 @@ pub fn attention(
     rec.dispatch(
         shader,
         &[],
-        &[
-            q.buffer.whole(),
-            k.buffer.whole(),
-            v.buffer.whole(),
-            pos.buffer.whole(),
-            dst.buffer.whole(),
-        ],
+        &[rq, rk, rv, rp, rd],
         bytemuck::bytes_of(&push),
         [n_head, n, 1],
     )

@@ -6,7 +6,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{count_u32, elem_offset, groups_1d};
+use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
 use crate::Result;
 
@@ -31,20 +31,24 @@ pub fn swiglu(
     let shader = ShaderId::swiglu;
     let n = u64::from(n_elements);
     count_u32(n, shader.name())?;
+    let caps = rec.caps();
+    let (rg, g_off) = bind(caps, &g, 4, n, "swiglu g")?;
+    let (ru, u_off) = bind(caps, &u, 4, n, "swiglu u")?;
+    let (rd, d_off) = bind(caps, &dst, 4, n, "swiglu dst")?;
     let push = Push {
         n_elements,
-        g_off: elem_offset(&g, 4, n, "swiglu g")?,
-        u_off: elem_offset(&u, 4, n, "swiglu u")?,
-        d_off: elem_offset(&dst, 4, n, "swiglu dst")?,
+        g_off,
+        u_off,
+        d_off,
     };
     if n == 0 {
         return Ok(());
     }
-    let groups = groups_1d(rec.caps(), shader, n)?;
+    let groups = groups_1d(caps, shader, n)?;
     rec.dispatch(
         shader,
         &[],
-        &[g.buffer.whole(), u.buffer.whole(), dst.buffer.whole()],
+        &[rg, ru, rd],
         bytemuck::bytes_of(&push),
         groups,
     )

@@ -9,7 +9,7 @@
 use ash::vk;
 use bytemuck::{Pod, Zeroable};
 
-use super::{count_u32, elem_offset, groups_1d};
+use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::{Error, Result};
 
@@ -121,9 +121,13 @@ fn record(
     let n = u64::from(ne0) * u64::from(nrows);
     count_u32(n, shader.name())?;
     if !(eps >= 0.0 && eps.is_finite()) {
-        return Err(Error::Usage(format!("{shader}: eps {eps} must be finite and >= 0")));
+        return Err(Error::Usage(format!(
+            "{shader}: eps {eps} must be finite and >= 0"
+        )));
     }
-    let (w_range, w_rows, w_off) = match w {
+    let caps = rec.caps();
+    let (rx, x_off) = bind(caps, &x, 4, n, &format!("{shader} x"))?;
+    let (rw, w_rows, w_off) = match w {
         Some((w, w_rows)) => {
             if w_rows == 0 || nrows % w_rows != 0 {
                 return Err(Error::Usage(format!(
@@ -131,19 +135,21 @@ fn record(
                 )));
             }
             let nw = u64::from(ne0) * u64::from(w_rows);
-            (w, w_rows, elem_offset(&w, 4, nw, &format!("{shader} w"))?)
+            let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
+            (rw, w_rows, w_off)
         }
         // The plain variants never read binding 1; x stands in for it.
-        None => (x, 1, 0),
+        None => (rx, 1, x_off),
     };
+    let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
     let push = Push {
         ne0,
         nrows,
         eps,
         w_rows,
-        x_off: elem_offset(&x, 4, n, &format!("{shader} x"))?,
+        x_off,
         w_off,
-        d_off: elem_offset(&dst, 4, n, &format!("{shader} dst"))?,
+        d_off,
         pad: 0,
     };
     if n == 0 {
@@ -151,11 +157,11 @@ fn record(
     }
     // One workgroup per row, on a 2-D grid (row = y * groups_x + x in the shader).
     let wg = u64::from(shader.workgroup()[0]);
-    let groups = groups_1d(rec.caps(), shader, u64::from(nrows) * wg)?;
+    let groups = groups_1d(caps, shader, u64::from(nrows) * wg)?;
     rec.dispatch(
         shader,
         &[],
-        &[x.buffer.whole(), w_range.buffer.whole(), dst.buffer.whole()],
+        &[rx, rw, rd],
         bytemuck::bytes_of(&push),
         groups,
     )

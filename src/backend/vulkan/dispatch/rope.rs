@@ -8,7 +8,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{count_u32, elem_offset, groups_1d};
+use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
 use crate::{Error, Result};
 
@@ -62,6 +62,10 @@ pub fn rope(
     }
     let total = u64::from(head_dim) * u64::from(n_head) * u64::from(n);
     count_u32(total, shader.name())?;
+    let caps = rec.caps();
+    let (rx, x_off) = bind(caps, &x, 4, total, &format!("{shader} x"))?;
+    let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), &format!("{shader} pos"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, total, &format!("{shader} dst"))?;
     let push = Push {
         head_dim,
         n_head,
@@ -69,19 +73,19 @@ pub fn rope(
         n_dims,
         freq_base,
         freq_scale,
-        x_off: elem_offset(&x, 4, total, &format!("{shader} x"))?,
-        pos_off: elem_offset(&pos, 4, u64::from(n), &format!("{shader} pos"))?,
-        d_off: elem_offset(&dst, 4, total, &format!("{shader} dst"))?,
+        x_off,
+        pos_off,
+        d_off,
         pad: [0; 3],
     };
     if total == 0 {
         return Ok(());
     }
-    let groups = groups_1d(rec.caps(), shader, total / 2)?;
+    let groups = groups_1d(caps, shader, total / 2)?;
     rec.dispatch(
         shader,
         &[],
-        &[x.buffer.whole(), pos.buffer.whole(), dst.buffer.whole()],
+        &[rx, rp, rd],
         bytemuck::bytes_of(&push),
         groups,
     )
