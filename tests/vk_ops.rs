@@ -471,3 +471,144 @@ fn attention_rejects_bad_shapes() {
         rec.submit_and_wait().expect("submit");
     });
 }
+
+/// Perf mode (ggml `test-backend-ops perf` style): not a timed test — it asserts only that
+/// outputs are finite and prints microseconds per dispatch and effective GB/s from GPU
+/// timestamps. Run with `cargo test --release --test vk_ops -- --ignored perf --nocapture`.
+#[test]
+#[ignore]
+fn perf() {
+    const REPS: usize = 20;
+    // Without validation (it would dominate the timings); the harness insists on it.
+    let all = vkgraph::backend::vulkan::enumerate_devices().expect("no Vulkan");
+    for caps in all.into_iter().filter(|c| c.usable().is_ok()) {
+        let opts = vkgraph::backend::vulkan::ContextOptions {
+            device_index: Some(caps.index),
+            ..Default::default()
+        };
+        let ctx = vkgraph::backend::vulkan::VulkanContext::new(&opts).expect("open device");
+        let gpu = Gpu {
+            ctx,
+            label: format!("Vulkan/{}", caps.short_name()),
+        };
+        let time = |name: &str, bytes: f64, out: &Output, f: &dyn Fn(&mut Recorder)| {
+            let mut rec = gpu.ctx.recorder().expect("recorder");
+            rec.begin().expect("begin");
+            f(&mut rec); // warm-up (pipeline creation, caches)
+            rec.barrier().expect("barrier");
+            rec.timestamp("start").expect("timestamp");
+            for _ in 0..REPS {
+                f(&mut rec);
+                rec.barrier().expect("barrier");
+            }
+            rec.timestamp("end").expect("timestamp");
+            rec.submit_and_wait().expect("submit");
+            let got = gpu.read_f32(&out.buf, GUARD_N, out.len.min(4096));
+            assert!(
+                got.iter().all(|v| v.is_finite()),
+                "{}: non-finite",
+                gpu.case(name)
+            );
+            match rec.timestamps() {
+                [a, b] => {
+                    let us = (b.ns - a.ns) / 1e3 / REPS as f64;
+                    let gbs = bytes / (us * 1e3);
+                    eprintln!("{}: {us:9.1} us/run {gbs:8.1} GB/s", gpu.case(name));
+                }
+                _ => eprintln!("{}: no timestamps on this device", gpu.case(name)),
+            }
+        };
+
+        // attention, Llama-3-8B-like heads: d = 128, 32 query heads, 8 kv heads.
+        let (d, nh, nkv) = (128usize, 32usize, 8usize);
+        for (n, n_kv) in [(1usize, 512usize), (1, 4096), (1, 32768), (512, 512)] {
+            let q = Input::f32(&gpu, "q", &values(d * nh * n, 1), 0);
+            let kv: Vec<f16> = values(d * nkv * n_kv, 2)
+                .iter()
+                .map(|&v| f16::from_f32(v * 0.25))
+                .collect();
+            let k = Input::f16(&gpu, "k", &kv, 0);
+            let v = Input::f16(&gpu, "v", &kv, 0);
+            let pos: Vec<i32> = (0..n as i32).map(|i| (n_kv - n) as i32 + i).collect();
+            let p = Input::i32(&gpu, "pos", &pos, 0);
+            let out = Output::new(&gpu, "dst", d * nh * n);
+            // K/V bytes read once per query head group (what a perfect kernel streams).
+            let bytes = (2 * d * nkv * n_kv * 2 + 2 * d * nh * n * 4) as f64;
+            let name = format!("attention(d={d},h={nh}/{nkv},n={n},n_kv={n_kv})");
+            time(&name, bytes, &out, &|rec: &mut Recorder| {
+                let scale = 1.0 / (d as f32).sqrt();
+                attention::attention(
+                    rec,
+                    q.range(4),
+                    k.range(2),
+                    v.range(2),
+                    p.range(4),
+                    out.range(),
+                    d as u32,
+                    nh as u32,
+                    nkv as u32,
+                    n as u32,
+                    n_kv as u32,
+                    scale,
+                )
+                .expect("attention")
+            });
+        }
+
+        let (ne0, rows) = (4096usize, 512usize);
+        let x = Input::f32(&gpu, "x", &values(ne0 * rows, 3), 0);
+        let w = Input::f32(&gpu, "w", &values(ne0, 4), 0);
+        let out = Output::new(&gpu, "dst", ne0 * rows);
+        time(
+            &format!("rms_norm_mul(ne0={ne0},rows={rows})"),
+            (3 * ne0 * rows * 4) as f64,
+            &out,
+            &|rec: &mut Recorder| {
+                let (a, b) = (ne0 as u32, rows as u32);
+                norm::rms_norm_mul(rec, x.range(4), w.range(4), out.range(), a, b, 1, 1e-6)
+                    .expect("rms_norm")
+            },
+        );
+
+        let (hd, nh, n) = (128usize, 32usize, 512usize);
+        let x = Input::f32(&gpu, "x", &values(hd * nh * n, 5), 0);
+        let pos: Vec<i32> = (0..n as i32).collect();
+        let p = Input::i32(&gpu, "pos", &pos, 0);
+        let out = Output::new(&gpu, "dst", hd * nh * n);
+        time(
+            &format!("rope(mode=neox,head_dim={hd},h={nh},n={n})"),
+            (2 * hd * nh * n * 4) as f64,
+            &out,
+            &|rec: &mut Recorder| {
+                let (a, b, c) = (hd as u32, nh as u32, n as u32);
+                rope::rope(
+                    rec,
+                    x.range(4),
+                    p.range(4),
+                    out.range(),
+                    a,
+                    b,
+                    c,
+                    true,
+                    a,
+                    1e4,
+                    1.0,
+                )
+                .expect("rope")
+            },
+        );
+
+        let ne = 12288 * 512;
+        let g = Input::f32(&gpu, "g", &values(ne, 6), 0);
+        let u = Input::f32(&gpu, "u", &values(ne, 7), 0);
+        let out = Output::new(&gpu, "dst", ne);
+        time(
+            &format!("swiglu(n={ne})"),
+            (3 * ne * 4) as f64,
+            &out,
+            &|rec: &mut Recorder| {
+                glu::swiglu(rec, g.range(4), u.range(4), out.range(), ne as u32).expect("swiglu")
+            },
+        );
+    }
+}
