@@ -3,8 +3,9 @@
 //!
 //! One workgroup per (query head, query token) streams the cache rows
 //! `0..min(max(pos[t], 0) + 1, n_kv)` in tiles with an online softmax (f32 running
-//! max and sum), so memory use does not grow with the context. Works for decode
-//! (`n` = 1) and prefill (`n` > 1, causal through the positions alike).
+//! max and sum), so memory use does not grow with the context; its sub-blocks take
+//! interleaved tiles and merge their partial softmax results at the end. Works for
+//! decode (`n` = 1) and prefill (`n` > 1, causal through the positions alike).
 //!
 //! Layouts: `q`, `dst` f32 `[d, n_head, n]`; `k`, `v` f16 `[d, n_head_kv, ≥ n_kv]`
 //! (a cache with more rows is fine: rows past `n_kv` are never read); `pos` i32 `[n]`.
@@ -112,9 +113,11 @@ pub fn attention(
             caps.name
         )));
     }
+    // The head size is specialization constant 0: one pipeline per head size, with the
+    // loops over it unrolled.
     rec.dispatch(
         shader,
-        &[],
+        &[d],
         &[rq, rk, rv, rp, rd],
         bytemuck::bytes_of(&push),
         [n_head, n, 1],
