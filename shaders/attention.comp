@@ -2,6 +2,7 @@
 // bindings: 5
 // push: 48
 // workgroup: 256
+// (the real width is specialization constant 1, NSPLIT x 64: see below)
 //
 // Causal multi-head attention with GQA over an f16 KV cache (see Op::Attention),
 // flash-attention style: one workgroup per (query head h, query token t) streams the
@@ -15,9 +16,10 @@
 //   dst f32 [d, n_head, n]          (binding 4)
 // Head h reads kv head h / (n_head / n_head_kv).
 //
-// The workgroup is NSPLIT sub-blocks of T invocations; sub-block b takes tiles b,
-// b + NSPLIT, ... with its own (m, l, acc), and the NSPLIT partial results are merged at
-// the end — more loads in flight per query for long contexts (decode). Per tile:
+// The workgroup is NSPLIT sub-blocks of T = 64 invocations (its width, local_size_x_id 1,
+// is chosen per dispatch: wide for decode over long contexts, narrow for prefill);
+// sub-block b takes tiles b, b + NSPLIT, ... with its own (m, l, acc), and the NSPLIT
+// partial results are merged at the end, so more loads are in flight per query. Per tile:
 // invocation j of the sub-block scores row k0 + j (the scaled q is in shared memory),
 // then every invocation folds the tile into its own output columns (uint u = 2 halves,
 // u = j, j + T, ...). f16 is read as packed uints and unpacked with unpackHalf2x16, so no
@@ -28,15 +30,16 @@
 
 layout(constant_id = 0) const uint D = 128;
 
+layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x_id = 1) in;
 #define T 64
-#define NSPLIT (WG_X / T)
+const uint WG = gl_WorkGroupSize.x;
+const uint NSPLIT = WG / T;
 const uint D2 = D / 2;
 const uint D4 = D / 4;
 const uint D8 = D / 8;
 // Output uints (pairs of columns) per invocation.
 const uint COLS = (D2 + T - 1) / T;
-
-layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer K { uvec4 k4[]; };
@@ -60,8 +63,8 @@ layout(push_constant) uniform Push {
 } p;
 
 shared vec4 q_sh[D4];
-shared float s_sh[WG_X]; // scores of the current tiles (T per sub-block)
-shared float p_sh[WG_X]; // their exp(score - m_new)
+shared float s_sh[WG]; // scores of the current tiles (T per sub-block)
+shared float p_sh[WG]; // their exp(score - m_new)
 shared float m_sh[NSPLIT];
 shared float l_sh[NSPLIT];
 shared vec2 acc_sh[NSPLIT * D2];
@@ -77,7 +80,7 @@ void main() {
     const uint kv_row2 = p.n_head_kv * D2; // uint per cache row
 
     const uint qb = p.q_off + (t * p.n_head + h) * D;
-    for (uint i = tid; i < D4; i += WG_X) {
+    for (uint i = tid; i < D4; i += WG) {
         q_sh[i] = vec4(q[qb + 4 * i], q[qb + 4 * i + 1], q[qb + 4 * i + 2], q[qb + 4 * i + 3])
             * p.scale;
     }
@@ -170,7 +173,7 @@ void main() {
     }
     const float inv_l = 1.0 / lsum;
     const uint ob = p.d_off + (t * p.n_head + h) * D;
-    for (uint u = tid; u < D2; u += WG_X) {
+    for (uint u = tid; u < D2; u += WG) {
         vec2 o = vec2(0.0);
         [[unroll]] for (uint b = 0; b < NSPLIT; b++) {
             o += exp(m_sh[b] - mx) * acc_sh[b * D2 + u];
