@@ -20,8 +20,8 @@
 // is chosen per dispatch: wide for decode over long contexts, narrow for prefill);
 // sub-block b takes tiles b, b + NSPLIT, ... with its own (m, l, acc), and the NSPLIT
 // partial results are merged at the end, so more loads are in flight per query. Per tile:
-// invocation j of the sub-block scores row k0 + j (the scaled q is in shared memory),
-// then every invocation folds the tile into its own output columns (uint u = 2 halves,
+// the sub-block scores its T rows (the scaled q is in shared memory), then every
+// invocation folds the tile into its own output columns (uint u = 2 halves,
 // u = j, j + T, ...). f16 is read as packed uints and unpacked with unpackHalf2x16, so no
 // 16-bit storage feature is needed. The head size D is specialization constant 0 so the
 // loops over it unroll; dispatch/attention.rs checks D % 8 == 0 and D <= 256 and turns
@@ -33,6 +33,11 @@ layout(constant_id = 0) const uint D = 128;
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 layout(local_size_x_id = 1) in;
 #define T 64
+// Invocations sharing one K row while scoring, rows scored at once by a sub-block, and
+// the padded stride of s_part (L + 1: the row-wise reads then hit distinct banks).
+#define L 8
+#define RPP (T / L)
+#define LP (L + 1)
 const uint WG = gl_WorkGroupSize.x;
 const uint NSPLIT = WG / T;
 const uint D2 = D / 2;
@@ -63,6 +68,7 @@ layout(push_constant) uniform Push {
 } p;
 
 shared vec4 q_sh[D4];
+shared float s_part[NSPLIT * T * LP]; // partial dot products
 shared float s_sh[WG]; // scores of the current tiles (T per sub-block)
 shared float p_sh[WG]; // their exp(score - m_new)
 shared float m_sh[NSPLIT];
@@ -99,17 +105,32 @@ void main() {
     for (uint r = 0; r < rounds; r++) {
         const uint k0 = (r * NSPLIT + sb) * T;
         const uint tile = k0 < len ? min(T, len - k0) : 0;
-        // 1. score of row k0 + lt
+        // 1. scores. L invocations share a row, each taking every L-th uvec4 of it, so a
+        // subgroup's loads cover whole contiguous rows (coalesced); the L partial dot
+        // products meet in s_part and invocation j of the sub-block adds those of row j.
+        [[unroll]] for (uint pass = 0; pass < T / RPP; pass++) {
+            const uint row = pass * RPP + lt / L;
+            float part = 0.0;
+            if (row < tile) {
+                const uint kb = p.k_off + (k0 + row) * kv_row8 + kh * D8;
+                [[unroll]] for (uint ii = 0; ii < (D8 + L - 1) / L; ii++) {
+                    const uint i = lt % L + ii * L;
+                    if (i < D8) {
+                        const uvec4 w = k4[kb + i];
+                        part += dot(q_sh[2 * i], vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)));
+                        part += dot(q_sh[2 * i + 1], vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)));
+                    }
+                }
+            }
+            s_part[(sb * T + row) * LP + lt % L] = part;
+        }
+        barrier();
         float s = NEG_INF;
         if (lt < tile) {
-            const uint kb = p.k_off + (k0 + lt) * kv_row8 + kh * D8;
-            float acc_s = 0.0;
-            [[unroll]] for (uint i = 0; i < D8; i++) {
-                const uvec4 w = k4[kb + i];
-                acc_s += dot(q_sh[2 * i], vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)));
-                acc_s += dot(q_sh[2 * i + 1], vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)));
+            s = 0.0;
+            [[unroll]] for (uint j = 0; j < L; j++) {
+                s += s_part[(sb * T + lt) * LP + j];
             }
-            s = acc_s;
         }
         s_sh[tid] = s;
         barrier();

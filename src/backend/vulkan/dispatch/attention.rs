@@ -147,9 +147,9 @@ fn sub_blocks(caps: &crate::backend::vulkan::Caps, d: u32, n_head: u32, n: u32, 
         / TILE)
         .max(1);
     let mut s = want.min(by_rows).min(by_size);
-    // Shared memory: q (4d) + scores and weights (2 * 4 * width) + per-sub-block m, l
-    // and partial outputs (8 + 4d each).
-    let shared = |s: u32| 4 * d + 8 * s * TILE + s * (8 + 4 * d);
+    // Shared memory: q (4d), scores and weights (2 * 4 * width), per sub-block m, l and
+    // partial outputs (8 + 4d) and partial dot products (T rows x 9 floats).
+    let shared = |s: u32| 4 * d + 8 * s * TILE + s * (8 + 4 * d) + s * TILE * 9 * 4;
     while s > 1 && shared(s) > caps.max_compute_shared_memory_size {
         s /= 2;
     }
