@@ -138,7 +138,7 @@ fn sub_blocks(caps: &crate::backend::vulkan::Caps, d: u32, n_head: u32, n: u32, 
     let want = if u64::from(n_head) * u64::from(n) <= 256 {
         MAX_SUB_BLOCKS
     } else {
-        4
+        2
     };
     let by_rows = n_kv.div_ceil(TILE).next_power_of_two();
     let by_size = (caps
