@@ -378,6 +378,11 @@ fn attention() {
         // not increasing (each token's causal range is its own).
         cases.push((128, 8, 2, vec![70], 100));
         cases.push((64, 4, 2, vec![5, 0, 129, 64], 130));
+        // Batches of more than 256 (head, token) pairs take the prefill shape: query heads
+        // sharing a kv head in one workgroup (8, 4 and 1 of them here).
+        cases.push((128, 16, 2, (20..40).collect(), 40));
+        cases.push((64, 8, 2, (0..40).collect(), 40));
+        cases.push((64, 12, 4, (0..30).collect(), 30));
         // Long enough for the widest workgroup (16 sub-blocks), decode and prefill.
         cases.push((64, 4, 2, vec![1099], 1100));
         cases.push((64, 4, 2, (1000..1007).collect(), 1007));

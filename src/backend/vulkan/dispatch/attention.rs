@@ -113,14 +113,15 @@ pub fn attention(
             caps.name
         )));
     }
-    // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width.
-    let nsplit = sub_blocks(caps, d, n_head, n, n_kv);
+    // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width,
+    // 2 = query heads per workgroup.
+    let (nsplit, qb) = shape(caps, d, n_head / n_head_kv, n_head, n, n_kv);
     rec.dispatch(
         shader,
-        &[d, nsplit * TILE],
+        &[d, nsplit * TILE, qb],
         &[rq, rk, rv, rp, rd],
         bytemuck::bytes_of(&push),
-        [n_head, n, 1],
+        [n_head / qb, n, 1],
     )
 }
 
@@ -128,17 +129,30 @@ pub fn attention(
 const TILE: u32 = 64;
 /// Most sub-blocks per workgroup.
 const MAX_SUB_BLOCKS: u32 = 16;
+/// Most query heads per workgroup.
+const MAX_HEADS_PER_GROUP: u32 = 8;
 
-/// Sub-blocks per workgroup (a power of two). Few workgroups (decode: one per head)
-/// get wide ones so that each keeps many cache rows in flight; many workgroups
-/// (prefill) already fill the device, and narrow ones waste fewer idle invocations
-/// on short causal ranges. Never more rows per round than the cache has, and within
+/// (sub-blocks per workgroup, query heads per workgroup), both powers of two.
+///
+/// Few workgroups (decode: one per head) get wide ones so that each keeps many cache
+/// rows in flight, one head each. Many workgroups (prefill) already fill the device:
+/// they get 2 sub-blocks (narrow ones waste fewer idle invocations on short causal
+/// ranges) and take all query heads of a kv head (up to 8) so every K/V row read from
+/// L2 serves all of them. Never more rows per round than the cache has, and within
 /// the device's workgroup size and shared-memory limits.
-fn sub_blocks(caps: &crate::backend::vulkan::Caps, d: u32, n_head: u32, n: u32, n_kv: u32) -> u32 {
-    let want = if u64::from(n_head) * u64::from(n) <= 256 {
-        MAX_SUB_BLOCKS
+fn shape(
+    caps: &crate::backend::vulkan::Caps,
+    d: u32,
+    group: u32,
+    n_head: u32,
+    n: u32,
+    n_kv: u32,
+) -> (u32, u32) {
+    let decode = u64::from(n_head) * u64::from(n) <= 256;
+    let (want_split, want_qb) = if decode {
+        (MAX_SUB_BLOCKS, 1)
     } else {
-        2
+        (2, MAX_HEADS_PER_GROUP)
     };
     let by_rows = n_kv.div_ceil(TILE).next_power_of_two();
     let by_size = (caps
@@ -146,13 +160,24 @@ fn sub_blocks(caps: &crate::backend::vulkan::Caps, d: u32, n_head: u32, n: u32, 
         .min(caps.max_compute_work_group_size[0])
         / TILE)
         .max(1);
-    let mut s = want.min(by_rows).min(by_size);
-    // Shared memory: q (4d), scores and weights (2 * 4 * width), per sub-block m, l and
-    // partial outputs (8 + 4d) and partial dot products (T rows x 9 floats).
-    let shared = |s: u32| 4 * d + 8 * s * TILE + s * (8 + 4 * d) + s * TILE * 9 * 4;
-    while s > 1 && shared(s) > caps.max_compute_shared_memory_size {
-        s /= 2;
+    let mut s = floor_pow2(want_split.min(by_rows).min(by_size));
+    // Largest power of two dividing the group size, at most want_qb.
+    let mut qb = (group & group.wrapping_neg()).min(want_qb).max(1);
+    // Shared memory per query head: q (4d), scores and weights (2 * 4 * width), per
+    // sub-block m, l and partial outputs (8 + 4d) and partial dot products (T x 9).
+    let shared = |s: u32, qb: u32| qb * (4 * d + 8 * s * TILE + s * (8 + 4 * d) + s * TILE * 36);
+    while shared(s, qb) > caps.max_compute_shared_memory_size && (s > 1 || qb > 1) {
+        // Sharing K/V between heads saves more than a second sub-block.
+        if s > 1 {
+            s /= 2;
+        } else {
+            qb /= 2;
+        }
     }
-    // Largest power of two not above s.
-    1 << (31 - s.leading_zeros())
+    (s, qb)
+}
+
+/// Largest power of two not above `x` (x ≥ 1).
+fn floor_pow2(x: u32) -> u32 {
+    1 << (31 - x.max(1).leading_zeros())
 }
