@@ -37,10 +37,10 @@ layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 layout(local_size_x_id = 1) in;
 #define T 64
 // Invocations sharing one K row while scoring, rows scored at once by a sub-block, and
-// the padded stride of s_part (L + 1: the row-wise reads then hit distinct banks).
+// uvec4 of a row per invocation (its slice of q stays in registers).
 #define L 8
 #define RPP (T / L)
-#define LP (L + 1)
+#define NI ((D8 + L - 1) / L)
 const uint WG = gl_WorkGroupSize.x;
 const uint NSPLIT = WG / T;
 const uint D2 = D / 2;
@@ -70,10 +70,12 @@ layout(push_constant) uniform Push {
     uint pad0;
 } p;
 
+// Shared arrays of floats are read as vec4 (4x fewer shared-memory transactions, the
+// bottleneck of prefill); f >> 2, f & 3 address float f.
 shared vec4 q_sh[QB * D4];
-shared float s_part[QB * NSPLIT * T * LP]; // partial dot products
-shared float s_sh[QB * WG]; // scores of the current tiles (T per sub-block)
-shared float p_sh[QB * WG]; // their exp(score - m_new)
+shared vec4 s_part4[QB * NSPLIT * T * L / 4]; // partial dot products [head][row][lane]
+shared vec4 s_sh4[QB * WG / 4]; // scores of the current tiles (T per sub-block)
+shared vec4 p_sh4[QB * WG / 4]; // their exp(score - m_new)
 shared float m_sh[QB * NSPLIT];
 shared float l_sh[QB * NSPLIT];
 shared vec2 acc_sh[QB * NSPLIT * D2];
@@ -96,6 +98,17 @@ void main() {
     }
     const uint len = min(uint(max(pos[p.pos_off + t], 0)) + 1, p.n_kv);
     barrier();
+    // This invocation's slice of each head's q: uvec4 i = lane + ii * L of every K row.
+    const uint lane = lt % L;
+    vec4 qa[QB * NI];
+    vec4 qc[QB * NI];
+    [[unroll]] for (uint g = 0; g < QB; g++) {
+        [[unroll]] for (uint ii = 0; ii < NI; ii++) {
+            const uint i = min(lane + ii * L, D8 - 1);
+            qa[g * NI + ii] = q_sh[g * D4 + 2 * i];
+            qc[g * NI + ii] = q_sh[g * D4 + 2 * i + 1];
+        }
+    }
 
     const float NEG_INF = uintBitsToFloat(0xff800000u);
     float m[QB]; // running max of this sub-block's scores, per head
@@ -115,7 +128,7 @@ void main() {
         const uint tile = k0 < len ? min(T, len - k0) : 0;
         // 1. scores. L invocations share a row, each taking every L-th uvec4 of it, so a
         // subgroup's loads cover whole contiguous rows (coalesced); the L partial dot
-        // products meet in s_part and invocation j of the sub-block adds those of row j.
+        // products meet in s_part4 and invocation j of the sub-block adds those of row j.
         // Each K value loaded serves all QB heads.
         [[unroll]] for (uint pass = 0; pass < T / RPP; pass++) {
             const uint row = pass * RPP + lt / L;
@@ -125,21 +138,21 @@ void main() {
             }
             if (row < tile) {
                 const uint kb = p.k_off + (k0 + row) * kv_row8 + kh * D8;
-                [[unroll]] for (uint ii = 0; ii < (D8 + L - 1) / L; ii++) {
-                    const uint i = lt % L + ii * L;
+                [[unroll]] for (uint ii = 0; ii < NI; ii++) {
+                    const uint i = lane + ii * L;
                     if (i < D8) {
                         const uvec4 w = k4[kb + i];
                         const vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
                         const vec4 kc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
                         [[unroll]] for (uint g = 0; g < QB; g++) {
-                            part[g] += dot(q_sh[g * D4 + 2 * i], ka)
-                                + dot(q_sh[g * D4 + 2 * i + 1], kc);
+                            part[g] += dot(qa[g * NI + ii], ka) + dot(qc[g * NI + ii], kc);
                         }
                     }
                 }
             }
             [[unroll]] for (uint g = 0; g < QB; g++) {
-                s_part[((g * NSPLIT + sb) * T + row) * LP + lt % L] = part[g];
+                const uint f = ((g * NSPLIT + sb) * T + row) * L + lane;
+                s_part4[f >> 2][f & 3] = part[g];
             }
         }
         barrier();
@@ -147,12 +160,15 @@ void main() {
         [[unroll]] for (uint g = 0; g < QB; g++) {
             s[g] = NEG_INF;
             if (lt < tile) {
-                s[g] = 0.0;
-                [[unroll]] for (uint j = 0; j < L; j++) {
-                    s[g] += s_part[((g * NSPLIT + sb) * T + lt) * LP + j];
+                const uint b4 = ((g * NSPLIT + sb) * T + lt) * (L / 4);
+                vec4 v = vec4(0.0);
+                [[unroll]] for (uint j = 0; j < L / 4; j++) {
+                    v += s_part4[b4 + j];
                 }
+                s[g] = (v.x + v.y) + (v.z + v.w);
             }
-            s_sh[g * WG + tid] = s[g];
+            const uint f = g * WG + tid;
+            s_sh4[f >> 2][f & 3] = s[g];
         }
         barrier();
         // 2. the sub-block's new running max per head (same value in all its
@@ -162,13 +178,14 @@ void main() {
         [[unroll]] for (uint g = 0; g < QB; g++) {
             m_new[g] = m[g];
             if (tile > 0) {
-                float m_tile = NEG_INF;
-                [[unroll]] for (uint j = 0; j < T; j++) {
-                    m_tile = max(m_tile, s_sh[g * WG + sb * T + j]);
+                vec4 m4 = vec4(NEG_INF);
+                [[unroll]] for (uint j = 0; j < T / 4; j++) {
+                    m4 = max(m4, s_sh4[(g * WG + sb * T) / 4 + j]);
                 }
-                m_new[g] = max(m[g], m_tile);
+                m_new[g] = max(m[g], max(max(m4.x, m4.y), max(m4.z, m4.w)));
             }
-            p_sh[g * WG + tid] = tile > 0 ? exp(s[g] - m_new[g]) : 0.0; // 0 past the tile
+            const uint f = g * WG + tid;
+            p_sh4[f >> 2][f & 3] = tile > 0 ? exp(s[g] - m_new[g]) : 0.0; // 0 past the tile
         }
         barrier();
         // 3. fold the tile into l and the output columns. (s_sh is free again: it was
@@ -185,18 +202,20 @@ void main() {
                 m[g] = m_new[g];
             }
             const uint vb = p.v_off + k0 * kv_row2 + kh * D2;
-            [[unroll]] for (uint j = 0; j < T; j++) {
-                const uint row = min(j, tile - 1);
-                float pj[QB];
+            [[unroll]] for (uint j4 = 0; j4 < T / 4; j4++) {
+                vec4 p4[QB];
                 [[unroll]] for (uint g = 0; g < QB; g++) {
-                    pj[g] = p_sh[g * WG + sb * T + j];
-                    l[g] += pj[g];
+                    p4[g] = p_sh4[(g * WG + sb * T) / 4 + j4];
+                    l[g] += (p4[g].x + p4[g].y) + (p4[g].z + p4[g].w);
                 }
-                [[unroll]] for (uint c = 0; c < COLS; c++) {
-                    const uint u = min(lt + c * T, D2 - 1);
-                    const vec2 v = unpackHalf2x16(v2[vb + row * kv_row2 + u]);
-                    [[unroll]] for (uint g = 0; g < QB; g++) {
-                        acc[g * COLS + c] += pj[g] * v;
+                [[unroll]] for (uint jj = 0; jj < 4; jj++) {
+                    const uint row = min(4 * j4 + jj, tile - 1);
+                    [[unroll]] for (uint c = 0; c < COLS; c++) {
+                        const uint u = min(lt + c * T, D2 - 1);
+                        const vec2 v = unpackHalf2x16(v2[vb + row * kv_row2 + u]);
+                        [[unroll]] for (uint g = 0; g < QB; g++) {
+                            acc[g * COLS + c] += p4[g][jj] * v;
+                        }
                     }
                 }
             }

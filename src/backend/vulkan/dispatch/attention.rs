@@ -163,9 +163,10 @@ fn shape(
     let mut s = floor_pow2(want_split.min(by_rows).min(by_size));
     // Largest power of two dividing the group size, at most want_qb.
     let mut qb = (group & group.wrapping_neg()).min(want_qb).max(1);
-    // Shared memory per query head: q (4d), scores and weights (2 * 4 * width), per
-    // sub-block m, l and partial outputs (8 + 4d) and partial dot products (T x 9).
-    let shared = |s: u32, qb: u32| qb * (4 * d + 8 * s * TILE + s * (8 + 4 * d) + s * TILE * 36);
+    // Shared memory per query head: q (4d), and per sub-block partial dot products
+    // (T rows x 8 lanes x 4), scores and weights (2 x 4T), m and l (8) and partial
+    // outputs (4d).
+    let shared = |s: u32, qb: u32| qb * (4 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d));
     while shared(s, qb) > caps.max_compute_shared_memory_size && (s > 1 || qb > 1) {
         // Sharing K/V between heads saves more than a second sub-block.
         if s > 1 {
