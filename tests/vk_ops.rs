@@ -379,7 +379,7 @@ fn attention() {
         cases.push((128, 8, 2, vec![70], 100));
         cases.push((64, 4, 2, vec![5, 0, 129, 64], 130));
         // Batches of more than 256 (head, token) pairs take the prefill shape: query heads
-        // sharing a kv head in one workgroup (8, 4 and 1 of them here).
+        // sharing a kv head in one workgroup (2, 2 and 1 of them here).
         cases.push((128, 16, 2, (20..40).collect(), 40));
         cases.push((64, 8, 2, (0..40).collect(), 40));
         cases.push((64, 12, 4, (0..30).collect(), 30));

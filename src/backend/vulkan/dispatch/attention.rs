@@ -129,17 +129,18 @@ pub fn attention(
 const TILE: u32 = 64;
 /// Most sub-blocks per workgroup.
 const MAX_SUB_BLOCKS: u32 = 16;
-/// Most query heads per workgroup.
-const MAX_HEADS_PER_GROUP: u32 = 8;
+/// Most query heads per workgroup (H200, pp512, 32/8 heads: 1 → 276 us, 2 → 222 us,
+/// 4 → 399 us: more heads cost registers than the shared K/V loads save).
+const MAX_HEADS_PER_GROUP: u32 = 2;
 
 /// (sub-blocks per workgroup, query heads per workgroup), both powers of two.
 ///
 /// Few workgroups (decode: one per head) get wide ones so that each keeps many cache
 /// rows in flight, one head each. Many workgroups (prefill) already fill the device:
-/// they get 2 sub-blocks (narrow ones waste fewer idle invocations on short causal
-/// ranges) and take all query heads of a kv head (up to 8) so every K/V row read from
-/// L2 serves all of them. Never more rows per round than the cache has, and within
-/// the device's workgroup size and shared-memory limits.
+/// they get one sub-block (no idle invocations on short causal ranges) and two query
+/// heads of one kv head when the group size allows, so each K/V row read serves both.
+/// Never more rows per round than the cache has, and within the device's workgroup
+/// size and shared-memory limits. Tuned on an H200 (see `perf` in tests/vk_ops.rs).
 fn shape(
     caps: &crate::backend::vulkan::Caps,
     d: u32,
@@ -152,7 +153,7 @@ fn shape(
     let (want_split, want_qb) = if decode {
         (MAX_SUB_BLOCKS, 1)
     } else {
-        (2, MAX_HEADS_PER_GROUP)
+        (1, MAX_HEADS_PER_GROUP)
     };
     let by_rows = n_kv.div_ceil(TILE).next_power_of_two();
     let by_size = (caps
