@@ -193,8 +193,15 @@ impl Instance {
         }
 
         // SAFETY: every pointer in `info` refers to locals that live until this returns.
-        let raw = unsafe { entry.create_instance(&info, None) }
-            .map_err(|e| Error::Vulkan(format!("vkCreateInstance failed: {e}")))?;
+        let raw = unsafe { entry.create_instance(&info, None) }.map_err(|e| match e {
+            vk::Result::ERROR_INCOMPATIBLE_DRIVER => Error::Vulkan(
+                "no Vulkan driver found (vkCreateInstance: ERROR_INCOMPATIBLE_DRIVER); \
+                     install one, e.g. mesa-vulkan-drivers for lavapipe, or check \
+                     VK_DRIVER_FILES / VK_ICD_FILENAMES"
+                    .into(),
+            ),
+            e => Error::Vulkan(format!("vkCreateInstance failed: {e}")),
+        })?;
 
         let messenger = if debug_utils {
             let loader = ash::ext::debug_utils::Instance::new(&entry, &raw);
