@@ -161,7 +161,8 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Command::Devices => {
-            Err(Error::Unsupported("Vulkan backend not integrated yet".into()))
+            print!("{}", crate::backend::vulkan::describe_devices()?);
+            Ok(())
         }
         Command::Info { model } => info::info(&model),
         Command::GenModel {
