@@ -1,1 +1,260 @@
-//! Vulkan backend.
+//! Vulkan backend runtime: instance, device + capabilities, memory, buffers, pipelines,
+//! command recording, and per-op-family dispatch helpers.
+//!
+//! Files follow object lifecycles (see docs/shaders.md for kernels):
+//! [`instance`] → [`device`] (+ [`caps`]) → [`memory`] → [`buffer`] → [`pipeline`] →
+//! [`command`] (+ `sync`), with [`shaders`] the build-generated registry and [`dispatch`]
+//! the typed helpers that pack push constants for each kernel.
+//!
+//! Invariants:
+//! - Every Vulkan object is owned by exactly one Rust value whose `Drop` frees it; children
+//!   hold an `Arc` of the device (or of the allocator, which holds the device), so teardown
+//!   order is right by construction and the allocator always drops before the device.
+//! - Nothing here panics on a missing loader or device: those are `Error::Vulkan`.
+//!
+//! Typical use:
+//! ```no_run
+//! # use vkgraph::backend::vulkan::*;
+//! # fn main() -> vkgraph::Result<()> {
+//! let ctx = VulkanContext::new(&ContextOptions::default())?;
+//! let a = ctx.create_buffer(1024, MemoryLocation::Device, "a")?;
+//! ctx.upload(&a, 0, &[0u8; 1024])?;
+//! let mut rec = ctx.recorder()?;
+//! rec.begin()?;
+//! dispatch::scale::scale(&mut rec, a.whole(), a.whole(), 256, 2.0, 0.0)?;
+//! rec.submit_and_wait()?;
+//! # Ok(()) }
+//! ```
+
+pub mod buffer;
+pub mod caps;
+pub mod command;
+pub mod device;
+pub mod dispatch;
+pub mod instance;
+pub mod memory;
+mod pipeline;
+pub mod shaders;
+mod sync;
+
+use std::sync::{Arc, Mutex};
+
+pub use buffer::{Buffer, BufferRange};
+pub use caps::{Caps, CoopMatShape};
+pub use command::{Recorder, Timestamp};
+pub use instance::{ValidationLog, ValidationState};
+pub use memory::MemoryLocation;
+pub use shaders::ShaderId;
+
+use device::Device;
+use instance::Instance;
+use memory::Memory;
+use pipeline::PipelineCache;
+
+use crate::{Error, Result};
+
+/// Largest staging buffer used by [`VulkanContext::upload`] / [`VulkanContext::download`].
+const STAGING_CHUNK: u64 = 16 << 20;
+
+/// How to open a device.
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Index in enumeration order (as listed by `vkgraph devices`); `None` picks the best
+    /// device (discrete GPU first).
+    pub device_index: Option<usize>,
+    /// Enable `VK_LAYER_KHRONOS_validation` with synchronization validation when installed.
+    pub validation: bool,
+    /// Testing aid: use descriptor pools even when `VK_KHR_push_descriptor` exists.
+    pub disable_push_descriptors: bool,
+    /// Testing aid: always go through staging buffers in upload/download, even when the
+    /// buffer memory is host-visible.
+    pub force_staging: bool,
+}
+
+/// Staging state for host transfers (one at a time).
+struct Transfer {
+    rec: Recorder,
+    upload: Option<Buffer>,
+    readback: Option<Buffer>,
+}
+
+/// One opened Vulkan device with its allocator, pipeline cache and transfer queue state.
+pub struct VulkanContext {
+    // Declaration order = drop order: the transfer recorder and staging buffers first,
+    // then pipelines, the allocator, and the device (all Arc-held by their children too).
+    transfer: Mutex<Transfer>,
+    pipelines: Arc<PipelineCache>,
+    memory: Arc<Memory>,
+    device: Arc<Device>,
+    force_staging: bool,
+}
+
+impl VulkanContext {
+    /// Loads Vulkan, picks a device and creates the logical device and allocator.
+    pub fn new(opts: &ContextOptions) -> Result<VulkanContext> {
+        let instance = Instance::new(opts.validation)?;
+        let device = Device::new(instance, opts.device_index, !opts.disable_push_descriptors)?;
+        let memory = Memory::new(device.clone())?;
+        let pipelines = PipelineCache::new(device.clone());
+        let rec = Recorder::new(device.clone(), pipelines.clone())?;
+        Ok(VulkanContext {
+            transfer: Mutex::new(Transfer {
+                rec,
+                upload: None,
+                readback: None,
+            }),
+            pipelines,
+            memory,
+            device,
+            force_staging: opts.force_staging,
+        })
+    }
+
+    /// The device's capabilities.
+    pub fn caps(&self) -> &Caps {
+        self.device.caps()
+    }
+
+    /// How validation ended up configured.
+    pub fn validation(&self) -> ValidationState {
+        self.device.instance.validation()
+    }
+
+    /// Validation messages counted so far (zero when validation is off).
+    pub fn validation_log(&self) -> &ValidationLog {
+        self.device.instance.validation_log()
+    }
+
+    /// Creates a storage buffer of `size` bytes (also a copy source and destination).
+    /// Sizes above `maxStorageBufferRange` or `maxMemoryAllocationSize` are rejected.
+    pub fn create_buffer(&self, size: u64, location: MemoryLocation, name: &str) -> Result<Buffer> {
+        Buffer::new(&self.memory, size, location, name)
+    }
+
+    /// A new command recorder for this device.
+    pub fn recorder(&self) -> Result<Recorder> {
+        Recorder::new(self.device.clone(), self.pipelines.clone())
+    }
+
+    /// Number of compute pipelines created so far (the cache is keyed by shader + spec).
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    /// Waits until the device is idle.
+    pub fn wait_idle(&self) -> Result<()> {
+        // SAFETY: the device is live; waiting has no other precondition.
+        unsafe { self.device.raw.device_wait_idle() }
+            .map_err(|e| device::vk_error("vkDeviceWaitIdle", e))
+    }
+
+    fn transfer(&self) -> Result<std::sync::MutexGuard<'_, Transfer>> {
+        self.transfer
+            .lock()
+            .map_err(|_| Error::Vulkan("transfer mutex poisoned".into()))
+    }
+
+    /// Copies `data` into `buf` at byte `offset` and waits until it is there. Writes
+    /// through the mapping when the memory is host-visible and coherent, else through a
+    /// staging buffer. No GPU work touching that range may be in flight.
+    pub fn upload(&self, buf: &Buffer, offset: u64, data: &[u8]) -> Result<()> {
+        buf.range(offset, data.len() as u64)
+            .check(&format!("upload to `{}`", buf.name()))?;
+        if data.is_empty() || (!self.force_staging && buf.write_mapped(offset, data)?) {
+            return Ok(());
+        }
+        let mut t = self.transfer()?;
+        let chunk = STAGING_CHUNK.min(data.len() as u64);
+        if t.upload.as_ref().map_or(true, |s| s.size() < chunk) {
+            t.upload = None; // free the old one first
+            t.upload = Some(self.create_buffer(chunk, MemoryLocation::Upload, "staging upload")?);
+        }
+        let Transfer { rec, upload, .. } = &mut *t;
+        let staging = upload.as_ref().expect("created above");
+        for (i, piece) in data.chunks(chunk as usize).enumerate() {
+            let len = piece.len() as u64;
+            // Staging memory is always host-visible; if a driver ever says otherwise we
+            // must not silently drop data.
+            if !staging.write_mapped(0, piece)? {
+                return Err(Error::Vulkan(
+                    "staging upload buffer is not host-visible".into(),
+                ));
+            }
+            rec.begin()?;
+            rec.copy_buffer(
+                staging.range(0, len),
+                buf.range(offset + i as u64 * chunk, len),
+            )?;
+            rec.submit_and_wait()?;
+        }
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes from `buf` at byte `offset` into `out`, after all work
+    /// submitted so far that writes it has completed (the caller waits for it).
+    pub fn download(&self, buf: &Buffer, offset: u64, out: &mut [u8]) -> Result<()> {
+        buf.range(offset, out.len() as u64)
+            .check(&format!("download from `{}`", buf.name()))?;
+        if out.is_empty() || (!self.force_staging && buf.read_mapped(offset, out)?) {
+            return Ok(());
+        }
+        let mut t = self.transfer()?;
+        let chunk = STAGING_CHUNK.min(out.len() as u64);
+        if t.readback.as_ref().map_or(true, |s| s.size() < chunk) {
+            t.readback = None;
+            t.readback =
+                Some(self.create_buffer(chunk, MemoryLocation::Readback, "staging readback")?);
+        }
+        let Transfer { rec, readback, .. } = &mut *t;
+        let staging = readback.as_ref().expect("created above");
+        for (i, piece) in out.chunks_mut(chunk as usize).enumerate() {
+            let len = piece.len() as u64;
+            rec.begin()?;
+            rec.copy_buffer(
+                buf.range(offset + i as u64 * chunk, len),
+                staging.range(0, len),
+            )?;
+            rec.submit_and_wait()?;
+            if !staging.read_mapped(0, piece)? {
+                return Err(Error::Vulkan(
+                    "staging readback buffer is not host-visible and cached".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Capabilities of every Vulkan device, in enumeration order (no validation).
+pub fn enumerate_devices() -> Result<Vec<Caps>> {
+    let instance = Instance::new(false)?;
+    Ok(device::enumerate(&instance)?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
+}
+
+/// Every Vulkan device with its capabilities, as readable text (`vkgraph devices`).
+pub fn describe_devices() -> Result<String> {
+    let instance = Instance::new(false)?;
+    let devices = device::enumerate(&instance)?;
+    if devices.is_empty() {
+        return Err(Error::Vulkan(
+            "no Vulkan device found (install a driver, e.g. mesa-vulkan-drivers for lavapipe)"
+                .into(),
+        ));
+    }
+    let mut s = format!(
+        "Vulkan loader {}, {} device(s)\n",
+        instance::version_string(instance.loader_version),
+        devices.len()
+    );
+    for (_, caps) in &devices {
+        s.push_str(&caps.to_string());
+        if let Err(e) = caps.usable() {
+            s.push_str(&format!("\n    not usable: {e}"));
+        }
+        s.push('\n');
+    }
+    Ok(s)
+}

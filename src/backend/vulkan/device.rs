@@ -1,0 +1,185 @@
+//! Physical-device selection and the logical device with its one compute queue.
+//!
+//! Invariants:
+//! - [`Device`] owns the `VkDevice`; every child object (allocator, buffers, pipelines,
+//!   recorders) holds an `Arc<Device>`, so the device is destroyed last among them, and
+//!   the device itself holds the `Arc<Instance>` it came from.
+//! - The queue is externally synchronised (Vulkan rule), so submissions go through
+//!   [`Device::submit`], which holds a mutex.
+//! - The features enabled are exactly the supported ones in [`Caps::features`].
+
+use std::sync::{Arc, Mutex};
+
+use ash::vk;
+
+use super::caps::Caps;
+use super::instance::Instance;
+use crate::{Error, Result};
+
+/// Maps a Vulkan error to the crate error, naming the operation.
+pub(crate) fn vk_error(what: &str, e: vk::Result) -> Error {
+    match e {
+        vk::Result::ERROR_OUT_OF_DEVICE_MEMORY | vk::Result::ERROR_OUT_OF_HOST_MEMORY => {
+            Error::OutOfDeviceMemory(format!("{what}: {e}"))
+        }
+        vk::Result::ERROR_DEVICE_LOST => Error::Vulkan(format!("{what}: device lost")),
+        e => Error::Vulkan(format!("{what}: {e}")),
+    }
+}
+
+/// Every physical device with its probed capabilities, in enumeration order.
+pub(crate) fn enumerate(instance: &Instance) -> Result<Vec<(vk::PhysicalDevice, Caps)>> {
+    // SAFETY: plain enumeration on a live instance.
+    let pds = unsafe { instance.raw.enumerate_physical_devices() }
+        .map_err(|e| vk_error("vkEnumeratePhysicalDevices", e))?;
+    pds.into_iter()
+        .enumerate()
+        .map(|(i, pd)| Caps::probe(&instance.entry, &instance.raw, pd, i).map(|c| (pd, c)))
+        .collect()
+}
+
+/// The logical device and its compute queue.
+pub struct Device {
+    pub(crate) raw: ash::Device,
+    pub(crate) physical: vk::PhysicalDevice,
+    queue: Mutex<vk::Queue>,
+    caps: Caps,
+    /// `VK_KHR_push_descriptor` functions, when enabled.
+    pub(crate) push_descriptor: Option<ash::khr::push_descriptor::Device>,
+    pub(crate) instance: Arc<Instance>,
+}
+
+impl Device {
+    /// Opens device `index` (enumeration order), or the best one: discrete first.
+    /// `push_descriptors = false` forces the descriptor-pool path (for tests).
+    pub fn new(
+        instance: Arc<Instance>,
+        index: Option<usize>,
+        push_descriptors: bool,
+    ) -> Result<Arc<Device>> {
+        let devices = enumerate(&instance)?;
+        if devices.is_empty() {
+            return Err(Error::Vulkan(
+                "no Vulkan device found (install a driver, e.g. mesa-vulkan-drivers for \
+                 lavapipe, or check VK_DRIVER_FILES / VK_ICD_FILENAMES)"
+                    .into(),
+            ));
+        }
+        let (pd, caps) = match index {
+            Some(i) => {
+                let d = devices.get(i).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "Vulkan device {i} does not exist ({} device(s): 0..{})",
+                        devices.len(),
+                        devices.len() - 1
+                    ))
+                })?;
+                d.1.usable()?;
+                d.clone()
+            }
+            None => {
+                let mut usable: Vec<_> = devices.iter().filter(|d| d.1.usable().is_ok()).collect();
+                usable.sort_by_key(|d| (d.1.type_rank(), d.1.index));
+                match usable.first() {
+                    Some(d) => (*d).clone(),
+                    None => return Err(devices[0].1.usable().unwrap_err()),
+                }
+            }
+        };
+        let mut caps = caps;
+        if !push_descriptors {
+            caps.max_push_descriptors = None;
+            caps.extensions
+                .retain(|e| *e != ash::khr::push_descriptor::NAME);
+        }
+
+        let priorities = [1.0f32];
+        let queues = [vk::DeviceQueueCreateInfo::default()
+            .queue_family_index(caps.compute_queue_family)
+            .queue_priorities(&priorities)];
+        let ext_names: Vec<_> = caps.extensions.iter().map(|e| e.as_ptr()).collect();
+        let f = &caps.features;
+        // Local copies: chaining writes their p_next fields.
+        let (mut s16, mut s8, mut fp16, mut ssc, mut idp, mut coop) = (
+            f.storage_16bit,
+            f.storage_8bit,
+            f.float16_int8,
+            f.subgroup_size_control,
+            f.integer_dot_product,
+            f.cooperative_matrix,
+        );
+        let mut info = vk::DeviceCreateInfo::default()
+            .queue_create_infos(&queues)
+            .enabled_extension_names(&ext_names)
+            .enabled_features(&f.core);
+        if let Some(s) = s16.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = s8.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = fp16.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = ssc.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = idp.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = coop.as_mut() {
+            info = info.push_next(s);
+        }
+        // SAFETY: `pd` belongs to `instance`; the chain only holds supported structs of
+        // supported extensions (Caps::probe), all alive for the call.
+        let raw = unsafe { instance.raw.create_device(pd, &info, None) }
+            .map_err(|e| vk_error(&format!("vkCreateDevice ({})", caps.name), e))?;
+        // SAFETY: family/queue index were requested in `queues`.
+        let queue = unsafe { raw.get_device_queue(caps.compute_queue_family, 0) };
+        let push_descriptor = caps
+            .max_push_descriptors
+            .map(|_| ash::khr::push_descriptor::Device::new(&instance.raw, &raw));
+        log::info!(
+            "Vulkan device {}: {} (push descriptors: {})",
+            caps.index,
+            caps.name,
+            push_descriptor.is_some()
+        );
+        Ok(Arc::new(Device {
+            raw,
+            physical: pd,
+            queue: Mutex::new(queue),
+            caps,
+            push_descriptor,
+            instance,
+        }))
+    }
+
+    /// The capabilities probed for this device.
+    pub fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
+    /// Submits to the compute queue (serialised, as Vulkan requires).
+    pub(crate) fn submit(&self, submits: &[vk::SubmitInfo<'_>], fence: vk::Fence) -> Result<()> {
+        let queue = self
+            .queue
+            .lock()
+            .map_err(|_| Error::Vulkan("queue mutex poisoned".into()))?;
+        // SAFETY: the queue belongs to this device and is locked; the caller guarantees
+        // the command buffers are recorded and the fence unsignalled.
+        unsafe { self.raw.queue_submit(*queue, submits, fence) }
+            .map_err(|e| vk_error("vkQueueSubmit", e))
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: every child holds an Arc of this device, so none is alive; waiting idle
+        // first means no queue work still references the device.
+        unsafe {
+            let _ = self.raw.device_wait_idle();
+            self.raw.destroy_device(None);
+        }
+    }
+}

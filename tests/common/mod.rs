@@ -1,0 +1,156 @@
+//! Test harness for Vulkan tests: one [`VulkanContext`] per available device, with the
+//! Khronos validation layer (and synchronization validation) whenever it is installed.
+//!
+//! Invariants:
+//! - No Vulkan device at all is a test FAILURE, never a skip (CI always has lavapipe).
+//! - A missing validation layer is logged loudly on stderr; the tests still run.
+//! - Each case is named after its device, wgpu-style: `[Vulkan/llvmpipe] add(ne0=257,rows=3)`;
+//!   a failing case panics with that name.
+//! - [`Gpu::finish`] (called by [`for_each_device`]) fails the test if the validation
+//!   layer reported any warning or error during it.
+#![allow(dead_code)]
+
+use vkgraph::backend::vulkan::{
+    enumerate_devices, Buffer, ContextOptions, MemoryLocation, ValidationState, VulkanContext,
+};
+
+/// One device under test.
+pub struct Gpu {
+    pub ctx: VulkanContext,
+    /// `Vulkan/llvmpipe`
+    pub label: String,
+}
+
+impl Gpu {
+    /// `[Vulkan/llvmpipe] name`
+    pub fn case(&self, name: &str) -> String {
+        format!("[{}] {}", self.label, name)
+    }
+
+    /// Panics with the case name and the validation messages if any were reported.
+    pub fn assert_clean(&self, case: &str) {
+        let log = self.ctx.validation_log();
+        if log.errors() + log.warnings() > 0 {
+            panic!(
+                "{}: validation reported {} error(s), {} warning(s):\n{}",
+                self.case(case),
+                log.errors(),
+                log.warnings(),
+                log.messages().join("\n")
+            );
+        }
+    }
+
+    /// A device-local buffer filled with `data`.
+    pub fn buffer_from(&self, name: &str, data: &[u8]) -> Buffer {
+        let b = self
+            .ctx
+            .create_buffer(data.len().max(4) as u64, MemoryLocation::Device, name)
+            .unwrap_or_else(|e| panic!("{}: create {name}: {e}", self.label));
+        self.ctx
+            .upload(&b, 0, data)
+            .unwrap_or_else(|e| panic!("{}: upload {name}: {e}", self.label));
+        b
+    }
+
+    /// Downloads `n` f32 values at element offset `off` of `b`.
+    pub fn read_f32(&self, b: &Buffer, off: usize, n: usize) -> Vec<f32> {
+        let mut bytes = vec![0u8; n * 4];
+        self.ctx
+            .download(b, (off * 4) as u64, &mut bytes)
+            .unwrap_or_else(|e| panic!("{}: download {}: {e}", self.label, b.name()));
+        f32s(&bytes)
+    }
+}
+
+/// Options used for every test context, plus `extra` tweaks.
+pub fn options(index: usize) -> ContextOptions {
+    ContextOptions {
+        device_index: Some(index),
+        validation: true,
+        ..Default::default()
+    }
+}
+
+/// Opens every Vulkan device (panicking loudly if there is none).
+pub fn devices_with(tweak: impl Fn(&mut ContextOptions)) -> Vec<Gpu> {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let all = enumerate_devices().unwrap_or_else(|e| {
+        panic!("NO VULKAN: {e}\n(tests need a Vulkan device; install mesa-vulkan-drivers)")
+    });
+    assert!(
+        !all.is_empty(),
+        "NO VULKAN DEVICE: tests need at least one (install mesa-vulkan-drivers for lavapipe)"
+    );
+    let mut out = Vec::new();
+    for caps in all {
+        let label = format!("Vulkan/{}", caps.short_name());
+        if let Err(e) = caps.usable() {
+            eprintln!("[{label}] skipped device {}: {e}", caps.index);
+            continue;
+        }
+        let mut opts = options(caps.index);
+        tweak(&mut opts);
+        let ctx = VulkanContext::new(&opts)
+            .unwrap_or_else(|e| panic!("[{label}] cannot open device {}: {e}", caps.index));
+        match ctx.validation() {
+            ValidationState::On { sync: true } => {}
+            ValidationState::On { sync: false } => eprintln!(
+                "!!! [{label}] validation layer on but SYNCHRONIZATION VALIDATION UNAVAILABLE"
+            ),
+            ValidationState::LayerMissing => eprintln!(
+                "!!! [{label}] VK_LAYER_KHRONOS_validation NOT INSTALLED: running WITHOUT \
+                 validation (apt install vulkan-validationlayers)"
+            ),
+            ValidationState::Off => unreachable!("validation was requested"),
+        }
+        out.push(Gpu { ctx, label });
+    }
+    assert!(
+        !out.is_empty(),
+        "no usable Vulkan device (all were skipped)"
+    );
+    out
+}
+
+/// Opens every device with the default test options.
+pub fn devices() -> Vec<Gpu> {
+    devices_with(|_| {})
+}
+
+/// Runs `f` once per device and then asserts no validation message was reported.
+pub fn for_each_device(test: &str, f: impl Fn(&Gpu)) {
+    for gpu in devices() {
+        eprintln!("{}", gpu.case(test));
+        f(&gpu);
+        gpu.ctx.wait_idle().expect("wait idle");
+        gpu.assert_clean(test);
+    }
+}
+
+/// Deterministic pseudo-random f32 values in [-4, 4) (xorshift; no dependencies).
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+        })
+        .collect()
+}
+
+/// Little-endian bytes as f32 values.
+pub fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Little-endian bytes as u16 values.
+pub fn u16s(b: &[u8]) -> Vec<u16> {
+    b.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
