@@ -7,6 +7,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod gguf;

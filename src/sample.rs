@@ -47,7 +47,8 @@ pub fn top_k_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
     let lp = log_softmax(logits);
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     let k = k.min(idx.len());
-    idx.select_nth_unstable_by(k.saturating_sub(1).min(idx.len() - 1), |&a, &b| {
+    let nth = k.saturating_sub(1).min(idx.len().saturating_sub(1));
+    idx.select_nth_unstable_by(nth, |&a, &b| {
         lp[b as usize].total_cmp(&lp[a as usize])
     });
     let mut top: Vec<(u32, f64)> = idx[..k].iter().map(|&i| (i, lp[i as usize])).collect();

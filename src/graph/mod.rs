@@ -15,7 +15,7 @@ pub use op::{Op, RopeMode};
 pub use tensor::{Tensor, TensorId, TensorKind};
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use crate::quant::GgmlType;
@@ -59,6 +59,8 @@ pub struct Graph {
     pub outputs: Vec<TensorId>,
     /// What the passes decided, in order, for the dump.
     pub decisions: Vec<Decision>,
+    /// The `off` baseline: a barrier after every node, hazard or not.
+    pub barrier_every_node: bool,
 }
 
 impl Graph {

@@ -93,7 +93,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             k = g.view(qkv, format!("Kcur-{il}"), [nkv * hd, n, 1, 1], nh * hd * n * 4);
             v = g.view(qkv, format!("Vcur-{il}"), [nkv * hd, n, 1, 1], (nh + nkv) * hd * n * 4);
         } else {
-            let mut proj = |g: &mut Graph, wn: &str, name: String, rows: usize| -> Result<TensorId> {
+            let proj = |g: &mut Graph, wn: &str, name: String, rows: usize| -> Result<TensorId> {
                 let w = weight(g, m, &b(wn))?;
                 Ok(g.op(Op::MulMat { split: vec![] }, &[w, cur], name, f32t, [rows, n, 1, 1]))
             };

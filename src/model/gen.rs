@@ -7,14 +7,14 @@
 
 use std::path::Path;
 
-use super::quant_mix::{tensor_type, Ftype, MixContext, MixState};
+use super::quant_mix::{tensor_type, Ftype, MixContext};
 use super::Arch;
 use crate::gguf::{Array, GgufWriter, TensorInfo, Value};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 
 /// A size preset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Preset {
     pub name: &'static str,
     pub n_layer: usize,
@@ -29,7 +29,7 @@ pub struct Preset {
 }
 
 pub const PRESETS: [Preset; 4] = [
-    Preset { name: "tiny", n_layer: 2, n_embd: 256, n_ff: 512, n_head: 4, n_head_kv: 2, head_dim: 64, n_vocab: 1024, tied: false, rope_base: 10000.0 },
+    Preset { name: "tiny", n_layer: 2, n_embd: 256, n_ff: 512, n_head: 4, n_head_kv: 2, head_dim: 128, n_vocab: 1024, tied: false, rope_base: 10000.0 },
     Preset { name: "qwen3-0.6b", n_layer: 28, n_embd: 1024, n_ff: 3072, n_head: 16, n_head_kv: 8, head_dim: 128, n_vocab: 151936, tied: false, rope_base: 1000000.0 },
     Preset { name: "qwen3-1.7b", n_layer: 28, n_embd: 2048, n_ff: 6144, n_head: 16, n_head_kv: 8, head_dim: 128, n_vocab: 151936, tied: true, rope_base: 1000000.0 },
     Preset { name: "llama-8b", n_layer: 32, n_embd: 4096, n_ff: 14336, n_head: 32, n_head_kv: 8, head_dim: 128, n_vocab: 128256, tied: false, rope_base: 500000.0 },
@@ -170,7 +170,6 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         n_expert: 0,
         has_output: !p.tied,
     };
-    let mut state = MixState::new(&mix);
     let mut w = GgufWriter::new();
     let key = |k: &str| format!("{a}.{k}");
     w.add("general.architecture", Value::Str(a.into()));
@@ -198,7 +197,7 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
     w.add("tokenizer.ggml.add_bos_token", Value::Bool(false));
     let mut types = Vec::new();
     for (name, ne) in &tensors {
-        let ty = tensor_type(o.ftype, name, ne, &mix, &mut state);
+        let ty = tensor_type(o.ftype, name, ne, &mix);
         types.push(ty);
         w.add_tensor(name, ty, ne)?;
     }

@@ -12,6 +12,7 @@ use crate::graph::Graph;
 /// stage for `off`, DAG levels otherwise).
 pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
     sibling_matmul::run(g, mode, limits);
+    g.barrier_every_node = mode == QkvMode::Off;
     if mode == QkvMode::Off {
         plan::serial_stages(g);
     } else {

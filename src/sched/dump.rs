@@ -35,8 +35,8 @@ pub struct Counts {
 }
 
 /// Counts of an optimized graph for `mode`.
-pub fn counts(g: &Graph, mode: QkvMode) -> Counts {
-    let b = plan::barriers(g, &g.schedule, |t| g.region(t), mode == QkvMode::Off);
+pub fn counts(g: &Graph) -> Counts {
+    let b = plan::barriers(g, &g.schedule, |t| g.region(t), g.barrier_every_node);
     let mut c = Counts {
         dispatches: g.n_nodes(),
         stages: g.schedule.len(),
@@ -77,7 +77,7 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
             inputs.len(),
             inputs.join("] [")
         );
-        let bars = plan::barriers(g, &split.stages, |t| g.region(t), g.schedule.iter().all(|st| st.len() == 1) && !g.decisions.iter().any(|d| !d.text.starts_with("off")) && g.decisions.iter().any(|d| d.text.starts_with("off")));
+        let bars = plan::barriers(g, &split.stages, |t| g.region(t), g.barrier_every_node);
         for (j, &n) in split.stages.iter().flatten().enumerate() {
             if bars[j] {
                 let _ = writeln!(s, "  -- barrier --");
@@ -128,7 +128,7 @@ pub fn summary(model: &Model, n_tokens: usize, n_ctx: usize, limits: &SiblingLim
             },
         )?;
         passes::run(&mut g, mode, limits);
-        let c = counts(&g, mode);
+        let c = counts(&g);
         let _ = writeln!(
             s,
             "| {mode} | {} | {} | {} | {} | {} | {} |",

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command (README, CI): set-up, the default model, then every test in
+# release mode (one profile, so the 15-minute shaderc build is paid once) under the
+# Vulkan validation layer. Fails loudly when no Vulkan device exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup-debian.sh
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vkgraph-target}"
+if ! vulkaninfo --summary >/dev/null 2>&1; then
+  echo "error: no Vulkan device (install mesa-vulkan-drivers for lavapipe)" >&2
+  exit 1
+fi
+./scripts/fetch-smollm2.sh >/dev/null
+export VKGRAPH_REQUIRE_VULKAN=1
+cargo test --release "$@"

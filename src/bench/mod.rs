@@ -1,0 +1,131 @@
+//! `vkgraph bench`: llama-bench style A/B measurements. For each model the weights
+//! are loaded once; every QKV mode runs in the same session (the backend caches the
+//! fused layout of each mode, so it is built once), and modes are interleaved per
+//! repetition so machine drift hits all of them alike. A test is `ppN` (one batch
+//! of N prompt tokens into an empty cache) or `tgN` (N single-token steps from an
+//! empty cache); each measured call waits for the GPU (fence) and reads the logits
+//! back, as generation does. One warm-up run per mode and test is not counted.
+
+pub mod table;
+
+use std::time::Instant;
+
+use crate::passes::QkvMode;
+use crate::sched::session::Session;
+use crate::Result;
+
+/// One benchmark test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Test {
+    Pp(usize),
+    Tg(usize),
+}
+
+impl std::fmt::Display for Test {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Test::Pp(n) => write!(f, "pp{n}"),
+            Test::Tg(n) => write!(f, "tg{n}"),
+        }
+    }
+}
+
+/// Measured samples of one (model, mode, test).
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub model: String,
+    pub size_bytes: u64,
+    pub params: u64,
+    pub backend: String,
+    pub qkv: QkvMode,
+    pub test: Test,
+    /// Tokens per second, one per repetition.
+    pub samples: Vec<f64>,
+}
+
+impl Row {
+    pub fn mean(&self) -> f64 {
+        self.samples.iter().sum::<f64>() / self.samples.len().max(1) as f64
+    }
+
+    pub fn sd(&self) -> f64 {
+        let n = self.samples.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let m = self.mean();
+        (self.samples.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+/// Runs `test` once in `mode` and returns tokens per second.
+pub fn run_once(s: &mut Session, mode: QkvMode, test: Test) -> Result<f64> {
+    s.opts.qkv = mode;
+    s.reset();
+    let n_vocab = s.model.hp.n_vocab as u32;
+    // Deterministic token ids spread over the vocabulary.
+    let tok = |i: usize| ((i as u64 * 2_654_435_761) % n_vocab as u64) as u32;
+    match test {
+        Test::Pp(n) => {
+            let toks: Vec<u32> = (0..n).map(tok).collect();
+            let t = Instant::now();
+            s.forward(&toks, false)?;
+            Ok(n as f64 / t.elapsed().as_secs_f64())
+        }
+        Test::Tg(n) => {
+            let t = Instant::now();
+            for i in 0..n {
+                s.forward(&[tok(i)], false)?;
+            }
+            Ok(n as f64 / t.elapsed().as_secs_f64())
+        }
+    }
+}
+
+/// Measures every test in every mode, `reps` times each after one warm-up.
+pub fn run(
+    s: &mut Session,
+    model_name: &str,
+    tests: &[Test],
+    modes: &[QkvMode],
+    reps: usize,
+) -> Result<Vec<Row>> {
+    let f = &s.model.file;
+    let size_bytes: u64 = f.tensors.iter().map(|t| t.nbytes).sum();
+    let params: u64 = f.tensors.iter().map(|t| t.ne.iter().product::<u64>()).sum();
+    let backend = s.backend_names()[0].clone();
+    let mut rows: Vec<Row> = Vec::new();
+    for &test in tests {
+        for &mode in modes {
+            // Warm-up: pipelines, weight uploads, the fused layout of this mode.
+            let warm = match test {
+                Test::Pp(n) => Test::Pp(n),
+                Test::Tg(n) => Test::Tg(n.min(4)),
+            };
+            run_once(s, mode, warm)?;
+            rows.push(Row {
+                model: model_name.to_string(),
+                size_bytes,
+                params,
+                backend: backend.clone(),
+                qkv: mode,
+                test,
+                samples: Vec::new(),
+            });
+        }
+    }
+    for _ in 0..reps {
+        for &test in tests {
+            for &mode in modes {
+                let v = run_once(s, mode, test)?;
+                let r = rows
+                    .iter_mut()
+                    .find(|r| r.test == test && r.qkv == mode)
+                    .expect("row exists");
+                r.samples.push(v);
+            }
+        }
+    }
+    s.reset();
+    Ok(rows)
+}

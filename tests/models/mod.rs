@@ -1,0 +1,49 @@
+//! Shared by the integration tests: tiny generated models (written once per process
+//! into the system temp dir; generation is deterministic, so a cached file is the same
+//! file) and comparison helpers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vkgraph::model::gen::{generate, GenOptions, Preset};
+use vkgraph::model::quant_mix::Ftype;
+use vkgraph::model::{Arch, Model};
+
+/// Path of the tiny `arch` model in scheme `quant` (generated on first use).
+pub fn tiny(arch: &str, quant: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vkgraph-test-models-{}", env!("CARGO_PKG_VERSION")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("tiny-{arch}-{quant}.gguf"));
+    // Tests run on several threads; generate each file once (the writer's temporary
+    // file name is per path).
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let o = GenOptions {
+            arch: Arch::parse(arch).unwrap(),
+            preset: Preset::find("tiny").unwrap(),
+            ftype: Ftype::parse(quant).unwrap(),
+            seed: 42,
+        };
+        generate(&o, &path).unwrap();
+    }
+    path
+}
+
+pub fn tiny_model(arch: &str, quant: &str) -> Arc<Model> {
+    Arc::new(Model::open(tiny(arch, quant)).unwrap())
+}
+
+/// Normalized mean squared error of `a` against the reference `b`.
+pub fn nmse(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    num / den.max(1e-30)
+}
+
+/// A fixed prompt of token ids inside the tiny vocabulary.
+pub fn prompt(n: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 37 + 11) % 300) as u32).collect()
+}
