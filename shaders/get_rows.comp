@@ -9,7 +9,8 @@
 // the row's 4-value groups. An id outside 0..nrows yields a row of zeros (the CPU
 // reference reports an error; callers validate ids before they reach the GPU).
 // binding 0: table (row r at byte t_off + r * row_bytes), binding 1: ids (i32, element
-// offset ids_off), binding 2: dst (f32, element offset d_off). Whole-buffer bindings.
+// offset ids_off), binding 2: dst (f32, element offset d_off). Offsets are relative to
+// each binding (dispatch::bind rounds operand offsets down to the device alignment).
 #extension GL_GOOGLE_include_directive : require
 #define W_BINDING 0
 #include "common/dequant.glsl"

@@ -5,8 +5,8 @@
 // 4-byte-aligned loads and `uint16_t` halves for the rest (needs 16-bit storage).
 // Every block size is even, so any field of any block starts at an even byte; a
 // 4-byte load that starts 2 bytes off a word boundary is made from two halves, which
-// never touches a byte outside the block (a whole-buffer binding whose size is not a
-// multiple of 4 stays in range).
+// never touches a byte outside the block (a binding whose size is not a multiple of 4
+// stays in range).
 //
 // Interface (all offsets in bytes from the start of the binding, values per block):
 //   QK                 values per block (floats: a 16-value pseudo-block)

@@ -4,10 +4,10 @@
 // binding 0: weights, any type (read through common/dequant.glsl)
 // binding 1: x, f32 [k, n], starting at element x_off
 // binding 2: dst, f32, starting at element d_off
-// Bindings are whole buffers. The weight rows form up to 4 segments (a fused weight's
-// member tensors): segment s has seg_rows[s] rows of row_bytes bytes each, its first
-// row at byte seg_woff[s]. Rows are numbered across segments (0..m). Output is split
-// on write: row i of segment s (first row start_s) for token j goes to
+// Offsets are relative to each binding (dispatch::bind). The weight rows form up to 4
+// segments (a fused weight's member tensors): segment s has seg_rows[s] rows of
+// row_bytes bytes each, its first row at byte seg_woff[s]. Rows are numbered across
+// segments (0..m). Output is split on write: row i of segment s (first row start_s) for token j goes to
 //   dst[d_off + n*start_s + j*seg_rows[s] + (i - start_s)];
 // an unfused weight is one segment, so that is dst[d_off + j*m + i].
 #ifndef COMMON_DEQUANT_MATMUL_GLSL

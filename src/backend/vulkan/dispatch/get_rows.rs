@@ -11,7 +11,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::mul_mat::{grid_2d, kernel_qk};
-use super::{count_u32, elem_offset};
+use super::{bind, count_u32};
 use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
@@ -70,8 +70,8 @@ pub fn get_rows(
     n: u32,
 ) -> Result<()> {
     let what = format!("get_rows(type={ty},ne0={ne0},n={n})");
-    let shader =
-        shader(ty).ok_or_else(|| Error::Unsupported(format!("{what}: no Vulkan kernel for {ty}")))?;
+    let shader = shader(ty)
+        .ok_or_else(|| Error::Unsupported(format!("{what}: no Vulkan kernel for {ty}")))?;
     let caps = rec.caps();
     if !caps.storage_16bit {
         return Err(Error::Unsupported(format!(
@@ -88,22 +88,26 @@ pub fn get_rows(
     }
     let row_bytes = ty.row_bytes(ne0 as usize).expect("ne0 checked above") as u64;
     table.check(&format!("{what} table"))?;
-    let align = if ty == GgmlType::F32 { 4 } else { 2 };
-    if table.offset % align != 0 {
-        return Err(Error::Usage(format!(
-            "{what}: table range {table:?} does not start at a multiple of {align} bytes"
-        )));
-    }
+    let telem = if ty == GgmlType::F32 { 4 } else { 2 };
     let nrows = table.size / row_bytes;
-    if table.offset + nrows * row_bytes > u64::from(u32::MAX) {
+    let t_bytes = nrows * row_bytes;
+    let (rt, t_off) = bind(
+        caps,
+        &table,
+        telem,
+        t_bytes / telem,
+        &format!("{what} table"),
+    )?;
+    let t_off = u64::from(t_off) * telem;
+    if t_off + t_bytes > u64::from(u32::MAX) {
         return Err(Error::Unsupported(format!(
             "{what}: table {table:?} extends beyond the kernel's 32-bit byte offsets"
         )));
     }
     let total = u64::from(ne0) * u64::from(n);
     count_u32(total, &what)?;
-    let ids_off = elem_offset(&ids, 4, u64::from(n), &format!("{what} ids"))?;
-    let d_off = elem_offset(&dst, 4, total, &format!("{what} dst"))?;
+    let (ri, ids_off) = bind(caps, &ids, 4, u64::from(n), &format!("{what} ids"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, total, &format!("{what} dst"))?;
     if n == 0 {
         return Ok(());
     }
@@ -112,7 +116,7 @@ pub fn get_rows(
         n,
         nrows: nrows as u32, // < 2^32 / row_bytes, checked above
         row_bytes: row_bytes as u32,
-        t_off: table.offset as u32,
+        t_off: t_off as u32,
         ids_off,
         d_off,
         pad: 0,
@@ -121,7 +125,7 @@ pub fn get_rows(
     rec.dispatch(
         shader,
         &[],
-        &[table.buffer.whole(), ids.buffer.whole(), dst.buffer.whole()],
+        &[rt, ri, rd],
         bytemuck::bytes_of(&push),
         groups,
     )

@@ -9,12 +9,13 @@
 //!   tokens); larger ones the tiled kernel. Both compute the same sums (f32 accumulation).
 //! - Kernels read weights through 16-bit storage; a device without it gets
 //!   `Error::Unsupported` (the scheduler then keeps the op on the CPU).
-//! - Bindings are whole buffers; byte/element offsets travel in push constants, so any
-//!   element-aligned tensor view works.
+//! - Operands are bound with `dispatch::bind` (offset rounded down to the device's
+//!   alignment); the remaining byte/element offsets travel in push constants, so any
+//!   element-aligned tensor view works (weights: 2-byte aligned, F32 4).
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{count_u32, elem_offset};
+use super::{bind, count_u32};
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
@@ -125,7 +126,6 @@ fn has_subgroup_add(caps: &Caps) -> bool {
     caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC)
 }
 
-
 /// Records `dst = W·x`: `w` is `m` rows of `k` values of type `ty`, `x` is f32 `[k, n]`,
 /// `dst` f32 (`[m, n]`, or segment after segment when `split` lists the row counts of a
 /// fused weight's members). Picks the mat-vec kernel for `n <= MAT_VEC_MAX_N`, the tiled
@@ -145,13 +145,14 @@ pub fn mul_mat(
 ) -> Result<()> {
     let what = format!("mul_mat(type={ty},m={m},k={k},n={n})");
     if !supports(ty) {
-        return Err(Error::Unsupported(format!("{what}: no Vulkan kernel for {ty}")));
+        return Err(Error::Unsupported(format!(
+            "{what}: no Vulkan kernel for {ty}"
+        )));
     }
-    let caps = rec.caps();
-    if !caps.storage_16bit {
+    if !rec.caps().storage_16bit {
         return Err(Error::Unsupported(format!(
             "{what}: device {} lacks storageBuffer16BitAccess",
-            caps.name
+            rec.caps().name
         )));
     }
     let qk = kernel_qk(ty);
@@ -160,7 +161,11 @@ pub fn mul_mat(
             "{what}: k must be a positive multiple of {qk}"
         )));
     }
-    let segs: Vec<u32> = if split.is_empty() { vec![m] } else { split.to_vec() };
+    let segs: Vec<u32> = if split.is_empty() {
+        vec![m]
+    } else {
+        split.to_vec()
+    };
     if segs.len() > MAX_SEGMENTS {
         return Err(Error::Unsupported(format!(
             "{what}: {} segments, the kernels take at most {MAX_SEGMENTS}",
@@ -174,41 +179,31 @@ pub fn mul_mat(
     }
     let row_bytes = ty.row_bytes(k as usize).expect("k checked above") as u64;
 
-    // Weights: byte offsets; floats need 4-byte alignment (F32 words), the rest 2 bytes.
-    w.check(&format!("{what} weights"))?;
-    let align = if ty == GgmlType::F32 { 4 } else { 2 };
-    if w.offset % align != 0 {
-        return Err(Error::Usage(format!(
-            "{what}: weight range {w:?} does not start at a multiple of {align} bytes"
-        )));
-    }
-    let w_bytes = u64::from(m) * row_bytes;
-    if w_bytes > w.size {
-        return Err(Error::Usage(format!(
-            "{what}: weight range {w:?} is smaller than {m} rows of {row_bytes} bytes"
-        )));
-    }
-    if w.offset + w_bytes > u64::from(u32::MAX) {
-        return Err(Error::Unsupported(format!(
-            "{what}: weight bytes end at {}, beyond the kernels' 32-bit byte offsets",
-            w.offset + w_bytes
-        )));
-    }
-    let mut seg_rows = [0u32; 4];
-    let mut seg_woff = [0u32; 4];
-    let mut at = w.offset;
-    for (s, &rows) in segs.iter().enumerate() {
-        seg_rows[s] = rows;
-        seg_woff[s] = at as u32; // < w.offset + w_bytes, checked above
-        at += u64::from(rows) * row_bytes;
-    }
-
     let kn = u64::from(k) * u64::from(n);
     let mn = u64::from(m) * u64::from(n);
     count_u32(kn, &what)?;
     count_u32(mn, &what)?;
-    let x_off = elem_offset(&x, 4, kn, &format!("{what} x"))?;
-    let d_off = elem_offset(&dst, 4, mn, &format!("{what} dst"))?;
+    let caps = rec.caps();
+    // Weights are read as 16-bit halves and aligned words: 2-byte elements (F32: 4).
+    let welem = if ty == GgmlType::F32 { 4 } else { 2 };
+    let w_bytes = u64::from(m) * row_bytes;
+    let (rw, w_off) = bind(caps, &w, welem, w_bytes / welem, &format!("{what} weights"))?;
+    let w_off = u64::from(w_off) * welem;
+    if w_off + w_bytes > u64::from(u32::MAX) {
+        return Err(Error::Unsupported(format!(
+            "{what}: {w_bytes} weight bytes exceed the kernels' 32-bit byte offsets"
+        )));
+    }
+    let mut seg_rows = [0u32; 4];
+    let mut seg_woff = [0u32; 4];
+    let mut at = w_off;
+    for (s, &rows) in segs.iter().enumerate() {
+        seg_rows[s] = rows;
+        seg_woff[s] = at as u32; // < w_off + w_bytes, checked above
+        at += u64::from(rows) * row_bytes;
+    }
+    let (rx, x_off) = bind(caps, &x, 4, kn, &format!("{what} x"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -225,8 +220,7 @@ pub fn mul_mat(
         seg_woff,
     };
     let x_vec4 = u32::from(x_off % 4 == 0);
-    let bindings = [w.buffer.whole(), x.buffer.whole(), dst.buffer.whole()];
-    let caps = rec.caps();
+    let bindings = [rw, rx, rd];
 
     if n <= MAT_VEC_MAX_N {
         let kernel = if has_subgroup_add(caps) {
