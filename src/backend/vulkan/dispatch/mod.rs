@@ -14,6 +14,8 @@
 
 pub mod binary;
 pub mod copy;
+pub mod get_rows;
+pub mod mul_mat;
 pub mod scale;
 
 use super::buffer::BufferRange;
