@@ -24,7 +24,7 @@ fn cpu_logits(m: &Arc<Model>, steps: &[Vec<u32>]) -> Vec<Vec<f32>> {
 }
 
 fn vk_backend(m: &Arc<Model>, dev: usize) -> VulkanBackend {
-    VulkanBackend::new(m.clone(), &ContextOptions { device_index: Some(dev), validation: true }).unwrap()
+    VulkanBackend::new(m.clone(), &ContextOptions { device_index: Some(dev), validation: true, ..Default::default() }).unwrap()
 }
 
 fn assert_clean(vk: &VulkanBackend, case: &str) {

@@ -219,8 +219,16 @@ pub fn make_backends(model: &Arc<Model>, dev: &DeviceArgs) -> Result<(Vec<Box<dy
     let mut v: Vec<Box<dyn Backend>> = Vec::new();
     let mut limits = crate::passes::SiblingLimits::default();
     if !dev.cpu_only() {
-        log::warn!("Vulkan executor not integrated yet; running on the CPU");
-        let _ = &mut limits;
+        let vk = crate::backend::vulkan::VulkanBackend::new(
+            model.clone(),
+            &crate::backend::vulkan::ContextOptions {
+                device_index: dev.device,
+                validation: dev.validate,
+                ..Default::default()
+            },
+        )?;
+        limits = vk.sibling_limits();
+        v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));
     Ok((v, limits))
