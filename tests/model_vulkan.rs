@@ -98,7 +98,7 @@ fn validation_clean_in_every_mode() {
             let mut vk = vk_backend(&m, dev);
             let limits = vk.sibling_limits();
             // Run through the backend directly so the log stays reachable afterwards.
-            let mut g = vkgraph::model::build_graph(&m, &vkgraph::model::BuildOpts { n_tokens: 4, pos: 0, n_ctx: N_CTX, logits_all: true }).unwrap();
+            let mut g = vkgraph::model::build_graph(&m, &vkgraph::model::BuildOpts { n_tokens: 4, n_ctx: N_CTX, logits_all: true }).unwrap();
             vkgraph::passes::run(&mut g, mode, &limits);
             vk.prepare(&g).unwrap();
             let ids: Vec<i32> = prompt(4).iter().map(|&t| t as i32).collect();

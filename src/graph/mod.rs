@@ -61,13 +61,25 @@ pub struct Graph {
     pub decisions: Vec<Decision>,
     /// The `off` baseline: a barrier after every node, hazard or not.
     pub barrier_every_node: bool,
+    /// Identity of this graph's final form (backends cache recordings by it); a fresh
+    /// value from [`Graph::next_uid`] whenever a pass changes the graph.
+    pub uid: u64,
     /// Accesses so far per root storage: (region, node, wrote), for hazard edges.
     access_log: std::collections::HashMap<TensorId, Vec<(Region, NodeIndex, bool)>>,
 }
 
 impl Graph {
     pub fn new() -> Self {
-        Self::default()
+        Graph {
+            uid: Self::next_uid(),
+            ..Self::default()
+        }
+    }
+
+    /// A process-unique graph identity.
+    pub fn next_uid() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn tensor(&self, id: TensorId) -> &Tensor {

@@ -21,6 +21,7 @@ pub mod glu;
 pub mod norm;
 pub mod rope;
 pub mod scale;
+pub mod set_rows;
 
 use super::buffer::BufferRange;
 use super::caps::Caps;
