@@ -400,7 +400,8 @@ fn get_rows_all_types_exact() {
     });
 }
 
-/// Decode mat-vec timing at llama-8B ffn_down shape (m = 4096, k = 14336, n = 1).
+/// Timing at llama-8B ffn_down shape (m = 4096, k = 14336): mat-vec at n = 1 (default and
+/// `VKGRAPH_PERF_SHAPES` launch shapes) and the tiled kernel at n = 512.
 /// Prints per type: µs per dispatch (median of 20) and weight GB/s. Asserts nothing
 /// about speed (correctness is the other tests' job); checks the output once.
 #[test]
