@@ -65,6 +65,18 @@ impl Session {
         self.backends.iter().map(|b| b.name()).collect()
     }
 
+    /// Starts or stops GPU timestamps on every backend.
+    pub fn set_profile(&mut self, mode: crate::backend::ProfileMode) {
+        for b in &mut self.backends {
+            b.set_profile(mode);
+        }
+    }
+
+    /// Timestamps recorded since the last call, from every backend.
+    pub fn take_profile(&mut self) -> Vec<crate::backend::NodeTime> {
+        self.backends.iter_mut().flat_map(|b| b.take_profile()).collect()
+    }
+
     /// Forgets the KV cache.
     pub fn reset(&mut self) {
         self.n_past = 0;

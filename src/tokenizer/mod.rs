@@ -99,7 +99,7 @@ const EOG_TEXTS: &[&str] = &[
 
 enum Model {
     Spm(spm::Spm),
-    Bpe(bpe::Bpe),
+    Bpe(Box<bpe::Bpe>),
 }
 
 /// A tokenizer for one vocabulary. Cheap to share (`&self` everywhere).
@@ -117,6 +117,7 @@ pub struct Tokenizer {
     eos: Option<u32>,
     eot: Option<u32>,
     pad: Option<u32>,
+    unk: Option<u32>,
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
@@ -195,7 +196,14 @@ impl Tokenizer {
                     })?;
                     let b = bpe::Bpe::new(&tokens, merges, pre)?;
                     let (def_bos, add_bos) = (pre.default_bos(), pre.default_add_bos());
-                    (Model::Bpe(b), def_bos, Some(11), None, add_bos, false)
+                    (
+                        Model::Bpe(Box::new(b)),
+                        def_bos,
+                        Some(11),
+                        None,
+                        add_bos,
+                        false,
+                    )
                 }
                 other => {
                     return Err(Error::Tokenizer(format!(
@@ -203,21 +211,22 @@ impl Tokenizer {
                     )))
                 }
             };
-        // Defaults that fall outside the vocabulary are disabled, explicit ids must fit.
+        // Defaults outside the vocabulary are disabled; an explicit id outside it is
+        // ignored with a warning (the default stays), as llama.cpp does.
         let in_range = |id: Option<u32>| id.filter(|&i| (i as usize) < n);
-        let explicit = |key: &str, id: Option<u32>| -> Result<Option<u32>> {
-            match id {
-                Some(i) if (i as usize) >= n => Err(Error::Tokenizer(format!(
-                    "tokenizer.ggml.{key} = {i} is out of range for {n} tokens"
-                ))),
-                _ => Ok(id),
+        let pick = |key: &str, id: Option<u32>, default: Option<u32>| match id {
+            Some(i) if (i as usize) >= n => {
+                log::warn!("tokenizer.ggml.{key} = {i} is out of range for {n} tokens; ignored");
+                in_range(default)
             }
+            Some(i) => Some(i),
+            None => in_range(default),
         };
-        let bos = explicit("bos_token_id", v.bos)?.or(in_range(def_bos));
-        let eos = explicit("eos_token_id", v.eos)?.or(in_range(def_eos));
-        let pad = explicit("padding_token_id", v.pad)?;
-        let _unk = explicit("unknown_token_id", v.unk)?.or(in_range(def_unk));
-        let mut eot = explicit("eot_token_id", v.eot)?;
+        let bos = pick("bos_token_id", v.bos, def_bos);
+        let eos = pick("eos_token_id", v.eos, def_eos);
+        let pad = pick("padding_token_id", v.pad, None);
+        let unk = pick("unknown_token_id", v.unk, def_unk);
+        let mut eot = pick("eot_token_id", v.eot, None);
         let add_bos = v.add_bos.unwrap_or(def_add_bos);
         let add_eos = v.add_eos.unwrap_or(false);
         let add_space_prefix = v.add_space_prefix.unwrap_or(def_space_prefix);
@@ -273,6 +282,7 @@ impl Tokenizer {
             eos,
             eot,
             pad,
+            unk,
             add_bos,
             add_eos,
             add_space_prefix,
@@ -463,6 +473,9 @@ impl Tokenizer {
     }
     pub fn pad(&self) -> Option<u32> {
         self.pad
+    }
+    pub fn unk(&self) -> Option<u32> {
+        self.unk
     }
     /// Whether `encode(.., add_special = true, ..)` prepends BOS.
     pub fn add_bos(&self) -> bool {

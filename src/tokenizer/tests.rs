@@ -233,3 +233,14 @@ fn stream_decoder_holds_partial_characters() {
     assert_eq!(d.push(&t, b(0xE2)), "");
     assert_eq!(d.flush(), "\u{FFFD}");
 }
+
+#[test]
+fn out_of_range_special_ids_fall_back_to_defaults() {
+    let mut v = spm_vocab(&[("▁", -1.0)], &[]);
+    v.bos = Some(1_000_000);
+    v.pad = Some(1_000_000);
+    let t = Tokenizer::new(v).unwrap();
+    assert_eq!(t.bos(), Some(1), "SPM default BOS kept");
+    assert_eq!(t.pad(), None);
+    assert_eq!(t.unk(), Some(0));
+}

@@ -1,0 +1,454 @@
+//! The Vulkan backend: a [`Backend`] over a [`VulkanContext`]. It places weights on the
+//! device at first use (fused groups contiguously, once per group, from the unchanged
+//! file mapping), activations in an arena planned per graph shape, and the KV cache in
+//! persistent buffers; it records a split's stages into one command buffer with a
+//! barrier only where the barrier plan finds a byte-range hazard on real
+//! (buffer, offset, size) ranges, submits and waits on a fence.
+//!
+//! Memory: every activation gets its own aligned range for the graph's lifetime (no
+//! reuse between tensors), so the only hazards are the graph's own dependencies; this
+//! costs memory at large batches and is a known place to improve.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::dispatch;
+use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
+use crate::backend::{Backend, NodeTime, ProfileMode};
+use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
+use crate::model::Model;
+use crate::passes::{plan, SiblingLimits};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// Where a root tensor lives on the device: buffer index in `bufs`, byte offset.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    buf: usize,
+    offset: u64,
+}
+
+/// See the module docs.
+pub struct VulkanBackend {
+    ctx: VulkanContext,
+    model: Arc<Model>,
+    index: usize,
+    /// Every buffer the backend owns; `Place::buf` indexes it.
+    bufs: Vec<Buffer>,
+    weights: HashMap<String, usize>,
+    fused: HashMap<Vec<String>, usize>,
+    state: HashMap<String, usize>,
+    /// Activation arena of the current graph: root tensor → place.
+    places: HashMap<TensorId, Place>,
+    arena_bufs: Vec<usize>,
+    arena_key: Vec<usize>,
+    /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
+    disabled: HashSet<String>,
+    pub profile: ProfileMode,
+    /// Timestamps of the last `compute` calls (cleared by `take_times`).
+    times: Vec<NodeTime>,
+}
+
+impl VulkanBackend {
+    pub fn new(model: Arc<Model>, opts: &ContextOptions) -> Result<Self> {
+        let ctx = VulkanContext::new(opts)?;
+        Ok(VulkanBackend {
+            index: opts.device_index.unwrap_or(0),
+            ctx,
+            model,
+            bufs: Vec::new(),
+            weights: HashMap::new(),
+            fused: HashMap::new(),
+            state: HashMap::new(),
+            places: HashMap::new(),
+            arena_bufs: Vec::new(),
+            arena_key: Vec::new(),
+            disabled: HashSet::new(),
+            profile: ProfileMode::Off,
+            times: Vec::new(),
+        })
+    }
+
+    pub fn context(&self) -> &VulkanContext {
+        &self.ctx
+    }
+
+    /// Refuse an op (`"RMS_NORM"`) or an op on one weight type (`"MUL_MAT:q4_K"`), so
+    /// the scheduler sends it to the next backend.
+    pub fn disable(&mut self, what: &str) {
+        self.disabled.insert(what.to_string());
+    }
+
+    /// Limits the sibling pass's `auto` mode respects on this device.
+    pub fn sibling_limits(&self) -> SiblingLimits {
+        let c = self.ctx.caps();
+        SiblingLimits {
+            max_fused_bytes: c.max_storage_buffer_range.min(c.max_memory_allocation_size) as usize,
+        }
+    }
+
+    fn max_buffer(&self) -> u64 {
+        let c = self.ctx.caps();
+        c.max_storage_buffer_range.min(c.max_memory_allocation_size)
+    }
+
+    fn align(&self) -> u64 {
+        self.ctx.caps().min_storage_buffer_offset_alignment.max(16)
+    }
+
+    fn new_buffer(&mut self, size: u64, name: &str) -> Result<usize> {
+        let b = self.ctx.create_buffer(size.max(16), MemoryLocation::Device, name)?;
+        self.bufs.push(b);
+        Ok(self.bufs.len() - 1)
+    }
+
+    fn upload_weight(&mut self, name: &str) -> Result<usize> {
+        if let Some(&b) = self.weights.get(name) {
+            return Ok(b);
+        }
+        let model = self.model.clone();
+        let info = model.tensor(name)?;
+        let data = model.file.tensor_data(info);
+        let b = self.new_buffer(data.len() as u64, name)?;
+        self.ctx.upload(&self.bufs[b], 0, data)?;
+        self.weights.insert(name.to_string(), b);
+        Ok(b)
+    }
+
+    fn upload_fused(&mut self, members: &[String], name: &str) -> Result<usize> {
+        if let Some(&b) = self.fused.get(members) {
+            return Ok(b);
+        }
+        let model = self.model.clone();
+        let infos = members.iter().map(|m| model.tensor(m)).collect::<Result<Vec<_>>>()?;
+        let total: u64 = infos.iter().map(|i| i.nbytes).sum();
+        let b = self.new_buffer(total, name)?;
+        let mut off = 0;
+        for i in infos {
+            self.ctx.upload(&self.bufs[b], off, model.file.tensor_data(i))?;
+            off += i.nbytes;
+        }
+        self.fused.insert(members.to_vec(), b);
+        Ok(b)
+    }
+
+    /// The buffer range of a tensor (following views).
+    fn range(&self, g: &Graph, t: TensorId) -> Result<BufferRange<'_>> {
+        let r = g.region(t);
+        let root = g.tensor(r.root);
+        let (buf, base) = match &root.kind {
+            TensorKind::Weight { name } => (self.weights.get(name).copied(), 0),
+            TensorKind::FusedWeight { members } => (self.fused.get(members).copied(), 0),
+            TensorKind::State { name } => (self.state.get(name).copied(), 0),
+            _ => match self.places.get(&r.root) {
+                Some(p) => (Some(p.buf), p.offset),
+                None => (None, 0),
+            },
+        };
+        let buf = buf.ok_or_else(|| {
+            Error::Usage(format!("tensor `{}` not placed on {}", root.name, self.name()))
+        })?;
+        Ok(self.bufs[buf].range(base + r.offset as u64, r.size as u64))
+    }
+
+    /// The real memory region of a tensor, for the barrier plan: buffers become roots.
+    fn real_region(&self, g: &Graph, t: TensorId) -> Region {
+        match self.range(g, t) {
+            Ok(r) => {
+                let id = self
+                    .bufs
+                    .iter()
+                    .position(|b| std::ptr::eq(b, r.buffer))
+                    .unwrap_or(usize::MAX);
+                Region {
+                    root: TensorId(id as u32),
+                    offset: r.offset as usize,
+                    size: r.size as usize,
+                }
+            }
+            Err(_) => g.region(t),
+        }
+    }
+
+    fn record_node(&self, rec: &mut super::Recorder, g: &Graph, n: NodeIndex) -> Result<()> {
+        let node = g.node(n);
+        let s = |i: usize| self.range(g, node.srcs[i]);
+        let st = |i: usize| g.tensor(node.srcs[i]);
+        let dst = self.range(g, node.dst)?;
+        let dt = g.tensor(node.dst);
+        let u = |v: usize| -> Result<u32> {
+            u32::try_from(v).map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", dt.name)))
+        };
+        match &node.op {
+            Op::GetRows => {
+                let t = st(0);
+                dispatch::get_rows::get_rows(rec, t.ty, s(0)?, s(1)?, dst, u(t.ne[0])?, u(st(1).nelements())?)
+            }
+            Op::RmsNorm { eps } => {
+                dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
+            }
+            Op::Mul => dispatch::binary::mul(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
+            Op::Add => dispatch::binary::add(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
+            Op::Scale { s: f } => dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0),
+            Op::SwiGlu => dispatch::glu::swiglu(rec, s(0)?, s(1)?, dst, u(dt.nelements())?),
+            Op::MulMat { split } => {
+                let w = st(0);
+                let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
+                dispatch::mul_mat::mul_mat(
+                    rec,
+                    w.ty,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(w.ne[0])?,
+                    u(w.nrows())?,
+                    u(st(1).nrows())?,
+                    &split32,
+                )
+            }
+            Op::Rope { mode, n_dims, freq_base, freq_scale } => {
+                let t = st(0);
+                dispatch::rope::rope(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(t.ne[0])?,
+                    u(t.ne[1])?,
+                    u(t.ne[2] * t.ne[3])?,
+                    *mode == RopeMode::Neox,
+                    u(*n_dims)?,
+                    *freq_base,
+                    *freq_scale,
+                )
+            }
+            Op::Cpy => match dt.ty {
+                GgmlType::F16 => dispatch::copy::copy_f32_f16(rec, s(0)?, dst, dt.nelements() as u64),
+                GgmlType::F32 => dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64),
+                t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
+            },
+            Op::Attention { scale } => {
+                let (q, k) = (st(0), st(1));
+                dispatch::attention::attention(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    s(2)?,
+                    s(3)?,
+                    dst,
+                    u(q.ne[0])?,
+                    u(q.ne[1])?,
+                    u(k.ne[1])?,
+                    u(q.ne[2])?,
+                    u(k.ne[2])?,
+                    *scale,
+                )
+            }
+        }
+    }
+}
+
+impl Backend for VulkanBackend {
+    fn name(&self) -> String {
+        format!("Vulkan{}", self.index)
+    }
+
+    fn supports(&self, g: &Graph, n: NodeIndex) -> bool {
+        let node = g.node(n);
+        let op = node.op.name().trim_end_matches("_FUSED");
+        if self.disabled.contains(op) {
+            return false;
+        }
+        match &node.op {
+            Op::MulMat { .. } | Op::GetRows => {
+                let ty = g.tensor(node.srcs[0]).ty;
+                !self.disabled.contains(&format!("{op}:{}", ty.name()))
+                    && dispatch::mul_mat::supports(ty)
+            }
+            Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
+            _ => true,
+        }
+    }
+
+    fn prepare(&mut self, g: &Graph) -> Result<()> {
+        // Weights (fused groups contiguous) and state referenced by nodes that may run here.
+        for t in &g.tensors {
+            match &t.kind {
+                TensorKind::Weight { name } => {
+                    self.upload_weight(name)?;
+                }
+                TensorKind::FusedWeight { members } => {
+                    self.upload_fused(members, &t.name)?;
+                }
+                TensorKind::State { name } => {
+                    let need = t.nbytes() as u64;
+                    let have = self.state.get(name).map(|&b| self.bufs[b].size());
+                    if have.is_none_or(|h| h < need) {
+                        let b = self.new_buffer(need, name)?;
+                        let mut rec = self.ctx.recorder()?;
+                        rec.begin()?;
+                        rec.fill(self.bufs[b].whole(), 0)?;
+                        rec.submit_and_wait()?;
+                        self.state.insert(name.clone(), b);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Activation arena: aligned ranges packed into buffers of at most max_buffer.
+        let roots: Vec<(TensorId, u64)> = g
+            .tensors
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.kind, TensorKind::Activation | TensorKind::Input))
+            .map(|(i, t)| (TensorId(i as u32), t.nbytes() as u64))
+            .collect();
+        let key: Vec<usize> = roots.iter().map(|r| r.1 as usize).collect();
+        if key == self.arena_key && !self.places.is_empty() {
+            return Ok(());
+        }
+        let (align, maxb) = (self.align(), self.max_buffer());
+        let mut places = HashMap::new();
+        let mut sizes: Vec<u64> = vec![0];
+        for &(t, size) in &roots {
+            if size > maxb {
+                return Err(Error::OutOfDeviceMemory(format!(
+                    "activation `{}` needs {size} bytes, more than one buffer can hold ({maxb})",
+                    g.tensor(t).name
+                )));
+            }
+            let cur = sizes.last_mut().expect("non-empty");
+            let off = cur.div_ceil(align) * align;
+            if off + size > maxb {
+                sizes.push(size);
+                places.insert(t, Place { buf: sizes.len() - 1, offset: 0 });
+            } else {
+                *cur = off + size;
+                places.insert(t, Place { buf: sizes.len() - 1, offset: off });
+            }
+        }
+        // Buffers are kept when they are large enough (shapes repeat in generation).
+        let mut arena = Vec::new();
+        for (i, &sz) in sizes.iter().enumerate() {
+            match self.arena_bufs.get(i) {
+                Some(&b) if self.bufs[b].size() >= sz => arena.push(b),
+                _ => arena.push(self.new_buffer(sz, &format!("arena{i}"))?),
+            }
+        }
+        for p in places.values_mut() {
+            p.buf = arena[p.buf];
+        }
+        self.arena_bufs = arena;
+        self.places = places;
+        self.arena_key = key;
+        Ok(())
+    }
+
+    fn set_tensor(&mut self, g: &Graph, t: TensorId, bytes: &[u8]) -> Result<()> {
+        let r = self.range(g, t)?;
+        if r.size as usize != bytes.len() {
+            return Err(Error::Usage(format!(
+                "set_tensor `{}`: {} bytes, expected {}",
+                g.tensor(t).name,
+                bytes.len(),
+                r.size
+            )));
+        }
+        let (buf, off) = (r.buffer.clone(), r.offset);
+        self.ctx.upload(&buf, off, bytes)
+    }
+
+    fn get_tensor(&mut self, g: &Graph, t: TensorId) -> Result<Vec<u8>> {
+        let r = self.range(g, t)?;
+        let mut out = vec![0u8; r.size as usize];
+        let (buf, off) = (r.buffer.clone(), r.offset);
+        self.ctx.download(&buf, off, &mut out)?;
+        Ok(out)
+    }
+
+    fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
+        let every = g.barrier_every_node || self.profile == ProfileMode::PerNode;
+        let bars = plan::barriers(g, stages, |t| self.real_region(g, t), every);
+        let mut rec = self.ctx.recorder()?;
+        rec.begin()?;
+        let profiling = self.profile != ProfileMode::Off;
+        if profiling {
+            rec.timestamp("start")?;
+        }
+        let nodes: Vec<NodeIndex> = stages.iter().flatten().copied().collect();
+        let mut pending: Vec<(String, u64, u64)> = Vec::new();
+        let mut labels: Vec<(String, u64, u64)> = Vec::new();
+        let flush = |pending: &mut Vec<(String, u64, u64)>, labels: &mut Vec<(String, u64, u64)>| {
+            let label = pending.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" | ");
+            labels.push((label, pending.iter().map(|p| p.1).sum(), pending.iter().map(|p| p.2).sum()));
+            pending.clear();
+        };
+        for (i, &n) in nodes.iter().enumerate() {
+            if bars[i] {
+                if profiling && !pending.is_empty() {
+                    flush(&mut pending, &mut labels);
+                    rec.timestamp(&labels.last().expect("flushed").0)?;
+                }
+                rec.barrier()?;
+            }
+            self.record_node(&mut rec, g, n)?;
+            if profiling {
+                pending.push(node_cost(g, n));
+            }
+        }
+        if profiling && !pending.is_empty() {
+            flush(&mut pending, &mut labels);
+            rec.timestamp(&labels.last().expect("flushed").0)?;
+        }
+        rec.submit_and_wait()?;
+        if profiling {
+            let ts = rec.timestamps();
+            for (w, l) in ts.windows(2).zip(labels) {
+                self.times.push(NodeTime {
+                    label: l.0,
+                    ns: w[1].ns - w[0].ns,
+                    bytes: l.1,
+                    flops: l.2,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn reset_state(&mut self) {
+        // The cache rows past the new position are never read; nothing to clear.
+    }
+
+    fn set_profile(&mut self, mode: ProfileMode) {
+        self.profile = mode;
+    }
+
+    fn take_profile(&mut self) -> Vec<NodeTime> {
+        std::mem::take(&mut self.times)
+    }
+}
+
+/// Profile label, bytes moved and flops of one node.
+fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
+    let node = g.node(n);
+    let dst = g.tensor(node.dst);
+    let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
+    let bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
+    let (label, flops) = match &node.op {
+        Op::MulMat { .. } | Op::GetRows => {
+            let w = srcs[0];
+            let x = srcs[1];
+            let f = if matches!(node.op, Op::GetRows) { 0 } else { 2 * (w.ne[0] * w.nrows() * x.nrows()) as u64 };
+            (format!("{} {} {}x{} n={}", node.op.name(), w.ty, w.ne[0], w.nrows(), x.nrows()), f)
+        }
+        Op::Attention { .. } => {
+            let (q, k) = (srcs[0], srcs[1]);
+            let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
+            (format!("ATTENTION d={} h={}/{} n={} kv={}", q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]), f)
+        }
+        op => (format!("{} {}", op.name(), dst.shape_str()), dst.nelements() as u64),
+    };
+    (label, bytes, flops)
+}
