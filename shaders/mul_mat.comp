@@ -19,6 +19,7 @@
 // block with coopmat tiles; dispatch/mul_mat.rs picks it when Caps lists a usable shape
 // (see the commented slot in shaders/variants.txt).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common/dequant_matmul.glsl"
 
 layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
@@ -45,7 +46,7 @@ void main() {
     // k offset 4*(g%8)), so 8 neighbouring invocations read one row's 128 bytes of x.
     uint lrow[2];
     uint lbase[2];
-    for (uint i = 0u; i < 2u; i++) {
+    [[unroll]] for (uint i = 0u; i < 2u; i++) {
         lrow[i] = (tid + 256u * i) / 8u;
         const uint row = m0 + lrow[i];
         lbase[i] = row < p.m ? row_addr(row).wbase : 0u;
@@ -53,15 +54,15 @@ void main() {
     const uint lk = 4u * (tid % 8u);
 
     float acc[TM][TN];
-    for (uint a = 0u; a < TM; a++) {
-        for (uint b = 0u; b < TN; b++) {
+    [[unroll]] for (uint a = 0u; a < TM; a++) {
+        [[unroll]] for (uint b = 0u; b < TN; b++) {
             acc[a][b] = 0.0;
         }
     }
 
     for (uint k0 = 0u; k0 < p.k; k0 += BK) {
         const uint kk = k0 + lk;
-        for (uint i = 0u; i < 2u; i++) {
+        [[unroll]] for (uint i = 0u; i < 2u; i++) {
             vec4 w = vec4(0.0);
             if (m0 + lrow[i] < p.m && kk < p.k) {
                 w = dq4(lbase[i] + (kk / QK) * BLOCK_BYTES, kk % QK);
@@ -71,7 +72,7 @@ void main() {
             if (tok < p.n && kk < p.k) {
                 xv = load_x4(tok * p.k + kk);
             }
-            for (uint e = 0u; e < 4u; e++) {
+            [[unroll]] for (uint e = 0u; e < 4u; e++) {
                 sw[(lk + e) * SW + lrow[i]] = w[e];
                 sx[(lk + e) * SX + lrow[i]] = xv[e];
             }
@@ -80,14 +81,14 @@ void main() {
         for (uint q = 0u; q < BK; q++) {
             float wa[TM];
             float xb[TN];
-            for (uint a = 0u; a < TM; a++) {
+            [[unroll]] for (uint a = 0u; a < TM; a++) {
                 wa[a] = sw[q * SW + tx + 16u * a];
             }
-            for (uint b = 0u; b < TN; b++) {
+            [[unroll]] for (uint b = 0u; b < TN; b++) {
                 xb[b] = sx[q * SX + ty + 16u * b];
             }
-            for (uint a = 0u; a < TM; a++) {
-                for (uint b = 0u; b < TN; b++) {
+            [[unroll]] for (uint a = 0u; a < TM; a++) {
+                [[unroll]] for (uint b = 0u; b < TN; b++) {
                     acc[a][b] = fma(wa[a], xb[b], acc[a][b]);
                 }
             }
@@ -95,13 +96,13 @@ void main() {
         barrier();
     }
 
-    for (uint a = 0u; a < TM; a++) {
+    [[unroll]] for (uint a = 0u; a < TM; a++) {
         const uint row = m0 + tx + 16u * a;
         if (row >= p.m) {
             continue;
         }
         const RowAddr ad = row_addr(row);
-        for (uint b = 0u; b < TN; b++) {
+        [[unroll]] for (uint b = 0u; b < TN; b++) {
             const uint tok = n0 + ty + 16u * b;
             if (tok < p.n) {
                 dst[ad.dbase + tok * ad.dstride] = acc[a][b];

@@ -18,6 +18,7 @@ mod common;
 
 use common::{f32s, for_each_device, values, Gpu};
 use vkgraph::backend::cpu::ops;
+use vkgraph::backend::vulkan::dispatch::mul_mat::MatVecShape;
 use vkgraph::backend::vulkan::{dispatch, Buffer, MemoryLocation};
 use vkgraph::quant::{self, GgmlType};
 
@@ -125,6 +126,7 @@ fn mul_mat_case(
     n: usize,
     off: Offsets,
     label: &str,
+    shape: Option<MatVecShape>,
 ) {
     let m: usize = split.iter().sum();
     let name = if n as u32 <= dispatch::mul_mat::MAT_VEC_MAX_N {
@@ -167,17 +169,18 @@ fn mul_mat_case(
     };
     let mut rec = gpu.ctx.recorder().expect("recorder");
     rec.begin().expect("begin");
-    dispatch::mul_mat::mul_mat(
-        &mut rec,
-        ty,
+    let (wr, xr, dr) = (
         wbuf.range(off.w as u64, w.len() as u64),
         xbuf.range((off.x * 4) as u64, (k * n * 4) as u64),
         dbuf.range((off.d * 4) as u64, (m * n * 4) as u64),
-        k as u32,
-        m as u32,
-        n as u32,
-        &split_u32,
-    )
+    );
+    let (k32, m32, n32) = (k as u32, m as u32, n as u32);
+    match shape {
+        None => dispatch::mul_mat::mul_mat(&mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32),
+        Some(sh) => dispatch::mul_mat::mul_mat_with_shape(
+            &mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32, sh,
+        ),
+    }
     .unwrap_or_else(|e| panic!("{case}: {e}"));
     rec.submit_and_wait()
         .unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -212,7 +215,7 @@ fn mul_mat_all_types() {
             for (mi, &m) in [1usize, 7, 33, 257].iter().enumerate() {
                 let w = quantized(ty, m, k, 7 + mi as u64);
                 for &n in &[1usize, 2, 5, 17] {
-                    mul_mat_case(gpu, ty, &w, k, &[m], n, ALIGNED, "");
+                    mul_mat_case(gpu, ty, &w, k, &[m], n, ALIGNED, "", None);
                 }
             }
         }
@@ -225,7 +228,7 @@ fn mul_mat_k4096() {
         for ty in GgmlType::WEIGHT_TYPES {
             let w = quantized(ty, 33, 4096, 11);
             for &n in &[1usize, 17] {
-                mul_mat_case(gpu, ty, &w, 4096, &[33], n, ALIGNED, "");
+                mul_mat_case(gpu, ty, &w, 4096, &[33], n, ALIGNED, "", None);
             }
         }
     });
@@ -239,7 +242,7 @@ fn mul_mat_split_3_segments() {
             let split = [7usize, 33, 16];
             let w = quantized(ty, split.iter().sum(), k, 21);
             for &n in &[1usize, 5, 17, 70] {
-                mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, ",split=[7,33,16]");
+                mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, ",split=[7,33,16]", None);
             }
         }
     });
@@ -257,7 +260,33 @@ fn mul_mat_unaligned_offsets() {
                 d: 3,
             };
             for &n in &[1usize, 3, 17] {
-                mul_mat_case(gpu, ty, &w, k, &[9], n, off, ",offsets=w+2B/x+1/d+3");
+                mul_mat_case(gpu, ty, &w, k, &[9], n, off, ",offsets=w+2B/x+1/d+3", None);
+            }
+        }
+    });
+}
+
+/// Mat-vec launch shapes other than the default: rows per workgroup that do not divide
+/// m, narrow and wide workgroups, all 8 tokens.
+#[test]
+fn mul_mat_vec_shapes() {
+    for_each_device("mul_mat_vec_shapes", |gpu| {
+        for ty in [
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q5_1,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+        ] {
+            let k = small_k(ty);
+            let split = [5usize, 32];
+            let w = quantized(ty, 37, k, 71);
+            for (wg, rows) in [(16u32, 3u32), (32, 4), (256, 1)] {
+                for &n in &[1usize, 8] {
+                    let label = format!(",split=[5,32],wg={wg},rows={rows}");
+                    let shape = Some(MatVecShape { wg, rows });
+                    mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, &label, shape);
+                }
             }
         }
     });
@@ -273,7 +302,7 @@ fn mul_mat_large() {
         for ty in GgmlType::WEIGHT_TYPES {
             let w = quantized(ty, 4096, 14336, 41);
             for &n in &[1usize, 8, 64] {
-                mul_mat_case(gpu, ty, &w, 14336, &[4096], n, ALIGNED, "");
+                mul_mat_case(gpu, ty, &w, 14336, &[4096], n, ALIGNED, "", None);
             }
         }
     });
@@ -371,7 +400,8 @@ fn get_rows_all_types_exact() {
     });
 }
 
-/// Decode mat-vec timing at llama-8B ffn_down shape (m = 4096, k = 14336, n = 1).
+/// Timing at llama-8B ffn_down shape (m = 4096, k = 14336): mat-vec at n = 1 (default and
+/// `VKGRAPH_PERF_SHAPES` launch shapes) and the tiled kernel at n = 512.
 /// Prints per type: µs per dispatch (median of 20) and weight GB/s. Asserts nothing
 /// about speed (correctness is the other tests' job); checks the output once.
 #[test]
@@ -382,14 +412,38 @@ fn perf_mul_mat_vec() {
         eprintln!("{}: m={m} k={k}", gpu.label);
         for ty in GgmlType::WEIGHT_TYPES {
             let w = quantized(ty, m, k, 61);
-            for &n in &[1usize, 512] {
-                perf_case(gpu, ty, &w, m, k, n);
+            for shape in perf_shapes() {
+                perf_case(gpu, ty, &w, m, k, 1, shape);
             }
+            perf_case(gpu, ty, &w, m, k, 512, None);
         }
     });
 }
 
-fn perf_case(gpu: &Gpu, ty: GgmlType, w: &[u8], m: usize, k: usize, n: usize) {
+/// Mat-vec launch shapes to time: the default, plus `VKGRAPH_PERF_SHAPES="128x2,256x4"`.
+fn perf_shapes() -> Vec<Option<MatVecShape>> {
+    let mut v = vec![None];
+    if let Ok(s) = std::env::var("VKGRAPH_PERF_SHAPES") {
+        for item in s.split(',') {
+            if let Some((a, b)) = item.split_once('x') {
+                if let (Ok(wg), Ok(rows)) = (a.trim().parse(), b.trim().parse()) {
+                    v.push(Some(MatVecShape { wg, rows }));
+                }
+            }
+        }
+    }
+    v
+}
+
+fn perf_case(
+    gpu: &Gpu,
+    ty: GgmlType,
+    w: &[u8],
+    m: usize,
+    k: usize,
+    n: usize,
+    shape: Option<MatVecShape>,
+) {
     let x = values(k * n, 5);
     let wbuf = gpu.buffer_from("w", w);
     let xbuf = gpu.buffer_from("x", &words(&x));
@@ -401,17 +455,12 @@ fn perf_case(gpu: &Gpu, ty: GgmlType, w: &[u8], m: usize, k: usize, n: usize) {
     let mut rec = gpu.ctx.recorder().expect("recorder");
     rec.begin().expect("begin");
     let run = |rec: &mut vkgraph::backend::vulkan::Recorder| {
-        dispatch::mul_mat::mul_mat(
-            rec,
-            ty,
-            wbuf.whole(),
-            xbuf.whole(),
-            dbuf.whole(),
-            k as u32,
-            m as u32,
-            n as u32,
-            &[],
-        )
+        let (w, x, d) = (wbuf.whole(), xbuf.whole(), dbuf.whole());
+        let (k, m, n) = (k as u32, m as u32, n as u32);
+        match shape {
+            None => dispatch::mul_mat::mul_mat(rec, ty, w, x, d, k, m, n, &[]),
+            Some(s) => dispatch::mul_mat::mul_mat_with_shape(rec, ty, w, x, d, k, m, n, &[], s),
+        }
         .expect("mul_mat")
     };
     run(&mut rec); // warm-up (pipeline creation is outside the timed part anyway)
@@ -434,8 +483,9 @@ fn perf_case(gpu: &Gpu, ty: GgmlType, w: &[u8], m: usize, k: usize, n: usize) {
     let gbs = w.len() as f64 / (med * 1e3);
     let tflops = 2.0 * (m * k * n) as f64 / (med * 1e6);
     eprintln!(
-        "  {:<5} n={n:<4} {med:>9.1} µs  {gbs:>7.0} GB/s weights  {tflops:>6.2} TFLOPS",
-        ty.name()
+        "  {:<5} n={n:<4} {:<8} {med:>9.1} µs  {gbs:>7.0} GB/s weights  {tflops:>6.2} TFLOPS",
+        ty.name(),
+        shape.map_or("default".to_string(), |s| format!("{}x{}", s.wg, s.rows))
     );
     // A sanity check of the timed result on a few rows.
     let got = f32s(&{

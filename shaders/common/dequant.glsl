@@ -26,6 +26,7 @@
 
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : enable
+#extension GL_EXT_control_flow_attributes : require
 
 layout(std430, set = 0, binding = W_BINDING) readonly restrict buffer WQ32 { uint w32[]; };
 layout(std430, set = 0, binding = W_BINDING) readonly restrict buffer WQ16 { uint16_t w16[]; };
@@ -273,6 +274,95 @@ uint chunk_xoff(uint c, uint g) {
 // q2_K, q3_K, q6_K: 4 bytes (l = 4*(c%8)) of half c/8 hold one value of each 32-run.
 uint chunk_xoff(uint c, uint g) {
     return 128u * (c / 8u) + 4u * (c & 7u) + 32u * g;
+}
+#endif
+
+// dq_chunk(bb, c, v): the 4 groups of chunk c (v[g] = values chunk_xoff(c, g)..+3).
+// K-quants load the chunk's packed bytes and scales once; the others call dq4 (whose
+// repeated loads the compiler merges). Not `precise`: mat-vec only, FMA welcome.
+#if defined(TYPE_Q2_K)
+void dq_chunk(uint bb, uint c, out vec4 v[4]) {
+    const uint h = c / 8u, l = 4u * (c & 7u);
+    const vec2 dm = unpackHalf2x16(ld32(bb + 80u));
+    const uint q = ld32(bb + 16u + 32u * h + l);
+    // scales 8h + l/16 + 2t, t = 0..3: bytes of the 8 scale bytes of this half.
+    const uvec2 sw = uvec2(ld32(bb + 8u * h), ld32(bb + 8u * h + 4u)) >> (8u * (l / 16u));
+    const uvec4 sc = uvec4(sw.x, sw.x >> 16, sw.y, sw.y >> 16) & 0xffu;
+    [[unroll]] for (uint t = 0u; t < 4u; t++) {
+        const uvec4 qv = bytes4((q >> (2u * t)) & 0x03030303u);
+        v[t] = (dm.x * float(sc[t] & 15u)) * vec4(qv) - dm.y * float(sc[t] >> 4);
+    }
+}
+#elif defined(TYPE_Q3_K)
+void dq_chunk(uint bb, uint c, out vec4 v[4]) {
+    const uint h = c / 8u, l = 4u * (c & 7u);
+    const float d = ldh(bb + 108u);
+    const uint q = ld32(bb + 32u + 32u * h + l);
+    const uint hm = ld32(bb + l) >> (4u * h);
+    const uvec3 s = uvec3(ld32(bb + 96u), ld32(bb + 100u), ld32(bb + 104u));
+    [[unroll]] for (uint t = 0u; t < 4u; t++) {
+        const uint j = 8u * h + l / 16u + 2u * t;
+        const uint lo = ((j & 4u) == 0u ? s.x : s.y) >> (8u * (j & 3u) + 4u * (j / 8u));
+        const uint hi = s.z >> (8u * (j & 3u) + 2u * (j / 4u));
+        const int scale = int((lo & 15u) | ((hi & 3u) << 4)) - 32;
+        const ivec4 qv = ivec4(bytes4((q >> (2u * t)) & 0x03030303u))
+            - 4 * (1 - ivec4(bytes4((hm >> t) & 0x01010101u)));
+        v[t] = (d * float(scale)) * vec4(qv);
+    }
+}
+#elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+void dq_chunk(uint bb, uint c, out vec4 v[4]) {
+    const uint jp = c / 4u, l = 8u * (c & 3u);
+    const vec2 dm = unpackHalf2x16(ld32(bb));
+    const uvec3 s = uvec3(ld32(bb + 4u), ld32(bb + 8u), ld32(bb + 12u));
+    const uvec2 q = uvec2(ld32(bb + QS_AT + 32u * jp + l), ld32(bb + QS_AT + 32u * jp + l + 4u));
+#ifdef TYPE_Q5_K
+    const uvec2 qh = uvec2(ld32(bb + 16u + l), ld32(bb + 20u + l));
+#endif
+    [[unroll]] for (uint half_ = 0u; half_ < 2u; half_++) {
+        // sub-block j = 2*jp + half_ (scale_min_k4 on the 12 bytes in s)
+        const uint j = 2u * jp + half_;
+        uint sc, mn;
+        if (j < 4u) {
+            sc = (s.x >> (8u * j)) & 63u;
+            mn = (s.y >> (8u * j)) & 63u;
+        } else {
+            const uint a = s.z >> (8u * (j - 4u));
+            sc = (a & 15u) | (((s.x >> (8u * (j - 4u))) >> 6 & 3u) << 4);
+            mn = ((a >> 4) & 15u) | (((s.y >> (8u * (j - 4u))) >> 6 & 3u) << 4);
+        }
+        const float dl = dm.x * float(sc), ml = dm.y * float(mn);
+        [[unroll]] for (uint i = 0u; i < 2u; i++) {
+            uvec4 qv = bytes4((q[i] >> (4u * half_)) & 0x0f0f0f0fu);
+#ifdef TYPE_Q5_K
+            qv += bytes4((qh[i] >> j) & 0x01010101u) << 4;
+#endif
+            v[2u * half_ + i] = dl * vec4(qv) - ml;
+        }
+    }
+}
+#elif defined(TYPE_Q6_K)
+void dq_chunk(uint bb, uint c, out vec4 v[4]) {
+    const uint h = c / 8u, l = 4u * (c & 7u);
+    const float d = ldh(bb + 208u);
+    const uvec2 ql = uvec2(ld32(bb + 64u * h + l), ld32(bb + 64u * h + 32u + l));
+    const uint qh = ld32(bb + 128u + 32u * h + l);
+    // scales 8h + l/16 + 2t: bytes of the 8 scale bytes of this half.
+    const uvec2 sw = uvec2(ld32(bb + 192u + 8u * h), ld32(bb + 196u + 8u * h)) >> (8u * (l / 16u));
+    const uvec4 su = uvec4(sw.x, sw.x >> 16, sw.y, sw.y >> 16) & 0xffu;
+    [[unroll]] for (uint t = 0u; t < 4u; t++) {
+        const uint lo = (ql[t & 1u] >> (4u * (t / 2u))) & 0x0f0f0f0fu;
+        const uint hi = (qh >> (2u * t)) & 0x03030303u;
+        const ivec4 qv = ivec4(bytes4(lo) | (bytes4(hi) << 4)) - 32;
+        const int sc = (int(su[t]) << 24) >> 24;
+        v[t] = (d * float(sc)) * vec4(qv);
+    }
+}
+#else
+void dq_chunk(uint bb, uint c, out vec4 v[4]) {
+    [[unroll]] for (uint g = 0u; g < 4u; g++) {
+        v[g] = dq4(bb, chunk_xoff(c, g));
+    }
 }
 #endif
 

@@ -143,6 +143,53 @@ pub fn mul_mat(
     n: u32,
     split: &[u32],
 ) -> Result<()> {
+    record(rec, ty, w, x, dst, k, m, n, split, None)
+}
+
+/// Mat-vec launch shape: workgroup width (a power of two, 16..=1024) and rows per workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatVecShape {
+    pub wg: u32,
+    pub rows: u32,
+}
+
+/// [`mul_mat`] with an explicit mat-vec launch shape (for tuning and tests; ignored when
+/// `n > MAT_VEC_MAX_N`).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_with_shape(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    shape: MatVecShape,
+) -> Result<()> {
+    if !shape.wg.is_power_of_two() || !(16..=1024).contains(&shape.wg) || shape.rows == 0 {
+        return Err(Error::Usage(format!(
+            "mul_mat: bad mat-vec shape {shape:?}"
+        )));
+    }
+    record(rec, ty, w, x, dst, k, m, n, split, Some(shape))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    shape: Option<MatVecShape>,
+) -> Result<()> {
     let what = format!("mul_mat(type={ty},m={m},k={k},n={n})");
     if !supports(ty) {
         return Err(Error::Unsupported(format!(
@@ -232,14 +279,22 @@ pub fn mul_mat(
         // Narrow workgroups for short rows (fewer idle invocations), power of two for the
         // shared-memory tree, at least NR * NMAX = 16 so the final write loop covers all.
         let units = (k / qk) * (qk / 16);
-        let wg = units
-            .next_power_of_two()
-            .clamp(32, MMV_WG)
-            .min(caps.max_compute_work_group_size[0].max(32));
-        let groups = grid_2d(caps, m.div_ceil(MMV_ROWS), &what)?;
+        let shape = shape.unwrap_or(MatVecShape {
+            wg: units.next_power_of_two().clamp(32, MMV_WG),
+            rows: MMV_ROWS,
+        });
+        let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
+        // The reduction's shared array: rows × n × wg floats.
+        let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
+        if shared > u64::from(caps.max_compute_shared_memory_size) {
+            return Err(Error::Unsupported(format!(
+                "{what}: mat-vec shape {shape:?} needs {shared} bytes of shared memory"
+            )));
+        }
+        let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
         rec.dispatch(
             shader,
-            &[wg, MMV_ROWS, x_vec4],
+            &[wg, shape.rows, x_vec4, n],
             &bindings,
             bytemuck::bytes_of(&push),
             groups,
