@@ -185,7 +185,7 @@ fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: MakeBackends) ->
         for &(id, l) in exact {
             let d = (lp[id as usize] - l).abs();
             out.max_exact = out.max_exact.max(d);
-            if !(d <= TOL) {
+            if d.is_nan() || d > TOL {
                 out.mismatches.push(format!(
                     "exact token {id}: |{:.5} - {l:.5}| = {d:.4} > {TOL} ({ctx})",
                     lp[id as usize]
@@ -199,7 +199,7 @@ fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: MakeBackends) ->
             out.max_as_is = out.max_as_is.max(d);
             let Some(&e) = ex.get(&id) else { continue };
             let bound = (l - e).abs() + TOL;
-            if !(d <= bound) {
+            if d.is_nan() || d > bound {
                 out.mismatches.push(format!(
                     "as-is token {id}: |{:.5} - {l:.5}| = {d:.4} > |as-is - exact| + {TOL} = {bound:.4} ({ctx})",
                     lp[id as usize]
