@@ -569,3 +569,16 @@ fn large_grid() {
         assert!(head.iter().all(|&x| x == 4.0));
     });
 }
+
+#[test]
+fn bad_device_index() {
+    let n = vkgraph::backend::vulkan::enumerate_devices().unwrap().len();
+    let opts = vkgraph::backend::vulkan::ContextOptions {
+        device_index: Some(n + 3),
+        ..Default::default()
+    };
+    match vkgraph::backend::vulkan::VulkanContext::new(&opts) {
+        Err(e) => assert!(e.to_string().contains(&format!("{}", n + 3)), "{e}"),
+        Ok(_) => panic!("device {} should not exist", n + 3),
+    }
+}

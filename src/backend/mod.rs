@@ -13,6 +13,30 @@ use petgraph::stable_graph::NodeIndex;
 use crate::graph::{Graph, TensorId};
 use crate::Result;
 
+/// How a backend timestamps its work for `--profile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileMode {
+    /// No timestamps.
+    Off,
+    /// A timestamp after every node, with a barrier after each: per-op cost, but it
+    /// serializes stages and so hides the concurrency reordering buys.
+    PerNode,
+    /// A timestamp only at barriers: each stage measured as it really runs.
+    PerStage,
+}
+
+/// GPU time of one node (PerNode) or one stage (PerStage).
+#[derive(Clone, Debug)]
+pub struct NodeTime {
+    /// `MUL_MAT q4_K [1024, 2048] [1024, 1]`; stages join their nodes with ` | `.
+    pub label: String,
+    pub ns: f64,
+    /// Bytes the node(s) read and write.
+    pub bytes: u64,
+    /// Floating-point operations (2·k·m·n for matmuls, elements otherwise).
+    pub flops: u64,
+}
+
 /// What every backend provides to the scheduler.
 pub trait Backend {
     /// Name in dumps: `CPU`, `Vulkan0`.
@@ -31,4 +55,10 @@ pub trait Backend {
     fn compute(&mut self, graph: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()>;
     /// Forgets persistent state (KV cache contents).
     fn reset_state(&mut self);
+    /// Starts or stops timestamping (backends without timers ignore it).
+    fn set_profile(&mut self, _mode: ProfileMode) {}
+    /// Timestamps recorded since the last call.
+    fn take_profile(&mut self) -> Vec<NodeTime> {
+        Vec::new()
+    }
 }

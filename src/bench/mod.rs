@@ -6,6 +6,7 @@
 //! empty cache); each measured call waits for the GPU (fence) and reads the logits
 //! back, as generation does. One warm-up run per mode and test is not counted.
 
+pub mod profile;
 pub mod table;
 
 use std::time::Instant;
@@ -128,4 +129,34 @@ pub fn run(
     }
     s.reset();
     Ok(rows)
+}
+
+/// The GPU profile of one tg step (after a 16-token prompt) in each mode, measured
+/// per stage and per node, as markdown.
+pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[QkvMode]) -> Result<String> {
+    use crate::backend::ProfileMode;
+    let mut out = String::new();
+    let n_vocab = s.model.hp.n_vocab as u32;
+    for &mode in modes {
+        for pm in [ProfileMode::PerStage, ProfileMode::PerNode] {
+            s.opts.qkv = mode;
+            s.reset();
+            let prompt: Vec<u32> = (0..16u32).map(|i| (i * 7919) % n_vocab).collect();
+            s.forward(&prompt, false)?;
+            s.forward(&[1], false)?; // warm the decode shape
+            s.set_profile(pm);
+            s.take_profile();
+            s.forward(&[2], false)?;
+            s.set_profile(ProfileMode::Off);
+            let times = s.take_profile();
+            if times.is_empty() {
+                out += &format!("\n### {model_name} qkv={mode}: no GPU timestamps on this backend\n");
+                break;
+            }
+            out += &format!("\n### {model_name} tg step at position 17, qkv={mode}\n");
+            out += &profile::table(&times, pm, 1);
+        }
+    }
+    s.reset();
+    Ok(out)
 }

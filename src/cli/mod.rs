@@ -115,6 +115,9 @@ pub struct BenchArgs {
     /// Output format: md, json or csv.
     #[arg(short = 'o', long, default_value = "md")]
     pub output: String,
+    /// After the measurements, profile one tg step per mode (per stage and per node).
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub dev: DeviceArgs,
 }
@@ -128,6 +131,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
         return Err(Error::Usage(format!("unknown output format `{}` (md, json, csv)", a.output)));
     }
     let mut rows = Vec::new();
+    let mut profiles = Vec::new();
     for path in &a.model {
         let model = Arc::new(Model::open(path)?);
         let n_ctx = tests.iter().map(|t| match t { Test::Pp(n) | Test::Tg(n) => *n }).max().unwrap_or(1);
@@ -136,6 +140,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
         let name = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().to_string());
         eprintln!("bench: {name} on {}", s.backend_names().join(" + "));
         rows.extend(bench::run(&mut s, &name, &tests, &modes, a.reps.max(1))?);
+        if a.profile {
+            profiles.push(bench::profile_tg(&mut s, &name, &modes)?);
+        }
     }
     let text = match a.output.as_str() {
         "json" => table::json(&rows),
@@ -143,6 +150,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
         _ => table::markdown(&rows),
     };
     println!("{text}");
+    for p in profiles {
+        println!("{p}");
+    }
     Ok(())
 }
 
@@ -151,7 +161,8 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Command::Devices => {
-            Err(Error::Unsupported("Vulkan backend not integrated yet".into()))
+            print!("{}", crate::backend::vulkan::describe_devices()?);
+            Ok(())
         }
         Command::Info { model } => info::info(&model),
         Command::GenModel {
@@ -208,8 +219,16 @@ pub fn make_backends(model: &Arc<Model>, dev: &DeviceArgs) -> Result<(Vec<Box<dy
     let mut v: Vec<Box<dyn Backend>> = Vec::new();
     let mut limits = crate::passes::SiblingLimits::default();
     if !dev.cpu_only() {
-        log::warn!("Vulkan executor not integrated yet; running on the CPU");
-        let _ = &mut limits;
+        let vk = crate::backend::vulkan::VulkanBackend::new(
+            model.clone(),
+            &crate::backend::vulkan::ContextOptions {
+                device_index: dev.device,
+                validation: dev.validate,
+                ..Default::default()
+            },
+        )?;
+        limits = vk.sibling_limits();
+        v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));
     Ok((v, limits))

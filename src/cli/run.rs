@@ -109,6 +109,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
         write!(out, "{}", a.prompt).ok();
         out.flush().ok();
     }
+    if a.profile {
+        s.set_profile(crate::backend::ProfileMode::PerStage);
+    }
     // Prefill.
     let t0 = Instant::now();
     let mut logits = Vec::new();
@@ -143,6 +146,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
         writeln!(out, "{}", dec.flush()).ok();
     }
     let t_gen = t1.elapsed();
+    if a.profile {
+        let times = s.take_profile();
+        eprintln!("{}", crate::bench::profile::table(&times, crate::backend::ProfileMode::PerStage, n_gen + 1));
+    }
     let n_prompt = prompt.len() - n_gen;
     eprintln!(
         "prompt: {n_prompt} tokens in {:.1} ms ({:.1} t/s) | generation: {n_gen} tokens in {:.1} ms ({:.1} t/s)",

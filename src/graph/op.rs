@@ -46,6 +46,10 @@ pub enum Op {
     /// `[src: f32]` → dst of the same element count in dst's type (f32 or f16);
     /// dst is usually a view of the KV cache.
     Cpy,
+    /// `[src: f32 [ne0, n], idx: i32 [n]]` → dst, an existing f16 table of rows of
+    /// `ne0` (the KV cache): row `idx[i]` = f16(src row i). The rows come from a buffer
+    /// (the positions), so the graph is the same at every decode step.
+    SetRows,
     /// `[q: f32 [d, n_head, n], k: f16 [d, n_head_kv, n_kv], v: f16 [d, n_head_kv, n_kv],
     /// pos: i32 [n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
     /// `0..=pos[t]` (causal), head `h` using kv head `h / (n_head / n_head_kv)` (GQA).
@@ -66,6 +70,7 @@ impl Op {
             Op::Rope { .. } => "ROPE",
             Op::SwiGlu => "SWIGLU",
             Op::Cpy => "CPY",
+            Op::SetRows => "SET_ROWS",
             Op::Attention { .. } => "ATTENTION",
         }
     }

@@ -18,5 +18,6 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
     } else {
         plan::level_stages(g);
     }
+    g.uid = Graph::next_uid();
     debug_assert_eq!(g.check_schedule(), Ok(()));
 }

@@ -161,6 +161,23 @@ impl CpuBackend {
                 }
                 return Ok(());
             }
+            Op::SetRows => {
+                let x = self.f32s(g, s(0))?;
+                let idx = self.i32s(g, s(1))?;
+                let ne0 = g.tensor(s(0)).ne[0];
+                if dt.ty != GgmlType::F16 {
+                    return Err(Error::Unsupported(format!("SET_ROWS into {}", dt.ty)));
+                }
+                let rows = dt.nrows();
+                let dst = self.bytes_mut(g, node.dst)?;
+                for (i, &r) in idx.iter().enumerate() {
+                    if r < 0 || r as usize >= rows {
+                        return Err(Error::ContextFull(format!("position {r} outside the cache of {rows} rows")));
+                    }
+                    ops::f32_to_f16(&x[i * ne0..][..ne0], &mut dst[r as usize * ne0 * 2..][..ne0 * 2]);
+                }
+                return Ok(());
+            }
             Op::Attention { scale } => {
                 let qt = g.tensor(s(0));
                 let kt = g.tensor(s(1));

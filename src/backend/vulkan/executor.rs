@@ -16,7 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
-use crate::backend::Backend;
+use crate::backend::{Backend, NodeTime, ProfileMode};
 use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
 use crate::model::Model;
 use crate::passes::{plan, SiblingLimits};
@@ -28,25 +28,6 @@ use crate::{Error, Result};
 struct Place {
     buf: usize,
     offset: u64,
-}
-
-/// Per-node GPU time from timestamp queries.
-#[derive(Clone, Debug)]
-pub struct NodeTime {
-    pub label: String,
-    pub ns: f64,
-}
-
-/// How `--profile` measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProfileMode {
-    /// No timestamps.
-    Off,
-    /// A timestamp after every node, with a barrier after each (serializes stages:
-    /// per-op cost, but hides the concurrency reordering buys).
-    PerNode,
-    /// A timestamp only at barriers: each stage measured as it really runs.
-    PerStage,
 }
 
 /// See the module docs.
@@ -61,8 +42,12 @@ pub struct VulkanBackend {
     state: HashMap<String, usize>,
     /// Activation arena of the current graph: root tensor → place.
     places: HashMap<TensorId, Place>,
-    arena_bufs: Vec<usize>,
+    /// (buffer index, class: 0 device, 1 upload, 2 readback).
+    arena_bufs: Vec<(usize, usize)>,
     arena_key: Vec<usize>,
+    /// Recorded command buffers by (graph uid, first node of the split), replayed
+    /// while the memory they bind stays where it is.
+    recorded: HashMap<(u64, usize), super::Recorder>,
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
     pub profile: ProfileMode,
@@ -84,6 +69,7 @@ impl VulkanBackend {
             places: HashMap::new(),
             arena_bufs: Vec::new(),
             arena_key: Vec::new(),
+            recorded: HashMap::new(),
             disabled: HashSet::new(),
             profile: ProfileMode::Off,
             times: Vec::new(),
@@ -106,11 +92,6 @@ impl VulkanBackend {
         SiblingLimits {
             max_fused_bytes: c.max_storage_buffer_range.min(c.max_memory_allocation_size) as usize,
         }
-    }
-
-    /// Timestamps recorded since the last call.
-    pub fn take_times(&mut self) -> Vec<NodeTime> {
-        std::mem::take(&mut self.times)
     }
 
     fn max_buffer(&self) -> u64 {
@@ -253,6 +234,15 @@ impl VulkanBackend {
                 GgmlType::F32 => dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64),
                 t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
             },
+            Op::SetRows => dispatch::set_rows::set_rows_f16(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(dt.nrows())?,
+            ),
             Op::Attention { scale } => {
                 let (q, k) = (st(0), st(1));
                 dispatch::attention::attention(
@@ -292,6 +282,7 @@ impl Backend for VulkanBackend {
                     && dispatch::mul_mat::supports(ty)
             }
             Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
+            Op::SetRows => g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit,
             _ => true,
         }
     }
@@ -316,53 +307,75 @@ impl Backend for VulkanBackend {
                         rec.fill(self.bufs[b].whole(), 0)?;
                         rec.submit_and_wait()?;
                         self.state.insert(name.clone(), b);
+                        self.recorded.clear();
                     }
                 }
                 _ => {}
             }
         }
         // Activation arena: aligned ranges packed into buffers of at most max_buffer.
-        let roots: Vec<(TensorId, u64)> = g
-            .tensors
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| matches!(t.kind, TensorKind::Activation | TensorKind::Input))
-            .map(|(i, t)| (TensorId(i as u32), t.nbytes() as u64))
-            .collect();
-        let key: Vec<usize> = roots.iter().map(|r| r.1 as usize).collect();
+        // Inputs live in host-visible upload memory and graph outputs in readback
+        // memory, so per-pass transfers are plain memory copies, not submissions.
+        let outputs: HashSet<TensorId> = g.outputs.iter().map(|&t| g.root(t)).collect();
+        let mut roots: Vec<(TensorId, u64, usize)> = Vec::new();
+        for (i, t) in g.tensors.iter().enumerate() {
+            let id = TensorId(i as u32);
+            let class = match t.kind {
+                TensorKind::Input => 1,
+                TensorKind::Activation if outputs.contains(&id) => 2,
+                TensorKind::Activation => 0,
+                _ => continue,
+            };
+            roots.push((id, t.nbytes() as u64, class));
+        }
+        let key: Vec<usize> = roots.iter().map(|r| r.1 as usize * 4 + r.2).collect();
         if key == self.arena_key && !self.places.is_empty() {
             return Ok(());
         }
         let (align, maxb) = (self.align(), self.max_buffer());
+        // (class, size) per arena buffer; place indexes into it.
+        let mut sizes: Vec<(usize, u64)> = Vec::new();
         let mut places = HashMap::new();
-        let mut sizes: Vec<u64> = vec![0];
-        for &(t, size) in &roots {
+        for &(t, size, class) in &roots {
             if size > maxb {
                 return Err(Error::OutOfDeviceMemory(format!(
                     "activation `{}` needs {size} bytes, more than one buffer can hold ({maxb})",
                     g.tensor(t).name
                 )));
             }
-            let cur = sizes.last_mut().expect("non-empty");
-            let off = cur.div_ceil(align) * align;
-            if off + size > maxb {
-                sizes.push(size);
-                places.insert(t, Place { buf: sizes.len() - 1, offset: 0 });
-            } else {
-                *cur = off + size;
-                places.insert(t, Place { buf: sizes.len() - 1, offset: off });
-            }
+            let slot = sizes.iter().rposition(|s| s.0 == class);
+            let fits = slot.map(|i| sizes[i].1.div_ceil(align) * align + size <= maxb);
+            let i = match (slot, fits) {
+                (Some(i), Some(true)) => i,
+                _ => {
+                    sizes.push((class, 0));
+                    sizes.len() - 1
+                }
+            };
+            let off = sizes[i].1.div_ceil(align) * align;
+            sizes[i].1 = off + size;
+            places.insert(t, Place { buf: i, offset: off });
         }
         // Buffers are kept when they are large enough (shapes repeat in generation).
         let mut arena = Vec::new();
-        for (i, &sz) in sizes.iter().enumerate() {
+        let mut changed = false;
+        for (i, &(class, sz)) in sizes.iter().enumerate() {
             match self.arena_bufs.get(i) {
-                Some(&b) if self.bufs[b].size() >= sz => arena.push(b),
-                _ => arena.push(self.new_buffer(sz, &format!("arena{i}"))?),
+                Some(&(b, c)) if c == class && self.bufs[b].size() >= sz => arena.push((b, class)),
+                _ => {
+                    let loc = [MemoryLocation::Device, MemoryLocation::Upload, MemoryLocation::Readback][class];
+                    let b = self.ctx.create_buffer(sz.max(16), loc, &format!("arena{i}"))?;
+                    self.bufs.push(b);
+                    arena.push((self.bufs.len() - 1, class));
+                    changed = true;
+                }
             }
         }
         for p in places.values_mut() {
-            p.buf = arena[p.buf];
+            p.buf = arena[p.buf].0;
+        }
+        if changed {
+            self.recorded.clear();
         }
         self.arena_bufs = arena;
         self.places = places;
@@ -393,41 +406,60 @@ impl Backend for VulkanBackend {
     }
 
     fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
+        let profiling = self.profile != ProfileMode::Off;
+        let key = (g.uid, stages.first().and_then(|s| s.first()).map_or(0, |n| n.index()));
+        if !profiling {
+            if let Some(rec) = self.recorded.get_mut(&key) {
+                rec.resubmit()?;
+                return rec.wait();
+            }
+        }
         let every = g.barrier_every_node || self.profile == ProfileMode::PerNode;
         let bars = plan::barriers(g, stages, |t| self.real_region(g, t), every);
         let mut rec = self.ctx.recorder()?;
+        rec.set_reusable(!profiling);
         rec.begin()?;
-        let profiling = self.profile != ProfileMode::Off;
         if profiling {
             rec.timestamp("start")?;
         }
         let nodes: Vec<NodeIndex> = stages.iter().flatten().copied().collect();
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<(String, u64, u64)> = Vec::new();
+        let mut labels: Vec<(String, u64, u64)> = Vec::new();
+        let flush = |pending: &mut Vec<(String, u64, u64)>, labels: &mut Vec<(String, u64, u64)>| {
+            let label = pending.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" | ");
+            labels.push((label, pending.iter().map(|p| p.1).sum(), pending.iter().map(|p| p.2).sum()));
+            pending.clear();
+        };
         for (i, &n) in nodes.iter().enumerate() {
             if bars[i] {
                 if profiling && !pending.is_empty() {
-                    rec.timestamp(&pending.join(" | "))?;
-                    pending.clear();
+                    flush(&mut pending, &mut labels);
+                    rec.timestamp(&labels.last().expect("flushed").0)?;
                 }
                 rec.barrier()?;
             }
             self.record_node(&mut rec, g, n)?;
             if profiling {
-                let node = g.node(n);
-                let w = g.tensor(node.srcs[0]);
-                pending.push(format!("{} {} {} {}", node.op.name(), w.ty, w.shape_str(), g.tensor(node.srcs.last().copied().unwrap_or(node.dst)).shape_str()));
+                pending.push(node_cost(g, n));
             }
         }
         if profiling && !pending.is_empty() {
-            rec.timestamp(&pending.join(" | "))?;
+            flush(&mut pending, &mut labels);
+            rec.timestamp(&labels.last().expect("flushed").0)?;
         }
         rec.submit_and_wait()?;
-        if profiling {
+        if !profiling {
+            self.recorded.insert(key, rec);
+            return Ok(());
+        }
+        {
             let ts = rec.timestamps();
-            for w in ts.windows(2) {
+            for (w, l) in ts.windows(2).zip(labels) {
                 self.times.push(NodeTime {
-                    label: w[1].label.clone(),
+                    label: l.0,
                     ns: w[1].ns - w[0].ns,
+                    bytes: l.1,
+                    flops: l.2,
                 });
             }
         }
@@ -437,4 +469,35 @@ impl Backend for VulkanBackend {
     fn reset_state(&mut self) {
         // The cache rows past the new position are never read; nothing to clear.
     }
+
+    fn set_profile(&mut self, mode: ProfileMode) {
+        self.profile = mode;
+    }
+
+    fn take_profile(&mut self) -> Vec<NodeTime> {
+        std::mem::take(&mut self.times)
+    }
+}
+
+/// Profile label, bytes moved and flops of one node.
+fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
+    let node = g.node(n);
+    let dst = g.tensor(node.dst);
+    let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
+    let bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
+    let (label, flops) = match &node.op {
+        Op::MulMat { .. } | Op::GetRows => {
+            let w = srcs[0];
+            let x = srcs[1];
+            let f = if matches!(node.op, Op::GetRows) { 0 } else { 2 * (w.ne[0] * w.nrows() * x.nrows()) as u64 };
+            (format!("{} {} {}x{} n={}", node.op.name(), w.ty, w.ne[0], w.nrows(), x.nrows()), f)
+        }
+        Op::Attention { .. } => {
+            let (q, k) = (srcs[0], srcs[1]);
+            let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
+            (format!("ATTENTION d={} h={}/{} n={} kv={}", q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]), f)
+        }
+        op => (format!("{} {}", op.name(), dst.shape_str()), dst.nelements() as u64),
+    };
+    (label, bytes, flops)
 }

@@ -64,17 +64,31 @@ pub struct Instance {
     pub(crate) loader_version: u32,
 }
 
+/// The process-wide Vulkan loader. It is loaded once and never unloaded: some drivers
+/// (NVIDIA's, seen on the H200) crash when libvulkan and the ICD are unloaded and loaded
+/// again, which happens when every context loads its own and tests create many contexts.
+fn loader() -> Result<ash::Entry> {
+    static ENTRY: std::sync::OnceLock<std::result::Result<ash::Entry, String>> =
+        std::sync::OnceLock::new();
+    ENTRY
+        .get_or_init(|| {
+            // SAFETY: loading the system Vulkan loader runs its initialisers; we rely on
+            // the loader being a well-behaved shared library, as every Vulkan program does.
+            unsafe { ash::Entry::load() }.map_err(|e| {
+                format!(
+                    "cannot load the Vulkan loader (libvulkan.so.1): {e}; install libvulkan1 \
+                     and a driver (e.g. mesa-vulkan-drivers for lavapipe)"
+                )
+            })
+        })
+        .clone()
+        .map_err(Error::Vulkan)
+}
+
 impl Instance {
     /// Loads libvulkan and creates an instance; `validation` asks for the Khronos layer.
     pub fn new(validation: bool) -> Result<Arc<Instance>> {
-        // SAFETY: loading the system Vulkan loader runs its initialisers; we rely on the
-        // loader being a well-behaved shared library, as every Vulkan program does.
-        let entry = unsafe { ash::Entry::load() }.map_err(|e| {
-            Error::Vulkan(format!(
-                "cannot load the Vulkan loader (libvulkan.so.1): {e}; install libvulkan1 \
-                 and a driver (e.g. mesa-vulkan-drivers for lavapipe)"
-            ))
-        })?;
+        let entry = loader()?;
         // SAFETY: entry is a loaded loader; the call has no preconditions.
         let loader_version = unsafe { entry.try_enumerate_instance_version() }
             .ok()
@@ -193,8 +207,15 @@ impl Instance {
         }
 
         // SAFETY: every pointer in `info` refers to locals that live until this returns.
-        let raw = unsafe { entry.create_instance(&info, None) }
-            .map_err(|e| Error::Vulkan(format!("vkCreateInstance failed: {e}")))?;
+        let raw = unsafe { entry.create_instance(&info, None) }.map_err(|e| match e {
+            vk::Result::ERROR_INCOMPATIBLE_DRIVER => Error::Vulkan(
+                "no Vulkan driver found (vkCreateInstance: ERROR_INCOMPATIBLE_DRIVER); \
+                     install one, e.g. mesa-vulkan-drivers for lavapipe, or check \
+                     VK_DRIVER_FILES / VK_ICD_FILENAMES"
+                    .into(),
+            ),
+            e => Error::Vulkan(format!("vkCreateInstance failed: {e}")),
+        })?;
 
         let messenger = if debug_utils {
             let loader = ash::ext::debug_utils::Instance::new(&entry, &raw);

@@ -12,9 +12,16 @@
 //!   `maxComputeWorkGroupCount[0] × WG_X` still work; shaders use `flat_index()`
 //!   from `shaders/common/index.glsl`.
 
+pub mod attention;
 pub mod binary;
 pub mod copy;
+pub mod get_rows;
+pub mod mul_mat;
+pub mod glu;
+pub mod norm;
+pub mod rope;
 pub mod scale;
+pub mod set_rows;
 
 use super::buffer::BufferRange;
 use super::caps::Caps;

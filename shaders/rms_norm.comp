@@ -1,0 +1,61 @@
+#version 450
+// bindings: 3
+// push: 32
+// workgroup: 256
+//
+// RMS norm, one workgroup per row (see Op::RmsNorm):
+//   dst[r, i] = x[r, i] / sqrt(mean_i(x[r, i]^2) + eps)            (plain)
+//   dst[r, i] = x[r, i] / sqrt(mean_i(x[r, i]^2) + eps) * w[r % w_rows, i]   (MUL)
+// The MUL variants fuse the rms_norm+mul pair (binding 1 = the weight rows); the plain
+// variants ignore binding 1. The row's sum of squares is reduced with subgroup
+// arithmetic (SUBGROUP variants) or a shared-memory tree; nothing assumes a subgroup
+// size. Rows are spread over a 2-D grid (row = y * groups_x + x) so any row count fits.
+// Bindings are whole buffers; *_off are element offsets (dispatch/norm.rs).
+#extension GL_GOOGLE_include_directive : require
+#include "common/rms_norm_reduce.glsl"
+
+layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer W { float w[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer D { float d[]; };
+
+layout(push_constant) uniform Push {
+    uint ne0;
+    uint nrows;
+    float eps;
+    uint w_rows;
+    uint x_off;
+    uint w_off;
+    uint d_off;
+    uint pad0;
+} p;
+
+void main() {
+    const uint row = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (row >= p.nrows) {
+        return; // uniform per workgroup: no barrier below is skipped by part of it
+    }
+    const uint tid = gl_LocalInvocationID.x;
+    const uint xb = p.x_off + row * p.ne0;
+
+    float ss = 0.0;
+    for (uint i = tid; i < p.ne0; i += WG_X) {
+        const float v = x[xb + i];
+        ss += v * v;
+    }
+    ss = rms_norm_sum(ss);
+
+    const float scale = inversesqrt(ss / float(p.ne0) + p.eps);
+    const uint db = p.d_off + row * p.ne0;
+#ifdef MUL
+    const uint wb = p.w_off + (row % p.w_rows) * p.ne0;
+#endif
+    for (uint i = tid; i < p.ne0; i += WG_X) {
+#ifdef MUL
+        d[db + i] = x[xb + i] * scale * w[wb + i];
+#else
+        d[db + i] = x[xb + i] * scale;
+#endif
+    }
+}

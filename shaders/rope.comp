@@ -1,0 +1,72 @@
+#version 450
+// bindings: 3
+// push: 48
+// workgroup: 256
+//
+// Rotary position embedding (see Op::Rope). x is f32 [head_dim, n_head, n], pos is
+// i32 [n]. One invocation per pair slot j < head_dim/2 of each (head, token):
+//   j <  n_dims/2: rotate the pair by theta = pos * freq_scale * freq_base^(-2j/n_dims)
+//                  NORMAL: (x[2j], x[2j+1])        NEOX: (x[j], x[j + n_dims/2])
+//   j >= n_dims/2: copy two untouched values (dims n_dims..head_dim).
+// sin/cos come from rope_sincos (explicit range reduction), because Vulkan only bounds
+// the built-ins' error on [-pi, pi] and positions reach thousands of radians.
+// Bindings are whole buffers; *_off are element offsets (dispatch/rope.rs).
+#extension GL_GOOGLE_include_directive : require
+#include "common/index.glsl"
+#include "common/rope_sincos.glsl"
+
+layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer P { int pos[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer D { float d[]; };
+
+layout(push_constant) uniform Push {
+    uint head_dim;
+    uint n_head;
+    uint n;
+    uint n_dims;
+    float freq_base;
+    float freq_scale;
+    uint x_off;
+    uint pos_off;
+    uint d_off;
+    uint pad0;
+    uint pad1;
+    uint pad2;
+} p;
+
+void main() {
+    const uint i = flat_index();
+    const uint half_hd = p.head_dim / 2;
+    if (i >= half_hd * p.n_head * p.n) {
+        return;
+    }
+    const uint row = i / half_hd; // head + n_head * token
+    const uint j = i - row * half_hd;
+    const uint token = row / p.n_head;
+    const uint base = row * p.head_dim;
+    const uint half_rot = p.n_dims / 2;
+
+    if (j >= half_rot) {
+        const uint c = p.n_dims + 2 * (j - half_rot);
+        d[p.d_off + base + c] = x[p.x_off + base + c];
+        d[p.d_off + base + c + 1] = x[p.x_off + base + c + 1];
+        return;
+    }
+#ifdef NEOX
+    const uint i0 = j;
+    const uint i1 = j + half_rot;
+#else
+    const uint i0 = 2 * j;
+    const uint i1 = 2 * j + 1;
+#endif
+    // freq_base^(-2j/n_dims) = exp2(-(2j/n_dims) * log2(freq_base))
+    const float inv_freq = exp2(-float(2 * j) / float(p.n_dims) * log2(p.freq_base));
+    const float theta = float(pos[p.pos_off + token]) * p.freq_scale * inv_freq;
+    const vec2 sc = rope_sincos(theta);
+    const float x0 = x[p.x_off + base + i0];
+    const float x1 = x[p.x_off + base + i1];
+    d[p.d_off + base + i0] = x0 * sc.y - x1 * sc.x;
+    d[p.d_off + base + i1] = x0 * sc.x + x1 * sc.y;
+}

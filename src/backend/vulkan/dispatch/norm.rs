@@ -1,0 +1,168 @@
+//! `rms_norm.comp`: RMS normalization of f32 rows, optionally fused with the
+//! multiplication by a weight row that follows it in every transformer block.
+//!
+//! `dst[r, i] = x[r, i] / sqrt(mean_i(x[r, i]²) + eps)` (times `w[r % w_rows, i]` for
+//! [`rms_norm_mul`]), one workgroup per row. The subgroup variants are chosen when the
+//! device reports basic + arithmetic subgroup operations in compute shaders; the
+//! shared-memory variants work everywhere. Neither assumes a subgroup size.
+
+use ash::vk;
+use bytemuck::{Pod, Zeroable};
+
+use super::{bind, count_u32, groups_1d};
+use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
+use crate::{Error, Result};
+
+/// Push constants of `shaders/rms_norm.comp` (must match its `Push` block).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Push {
+    ne0: u32,
+    nrows: u32,
+    eps: f32,
+    w_rows: u32,
+    x_off: u32,
+    w_off: u32,
+    d_off: u32,
+    pad: u32,
+}
+
+/// How a workgroup sums its row: subgroup arithmetic or a shared-memory tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Subgroup,
+    Shared,
+}
+
+impl Reduce {
+    /// The best path on this device: subgroups when basic + arithmetic subgroup
+    /// operations are available to compute shaders.
+    pub fn best(caps: &Caps) -> Reduce {
+        if caps
+            .subgroup_ops
+            .contains(vk::SubgroupFeatureFlags::BASIC | vk::SubgroupFeatureFlags::ARITHMETIC)
+        {
+            Reduce::Subgroup
+        } else {
+            Reduce::Shared
+        }
+    }
+}
+
+/// `dst = rms_norm(x)` over `nrows` rows of `ne0` f32 values.
+pub fn rms_norm(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    ne0: u32,
+    nrows: u32,
+    eps: f32,
+) -> Result<()> {
+    let reduce = Reduce::best(rec.caps());
+    rms_norm_with(rec, reduce, x, None, dst, ne0, nrows, eps)
+}
+
+/// `dst = rms_norm(x) * w`, row `r` of the result multiplied by row `r % w_rows` of `w`
+/// (the fused `RMS_NORM` + `MUL` pair; usually `w_rows` = 1).
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_mul(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    w: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    ne0: u32,
+    nrows: u32,
+    w_rows: u32,
+    eps: f32,
+) -> Result<()> {
+    let reduce = Reduce::best(rec.caps());
+    rms_norm_with(rec, reduce, x, Some((w, w_rows)), dst, ne0, nrows, eps)
+}
+
+/// [`rms_norm`] (`w` = `None`) or [`rms_norm_mul`] (`w` = `Some((w, w_rows))`) with an
+/// explicit reduction path (tests exercise both on every device).
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_with(
+    rec: &mut Recorder,
+    reduce: Reduce,
+    x: BufferRange<'_>,
+    w: Option<(BufferRange<'_>, u32)>,
+    dst: BufferRange<'_>,
+    ne0: u32,
+    nrows: u32,
+    eps: f32,
+) -> Result<()> {
+    if reduce == Reduce::Subgroup && Reduce::best(rec.caps()) != Reduce::Subgroup {
+        return Err(Error::Unsupported(format!(
+            "rms_norm: {} lacks subgroup arithmetic in compute shaders",
+            rec.caps().name
+        )));
+    }
+    let shader = match (reduce, w.is_some()) {
+        (Reduce::Subgroup, false) => ShaderId::rms_norm_sg,
+        (Reduce::Shared, false) => ShaderId::rms_norm,
+        (Reduce::Subgroup, true) => ShaderId::rms_norm_mul_sg,
+        (Reduce::Shared, true) => ShaderId::rms_norm_mul,
+    };
+    record(rec, shader, x, w, dst, ne0, nrows, eps)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    shader: ShaderId,
+    x: BufferRange<'_>,
+    w: Option<(BufferRange<'_>, u32)>,
+    dst: BufferRange<'_>,
+    ne0: u32,
+    nrows: u32,
+    eps: f32,
+) -> Result<()> {
+    let n = u64::from(ne0) * u64::from(nrows);
+    count_u32(n, shader.name())?;
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(Error::Usage(format!(
+            "{shader}: eps {eps} must be finite and >= 0"
+        )));
+    }
+    let caps = rec.caps();
+    let (rx, x_off) = bind(caps, &x, 4, n, &format!("{shader} x"))?;
+    let (rw, w_rows, w_off) = match w {
+        Some((w, w_rows)) => {
+            if w_rows == 0 || nrows % w_rows != 0 {
+                return Err(Error::Usage(format!(
+                    "{shader}: weight has {w_rows} rows, which does not divide x's {nrows} rows"
+                )));
+            }
+            let nw = u64::from(ne0) * u64::from(w_rows);
+            let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
+            (rw, w_rows, w_off)
+        }
+        // The plain variants never read binding 1; x stands in for it.
+        None => (rx, 1, x_off),
+    };
+    let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
+    let push = Push {
+        ne0,
+        nrows,
+        eps,
+        w_rows,
+        x_off,
+        w_off,
+        d_off,
+        pad: 0,
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    // One workgroup per row, on a 2-D grid (row = y * groups_x + x in the shader).
+    let wg = u64::from(shader.workgroup()[0]);
+    let groups = groups_1d(caps, shader, u64::from(nrows) * wg)?;
+    rec.dispatch(
+        shader,
+        &[],
+        &[rx, rw, rd],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}

@@ -1,0 +1,92 @@
+//! `rope.comp`: rotary position embedding of f32 `[head_dim, n_head, n]` activations
+//! at the i32 positions `pos[n]` (see `Op::Rope`).
+//!
+//! The first `n_dims` values of each head are rotated — adjacent pairs (`rope_norm`,
+//! llama) or halves (`rope_neox`, qwen) — by `theta_i = pos · freq_scale ·
+//! freq_base^(−2i/n_dims)`; values `n_dims..head_dim` are copied. One invocation per
+//! pair, so `x` and `dst` may be the same range (in-place).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{bind, count_u32, groups_1d};
+use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
+use crate::{Error, Result};
+
+/// Push constants of `shaders/rope.comp` (must match its `Push` block).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Push {
+    head_dim: u32,
+    n_head: u32,
+    n: u32,
+    n_dims: u32,
+    freq_base: f32,
+    freq_scale: f32,
+    x_off: u32,
+    pos_off: u32,
+    d_off: u32,
+    pad: [u32; 3],
+}
+
+/// `dst = rope(x, pos)`; `neox` picks the halves layout.
+#[allow(clippy::too_many_arguments)]
+pub fn rope(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    head_dim: u32,
+    n_head: u32,
+    n: u32,
+    neox: bool,
+    n_dims: u32,
+    freq_base: f32,
+    freq_scale: f32,
+) -> Result<()> {
+    let shader = if neox {
+        ShaderId::rope_neox
+    } else {
+        ShaderId::rope_norm
+    };
+    if head_dim % 2 != 0 || n_dims % 2 != 0 || n_dims == 0 || n_dims > head_dim {
+        return Err(Error::Unsupported(format!(
+            "{shader}: n_dims {n_dims} must be even, non-zero and at most head_dim \
+             {head_dim}, which must be even"
+        )));
+    }
+    if !(freq_base > 0.0 && freq_base.is_finite() && freq_scale.is_finite()) {
+        return Err(Error::Usage(format!(
+            "{shader}: freq_base {freq_base} must be finite and > 0, freq_scale \
+             {freq_scale} finite"
+        )));
+    }
+    let total = u64::from(head_dim) * u64::from(n_head) * u64::from(n);
+    count_u32(total, shader.name())?;
+    let caps = rec.caps();
+    let (rx, x_off) = bind(caps, &x, 4, total, &format!("{shader} x"))?;
+    let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), &format!("{shader} pos"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, total, &format!("{shader} dst"))?;
+    let push = Push {
+        head_dim,
+        n_head,
+        n,
+        n_dims,
+        freq_base,
+        freq_scale,
+        x_off,
+        pos_off,
+        d_off,
+        pad: [0; 3],
+    };
+    if total == 0 {
+        return Ok(());
+    }
+    let groups = groups_1d(caps, shader, total / 2)?;
+    rec.dispatch(
+        shader,
+        &[],
+        &[rx, rp, rd],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}
