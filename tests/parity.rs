@@ -5,7 +5,7 @@
 //! `top_logprobs`, llama.cpp on the file as it is (its CPU matmuls round activations to
 //! 8 bits, or f16 for f16 weights). docs/parity.md has the measurements behind this split.
 //!
-//! On each backend of [`BACKENDS`], our logits at every position must satisfy:
+//! On each backend configuration of [`backends`], our logits at every position must satisfy:
 //! - against the exact reference: the same top-1 token wherever llama.cpp's top-2
 //!   margin exceeds [`MARGIN`], and each of its top-5 tokens' log-probability within
 //!   [`TOL`] of ours;
@@ -26,9 +26,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use vkgraph::backend::cpu::CpuBackend;
+use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend};
 use vkgraph::backend::Backend;
 use vkgraph::model::Model;
-use vkgraph::passes::QkvMode;
+use vkgraph::passes::{QkvMode, SiblingLimits};
 use vkgraph::sample::{log_softmax, top_k_logprobs};
 use vkgraph::sched::session::{Session, SessionOptions};
 
@@ -39,14 +40,41 @@ const TOL: f64 = 2e-2;
 
 const QUANTS: [&str; 5] = ["f16", "q8_0", "q4_0", "q4_k_m", "q2_k"];
 
-/// Makes the backends (priority order) of one session on `model`.
-type MakeBackends = fn(&Arc<Model>) -> Result<Vec<Box<dyn Backend>>, String>;
+/// Makes the backends (priority order) of one session on `model`, with the sibling
+/// limits the session must plan with.
+type MakeBackends = Box<dyn Fn(&Arc<Model>) -> (Vec<Box<dyn Backend>>, SiblingLimits)>;
 
-/// Every backend configuration under test; add one entry per new backend.
-const BACKENDS: &[(&str, MakeBackends)] = &[("CPU", cpu)];
-
-fn cpu(m: &Arc<Model>) -> Result<Vec<Box<dyn Backend>>, String> {
-    Ok(vec![Box::new(CpuBackend::new(m.clone()))])
+/// Every backend configuration under test, by label: the CPU reference, then each
+/// Vulkan device (with the CPU as fallback, as `vkgraph run` sets it up). No Vulkan
+/// device at all is a failure (CI has lavapipe).
+fn backends() -> Vec<(String, MakeBackends)> {
+    let mut v: Vec<(String, MakeBackends)> = vec![(
+        "CPU".into(),
+        Box::new(|m: &Arc<Model>| {
+            let b: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(m.clone()))];
+            (b, SiblingLimits::default())
+        }),
+    )];
+    let devs = enumerate_devices().expect("Vulkan loader");
+    assert!(!devs.is_empty(), "no Vulkan device: CI must have lavapipe");
+    for d in devs {
+        let dev = d.index;
+        v.push((
+            format!("Vulkan/{}", d.short_name()),
+            Box::new(move |m: &Arc<Model>| {
+                let opts = ContextOptions {
+                    device_index: Some(dev),
+                    ..Default::default()
+                };
+                let vk = VulkanBackend::new(m.clone(), &opts).expect("Vulkan backend");
+                let limits = vk.sibling_limits();
+                let b: Vec<Box<dyn Backend>> =
+                    vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))];
+                (b, limits)
+            }),
+        ));
+    }
+    v
 }
 
 fn fixture_dir() -> PathBuf {
@@ -145,11 +173,12 @@ fn show(t: &[(u32, f64)]) -> String {
         .join(" ")
 }
 
-fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: MakeBackends) -> Outcome {
-    let backends = make(model).unwrap_or_else(|e| panic!("[{label}] {}: backend: {e}", fx.name));
+fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: &MakeBackends) -> Outcome {
+    let (backends, limits) = make(model);
     let opts = SessionOptions {
         qkv: QkvMode::Auto,
         n_ctx: 64,
+        limits,
         ..Default::default()
     };
     let mut s = Session::new(model.clone(), backends, opts);
@@ -213,9 +242,10 @@ fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: MakeBackends) ->
 /// Compares every fixture (with its model) on every backend; fails with all mismatches listed.
 fn check(fixtures: &[Fixture], model_of: impl Fn(&Fixture) -> Arc<Model>) {
     let mut failures = Vec::new();
+    let configs = backends();
     for fx in fixtures {
         let model = model_of(fx);
-        for &(label, make) in BACKENDS {
+        for (label, make) in &configs {
             let o = compare(fx, label, &model, make);
             eprintln!(
                 "[{label}] {}: {} positions, top-1 checked at {}, max |ours - exact| {:.2e}, \
