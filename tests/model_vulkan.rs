@@ -59,16 +59,16 @@ fn devices() -> Vec<(usize, String)> {
 
 #[test]
 fn tiny_models_match_cpu_in_every_mode() {
-    let cases = [
-        ("llama", "q4_0"),
-        ("llama", "q2_k"),
-        ("qwen2", "q8_0"),
-        ("qwen2", "q4_k_m"),
-        ("qwen3", "q4_k_m"),
-        ("qwen3", "f16"),
-    ];
+    // Every arch × the schemes of the issue (matching types: q4_0, q8_0; mixed: q2_k,
+    // q4_k_m), plus f16.
+    let mut cases = vec![("qwen3", "f16")];
+    for arch in ["llama", "qwen2", "qwen3"] {
+        for quant in ["q4_0", "q8_0", "q2_k", "q4_k_m"] {
+            cases.push((arch, quant));
+        }
+    }
     for (dev, label) in devices() {
-        for (arch, quant) in cases {
+        for &(arch, quant) in &cases {
             let m = tiny_model(arch, quant);
             let want = cpu_logits(&m, &steps());
             let mut by_mode: Vec<Vec<f32>> = Vec::new();
@@ -134,7 +134,7 @@ fn forced_cpu_fallback_matches() {
     for (dev, label) in devices() {
         let m = tiny_model("llama", "q4_k_m");
         let want = cpu_logits(&m, &steps());
-        for disabled in ["MUL_MAT:q6_K", "RMS_NORM", "SWIGLU"] {
+        for disabled in ["MUL_MAT:q6_K", "RMS_NORM_MUL", "SWIGLU"] {
             let case = format!("[{label}] fallback(disable={disabled})");
             let mut vk = vk_backend(&m, dev);
             vk.disable(disabled);

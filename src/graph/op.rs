@@ -20,6 +20,9 @@ pub enum Op {
     GetRows,
     /// `[x: f32 [ne0, rows]]` → f32, each row divided by its RMS: `x / sqrt(mean(x²) + eps)`.
     RmsNorm { eps: f32 },
+    /// `[x: f32 [ne0, rows], w: f32 [ne0, rw]]` → `rms_norm(x) * w` (row `r` with row
+    /// `r % rw` of `w`): the RMS_NORM + MUL pair fused by `passes::fusion`.
+    RmsNormMul { eps: f32 },
     /// `[a: f32 [ne0, ra], b: f32 [ne0, rb]]` → `a * b`, row `r` of `a` with row `r % rb` of `b`.
     Mul,
     /// `[a, b]` → `a + b`, broadcast as [`Op::Mul`].
@@ -62,6 +65,7 @@ impl Op {
         match self {
             Op::GetRows => "GET_ROWS",
             Op::RmsNorm { .. } => "RMS_NORM",
+            Op::RmsNormMul { .. } => "RMS_NORM_MUL",
             Op::Mul => "MUL",
             Op::Add => "ADD",
             Op::Scale { .. } => "SCALE",

@@ -111,6 +111,11 @@ impl CpuBackend {
                 ops::get_rows(t.ty, self.bytes(g, s(0))?, ne0, &ids, &mut out)?;
             }
             Op::RmsNorm { eps } => ops::rms_norm(&self.f32s(g, s(0))?, ne0, *eps, &mut out),
+            Op::RmsNormMul { eps } => {
+                let mut t = vec![0f32; out.len()];
+                ops::rms_norm(&self.f32s(g, s(0))?, ne0, *eps, &mut t);
+                ops::binary(false, &t, &self.f32s(g, s(1))?, ne0, &mut out)
+            }
             Op::Mul | Op::Add => {
                 let add = node.op == Op::Add;
                 ops::binary(add, &self.f32s(g, s(0))?, &self.f32s(g, s(1))?, ne0, &mut out)

@@ -200,6 +200,16 @@ impl VulkanBackend {
             Op::RmsNorm { eps } => {
                 dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
             }
+            Op::RmsNormMul { eps } => dispatch::norm::rms_norm_mul(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+                *eps,
+            ),
             Op::Mul => dispatch::binary::mul(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
             Op::Add => dispatch::binary::add(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
             Op::Scale { s: f } => dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0),
