@@ -77,8 +77,18 @@ fn backends() -> Vec<(String, MakeBackends)> {
     v
 }
 
+/// `VKGRAPH_PARITY_FIXTURES`, else this checkout's folder, else `tests/fixtures/parity`
+/// under the working directory (a test binary copied to another machine, e.g. the GPU box).
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
+    if let Some(d) = std::env::var_os("VKGRAPH_PARITY_FIXTURES") {
+        return PathBuf::from(d);
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity");
+    if here.exists() {
+        here
+    } else {
+        PathBuf::from("tests/fixtures/parity")
+    }
 }
 
 /// Top-k (id, logprob) after each prefix `prompt[..=i]`, best first.
