@@ -6,11 +6,12 @@
 mod common;
 mod models;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use models::{nmse, prompt, tiny_model};
 use vkgraph::backend::cpu::CpuBackend;
-use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend};
+use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend, VulkanContext};
 use vkgraph::backend::Backend;
 use vkgraph::model::Model;
 use vkgraph::passes::QkvMode;
@@ -23,8 +24,20 @@ fn cpu_logits(m: &Arc<Model>, steps: &[Vec<u32>]) -> Vec<Vec<f32>> {
     steps.iter().map(|t| s.forward(t, true).unwrap()).collect()
 }
 
+/// One validated context per device for the whole test binary (the NVIDIA driver
+/// refused new instances after a few dozen in one process).
+fn context(dev: usize) -> Arc<VulkanContext> {
+    static CTX: OnceLock<Mutex<HashMap<usize, Arc<VulkanContext>>>> = OnceLock::new();
+    let mut map = CTX.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(dev)
+        .or_insert_with(|| {
+            Arc::new(VulkanContext::new(&ContextOptions { device_index: Some(dev), validation: true, ..Default::default() }).unwrap())
+        })
+        .clone()
+}
+
 fn vk_backend(m: &Arc<Model>, dev: usize) -> VulkanBackend {
-    VulkanBackend::new(m.clone(), &ContextOptions { device_index: Some(dev), validation: true, ..Default::default() }).unwrap()
+    VulkanBackend::with_context(m.clone(), context(dev))
 }
 
 fn assert_clean(vk: &VulkanBackend, case: &str) {
@@ -142,3 +155,4 @@ fn forced_cpu_fallback_matches() {
         }
     }
 }
+

@@ -378,6 +378,9 @@ fn attention() {
         // not increasing (each token's causal range is its own).
         cases.push((128, 8, 2, vec![70], 100));
         cases.push((64, 4, 2, vec![5, 0, 129, 64], 130));
+        // Long enough for the widest workgroup (16 sub-blocks), decode and prefill.
+        cases.push((64, 4, 2, vec![1099], 1100));
+        cases.push((64, 4, 2, (1000..1007).collect(), 1007));
         for (d, nh, nkv, pos, n_kv) in cases {
             let n = pos.len();
             let case = if n == 1 {

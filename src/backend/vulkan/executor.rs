@@ -32,7 +32,7 @@ struct Place {
 
 /// See the module docs.
 pub struct VulkanBackend {
-    ctx: VulkanContext,
+    ctx: Arc<VulkanContext>,
     model: Arc<Model>,
     index: usize,
     /// Every buffer the backend owns; `Place::buf` indexes it.
@@ -57,9 +57,15 @@ pub struct VulkanBackend {
 
 impl VulkanBackend {
     pub fn new(model: Arc<Model>, opts: &ContextOptions) -> Result<Self> {
-        let ctx = VulkanContext::new(opts)?;
-        Ok(VulkanBackend {
-            index: opts.device_index.unwrap_or(0),
+        let ctx = Arc::new(VulkanContext::new(opts)?);
+        Ok(Self::with_context(model, ctx))
+    }
+
+    /// A backend on an already opened device (several backends may share one context,
+    /// e.g. in tests: some drivers do not like many instances per process).
+    pub fn with_context(model: Arc<Model>, ctx: Arc<VulkanContext>) -> Self {
+        VulkanBackend {
+            index: ctx.caps().index,
             ctx,
             model,
             bufs: Vec::new(),
@@ -73,7 +79,7 @@ impl VulkanBackend {
             disabled: HashSet::new(),
             profile: ProfileMode::Off,
             times: Vec::new(),
-        })
+        }
     }
 
     pub fn context(&self) -> &VulkanContext {

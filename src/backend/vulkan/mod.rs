@@ -45,6 +45,7 @@ pub use caps::{Caps, CoopMatShape};
 pub use command::{Recorder, Timestamp};
 pub use instance::{ValidationLog, ValidationState};
 pub use memory::MemoryLocation;
+pub use device::live_device_count;
 pub use executor::VulkanBackend;
 pub use shaders::ShaderId;
 

@@ -3,8 +3,9 @@
 //!
 //! One workgroup per (query head, query token) streams the cache rows
 //! `0..min(max(pos[t], 0) + 1, n_kv)` in tiles with an online softmax (f32 running
-//! max and sum), so memory use does not grow with the context. Works for decode
-//! (`n` = 1) and prefill (`n` > 1, causal through the positions alike).
+//! max and sum), so memory use does not grow with the context; its sub-blocks take
+//! interleaved tiles and merge their partial softmax results at the end. Works for
+//! decode (`n` = 1) and prefill (`n` > 1, causal through the positions alike).
 //!
 //! Layouts: `q`, `dst` f32 `[d, n_head, n]`; `k`, `v` f16 `[d, n_head_kv, ≥ n_kv]`
 //! (a cache with more rows is fine: rows past `n_kv` are never read); `pos` i32 `[n]`.
@@ -112,11 +113,46 @@ pub fn attention(
             caps.name
         )));
     }
+    // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width.
+    let nsplit = sub_blocks(caps, d, n_head, n, n_kv);
     rec.dispatch(
         shader,
-        &[],
+        &[d, nsplit * TILE],
         &[rq, rk, rv, rp, rd],
         bytemuck::bytes_of(&push),
         [n_head, n, 1],
     )
+}
+
+/// Rows per tile = invocations per sub-block (`T` in the shader).
+const TILE: u32 = 64;
+/// Most sub-blocks per workgroup.
+const MAX_SUB_BLOCKS: u32 = 16;
+
+/// Sub-blocks per workgroup (a power of two). Few workgroups (decode: one per head)
+/// get wide ones so that each keeps many cache rows in flight; many workgroups
+/// (prefill) already fill the device, and narrow ones waste fewer idle invocations
+/// on short causal ranges. Never more rows per round than the cache has, and within
+/// the device's workgroup size and shared-memory limits.
+fn sub_blocks(caps: &crate::backend::vulkan::Caps, d: u32, n_head: u32, n: u32, n_kv: u32) -> u32 {
+    let want = if u64::from(n_head) * u64::from(n) <= 256 {
+        MAX_SUB_BLOCKS
+    } else {
+        4
+    };
+    let by_rows = n_kv.div_ceil(TILE).next_power_of_two();
+    let by_size = (caps
+        .max_compute_work_group_invocations
+        .min(caps.max_compute_work_group_size[0])
+        / TILE)
+        .max(1);
+    let mut s = want.min(by_rows).min(by_size);
+    // Shared memory: q (4d), scores and weights (2 * 4 * width), per sub-block m, l and
+    // partial outputs (8 + 4d) and partial dot products (T rows x 9 floats).
+    let shared = |s: u32| 4 * d + 8 * s * TILE + s * (8 + 4 * d) + s * TILE * 9 * 4;
+    while s > 1 && shared(s) > caps.max_compute_shared_memory_size {
+        s /= 2;
+    }
+    // Largest power of two not above s.
+    1 << (31 - s.leading_zeros())
 }
