@@ -300,8 +300,7 @@ fn tiny_model(fx: &Fixture) -> Arc<Model> {
         got,
         want,
         "{}: the regenerated model {} differs from the one the reference was made from \
-         (gen-model changed, or, for qwen2, the gen-model fix in docs/parity.md is not in \
-         yet): rerun scripts/llama_ref.py",
+         (gen-model changed?): rerun scripts/llama_ref.py",
         fx.name,
         path.display()
     );
@@ -313,9 +312,8 @@ fn tiny_llama_matches_llama_cpp() {
     check(&tiny_fixtures("llama"), tiny_model);
 }
 
-/// llama.cpp refuses gen-model's tiny qwen2 while n_head * head_dim != n_embd; the
-/// fixtures were made with the gen-model fix in docs/parity.md, so this fails until
-/// that fix (or another one plus regenerated fixtures) is in.
+/// llama.cpp's qwen2 loader needs n_head * head_dim == n_embd, which gen-model keeps
+/// for qwen2 (docs/parity.md).
 #[test]
 fn tiny_qwen2_matches_llama_cpp() {
     check(&tiny_fixtures("qwen2"), tiny_model);
