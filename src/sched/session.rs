@@ -67,6 +67,22 @@ impl Session {
         self.backends.iter().map(|b| b.name()).collect()
     }
 
+    /// Plans the graph for `n_tokens` and readies every backend for it (uploads the
+    /// weights it uses, fused groups placed contiguously), reporting upload progress.
+    pub fn load(&mut self, n_tokens: usize, mut progress: impl FnMut(u64, u64) + 'static) -> Result<()> {
+        let (g, a) = self.plan(n_tokens, false)?;
+        let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(move |d: u64, t: u64| progress(d, t)));
+        for b in used {
+            let p = shared.clone();
+            self.backends[b].set_load_progress(Some(Box::new(move |d, t| (p.borrow_mut())(d, t))));
+            let r = self.backends[b].prepare(&g);
+            self.backends[b].set_load_progress(None);
+            r?;
+        }
+        Ok(())
+    }
+
     /// Starts or stops GPU timestamps on every backend.
     pub fn set_profile(&mut self, mode: crate::backend::ProfileMode) {
         for b in &mut self.backends {

@@ -16,7 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
-use crate::backend::{Backend, NodeTime, ProfileMode};
+use crate::backend::{Backend, LoadProgress, NodeTime, ProfileMode};
 use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
 use crate::model::Model;
 use crate::passes::{plan, SiblingLimits};
@@ -51,6 +51,7 @@ pub struct VulkanBackend {
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
     pub profile: ProfileMode,
+    progress: Option<LoadProgress>,
     /// Timestamps of the last `compute` calls (cleared by `take_times`).
     times: Vec<NodeTime>,
 }
@@ -78,6 +79,7 @@ impl VulkanBackend {
             recorded: HashMap::new(),
             disabled: HashSet::new(),
             profile: ProfileMode::Off,
+            progress: None,
             times: Vec::new(),
         }
     }
@@ -305,13 +307,36 @@ impl Backend for VulkanBackend {
 
     fn prepare(&mut self, g: &Graph) -> Result<()> {
         // Weights (fused groups contiguous) and state referenced by nodes that may run here.
+        let missing: Vec<&crate::graph::Tensor> = g
+            .tensors
+            .iter()
+            .filter(|t| match &t.kind {
+                TensorKind::Weight { name } => !self.weights.contains_key(name),
+                TensorKind::FusedWeight { members } => !self.fused.contains_key(members),
+                _ => false,
+            })
+            .collect();
+        let total: u64 = missing.iter().map(|t| t.nbytes() as u64).sum();
+        let mut done = 0;
         for t in &g.tensors {
             match &t.kind {
                 TensorKind::Weight { name } => {
-                    self.upload_weight(name)?;
+                    if !self.weights.contains_key(name) {
+                        self.upload_weight(name)?;
+                        done += t.nbytes() as u64;
+                        if let Some(f) = &mut self.progress {
+                            f(done, total);
+                        }
+                    }
                 }
                 TensorKind::FusedWeight { members } => {
-                    self.upload_fused(members, &t.name)?;
+                    if !self.fused.contains_key(members) {
+                        self.upload_fused(members, &t.name)?;
+                        done += t.nbytes() as u64;
+                        if let Some(f) = &mut self.progress {
+                            f(done, total);
+                        }
+                    }
                 }
                 TensorKind::State { name } => {
                     let need = t.nbytes() as u64;
@@ -484,6 +509,10 @@ impl Backend for VulkanBackend {
 
     fn reset_state(&mut self) {
         // The cache rows past the new position are never read; nothing to clear.
+    }
+
+    fn set_load_progress(&mut self, f: Option<LoadProgress>) {
+        self.progress = f;
     }
 
     fn set_profile(&mut self, mode: ProfileMode) {
