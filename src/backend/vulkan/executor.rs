@@ -307,16 +307,18 @@ impl Backend for VulkanBackend {
 
     fn prepare(&mut self, g: &Graph) -> Result<()> {
         // Weights (fused groups contiguous) and state referenced by nodes that may run here.
-        let missing: Vec<&crate::graph::Tensor> = g
+        // Bytes still to upload (a tied embedding appears twice in the graph, once here).
+        let mut seen = HashSet::new();
+        let total: u64 = g
             .tensors
             .iter()
             .filter(|t| match &t.kind {
-                TensorKind::Weight { name } => !self.weights.contains_key(name),
-                TensorKind::FusedWeight { members } => !self.fused.contains_key(members),
+                TensorKind::Weight { name } => !self.weights.contains_key(name) && seen.insert(t.name.clone()),
+                TensorKind::FusedWeight { members } => !self.fused.contains_key(members) && seen.insert(t.name.clone()),
                 _ => false,
             })
-            .collect();
-        let total: u64 = missing.iter().map(|t| t.nbytes() as u64).sum();
+            .map(|t| t.nbytes() as u64)
+            .sum();
         let mut done = 0;
         for t in &g.tensors {
             match &t.kind {
