@@ -135,7 +135,8 @@ fn bench(a: &BenchArgs) -> Result<()> {
     for path in &a.model {
         let model = Arc::new(Model::open(path)?);
         let n_ctx = tests.iter().map(|t| match t { Test::Pp(n) | Test::Tg(n) => *n }).max().unwrap_or(1);
-        let opts = SessionOptions { n_ctx, ..Default::default() };
+        // Room for the profile step too (a 16-token prompt and two decode steps).
+        let opts = SessionOptions { n_ctx: n_ctx.max(1) + 32, ..Default::default() };
         let mut s = make_session(model.clone(), &a.dev, opts)?;
         let name = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().to_string());
         eprintln!("bench: {name} on {}", s.backend_names().join(" + "));
