@@ -13,7 +13,7 @@ use vkgraph::sched::session::{Session, SessionOptions};
 
 fn graph_counts(arch: &str, quant: &str, mode: QkvMode, n: usize) -> (vkgraph::graph::Graph, Counts) {
     let m = tiny_model(arch, quant);
-    let mut g = build_graph(&m, &BuildOpts { n_tokens: n, pos: 0, n_ctx: 32, logits_all: false }).unwrap();
+    let mut g = build_graph(&m, &BuildOpts { n_tokens: n, n_ctx: 32, logits_all: false }).unwrap();
     passes::run(&mut g, mode, &SiblingLimits::default());
     g.check_schedule().unwrap();
     let c = counts(&g);
@@ -57,7 +57,7 @@ fn q2_k_partially_fuses_with_reason() {
 #[test]
 fn auto_respects_buffer_limit() {
     let m = tiny_model("llama", "q4_0");
-    let mut g = build_graph(&m, &BuildOpts { n_tokens: 1, pos: 0, n_ctx: 8, logits_all: false }).unwrap();
+    let mut g = build_graph(&m, &BuildOpts { n_tokens: 1, n_ctx: 8, logits_all: false }).unwrap();
     passes::run(&mut g, QkvMode::Auto, &SiblingLimits { max_fused_bytes: 1000 });
     assert!(g.decisions.iter().all(|d| d.text.starts_with("stage")), "{:#?}", g.decisions);
     assert!(g.decisions[0].text.contains("too large"), "{}", g.decisions[0].text);

@@ -13,6 +13,9 @@ use petgraph::stable_graph::NodeIndex;
 use crate::graph::{Graph, TensorId};
 use crate::Result;
 
+/// Callback for weight-upload progress: (bytes done, bytes total).
+pub type LoadProgress = Box<dyn FnMut(u64, u64)>;
+
 /// How a backend timestamps its work for `--profile`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProfileMode {
@@ -55,6 +58,8 @@ pub trait Backend {
     fn compute(&mut self, graph: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()>;
     /// Forgets persistent state (KV cache contents).
     fn reset_state(&mut self);
+    /// Reports weight-upload progress from `prepare` as (bytes done, bytes total).
+    fn set_load_progress(&mut self, _f: Option<LoadProgress>) {}
     /// Starts or stops timestamping (backends without timers ignore it).
     fn set_profile(&mut self, _mode: ProfileMode) {}
     /// Timestamps recorded since the last call.

@@ -135,7 +135,8 @@ fn bench(a: &BenchArgs) -> Result<()> {
     for path in &a.model {
         let model = Arc::new(Model::open(path)?);
         let n_ctx = tests.iter().map(|t| match t { Test::Pp(n) | Test::Tg(n) => *n }).max().unwrap_or(1);
-        let opts = SessionOptions { n_ctx, ..Default::default() };
+        // Room for the profile step too (a 16-token prompt and two decode steps).
+        let opts = SessionOptions { n_ctx: n_ctx.max(1) + 32, ..Default::default() };
         let mut s = make_session(model.clone(), &a.dev, opts)?;
         let name = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().to_string());
         eprintln!("bench: {name} on {}", s.backend_names().join(" + "));
@@ -161,7 +162,8 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Command::Devices => {
-            Err(Error::Unsupported("Vulkan backend not integrated yet".into()))
+            print!("{}", crate::backend::vulkan::describe_devices()?);
+            Ok(())
         }
         Command::Info { model } => info::info(&model),
         Command::GenModel {
@@ -218,8 +220,16 @@ pub fn make_backends(model: &Arc<Model>, dev: &DeviceArgs) -> Result<(Vec<Box<dy
     let mut v: Vec<Box<dyn Backend>> = Vec::new();
     let mut limits = crate::passes::SiblingLimits::default();
     if !dev.cpu_only() {
-        log::warn!("Vulkan executor not integrated yet; running on the CPU");
-        let _ = &mut limits;
+        let vk = crate::backend::vulkan::VulkanBackend::new(
+            model.clone(),
+            &crate::backend::vulkan::ContextOptions {
+                device_index: dev.device,
+                validation: dev.validate,
+                ..Default::default()
+            },
+        )?;
+        limits = vk.sibling_limits();
+        v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));
     Ok((v, limits))

@@ -75,6 +75,26 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let t_load = Instant::now();
     let mut s = make_session(model.clone(), &a.dev, opts)?;
     let mut prompt = tok.encode(&a.prompt, true, false)?;
+    let mut last_pct = u64::MAX;
+    s.load(prompt.len().min(a.batch.max(1)), move |done, total| {
+        if total == 0 || done * 100 / total == last_pct {
+            return;
+        }
+        last_pct = done * 100 / total;
+        let w = 30;
+        let f = (done * w / total) as usize;
+        eprint!(
+            "\rloading weights [{}{}] {:3}% ({:.0}/{:.0} MiB)",
+            "#".repeat(f),
+            ".".repeat(w as usize - f),
+            done * 100 / total,
+            done as f64 / (1 << 20) as f64,
+            total as f64 / (1 << 20) as f64
+        );
+        if done == total {
+            eprintln!();
+        }
+    })?;
     if prompt.is_empty() {
         return Err(Error::Usage("the prompt encodes to no tokens".into()));
     }

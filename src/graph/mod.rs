@@ -61,11 +61,25 @@ pub struct Graph {
     pub decisions: Vec<Decision>,
     /// The `off` baseline: a barrier after every node, hazard or not.
     pub barrier_every_node: bool,
+    /// Identity of this graph's final form (backends cache recordings by it); a fresh
+    /// value from [`Graph::next_uid`] whenever a pass changes the graph.
+    pub uid: u64,
+    /// Accesses so far per root storage: (region, node, wrote), for hazard edges.
+    access_log: std::collections::HashMap<TensorId, Vec<(Region, NodeIndex, bool)>>,
 }
 
 impl Graph {
     pub fn new() -> Self {
-        Self::default()
+        Graph {
+            uid: Self::next_uid(),
+            ..Self::default()
+        }
+    }
+
+    /// A process-unique graph identity.
+    pub fn next_uid() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn tensor(&self, id: TensorId) -> &Tensor {
@@ -137,15 +151,56 @@ impl Graph {
             srcs: srcs.to_vec(),
             dst,
         };
-        let earlier: Vec<NodeIndex> = self.order().collect();
         let n = self.dag.add_node(node);
-        for e in earlier {
-            if self.depends(e, n) {
-                self.dag.add_edge(e, n, ());
-            }
+        for e in self.hazards_before(n) {
+            self.dag.add_edge(e, n, ());
+        }
+        let (w, rs) = self.access(n);
+        self.access_log.entry(w.root).or_default().push((w, n, true));
+        for r in rs {
+            self.access_log.entry(r.root).or_default().push((r, n, false));
         }
         self.schedule.push(vec![n]);
         n
+    }
+
+    /// What node `n` writes and the writable storage it reads (weights and inputs are
+    /// never written by a node, so reads of them cannot be hazards).
+    fn access(&self, n: NodeIndex) -> (Region, Vec<Region>) {
+        let node = &self.dag[n];
+        let reads = node
+            .srcs
+            .iter()
+            .map(|&s| self.region(s))
+            .filter(|r| {
+                matches!(
+                    self.tensor(r.root).kind,
+                    TensorKind::Activation | TensorKind::State { .. }
+                )
+            })
+            .collect();
+        (self.region(node.dst), reads)
+    }
+
+    /// Earlier nodes (in `access_log`) that `n` has a hazard with: it reads what they
+    /// wrote, or writes what they read or wrote. Linear in the accesses of the roots
+    /// `n` touches, so building a graph is O(nodes) for transformer graphs.
+    fn hazards_before(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let (w, rs) = self.access(n);
+        let mut out = Vec::new();
+        for r in &rs {
+            for &(x, e, wrote) in self.access_log.get(&r.root).into_iter().flatten() {
+                if wrote && x.overlaps(r) && !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        for &(x, e, _) in self.access_log.get(&w.root).into_iter().flatten() {
+            if x.overlaps(&w) && !out.contains(&e) {
+                out.push(e);
+            }
+        }
+        out
     }
 
     /// True when `later` must run after `earlier` (a byte-range hazard between them).
@@ -200,12 +255,16 @@ impl Graph {
     /// Passes call this after rewriting nodes.
     pub fn rebuild_edges(&mut self) {
         self.dag.clear_edges();
+        self.access_log.clear();
         let order: Vec<NodeIndex> = self.order().collect();
-        for (i, &b) in order.iter().enumerate() {
-            for &a in &order[..i] {
-                if self.depends(a, b) {
-                    self.dag.add_edge(a, b, ());
-                }
+        for n in order {
+            for e in self.hazards_before(n) {
+                self.dag.add_edge(e, n, ());
+            }
+            let (w, rs) = self.access(n);
+            self.access_log.entry(w.root).or_default().push((w, n, true));
+            for r in rs {
+                self.access_log.entry(r.root).or_default().push((r, n, false));
             }
         }
     }

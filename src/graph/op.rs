@@ -20,6 +20,9 @@ pub enum Op {
     GetRows,
     /// `[x: f32 [ne0, rows]]` → f32, each row divided by its RMS: `x / sqrt(mean(x²) + eps)`.
     RmsNorm { eps: f32 },
+    /// `[x: f32 [ne0, rows], w: f32 [ne0, rw]]` → `rms_norm(x) * w` (row `r` with row
+    /// `r % rw` of `w`): the RMS_NORM + MUL pair fused by `passes::fusion`.
+    RmsNormMul { eps: f32 },
     /// `[a: f32 [ne0, ra], b: f32 [ne0, rb]]` → `a * b`, row `r` of `a` with row `r % rb` of `b`.
     Mul,
     /// `[a, b]` → `a + b`, broadcast as [`Op::Mul`].
@@ -46,6 +49,10 @@ pub enum Op {
     /// `[src: f32]` → dst of the same element count in dst's type (f32 or f16);
     /// dst is usually a view of the KV cache.
     Cpy,
+    /// `[src: f32 [ne0, n], idx: i32 [n]]` → dst, an existing f16 table of rows of
+    /// `ne0` (the KV cache): row `idx[i]` = f16(src row i). The rows come from a buffer
+    /// (the positions), so the graph is the same at every decode step.
+    SetRows,
     /// `[q: f32 [d, n_head, n], k: f16 [d, n_head_kv, n_kv], v: f16 [d, n_head_kv, n_kv],
     /// pos: i32 [n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
     /// `0..=pos[t]` (causal), head `h` using kv head `h / (n_head / n_head_kv)` (GQA).
@@ -58,6 +65,7 @@ impl Op {
         match self {
             Op::GetRows => "GET_ROWS",
             Op::RmsNorm { .. } => "RMS_NORM",
+            Op::RmsNormMul { .. } => "RMS_NORM_MUL",
             Op::Mul => "MUL",
             Op::Add => "ADD",
             Op::Scale { .. } => "SCALE",
@@ -66,6 +74,7 @@ impl Op {
             Op::Rope { .. } => "ROPE",
             Op::SwiGlu => "SWIGLU",
             Op::Cpy => "CPY",
+            Op::SetRows => "SET_ROWS",
             Op::Attention { .. } => "ATTENTION",
         }
     }

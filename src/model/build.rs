@@ -15,9 +15,9 @@ use super::{Arch, Model};
 pub struct BuildOpts {
     /// Tokens in this batch.
     pub n_tokens: usize,
-    /// Position of the first token (tokens before it are in the KV cache).
-    pub pos: usize,
-    /// KV-cache rows per layer.
+    /// KV-cache rows per layer. The graph does not depend on the position: token
+    /// positions are an input, the cache write is indexed by them and attention reads
+    /// rows up to each token's position.
     pub n_ctx: usize,
     /// Logits for every token (true) or only the last (false, what generation needs).
     pub logits_all: bool,
@@ -51,13 +51,12 @@ fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
 pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let hp = &m.hp;
     let n = o.n_tokens;
-    let n_kv = o.pos + n;
     if n == 0 {
         return Err(Error::Usage("empty batch".into()));
     }
-    if n_kv > o.n_ctx {
+    if n > o.n_ctx {
         return Err(Error::ContextFull(format!(
-            "{n_kv} tokens do not fit a context of {}",
+            "{n} tokens do not fit a context of {}",
             o.n_ctx
         )));
     }
@@ -126,8 +125,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         q = g.op(rope.clone(), &[q, positions], format!("Qcur_rope-{il}"), f32t, [hd, nh, n, 1]);
         k = g.op(rope, &[k, positions], format!("Kcur_rope-{il}"), f32t, [hd, nkv, n, 1]);
 
-        // KV cache: write rows pos..pos+n, then attend over rows 0..n_kv.
-        let row = hd * nkv * 2;
+        // KV cache: write rows pos[t] (SET_ROWS), then attend over rows 0..=pos[t].
         let ck = g.add_tensor(
             cache_name(il, false),
             GgmlType::F16,
@@ -140,13 +138,14 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             [hd, nkv, o.n_ctx, 1],
             TensorKind::State { name: cache_name(il, true) },
         );
-        let k_dst = g.view(ck, format!("k_cache_view-{il}"), [hd, nkv, n, 1], o.pos * row);
-        let v_dst = g.view(cv, format!("v_cache_view-{il}"), [hd, nkv, n, 1], o.pos * row);
-        g.push_node(Op::Cpy, &[k], k_dst);
-        let v3 = g.reshape(v, [hd, nkv, n, 1]);
-        g.push_node(Op::Cpy, &[v3], v_dst);
-        let kall = g.view(ck, format!("k-{il}"), [hd, nkv, n_kv, 1], 0);
-        let vall = g.view(cv, format!("v-{il}"), [hd, nkv, n_kv, 1], 0);
+        let k_rows = g.view(ck, format!("k_cache_rows-{il}"), [hd * nkv, o.n_ctx, 1, 1], 0);
+        let v_rows = g.view(cv, format!("v_cache_rows-{il}"), [hd * nkv, o.n_ctx, 1, 1], 0);
+        let k2 = g.reshape(k, [hd * nkv, n, 1, 1]);
+        g.push_node(Op::SetRows, &[k2, positions], k_rows);
+        let v2 = g.reshape(v, [hd * nkv, n, 1, 1]);
+        g.push_node(Op::SetRows, &[v2, positions], v_rows);
+        let kall = g.view(ck, format!("k-{il}"), [hd, nkv, o.n_ctx, 1], 0);
+        let vall = g.view(cv, format!("v-{il}"), [hd, nkv, o.n_ctx, 1], 0);
         let scale = 1.0 / (hd as f32).sqrt();
         let att = g.op(
             Op::Attention { scale },

@@ -159,7 +159,15 @@ fn quantize_rows(ty: GgmlType, v: &[f32], k: usize) -> Result<Vec<u8>> {
 
 /// Writes the model to `path` (through a temporary file: nothing half-written).
 pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
-    let p = &o.preset;
+    // llama.cpp's qwen2 loader builds attn_q / attn_output as n_embd x n_embd, so it
+    // needs n_head * head_dim == n_embd: keep head_dim, use fewer heads (same GQA ratio).
+    let mut preset = o.preset;
+    if o.arch == Arch::Qwen2 && preset.n_head * preset.head_dim != preset.n_embd {
+        let ratio = preset.n_head / preset.n_head_kv;
+        preset.n_head = (preset.n_embd / preset.head_dim).max(1);
+        preset.n_head_kv = (preset.n_head / ratio).max(1);
+    }
+    let p = &preset;
     let a = o.arch.name();
     let tensors = tensor_list(o.arch, p);
     let mix = MixContext {

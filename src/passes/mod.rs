@@ -1,6 +1,8 @@
-//! Graph passes run before scheduling: the sibling-matmul pass ([`sibling_matmul`],
-//! fuse or reorder Q/K/V and gate/up) and stage / barrier planning ([`plan`]).
+//! Graph passes run before scheduling: op fusion ([`fusion`], rms_norm+mul), the
+//! sibling-matmul pass ([`sibling_matmul`], fuse or reorder Q/K/V and gate/up) and
+//! stage / barrier planning ([`plan`]).
 
+pub mod fusion;
 pub mod plan;
 pub mod sibling_matmul;
 
@@ -11,6 +13,7 @@ use crate::graph::Graph;
 /// Runs the passes for `mode`: the sibling pass, then stage formation (one node per
 /// stage for `off`, DAG levels otherwise).
 pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
+    fusion::rms_norm_mul(g);
     sibling_matmul::run(g, mode, limits);
     g.barrier_every_node = mode == QkvMode::Off;
     if mode == QkvMode::Off {
@@ -18,5 +21,6 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
     } else {
         plan::level_stages(g);
     }
+    g.uid = Graph::next_uid();
     debug_assert_eq!(g.check_schedule(), Ok(()));
 }

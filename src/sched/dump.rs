@@ -122,7 +122,6 @@ pub fn summary(model: &Model, n_tokens: usize, n_ctx: usize, limits: &SiblingLim
             model,
             &BuildOpts {
                 n_tokens,
-                pos: 0,
                 n_ctx: n_ctx.max(n_tokens),
                 logits_all: false,
             },

@@ -41,7 +41,9 @@ pub struct Session {
     backends: Vec<Box<dyn Backend>>,
     pub opts: SessionOptions,
     n_past: usize,
-    printed: std::collections::HashSet<(usize, bool)>,
+    /// Planned graphs by (batch size, logits for all tokens, mode): the graph does not
+    /// depend on the position, so generation builds, optimizes and schedules once.
+    plans: std::collections::HashMap<(usize, bool, QkvMode), Arc<(Graph, Assignment)>>,
 }
 
 impl Session {
@@ -51,7 +53,7 @@ impl Session {
             backends,
             opts,
             n_past: 0,
-            printed: Default::default(),
+            plans: Default::default(),
         }
     }
 
@@ -63,6 +65,22 @@ impl Session {
     /// Names of the backends in priority order.
     pub fn backend_names(&self) -> Vec<String> {
         self.backends.iter().map(|b| b.name()).collect()
+    }
+
+    /// Plans the graph for `n_tokens` and readies every backend for it (uploads the
+    /// weights it uses, fused groups placed contiguously), reporting upload progress.
+    pub fn load(&mut self, n_tokens: usize, mut progress: impl FnMut(u64, u64) + 'static) -> Result<()> {
+        let (g, a) = self.plan(n_tokens, false)?;
+        let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(move |d: u64, t: u64| progress(d, t)));
+        for b in used {
+            let p = shared.clone();
+            self.backends[b].set_load_progress(Some(Box::new(move |d, t| (p.borrow_mut())(d, t))));
+            let r = self.backends[b].prepare(&g);
+            self.backends[b].set_load_progress(None);
+            r?;
+        }
+        Ok(())
     }
 
     /// Starts or stops GPU timestamps on every backend.
@@ -91,7 +109,6 @@ impl Session {
             &self.model,
             &BuildOpts {
                 n_tokens,
-                pos: self.n_past,
                 n_ctx: self.opts.n_ctx,
                 logits_all,
             },
@@ -115,19 +132,28 @@ impl Session {
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
             return Err(Error::Usage(format!("token id {bad} out of range (n_vocab {n_vocab})")));
         }
-        let (g, a) = self.plan(n, logits_all)?;
-        if self.opts.sched_debug && self.printed.insert((n, logits_all)) {
-            eprintln!("{}", dump::dump(&g, &a));
-        }
+        let key = (n, logits_all, self.opts.qkv);
+        let planned = match self.plans.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(self.plan(n, logits_all)?);
+                if self.opts.sched_debug {
+                    eprintln!("{}", dump::dump(&p.0, &p.1));
+                }
+                self.plans.insert(key, p.clone());
+                p
+            }
+        };
+        let (g, a) = (&planned.0, &planned.1);
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         let pos: Vec<i32> = (self.n_past..self.n_past + n).map(|p| p as i32).collect();
         let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
         for &b in &used {
             let be = &mut self.backends[b];
-            be.prepare(&g)?;
+            be.prepare(g)?;
             for (name, data) in [(build::INP_TOKENS, &ids), (build::INP_POS, &pos)] {
                 if let Some(t) = g.tensors.iter().position(|t| t.name == name) {
-                    be.set_tensor(&g, crate::graph::TensorId(t as u32), bytemuck::cast_slice(data))?;
+                    be.set_tensor(g, crate::graph::TensorId(t as u32), bytemuck::cast_slice(data))?;
                 }
             }
         }
@@ -135,17 +161,17 @@ impl Session {
         for s in &a.splits {
             for &t in &s.inputs {
                 let from: usize = holder[&t];
-                let bytes = self.backends[from].get_tensor(&g, t)?;
-                self.backends[s.backend].set_tensor(&g, t, &bytes)?;
+                let bytes = self.backends[from].get_tensor(g, t)?;
+                self.backends[s.backend].set_tensor(g, t, &bytes)?;
             }
-            self.backends[s.backend].compute(&g, &s.stages)?;
+            self.backends[s.backend].compute(g, &s.stages)?;
             for &nd in s.stages.iter().flatten() {
                 holder.insert(g.root(g.node(nd).dst), s.backend);
             }
         }
         let out = g.outputs[0];
         let b = holder[&g.root(out)];
-        let bytes = self.backends[b].get_tensor(&g, out)?;
+        let bytes = self.backends[b].get_tensor(g, out)?;
         self.n_past += n;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }

@@ -111,6 +111,11 @@ impl CpuBackend {
                 ops::get_rows(t.ty, self.bytes(g, s(0))?, ne0, &ids, &mut out)?;
             }
             Op::RmsNorm { eps } => ops::rms_norm(&self.f32s(g, s(0))?, ne0, *eps, &mut out),
+            Op::RmsNormMul { eps } => {
+                let mut t = vec![0f32; out.len()];
+                ops::rms_norm(&self.f32s(g, s(0))?, ne0, *eps, &mut t);
+                ops::binary(false, &t, &self.f32s(g, s(1))?, ne0, &mut out)
+            }
             Op::Mul | Op::Add => {
                 let add = node.op == Op::Add;
                 ops::binary(add, &self.f32s(g, s(0))?, &self.f32s(g, s(1))?, ne0, &mut out)
@@ -158,6 +163,23 @@ impl CpuBackend {
                     GgmlType::F16 => ops::f32_to_f16(&x, dst),
                     GgmlType::F32 => dst.copy_from_slice(bytemuck::cast_slice(&x)),
                     t => return Err(Error::Unsupported(format!("CPY to {t}"))),
+                }
+                return Ok(());
+            }
+            Op::SetRows => {
+                let x = self.f32s(g, s(0))?;
+                let idx = self.i32s(g, s(1))?;
+                let ne0 = g.tensor(s(0)).ne[0];
+                if dt.ty != GgmlType::F16 {
+                    return Err(Error::Unsupported(format!("SET_ROWS into {}", dt.ty)));
+                }
+                let rows = dt.nrows();
+                let dst = self.bytes_mut(g, node.dst)?;
+                for (i, &r) in idx.iter().enumerate() {
+                    if r < 0 || r as usize >= rows {
+                        return Err(Error::ContextFull(format!("position {r} outside the cache of {rows} rows")));
+                    }
+                    ops::f32_to_f16(&x[i * ne0..][..ne0], &mut dst[r as usize * ne0 * 2..][..ne0 * 2]);
                 }
                 return Ok(());
             }

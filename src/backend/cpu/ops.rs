@@ -104,7 +104,15 @@ pub fn mul_mat(
                         let mut out = vec![0f32; (r1 - r0) * n];
                         let mut wrow = vec![0f32; k];
                         for r in r0..r1 {
-                            quant::dequantize(ty, &w[r * rb..][..rb], &mut wrow)?;
+                            let row = &w[r * rb..][..rb];
+                            if n <= 2 {
+                                // dot_row decodes block by block with f64 partial sums.
+                                for j in 0..n {
+                                    out[(r - r0) * n + j] = quant::dot_row(ty, row, &x[j * k..][..k]);
+                                }
+                                continue;
+                            }
+                            quant::dequantize(ty, row, &mut wrow)?;
                             for j in 0..n {
                                 let xr = &x[j * k..][..k];
                                 let acc: f64 =

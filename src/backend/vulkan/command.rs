@@ -65,6 +65,10 @@ pub struct Recorder {
     state: State,
     dispatches: u32,
     barriers: u32,
+    /// Record without ONE_TIME_SUBMIT so [`Recorder::resubmit`] can replay it.
+    reusable: bool,
+    /// A finished recording exists (submitted at least once since `begin`).
+    ended: bool,
 }
 
 impl Recorder {
@@ -102,6 +106,8 @@ impl Recorder {
             state: State::Idle,
             dispatches: 0,
             barriers: 0,
+            reusable: false,
+            ended: false,
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
@@ -159,8 +165,11 @@ impl Recorder {
             }
             raw.begin_command_buffer(
                 self.cmd,
-                &vk::CommandBufferBeginInfo::default()
-                    .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
+                &vk::CommandBufferBeginInfo::default().flags(if self.reusable {
+                    vk::CommandBufferUsageFlags::empty()
+                } else {
+                    vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT
+                }),
             )
             .map_err(|e| vk_error("vkBeginCommandBuffer", e))?;
             if let Some(q) = self.query_pool {
@@ -173,6 +182,7 @@ impl Recorder {
         self.bound = vk::Pipeline::null();
         self.dispatches = 0;
         self.barriers = 0;
+        self.ended = false;
         self.state = State::Recording;
         // Order this recording after every earlier submission's writes.
         cmd_barrier(&self.device, self.cmd);
@@ -455,6 +465,29 @@ impl Recorder {
         // SAFETY: recording state.
         unsafe { self.device.raw.end_command_buffer(self.cmd) }
             .map_err(|e| vk_error("vkEndCommandBuffer", e))?;
+        self.fence.reset()?;
+        let cmds = [self.cmd];
+        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
+        self.device.submit(&[submit], self.fence.raw)?;
+        self.state = State::InFlight;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Makes the next recordings replayable with [`Recorder::resubmit`] (no
+    /// ONE_TIME_SUBMIT). The caller keeps every buffer the recording binds alive.
+    pub fn set_reusable(&mut self, yes: bool) {
+        self.reusable = yes;
+    }
+
+    /// Submits the last finished recording again, unchanged: a graph whose command
+    /// buffer does not change between passes is recorded once and replayed.
+    pub fn resubmit(&mut self) -> Result<()> {
+        if !self.reusable || !self.ended || self.state != State::Idle {
+            return Err(Error::Usage(
+                "Recorder::resubmit needs a finished, reusable, idle recording".into(),
+            ));
+        }
         self.fence.reset()?;
         let cmds = [self.cmd];
         let submit = vk::SubmitInfo::default().command_buffers(&cmds);

@@ -145,6 +145,7 @@ impl Device {
             caps.name,
             push_descriptor.is_some()
         );
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Arc::new(Device {
             raw,
             physical: pd,
@@ -173,8 +174,17 @@ impl Device {
     }
 }
 
+/// Logical devices alive in this process (tests check that teardown really happens).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Number of logical devices currently alive in this process.
+pub fn live_device_count() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 impl Drop for Device {
     fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         // SAFETY: every child holds an Arc of this device, so none is alive; waiting idle
         // first means no queue work still references the device.
         unsafe {

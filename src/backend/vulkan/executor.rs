@@ -16,7 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
-use crate::backend::{Backend, NodeTime, ProfileMode};
+use crate::backend::{Backend, LoadProgress, NodeTime, ProfileMode};
 use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
 use crate::model::Model;
 use crate::passes::{plan, SiblingLimits};
@@ -32,7 +32,7 @@ struct Place {
 
 /// See the module docs.
 pub struct VulkanBackend {
-    ctx: VulkanContext,
+    ctx: Arc<VulkanContext>,
     model: Arc<Model>,
     index: usize,
     /// Every buffer the backend owns; `Place::buf` indexes it.
@@ -42,20 +42,31 @@ pub struct VulkanBackend {
     state: HashMap<String, usize>,
     /// Activation arena of the current graph: root tensor → place.
     places: HashMap<TensorId, Place>,
-    arena_bufs: Vec<usize>,
+    /// (buffer index, class: 0 device, 1 upload, 2 readback).
+    arena_bufs: Vec<(usize, usize)>,
     arena_key: Vec<usize>,
+    /// Recorded command buffers by (graph uid, first node of the split), replayed
+    /// while the memory they bind stays where it is.
+    recorded: HashMap<(u64, usize), super::Recorder>,
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
     pub profile: ProfileMode,
+    progress: Option<LoadProgress>,
     /// Timestamps of the last `compute` calls (cleared by `take_times`).
     times: Vec<NodeTime>,
 }
 
 impl VulkanBackend {
     pub fn new(model: Arc<Model>, opts: &ContextOptions) -> Result<Self> {
-        let ctx = VulkanContext::new(opts)?;
-        Ok(VulkanBackend {
-            index: opts.device_index.unwrap_or(0),
+        let ctx = Arc::new(VulkanContext::new(opts)?);
+        Ok(Self::with_context(model, ctx))
+    }
+
+    /// A backend on an already opened device (several backends may share one context,
+    /// e.g. in tests: some drivers do not like many instances per process).
+    pub fn with_context(model: Arc<Model>, ctx: Arc<VulkanContext>) -> Self {
+        VulkanBackend {
+            index: ctx.caps().index,
             ctx,
             model,
             bufs: Vec::new(),
@@ -65,10 +76,12 @@ impl VulkanBackend {
             places: HashMap::new(),
             arena_bufs: Vec::new(),
             arena_key: Vec::new(),
+            recorded: HashMap::new(),
             disabled: HashSet::new(),
             profile: ProfileMode::Off,
+            progress: None,
             times: Vec::new(),
-        })
+        }
     }
 
     pub fn context(&self) -> &VulkanContext {
@@ -189,6 +202,16 @@ impl VulkanBackend {
             Op::RmsNorm { eps } => {
                 dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
             }
+            Op::RmsNormMul { eps } => dispatch::norm::rms_norm_mul(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+                *eps,
+            ),
             Op::Mul => dispatch::binary::mul(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
             Op::Add => dispatch::binary::add(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
             Op::Scale { s: f } => dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0),
@@ -229,6 +252,15 @@ impl VulkanBackend {
                 GgmlType::F32 => dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64),
                 t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
             },
+            Op::SetRows => dispatch::set_rows::set_rows_f16(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(dt.nrows())?,
+            ),
             Op::Attention { scale } => {
                 let (q, k) = (st(0), st(1));
                 dispatch::attention::attention(
@@ -268,19 +300,45 @@ impl Backend for VulkanBackend {
                     && dispatch::mul_mat::supports(ty)
             }
             Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
+            Op::SetRows => g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit,
             _ => true,
         }
     }
 
     fn prepare(&mut self, g: &Graph) -> Result<()> {
         // Weights (fused groups contiguous) and state referenced by nodes that may run here.
+        // Bytes still to upload (a tied embedding appears twice in the graph, once here).
+        let mut seen = HashSet::new();
+        let total: u64 = g
+            .tensors
+            .iter()
+            .filter(|t| match &t.kind {
+                TensorKind::Weight { name } => !self.weights.contains_key(name) && seen.insert(t.name.clone()),
+                TensorKind::FusedWeight { members } => !self.fused.contains_key(members) && seen.insert(t.name.clone()),
+                _ => false,
+            })
+            .map(|t| t.nbytes() as u64)
+            .sum();
+        let mut done = 0;
         for t in &g.tensors {
             match &t.kind {
                 TensorKind::Weight { name } => {
-                    self.upload_weight(name)?;
+                    if !self.weights.contains_key(name) {
+                        self.upload_weight(name)?;
+                        done += t.nbytes() as u64;
+                        if let Some(f) = &mut self.progress {
+                            f(done, total);
+                        }
+                    }
                 }
                 TensorKind::FusedWeight { members } => {
-                    self.upload_fused(members, &t.name)?;
+                    if !self.fused.contains_key(members) {
+                        self.upload_fused(members, &t.name)?;
+                        done += t.nbytes() as u64;
+                        if let Some(f) = &mut self.progress {
+                            f(done, total);
+                        }
+                    }
                 }
                 TensorKind::State { name } => {
                     let need = t.nbytes() as u64;
@@ -292,53 +350,75 @@ impl Backend for VulkanBackend {
                         rec.fill(self.bufs[b].whole(), 0)?;
                         rec.submit_and_wait()?;
                         self.state.insert(name.clone(), b);
+                        self.recorded.clear();
                     }
                 }
                 _ => {}
             }
         }
         // Activation arena: aligned ranges packed into buffers of at most max_buffer.
-        let roots: Vec<(TensorId, u64)> = g
-            .tensors
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| matches!(t.kind, TensorKind::Activation | TensorKind::Input))
-            .map(|(i, t)| (TensorId(i as u32), t.nbytes() as u64))
-            .collect();
-        let key: Vec<usize> = roots.iter().map(|r| r.1 as usize).collect();
+        // Inputs live in host-visible upload memory and graph outputs in readback
+        // memory, so per-pass transfers are plain memory copies, not submissions.
+        let outputs: HashSet<TensorId> = g.outputs.iter().map(|&t| g.root(t)).collect();
+        let mut roots: Vec<(TensorId, u64, usize)> = Vec::new();
+        for (i, t) in g.tensors.iter().enumerate() {
+            let id = TensorId(i as u32);
+            let class = match t.kind {
+                TensorKind::Input => 1,
+                TensorKind::Activation if outputs.contains(&id) => 2,
+                TensorKind::Activation => 0,
+                _ => continue,
+            };
+            roots.push((id, t.nbytes() as u64, class));
+        }
+        let key: Vec<usize> = roots.iter().map(|r| r.1 as usize * 4 + r.2).collect();
         if key == self.arena_key && !self.places.is_empty() {
             return Ok(());
         }
         let (align, maxb) = (self.align(), self.max_buffer());
+        // (class, size) per arena buffer; place indexes into it.
+        let mut sizes: Vec<(usize, u64)> = Vec::new();
         let mut places = HashMap::new();
-        let mut sizes: Vec<u64> = vec![0];
-        for &(t, size) in &roots {
+        for &(t, size, class) in &roots {
             if size > maxb {
                 return Err(Error::OutOfDeviceMemory(format!(
                     "activation `{}` needs {size} bytes, more than one buffer can hold ({maxb})",
                     g.tensor(t).name
                 )));
             }
-            let cur = sizes.last_mut().expect("non-empty");
-            let off = cur.div_ceil(align) * align;
-            if off + size > maxb {
-                sizes.push(size);
-                places.insert(t, Place { buf: sizes.len() - 1, offset: 0 });
-            } else {
-                *cur = off + size;
-                places.insert(t, Place { buf: sizes.len() - 1, offset: off });
-            }
+            let slot = sizes.iter().rposition(|s| s.0 == class);
+            let fits = slot.map(|i| sizes[i].1.div_ceil(align) * align + size <= maxb);
+            let i = match (slot, fits) {
+                (Some(i), Some(true)) => i,
+                _ => {
+                    sizes.push((class, 0));
+                    sizes.len() - 1
+                }
+            };
+            let off = sizes[i].1.div_ceil(align) * align;
+            sizes[i].1 = off + size;
+            places.insert(t, Place { buf: i, offset: off });
         }
         // Buffers are kept when they are large enough (shapes repeat in generation).
         let mut arena = Vec::new();
-        for (i, &sz) in sizes.iter().enumerate() {
+        let mut changed = false;
+        for (i, &(class, sz)) in sizes.iter().enumerate() {
             match self.arena_bufs.get(i) {
-                Some(&b) if self.bufs[b].size() >= sz => arena.push(b),
-                _ => arena.push(self.new_buffer(sz, &format!("arena{i}"))?),
+                Some(&(b, c)) if c == class && self.bufs[b].size() >= sz => arena.push((b, class)),
+                _ => {
+                    let loc = [MemoryLocation::Device, MemoryLocation::Upload, MemoryLocation::Readback][class];
+                    let b = self.ctx.create_buffer(sz.max(16), loc, &format!("arena{i}"))?;
+                    self.bufs.push(b);
+                    arena.push((self.bufs.len() - 1, class));
+                    changed = true;
+                }
             }
         }
         for p in places.values_mut() {
-            p.buf = arena[p.buf];
+            p.buf = arena[p.buf].0;
+        }
+        if changed {
+            self.recorded.clear();
         }
         self.arena_bufs = arena;
         self.places = places;
@@ -369,11 +449,19 @@ impl Backend for VulkanBackend {
     }
 
     fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
+        let profiling = self.profile != ProfileMode::Off;
+        let key = (g.uid, stages.first().and_then(|s| s.first()).map_or(0, |n| n.index()));
+        if !profiling {
+            if let Some(rec) = self.recorded.get_mut(&key) {
+                rec.resubmit()?;
+                return rec.wait();
+            }
+        }
         let every = g.barrier_every_node || self.profile == ProfileMode::PerNode;
         let bars = plan::barriers(g, stages, |t| self.real_region(g, t), every);
         let mut rec = self.ctx.recorder()?;
+        rec.set_reusable(!profiling);
         rec.begin()?;
-        let profiling = self.profile != ProfileMode::Off;
         if profiling {
             rec.timestamp("start")?;
         }
@@ -403,7 +491,11 @@ impl Backend for VulkanBackend {
             rec.timestamp(&labels.last().expect("flushed").0)?;
         }
         rec.submit_and_wait()?;
-        if profiling {
+        if !profiling {
+            self.recorded.insert(key, rec);
+            return Ok(());
+        }
+        {
             let ts = rec.timestamps();
             for (w, l) in ts.windows(2).zip(labels) {
                 self.times.push(NodeTime {
@@ -419,6 +511,10 @@ impl Backend for VulkanBackend {
 
     fn reset_state(&mut self) {
         // The cache rows past the new position are never read; nothing to clear.
+    }
+
+    fn set_load_progress(&mut self, f: Option<LoadProgress>) {
+        self.progress = f;
     }
 
     fn set_profile(&mut self, mode: ProfileMode) {

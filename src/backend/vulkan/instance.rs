@@ -64,17 +64,42 @@ pub struct Instance {
     pub(crate) loader_version: u32,
 }
 
+/// The process-wide Vulkan loader, loaded once and never unloaded.
+///
+/// Driver workaround (NVIDIA 580, seen on the H200): when the last `VkInstance` of a
+/// process is destroyed, the loader unloads the ICD, and loading it again later
+/// segfaults or fails with `VK_ERROR_INCOMPATIBLE_DRIVER`. Programs that open and close
+/// contexts repeatedly (tests, benchmarks over several models) hit it. So the first
+/// call also creates one bare instance that lives until the process exits, which keeps
+/// the ICD loaded. It owns no device and no memory.
+fn loader() -> Result<ash::Entry> {
+    static ENTRY: std::sync::OnceLock<std::result::Result<ash::Entry, String>> =
+        std::sync::OnceLock::new();
+    ENTRY
+        .get_or_init(|| {
+            // SAFETY: loading the system Vulkan loader runs its initialisers; we rely on
+            // the loader being a well-behaved shared library, as every Vulkan program does.
+            let entry = unsafe { ash::Entry::load() }.map_err(|e| {
+                format!(
+                    "cannot load the Vulkan loader (libvulkan.so.1): {e}; install libvulkan1 \
+                     and a driver (e.g. mesa-vulkan-drivers for lavapipe)"
+                )
+            })?;
+            let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_1);
+            let info = vk::InstanceCreateInfo::default().application_info(&app);
+            // SAFETY: a valid create info; the handle is deliberately never destroyed
+            // (see above). Failure (no driver) is reported by the real instance later.
+            let _keep_alive = unsafe { entry.create_instance(&info, None) };
+            Ok(entry)
+        })
+        .clone()
+        .map_err(Error::Vulkan)
+}
+
 impl Instance {
     /// Loads libvulkan and creates an instance; `validation` asks for the Khronos layer.
     pub fn new(validation: bool) -> Result<Arc<Instance>> {
-        // SAFETY: loading the system Vulkan loader runs its initialisers; we rely on the
-        // loader being a well-behaved shared library, as every Vulkan program does.
-        let entry = unsafe { ash::Entry::load() }.map_err(|e| {
-            Error::Vulkan(format!(
-                "cannot load the Vulkan loader (libvulkan.so.1): {e}; install libvulkan1 \
-                 and a driver (e.g. mesa-vulkan-drivers for lavapipe)"
-            ))
-        })?;
+        let entry = loader()?;
         // SAFETY: entry is a loaded loader; the call has no preconditions.
         let loader_version = unsafe { entry.try_enumerate_instance_version() }
             .ok()

@@ -31,6 +31,7 @@ pub mod caps;
 pub mod command;
 pub mod device;
 pub mod dispatch;
+pub mod executor;
 pub mod instance;
 pub mod memory;
 mod pipeline;
@@ -44,6 +45,8 @@ pub use caps::{Caps, CoopMatShape};
 pub use command::{Recorder, Timestamp};
 pub use instance::{ValidationLog, ValidationState};
 pub use memory::MemoryLocation;
+pub use device::live_device_count;
+pub use executor::VulkanBackend;
 pub use shaders::ShaderId;
 
 use device::Device;

@@ -15,10 +15,13 @@
 pub mod attention;
 pub mod binary;
 pub mod copy;
+pub mod get_rows;
+pub mod mul_mat;
 pub mod glu;
 pub mod norm;
 pub mod rope;
 pub mod scale;
+pub mod set_rows;
 
 use super::buffer::BufferRange;
 use super::caps::Caps;

@@ -1,0 +1,74 @@
+// Bindings, push constants and row/segment addressing shared by mul_mat_vec.comp and
+// mul_mat.comp (see Op::MulMat and src/backend/vulkan/dispatch/mul_mat.rs).
+//
+// binding 0: weights, any type (read through common/dequant.glsl)
+// binding 1: x, f32 [k, n], starting at element x_off
+// binding 2: dst, f32, starting at element d_off
+// Offsets are relative to each binding (dispatch::bind). The weight rows form up to 4
+// segments (a fused weight's member tensors): segment s has seg_rows[s] rows of
+// row_bytes bytes each, its first row at byte seg_woff[s]. Rows are numbered across
+// segments (0..m). Output is split on write: row i of segment s (first row start_s) for token j goes to
+//   dst[d_off + n*start_s + j*seg_rows[s] + (i - start_s)];
+// an unfused weight is one segment, so that is dst[d_off + j*m + i].
+#ifndef COMMON_DEQUANT_MATMUL_GLSL
+#define COMMON_DEQUANT_MATMUL_GLSL
+
+#define W_BINDING 0
+#include "dequant.glsl"
+
+layout(std430, set = 0, binding = 1) readonly restrict buffer XS { float xs[]; };
+layout(std430, set = 0, binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
+layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float dst[]; };
+
+layout(push_constant) uniform Push {
+    uint k;
+    uint m;
+    uint n;
+    uint nseg;
+    uint x_off;
+    uint d_off;
+    uint row_bytes;
+    uint pad0;
+    uvec4 seg_rows;
+    uvec4 seg_woff;
+} p;
+
+// True when x_off is a multiple of 4, so x can be read as vec4 (k is always a multiple
+// of 4: every QK is). Set by the dispatch helper.
+layout(constant_id = 2) const bool X_VEC4 = true;
+
+// 4 consecutive values of x at element index e (relative to x_off; e % 4 == 0).
+vec4 load_x4(uint e) {
+    if (X_VEC4) {
+        return x4[(p.x_off + e) >> 2];
+    }
+    const uint i = p.x_off + e;
+    return vec4(xs[i], xs[i + 1u], xs[i + 2u], xs[i + 3u]);
+}
+
+// Where row i lives and where its results go.
+struct RowAddr {
+    uint wbase;   // byte offset of the row in binding 0
+    uint dbase;   // dst index of token 0's value
+    uint dstride; // dst index step per token (the segment's row count)
+};
+
+RowAddr row_addr(uint i) {
+    uint start = 0u;
+    uint s = 0u;
+    // Segments in order; the last one takes any row past the others.
+    for (; s + 1u < p.nseg; s++) {
+        if (i < start + p.seg_rows[s]) {
+            break;
+        }
+        start += p.seg_rows[s];
+    }
+    const uint rows = p.seg_rows[s];
+    RowAddr a;
+    a.wbase = p.seg_woff[s] + (i - start) * p.row_bytes;
+    a.dbase = p.d_off + p.n * start + (i - start);
+    a.dstride = rows;
+    return a;
+}
+
+#endif

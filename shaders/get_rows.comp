@@ -1,0 +1,51 @@
+#version 450
+// bindings: 3
+// push: 32
+// workgroup: 128
+//
+// GET_ROWS (see Op::GetRows): dst[i][0..ne0] = row ids[i] of the table, dequantized
+// (TYPE_* define, common/dequant.glsl; bit-exact with the CPU reference).
+// One workgroup per token (2-D grid: token = y * groups_x + x); invocations stride over
+// the row's 4-value groups. An id outside 0..nrows yields a row of zeros (the CPU
+// reference reports an error; callers validate ids before they reach the GPU).
+// binding 0: table (row r at byte t_off + r * row_bytes), binding 1: ids (i32, element
+// offset ids_off), binding 2: dst (f32, element offset d_off). Offsets are relative to
+// each binding (dispatch::bind rounds operand offsets down to the device alignment).
+#extension GL_GOOGLE_include_directive : require
+#define W_BINDING 0
+#include "common/dequant.glsl"
+
+layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
+
+layout(std430, set = 0, binding = 1) readonly restrict buffer I { int ids[]; };
+layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float dst[]; };
+
+layout(push_constant) uniform Push {
+    uint ne0;
+    uint n;
+    uint nrows;
+    uint row_bytes;
+    uint t_off;
+    uint ids_off;
+    uint d_off;
+    uint pad0;
+} p;
+
+void main() {
+    const uint i = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (i >= p.n) {
+        return;
+    }
+    const int id = ids[p.ids_off + i];
+    const bool valid = id >= 0 && uint(id) < p.nrows;
+    const uint base = p.t_off + (valid ? uint(id) : 0u) * p.row_bytes;
+    const uint db = p.d_off + i * p.ne0;
+    for (uint g = gl_LocalInvocationID.x; g < p.ne0 / 4u; g += WG_X) {
+        const uint o = 4u * g;
+        const vec4 v = valid ? dq4(base + (o / QK) * BLOCK_BYTES, o % QK) : vec4(0.0);
+        dst[db + o] = v.x;
+        dst[db + o + 1u] = v.y;
+        dst[db + o + 2u] = v.z;
+        dst[db + o + 3u] = v.w;
+    }
+}

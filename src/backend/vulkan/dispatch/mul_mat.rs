@@ -1,0 +1,336 @@
+//! `mul_mat_vec.comp` / `mul_mat.comp`: `dst = W·x` for every weight type (see
+//! [`crate::graph::Op::MulMat`]).
+//!
+//! Invariants:
+//! - `w` holds `m` rows of `k` values in ggml block layout; with a non-empty `split` the
+//!   rows form segments (a fused weight's member tensors, back to back) and the output is
+//!   split on write: segment `s` is a contiguous `[split[s], n]` block of `dst`.
+//! - Small batches (`n <= MAT_VEC_MAX_N`) use the mat-vec kernel (weights read once for all
+//!   tokens); larger ones the tiled kernel. Both compute the same sums (f32 accumulation).
+//! - Kernels read weights through 16-bit storage; a device without it gets
+//!   `Error::Unsupported` (the scheduler then keeps the op on the CPU).
+//! - Operands are bound with `dispatch::bind` (offset rounded down to the device's
+//!   alignment); the remaining byte/element offsets travel in push constants, so any
+//!   element-aligned tensor view works (weights: 2-byte aligned, F32 4).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{bind, count_u32};
+use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// Largest token count the mat-vec kernel takes (its `NMAX`).
+pub const MAT_VEC_MAX_N: u32 = 8;
+/// Most segments a fused weight may have (the push constants' arrays).
+pub const MAX_SEGMENTS: usize = 4;
+/// Tile of `mul_mat.comp` (`BM` weight rows × `BN` tokens).
+const TILE_M: u32 = 64;
+const TILE_N: u32 = 64;
+/// Default mat-vec workgroup width and rows per workgroup.
+const MMV_WG: u32 = 128;
+const MMV_ROWS: u32 = 2;
+
+/// Push constants of both kernels (`shaders/common/dequant_matmul.glsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Push {
+    k: u32,
+    m: u32,
+    n: u32,
+    nseg: u32,
+    x_off: u32,
+    d_off: u32,
+    row_bytes: u32,
+    pad: u32,
+    seg_rows: [u32; 4],
+    seg_woff: [u32; 4],
+}
+
+/// Which kernel family a shader belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// Mat-vec, subgroup reduction.
+    VecSubgroup,
+    /// Mat-vec, shared-memory reduction.
+    VecShared,
+    /// Tiled (scalar) matrix-matrix.
+    Tiled,
+}
+
+/// Values per kernel block: the ggml block, or 16 for the float types.
+pub(crate) fn kernel_qk(ty: GgmlType) -> u32 {
+    if ty.is_quantized() {
+        ty.block_size() as u32
+    } else {
+        16
+    }
+}
+
+/// Whether the mat-mul kernels handle weight type `ty` (all 13 weight types).
+pub fn supports(ty: GgmlType) -> bool {
+    shader(ty, Kernel::Tiled).is_some()
+}
+
+fn shader(ty: GgmlType, kernel: Kernel) -> Option<ShaderId> {
+    use GgmlType as T;
+    use Kernel as K;
+    use ShaderId as S;
+    Some(match (kernel, ty) {
+        (K::VecSubgroup, T::F32) => S::mul_mat_vec_f32,
+        (K::VecSubgroup, T::F16) => S::mul_mat_vec_f16,
+        (K::VecSubgroup, T::BF16) => S::mul_mat_vec_bf16,
+        (K::VecSubgroup, T::Q4_0) => S::mul_mat_vec_q4_0,
+        (K::VecSubgroup, T::Q4_1) => S::mul_mat_vec_q4_1,
+        (K::VecSubgroup, T::Q5_0) => S::mul_mat_vec_q5_0,
+        (K::VecSubgroup, T::Q5_1) => S::mul_mat_vec_q5_1,
+        (K::VecSubgroup, T::Q8_0) => S::mul_mat_vec_q8_0,
+        (K::VecSubgroup, T::Q2K) => S::mul_mat_vec_q2_K,
+        (K::VecSubgroup, T::Q3K) => S::mul_mat_vec_q3_K,
+        (K::VecSubgroup, T::Q4K) => S::mul_mat_vec_q4_K,
+        (K::VecSubgroup, T::Q5K) => S::mul_mat_vec_q5_K,
+        (K::VecSubgroup, T::Q6K) => S::mul_mat_vec_q6_K,
+        (K::VecShared, T::F32) => S::mul_mat_vec_f32_shmem,
+        (K::VecShared, T::F16) => S::mul_mat_vec_f16_shmem,
+        (K::VecShared, T::BF16) => S::mul_mat_vec_bf16_shmem,
+        (K::VecShared, T::Q4_0) => S::mul_mat_vec_q4_0_shmem,
+        (K::VecShared, T::Q4_1) => S::mul_mat_vec_q4_1_shmem,
+        (K::VecShared, T::Q5_0) => S::mul_mat_vec_q5_0_shmem,
+        (K::VecShared, T::Q5_1) => S::mul_mat_vec_q5_1_shmem,
+        (K::VecShared, T::Q8_0) => S::mul_mat_vec_q8_0_shmem,
+        (K::VecShared, T::Q2K) => S::mul_mat_vec_q2_K_shmem,
+        (K::VecShared, T::Q3K) => S::mul_mat_vec_q3_K_shmem,
+        (K::VecShared, T::Q4K) => S::mul_mat_vec_q4_K_shmem,
+        (K::VecShared, T::Q5K) => S::mul_mat_vec_q5_K_shmem,
+        (K::VecShared, T::Q6K) => S::mul_mat_vec_q6_K_shmem,
+        (K::Tiled, T::F32) => S::mul_mat_f32,
+        (K::Tiled, T::F16) => S::mul_mat_f16,
+        (K::Tiled, T::BF16) => S::mul_mat_bf16,
+        (K::Tiled, T::Q4_0) => S::mul_mat_q4_0,
+        (K::Tiled, T::Q4_1) => S::mul_mat_q4_1,
+        (K::Tiled, T::Q5_0) => S::mul_mat_q5_0,
+        (K::Tiled, T::Q5_1) => S::mul_mat_q5_1,
+        (K::Tiled, T::Q8_0) => S::mul_mat_q8_0,
+        (K::Tiled, T::Q2K) => S::mul_mat_q2_K,
+        (K::Tiled, T::Q3K) => S::mul_mat_q3_K,
+        (K::Tiled, T::Q4K) => S::mul_mat_q4_K,
+        (K::Tiled, T::Q5K) => S::mul_mat_q5_K,
+        (K::Tiled, T::Q6K) => S::mul_mat_q6_K,
+        _ => return None,
+    })
+}
+
+/// Whether the device can reduce with subgroup arithmetic in compute shaders.
+fn has_subgroup_add(caps: &Caps) -> bool {
+    use ash::vk::SubgroupFeatureFlags as F;
+    caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC)
+}
+
+/// Records `dst = W·x`: `w` is `m` rows of `k` values of type `ty`, `x` is f32 `[k, n]`,
+/// `dst` f32 (`[m, n]`, or segment after segment when `split` lists the row counts of a
+/// fused weight's members). Picks the mat-vec kernel for `n <= MAT_VEC_MAX_N`, the tiled
+/// one otherwise. `Error::Unsupported` for a type without a kernel, `k` not a multiple of
+/// the kernel block, more than [`MAX_SEGMENTS`] segments or a device without 16-bit storage.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+) -> Result<()> {
+    record(rec, ty, w, x, dst, k, m, n, split, None)
+}
+
+/// Mat-vec launch shape: workgroup width (a power of two, 16..=1024) and rows per workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatVecShape {
+    pub wg: u32,
+    pub rows: u32,
+}
+
+/// [`mul_mat`] with an explicit mat-vec launch shape (for tuning and tests; ignored when
+/// `n > MAT_VEC_MAX_N`).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_with_shape(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    shape: MatVecShape,
+) -> Result<()> {
+    if !shape.wg.is_power_of_two() || !(16..=1024).contains(&shape.wg) || shape.rows == 0 {
+        return Err(Error::Usage(format!(
+            "mul_mat: bad mat-vec shape {shape:?}"
+        )));
+    }
+    record(rec, ty, w, x, dst, k, m, n, split, Some(shape))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    shape: Option<MatVecShape>,
+) -> Result<()> {
+    let what = format!("mul_mat(type={ty},m={m},k={k},n={n})");
+    if !supports(ty) {
+        return Err(Error::Unsupported(format!(
+            "{what}: no Vulkan kernel for {ty}"
+        )));
+    }
+    if !rec.caps().storage_16bit {
+        return Err(Error::Unsupported(format!(
+            "{what}: device {} lacks storageBuffer16BitAccess",
+            rec.caps().name
+        )));
+    }
+    let qk = kernel_qk(ty);
+    if k == 0 || k % qk != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: k must be a positive multiple of {qk}"
+        )));
+    }
+    let segs: Vec<u32> = if split.is_empty() {
+        vec![m]
+    } else {
+        split.to_vec()
+    };
+    if segs.len() > MAX_SEGMENTS {
+        return Err(Error::Unsupported(format!(
+            "{what}: {} segments, the kernels take at most {MAX_SEGMENTS}",
+            segs.len()
+        )));
+    }
+    if segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m) {
+        return Err(Error::Usage(format!(
+            "{what}: split {split:?} does not sum to m = {m}"
+        )));
+    }
+    let row_bytes = ty.row_bytes(k as usize).expect("k checked above") as u64;
+
+    let kn = u64::from(k) * u64::from(n);
+    let mn = u64::from(m) * u64::from(n);
+    count_u32(kn, &what)?;
+    count_u32(mn, &what)?;
+    let caps = rec.caps();
+    // Weights are read as 16-bit halves and aligned words: 2-byte elements (F32: 4).
+    let welem = if ty == GgmlType::F32 { 4 } else { 2 };
+    let w_bytes = u64::from(m) * row_bytes;
+    let (rw, w_off) = bind(caps, &w, welem, w_bytes / welem, &format!("{what} weights"))?;
+    let w_off = u64::from(w_off) * welem;
+    if w_off + w_bytes > u64::from(u32::MAX) {
+        return Err(Error::Unsupported(format!(
+            "{what}: {w_bytes} weight bytes exceed the kernels' 32-bit byte offsets"
+        )));
+    }
+    let mut seg_rows = [0u32; 4];
+    let mut seg_woff = [0u32; 4];
+    let mut at = w_off;
+    for (s, &rows) in segs.iter().enumerate() {
+        seg_rows[s] = rows;
+        seg_woff[s] = at as u32; // < w_off + w_bytes, checked above
+        at += u64::from(rows) * row_bytes;
+    }
+    let (rx, x_off) = bind(caps, &x, 4, kn, &format!("{what} x"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let push = Push {
+        k,
+        m,
+        n,
+        nseg: segs.len() as u32,
+        x_off,
+        d_off,
+        row_bytes: row_bytes as u32,
+        pad: 0,
+        seg_rows,
+        seg_woff,
+    };
+    let x_vec4 = u32::from(x_off % 4 == 0);
+    let bindings = [rw, rx, rd];
+
+    if n <= MAT_VEC_MAX_N {
+        let kernel = if has_subgroup_add(caps) {
+            Kernel::VecSubgroup
+        } else {
+            Kernel::VecShared
+        };
+        let shader = shader(ty, kernel).expect("every supported type has a mat-vec kernel");
+        // Narrow workgroups for short rows (fewer idle invocations), power of two for the
+        // shared-memory tree, at least NR * NMAX = 16 so the final write loop covers all.
+        let units = (k / qk) * (qk / 16);
+        let shape = shape.unwrap_or(MatVecShape {
+            wg: units.next_power_of_two().clamp(32, MMV_WG),
+            rows: MMV_ROWS,
+        });
+        let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
+        // The reduction's shared array: rows × n × wg floats.
+        let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
+        if shared > u64::from(caps.max_compute_shared_memory_size) {
+            return Err(Error::Unsupported(format!(
+                "{what}: mat-vec shape {shape:?} needs {shared} bytes of shared memory"
+            )));
+        }
+        let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
+        rec.dispatch(
+            shader,
+            &[wg, shape.rows, x_vec4, n],
+            &bindings,
+            bytemuck::bytes_of(&push),
+            groups,
+        )
+    } else {
+        let shader = shader(ty, Kernel::Tiled).expect("checked by supports()");
+        let groups = [m.div_ceil(TILE_M), n.div_ceil(TILE_N), 1];
+        let max = caps.max_compute_work_group_count;
+        if groups[0] > max[0] || groups[1] > max[1] {
+            return Err(Error::Unsupported(format!(
+                "{what}: {groups:?} workgroups exceed {}'s limits",
+                caps.name
+            )));
+        }
+        // Constant ids 0 and 1 are unused by the tiled kernel (ignored by Vulkan).
+        rec.dispatch(
+            shader,
+            &[0, 0, x_vec4],
+            &bindings,
+            bytemuck::bytes_of(&push),
+            groups,
+        )
+    }
+}
+
+/// `count` workgroups as a 2-D grid `[x, y, 1]` with `x <= maxComputeWorkGroupCount[0]`;
+/// kernels recover the index as `y * groups_x + x` and skip indices past `count`.
+pub(crate) fn grid_2d(caps: &Caps, count: u32, what: &str) -> Result<[u32; 3]> {
+    let max = caps.max_compute_work_group_count;
+    let x = count.min(max[0].max(1));
+    let y = if x == 0 { 0 } else { count.div_ceil(x) };
+    if y > max[1] {
+        return Err(Error::Unsupported(format!(
+            "{what}: {count} workgroups exceed {}'s limits",
+            caps.name
+        )));
+    }
+    Ok([x, y, 1])
+}

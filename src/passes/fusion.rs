@@ -1,0 +1,50 @@
+//! Op fusion: RMS_NORM followed by a MUL of its result (every norm in these models:
+//! `attn_norm`, `ffn_norm`, `q_norm`/`k_norm`, `result_norm`) becomes one RMS_NORM_MUL
+//! node, one dispatch instead of two and one barrier less. Applied in every QKV mode,
+//! so the sibling A/B comparison stays like for like.
+
+use crate::graph::{Graph, Op, TensorKind};
+
+/// Fuses every RMS_NORM whose only consumer is a MUL taking it as first operand.
+/// Returns the number of pairs fused.
+pub fn rms_norm_mul(g: &mut Graph) -> usize {
+    let order: Vec<_> = g.order().collect();
+    // How many node sources read each tensor (views count against their root).
+    let mut readers = std::collections::HashMap::new();
+    for &n in &order {
+        for &s in &g.node(n).srcs {
+            *readers.entry(g.root(s)).or_insert(0usize) += 1;
+        }
+    }
+    let mut fused = 0;
+    for &m in &order {
+        let Some(node) = g.dag.node_weight(m) else { continue };
+        if node.op != Op::Mul {
+            continue;
+        }
+        let t = node.srcs[0];
+        let w = node.srcs[1];
+        // The norm's output must be a plain activation read only by this MUL.
+        if !matches!(g.tensor(t).kind, TensorKind::Activation) || readers.get(&t) != Some(&1) {
+            continue;
+        }
+        let Some(n) = order.iter().copied().find(|&n| g.dag.node_weight(n).is_some_and(|x| x.dst == t)) else {
+            continue;
+        };
+        let Op::RmsNorm { eps } = g.node(n).op else { continue };
+        let x = g.node(n).srcs[0];
+        let mnode = &mut g.dag[m];
+        mnode.op = Op::RmsNormMul { eps };
+        mnode.srcs = vec![x, w];
+        g.dag.remove_node(n);
+        for stage in &mut g.schedule {
+            stage.retain(|&s| s != n);
+        }
+        g.schedule.retain(|s| !s.is_empty());
+        fused += 1;
+    }
+    if fused > 0 {
+        g.rebuild_edges();
+    }
+    fused
+}

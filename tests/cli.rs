@@ -1,0 +1,112 @@
+//! The CLI end to end on a tiny generated model (DESIGN.md's CLI contract): gen-model,
+//! info (per-layer types), dump (decisions and summary), bench (every mode's rows,
+//! parsed; no timing assertions), run (text and JSON), and errors as one `error:` line.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn vkgraph(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vkgraph")).args(args).output().expect("run vkgraph");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vkgraph-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn gen(arch: &str, quant: &str) -> String {
+    let p = tmp(&format!("{arch}-{quant}.gguf"));
+    let (ok, _, err) = vkgraph(&["gen-model", "--arch", arch, "--preset", "tiny", "--quant", quant, "-o", p.to_str().unwrap()]);
+    assert!(ok, "gen-model failed: {err}");
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn info_shows_v_type_differing_in_q4_k_m() {
+    let m = gen("llama", "q4_k_m");
+    let (ok, out, err) = vkgraph(&["info", &m]);
+    assert!(ok, "{err}");
+    // llama-quantize's q4_k_m gives attn_v q6_K in layer 1 of 2 (use_more_bits).
+    assert!(out.contains("| 0 | q4_K | q4_K | q4_K |"), "{out}");
+    assert!(out.contains("| 1 | q4_K | q4_K | q6_K |"), "{out}");
+}
+
+#[test]
+fn dump_explains_decisions() {
+    let m = gen("qwen3", "q2_k");
+    let (ok, out, err) = vkgraph(&["dump", "-m", &m, "--qkv", "auto", "-n", "3", "--cpu"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("## SPLIT #0: CPU"), "{out}");
+    assert!(out.contains("partial blk.0 attn_qk = attn_q + attn_k (q2_K)"), "{out}");
+    assert!(out.contains("types differ"), "{out}");
+    for mode in ["off", "fuse", "reorder", "auto"] {
+        assert!(out.contains(&format!("| {mode} | ")), "summary lacks {mode}: {out}");
+    }
+}
+
+#[test]
+fn bench_reports_every_mode() {
+    let m = gen("llama", "q4_0");
+    let (ok, out, err) = vkgraph(&["bench", "-m", &m, "-p", "8", "-n", "4", "-r", "1", "--qkv", "off,fuse,reorder,auto", "-o", "json"]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("bench -o json is JSON");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 8, "4 modes × (pp8, tg4): {out}");
+    for mode in ["off", "fuse", "reorder", "auto"] {
+        for test in ["pp8", "tg4"] {
+            let r = rows.iter().find(|r| r["qkv"] == mode && r["test"] == test).unwrap_or_else(|| panic!("no {mode} {test} row"));
+            let ts = r["avg_ts"].as_f64().unwrap();
+            assert!(ts.is_finite() && ts > 0.0, "{mode} {test}: {ts}");
+            assert_eq!(r["samples_ts"].as_array().unwrap().len(), 1);
+        }
+    }
+    let (ok, md, err) = vkgraph(&["bench", "-m", &m, "-p", "8", "-n", "0", "-r", "1", "--qkv", "off,auto", "--cpu"]);
+    assert!(ok, "{err}");
+    assert!(md.contains("| model | size | params | backend | qkv | test | t/s |"), "{md}");
+    assert!(md.contains("| test | t/s off | t/s auto | speedup |"), "{md}");
+}
+
+#[test]
+fn run_prints_text_json_and_speed() {
+    let m = gen("qwen3", "q8_0");
+    let (ok, _, err) = vkgraph(&["run", "-m", &m, "-p", "The capital", "-n", "4", "--temp", "0", "--cpu"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("prompt:") && err.contains("t/s"), "no speed line: {err}");
+    let (ok, out, err) = vkgraph(&["run", "-m", &m, "-p", "Hello", "-n", "3", "--temp", "0", "--n-probs", "5", "--json"]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let top = l["top"].as_array().unwrap();
+        assert_eq!(top.len(), 5);
+        // Greedy: the generated token is the most likely one.
+        assert_eq!(l["id"], top[0]["id"]);
+        assert!(top.windows(2).all(|w| w[0]["logprob"].as_f64() >= w[1]["logprob"].as_f64()));
+    }
+}
+
+#[test]
+fn errors_are_one_line() {
+    let bad = tmp("bad.gguf");
+    std::fs::write(&bad, b"GGUF\x09\x00\x00\x00garbage").unwrap();
+    for args in [
+        vec!["info", bad.to_str().unwrap()],
+        vec!["run", "-m", bad.to_str().unwrap(), "-p", "x"],
+        vec!["run", "-m", "/nonexistent.gguf", "-p", "x"],
+        vec!["gen-model", "--preset", "huge", "-o", "/tmp/x.gguf"],
+        vec!["dump", "-m", bad.to_str().unwrap(), "--qkv", "sideways"],
+    ] {
+        let (ok, out, err) = vkgraph(&args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.contains(" WARN ")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

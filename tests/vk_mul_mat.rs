@@ -1,0 +1,511 @@
+//! MUL_MAT and GET_ROWS on every Vulkan device, every weight type, against the CPU
+//! reference (`backend::cpu::ops`), which uses the same quantized bytes.
+//!
+//! - mul_mat: NMSE ≤ 5e-4 (the GPU sums in f32 in another order; a wrong index or a
+//!   wrong dequantization gives NMSE ~1), no NaN/Inf, and the destination buffer's bytes
+//!   before and after the output keep their sentinel (guard bytes). Shapes: odd m,
+//!   k = 3 blocks (not a multiple of any workgroup), one k = 4096 case, n = 1, 2, 5
+//!   (mat-vec) and 17 (tiled), fused weights with 3 segments (split on write), and
+//!   unaligned operand offsets.
+//! - get_rows: bit-exact with `quant::dequantize`, zeros for an id outside the table.
+//! - `VKGRAPH_LARGE_TESTS=1` adds llama-8B's ffn_down shape (m = 4096, k = 14336).
+//! - `perf_mul_mat_vec` (ignored; run with `--ignored`) prints µs and GB/s per type at
+//!   m = 4096, k = 14336 from GPU timestamps. It measures; it asserts nothing about speed.
+//!
+//! Case names: `[Vulkan/<device>] mul_mat_vec(type=q4_K,m=33,k=768,n=1)`.
+
+mod common;
+
+use common::{f32s, for_each_device, values, Gpu};
+use vkgraph::backend::cpu::ops;
+use vkgraph::backend::vulkan::dispatch::mul_mat::MatVecShape;
+use vkgraph::backend::vulkan::{dispatch, Buffer, MemoryLocation};
+use vkgraph::quant::{self, GgmlType};
+
+/// Sentinel byte pattern around outputs (a NaN with a recognisable payload).
+const SENTINEL: u32 = 0x7fc0_dead;
+/// Guard elements before and after each output.
+const GUARD: usize = 67;
+const NMSE_MAX: f64 = 5e-4;
+
+fn nmse(got: &[f32], want: &[f32]) -> f64 {
+    let mut num = 0.0f64;
+    let mut den = 0.0f64;
+    for (&a, &b) in got.iter().zip(want) {
+        num += (a as f64 - b as f64).powi(2);
+        den += (b as f64).powi(2);
+    }
+    if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
+}
+
+/// Kernel block of `ty` (what k must be a multiple of).
+fn qk(ty: GgmlType) -> usize {
+    if ty.is_quantized() {
+        ty.block_size()
+    } else {
+        16
+    }
+}
+
+/// `rows` rows of `k` values quantized to `ty`, quantized on all cores (rows are
+/// independent, so the bytes equal one `quantize` call over everything).
+fn quantized(ty: GgmlType, rows: usize, k: usize, seed: u64) -> Vec<u8> {
+    let vals = values(rows * k, seed);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = rows.div_ceil(threads).max(1);
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let hs: Vec<_> = vals
+            .chunks(per * k)
+            .map(|c| s.spawn(move || quant::quantize(ty, c).expect("quantize")))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("quantize thread"))
+            .collect()
+    });
+    parts.concat()
+}
+
+fn words(v: &[f32]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+
+/// A buffer of `pre` sentinel words, `data`, then `GUARD` sentinel words.
+fn guarded(gpu: &Gpu, name: &str, pre: usize, data: &[u8]) -> Buffer {
+    let mut bytes = Vec::with_capacity(pre * 4 + data.len() + GUARD * 4);
+    for _ in 0..pre {
+        bytes.extend_from_slice(&SENTINEL.to_le_bytes());
+    }
+    bytes.extend_from_slice(data);
+    for _ in 0..GUARD {
+        bytes.extend_from_slice(&SENTINEL.to_le_bytes());
+    }
+    gpu.buffer_from(name, &bytes)
+}
+
+/// Checks the sentinel words `[0, pre)` and `[pre + len, pre + len + GUARD)` of `buf`.
+fn check_guards(gpu: &Gpu, buf: &Buffer, pre: usize, len: usize, case: &str) {
+    let all = gpu.read_f32(buf, 0, pre + len + GUARD);
+    for (i, v) in all.iter().enumerate() {
+        if (i < pre || i >= pre + len) && v.to_bits() != SENTINEL {
+            panic!(
+                "{case}: guard word {i} overwritten ({v}); output is words {pre}..{}",
+                pre + len
+            );
+        }
+    }
+}
+
+/// Operand placement inside their buffers (exercises the offset/alignment paths).
+#[derive(Clone, Copy)]
+struct Offsets {
+    /// Bytes before the weights (even; a multiple of 4 for f32).
+    w: usize,
+    /// f32 elements before x and before dst.
+    x: usize,
+    d: usize,
+}
+
+const ALIGNED: Offsets = Offsets {
+    w: 0,
+    x: 0,
+    d: GUARD,
+};
+
+/// Runs one mul_mat case and compares with the CPU reference.
+#[allow(clippy::too_many_arguments)]
+fn mul_mat_case(
+    gpu: &Gpu,
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    split: &[usize],
+    n: usize,
+    off: Offsets,
+    label: &str,
+    shape: Option<MatVecShape>,
+) {
+    let m: usize = split.iter().sum();
+    let name = if n as u32 <= dispatch::mul_mat::MAT_VEC_MAX_N {
+        "mul_mat_vec"
+    } else {
+        "mul_mat"
+    };
+    let case = gpu.case(&format!("{name}(type={ty},m={m},k={k},n={n}{label})"));
+    let rb = ty.row_bytes(k).unwrap();
+    assert_eq!(w.len(), m * rb);
+    let x = values(k * n, 1000 + n as u64);
+
+    // CPU oracle.
+    let mut segs = Vec::new();
+    let mut at = 0;
+    for &rows in split {
+        segs.push(&w[at..at + rows * rb]);
+        at += rows * rb;
+    }
+    let mut want = vec![0f32; m * n];
+    ops::mul_mat(ty, &segs, split, k, &x, n, &mut want).expect("cpu mul_mat");
+
+    // GPU.
+    let mut wbytes = vec![0xa5u8; off.w];
+    wbytes.extend_from_slice(w);
+    let wbuf = gpu.buffer_from("w", &wbytes);
+    let mut xbytes = words(&vec![f32::NAN; off.x]);
+    xbytes.extend_from_slice(&words(&x));
+    let xbuf = gpu.buffer_from("x", &xbytes);
+    let dbuf = guarded(gpu, "dst", off.d, &vec![0u8; m * n * 4]);
+    // Poison the output area too, so an unwritten element cannot pass as a zero.
+    gpu.ctx
+        .upload(&dbuf, (off.d * 4) as u64, &words(&vec![f32::NAN; m * n]))
+        .expect("poison dst");
+
+    let split_u32: Vec<u32> = if split.len() > 1 {
+        split.iter().map(|&s| s as u32).collect()
+    } else {
+        vec![]
+    };
+    let mut rec = gpu.ctx.recorder().expect("recorder");
+    rec.begin().expect("begin");
+    let (wr, xr, dr) = (
+        wbuf.range(off.w as u64, w.len() as u64),
+        xbuf.range((off.x * 4) as u64, (k * n * 4) as u64),
+        dbuf.range((off.d * 4) as u64, (m * n * 4) as u64),
+    );
+    let (k32, m32, n32) = (k as u32, m as u32, n as u32);
+    match shape {
+        None => dispatch::mul_mat::mul_mat(&mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32),
+        Some(sh) => dispatch::mul_mat::mul_mat_with_shape(
+            &mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32, sh,
+        ),
+    }
+    .unwrap_or_else(|e| panic!("{case}: {e}"));
+    rec.submit_and_wait()
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+
+    let got = gpu.read_f32(&dbuf, off.d, m * n);
+    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+        panic!(
+            "{case}: non-finite output {} at {i} (want {})",
+            got[i], want[i]
+        );
+    }
+    let e = nmse(&got, &want);
+    assert!(
+        e <= NMSE_MAX,
+        "{case}: NMSE {e:.3e} > {NMSE_MAX:e}; first values got {:?} want {:?}",
+        &got[..got.len().min(6)],
+        &want[..want.len().min(6)]
+    );
+    check_guards(gpu, &dbuf, off.d, m * n, &case);
+}
+
+/// k for a type's small cases: 3 kernel blocks of 32 (floats, legacy) or 256 (k-quants).
+fn small_k(ty: GgmlType) -> usize {
+    3 * qk(ty).max(32)
+}
+
+#[test]
+fn mul_mat_all_types() {
+    for_each_device("mul_mat_all_types", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let k = small_k(ty);
+            for (mi, &m) in [1usize, 7, 33, 257].iter().enumerate() {
+                let w = quantized(ty, m, k, 7 + mi as u64);
+                for &n in &[1usize, 2, 5, 17] {
+                    mul_mat_case(gpu, ty, &w, k, &[m], n, ALIGNED, "", None);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn mul_mat_k4096() {
+    for_each_device("mul_mat_k4096", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let w = quantized(ty, 33, 4096, 11);
+            for &n in &[1usize, 17] {
+                mul_mat_case(gpu, ty, &w, 4096, &[33], n, ALIGNED, "", None);
+            }
+        }
+    });
+}
+
+#[test]
+fn mul_mat_split_3_segments() {
+    for_each_device("mul_mat_split", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let k = small_k(ty);
+            let split = [7usize, 33, 16];
+            let w = quantized(ty, split.iter().sum(), k, 21);
+            for &n in &[1usize, 5, 17, 70] {
+                mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, ",split=[7,33,16]", None);
+            }
+        }
+    });
+}
+
+#[test]
+fn mul_mat_unaligned_offsets() {
+    for_each_device("mul_mat_offsets", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let k = small_k(ty);
+            let w = quantized(ty, 9, k, 31);
+            let off = Offsets {
+                w: if ty == GgmlType::F32 { 4 } else { 2 },
+                x: 1,
+                d: 3,
+            };
+            for &n in &[1usize, 3, 17] {
+                mul_mat_case(gpu, ty, &w, k, &[9], n, off, ",offsets=w+2B/x+1/d+3", None);
+            }
+        }
+    });
+}
+
+/// Mat-vec launch shapes other than the default: rows per workgroup that do not divide
+/// m, narrow and wide workgroups, all 8 tokens.
+#[test]
+fn mul_mat_vec_shapes() {
+    for_each_device("mul_mat_vec_shapes", |gpu| {
+        for ty in [
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q5_1,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+        ] {
+            let k = small_k(ty);
+            let split = [5usize, 32];
+            let w = quantized(ty, 37, k, 71);
+            for (wg, rows) in [(16u32, 3u32), (32, 4), (256, 1)] {
+                for &n in &[1usize, 8] {
+                    let label = format!(",split=[5,32],wg={wg},rows={rows}");
+                    let shape = Some(MatVecShape { wg, rows });
+                    mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, &label, shape);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn mul_mat_large() {
+    if std::env::var("VKGRAPH_LARGE_TESTS").as_deref() != Ok("1") {
+        eprintln!("mul_mat_large: set VKGRAPH_LARGE_TESTS=1 to run (m=4096, k=14336)");
+        return;
+    }
+    for_each_device("mul_mat_large", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let w = quantized(ty, 4096, 14336, 41);
+            for &n in &[1usize, 8, 64] {
+                mul_mat_case(gpu, ty, &w, 14336, &[4096], n, ALIGNED, "", None);
+            }
+        }
+    });
+}
+
+#[test]
+fn mul_mat_errors() {
+    for_each_device("mul_mat_errors", |gpu| {
+        let buf = gpu.buffer_from("b", &[0u8; 4096]);
+        let mut rec = gpu.ctx.recorder().expect("recorder");
+        rec.begin().expect("begin");
+        let r = buf.range(0, 4096);
+        let case = gpu.case("mul_mat_errors");
+        // k not a multiple of the block.
+        let e = dispatch::mul_mat::mul_mat(&mut rec, GgmlType::Q4_0, r, r, r, 48, 1, 1, &[]);
+        assert!(
+            matches!(e, Err(vkgraph::Error::Unsupported(_))),
+            "{case}: {e:?}"
+        );
+        // split not summing to m.
+        let e = dispatch::mul_mat::mul_mat(&mut rec, GgmlType::Q4_0, r, r, r, 32, 4, 1, &[1, 2]);
+        assert!(matches!(e, Err(vkgraph::Error::Usage(_))), "{case}: {e:?}");
+        // weights too small.
+        let e = dispatch::mul_mat::mul_mat(&mut rec, GgmlType::F32, r, r, r, 1024, 2, 1, &[]);
+        assert!(matches!(e, Err(vkgraph::Error::Usage(_))), "{case}: {e:?}");
+        assert!(!dispatch::mul_mat::supports(GgmlType::I32), "{case}");
+        rec.submit_and_wait().expect("empty submit");
+    });
+}
+
+fn get_rows_case(gpu: &Gpu, ty: GgmlType, ne0: usize, nrows: usize, ids: &[i32], t_off: usize) {
+    let case = gpu.case(&format!(
+        "get_rows(type={ty},ne0={ne0},rows={nrows},n={},t_off={t_off})",
+        ids.len()
+    ));
+    let table = quantized(ty, nrows, ne0, 51 + ne0 as u64);
+    let rb = ty.row_bytes(ne0).unwrap();
+    let mut want = vec![0f32; ne0 * ids.len()];
+    for (i, &id) in ids.iter().enumerate() {
+        if id >= 0 && (id as usize) < nrows {
+            let row = &table[id as usize * rb..][..rb];
+            quant::dequantize(ty, row, &mut want[i * ne0..][..ne0]).expect("dequantize");
+        }
+    }
+    let mut tbytes = vec![0x5au8; t_off];
+    tbytes.extend_from_slice(&table);
+    let tbuf = gpu.buffer_from("table", &tbytes);
+    let ibuf = gpu.buffer_from("ids", bytemuck::cast_slice(ids));
+    let d_off = 5;
+    let dbuf = guarded(gpu, "dst", d_off, &words(&vec![f32::NAN; ne0 * ids.len()]));
+
+    let mut rec = gpu.ctx.recorder().expect("recorder");
+    rec.begin().expect("begin");
+    dispatch::get_rows::get_rows(
+        &mut rec,
+        ty,
+        tbuf.range(t_off as u64, table.len() as u64),
+        ibuf.range(0, (ids.len() * 4) as u64),
+        dbuf.range((d_off * 4) as u64, (ne0 * ids.len() * 4) as u64),
+        ne0 as u32,
+        ids.len() as u32,
+    )
+    .unwrap_or_else(|e| panic!("{case}: {e}"));
+    rec.submit_and_wait()
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+
+    let got = gpu.read_f32(&dbuf, d_off, ne0 * ids.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g.to_bits() == w.to_bits(),
+            "{case}: value {i} (token {}, column {}) is {g:e}, CPU reference {w:e}",
+            i / ne0,
+            i % ne0
+        );
+    }
+    check_guards(gpu, &dbuf, d_off, ne0 * ids.len(), &case);
+}
+
+#[test]
+fn get_rows_all_types_exact() {
+    for_each_device("get_rows_all_types", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let ne0 = 3 * ty.block_size().max(32);
+            get_rows_case(gpu, ty, ne0, 11, &[3, 0, 10, 3, 7], 0);
+            // Odd placement: the table 2 bytes (f32: 4) into its buffer.
+            let t_off = if ty == GgmlType::F32 { 4 } else { 2 };
+            get_rows_case(gpu, ty, ne0, 5, &[4, 1], t_off);
+            // Out-of-range ids give zeros.
+            get_rows_case(gpu, ty, ne0, 4, &[2, 4, -1, 1], 0);
+        }
+        // Float tables need only ne0 % 4 == 0.
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            get_rows_case(gpu, ty, 20, 6, &[5, 0, 2], 0);
+        }
+    });
+}
+
+/// Timing at llama-8B ffn_down shape (m = 4096, k = 14336): mat-vec at n = 1 (default and
+/// `VKGRAPH_PERF_SHAPES` launch shapes) and the tiled kernel at n = 512.
+/// Prints per type: µs per dispatch (median of 20) and weight GB/s. Asserts nothing
+/// about speed (correctness is the other tests' job); checks the output once.
+#[test]
+#[ignore]
+fn perf_mul_mat_vec() {
+    let (m, k) = (4096usize, 14336usize);
+    for_each_device("perf_mul_mat_vec", |gpu| {
+        eprintln!("{}: m={m} k={k}", gpu.label);
+        for ty in GgmlType::WEIGHT_TYPES {
+            let w = quantized(ty, m, k, 61);
+            for shape in perf_shapes() {
+                perf_case(gpu, ty, &w, m, k, 1, shape);
+            }
+            perf_case(gpu, ty, &w, m, k, 512, None);
+        }
+    });
+}
+
+/// Mat-vec launch shapes to time: the default, plus `VKGRAPH_PERF_SHAPES="128x2,256x4"`.
+fn perf_shapes() -> Vec<Option<MatVecShape>> {
+    let mut v = vec![None];
+    if let Ok(s) = std::env::var("VKGRAPH_PERF_SHAPES") {
+        for item in s.split(',') {
+            if let Some((a, b)) = item.split_once('x') {
+                if let (Ok(wg), Ok(rows)) = (a.trim().parse(), b.trim().parse()) {
+                    v.push(Some(MatVecShape { wg, rows }));
+                }
+            }
+        }
+    }
+    v
+}
+
+fn perf_case(
+    gpu: &Gpu,
+    ty: GgmlType,
+    w: &[u8],
+    m: usize,
+    k: usize,
+    n: usize,
+    shape: Option<MatVecShape>,
+) {
+    let x = values(k * n, 5);
+    let wbuf = gpu.buffer_from("w", w);
+    let xbuf = gpu.buffer_from("x", &words(&x));
+    let dbuf = gpu
+        .ctx
+        .create_buffer((m * n * 4) as u64, MemoryLocation::Device, "dst")
+        .expect("dst");
+    let reps = 20;
+    let mut rec = gpu.ctx.recorder().expect("recorder");
+    rec.begin().expect("begin");
+    let run = |rec: &mut vkgraph::backend::vulkan::Recorder| {
+        let (w, x, d) = (wbuf.whole(), xbuf.whole(), dbuf.whole());
+        let (k, m, n) = (k as u32, m as u32, n as u32);
+        match shape {
+            None => dispatch::mul_mat::mul_mat(rec, ty, w, x, d, k, m, n, &[]),
+            Some(s) => dispatch::mul_mat::mul_mat_with_shape(rec, ty, w, x, d, k, m, n, &[], s),
+        }
+        .expect("mul_mat")
+    };
+    run(&mut rec); // warm-up (pipeline creation is outside the timed part anyway)
+    rec.barrier().expect("barrier");
+    rec.timestamp("start").expect("ts");
+    for i in 0..reps {
+        run(&mut rec);
+        rec.barrier().expect("barrier");
+        rec.timestamp(&format!("{i}")).expect("ts");
+    }
+    rec.submit_and_wait().expect("submit");
+    let ts = rec.timestamps();
+    if ts.len() < 2 {
+        eprintln!("  {ty}: no timestamps on this device");
+        return;
+    }
+    let mut us: Vec<f64> = ts.windows(2).map(|p| (p[1].ns - p[0].ns) / 1e3).collect();
+    us.sort_by(f64::total_cmp);
+    let med = us[us.len() / 2];
+    let gbs = w.len() as f64 / (med * 1e3);
+    let tflops = 2.0 * (m * k * n) as f64 / (med * 1e6);
+    eprintln!(
+        "  {:<5} n={n:<4} {:<8} {med:>9.1} µs  {gbs:>7.0} GB/s weights  {tflops:>6.2} TFLOPS",
+        ty.name(),
+        shape.map_or("default".to_string(), |s| format!("{}x{}", s.wg, s.rows))
+    );
+    // A sanity check of the timed result on a few rows.
+    let got = f32s(&{
+        let mut b = vec![0u8; 16];
+        gpu.ctx.download(&dbuf, 0, &mut b).expect("download");
+        b
+    });
+    let mut want = vec![0f32; 4];
+    let rb = ty.row_bytes(k).unwrap();
+    for (i, v) in want.iter_mut().enumerate() {
+        let mut row = vec![0f32; k];
+        quant::dequantize(ty, &w[i * rb..][..rb], &mut row).unwrap();
+        *v = row
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum::<f64>() as f32;
+    }
+    assert!(
+        nmse(&got, &want) <= NMSE_MAX,
+        "{ty}: perf output wrong: {got:?} vs {want:?}"
+    );
+}
