@@ -124,13 +124,18 @@ fn values(name: &str, ne: &[u64], seed: u64) -> Vec<f32> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk_rows = rows.div_ceil(threads).max(1);
     let base = hash(name, seed);
+    // Each row has its own generator, so the values do not depend on how many threads
+    // the machine has (a model made on the GPU machine equals one made here).
     std::thread::scope(|s| {
         for (ci, chunk) in out.chunks_mut(chunk_rows * k).enumerate() {
             s.spawn(move || {
-                let mut rng = Rng(base ^ (ci as u64).wrapping_mul(0x9E37_79B9));
-                for v in chunk.iter_mut() {
-                    let u = rng.uniform();
-                    *v = if is_norm { 1.0 + 0.1 * u } else { amp * u };
+                for (ri, row) in chunk.chunks_mut(k).enumerate() {
+                    let r = (ci * chunk_rows + ri) as u64;
+                    let mut rng = Rng(base ^ r.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    for v in row.iter_mut() {
+                        let u = rng.uniform();
+                        *v = if is_norm { 1.0 + 0.1 * u } else { amp * u };
+                    }
                 }
             });
         }
