@@ -105,6 +105,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
             a.n_predict
         )));
     }
+    // Warm-up, as llama.cpp does: one pass of each shape the run uses (prompt batch,
+    // single token) so pipeline creation is not counted in the speed line.
+    let n_batch = prompt.len().min(a.batch.max(1));
+    s.forward(&prompt[..n_batch], false)?;
+    if n_batch > 1 {
+        s.forward(&prompt[..1], false)?;
+    }
+    s.reset();
     let mut sampler = Sampler::new(SamplerParams {
         temp: a.temp,
         top_k: a.top_k,
