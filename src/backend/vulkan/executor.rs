@@ -307,10 +307,25 @@ impl Backend for VulkanBackend {
 
     fn prepare(&mut self, g: &Graph) -> Result<()> {
         // Weights (fused groups contiguous) and state referenced by nodes that may run here.
+        // Only weights some node reads: a pass may leave tensors nothing uses (the
+        // members of a fused group), and uploading them would double the memory.
+        let used: HashSet<TensorId> = g
+            .order()
+            .flat_map(|n| g.node(n).srcs.iter().map(|&s| g.root(s)))
+            .collect();
+        let used_weights: Vec<&crate::graph::Tensor> = g
+            .tensors
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| {
+                used.contains(&TensorId(*i as u32))
+                    || !matches!(t.kind, TensorKind::Weight { .. } | TensorKind::FusedWeight { .. })
+            })
+            .map(|(_, t)| t)
+            .collect();
         // Bytes still to upload (a tied embedding appears twice in the graph, once here).
         let mut seen = HashSet::new();
-        let total: u64 = g
-            .tensors
+        let total: u64 = used_weights
             .iter()
             .filter(|t| match &t.kind {
                 TensorKind::Weight { name } => !self.weights.contains_key(name) && seen.insert(t.name.clone()),
@@ -320,7 +335,7 @@ impl Backend for VulkanBackend {
             .map(|t| t.nbytes() as u64)
             .sum();
         let mut done = 0;
-        for t in &g.tensors {
+        for t in used_weights {
             match &t.kind {
                 TensorKind::Weight { name } => {
                     if !self.weights.contains_key(name) {
