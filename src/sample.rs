@@ -38,7 +38,12 @@ pub struct Sampler {
 /// Log-softmax of `logits` (f64 for accuracy).
 pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
     let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = logits.iter().map(|&l| (l as f64 - mx).exp()).sum::<f64>().ln() + mx;
+    let lse = logits
+        .iter()
+        .map(|&l| (l as f64 - mx).exp())
+        .sum::<f64>()
+        .ln()
+        + mx;
     logits.iter().map(|&l| l as f64 - lse).collect()
 }
 
@@ -48,9 +53,7 @@ pub fn top_k_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     let k = k.min(idx.len());
     let nth = k.saturating_sub(1).min(idx.len().saturating_sub(1));
-    idx.select_nth_unstable_by(nth, |&a, &b| {
-        lp[b as usize].total_cmp(&lp[a as usize])
-    });
+    idx.select_nth_unstable_by(nth, |&a, &b| lp[b as usize].total_cmp(&lp[a as usize]));
     let mut top: Vec<(u32, f64)> = idx[..k].iter().map(|&i| (i, lp[i as usize])).collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     top
@@ -79,7 +82,11 @@ impl Sampler {
             for &t in &history[start..] {
                 if seen.insert(t) {
                     if let Some(v) = l.get_mut(t as usize) {
-                        *v = if *v > 0.0 { *v / self.p.repeat_penalty } else { *v * self.p.repeat_penalty };
+                        *v = if *v > 0.0 {
+                            *v / self.p.repeat_penalty
+                        } else {
+                            *v * self.p.repeat_penalty
+                        };
                     }
                 }
             }
@@ -95,7 +102,10 @@ impl Sampler {
         }
         let probs = |c: &[(u32, f32)], t: f32| -> Vec<f64> {
             let mx = c[0].1 as f64;
-            let e: Vec<f64> = c.iter().map(|x| ((x.1 as f64 - mx) / t as f64).exp()).collect();
+            let e: Vec<f64> = c
+                .iter()
+                .map(|x| ((x.1 as f64 - mx) / t as f64).exp())
+                .collect();
             let s: f64 = e.iter().sum();
             e.into_iter().map(|v| v / s).collect()
         };
@@ -115,7 +125,11 @@ impl Sampler {
         }
         if self.p.min_p > 0.0 {
             let pmax = pr[0];
-            let keep = pr.iter().take(cand.len()).take_while(|&&p| p >= self.p.min_p as f64 * pmax).count();
+            let keep = pr
+                .iter()
+                .take(cand.len())
+                .take_while(|&&p| p >= self.p.min_p as f64 * pmax)
+                .count();
             cand.truncate(keep.max(1));
         }
         let pr = probs(&cand, self.p.temp);

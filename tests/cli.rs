@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn vkgraph(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vkgraph")).args(args).output().expect("run vkgraph");
+    let out = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
+        .args(args)
+        .output()
+        .expect("run vkgraph");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -22,7 +25,17 @@ fn tmp(name: &str) -> PathBuf {
 
 fn gen(arch: &str, quant: &str) -> String {
     let p = tmp(&format!("{arch}-{quant}.gguf"));
-    let (ok, _, err) = vkgraph(&["gen-model", "--arch", arch, "--preset", "tiny", "--quant", quant, "-o", p.to_str().unwrap()]);
+    let (ok, _, err) = vkgraph(&[
+        "gen-model",
+        "--arch",
+        arch,
+        "--preset",
+        "tiny",
+        "--quant",
+        quant,
+        "-o",
+        p.to_str().unwrap(),
+    ]);
     assert!(ok, "gen-model failed: {err}");
     p.to_str().unwrap().to_string()
 }
@@ -43,51 +56,114 @@ fn dump_explains_decisions() {
     let (ok, out, err) = vkgraph(&["dump", "-m", &m, "--qkv", "auto", "-n", "3", "--cpu"]);
     assert!(ok, "{err}");
     assert!(out.contains("## SPLIT #0: CPU"), "{out}");
-    assert!(out.contains("partial blk.0 attn_qk = attn_q + attn_k (q2_K)"), "{out}");
+    assert!(
+        out.contains("partial blk.0 attn_qk = attn_q + attn_k (q2_K)"),
+        "{out}"
+    );
     assert!(out.contains("types differ"), "{out}");
     for mode in ["off", "fuse", "reorder", "auto"] {
-        assert!(out.contains(&format!("| {mode} | ")), "summary lacks {mode}: {out}");
+        assert!(
+            out.contains(&format!("| {mode} | ")),
+            "summary lacks {mode}: {out}"
+        );
     }
 }
 
 #[test]
 fn bench_reports_every_mode() {
     let m = gen("llama", "q4_0");
-    let (ok, out, err) = vkgraph(&["bench", "-m", &m, "-p", "8", "-n", "4", "-r", "1", "--qkv", "off,fuse,reorder,auto", "-o", "json"]);
+    let (ok, out, err) = vkgraph(&[
+        "bench",
+        "-m",
+        &m,
+        "-p",
+        "8",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--qkv",
+        "off,fuse,reorder,auto",
+        "-o",
+        "json",
+    ]);
     assert!(ok, "{err}");
     let rows: serde_json::Value = serde_json::from_str(&out).expect("bench -o json is JSON");
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 8, "4 modes × (pp8, tg4): {out}");
     for mode in ["off", "fuse", "reorder", "auto"] {
         for test in ["pp8", "tg4"] {
-            let r = rows.iter().find(|r| r["qkv"] == mode && r["test"] == test).unwrap_or_else(|| panic!("no {mode} {test} row"));
+            let r = rows
+                .iter()
+                .find(|r| r["qkv"] == mode && r["test"] == test)
+                .unwrap_or_else(|| panic!("no {mode} {test} row"));
             let ts = r["avg_ts"].as_f64().unwrap();
             assert!(ts.is_finite() && ts > 0.0, "{mode} {test}: {ts}");
             assert_eq!(r["samples_ts"].as_array().unwrap().len(), 1);
         }
     }
-    let (ok, md, err) = vkgraph(&["bench", "-m", &m, "-p", "8", "-n", "0", "-r", "1", "--qkv", "off,auto", "--cpu"]);
+    let (ok, md, err) = vkgraph(&[
+        "bench", "-m", &m, "-p", "8", "-n", "0", "-r", "1", "--qkv", "off,auto", "--cpu",
+    ]);
     assert!(ok, "{err}");
-    assert!(md.contains("| model | size | params | backend | qkv | test | t/s |"), "{md}");
-    assert!(md.contains("| test | t/s off | t/s auto | speedup |"), "{md}");
+    assert!(
+        md.contains("| model | size | params | backend | qkv | test | t/s |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| test | t/s off | t/s auto | speedup |"),
+        "{md}"
+    );
 }
 
 #[test]
 fn run_prints_text_json_and_speed() {
     let m = gen("qwen3", "q8_0");
-    let (ok, _, err) = vkgraph(&["run", "-m", &m, "-p", "The capital", "-n", "4", "--temp", "0", "--cpu"]);
+    let (ok, _, err) = vkgraph(&[
+        "run",
+        "-m",
+        &m,
+        "-p",
+        "The capital",
+        "-n",
+        "4",
+        "--temp",
+        "0",
+        "--cpu",
+    ]);
     assert!(ok, "{err}");
-    assert!(err.contains("prompt:") && err.contains("t/s"), "no speed line: {err}");
-    let (ok, out, err) = vkgraph(&["run", "-m", &m, "-p", "Hello", "-n", "3", "--temp", "0", "--n-probs", "5", "--json"]);
+    assert!(
+        err.contains("prompt:") && err.contains("t/s"),
+        "no speed line: {err}"
+    );
+    let (ok, out, err) = vkgraph(&[
+        "run",
+        "-m",
+        &m,
+        "-p",
+        "Hello",
+        "-n",
+        "3",
+        "--temp",
+        "0",
+        "--n-probs",
+        "5",
+        "--json",
+    ]);
     assert!(ok, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert!(!lines.is_empty());
     for l in &lines {
         let top = l["top"].as_array().unwrap();
         assert_eq!(top.len(), 5);
         // Greedy: the generated token is the most likely one.
         assert_eq!(l["id"], top[0]["id"]);
-        assert!(top.windows(2).all(|w| w[0]["logprob"].as_f64() >= w[1]["logprob"].as_f64()));
+        assert!(top
+            .windows(2)
+            .all(|w| w[0]["logprob"].as_f64() >= w[1]["logprob"].as_f64()));
     }
 }
 

@@ -12,7 +12,9 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -20,12 +22,21 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
 
 fn max_rel(a: &[f32], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f64, |m, (&x, &y)| m.max((x as f64 - y).abs() / scale))
+    a.iter()
+        .zip(b)
+        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y).abs() / scale))
 }
 
 #[test]
 fn mul_mat_matches_dequantized_triple_loop() {
-    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q6K] {
+    for ty in [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+    ] {
         let (k, m, n) = (256, 9, 3);
         let wf = data(k * m, 1);
         let w = quant::quantize(ty, &wf).unwrap();
@@ -41,7 +52,9 @@ fn mul_mat_matches_dequantized_triple_loop() {
         let mut want = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
-                let acc: f64 = (0..k).map(|t| wd[i * k + t] as f64 * x[j * k + t] as f64).sum();
+                let acc: f64 = (0..k)
+                    .map(|t| wd[i * k + t] as f64 * x[j * k + t] as f64)
+                    .sum();
                 let (start, rows) = if i < 4 { (0, 4) } else { (4, 5) };
                 want[n * start + j * rows + (i - start)] = acc;
             }
@@ -51,8 +64,13 @@ fn mul_mat_matches_dequantized_triple_loop() {
         ops::mul_mat(ty, &[&w], &[m], k, &x, n, &mut plain).unwrap();
         for i in 0..m {
             for j in 0..n {
-                let acc: f64 = (0..k).map(|t| wd[i * k + t] as f64 * x[j * k + t] as f64).sum();
-                assert!((plain[j * m + i] as f64 - acc).abs() < 1e-5, "{ty} unsplit ({i},{j})");
+                let acc: f64 = (0..k)
+                    .map(|t| wd[i * k + t] as f64 * x[j * k + t] as f64)
+                    .sum();
+                assert!(
+                    (plain[j * m + i] as f64 - acc).abs() < 1e-5,
+                    "{ty} unsplit ({i},{j})"
+                );
             }
         }
     }
@@ -63,7 +81,11 @@ fn rope_is_a_complex_rotation() {
     let (hd, nh) = (16, 2);
     let pos = [0, 5, 37];
     let x = data(hd * nh * pos.len(), 3);
-    for (mode, n_dims) in [(RopeMode::Normal, 16), (RopeMode::Neox, 16), (RopeMode::Neox, 8)] {
+    for (mode, n_dims) in [
+        (RopeMode::Normal, 16),
+        (RopeMode::Neox, 16),
+        (RopeMode::Neox, 8),
+    ] {
         let mut got = vec![0f32; x.len()];
         ops::rope(&x, hd, nh, &pos, mode, n_dims, 10000.0, 1.0, &mut got);
         for (t, &p) in pos.iter().enumerate() {
@@ -93,8 +115,14 @@ fn attention_is_masked_softmax_of_scores() {
     let (d, nh, nkv, n_kv) = (8, 4, 2, 6);
     let pos = [3, 4, 5];
     let q = data(d * nh * pos.len(), 4);
-    let k: Vec<f16> = data(d * nkv * n_kv, 5).into_iter().map(f16::from_f32).collect();
-    let v: Vec<f16> = data(d * nkv * n_kv, 6).into_iter().map(f16::from_f32).collect();
+    let k: Vec<f16> = data(d * nkv * n_kv, 5)
+        .into_iter()
+        .map(f16::from_f32)
+        .collect();
+    let v: Vec<f16> = data(d * nkv * n_kv, 6)
+        .into_iter()
+        .map(f16::from_f32)
+        .collect();
     let scale = 0.35;
     let mut got = vec![0f32; q.len()];
     ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &pos, scale, &mut got);
@@ -107,14 +135,20 @@ fn attention_is_masked_softmax_of_scores() {
                     if j as i32 > p {
                         f64::NEG_INFINITY
                     } else {
-                        (0..d).map(|i| q[(t * nh + h) * d + i] as f64 * k[(j * nkv + kh) * d + i].to_f64()).sum::<f64>() * scale as f64
+                        (0..d)
+                            .map(|i| {
+                                q[(t * nh + h) * d + i] as f64 * k[(j * nkv + kh) * d + i].to_f64()
+                            })
+                            .sum::<f64>()
+                            * scale as f64
                     }
                 })
                 .collect();
             let z: f64 = scores.iter().map(|s| s.exp()).sum();
             for i in 0..d {
-                want[(t * nh + h) * d + i] =
-                    (0..n_kv).map(|j| scores[j].exp() / z * v[(j * nkv + kh) * d + i].to_f64()).sum();
+                want[(t * nh + h) * d + i] = (0..n_kv)
+                    .map(|j| scores[j].exp() / z * v[(j * nkv + kh) * d + i].to_f64())
+                    .sum();
             }
         }
     }

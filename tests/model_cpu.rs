@@ -12,7 +12,15 @@ use vkgraph::sched::session::{Session, SessionOptions};
 fn session(arch: &str, quant: &str, qkv: QkvMode) -> Session {
     let m = tiny_model(arch, quant);
     let cpu = Box::new(CpuBackend::new(m.clone()));
-    Session::new(m, vec![cpu], SessionOptions { qkv, n_ctx: 64, ..Default::default() })
+    Session::new(
+        m,
+        vec![cpu],
+        SessionOptions {
+            qkv,
+            n_ctx: 64,
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
@@ -22,7 +30,9 @@ fn logits_finite_and_spread_every_arch() {
         let l = s.forward(&prompt(4), false).unwrap();
         assert_eq!(l.len(), s.model.hp.n_vocab, "{arch}");
         assert!(l.iter().all(|v| v.is_finite()), "{arch}: non-finite logits");
-        let (mn, mx) = l.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let (mn, mx) = l
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         assert!(mx - mn > 1e-2, "{arch}: degenerate logits {mn}..{mx}");
     }
 }

@@ -20,7 +20,15 @@ use vkgraph::sched::session::{Session, SessionOptions};
 const N_CTX: usize = 32;
 
 fn cpu_logits(m: &Arc<Model>, steps: &[Vec<u32>]) -> Vec<Vec<f32>> {
-    let mut s = Session::new(m.clone(), vec![Box::new(CpuBackend::new(m.clone()))], SessionOptions { qkv: QkvMode::Off, n_ctx: N_CTX, ..Default::default() });
+    let mut s = Session::new(
+        m.clone(),
+        vec![Box::new(CpuBackend::new(m.clone()))],
+        SessionOptions {
+            qkv: QkvMode::Off,
+            n_ctx: N_CTX,
+            ..Default::default()
+        },
+    );
     steps.iter().map(|t| s.forward(t, true).unwrap()).collect()
 }
 
@@ -28,10 +36,20 @@ fn cpu_logits(m: &Arc<Model>, steps: &[Vec<u32>]) -> Vec<Vec<f32>> {
 /// refused new instances after a few dozen in one process).
 fn context(dev: usize) -> Arc<VulkanContext> {
     static CTX: OnceLock<Mutex<HashMap<usize, Arc<VulkanContext>>>> = OnceLock::new();
-    let mut map = CTX.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = CTX
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     map.entry(dev)
         .or_insert_with(|| {
-            Arc::new(VulkanContext::new(&ContextOptions { device_index: Some(dev), validation: true, ..Default::default() }).unwrap())
+            Arc::new(
+                VulkanContext::new(&ContextOptions {
+                    device_index: Some(dev),
+                    validation: true,
+                    ..Default::default()
+                })
+                .unwrap(),
+            )
         })
         .clone()
 }
@@ -42,7 +60,11 @@ fn vk_backend(m: &Arc<Model>, dev: usize) -> VulkanBackend {
 
 fn assert_clean(vk: &VulkanBackend, case: &str) {
     let log = vk.context().validation_log();
-    assert!(log.errors() + log.warnings() == 0, "{case}: validation:\n{}", log.messages().join("\n"));
+    assert!(
+        log.errors() + log.warnings() == 0,
+        "{case}: validation:\n{}",
+        log.messages().join("\n")
+    );
 }
 
 /// Prefill of 5 tokens, then two single-token steps.
@@ -54,7 +76,9 @@ fn steps() -> Vec<Vec<u32>> {
 fn devices() -> Vec<(usize, String)> {
     let devs = enumerate_devices().expect("Vulkan loader");
     assert!(!devs.is_empty(), "no Vulkan device: CI must have lavapipe");
-    devs.iter().map(|c| (c.index, format!("Vulkan/{}", c.short_name()))).collect()
+    devs.iter()
+        .map(|c| (c.index, format!("Vulkan/{}", c.short_name())))
+        .collect()
 }
 
 #[test]
@@ -79,14 +103,22 @@ fn tiny_models_match_cpu_in_every_mode() {
                 let mut s = Session::new(
                     m.clone(),
                     vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
-                    SessionOptions { qkv: mode, n_ctx: N_CTX, limits, ..Default::default() },
+                    SessionOptions {
+                        qkv: mode,
+                        n_ctx: N_CTX,
+                        limits,
+                        ..Default::default()
+                    },
                 );
                 let (_, a) = s.plan(5, true).unwrap();
                 assert_eq!(a.splits.len(), 1, "{case}: everything runs on Vulkan");
                 let mut all = Vec::new();
                 for (i, t) in steps().iter().enumerate() {
                     let got = s.forward(t, true).unwrap();
-                    assert!(got.iter().all(|v| v.is_finite()), "{case}: non-finite logits");
+                    assert!(
+                        got.iter().all(|v| v.is_finite()),
+                        "{case}: non-finite logits"
+                    );
                     let e = nmse(&got, &want[i]);
                     assert!(e <= 1e-4, "{case} step {i}: NMSE vs CPU {e:e}");
                     all.extend(got);
@@ -96,7 +128,10 @@ fn tiny_models_match_cpu_in_every_mode() {
             }
             for (i, mode) in QkvMode::ALL.iter().enumerate().skip(1) {
                 let e = nmse(&by_mode[i], &by_mode[0]);
-                assert!(e <= 1e-5, "[{label}] {arch} {quant}: {mode} vs off NMSE {e:e}");
+                assert!(
+                    e <= 1e-5,
+                    "[{label}] {arch} {quant}: {mode} vs off NMSE {e:e}"
+                );
             }
         }
     }
@@ -111,14 +146,27 @@ fn validation_clean_in_every_mode() {
             let mut vk = vk_backend(&m, dev);
             let limits = vk.sibling_limits();
             // Run through the backend directly so the log stays reachable afterwards.
-            let mut g = vkgraph::model::build_graph(&m, &vkgraph::model::BuildOpts { n_tokens: 4, n_ctx: N_CTX, logits_all: true }).unwrap();
+            let mut g = vkgraph::model::build_graph(
+                &m,
+                &vkgraph::model::BuildOpts {
+                    n_tokens: 4,
+                    n_ctx: N_CTX,
+                    logits_all: true,
+                },
+            )
+            .unwrap();
             vkgraph::passes::run(&mut g, mode, &limits);
             vk.prepare(&g).unwrap();
             let ids: Vec<i32> = prompt(4).iter().map(|&t| t as i32).collect();
             let pos: Vec<i32> = (0..4).collect();
             for (name, data) in [("inp_tokens", &ids), ("inp_pos", &pos)] {
                 let t = g.tensors.iter().position(|t| t.name == name).unwrap();
-                vk.set_tensor(&g, vkgraph::graph::TensorId(t as u32), bytemuck::cast_slice(data)).unwrap();
+                vk.set_tensor(
+                    &g,
+                    vkgraph::graph::TensorId(t as u32),
+                    bytemuck::cast_slice(data),
+                )
+                .unwrap();
             }
             let stages = g.schedule.clone();
             vk.compute(&g, &stages).unwrap();
@@ -141,12 +189,19 @@ fn forced_cpu_fallback_matches() {
             let mut s = Session::new(
                 m.clone(),
                 vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
-                SessionOptions { qkv: QkvMode::Auto, n_ctx: N_CTX, ..Default::default() },
+                SessionOptions {
+                    qkv: QkvMode::Auto,
+                    n_ctx: N_CTX,
+                    ..Default::default()
+                },
             );
             let (g, a) = s.plan(5, true).unwrap();
             assert!(a.splits.len() > 1, "{case}: expected CPU splits");
             let dump = vkgraph::sched::dump::dump(&g, &a);
-            assert!(dump.contains("[CPU]") && dump.contains(": CPU #"), "{case}: dump shows no CPU split:\n{dump}");
+            assert!(
+                dump.contains("[CPU]") && dump.contains(": CPU #"),
+                "{case}: dump shows no CPU split:\n{dump}"
+            );
             for (i, t) in steps().iter().enumerate() {
                 let got = s.forward(t, true).unwrap();
                 let e = nmse(&got, &want[i]);
@@ -155,4 +210,3 @@ fn forced_cpu_fallback_matches() {
         }
     }
 }
-

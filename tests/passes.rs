@@ -11,9 +11,22 @@ use vkgraph::passes::{self, QkvMode, SiblingLimits};
 use vkgraph::sched::dump::{counts, dump, Counts};
 use vkgraph::sched::session::{Session, SessionOptions};
 
-fn graph_counts(arch: &str, quant: &str, mode: QkvMode, n: usize) -> (vkgraph::graph::Graph, Counts) {
+fn graph_counts(
+    arch: &str,
+    quant: &str,
+    mode: QkvMode,
+    n: usize,
+) -> (vkgraph::graph::Graph, Counts) {
     let m = tiny_model(arch, quant);
-    let mut g = build_graph(&m, &BuildOpts { n_tokens: n, n_ctx: 32, logits_all: false }).unwrap();
+    let mut g = build_graph(
+        &m,
+        &BuildOpts {
+            n_tokens: n,
+            n_ctx: 32,
+            logits_all: false,
+        },
+    )
+    .unwrap();
     passes::run(&mut g, mode, &SiblingLimits::default());
     g.check_schedule().unwrap();
     let c = counts(&g);
@@ -27,9 +40,17 @@ fn q4_0_fuses_every_layer() {
     assert_eq!(c.fused, 2 * layers, "{:#?}", g.decisions);
     assert_eq!(c.partial + c.reordered, 0);
     for il in 0..layers {
-        let qkv = format!("fused  blk.{il} attn_qkv = attn_q + attn_k + attn_v (q4_0) — 1 dispatch instead of 3");
-        let gu = format!("fused  blk.{il} ffn_gate_up = ffn_gate + ffn_up (q4_0) — 1 dispatch instead of 2");
-        assert!(g.decisions.iter().any(|d| d.text == qkv), "missing `{qkv}` in {:#?}", g.decisions);
+        let qkv = format!(
+            "fused  blk.{il} attn_qkv = attn_q + attn_k + attn_v (q4_0) — 1 dispatch instead of 3"
+        );
+        let gu = format!(
+            "fused  blk.{il} ffn_gate_up = ffn_gate + ffn_up (q4_0) — 1 dispatch instead of 2"
+        );
+        assert!(
+            g.decisions.iter().any(|d| d.text == qkv),
+            "missing `{qkv}` in {:#?}",
+            g.decisions
+        );
         assert!(g.decisions.iter().any(|d| d.text == gu), "missing `{gu}`");
     }
 }
@@ -39,16 +60,33 @@ fn q2_k_partially_fuses_with_reason() {
     // llama-quantize's q2_k gives attn_v q3_K (few heads per KV head): Q/K fuse, V joins the stage.
     let (g, c) = graph_counts("llama", "q2_k", QkvMode::Auto, 1);
     assert_eq!(c.partial, 2, "{:#?}", g.decisions);
-    let d = g.decisions.iter().find(|d| d.text.starts_with("partial blk.0")).unwrap();
-    assert!(d.text.contains("attn_qk = attn_q + attn_k (q2_K)"), "{}", d.text);
-    assert!(d.text.contains("attn_v (q3_K) — types differ"), "{}", d.text);
+    let d = g
+        .decisions
+        .iter()
+        .find(|d| d.text.starts_with("partial blk.0"))
+        .unwrap();
+    assert!(
+        d.text.contains("attn_qk = attn_q + attn_k (q2_K)"),
+        "{}",
+        d.text
+    );
+    assert!(
+        d.text.contains("attn_v (q3_K) — types differ"),
+        "{}",
+        d.text
+    );
     let (g, c) = graph_counts("llama", "q2_k", QkvMode::Reorder, 1);
     assert_eq!(c.reordered, 4, "{:#?}", g.decisions);
-    assert!(g.decisions[0].text.starts_with("stage  blk.0 reorder attn_q (q2_K), attn_k (q2_K), attn_v (q3_K)"));
+    assert!(g.decisions[0]
+        .text
+        .starts_with("stage  blk.0 reorder attn_q (q2_K), attn_k (q2_K), attn_v (q3_K)"));
     // Q, K and V share one stage.
     let names: Vec<&str> = ["Qcur-0", "Kcur-0", "Vcur-0"].into();
     let stage_of = |name: &str| {
-        g.schedule.iter().position(|st| st.iter().any(|&n| g.tensor(g.node(n).dst).name == name)).unwrap()
+        g.schedule
+            .iter()
+            .position(|st| st.iter().any(|&n| g.tensor(g.node(n).dst).name == name))
+            .unwrap()
     };
     let s0 = stage_of(names[0]);
     assert!(names.iter().all(|n| stage_of(n) == s0));
@@ -57,15 +95,42 @@ fn q2_k_partially_fuses_with_reason() {
 #[test]
 fn auto_respects_buffer_limit() {
     let m = tiny_model("llama", "q4_0");
-    let mut g = build_graph(&m, &BuildOpts { n_tokens: 1, n_ctx: 8, logits_all: false }).unwrap();
-    passes::run(&mut g, QkvMode::Auto, &SiblingLimits { max_fused_bytes: 1000 });
-    assert!(g.decisions.iter().all(|d| d.text.starts_with("stage")), "{:#?}", g.decisions);
-    assert!(g.decisions[0].text.contains("too large"), "{}", g.decisions[0].text);
+    let mut g = build_graph(
+        &m,
+        &BuildOpts {
+            n_tokens: 1,
+            n_ctx: 8,
+            logits_all: false,
+        },
+    )
+    .unwrap();
+    passes::run(
+        &mut g,
+        QkvMode::Auto,
+        &SiblingLimits {
+            max_fused_bytes: 1000,
+        },
+    );
+    assert!(
+        g.decisions.iter().all(|d| d.text.starts_with("stage")),
+        "{:#?}",
+        g.decisions
+    );
+    assert!(
+        g.decisions[0].text.contains("too large"),
+        "{}",
+        g.decisions[0].text
+    );
 }
 
 #[test]
 fn dispatches_and_barriers_fall_off_reorder_fuse() {
-    for (arch, quant) in [("llama", "q4_0"), ("qwen3", "q8_0"), ("qwen2", "q2_k"), ("llama", "q4_k_m")] {
+    for (arch, quant) in [
+        ("llama", "q4_0"),
+        ("qwen3", "q8_0"),
+        ("qwen2", "q2_k"),
+        ("llama", "q4_k_m"),
+    ] {
         for n in [1, 7] {
             let off = graph_counts(arch, quant, QkvMode::Off, n).1;
             let re = graph_counts(arch, quant, QkvMode::Reorder, n).1;
@@ -83,20 +148,38 @@ fn dispatches_and_barriers_fall_off_reorder_fuse() {
 }
 
 fn golden(name: &str, text: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("VKGRAPH_BLESS").is_some() {
         std::fs::write(&path, text).unwrap();
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} missing; run with VKGRAPH_BLESS=1", path.display()));
-    assert!(text == want, "dump differs from {} (VKGRAPH_BLESS=1 to accept):\n{text}", path.display());
+    assert!(
+        text == want,
+        "dump differs from {} (VKGRAPH_BLESS=1 to accept):\n{text}",
+        path.display()
+    );
 }
 
 #[test]
 fn golden_dumps() {
-    for (arch, quant, mode) in [("llama", "q4_0", QkvMode::Auto), ("llama", "q2_k", QkvMode::Auto), ("llama", "q2_k", QkvMode::Off)] {
+    for (arch, quant, mode) in [
+        ("llama", "q4_0", QkvMode::Auto),
+        ("llama", "q2_k", QkvMode::Auto),
+        ("llama", "q2_k", QkvMode::Off),
+    ] {
         let m = tiny_model(arch, quant);
-        let s = Session::new(m.clone(), vec![Box::new(CpuBackend::new(m.clone()))], SessionOptions { qkv: mode, n_ctx: 8, ..Default::default() });
+        let s = Session::new(
+            m.clone(),
+            vec![Box::new(CpuBackend::new(m.clone()))],
+            SessionOptions {
+                qkv: mode,
+                n_ctx: 8,
+                ..Default::default()
+            },
+        );
         let (g, a) = s.plan(2, false).unwrap();
         let mut text = dump(&g, &a);
         text += &vkgraph::sched::dump::summary(&m, 2, 8, &SiblingLimits::default()).unwrap();

@@ -5,7 +5,9 @@
 
 mod models;
 
-use vkgraph::backend::vulkan::{enumerate_devices, live_device_count, ContextOptions, VulkanBackend};
+use vkgraph::backend::vulkan::{
+    enumerate_devices, live_device_count, ContextOptions, VulkanBackend,
+};
 use vkgraph::passes::QkvMode;
 use vkgraph::sched::session::{Session, SessionOptions};
 
@@ -16,13 +18,33 @@ fn backends_tear_down_their_devices() {
     let m = models::tiny_model("llama", "q4_0");
     for c in devs {
         for mode in [QkvMode::Off, QkvMode::Auto] {
-            let vk = VulkanBackend::new(m.clone(), &ContextOptions { device_index: Some(c.index), ..Default::default() }).unwrap();
+            let vk = VulkanBackend::new(
+                m.clone(),
+                &ContextOptions {
+                    device_index: Some(c.index),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             assert_eq!(live_device_count(), 1);
-            let mut s = Session::new(m.clone(), vec![Box::new(vk)], SessionOptions { qkv: mode, n_ctx: 16, ..Default::default() });
+            let mut s = Session::new(
+                m.clone(),
+                vec![Box::new(vk)],
+                SessionOptions {
+                    qkv: mode,
+                    n_ctx: 16,
+                    ..Default::default()
+                },
+            );
             s.forward(&models::prompt(3), false).unwrap();
             s.forward(&[1], false).unwrap();
             drop(s);
-            assert_eq!(live_device_count(), 0, "[Vulkan/{}] qkv={mode}: device leaked", c.short_name());
+            assert_eq!(
+                live_device_count(),
+                0,
+                "[Vulkan/{}] qkv={mode}: device leaked",
+                c.short_name()
+            );
         }
     }
 }

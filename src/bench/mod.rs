@@ -150,7 +150,8 @@ pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[QkvMode]) -> Resul
             s.set_profile(ProfileMode::Off);
             let times = s.take_profile();
             if times.is_empty() {
-                out += &format!("\n### {model_name} qkv={mode}: no GPU timestamps on this backend\n");
+                out +=
+                    &format!("\n### {model_name} qkv={mode}: no GPU timestamps on this backend\n");
                 break;
             }
             out += &format!("\n### {model_name} tg step at position 17, qkv={mode}\n");

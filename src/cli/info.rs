@@ -10,7 +10,13 @@ use crate::Result;
 
 pub fn info(path: &Path) -> Result<()> {
     let f = GgufFile::open(path)?;
-    println!("# {} (GGUF v{}, {} tensors, {} metadata keys)", path.display(), f.version, f.tensors.len(), f.metadata.len());
+    println!(
+        "# {} (GGUF v{}, {} tensors, {} metadata keys)",
+        path.display(),
+        f.version,
+        f.tensors.len(),
+        f.metadata.len()
+    );
     print!("{}", f.summary());
     let mut by_type: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     for t in &f.tensors {
@@ -20,13 +26,18 @@ pub fn info(path: &Path) -> Result<()> {
     }
     println!("\n## tensors by type");
     for (ty, (n, bytes)) in &by_type {
-        println!("{ty:>6}: {n:4} tensors, {:9.2} MiB", *bytes as f64 / (1 << 20) as f64);
+        println!(
+            "{ty:>6}: {n:4} tensors, {:9.2} MiB",
+            *bytes as f64 / (1 << 20) as f64
+        );
     }
     match HParams::from_gguf(&f) {
         Ok(hp) => {
             println!("\n## hyper-parameters\n{hp:?}");
             println!("\n## per-layer matmul types");
-            println!("| layer | attn_q | attn_k | attn_v | attn_output | ffn_gate | ffn_up | ffn_down |");
+            println!(
+                "| layer | attn_q | attn_k | attn_v | attn_output | ffn_gate | ffn_up | ffn_down |"
+            );
             println!("|---|---|---|---|---|---|---|---|");
             for il in 0..hp.n_layer {
                 let ty = |s: &str| {

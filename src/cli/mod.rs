@@ -20,7 +20,11 @@ use crate::sched::session::SessionOptions;
 use crate::{Error, Result};
 
 #[derive(Parser, Debug)]
-#[command(name = "vkgraph", version, about = "Run quantized GGUF LLMs on any Vulkan GPU")]
+#[command(
+    name = "vkgraph",
+    version,
+    about = "Run quantized GGUF LLMs on any Vulkan GPU"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Command,
@@ -101,16 +105,30 @@ pub struct BenchArgs {
     #[arg(short, long, required = true)]
     pub model: Vec<PathBuf>,
     /// Prompt-processing test sizes (comma-separated; 0 for none).
-    #[arg(short = 'p', long = "n-prompt", default_value = "512", value_delimiter = ',')]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        default_value = "512",
+        value_delimiter = ','
+    )]
     pub n_prompt: Vec<usize>,
     /// Generation test sizes (comma-separated; 0 for none).
-    #[arg(short = 'n', long = "n-gen", default_value = "128", value_delimiter = ',')]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        default_value = "128",
+        value_delimiter = ','
+    )]
     pub n_gen: Vec<usize>,
     /// Repetitions (after one warm-up).
     #[arg(short = 'r', long, default_value_t = 5)]
     pub reps: usize,
     /// QKV modes to compare (comma-separated).
-    #[arg(long = "qkv", default_value = "off,fuse,reorder,auto", value_delimiter = ',')]
+    #[arg(
+        long = "qkv",
+        default_value = "off,fuse,reorder,auto",
+        value_delimiter = ','
+    )]
     pub modes: Vec<String>,
     /// Output format: md, json or csv.
     #[arg(short = 'o', long, default_value = "md")]
@@ -124,21 +142,44 @@ pub struct BenchArgs {
 
 fn bench(a: &BenchArgs) -> Result<()> {
     use crate::bench::{self, table, Test};
-    let modes = a.modes.iter().map(|m| QkvMode::parse(m)).collect::<Result<Vec<_>>>()?;
-    let mut tests: Vec<Test> = a.n_prompt.iter().filter(|&&p| p > 0).map(|&p| Test::Pp(p)).collect();
+    let modes = a
+        .modes
+        .iter()
+        .map(|m| QkvMode::parse(m))
+        .collect::<Result<Vec<_>>>()?;
+    let mut tests: Vec<Test> = a
+        .n_prompt
+        .iter()
+        .filter(|&&p| p > 0)
+        .map(|&p| Test::Pp(p))
+        .collect();
     tests.extend(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| Test::Tg(n)));
     if !["md", "json", "csv"].contains(&a.output.as_str()) {
-        return Err(Error::Usage(format!("unknown output format `{}` (md, json, csv)", a.output)));
+        return Err(Error::Usage(format!(
+            "unknown output format `{}` (md, json, csv)",
+            a.output
+        )));
     }
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for path in &a.model {
         let model = Arc::new(Model::open(path)?);
-        let n_ctx = tests.iter().map(|t| match t { Test::Pp(n) | Test::Tg(n) => *n }).max().unwrap_or(1);
+        let n_ctx = tests
+            .iter()
+            .map(|t| match t {
+                Test::Pp(n) | Test::Tg(n) => *n,
+            })
+            .max()
+            .unwrap_or(1);
         // Room for the profile step too (a 16-token prompt and two decode steps).
-        let opts = SessionOptions { n_ctx: n_ctx.max(1) + 32, ..Default::default() };
+        let opts = SessionOptions {
+            n_ctx: n_ctx.max(1) + 32,
+            ..Default::default()
+        };
         let mut s = make_session(model.clone(), &a.dev, opts)?;
-        let name = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().to_string());
+        let name = path
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().to_string());
         eprintln!("bench: {name} on {}", s.backend_names().join(" + "));
         rows.extend(bench::run(&mut s, &name, &tests, &modes, a.reps.max(1))?);
         if a.profile {
@@ -204,7 +245,12 @@ pub fn main() -> Result<()> {
             };
             let session = make_session(model.clone(), &dev, opts)?;
             let (g, a) = session.plan(tokens, false)?;
-            println!("# model: {} ({} layers), qkv: {}, tokens: {tokens}", model.file.path.display(), model.hp.n_layer, session.opts.qkv);
+            println!(
+                "# model: {} ({} layers), qkv: {}, tokens: {tokens}",
+                model.file.path.display(),
+                model.hp.n_layer,
+                session.opts.qkv
+            );
             print!("{}", crate::sched::dump::dump(&g, &a));
             print!(
                 "{}",
@@ -216,7 +262,10 @@ pub fn main() -> Result<()> {
 }
 
 /// Backends for a model in priority order: the Vulkan device (unless `--cpu`), then the CPU.
-pub fn make_backends(model: &Arc<Model>, dev: &DeviceArgs) -> Result<(Vec<Box<dyn Backend>>, crate::passes::SiblingLimits)> {
+pub fn make_backends(
+    model: &Arc<Model>,
+    dev: &DeviceArgs,
+) -> Result<(Vec<Box<dyn Backend>>, crate::passes::SiblingLimits)> {
     let mut v: Vec<Box<dyn Backend>> = Vec::new();
     let mut limits = crate::passes::SiblingLimits::default();
     if !dev.cpu_only() {
@@ -236,7 +285,11 @@ pub fn make_backends(model: &Arc<Model>, dev: &DeviceArgs) -> Result<(Vec<Box<dy
 }
 
 /// A session over `make_backends`.
-pub fn make_session(model: Arc<Model>, dev: &DeviceArgs, mut opts: SessionOptions) -> Result<crate::sched::session::Session> {
+pub fn make_session(
+    model: Arc<Model>,
+    dev: &DeviceArgs,
+    mut opts: SessionOptions,
+) -> Result<crate::sched::session::Session> {
     let (b, limits) = make_backends(&model, dev)?;
     opts.limits = limits;
     Ok(crate::sched::session::Session::new(model, b, opts))
@@ -247,11 +300,16 @@ pub fn default_model() -> Result<PathBuf> {
     let cache = std::env::var_os("VKGRAPH_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vkgraph")))
-        .ok_or_else(|| Error::Usage("no -m given and neither VKGRAPH_CACHE nor HOME is set".into()))?;
+        .ok_or_else(|| {
+            Error::Usage("no -m given and neither VKGRAPH_CACHE nor HOME is set".into())
+        })?;
     let dir = cache.join("models");
     let found = std::fs::read_dir(&dir).ok().and_then(|rd| {
-        rd.filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().contains("smollm2")) && p.extension().is_some_and(|e| e == "gguf"))
+        rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().to_lowercase().contains("smollm2"))
+                && p.extension().is_some_and(|e| e == "gguf")
+        })
     });
     found.ok_or_else(|| {
         Error::Usage(format!(

@@ -156,9 +156,20 @@ pub fn run(a: &RunArgs) -> Result<()> {
             let top = top_k_logprobs(&logits, a.n_probs);
             let tops: Vec<String> = top
                 .iter()
-                .map(|(i, lp)| format!("{{\"id\":{i},\"text\":{},\"logprob\":{lp:.6}}}", json_str(&tok.decode(&[*i]))))
+                .map(|(i, lp)| {
+                    format!(
+                        "{{\"id\":{i},\"text\":{},\"logprob\":{lp:.6}}}",
+                        json_str(&tok.decode(&[*i]))
+                    )
+                })
                 .collect();
-            writeln!(out, "{{\"id\":{id},\"text\":{},\"top\":[{}]}}", json_str(&tok.decode(&[id])), tops.join(",")).ok();
+            writeln!(
+                out,
+                "{{\"id\":{id},\"text\":{},\"top\":[{}]}}",
+                json_str(&tok.decode(&[id])),
+                tops.join(",")
+            )
+            .ok();
         } else {
             write!(out, "{}", dec.push(&tok, id)).ok();
             out.flush().ok();
@@ -176,7 +187,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let t_gen = t1.elapsed();
     if a.profile {
         let times = s.take_profile();
-        eprintln!("{}", crate::bench::profile::table(&times, crate::backend::ProfileMode::PerStage, n_gen + 1));
+        eprintln!(
+            "{}",
+            crate::bench::profile::table(&times, crate::backend::ProfileMode::PerStage, n_gen + 1)
+        );
     }
     let n_prompt = prompt.len() - n_gen;
     eprintln!(

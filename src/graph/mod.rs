@@ -156,9 +156,15 @@ impl Graph {
             self.dag.add_edge(e, n, ());
         }
         let (w, rs) = self.access(n);
-        self.access_log.entry(w.root).or_default().push((w, n, true));
+        self.access_log
+            .entry(w.root)
+            .or_default()
+            .push((w, n, true));
         for r in rs {
-            self.access_log.entry(r.root).or_default().push((r, n, false));
+            self.access_log
+                .entry(r.root)
+                .or_default()
+                .push((r, n, false));
         }
         self.schedule.push(vec![n]);
         n
@@ -262,9 +268,15 @@ impl Graph {
                 self.dag.add_edge(e, n, ());
             }
             let (w, rs) = self.access(n);
-            self.access_log.entry(w.root).or_default().push((w, n, true));
+            self.access_log
+                .entry(w.root)
+                .or_default()
+                .push((w, n, true));
             for r in rs {
-                self.access_log.entry(r.root).or_default().push((r, n, false));
+                self.access_log
+                    .entry(r.root)
+                    .or_default()
+                    .push((r, n, false));
             }
         }
     }

@@ -38,12 +38,7 @@ fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
     for (d, &v) in ne.iter_mut().zip(&t.ne) {
         *d = v as usize;
     }
-    Ok(g.add_tensor(
-        name,
-        t.ty,
-        ne,
-        TensorKind::Weight { name: name.into() },
-    ))
+    Ok(g.add_tensor(name, t.ty, ne, TensorKind::Weight { name: name.into() }))
 }
 
 /// Builds the graph of one forward pass. The graph's single output is the logits
@@ -71,14 +66,26 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let mut inp = g.op(Op::GetRows, &[emb, tokens], "inp_embd", f32t, [e, n, 1, 1]);
 
     let norm = |g: &mut Graph, x: TensorId, w: TensorId, name: String, ne: [usize; 4]| {
-        let t = g.op(Op::RmsNorm { eps: hp.rms_eps }, &[x], format!("norm-{name}"), f32t, ne);
+        let t = g.op(
+            Op::RmsNorm { eps: hp.rms_eps },
+            &[x],
+            format!("norm-{name}"),
+            f32t,
+            ne,
+        );
         g.op(Op::Mul, &[t, w], name, f32t, ne)
     };
 
     for il in 0..hp.n_layer {
         let b = |s: &str| format!("blk.{il}.{s}");
         let attn_norm = weight(&mut g, m, &b("attn_norm.weight"))?;
-        let cur = norm(&mut g, inp, attn_norm, format!("attn_norm-{il}"), [e, n, 1, 1]);
+        let cur = norm(
+            &mut g,
+            inp,
+            attn_norm,
+            format!("attn_norm-{il}"),
+            [e, n, 1, 1],
+        );
 
         // Q, K, V projections (a pre-fused attn_qkv is used as it is: one matmul
         // whose output is split on write into three contiguous blocks).
@@ -87,14 +94,36 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             let w = weight(&mut g, m, &b("attn_qkv.weight"))?;
             let split = vec![nh * hd, nkv * hd, nkv * hd];
             let tot: usize = split.iter().sum();
-            let qkv = g.op(Op::MulMat { split }, &[w, cur], format!("wqkv-{il}"), f32t, [tot, n, 1, 1]);
+            let qkv = g.op(
+                Op::MulMat { split },
+                &[w, cur],
+                format!("wqkv-{il}"),
+                f32t,
+                [tot, n, 1, 1],
+            );
             q = g.view(qkv, format!("Qcur-{il}"), [nh * hd, n, 1, 1], 0);
-            k = g.view(qkv, format!("Kcur-{il}"), [nkv * hd, n, 1, 1], nh * hd * n * 4);
-            v = g.view(qkv, format!("Vcur-{il}"), [nkv * hd, n, 1, 1], (nh + nkv) * hd * n * 4);
+            k = g.view(
+                qkv,
+                format!("Kcur-{il}"),
+                [nkv * hd, n, 1, 1],
+                nh * hd * n * 4,
+            );
+            v = g.view(
+                qkv,
+                format!("Vcur-{il}"),
+                [nkv * hd, n, 1, 1],
+                (nh + nkv) * hd * n * 4,
+            );
         } else {
             let proj = |g: &mut Graph, wn: &str, name: String, rows: usize| -> Result<TensorId> {
                 let w = weight(g, m, &b(wn))?;
-                Ok(g.op(Op::MulMat { split: vec![] }, &[w, cur], name, f32t, [rows, n, 1, 1]))
+                Ok(g.op(
+                    Op::MulMat { split: vec![] },
+                    &[w, cur],
+                    name,
+                    f32t,
+                    [rows, n, 1, 1],
+                ))
             };
             q = proj(&mut g, "attn_q.weight", format!("Qcur-{il}"), nh * hd)?;
             k = proj(&mut g, "attn_k.weight", format!("Kcur-{il}"), nkv * hd)?;
@@ -104,9 +133,27 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             let bq = weight(&mut g, m, &b("attn_q.bias"))?;
             let bk = weight(&mut g, m, &b("attn_k.bias"))?;
             let bv = weight(&mut g, m, &b("attn_v.bias"))?;
-            q = g.op(Op::Add, &[q, bq], format!("Qcur_b-{il}"), f32t, [nh * hd, n, 1, 1]);
-            k = g.op(Op::Add, &[k, bk], format!("Kcur_b-{il}"), f32t, [nkv * hd, n, 1, 1]);
-            v = g.op(Op::Add, &[v, bv], format!("Vcur_b-{il}"), f32t, [nkv * hd, n, 1, 1]);
+            q = g.op(
+                Op::Add,
+                &[q, bq],
+                format!("Qcur_b-{il}"),
+                f32t,
+                [nh * hd, n, 1, 1],
+            );
+            k = g.op(
+                Op::Add,
+                &[k, bk],
+                format!("Kcur_b-{il}"),
+                f32t,
+                [nkv * hd, n, 1, 1],
+            );
+            v = g.op(
+                Op::Add,
+                &[v, bv],
+                format!("Vcur_b-{il}"),
+                f32t,
+                [nkv * hd, n, 1, 1],
+            );
         }
         q = g.reshape(q, [hd, nh, n, 1]);
         k = g.reshape(k, [hd, nkv, n, 1]);
@@ -122,24 +169,50 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             freq_base: hp.rope_base,
             freq_scale: hp.rope_scale,
         };
-        q = g.op(rope.clone(), &[q, positions], format!("Qcur_rope-{il}"), f32t, [hd, nh, n, 1]);
-        k = g.op(rope, &[k, positions], format!("Kcur_rope-{il}"), f32t, [hd, nkv, n, 1]);
+        q = g.op(
+            rope.clone(),
+            &[q, positions],
+            format!("Qcur_rope-{il}"),
+            f32t,
+            [hd, nh, n, 1],
+        );
+        k = g.op(
+            rope,
+            &[k, positions],
+            format!("Kcur_rope-{il}"),
+            f32t,
+            [hd, nkv, n, 1],
+        );
 
         // KV cache: write rows pos[t] (SET_ROWS), then attend over rows 0..=pos[t].
         let ck = g.add_tensor(
             cache_name(il, false),
             GgmlType::F16,
             [hd, nkv, o.n_ctx, 1],
-            TensorKind::State { name: cache_name(il, false) },
+            TensorKind::State {
+                name: cache_name(il, false),
+            },
         );
         let cv = g.add_tensor(
             cache_name(il, true),
             GgmlType::F16,
             [hd, nkv, o.n_ctx, 1],
-            TensorKind::State { name: cache_name(il, true) },
+            TensorKind::State {
+                name: cache_name(il, true),
+            },
         );
-        let k_rows = g.view(ck, format!("k_cache_rows-{il}"), [hd * nkv, o.n_ctx, 1, 1], 0);
-        let v_rows = g.view(cv, format!("v_cache_rows-{il}"), [hd * nkv, o.n_ctx, 1, 1], 0);
+        let k_rows = g.view(
+            ck,
+            format!("k_cache_rows-{il}"),
+            [hd * nkv, o.n_ctx, 1, 1],
+            0,
+        );
+        let v_rows = g.view(
+            cv,
+            format!("v_cache_rows-{il}"),
+            [hd * nkv, o.n_ctx, 1, 1],
+            0,
+        );
         let k2 = g.reshape(k, [hd * nkv, n, 1, 1]);
         g.push_node(Op::SetRows, &[k2, positions], k_rows);
         let v2 = g.reshape(v, [hd * nkv, n, 1, 1]);
@@ -156,20 +229,68 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         );
         let att = g.reshape(att, [hd * nh, n, 1, 1]);
         let wo = weight(&mut g, m, &b("attn_output.weight"))?;
-        let cur = g.op(Op::MulMat { split: vec![] }, &[wo, att], format!("attn_out-{il}"), f32t, [e, n, 1, 1]);
-        let ffn_inp = g.op(Op::Add, &[cur, inp], format!("ffn_inp-{il}"), f32t, [e, n, 1, 1]);
+        let cur = g.op(
+            Op::MulMat { split: vec![] },
+            &[wo, att],
+            format!("attn_out-{il}"),
+            f32t,
+            [e, n, 1, 1],
+        );
+        let ffn_inp = g.op(
+            Op::Add,
+            &[cur, inp],
+            format!("ffn_inp-{il}"),
+            f32t,
+            [e, n, 1, 1],
+        );
 
         let ffn_norm = weight(&mut g, m, &b("ffn_norm.weight"))?;
-        let cur = norm(&mut g, ffn_inp, ffn_norm, format!("ffn_norm-{il}"), [e, n, 1, 1]);
+        let cur = norm(
+            &mut g,
+            ffn_inp,
+            ffn_norm,
+            format!("ffn_norm-{il}"),
+            [e, n, 1, 1],
+        );
         let f = hp.n_ff;
         let wg = weight(&mut g, m, &b("ffn_gate.weight"))?;
         let wu = weight(&mut g, m, &b("ffn_up.weight"))?;
-        let gate = g.op(Op::MulMat { split: vec![] }, &[wg, cur], format!("ffn_gate-{il}"), f32t, [f, n, 1, 1]);
-        let up = g.op(Op::MulMat { split: vec![] }, &[wu, cur], format!("ffn_up-{il}"), f32t, [f, n, 1, 1]);
-        let act = g.op(Op::SwiGlu, &[gate, up], format!("ffn_swiglu-{il}"), f32t, [f, n, 1, 1]);
+        let gate = g.op(
+            Op::MulMat { split: vec![] },
+            &[wg, cur],
+            format!("ffn_gate-{il}"),
+            f32t,
+            [f, n, 1, 1],
+        );
+        let up = g.op(
+            Op::MulMat { split: vec![] },
+            &[wu, cur],
+            format!("ffn_up-{il}"),
+            f32t,
+            [f, n, 1, 1],
+        );
+        let act = g.op(
+            Op::SwiGlu,
+            &[gate, up],
+            format!("ffn_swiglu-{il}"),
+            f32t,
+            [f, n, 1, 1],
+        );
         let wd = weight(&mut g, m, &b("ffn_down.weight"))?;
-        let down = g.op(Op::MulMat { split: vec![] }, &[wd, act], format!("ffn_out-{il}"), f32t, [e, n, 1, 1]);
-        inp = g.op(Op::Add, &[down, ffn_inp], format!("l_out-{il}"), f32t, [e, n, 1, 1]);
+        let down = g.op(
+            Op::MulMat { split: vec![] },
+            &[wd, act],
+            format!("ffn_out-{il}"),
+            f32t,
+            [e, n, 1, 1],
+        );
+        inp = g.op(
+            Op::Add,
+            &[down, ffn_inp],
+            format!("l_out-{il}"),
+            f32t,
+            [e, n, 1, 1],
+        );
     }
 
     let out_norm = weight(&mut g, m, "output_norm.weight")?;
@@ -179,7 +300,13 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         cur = g.view(inp, "l_out_last", [e, 1, 1, 1], (n - 1) * e * 4);
         n_out = 1;
     }
-    let cur = norm(&mut g, cur, out_norm, "result_norm".into(), [e, n_out, 1, 1]);
+    let cur = norm(
+        &mut g,
+        cur,
+        out_norm,
+        "result_norm".into(),
+        [e, n_out, 1, 1],
+    );
     let w_out = weight(&mut g, m, m.output_name())?;
     let logits = g.op(
         Op::MulMat { split: vec![] },

@@ -29,18 +29,69 @@ pub struct Preset {
 }
 
 pub const PRESETS: [Preset; 4] = [
-    Preset { name: "tiny", n_layer: 2, n_embd: 256, n_ff: 512, n_head: 4, n_head_kv: 2, head_dim: 128, n_vocab: 1024, tied: false, rope_base: 10000.0 },
-    Preset { name: "qwen3-0.6b", n_layer: 28, n_embd: 1024, n_ff: 3072, n_head: 16, n_head_kv: 8, head_dim: 128, n_vocab: 151936, tied: false, rope_base: 1000000.0 },
-    Preset { name: "qwen3-1.7b", n_layer: 28, n_embd: 2048, n_ff: 6144, n_head: 16, n_head_kv: 8, head_dim: 128, n_vocab: 151936, tied: true, rope_base: 1000000.0 },
-    Preset { name: "llama-8b", n_layer: 32, n_embd: 4096, n_ff: 14336, n_head: 32, n_head_kv: 8, head_dim: 128, n_vocab: 128256, tied: false, rope_base: 500000.0 },
+    Preset {
+        name: "tiny",
+        n_layer: 2,
+        n_embd: 256,
+        n_ff: 512,
+        n_head: 4,
+        n_head_kv: 2,
+        head_dim: 128,
+        n_vocab: 1024,
+        tied: false,
+        rope_base: 10000.0,
+    },
+    Preset {
+        name: "qwen3-0.6b",
+        n_layer: 28,
+        n_embd: 1024,
+        n_ff: 3072,
+        n_head: 16,
+        n_head_kv: 8,
+        head_dim: 128,
+        n_vocab: 151936,
+        tied: false,
+        rope_base: 1000000.0,
+    },
+    Preset {
+        name: "qwen3-1.7b",
+        n_layer: 28,
+        n_embd: 2048,
+        n_ff: 6144,
+        n_head: 16,
+        n_head_kv: 8,
+        head_dim: 128,
+        n_vocab: 151936,
+        tied: true,
+        rope_base: 1000000.0,
+    },
+    Preset {
+        name: "llama-8b",
+        n_layer: 32,
+        n_embd: 4096,
+        n_ff: 14336,
+        n_head: 32,
+        n_head_kv: 8,
+        head_dim: 128,
+        n_vocab: 128256,
+        tied: false,
+        rope_base: 500000.0,
+    },
 ];
 
 impl Preset {
     pub fn find(name: &str) -> Result<Preset> {
-        PRESETS.iter().copied().find(|p| p.name == name).ok_or_else(|| {
-            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-            Error::Usage(format!("unknown preset `{name}` (expected one of {})", names.join(", ")))
-        })
+        PRESETS
+            .iter()
+            .copied()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+                Error::Usage(format!(
+                    "unknown preset `{name}` (expected one of {})",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -70,7 +121,9 @@ impl Rng {
 }
 
 fn hash(s: &str, seed: u64) -> u64 {
-    s.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The tensors of a model in llama.cpp's file order: (name, ne).
@@ -78,7 +131,10 @@ pub fn tensor_list(arch: Arch, p: &Preset) -> Vec<(String, Vec<u64>)> {
     let (e, f, v) = (p.n_embd as u64, p.n_ff as u64, p.n_vocab as u64);
     let q = (p.n_head * p.head_dim) as u64;
     let kv = (p.n_head_kv * p.head_dim) as u64;
-    let mut t = vec![("token_embd.weight".to_string(), vec![e, v]), ("output_norm.weight".into(), vec![e])];
+    let mut t = vec![
+        ("token_embd.weight".to_string(), vec![e, v]),
+        ("output_norm.weight".into(), vec![e]),
+    ];
     if !p.tied {
         t.push(("output.weight".into(), vec![e, v]));
     }
@@ -153,7 +209,9 @@ fn quantize_rows(ty: GgmlType, v: &[f32], k: usize) -> Result<Vec<u8>> {
             .chunks(chunk_rows * k)
             .map(|c| s.spawn(move || quant::quantize(ty, c)))
             .collect();
-        hs.into_iter().map(|h| h.join().expect("quantize worker")).collect()
+        hs.into_iter()
+            .map(|h| h.join().expect("quantize worker"))
+            .collect()
     });
     let mut out = Vec::new();
     for p in parts {
@@ -186,7 +244,10 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
     let mut w = GgufWriter::new();
     let key = |k: &str| format!("{a}.{k}");
     w.add("general.architecture", Value::Str(a.into()));
-    w.add("general.name", Value::Str(format!("vkgraph-{}-{}-{}", a, p.name, o.ftype.name())));
+    w.add(
+        "general.name",
+        Value::Str(format!("vkgraph-{}-{}-{}", a, p.name, o.ftype.name())),
+    );
     w.add("general.file_type", Value::U32(o.ftype.file_type()));
     w.add("general.quantization_version", Value::U32(2));
     w.add(&key("block_count"), Value::U32(p.n_layer as u32));
@@ -194,17 +255,32 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
     w.add(&key("embedding_length"), Value::U32(p.n_embd as u32));
     w.add(&key("feed_forward_length"), Value::U32(p.n_ff as u32));
     w.add(&key("attention.head_count"), Value::U32(p.n_head as u32));
-    w.add(&key("attention.head_count_kv"), Value::U32(p.n_head_kv as u32));
+    w.add(
+        &key("attention.head_count_kv"),
+        Value::U32(p.n_head_kv as u32),
+    );
     w.add(&key("attention.key_length"), Value::U32(p.head_dim as u32));
-    w.add(&key("attention.value_length"), Value::U32(p.head_dim as u32));
+    w.add(
+        &key("attention.value_length"),
+        Value::U32(p.head_dim as u32),
+    );
     w.add(&key("rope.freq_base"), Value::F32(p.rope_base));
     w.add(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-6));
     let vocab = super::gen_vocab::vocab(p.n_vocab);
     w.add("tokenizer.ggml.model", Value::Str("gpt2".into()));
     w.add("tokenizer.ggml.pre", Value::Str("gpt-2".into()));
-    w.add("tokenizer.ggml.tokens", Value::Array(Array::Str(vocab.tokens)));
-    w.add("tokenizer.ggml.token_type", Value::Array(Array::I32(vocab.types)));
-    w.add("tokenizer.ggml.merges", Value::Array(Array::Str(vocab.merges)));
+    w.add(
+        "tokenizer.ggml.tokens",
+        Value::Array(Array::Str(vocab.tokens)),
+    );
+    w.add(
+        "tokenizer.ggml.token_type",
+        Value::Array(Array::I32(vocab.types)),
+    );
+    w.add(
+        "tokenizer.ggml.merges",
+        Value::Array(Array::Str(vocab.merges)),
+    );
     w.add("tokenizer.ggml.bos_token_id", Value::U32(vocab.bos));
     w.add("tokenizer.ggml.eos_token_id", Value::U32(vocab.eos));
     w.add("tokenizer.ggml.add_bos_token", Value::Bool(false));
@@ -214,11 +290,14 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         types.push(ty);
         w.add_tensor(name, ty, ne)?;
     }
-    w.write(path, |i: usize, info: &TensorInfo, out: &mut dyn std::io::Write| -> Result<()> {
-        let (name, ne) = &tensors[i];
-        let v = values(name, ne, o.seed);
-        let bytes = quantize_rows(types[i], &v, ne[0] as usize)?;
-        debug_assert_eq!(bytes.len() as u64, info.nbytes);
-        out.write_all(&bytes).map_err(|e| Error::io(path, e))
-    })
+    w.write(
+        path,
+        |i: usize, info: &TensorInfo, out: &mut dyn std::io::Write| -> Result<()> {
+            let (name, ne) = &tensors[i];
+            let v = values(name, ne, o.seed);
+            let bytes = quantize_rows(types[i], &v, ne[0] as usize)?;
+            debug_assert_eq!(bytes.len() as u64, info.nbytes);
+            out.write_all(&bytes).map_err(|e| Error::io(path, e))
+        },
+    )
 }

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-const CORPUS: &str = "The capital of France is Paris. The quick brown fox jumps over the lazy dog. \
+const CORPUS: &str =
+    "The capital of France is Paris. The quick brown fox jumps over the lazy dog. \
 In the beginning there was a small model that ran on every graphics card, and the people who \
 used it every day wanted it to be fast and correct. Once upon a time, in a land far away, there \
 lived a king who loved numbers and the stars. It is the best of times and the worst of times; \
@@ -39,7 +40,11 @@ pub fn vocab(n_vocab: usize) -> Vocab {
     // Words with their leading space, as symbol sequences.
     let mut words: HashMap<Vec<String>, usize> = HashMap::new();
     for (i, w) in CORPUS.split(' ').enumerate() {
-        let text = if i == 0 { w.to_string() } else { format!(" {w}") };
+        let text = if i == 0 {
+            w.to_string()
+        } else {
+            format!(" {w}")
+        };
         let syms: Vec<String> = text.bytes().map(|b| byte_char(b).to_string()).collect();
         *words.entry(syms).or_default() += 1;
     }

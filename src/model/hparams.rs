@@ -84,7 +84,8 @@ impl HParams {
                 what: format!("{n_head_kv} does not divide head_count {n_head}"),
             });
         }
-        let head_dim = f.get_u32_or(&key("attention.key_length"), (n_embd / n_head) as u32)? as usize;
+        let head_dim =
+            f.get_u32_or(&key("attention.key_length"), (n_embd / n_head) as u32)? as usize;
         let head_dim_v = f.get_u32_or(&key("attention.value_length"), head_dim as u32)? as usize;
         if head_dim_v != head_dim {
             return Err(Error::Unsupported(format!(

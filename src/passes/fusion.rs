@@ -18,7 +18,9 @@ pub fn rms_norm_mul(g: &mut Graph) -> usize {
     }
     let mut fused = 0;
     for &m in &order {
-        let Some(node) = g.dag.node_weight(m) else { continue };
+        let Some(node) = g.dag.node_weight(m) else {
+            continue;
+        };
         if node.op != Op::Mul {
             continue;
         }
@@ -28,10 +30,16 @@ pub fn rms_norm_mul(g: &mut Graph) -> usize {
         if !matches!(g.tensor(t).kind, TensorKind::Activation) || readers.get(&t) != Some(&1) {
             continue;
         }
-        let Some(n) = order.iter().copied().find(|&n| g.dag.node_weight(n).is_some_and(|x| x.dst == t)) else {
+        let Some(n) = order
+            .iter()
+            .copied()
+            .find(|&n| g.dag.node_weight(n).is_some_and(|x| x.dst == t))
+        else {
             continue;
         };
-        let Op::RmsNorm { eps } = g.node(n).op else { continue };
+        let Op::RmsNorm { eps } = g.node(n).op else {
+            continue;
+        };
         let x = g.node(n).srcs[0];
         let mnode = &mut g.dag[m];
         mnode.op = Op::RmsNormMul { eps };

@@ -168,7 +168,10 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
     let w0 = g.tensor(g.node(nodes[0]).srcs[0]).clone();
     let x = g.node(nodes[0]).srcs[1];
     let n_tok = g.tensor(x).nrows();
-    let split: Vec<usize> = nodes.iter().map(|&n| g.tensor(g.node(n).dst).ne[0]).collect();
+    let split: Vec<usize> = nodes
+        .iter()
+        .map(|&n| g.tensor(g.node(n).dst).ne[0])
+        .collect();
     let m: usize = split.iter().sum();
     let fname = fused_name(&members);
     let fw = g.add_tensor(
@@ -180,8 +183,16 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
         },
     );
     let (prefix, stem) = split_name(&fname);
-    let out_name = format!("{stem}-{}", prefix.trim_start_matches("blk.").trim_end_matches('.'));
-    let out = g.add_tensor(out_name, GgmlType::F32, [m, n_tok, 1, 1], TensorKind::Activation);
+    let out_name = format!(
+        "{stem}-{}",
+        prefix.trim_start_matches("blk.").trim_end_matches('.')
+    );
+    let out = g.add_tensor(
+        out_name,
+        GgmlType::F32,
+        [m, n_tok, 1, 1],
+        TensorKind::Activation,
+    );
     // Old outputs become views of the fused output (split on write).
     let mut off = 0;
     for (&n, &rows) in nodes.iter().zip(&split) {
@@ -221,8 +232,12 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
         let blk = block_of(g, grp.nodes[0]);
         let members = describe(g, &grp.nodes);
         let text = match mode {
-            QkvMode::Off => format!("off    {blk} {members} — mode off: separate dispatches, barrier after each"),
-            QkvMode::Reorder => format!("stage  {blk} reorder {members} — mode reorder: one stage, no barrier between"),
+            QkvMode::Off => format!(
+                "off    {blk} {members} — mode off: separate dispatches, barrier after each"
+            ),
+            QkvMode::Reorder => format!(
+                "stage  {blk} reorder {members} — mode reorder: one stage, no barrier between"
+            ),
             QkvMode::Fuse | QkvMode::Auto => {
                 // Partition by weight type, keeping order.
                 let mut by_type: Vec<(GgmlType, Vec<NodeIndex>)> = Vec::new();
@@ -237,14 +252,24 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
                 let mut leftovers = Vec::new();
                 let mut too_big = Vec::new();
                 for (ty, nodes) in by_type {
-                    let bytes: usize = nodes.iter().map(|&n| g.tensor(g.node(n).srcs[0]).nbytes()).sum();
+                    let bytes: usize = nodes
+                        .iter()
+                        .map(|&n| g.tensor(g.node(n).srcs[0]).nbytes())
+                        .sum();
                     if nodes.len() < 2 {
                         leftovers.extend(nodes);
                     } else if mode == QkvMode::Auto && bytes > limits.max_fused_bytes {
-                        too_big.push(format!("{} ({ty}, {bytes} B > {} B)", describe(g, &nodes), limits.max_fused_bytes));
+                        too_big.push(format!(
+                            "{} ({ty}, {bytes} B > {} B)",
+                            describe(g, &nodes),
+                            limits.max_fused_bytes
+                        ));
                         leftovers.extend(nodes);
                     } else {
-                        let names: Vec<String> = nodes.iter().map(|&n| split_name(&weight_name(g, n).unwrap()).1.to_string()).collect();
+                        let names: Vec<String> = nodes
+                            .iter()
+                            .map(|&n| split_name(&weight_name(g, n).unwrap()).1.to_string())
+                            .collect();
                         let k = nodes.len();
                         let f = fuse(g, &nodes);
                         rewrote = true;
@@ -262,12 +287,21 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
                     let why = if too_big.is_empty() {
                         "types differ".to_string()
                     } else {
-                        format!("fused weight too large for one buffer: {}", too_big.join("; "))
+                        format!(
+                            "fused weight too large for one buffer: {}",
+                            too_big.join("; ")
+                        )
                     };
                     format!("; same stage: {} — {why}", describe(g, &leftovers))
                 };
                 if parts.is_empty() {
-                    format!("stage  {blk} reorder {members} — {}", rest.trim_start_matches("; same stage: ").split(" — ").nth(1).unwrap_or("types differ"))
+                    format!(
+                        "stage  {blk} reorder {members} — {}",
+                        rest.trim_start_matches("; same stage: ")
+                            .split(" — ")
+                            .nth(1)
+                            .unwrap_or("types differ")
+                    )
                 } else if leftovers.is_empty() {
                     format!("fused  {blk} {}", parts.join("; "))
                 } else {

@@ -69,7 +69,13 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
         let inputs: Vec<String> = split
             .inputs
             .iter()
-            .map(|&t| format!("{} ({})", g.tensor(t).name, fmt_size(g.tensor(t).nbytes()).trim()))
+            .map(|&t| {
+                format!(
+                    "{} ({})",
+                    g.tensor(t).name,
+                    fmt_size(g.tensor(t).nbytes()).trim()
+                )
+            })
             .collect();
         let _ = writeln!(
             s,
@@ -98,7 +104,12 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
                     TensorKind::Input => "input".into(),
                     _ => be.clone(),
                 };
-                let _ = write!(line, " {:>18} ({}) [{where_}]", t.name, fmt_size(t.nbytes()));
+                let _ = write!(
+                    line,
+                    " {:>18} ({}) [{where_}]",
+                    t.name,
+                    fmt_size(t.nbytes())
+                );
             }
             let _ = writeln!(s, "{line}");
             idx += 1;
@@ -113,7 +124,12 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
 
 /// A summary table over all four modes for a model and batch size: dispatches,
 /// stages, barriers and group decisions per forward pass.
-pub fn summary(model: &Model, n_tokens: usize, n_ctx: usize, limits: &SiblingLimits) -> crate::Result<String> {
+pub fn summary(
+    model: &Model,
+    n_tokens: usize,
+    n_ctx: usize,
+    limits: &SiblingLimits,
+) -> crate::Result<String> {
     let mut s = String::from(
         "## SUMMARY (one forward pass)\n| qkv | dispatches | stages | barriers | fused | partial | reordered |\n|---|---|---|---|---|---|---|\n",
     );

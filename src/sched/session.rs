@@ -69,10 +69,16 @@ impl Session {
 
     /// Plans the graph for `n_tokens` and readies every backend for it (uploads the
     /// weights it uses, fused groups placed contiguously), reporting upload progress.
-    pub fn load(&mut self, n_tokens: usize, mut progress: impl FnMut(u64, u64) + 'static) -> Result<()> {
+    pub fn load(
+        &mut self,
+        n_tokens: usize,
+        mut progress: impl FnMut(u64, u64) + 'static,
+    ) -> Result<()> {
         let (g, a) = self.plan(n_tokens, false)?;
         let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
-        let shared = std::rc::Rc::new(std::cell::RefCell::new(move |d: u64, t: u64| progress(d, t)));
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(move |d: u64, t: u64| {
+            progress(d, t)
+        }));
         for b in used {
             let p = shared.clone();
             self.backends[b].set_load_progress(Some(Box::new(move |d, t| (p.borrow_mut())(d, t))));
@@ -92,7 +98,10 @@ impl Session {
 
     /// Timestamps recorded since the last call, from every backend.
     pub fn take_profile(&mut self) -> Vec<crate::backend::NodeTime> {
-        self.backends.iter_mut().flat_map(|b| b.take_profile()).collect()
+        self.backends
+            .iter_mut()
+            .flat_map(|b| b.take_profile())
+            .collect()
     }
 
     /// Forgets the KV cache.
@@ -130,7 +139,9 @@ impl Session {
         }
         let n_vocab = self.model.hp.n_vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
-            return Err(Error::Usage(format!("token id {bad} out of range (n_vocab {n_vocab})")));
+            return Err(Error::Usage(format!(
+                "token id {bad} out of range (n_vocab {n_vocab})"
+            )));
         }
         let key = (n, logits_all, self.opts.qkv);
         let planned = match self.plans.get(&key) {
@@ -153,7 +164,11 @@ impl Session {
             be.prepare(g)?;
             for (name, data) in [(build::INP_TOKENS, &ids), (build::INP_POS, &pos)] {
                 if let Some(t) = g.tensors.iter().position(|t| t.name == name) {
-                    be.set_tensor(g, crate::graph::TensorId(t as u32), bytemuck::cast_slice(data))?;
+                    be.set_tensor(
+                        g,
+                        crate::graph::TensorId(t as u32),
+                        bytemuck::cast_slice(data),
+                    )?;
                 }
             }
         }

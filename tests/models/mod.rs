@@ -12,7 +12,8 @@ use vkgraph::model::{Arch, Model};
 
 /// Path of the tiny `arch` model in scheme `quant` (generated on first use).
 pub fn tiny(arch: &str, quant: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vkgraph-test-models-{}", env!("CARGO_PKG_VERSION")));
+    let dir =
+        std::env::temp_dir().join(format!("vkgraph-test-models-{}", env!("CARGO_PKG_VERSION")));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("tiny-{arch}-{quant}.gguf"));
     // Tests run on several threads; generate each file once (the writer's temporary
@@ -38,7 +39,11 @@ pub fn tiny_model(arch: &str, quant: &str) -> Arc<Model> {
 /// Normalized mean squared error of `a` against the reference `b`.
 pub fn nmse(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum();
     let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
     num / den.max(1e-30)
 }

@@ -118,7 +118,13 @@ impl CpuBackend {
             }
             Op::Mul | Op::Add => {
                 let add = node.op == Op::Add;
-                ops::binary(add, &self.f32s(g, s(0))?, &self.f32s(g, s(1))?, ne0, &mut out)
+                ops::binary(
+                    add,
+                    &self.f32s(g, s(0))?,
+                    &self.f32s(g, s(1))?,
+                    ne0,
+                    &mut out,
+                )
             }
             Op::Scale { s: f } => ops::scale(&self.f32s(g, s(0))?, *f, &mut out),
             Op::SwiGlu => ops::swiglu(&self.f32s(g, s(0))?, &self.f32s(g, s(1))?, &mut out),
@@ -126,10 +132,17 @@ impl CpuBackend {
                 let w = g.tensor(s(0));
                 let x = self.f32s(g, s(1))?;
                 let n_tok = g.tensor(s(1)).nrows();
-                let split = if split.is_empty() { vec![w.nrows()] } else { split.clone() };
+                let split = if split.is_empty() {
+                    vec![w.nrows()]
+                } else {
+                    split.clone()
+                };
                 let segs = self.weight_segments(g, s(0))?;
                 if segs.len() != split.len() && segs.len() != 1 {
-                    return Err(Error::Usage(format!("`{}`: split/members mismatch", dt.name)));
+                    return Err(Error::Usage(format!(
+                        "`{}`: split/members mismatch",
+                        dt.name
+                    )));
                 }
                 if segs.len() == 1 && split.len() > 1 {
                     // A pre-fused file tensor: cut it into its segments.
@@ -154,7 +167,17 @@ impl CpuBackend {
                 let t = g.tensor(s(0));
                 let pos = self.i32s(g, s(1))?;
                 let x = self.f32s(g, s(0))?;
-                ops::rope(&x, t.ne[0], t.ne[1], &pos, *mode, *n_dims, *freq_base, *freq_scale, &mut out);
+                ops::rope(
+                    &x,
+                    t.ne[0],
+                    t.ne[1],
+                    &pos,
+                    *mode,
+                    *n_dims,
+                    *freq_base,
+                    *freq_scale,
+                    &mut out,
+                );
             }
             Op::Cpy => {
                 let x = self.f32s(g, s(0))?;
@@ -177,9 +200,14 @@ impl CpuBackend {
                 let dst = self.bytes_mut(g, node.dst)?;
                 for (i, &r) in idx.iter().enumerate() {
                     if r < 0 || r as usize >= rows {
-                        return Err(Error::ContextFull(format!("position {r} outside the cache of {rows} rows")));
+                        return Err(Error::ContextFull(format!(
+                            "position {r} outside the cache of {rows} rows"
+                        )));
                     }
-                    ops::f32_to_f16(&x[i * ne0..][..ne0], &mut dst[r as usize * ne0 * 2..][..ne0 * 2]);
+                    ops::f32_to_f16(
+                        &x[i * ne0..][..ne0],
+                        &mut dst[r as usize * ne0 * 2..][..ne0 * 2],
+                    );
                 }
                 return Ok(());
             }

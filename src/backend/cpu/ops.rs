@@ -90,7 +90,9 @@ pub fn mul_mat(
         rest = r;
         blocks.push((*s, rows, blk));
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     for (w, rows, blk) in blocks {
         // Split this segment's rows into chunks; each thread writes disjoint rows of
         // every token column, so collect per-thread results and scatter afterwards.
@@ -108,15 +110,19 @@ pub fn mul_mat(
                             if n <= 2 {
                                 // dot_row decodes block by block with f64 partial sums.
                                 for j in 0..n {
-                                    out[(r - r0) * n + j] = quant::dot_row(ty, row, &x[j * k..][..k]);
+                                    out[(r - r0) * n + j] =
+                                        quant::dot_row(ty, row, &x[j * k..][..k]);
                                 }
                                 continue;
                             }
                             quant::dequantize(ty, row, &mut wrow)?;
                             for j in 0..n {
                                 let xr = &x[j * k..][..k];
-                                let acc: f64 =
-                                    wrow.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                                let acc: f64 = wrow
+                                    .iter()
+                                    .zip(xr)
+                                    .map(|(&a, &b)| a as f64 * b as f64)
+                                    .sum();
                                 out[(r - r0) * n + j] = acc as f32;
                             }
                         }

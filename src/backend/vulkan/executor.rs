@@ -112,7 +112,9 @@ impl VulkanBackend {
     }
 
     fn new_buffer(&mut self, size: u64, name: &str) -> Result<usize> {
-        let b = self.ctx.create_buffer(size.max(16), MemoryLocation::Device, name)?;
+        let b = self
+            .ctx
+            .create_buffer(size.max(16), MemoryLocation::Device, name)?;
         self.bufs.push(b);
         Ok(self.bufs.len() - 1)
     }
@@ -135,12 +137,16 @@ impl VulkanBackend {
             return Ok(b);
         }
         let model = self.model.clone();
-        let infos = members.iter().map(|m| model.tensor(m)).collect::<Result<Vec<_>>>()?;
+        let infos = members
+            .iter()
+            .map(|m| model.tensor(m))
+            .collect::<Result<Vec<_>>>()?;
         let total: u64 = infos.iter().map(|i| i.nbytes).sum();
         let b = self.new_buffer(total, name)?;
         let mut off = 0;
         for i in infos {
-            self.ctx.upload(&self.bufs[b], off, model.file.tensor_data(i))?;
+            self.ctx
+                .upload(&self.bufs[b], off, model.file.tensor_data(i))?;
             off += i.nbytes;
         }
         self.fused.insert(members.to_vec(), b);
@@ -161,7 +167,11 @@ impl VulkanBackend {
             },
         };
         let buf = buf.ok_or_else(|| {
-            Error::Usage(format!("tensor `{}` not placed on {}", root.name, self.name()))
+            Error::Usage(format!(
+                "tensor `{}` not placed on {}",
+                root.name,
+                self.name()
+            ))
         })?;
         Ok(self.bufs[buf].range(base + r.offset as u64, r.size as u64))
     }
@@ -192,12 +202,21 @@ impl VulkanBackend {
         let dst = self.range(g, node.dst)?;
         let dt = g.tensor(node.dst);
         let u = |v: usize| -> Result<u32> {
-            u32::try_from(v).map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", dt.name)))
+            u32::try_from(v)
+                .map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", dt.name)))
         };
         match &node.op {
             Op::GetRows => {
                 let t = st(0);
-                dispatch::get_rows::get_rows(rec, t.ty, s(0)?, s(1)?, dst, u(t.ne[0])?, u(st(1).nelements())?)
+                dispatch::get_rows::get_rows(
+                    rec,
+                    t.ty,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(t.ne[0])?,
+                    u(st(1).nelements())?,
+                )
             }
             Op::RmsNorm { eps } => {
                 dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
@@ -212,9 +231,27 @@ impl VulkanBackend {
                 u(st(1).nrows())?,
                 *eps,
             ),
-            Op::Mul => dispatch::binary::mul(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
-            Op::Add => dispatch::binary::add(rec, s(0)?, s(1)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, u(st(1).nrows())?),
-            Op::Scale { s: f } => dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0),
+            Op::Mul => dispatch::binary::mul(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+            ),
+            Op::Add => dispatch::binary::add(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+            ),
+            Op::Scale { s: f } => {
+                dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0)
+            }
             Op::SwiGlu => dispatch::glu::swiglu(rec, s(0)?, s(1)?, dst, u(dt.nelements())?),
             Op::MulMat { split } => {
                 let w = st(0);
@@ -231,7 +268,12 @@ impl VulkanBackend {
                     &split32,
                 )
             }
-            Op::Rope { mode, n_dims, freq_base, freq_scale } => {
+            Op::Rope {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+            } => {
                 let t = st(0);
                 dispatch::rope::rope(
                     rec,
@@ -248,8 +290,12 @@ impl VulkanBackend {
                 )
             }
             Op::Cpy => match dt.ty {
-                GgmlType::F16 => dispatch::copy::copy_f32_f16(rec, s(0)?, dst, dt.nelements() as u64),
-                GgmlType::F32 => dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64),
+                GgmlType::F16 => {
+                    dispatch::copy::copy_f32_f16(rec, s(0)?, dst, dt.nelements() as u64)
+                }
+                GgmlType::F32 => {
+                    dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64)
+                }
                 t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
             },
             Op::SetRows => dispatch::set_rows::set_rows_f16(
@@ -319,7 +365,10 @@ impl Backend for VulkanBackend {
             .enumerate()
             .filter(|(i, t)| {
                 used.contains(&TensorId(*i as u32))
-                    || !matches!(t.kind, TensorKind::Weight { .. } | TensorKind::FusedWeight { .. })
+                    || !matches!(
+                        t.kind,
+                        TensorKind::Weight { .. } | TensorKind::FusedWeight { .. }
+                    )
             })
             .map(|(_, t)| t)
             .collect();
@@ -328,8 +377,12 @@ impl Backend for VulkanBackend {
         let total: u64 = used_weights
             .iter()
             .filter(|t| match &t.kind {
-                TensorKind::Weight { name } => !self.weights.contains_key(name) && seen.insert(t.name.clone()),
-                TensorKind::FusedWeight { members } => !self.fused.contains_key(members) && seen.insert(t.name.clone()),
+                TensorKind::Weight { name } => {
+                    !self.weights.contains_key(name) && seen.insert(t.name.clone())
+                }
+                TensorKind::FusedWeight { members } => {
+                    !self.fused.contains_key(members) && seen.insert(t.name.clone())
+                }
                 _ => false,
             })
             .map(|t| t.nbytes() as u64)
@@ -337,22 +390,18 @@ impl Backend for VulkanBackend {
         let mut done = 0;
         for t in used_weights {
             match &t.kind {
-                TensorKind::Weight { name } => {
-                    if !self.weights.contains_key(name) {
-                        self.upload_weight(name)?;
-                        done += t.nbytes() as u64;
-                        if let Some(f) = &mut self.progress {
-                            f(done, total);
-                        }
+                TensorKind::Weight { name } if !self.weights.contains_key(name) => {
+                    self.upload_weight(name)?;
+                    done += t.nbytes() as u64;
+                    if let Some(f) = &mut self.progress {
+                        f(done, total);
                     }
                 }
-                TensorKind::FusedWeight { members } => {
-                    if !self.fused.contains_key(members) {
-                        self.upload_fused(members, &t.name)?;
-                        done += t.nbytes() as u64;
-                        if let Some(f) = &mut self.progress {
-                            f(done, total);
-                        }
+                TensorKind::FusedWeight { members } if !self.fused.contains_key(members) => {
+                    self.upload_fused(members, &t.name)?;
+                    done += t.nbytes() as u64;
+                    if let Some(f) = &mut self.progress {
+                        f(done, total);
                     }
                 }
                 TensorKind::State { name } => {
@@ -412,7 +461,13 @@ impl Backend for VulkanBackend {
             };
             let off = sizes[i].1.div_ceil(align) * align;
             sizes[i].1 = off + size;
-            places.insert(t, Place { buf: i, offset: off });
+            places.insert(
+                t,
+                Place {
+                    buf: i,
+                    offset: off,
+                },
+            );
         }
         // Buffers are kept when they are large enough (shapes repeat in generation).
         let mut arena = Vec::new();
@@ -421,8 +476,14 @@ impl Backend for VulkanBackend {
             match self.arena_bufs.get(i) {
                 Some(&(b, c)) if c == class && self.bufs[b].size() >= sz => arena.push((b, class)),
                 _ => {
-                    let loc = [MemoryLocation::Device, MemoryLocation::Upload, MemoryLocation::Readback][class];
-                    let b = self.ctx.create_buffer(sz.max(16), loc, &format!("arena{i}"))?;
+                    let loc = [
+                        MemoryLocation::Device,
+                        MemoryLocation::Upload,
+                        MemoryLocation::Readback,
+                    ][class];
+                    let b = self
+                        .ctx
+                        .create_buffer(sz.max(16), loc, &format!("arena{i}"))?;
                     self.bufs.push(b);
                     arena.push((self.bufs.len() - 1, class));
                     changed = true;
@@ -465,7 +526,13 @@ impl Backend for VulkanBackend {
 
     fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
         let profiling = self.profile != ProfileMode::Off;
-        let key = (g.uid, stages.first().and_then(|s| s.first()).map_or(0, |n| n.index()));
+        let key = (
+            g.uid,
+            stages
+                .first()
+                .and_then(|s| s.first())
+                .map_or(0, |n| n.index()),
+        );
         if !profiling {
             if let Some(rec) = self.recorded.get_mut(&key) {
                 rec.resubmit()?;
@@ -483,9 +550,18 @@ impl Backend for VulkanBackend {
         let nodes: Vec<NodeIndex> = stages.iter().flatten().copied().collect();
         let mut pending: Vec<(String, u64, u64)> = Vec::new();
         let mut labels: Vec<(String, u64, u64)> = Vec::new();
-        let flush = |pending: &mut Vec<(String, u64, u64)>, labels: &mut Vec<(String, u64, u64)>| {
-            let label = pending.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" | ");
-            labels.push((label, pending.iter().map(|p| p.1).sum(), pending.iter().map(|p| p.2).sum()));
+        let flush = |pending: &mut Vec<(String, u64, u64)>,
+                     labels: &mut Vec<(String, u64, u64)>| {
+            let label = pending
+                .iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            labels.push((
+                label,
+                pending.iter().map(|p| p.1).sum(),
+                pending.iter().map(|p| p.2).sum(),
+            ));
             pending.clear();
         };
         for (i, &n) in nodes.iter().enumerate() {
@@ -551,15 +627,38 @@ fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
         Op::MulMat { .. } | Op::GetRows => {
             let w = srcs[0];
             let x = srcs[1];
-            let f = if matches!(node.op, Op::GetRows) { 0 } else { 2 * (w.ne[0] * w.nrows() * x.nrows()) as u64 };
-            (format!("{} {} {}x{} n={}", node.op.name(), w.ty, w.ne[0], w.nrows(), x.nrows()), f)
+            let f = if matches!(node.op, Op::GetRows) {
+                0
+            } else {
+                2 * (w.ne[0] * w.nrows() * x.nrows()) as u64
+            };
+            (
+                format!(
+                    "{} {} {}x{} n={}",
+                    node.op.name(),
+                    w.ty,
+                    w.ne[0],
+                    w.nrows(),
+                    x.nrows()
+                ),
+                f,
+            )
         }
         Op::Attention { .. } => {
             let (q, k) = (srcs[0], srcs[1]);
             let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
-            (format!("ATTENTION d={} h={}/{} n={} kv={}", q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]), f)
+            (
+                format!(
+                    "ATTENTION d={} h={}/{} n={} kv={}",
+                    q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]
+                ),
+                f,
+            )
         }
-        op => (format!("{} {}", op.name(), dst.shape_str()), dst.nelements() as u64),
+        op => (
+            format!("{} {}", op.name(), dst.shape_str()),
+            dst.nelements() as u64,
+        ),
     };
     (label, bytes, flops)
 }

@@ -43,10 +43,10 @@ use std::sync::{Arc, Mutex};
 pub use buffer::{Buffer, BufferRange};
 pub use caps::{Caps, CoopMatShape};
 pub use command::{Recorder, Timestamp};
-pub use instance::{ValidationLog, ValidationState};
-pub use memory::MemoryLocation;
 pub use device::live_device_count;
 pub use executor::VulkanBackend;
+pub use instance::{ValidationLog, ValidationState};
+pub use memory::MemoryLocation;
 pub use shaders::ShaderId;
 
 use device::Device;

@@ -42,7 +42,13 @@ pub fn set_rows_f16(
     let caps = rec.caps();
     let (rs, src_off) = bind(caps, &src, 4, elems, "set_rows src")?;
     let (ri, idx_off) = bind(caps, &idx, 4, u64::from(n), "set_rows idx")?;
-    let (rd, dst_off) = bind(caps, &dst, 2, u64::from(ne0) * u64::from(n_rows), "set_rows dst")?;
+    let (rd, dst_off) = bind(
+        caps,
+        &dst,
+        2,
+        u64::from(ne0) * u64::from(n_rows),
+        "set_rows dst",
+    )?;
     let push = Push {
         n: count_u32(elems, shader.name())?,
         ne0,
@@ -56,5 +62,11 @@ pub fn set_rows_f16(
         return Ok(());
     }
     let groups = groups_1d(caps, shader, elems)?;
-    rec.dispatch(shader, &[], &[rs, ri, rd], bytemuck::bytes_of(&push), groups)
+    rec.dispatch(
+        shader,
+        &[],
+        &[rs, ri, rd],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
 }
