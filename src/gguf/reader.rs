@@ -486,7 +486,7 @@ impl<'a> Parser<'a> {
         let file_len = self.buf.len() as u64;
         for (t, &at) in tensors.iter().zip(&info_at) {
             let end = (data_offset.checked_add(t.offset)).and_then(|s| s.checked_add(t.nbytes));
-            if end.map_or(true, |e| e > file_len) {
+            if end.is_none_or(|e| e > file_len) {
                 return Err(self.err(
                     at,
                     format!(

@@ -196,10 +196,7 @@ impl Buffer {
     }
 
     fn check_host_range(&self, offset: u64, len: u64) -> Result<()> {
-        if offset
-            .checked_add(len)
-            .map_or(true, |end| end > self.size())
-        {
+        if offset.checked_add(len).is_none_or(|end| end > self.size()) {
             return Err(Error::Usage(format!(
                 "buffer `{}`: host access of {len} bytes at offset {offset} exceeds its {} bytes",
                 self.name(),
@@ -216,7 +213,7 @@ impl BufferRange<'_> {
         if self
             .offset
             .checked_add(self.size)
-            .map_or(true, |end| end > self.buffer.size())
+            .is_none_or(|end| end > self.buffer.size())
         {
             return Err(Error::Usage(format!(
                 "{what}: range {self:?} exceeds buffer of {} bytes",

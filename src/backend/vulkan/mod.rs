@@ -168,7 +168,7 @@ impl VulkanContext {
         }
         let mut t = self.transfer()?;
         let chunk = STAGING_CHUNK.min(data.len() as u64);
-        if t.upload.as_ref().map_or(true, |s| s.size() < chunk) {
+        if t.upload.as_ref().is_none_or(|s| s.size() < chunk) {
             t.upload = None; // free the old one first
             t.upload = Some(self.create_buffer(chunk, MemoryLocation::Upload, "staging upload")?);
         }
@@ -203,7 +203,7 @@ impl VulkanContext {
         }
         let mut t = self.transfer()?;
         let chunk = STAGING_CHUNK.min(out.len() as u64);
-        if t.readback.as_ref().map_or(true, |s| s.size() < chunk) {
+        if t.readback.as_ref().is_none_or(|s| s.size() < chunk) {
             t.readback = None;
             t.readback =
                 Some(self.create_buffer(chunk, MemoryLocation::Readback, "staging readback")?);
