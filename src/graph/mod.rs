@@ -152,6 +152,13 @@ impl Graph {
             dst,
         };
         let n = self.dag.add_node(node);
+        self.link(n);
+        self.schedule.push(vec![n]);
+        n
+    }
+
+    /// Adds the hazard edges into `n` from the nodes logged so far, then logs `n`.
+    fn link(&mut self, n: NodeIndex) {
         for e in self.hazards_before(n) {
             self.dag.add_edge(e, n, ());
         }
@@ -166,8 +173,6 @@ impl Graph {
                 .or_default()
                 .push((r, n, false));
         }
-        self.schedule.push(vec![n]);
-        n
     }
 
     /// What node `n` writes and the writable storage it reads (weights and inputs are
@@ -264,20 +269,7 @@ impl Graph {
         self.access_log.clear();
         let order: Vec<NodeIndex> = self.order().collect();
         for n in order {
-            for e in self.hazards_before(n) {
-                self.dag.add_edge(e, n, ());
-            }
-            let (w, rs) = self.access(n);
-            self.access_log
-                .entry(w.root)
-                .or_default()
-                .push((w, n, true));
-            for r in rs {
-                self.access_log
-                    .entry(r.root)
-                    .or_default()
-                    .push((r, n, false));
-            }
+            self.link(n);
         }
     }
 
