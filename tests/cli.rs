@@ -186,3 +186,44 @@ fn errors_are_one_line() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// The README's main job: the default model (SmolLM2-135M-Instruct, fetched by
+/// scripts/fetch-smollm2.sh, which scripts/test.sh runs) continues the prompt with " Paris",
+/// on the CPU and on every Vulkan device (the first one, by default).
+#[test]
+fn default_model_knows_paris() {
+    for dev in [&["--cpu"][..], &[][..]] {
+        let mut args = vec![
+            "run",
+            "-p",
+            "The capital of France is",
+            "-n",
+            "3",
+            "--temp",
+            "0",
+        ];
+        args.extend_from_slice(dev);
+        let (ok, out, err) = vkgraph(&args);
+        assert!(
+            ok,
+            "{args:?}: {err} (run scripts/fetch-smollm2.sh if the model is missing)"
+        );
+        assert!(
+            out.starts_with("The capital of France is Paris"),
+            "{args:?}: {out}"
+        );
+    }
+    let (ok, out, err) = vkgraph(&[
+        "run",
+        "-p",
+        "What is the capital of France?",
+        "--chat",
+        "-n",
+        "12",
+        "--temp",
+        "0",
+        "--cpu",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Paris"), "--chat: {out}");
+}

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Wrap the prompt as one user turn in the model's chat format (ChatML or Llama 3,
+    /// recognised from the GGUF's `tokenizer.chat_template`).
+    #[arg(long)]
+    pub chat: bool,
     /// Per-op GPU profile after the run.
     #[arg(long)]
     pub profile: bool,
@@ -74,7 +78,12 @@ pub fn run(a: &RunArgs) -> Result<()> {
     };
     let t_load = Instant::now();
     let mut s = make_session(model.clone(), &a.dev, opts)?;
-    let mut prompt = tok.encode(&a.prompt, true, false)?;
+    let mut prompt = if a.chat {
+        let text = chat_prompt(&model.file, &a.prompt)?;
+        tok.encode(&text, true, true)?
+    } else {
+        tok.encode(&a.prompt, true, false)?
+    };
     let mut last_pct = u64::MAX;
     s.load(prompt.len().min(a.batch.max(1)), move |done, total| {
         if total == 0 || done * 100 / total == last_pct {
@@ -134,7 +143,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let out = std::io::stdout();
     let mut out = out.lock();
     if !a.json {
-        write!(out, "{}", a.prompt).ok();
+        write!(out, "{}{}", a.prompt, if a.chat { "\n" } else { "" }).ok();
         out.flush().ok();
     }
     if a.profile {
@@ -201,4 +210,25 @@ pub fn run(a: &RunArgs) -> Result<()> {
         n_gen as f64 / t_gen.as_secs_f64().max(1e-9)
     );
     Ok(())
+}
+
+/// The prompt as one user turn in the model's chat format. Only the two template
+/// families are recognised (by their markers), not arbitrary Jinja.
+fn chat_prompt(f: &crate::gguf::GgufFile, user: &str) -> Result<String> {
+    let tmpl = f.get_str("tokenizer.chat_template").map_err(|_| {
+        Error::Unsupported("--chat: the model has no tokenizer.chat_template".into())
+    })?;
+    if tmpl.contains("<|im_start|>") {
+        Ok(format!(
+            "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+        ))
+    } else if tmpl.contains("<|start_header_id|>") {
+        Ok(format!(
+            "<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        ))
+    } else {
+        Err(Error::Unsupported(
+            "--chat: chat template not recognised (vkgraph knows ChatML and Llama 3)".into(),
+        ))
+    }
 }
