@@ -168,6 +168,18 @@ fn validation_clean_in_every_mode() {
                 )
                 .unwrap();
             }
+            // Lifetime-planned arena: activations share memory.
+            let all: usize = g
+                .tensors
+                .iter()
+                .filter(|t| matches!(t.kind, vkgraph::graph::TensorKind::Activation))
+                .map(|t| t.nbytes())
+                .sum();
+            assert!(
+                (vk.arena_bytes() as usize) < all / 2,
+                "{case}: arena {} of {all} bytes",
+                vk.arena_bytes()
+            );
             let stages = g.schedule.clone();
             vk.compute(&g, &stages).unwrap();
             let out = vk.get_tensor(&g, g.outputs[0]).unwrap();

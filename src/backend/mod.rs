@@ -5,6 +5,7 @@
 //! cache). The scheduler ([`crate::sched`]) hands each backend the stages of the
 //! nodes assigned to it and copies tensors that cross from one backend to another.
 
+pub mod arena;
 pub mod cpu;
 pub mod vulkan;
 

@@ -16,6 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
+use crate::backend::arena;
 use crate::backend::{Backend, LoadProgress, NodeTime, ProfileMode};
 use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
 use crate::model::Model;
@@ -44,7 +45,8 @@ pub struct VulkanBackend {
     places: HashMap<TensorId, Place>,
     /// (buffer index, class: 0 device, 1 upload, 2 readback).
     arena_bufs: Vec<(usize, usize)>,
-    arena_key: Vec<usize>,
+    /// The graph the arena is planned for.
+    arena_uid: u64,
     /// Recorded command buffers by (graph uid, first node of the split), replayed
     /// while the memory they bind stays where it is.
     recorded: HashMap<(u64, usize), super::Recorder>,
@@ -75,7 +77,7 @@ impl VulkanBackend {
             state: HashMap::new(),
             places: HashMap::new(),
             arena_bufs: Vec::new(),
-            arena_key: Vec::new(),
+            arena_uid: 0,
             recorded: HashMap::new(),
             disabled: HashSet::new(),
             profile: ProfileMode::Off,
@@ -92,6 +94,15 @@ impl VulkanBackend {
     /// the scheduler sends it to the next backend.
     pub fn disable(&mut self, what: &str) {
         self.disabled.insert(what.to_string());
+    }
+
+    /// Bytes of device-local activation memory the current arena uses.
+    pub fn arena_bytes(&self) -> u64 {
+        self.arena_bufs
+            .iter()
+            .filter(|&&(_, class)| class == 0)
+            .map(|&(b, _)| self.bufs[b].size())
+            .sum()
     }
 
     /// Limits the sibling pass's `auto` mode respects on this device.
@@ -420,11 +431,26 @@ impl Backend for VulkanBackend {
                 _ => {}
             }
         }
-        // Activation arena: aligned ranges packed into buffers of at most max_buffer.
-        // Inputs live in host-visible upload memory and graph outputs in readback
-        // memory, so per-pass transfers are plain memory copies, not submissions.
+        // Activation arena, planned from lifetimes (backend::arena): tensors whose stage
+        // ranges do not overlap share bytes. Inputs live in host-visible upload memory
+        // and graph outputs in readback memory (never shared), so per-pass transfers are
+        // plain memory copies, not submissions.
+        if g.uid == self.arena_uid && !self.places.is_empty() {
+            return Ok(());
+        }
         let outputs: HashSet<TensorId> = g.outputs.iter().map(|&t| g.root(t)).collect();
-        let mut roots: Vec<(TensorId, u64, usize)> = Vec::new();
+        let mut span: HashMap<TensorId, (usize, usize)> = HashMap::new();
+        for (si, stage) in g.schedule.iter().enumerate() {
+            for &n in stage {
+                let node = g.node(n);
+                for t in node.srcs.iter().chain(std::iter::once(&node.dst)) {
+                    let e = span.entry(g.root(*t)).or_insert((si, si));
+                    e.0 = e.0.min(si);
+                    e.1 = e.1.max(si);
+                }
+            }
+        }
+        let mut reqs: [Vec<arena::Request>; 3] = Default::default();
         for (i, t) in g.tensors.iter().enumerate() {
             let id = TensorId(i as u32);
             let class = match t.kind {
@@ -433,61 +459,81 @@ impl Backend for VulkanBackend {
                 TensorKind::Activation => 0,
                 _ => continue,
             };
-            roots.push((id, t.nbytes() as u64, class));
-        }
-        let key: Vec<usize> = roots.iter().map(|r| r.1 as usize * 4 + r.2).collect();
-        if key == self.arena_key && !self.places.is_empty() {
-            return Ok(());
+            // Unused tensors (left behind by a pass) get no memory; inputs and outputs
+            // live for the whole pass.
+            let Some(&(first, last)) = span.get(&id) else {
+                continue;
+            };
+            let (first, last) = if class == 0 {
+                (first, last)
+            } else {
+                (0, usize::MAX)
+            };
+            reqs[class].push(arena::Request {
+                id,
+                size: t.nbytes() as u64,
+                first,
+                last,
+            });
         }
         let (align, maxb) = (self.align(), self.max_buffer());
         // (class, size) per arena buffer; place indexes into it.
         let mut sizes: Vec<(usize, u64)> = Vec::new();
         let mut places = HashMap::new();
-        for &(t, size, class) in &roots {
-            if size > maxb {
-                return Err(Error::OutOfDeviceMemory(format!(
-                    "activation `{}` needs {size} bytes, more than one buffer can hold ({maxb})",
-                    g.tensor(t).name
-                )));
+        for (class, r) in reqs.iter().enumerate() {
+            let plan = arena::plan(r, align, maxb)?;
+            let base = sizes.len();
+            sizes.extend(plan.chunks.iter().map(|&c| (class, c)));
+            for (id, p) in plan.places {
+                places.insert(
+                    id,
+                    Place {
+                        buf: base + p.chunk,
+                        offset: p.offset,
+                    },
+                );
             }
-            let slot = sizes.iter().rposition(|s| s.0 == class);
-            let fits = slot.map(|i| sizes[i].1.div_ceil(align) * align + size <= maxb);
-            let i = match (slot, fits) {
-                (Some(i), Some(true)) => i,
-                _ => {
-                    sizes.push((class, 0));
-                    sizes.len() - 1
-                }
-            };
-            let off = sizes[i].1.div_ceil(align) * align;
-            sizes[i].1 = off + size;
-            places.insert(
-                t,
-                Place {
-                    buf: i,
-                    offset: off,
-                },
-            );
         }
-        // Buffers are kept when they are large enough (shapes repeat in generation).
+        // Arena buffers are reused across graphs (prefill, decode, each mode): the i-th
+        // buffer of a class serves the i-th chunk of that class, grown in place (same
+        // index, so nothing leaks) when too small.
         let mut arena = Vec::new();
         let mut changed = false;
-        for (i, &(class, sz)) in sizes.iter().enumerate() {
-            match self.arena_bufs.get(i) {
-                Some(&(b, c)) if c == class && self.bufs[b].size() >= sz => arena.push((b, class)),
-                _ => {
-                    let loc = [
-                        MemoryLocation::Device,
-                        MemoryLocation::Upload,
-                        MemoryLocation::Readback,
-                    ][class];
-                    let b = self
-                        .ctx
-                        .create_buffer(sz.max(16), loc, &format!("arena{i}"))?;
-                    self.bufs.push(b);
-                    arena.push((self.bufs.len() - 1, class));
+        let mut nth = [0usize; 3];
+        for &(class, sz) in &sizes {
+            let have: Vec<usize> = self
+                .arena_bufs
+                .iter()
+                .filter(|b| b.1 == class)
+                .map(|b| b.0)
+                .collect();
+            let loc = [
+                MemoryLocation::Device,
+                MemoryLocation::Upload,
+                MemoryLocation::Readback,
+            ][class];
+            let name = format!("arena{class}.{}", nth[class]);
+            let b = match have.get(nth[class]) {
+                Some(&b) if self.bufs[b].size() >= sz => b,
+                Some(&b) => {
+                    self.bufs[b] = self.ctx.create_buffer(sz.max(16), loc, &name)?;
                     changed = true;
+                    b
                 }
+                None => {
+                    self.bufs
+                        .push(self.ctx.create_buffer(sz.max(16), loc, &name)?);
+                    changed = true;
+                    self.bufs.len() - 1
+                }
+            };
+            nth[class] += 1;
+            arena.push((b, class));
+        }
+        // Buffers this plan does not use stay in the pool for the next graph.
+        for &(b, class) in &self.arena_bufs {
+            if !arena.iter().any(|a| a.0 == b) {
+                arena.push((b, class));
             }
         }
         for p in places.values_mut() {
@@ -498,7 +544,7 @@ impl Backend for VulkanBackend {
         }
         self.arena_bufs = arena;
         self.places = places;
-        self.arena_key = key;
+        self.arena_uid = g.uid;
         Ok(())
     }
 
