@@ -77,3 +77,49 @@ fn context_full_is_an_error() {
     let err = s.forward(&[5000], false).unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
 }
+
+/// Op fusion (rms_norm+mul, add+rms_norm+mul) changes dispatches, not results: the
+/// builder's raw graph and the fused one give the same logits on the CPU reference.
+#[test]
+fn op_fusion_keeps_logits() {
+    use vkgraph::backend::Backend;
+    use vkgraph::graph::{Graph, TensorId};
+    use vkgraph::model::{build_graph, BuildOpts};
+
+    fn eval(m: &std::sync::Arc<vkgraph::model::Model>, g: &Graph) -> Vec<f32> {
+        let mut cpu = CpuBackend::new(m.clone());
+        cpu.prepare(g).unwrap();
+        let ids: Vec<i32> = prompt(4).iter().map(|&t| t as i32).collect();
+        let pos: Vec<i32> = (0..4).collect();
+        for (name, data) in [("inp_tokens", &ids), ("inp_pos", &pos)] {
+            let t = g.tensors.iter().position(|t| t.name == name).unwrap();
+            cpu.set_tensor(g, TensorId(t as u32), bytemuck::cast_slice(data))
+                .unwrap();
+        }
+        cpu.compute(g, &g.schedule.clone()).unwrap();
+        bytemuck::pod_collect_to_vec(&cpu.get_tensor(g, g.outputs[0]).unwrap())
+    }
+
+    for arch in ["llama", "qwen2", "qwen3"] {
+        let m = tiny_model(arch, "q8_0");
+        let raw = build_graph(
+            &m,
+            &BuildOpts {
+                n_tokens: 4,
+                n_ctx: 16,
+                logits_all: true,
+            },
+        )
+        .unwrap();
+        let mut fused = raw.clone();
+        vkgraph::passes::run(&mut fused, QkvMode::Off, &Default::default());
+        let ops: Vec<&str> = fused.order().map(|n| fused.node(n).op.name()).collect();
+        assert!(
+            ops.contains(&"RMS_NORM_MUL") && ops.contains(&"ADD_RMS_NORM_MUL"),
+            "{arch}: {ops:?}"
+        );
+        assert!(!ops.contains(&"RMS_NORM"), "{arch}: unfused norm left");
+        let e = nmse(&eval(&m, &fused), &eval(&m, &raw));
+        assert!(e < 1e-12, "{arch}: fused vs raw NMSE {e:e}");
+    }
+}

@@ -23,6 +23,10 @@ pub enum Op {
     /// `[x: f32 [ne0, rows], w: f32 [ne0, rw]]` → `rms_norm(x) * w` (row `r` with row
     /// `r % rw` of `w`): the RMS_NORM + MUL pair fused by `passes::fusion`.
     RmsNormMul { eps: f32 },
+    /// `[a, b: f32 [ne0, rows], w: f32 [ne0, rw]]` → `rms_norm(a + b) * w`: a norm
+    /// reading the residual sum directly, so it need not wait for the ADD that also
+    /// writes it (`passes::fusion`).
+    AddRmsNormMul { eps: f32 },
     /// `[a: f32 [ne0, ra], b: f32 [ne0, rb]]` → `a * b`, row `r` of `a` with row `r % rb` of `b`.
     Mul,
     /// `[a, b]` → `a + b`, broadcast as [`Op::Mul`].
@@ -66,6 +70,7 @@ impl Op {
             Op::GetRows => "GET_ROWS",
             Op::RmsNorm { .. } => "RMS_NORM",
             Op::RmsNormMul { .. } => "RMS_NORM_MUL",
+            Op::AddRmsNormMul { .. } => "ADD_RMS_NORM_MUL",
             Op::Mul => "MUL",
             Op::Add => "ADD",
             Op::Scale { .. } => "SCALE",

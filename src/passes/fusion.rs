@@ -1,7 +1,10 @@
-//! Op fusion: RMS_NORM followed by a MUL of its result (every norm in these models:
-//! `attn_norm`, `ffn_norm`, `q_norm`/`k_norm`, `result_norm`) becomes one RMS_NORM_MUL
-//! node, one dispatch instead of two and one barrier less. Applied in every QKV mode,
-//! so the sibling A/B comparison stays like for like.
+//! Op fusion, applied in every QKV mode so the sibling A/B comparison stays like for like:
+//! - RMS_NORM followed by a MUL of its result (every norm in these models: `attn_norm`,
+//!   `ffn_norm`, `q_norm`/`k_norm`, `result_norm`) becomes one RMS_NORM_MUL node: one
+//!   dispatch instead of two and one barrier less;
+//! - an RMS_NORM_MUL of a residual ADD's result reads the ADD's two operands instead
+//!   (ADD_RMS_NORM_MUL), so it no longer waits for the ADD: both run in one stage. The
+//!   ADD stays, since later layers read the residual.
 
 use crate::graph::{Graph, Op, TensorKind};
 
@@ -55,4 +58,38 @@ pub fn rms_norm_mul(g: &mut Graph) -> usize {
         g.rebuild_edges();
     }
     fused
+}
+
+/// Rewrites RMS_NORM_MUL(ADD(a, b), w) into ADD_RMS_NORM_MUL(a, b, w) (the ADD stays).
+/// Returns the number rewritten.
+pub fn add_rms_norm_mul(g: &mut Graph) -> usize {
+    let order: Vec<_> = g.order().collect();
+    let mut producer = std::collections::HashMap::new();
+    for &n in &order {
+        producer.insert(g.node(n).dst, n);
+    }
+    let mut done = 0;
+    for &m in &order {
+        let Op::RmsNormMul { eps } = g.node(m).op else {
+            continue;
+        };
+        let (x, w) = (g.node(m).srcs[0], g.node(m).srcs[1]);
+        let Some(&a) = producer.get(&x) else { continue };
+        if g.node(a).op != Op::Add {
+            continue;
+        }
+        let (s0, s1) = (g.node(a).srcs[0], g.node(a).srcs[1]);
+        // Only a plain element-wise sum (no row broadcast of the second operand).
+        if g.tensor(s0).ne != g.tensor(x).ne || g.tensor(s1).ne != g.tensor(x).ne {
+            continue;
+        }
+        let node = &mut g.dag[m];
+        node.op = Op::AddRmsNormMul { eps };
+        node.srcs = vec![s0, s1, w];
+        done += 1;
+    }
+    if done > 0 {
+        g.rebuild_edges();
+    }
+    done
 }

@@ -14,6 +14,7 @@ use crate::graph::Graph;
 /// stage for `off`, DAG levels otherwise).
 pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
     fusion::rms_norm_mul(g);
+    fusion::add_rms_norm_mul(g);
     sibling_matmul::run(g, mode, limits);
     g.barrier_every_node = mode == QkvMode::Off;
     if mode == QkvMode::Off {

@@ -116,6 +116,19 @@ impl CpuBackend {
                 ops::rms_norm(&self.f32s(g, s(0))?, ne0, *eps, &mut t);
                 ops::binary(false, &t, &self.f32s(g, s(1))?, ne0, &mut out)
             }
+            Op::AddRmsNormMul { eps } => {
+                let mut sum = vec![0f32; out.len()];
+                ops::binary(
+                    true,
+                    &self.f32s(g, s(0))?,
+                    &self.f32s(g, s(1))?,
+                    ne0,
+                    &mut sum,
+                );
+                let mut t = vec![0f32; out.len()];
+                ops::rms_norm(&sum, ne0, *eps, &mut t);
+                ops::binary(false, &t, &self.f32s(g, s(2))?, ne0, &mut out)
+            }
             Op::Mul | Op::Add => {
                 let add = node.op == Op::Add;
                 ops::binary(

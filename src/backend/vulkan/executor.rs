@@ -242,6 +242,17 @@ impl VulkanBackend {
                 u(st(1).nrows())?,
                 *eps,
             ),
+            Op::AddRmsNormMul { eps } => dispatch::norm::add_rms_norm_mul(
+                rec,
+                s(0)?,
+                s(1)?,
+                s(2)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(2).nrows())?,
+                *eps,
+            ),
             Op::Mul => dispatch::binary::mul(
                 rec,
                 s(0)?,

@@ -166,3 +166,77 @@ fn record(
         groups,
     )
 }
+
+/// Push constants of `shaders/add_rms_norm_mul.comp` (must match its `Push` block).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AddPush {
+    ne0: u32,
+    nrows: u32,
+    eps: f32,
+    w_rows: u32,
+    a_off: u32,
+    b_off: u32,
+    w_off: u32,
+    d_off: u32,
+}
+
+/// `dst = rms_norm(a + b) * w` over `nrows` rows of `ne0` (row `r` of `w` is `r % w_rows`):
+/// the residual add feeding a norm, fused so the norm need not wait for the add.
+#[allow(clippy::too_many_arguments)]
+pub fn add_rms_norm_mul(
+    rec: &mut Recorder,
+    a: BufferRange<'_>,
+    b: BufferRange<'_>,
+    w: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    ne0: u32,
+    nrows: u32,
+    w_rows: u32,
+    eps: f32,
+) -> Result<()> {
+    let shader = match Reduce::best(rec.caps()) {
+        Reduce::Subgroup => ShaderId::add_rms_norm_mul_sg,
+        Reduce::Shared => ShaderId::add_rms_norm_mul,
+    };
+    let n = u64::from(ne0) * u64::from(nrows);
+    count_u32(n, shader.name())?;
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(Error::Usage(format!(
+            "{shader}: eps {eps} must be finite and >= 0"
+        )));
+    }
+    if w_rows == 0 || nrows % w_rows != 0 {
+        return Err(Error::Usage(format!(
+            "{shader}: weight has {w_rows} rows, which does not divide {nrows} rows"
+        )));
+    }
+    let caps = rec.caps();
+    let (ra, a_off) = bind(caps, &a, 4, n, &format!("{shader} a"))?;
+    let (rb, b_off) = bind(caps, &b, 4, n, &format!("{shader} b"))?;
+    let nw = u64::from(ne0) * u64::from(w_rows);
+    let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
+    let push = AddPush {
+        ne0,
+        nrows,
+        eps,
+        w_rows,
+        a_off,
+        b_off,
+        w_off,
+        d_off,
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    let wg = u64::from(shader.workgroup()[0]);
+    let groups = groups_1d(caps, shader, u64::from(nrows) * wg)?;
+    rec.dispatch(
+        shader,
+        &[],
+        &[ra, rb, rw, rd],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}
