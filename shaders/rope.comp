@@ -10,6 +10,9 @@
 //   j >= n_dims/2: copy two untouched values (dims n_dims..head_dim).
 // sin/cos come from rope_sincos (explicit range reduction), because Vulkan only bounds
 // the built-ins' error on [-pi, pi] and positions reach thousands of radians.
+// SET_ROWS variants (Op::RopeSetRows) write the rotated values as f16 into row pos[token]
+// of a table of rows of n_head*head_dim (the KV cache) instead of into a copy of x: the
+// rope of K fused with its cache write. pad0 then holds the table's row count.
 // Bindings are whole buffers; *_off are element offsets (dispatch/rope.rs).
 #extension GL_GOOGLE_include_directive : require
 #include "common/index.glsl"
@@ -19,7 +22,14 @@ layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
 
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer P { int pos[]; };
+#ifdef SET_ROWS
+#extension GL_EXT_shader_16bit_storage : require
+layout(std430, set = 0, binding = 2) writeonly buffer D { float16_t d[]; };
+#define STORE(idx, v) d[idx] = float16_t(v)
+#else
 layout(std430, set = 0, binding = 2) writeonly buffer D { float d[]; };
+#define STORE(idx, v) d[idx] = (v)
+#endif
 
 layout(push_constant) uniform Push {
     uint head_dim;
@@ -46,12 +56,22 @@ void main() {
     const uint j = i - row * half_hd;
     const uint token = row / p.n_head;
     const uint base = row * p.head_dim;
+#ifdef SET_ROWS
+    const int dst_row = pos[p.pos_off + token];
+    if (dst_row < 0 || uint(dst_row) >= p.pad0) {
+        return;
+    }
+    // Row dst_row of the table, head (row - token * n_head) inside it.
+    const uint dbase = (uint(dst_row) * p.n_head + (row - token * p.n_head)) * p.head_dim;
+#else
+    const uint dbase = base;
+#endif
     const uint half_rot = p.n_dims / 2;
 
     if (j >= half_rot) {
         const uint c = p.n_dims + 2 * (j - half_rot);
-        d[p.d_off + base + c] = x[p.x_off + base + c];
-        d[p.d_off + base + c + 1] = x[p.x_off + base + c + 1];
+        STORE(p.d_off + dbase + c, x[p.x_off + base + c]);
+        STORE(p.d_off + dbase + c + 1, x[p.x_off + base + c + 1]);
         return;
     }
 #ifdef NEOX
@@ -67,6 +87,6 @@ void main() {
     const vec2 sc = rope_sincos(theta);
     const float x0 = x[p.x_off + base + i0];
     const float x1 = x[p.x_off + base + i1];
-    d[p.d_off + base + i0] = x0 * sc.y - x1 * sc.x;
-    d[p.d_off + base + i1] = x0 * sc.x + x1 * sc.y;
+    STORE(p.d_off + dbase + i0, x0 * sc.y - x1 * sc.x);
+    STORE(p.d_off + dbase + i1, x0 * sc.x + x1 * sc.y);
 }

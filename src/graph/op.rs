@@ -57,6 +57,15 @@ pub enum Op {
     /// `ne0` (the KV cache): row `idx[i]` = f16(src row i). The rows come from a buffer
     /// (the positions), so the graph is the same at every decode step.
     SetRows,
+    /// `[x: f32 [head_dim, n_head, n], pos: i32 [n]]` → dst, an existing f16 table of rows
+    /// of `head_dim·n_head` (the KV cache): row `pos[t]` = f16(rope(x) of token t). The
+    /// ROPE of K fused with its SET_ROWS (`passes::fusion`).
+    RopeSetRows {
+        mode: RopeMode,
+        n_dims: usize,
+        freq_base: f32,
+        freq_scale: f32,
+    },
     /// `[q: f32 [d, n_head, n], k: f16 [d, n_head_kv, n_kv], v: f16 [d, n_head_kv, n_kv],
     /// pos: i32 [n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
     /// `0..=pos[t]` (causal), head `h` using kv head `h / (n_head / n_head_kv)` (GQA).
@@ -80,6 +89,7 @@ impl Op {
             Op::SwiGlu => "SWIGLU",
             Op::Cpy => "CPY",
             Op::SetRows => "SET_ROWS",
+            Op::RopeSetRows { .. } => "ROPE_SET_ROWS",
             Op::Attention { .. } => "ATTENTION",
         }
     }

@@ -4,7 +4,9 @@
 //!   dispatch instead of two and one barrier less;
 //! - an RMS_NORM_MUL of a residual ADD's result reads the ADD's two operands instead
 //!   (ADD_RMS_NORM_MUL), so it no longer waits for the ADD: both run in one stage. The
-//!   ADD stays, since later layers read the residual.
+//!   ADD stays, since later layers read the residual;
+//! - the ROPE of K whose only reader is the KV-cache SET_ROWS becomes one ROPE_SET_ROWS
+//!   (rotate and write f16 rows), one dispatch and one stage less per layer.
 
 use crate::graph::{Graph, Op, TensorKind};
 
@@ -86,6 +88,70 @@ pub fn add_rms_norm_mul(g: &mut Graph) -> usize {
         let node = &mut g.dag[m];
         node.op = Op::AddRmsNormMul { eps };
         node.srcs = vec![s0, s1, w];
+        done += 1;
+    }
+    if done > 0 {
+        g.rebuild_edges();
+    }
+    done
+}
+
+/// Rewrites SET_ROWS(ROPE(x, pos), pos) into ROPE_SET_ROWS(x, pos) when nothing else
+/// reads the rope's result. Returns the number rewritten.
+pub fn rope_set_rows(g: &mut Graph) -> usize {
+    let order: Vec<_> = g.order().collect();
+    let mut readers = std::collections::HashMap::new();
+    let mut producer = std::collections::HashMap::new();
+    for &n in &order {
+        for &s in &g.node(n).srcs {
+            *readers.entry(g.root(s)).or_insert(0usize) += 1;
+        }
+        producer.insert(g.node(n).dst, n);
+    }
+    let mut done = 0;
+    for &sr in &order {
+        let Some(node) = g.dag.node_weight(sr) else {
+            continue;
+        };
+        if node.op != Op::SetRows {
+            continue;
+        }
+        let (src, pos) = (node.srcs[0], node.srcs[1]);
+        let root = g.root(src);
+        let Some(&r) = producer.get(&root) else {
+            continue;
+        };
+        let Op::Rope {
+            mode,
+            n_dims,
+            freq_base,
+            freq_scale,
+        } = g.node(r).op
+        else {
+            continue;
+        };
+        // The rope's output is read only here, through a reshape of the whole tensor,
+        // and the rope uses the same positions as the row index.
+        if readers.get(&root) != Some(&1)
+            || g.region(src).size != g.tensor(root).nbytes()
+            || g.node(r).srcs[1] != pos
+        {
+            continue;
+        }
+        let x = g.node(r).srcs[0];
+        let node = &mut g.dag[sr];
+        node.op = Op::RopeSetRows {
+            mode,
+            n_dims,
+            freq_base,
+            freq_scale,
+        };
+        node.srcs = vec![x, pos];
+        g.dag.remove_node(r);
+        for stage in &mut g.schedule {
+            stage.retain(|&s| s != r);
+        }
+        g.schedule.retain(|s| !s.is_empty());
         done += 1;
     }
     if done > 0 {

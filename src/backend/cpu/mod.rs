@@ -224,6 +224,43 @@ impl CpuBackend {
                 }
                 return Ok(());
             }
+            Op::RopeSetRows {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+            } => {
+                let t = g.tensor(s(0));
+                let pos = self.i32s(g, s(1))?;
+                let x = self.f32s(g, s(0))?;
+                let mut roped = vec![0f32; x.len()];
+                ops::rope(
+                    &x,
+                    t.ne[0],
+                    t.ne[1],
+                    &pos,
+                    *mode,
+                    *n_dims,
+                    *freq_base,
+                    *freq_scale,
+                    &mut roped,
+                );
+                let row = t.ne[0] * t.ne[1];
+                let rows = dt.nelements() / row;
+                let dst = self.bytes_mut(g, node.dst)?;
+                for (i, &r) in pos.iter().enumerate() {
+                    if r < 0 || r as usize >= rows {
+                        return Err(Error::ContextFull(format!(
+                            "position {r} outside the cache of {rows} rows"
+                        )));
+                    }
+                    ops::f32_to_f16(
+                        &roped[i * row..][..row],
+                        &mut dst[r as usize * row * 2..][..row * 2],
+                    );
+                }
+                return Ok(());
+            }
             Op::Attention { scale } => {
                 let qt = g.tensor(s(0));
                 let kt = g.tensor(s(1));

@@ -329,6 +329,28 @@ impl VulkanBackend {
                 u(st(0).nrows())?,
                 u(dt.nrows())?,
             ),
+            Op::RopeSetRows {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+            } => {
+                let t = st(0);
+                dispatch::rope::rope_set_rows(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(t.ne[0])?,
+                    u(t.ne[1])?,
+                    u(t.ne[2] * t.ne[3])?,
+                    *mode == RopeMode::Neox,
+                    u(*n_dims)?,
+                    *freq_base,
+                    *freq_scale,
+                    u(dt.nelements() / (t.ne[0] * t.ne[1]))?,
+                )
+            }
             Op::Attention { scale } => {
                 let (q, k) = (st(0), st(1));
                 dispatch::attention::attention(
@@ -368,7 +390,9 @@ impl Backend for VulkanBackend {
                     && dispatch::mul_mat::supports(ty)
             }
             Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
-            Op::SetRows => g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit,
+            Op::SetRows | Op::RopeSetRows { .. } => {
+                g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
+            }
             _ => true,
         }
     }

@@ -90,3 +90,69 @@ pub fn rope(
         groups,
     )
 }
+
+/// Rope of `x` written as f16 into row `pos[t]` of `dst`, a table of `n_rows` rows of
+/// `n_head·head_dim` (the KV cache): `Op::RopeSetRows`, the rope of K fused with its
+/// cache write. Rows outside the table are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_set_rows(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    head_dim: u32,
+    n_head: u32,
+    n: u32,
+    neox: bool,
+    n_dims: u32,
+    freq_base: f32,
+    freq_scale: f32,
+    n_rows: u32,
+) -> Result<()> {
+    let shader = if neox {
+        ShaderId::rope_neox_set_rows
+    } else {
+        ShaderId::rope_norm_set_rows
+    };
+    if head_dim % 2 != 0 || n_dims % 2 != 0 || n_dims == 0 || n_dims > head_dim {
+        return Err(Error::Unsupported(format!(
+            "{shader}: n_dims {n_dims} must be even, non-zero and at most head_dim {head_dim}, which must be even"
+        )));
+    }
+    if !rec.caps().storage_16bit {
+        return Err(Error::Unsupported(format!(
+            "{shader} needs storageBuffer16BitAccess, which {} lacks",
+            rec.caps().name
+        )));
+    }
+    let total = u64::from(head_dim) * u64::from(n_head) * u64::from(n);
+    count_u32(total, shader.name())?;
+    let table = u64::from(head_dim) * u64::from(n_head) * u64::from(n_rows);
+    let caps = rec.caps();
+    let (rx, x_off) = bind(caps, &x, 4, total, &format!("{shader} x"))?;
+    let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), &format!("{shader} pos"))?;
+    let (rd, d_off) = bind(caps, &dst, 2, table, &format!("{shader} dst"))?;
+    let push = Push {
+        head_dim,
+        n_head,
+        n,
+        n_dims,
+        freq_base,
+        freq_scale,
+        x_off,
+        pos_off,
+        d_off,
+        pad: [n_rows, 0, 0],
+    };
+    if total == 0 {
+        return Ok(());
+    }
+    let groups = groups_1d(caps, shader, total / 2)?;
+    rec.dispatch(
+        shader,
+        &[],
+        &[rx, rp, rd],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}
