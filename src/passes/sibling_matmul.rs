@@ -281,31 +281,24 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
                         ));
                     }
                 }
-                let rest = if leftovers.is_empty() {
-                    String::new()
+                let why = if too_big.is_empty() {
+                    "types differ".to_string()
                 } else {
-                    let why = if too_big.is_empty() {
-                        "types differ".to_string()
-                    } else {
-                        format!(
-                            "fused weight too large for one buffer: {}",
-                            too_big.join("; ")
-                        )
-                    };
-                    format!("; same stage: {} — {why}", describe(g, &leftovers))
+                    format!(
+                        "fused weight too large for one buffer: {}",
+                        too_big.join("; ")
+                    )
                 };
                 if parts.is_empty() {
-                    format!(
-                        "stage  {blk} reorder {members} — {}",
-                        rest.trim_start_matches("; same stage: ")
-                            .split(" — ")
-                            .nth(1)
-                            .unwrap_or("types differ")
-                    )
+                    format!("stage  {blk} reorder {members} — {why}")
                 } else if leftovers.is_empty() {
                     format!("fused  {blk} {}", parts.join("; "))
                 } else {
-                    format!("partial {blk} {}{rest}", parts.join("; "))
+                    format!(
+                        "partial {blk} {}; same stage: {} — {why}",
+                        parts.join("; "),
+                        describe(g, &leftovers)
+                    )
                 }
             }
         };
