@@ -589,6 +589,7 @@ fn perf_shapes() -> Vec<Option<MatVecShape>> {
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn perf_case(
     gpu: &Gpu,
     ty: GgmlType,
