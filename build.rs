@@ -19,6 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+#[path = "build/coopmat_spirv.rs"]
+mod coopmat_spirv;
+
 /// One shader variant to compile.
 #[derive(Clone, Debug)]
 struct Variant {
@@ -43,6 +46,7 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let shader_dir = manifest.join("shaders");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/coopmat_spirv.rs");
     println!("cargo:rerun-if-changed={}", shader_dir.display());
     println!(
         "cargo:rerun-if-changed={}",
@@ -427,5 +431,17 @@ fn compile(
         )
         .map_err(|e| format!("variant `{}` (shaders/{}): {e}", v.name, v.file))?;
     drop(opts);
-    Ok((artifact.as_binary_u8().to_vec(), includes.into_inner()))
+    let mut spv = artifact.as_binary_u8().to_vec();
+    // GLSL written with GL_NV_cooperative_matrix, shipped as SPV_KHR_cooperative_matrix
+    // (this glslang predates the KHR GLSL extension; see build/coopmat_spirv.rs).
+    if v.defines.iter().any(|(d, _)| d == "COOPMAT_NV_TO_KHR") {
+        let words: Vec<u32> = spv
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let khr = coopmat_spirv::nv_to_khr(&words)
+            .map_err(|e| format!("variant `{}` (shaders/{}): {e}", v.name, v.file))?;
+        spv = khr.iter().flat_map(|w| w.to_le_bytes()).collect();
+    }
+    Ok((spv, includes.into_inner()))
 }

@@ -8,9 +8,15 @@
 //!   (mat-vec) and 17 (tiled), fused weights with 3 segments (split on write), and
 //!   unaligned operand offsets.
 //! - get_rows: bit-exact with `quant::dequantize`, zeros for an id outside the table.
+//! - mul_mat_coopmat: the cooperative-matrix tiled kernel, forced (not left to `Auto`),
+//!   every type × m ∈ {1, 7, 33, 257, 300} × n ∈ {9, 17, 64, 100} × k ∈ {3 blocks, 4096},
+//!   3 segments, unaligned offsets, same NMSE/guard checks. On a device without a usable
+//!   shape it checks that forcing the path is `Error::Unsupported` and prints loudly that
+//!   the kernel is NOT tested there.
 //! - `VKGRAPH_LARGE_TESTS=1` adds llama-8B's ffn_down shape (m = 4096, k = 14336).
 //! - `perf_mul_mat_vec` (ignored; run with `--ignored`) prints µs and GB/s per type at
-//!   m = 4096, k = 14336 from GPU timestamps. It measures; it asserts nothing about speed.
+//!   m = 4096, k = 14336 from GPU timestamps, and TFLOPS of the scalar and (where usable)
+//!   cooperative-matrix tiled kernels at n = 512. It measures; it asserts nothing about speed.
 //!
 //! Case names: `[Vulkan/<device>] mul_mat_vec(type=q4_K,m=33,k=768,n=1)`.
 
@@ -18,7 +24,7 @@ mod common;
 
 use common::{f32s, for_each_device, values, Gpu};
 use vkgraph::backend::cpu::ops;
-use vkgraph::backend::vulkan::dispatch::mul_mat::MatVecShape;
+use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, MatVecShape, TiledKernel};
 use vkgraph::backend::vulkan::{dispatch, Buffer, MemoryLocation};
 use vkgraph::quant::{self, GgmlType};
 
@@ -127,10 +133,13 @@ fn mul_mat_case(
     off: Offsets,
     label: &str,
     shape: Option<MatVecShape>,
+    tiled: TiledKernel,
 ) {
     let m: usize = split.iter().sum();
     let name = if n as u32 <= dispatch::mul_mat::MAT_VEC_MAX_N {
         "mul_mat_vec"
+    } else if tiled == TiledKernel::Coopmat {
+        "mul_mat_coopmat"
     } else {
         "mul_mat"
     };
@@ -176,7 +185,9 @@ fn mul_mat_case(
     );
     let (k32, m32, n32) = (k as u32, m as u32, n as u32);
     match shape {
-        None => dispatch::mul_mat::mul_mat(&mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32),
+        None => dispatch::mul_mat::mul_mat_tiled(
+            &mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32, tiled,
+        ),
         Some(sh) => dispatch::mul_mat::mul_mat_with_shape(
             &mut rec, ty, wr, xr, dr, k32, m32, n32, &split_u32, sh,
         ),
@@ -215,7 +226,18 @@ fn mul_mat_all_types() {
             for (mi, &m) in [1usize, 7, 33, 257].iter().enumerate() {
                 let w = quantized(ty, m, k, 7 + mi as u64);
                 for &n in &[1usize, 2, 5, 17] {
-                    mul_mat_case(gpu, ty, &w, k, &[m], n, ALIGNED, "", None);
+                    mul_mat_case(
+                        gpu,
+                        ty,
+                        &w,
+                        k,
+                        &[m],
+                        n,
+                        ALIGNED,
+                        "",
+                        None,
+                        TiledKernel::Auto,
+                    );
                 }
             }
         }
@@ -228,7 +250,18 @@ fn mul_mat_k4096() {
         for ty in GgmlType::WEIGHT_TYPES {
             let w = quantized(ty, 33, 4096, 11);
             for &n in &[1usize, 17] {
-                mul_mat_case(gpu, ty, &w, 4096, &[33], n, ALIGNED, "", None);
+                mul_mat_case(
+                    gpu,
+                    ty,
+                    &w,
+                    4096,
+                    &[33],
+                    n,
+                    ALIGNED,
+                    "",
+                    None,
+                    TiledKernel::Auto,
+                );
             }
         }
     });
@@ -242,7 +275,18 @@ fn mul_mat_split_3_segments() {
             let split = [7usize, 33, 16];
             let w = quantized(ty, split.iter().sum(), k, 21);
             for &n in &[1usize, 5, 17, 70] {
-                mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, ",split=[7,33,16]", None);
+                mul_mat_case(
+                    gpu,
+                    ty,
+                    &w,
+                    k,
+                    &split,
+                    n,
+                    ALIGNED,
+                    ",split=[7,33,16]",
+                    None,
+                    TiledKernel::Auto,
+                );
             }
         }
     });
@@ -260,7 +304,18 @@ fn mul_mat_unaligned_offsets() {
                 d: 3,
             };
             for &n in &[1usize, 3, 17] {
-                mul_mat_case(gpu, ty, &w, k, &[9], n, off, ",offsets=w+2B/x+1/d+3", None);
+                mul_mat_case(
+                    gpu,
+                    ty,
+                    &w,
+                    k,
+                    &[9],
+                    n,
+                    off,
+                    ",offsets=w+2B/x+1/d+3",
+                    None,
+                    TiledKernel::Auto,
+                );
             }
         }
     });
@@ -285,9 +340,94 @@ fn mul_mat_vec_shapes() {
                 for &n in &[1usize, 8] {
                     let label = format!(",split=[5,32],wg={wg},rows={rows}");
                     let shape = Some(MatVecShape { wg, rows });
-                    mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, &label, shape);
+                    mul_mat_case(
+                        gpu,
+                        ty,
+                        &w,
+                        k,
+                        &split,
+                        n,
+                        ALIGNED,
+                        &label,
+                        shape,
+                        TiledKernel::Auto,
+                    );
                 }
             }
+        }
+    });
+}
+
+/// The cooperative-matrix kernel, forced, on every device that lists its shape.
+#[test]
+fn mul_mat_coopmat() {
+    for_each_device("mul_mat_coopmat", |gpu| {
+        let case = gpu.case("mul_mat_coopmat");
+        let caps = gpu.ctx.caps();
+        let Some(shape) = coopmat_shape(caps) else {
+            // Forcing the path must be refused, not silently run another kernel.
+            let buf = gpu.buffer_from("b", &[0u8; 65536]);
+            let mut rec = gpu.ctx.recorder().expect("recorder");
+            rec.begin().expect("begin");
+            let r = buf.range(0, 65536);
+            let e = dispatch::mul_mat::mul_mat_tiled(
+                &mut rec,
+                GgmlType::F16,
+                r,
+                r,
+                r,
+                64,
+                16,
+                16,
+                &[],
+                TiledKernel::Coopmat,
+            );
+            assert!(
+                matches!(e, Err(vkgraph::Error::Unsupported(_))),
+                "{case}: forcing coopmat without a shape gave {e:?}"
+            );
+            rec.submit_and_wait().expect("empty submit");
+            eprintln!(
+                "{case}: device has no usable cooperative-matrix shape \
+                 (cooperative matrix: {:?}) -- the coopmat kernel is NOT TESTED on this device",
+                caps.cooperative_matrix
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            );
+            return;
+        };
+        eprintln!(
+            "{case}: testing with shape {shape}, subgroup {}",
+            caps.subgroup_size
+        );
+        let cm = TiledKernel::Coopmat;
+        for ty in GgmlType::WEIGHT_TYPES {
+            for k in [small_k(ty), 4096] {
+                for (mi, &m) in [1usize, 7, 33, 257, 300].iter().enumerate() {
+                    let w = quantized(ty, m, k, 101 + mi as u64);
+                    for &n in &[9usize, 17, 64, 100] {
+                        mul_mat_case(gpu, ty, &w, k, &[m], n, ALIGNED, "", None, cm);
+                    }
+                }
+            }
+            let k = small_k(ty);
+            // Segments crossing the 128-row tile.
+            let split = [7usize, 150, 16];
+            let w = quantized(ty, split.iter().sum(), k, 121);
+            for &n in &[9usize, 64, 100] {
+                let label = ",split=[7,150,16]";
+                mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, label, None, cm);
+            }
+            // x at an odd element (scalar x loads), dst and weights off alignment.
+            let w = quantized(ty, 40, k, 131);
+            let off = Offsets {
+                w: if ty == GgmlType::F32 { 4 } else { 2 },
+                x: 1,
+                d: 3,
+            };
+            let label = ",offsets=w+2B/x+1/d+3";
+            mul_mat_case(gpu, ty, &w, k, &[40], 70, off, label, None, cm);
         }
     });
 }
@@ -302,7 +442,18 @@ fn mul_mat_large() {
         for ty in GgmlType::WEIGHT_TYPES {
             let w = quantized(ty, 4096, 14336, 41);
             for &n in &[1usize, 8, 64] {
-                mul_mat_case(gpu, ty, &w, 14336, &[4096], n, ALIGNED, "", None);
+                mul_mat_case(
+                    gpu,
+                    ty,
+                    &w,
+                    14336,
+                    &[4096],
+                    n,
+                    ALIGNED,
+                    "",
+                    None,
+                    TiledKernel::Auto,
+                );
             }
         }
     });
@@ -413,9 +564,12 @@ fn perf_mul_mat_vec() {
         for ty in GgmlType::WEIGHT_TYPES {
             let w = quantized(ty, m, k, 61);
             for shape in perf_shapes() {
-                perf_case(gpu, ty, &w, m, k, 1, shape);
+                perf_case(gpu, ty, &w, m, k, 1, shape, TiledKernel::Auto);
             }
-            perf_case(gpu, ty, &w, m, k, 512, None);
+            perf_case(gpu, ty, &w, m, k, 512, None, TiledKernel::Scalar);
+            if coopmat_shape(gpu.ctx.caps()).is_some() {
+                perf_case(gpu, ty, &w, m, k, 512, None, TiledKernel::Coopmat);
+            }
         }
     });
 }
@@ -435,6 +589,7 @@ fn perf_shapes() -> Vec<Option<MatVecShape>> {
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn perf_case(
     gpu: &Gpu,
     ty: GgmlType,
@@ -443,6 +598,7 @@ fn perf_case(
     k: usize,
     n: usize,
     shape: Option<MatVecShape>,
+    tiled: TiledKernel,
 ) {
     let x = values(k * n, 5);
     let wbuf = gpu.buffer_from("w", w);
@@ -458,7 +614,7 @@ fn perf_case(
         let (w, x, d) = (wbuf.whole(), xbuf.whole(), dbuf.whole());
         let (k, m, n) = (k as u32, m as u32, n as u32);
         match shape {
-            None => dispatch::mul_mat::mul_mat(rec, ty, w, x, d, k, m, n, &[]),
+            None => dispatch::mul_mat::mul_mat_tiled(rec, ty, w, x, d, k, m, n, &[], tiled),
             Some(s) => dispatch::mul_mat::mul_mat_with_shape(rec, ty, w, x, d, k, m, n, &[], s),
         }
         .expect("mul_mat")
@@ -485,7 +641,11 @@ fn perf_case(
     eprintln!(
         "  {:<5} n={n:<4} {:<8} {med:>9.1} µs  {gbs:>7.0} GB/s weights  {tflops:>6.2} TFLOPS",
         ty.name(),
-        shape.map_or("default".to_string(), |s| format!("{}x{}", s.wg, s.rows))
+        match (shape, n as u32 > dispatch::mul_mat::MAT_VEC_MAX_N) {
+            (_, true) => format!("{tiled:?}").to_lowercase(),
+            (None, false) => "default".to_string(),
+            (Some(s), false) => format!("{}x{}", s.wg, s.rows),
+        }
     );
     // A sanity check of the timed result on a few rows.
     let got = f32s(&{

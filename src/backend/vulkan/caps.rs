@@ -36,6 +36,9 @@ pub struct Features {
     pub integer_dot_product: Option<vk::PhysicalDeviceShaderIntegerDotProductFeatures<'static>>,
     /// `VK_KHR_cooperative_matrix`.
     pub cooperative_matrix: Option<vk::PhysicalDeviceCooperativeMatrixFeaturesKHR<'static>>,
+    /// `vulkanMemoryModel` (core 1.2), enabled only with cooperative matrices: glslang
+    /// compiles cooperative-matrix shaders to the Vulkan memory model.
+    pub vulkan_memory_model: Option<vk::PhysicalDeviceVulkanMemoryModelFeatures<'static>>,
 }
 
 /// One cooperative-matrix configuration the device lists (`M×N×K`, types, scope).
@@ -189,6 +192,7 @@ impl Caps {
         let mut fssc = vk::PhysicalDeviceSubgroupSizeControlFeatures::default();
         let mut fidp = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
         let mut fcoop = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
+        let mut fvmm = vk::PhysicalDeviceVulkanMemoryModelFeatures::default();
         let mut core = vk::PhysicalDeviceFeatures::default();
         if v11 {
             let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f16s);
@@ -203,6 +207,9 @@ impl Caps {
             }
             if ext_coop {
                 f2 = f2.push_next(&mut fcoop);
+                if v12 {
+                    f2 = f2.push_next(&mut fvmm);
+                }
             }
             // SAFETY: only structs of supported versions/extensions are chained.
             unsafe { instance.get_physical_device_features2(pd, &mut f2) };
@@ -225,6 +232,14 @@ impl Caps {
             float16_int8: v12.then_some(fp16),
             subgroup_size_control: (v13 || ext_ssc).then_some(fssc),
             integer_dot_product: (v13 || ext_idp).then_some(fidp),
+            vulkan_memory_model: (ext_coop
+                && v12
+                && fcoop.cooperative_matrix == vk::TRUE
+                && fvmm.vulkan_memory_model == vk::TRUE)
+                .then_some(vk::PhysicalDeviceVulkanMemoryModelFeatures {
+                    vulkan_memory_model: vk::TRUE,
+                    ..Default::default()
+                }),
             cooperative_matrix: (ext_coop && fcoop.cooperative_matrix == vk::TRUE).then_some(
                 vk::PhysicalDeviceCooperativeMatrixFeaturesKHR {
                     cooperative_matrix: vk::TRUE,

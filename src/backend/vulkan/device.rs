@@ -100,13 +100,14 @@ impl Device {
         let ext_names: Vec<_> = caps.extensions.iter().map(|e| e.as_ptr()).collect();
         let f = &caps.features;
         // Local copies: chaining writes their p_next fields.
-        let (mut s16, mut s8, mut fp16, mut ssc, mut idp, mut coop) = (
+        let (mut s16, mut s8, mut fp16, mut ssc, mut idp, mut coop, mut vmm) = (
             f.storage_16bit,
             f.storage_8bit,
             f.float16_int8,
             f.subgroup_size_control,
             f.integer_dot_product,
             f.cooperative_matrix,
+            f.vulkan_memory_model,
         );
         let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queues)
@@ -128,6 +129,9 @@ impl Device {
             info = info.push_next(s);
         }
         if let Some(s) = coop.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = vmm.as_mut() {
             info = info.push_next(s);
         }
         // SAFETY: `pd` belongs to `instance`; the chain only holds supported structs of

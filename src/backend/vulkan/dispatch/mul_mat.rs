@@ -6,7 +6,9 @@
 //!   rows form segments (a fused weight's member tensors, back to back) and the output is
 //!   split on write: segment `s` is a contiguous `[split[s], n]` block of `dst`.
 //! - Small batches (`n <= MAT_VEC_MAX_N`) use the mat-vec kernel (weights read once for all
-//!   tokens); larger ones the tiled kernel. Both compute the same sums (f32 accumulation).
+//!   tokens); larger ones a tiled kernel: `mul_mat_coopmat.comp` (KHR cooperative matrices,
+//!   f16 products, f32 accumulation) when [`coopmat_shape`] finds the shape it is built for
+//!   and `VKGRAPH_NO_COOPMAT` is not `1`, else the scalar `mul_mat.comp` (f32 throughout).
 //! - Kernels read weights through 16-bit storage; a device without it gets
 //!   `Error::Unsupported` (the scheduler then keeps the op on the CPU).
 //! - Operands are bound with `dispatch::bind` (offset rounded down to the device's
@@ -16,7 +18,11 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{bind, count_u32};
-use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
+use std::sync::OnceLock;
+
+use ash::vk;
+
+use crate::backend::vulkan::{BufferRange, Caps, CoopMatShape, Recorder, ShaderId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
@@ -27,6 +33,13 @@ pub const MAX_SEGMENTS: usize = 4;
 /// Tile of `mul_mat.comp` (`BM` weight rows × `BN` tokens).
 const TILE_M: u32 = 64;
 const TILE_N: u32 = 64;
+/// Tile of `mul_mat_coopmat.comp` and its subgroups per workgroup.
+const COOP_TILE_M: u32 = 128;
+const COOP_TILE_N: u32 = 64;
+const COOP_SUBGROUPS: u32 = 8;
+/// Shared memory of `mul_mat_coopmat.comp` in bytes (W and x tiles in f16 with 8 halves
+/// of padding per row, the output staging, the row table).
+const COOP_SHARED: u32 = 128 * 40 * 2 + 64 * 40 * 2 + 8 * 32 * 16 * 4 + 3 * 128 * 4;
 /// Default mat-vec workgroup width and rows per workgroup.
 const MMV_WG: u32 = 128;
 const MMV_ROWS: u32 = 2;
@@ -56,6 +69,57 @@ enum Kernel {
     VecShared,
     /// Tiled (scalar) matrix-matrix.
     Tiled,
+    /// Tiled matrix-matrix on cooperative matrices.
+    Coop,
+}
+
+/// Which tiled kernel takes batches of more than [`MAT_VEC_MAX_N`] tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TiledKernel {
+    /// Cooperative matrices when [`coopmat_shape`] finds a shape, else scalar.
+    Auto,
+    /// The scalar kernel.
+    Scalar,
+    /// The cooperative-matrix kernel (`Error::Unsupported` where it is unusable).
+    Coopmat,
+}
+
+/// Whether `VKGRAPH_NO_COOPMAT=1` turns the cooperative-matrix path off (read once).
+pub fn coopmat_disabled() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| std::env::var("VKGRAPH_NO_COOPMAT").is_ok_and(|v| v == "1"))
+}
+
+/// The cooperative-matrix shape `mul_mat_coopmat.comp` is built for, when `caps` lists it
+/// and the device has what the kernel needs besides (fp16 arithmetic, 16-bit storage, the
+/// Vulkan memory model, subgroup ids, room for 8 subgroups and the shared tiles); `None`
+/// otherwise. Ignores `VKGRAPH_NO_COOPMAT` (see [`coopmat_disabled`]).
+///
+/// The kernel uses M×N×K = 16×8×16, f16·f16+f32→f32 at subgroup scope (the SPIR-V rewrite
+/// in build.rs needs distinct A and B types, which 16×16×16 would not give).
+pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
+    use vk::ComponentTypeKHR as C;
+    let wg = COOP_SUBGROUPS * caps.subgroup_size;
+    let ready = caps.fp16
+        && caps.storage_16bit
+        && caps.features.vulkan_memory_model.is_some()
+        && caps.subgroup_ops.contains(vk::SubgroupFeatureFlags::BASIC)
+        && caps.subgroup_size >= 1
+        && wg <= caps.max_compute_work_group_invocations
+        && wg <= caps.max_compute_work_group_size[0]
+        && COOP_SHARED <= caps.max_compute_shared_memory_size;
+    if !ready {
+        return None;
+    }
+    caps.cooperative_matrix.iter().find(|s| {
+        (s.m, s.n, s.k) == (16, 8, 16)
+            && s.a == C::FLOAT16
+            && s.b == C::FLOAT16
+            && s.c == C::FLOAT32
+            && s.result == C::FLOAT32
+            && !s.saturating
+            && s.scope == vk::ScopeKHR::SUBGROUP
+    })
 }
 
 /// Values per kernel block: the ggml block, or 16 for the float types.
@@ -116,6 +180,19 @@ fn shader(ty: GgmlType, kernel: Kernel) -> Option<ShaderId> {
         (K::Tiled, T::Q4K) => S::mul_mat_q4_K,
         (K::Tiled, T::Q5K) => S::mul_mat_q5_K,
         (K::Tiled, T::Q6K) => S::mul_mat_q6_K,
+        (K::Coop, T::F32) => S::mul_mat_coopmat_f32,
+        (K::Coop, T::F16) => S::mul_mat_coopmat_f16,
+        (K::Coop, T::BF16) => S::mul_mat_coopmat_bf16,
+        (K::Coop, T::Q4_0) => S::mul_mat_coopmat_q4_0,
+        (K::Coop, T::Q4_1) => S::mul_mat_coopmat_q4_1,
+        (K::Coop, T::Q5_0) => S::mul_mat_coopmat_q5_0,
+        (K::Coop, T::Q5_1) => S::mul_mat_coopmat_q5_1,
+        (K::Coop, T::Q8_0) => S::mul_mat_coopmat_q8_0,
+        (K::Coop, T::Q2K) => S::mul_mat_coopmat_q2_K,
+        (K::Coop, T::Q3K) => S::mul_mat_coopmat_q3_K,
+        (K::Coop, T::Q4K) => S::mul_mat_coopmat_q4_K,
+        (K::Coop, T::Q5K) => S::mul_mat_coopmat_q5_K,
+        (K::Coop, T::Q6K) => S::mul_mat_coopmat_q6_K,
         _ => return None,
     })
 }
@@ -128,8 +205,8 @@ fn has_subgroup_add(caps: &Caps) -> bool {
 
 /// Records `dst = W·x`: `w` is `m` rows of `k` values of type `ty`, `x` is f32 `[k, n]`,
 /// `dst` f32 (`[m, n]`, or segment after segment when `split` lists the row counts of a
-/// fused weight's members). Picks the mat-vec kernel for `n <= MAT_VEC_MAX_N`, the tiled
-/// one otherwise. `Error::Unsupported` for a type without a kernel, `k` not a multiple of
+/// fused weight's members). Picks the mat-vec kernel for `n <= MAT_VEC_MAX_N`, a tiled
+/// one otherwise ([`TiledKernel::Auto`]). `Error::Unsupported` for a type without a kernel, `k` not a multiple of
 /// the kernel block, more than [`MAX_SEGMENTS`] segments or a device without 16-bit storage.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat(
@@ -143,7 +220,27 @@ pub fn mul_mat(
     n: u32,
     split: &[u32],
 ) -> Result<()> {
-    record(rec, ty, w, x, dst, k, m, n, split, None)
+    record(rec, ty, w, x, dst, k, m, n, split, None, TiledKernel::Auto)
+}
+
+/// [`mul_mat`] with an explicit tiled kernel (for tests and A/B runs; ignored when
+/// `n <= MAT_VEC_MAX_N`). `TiledKernel::Coopmat` on a device where [`coopmat_shape`] is
+/// `None` is `Error::Unsupported`; it ignores `VKGRAPH_NO_COOPMAT`.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_tiled(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    tiled: TiledKernel,
+) -> Result<()> {
+    record(rec, ty, w, x, dst, k, m, n, split, None, tiled)
 }
 
 /// Mat-vec launch shape: workgroup width (a power of two, 16..=1024) and rows per workgroup.
@@ -174,7 +271,19 @@ pub fn mul_mat_with_shape(
             "mul_mat: bad mat-vec shape {shape:?}"
         )));
     }
-    record(rec, ty, w, x, dst, k, m, n, split, Some(shape))
+    record(
+        rec,
+        ty,
+        w,
+        x,
+        dst,
+        k,
+        m,
+        n,
+        split,
+        Some(shape),
+        TiledKernel::Auto,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -189,6 +298,7 @@ fn record(
     n: u32,
     split: &[u32],
     shape: Option<MatVecShape>,
+    tiled: TiledKernel,
 ) -> Result<()> {
     let what = format!("mul_mat(type={ty},m={m},k={k},n={n})");
     if !supports(ty) {
@@ -295,6 +405,38 @@ fn record(
         rec.dispatch(
             shader,
             &[wg, shape.rows, x_vec4, n],
+            &bindings,
+            bytemuck::bytes_of(&push),
+            groups,
+        )
+    } else if match tiled {
+        TiledKernel::Auto => !coopmat_disabled() && coopmat_shape(caps).is_some(),
+        TiledKernel::Scalar => false,
+        TiledKernel::Coopmat => {
+            if coopmat_shape(caps).is_none() {
+                return Err(Error::Unsupported(format!(
+                    "{what}: device {} has no usable cooperative-matrix shape \
+                     (needs 16x8x16 f16*f16+f32->f32, subgroup scope, shaderFloat16, \
+                     vulkanMemoryModel)",
+                    caps.name
+                )));
+            }
+            true
+        }
+    } {
+        let shader = shader(ty, Kernel::Coop).expect("every supported type has a coopmat kernel");
+        let groups = [m.div_ceil(COOP_TILE_M), n.div_ceil(COOP_TILE_N), 1];
+        let max = caps.max_compute_work_group_count;
+        if groups[0] > max[0] || groups[1] > max[1] {
+            return Err(Error::Unsupported(format!(
+                "{what}: {groups:?} workgroups exceed {}'s limits",
+                caps.name
+            )));
+        }
+        // Constant 0: workgroup size (8 subgroups); 1 unused; 2: x readable as vec4.
+        rec.dispatch(
+            shader,
+            &[COOP_SUBGROUPS * caps.subgroup_size, 0, x_vec4],
             &bindings,
             bytemuck::bytes_of(&push),
             groups,
