@@ -278,6 +278,15 @@ pub fn make_backends(
             },
         )?;
         limits = vk.sibling_limits();
+        if dev.device.is_none()
+            && vk.context().caps().device_type == ash::vk::PhysicalDeviceType::CPU
+        {
+            eprintln!(
+                "note: no GPU found; running on {} (a CPU Vulkan driver, slow). \
+                 --cpu uses the CPU backend directly.",
+                vk.context().caps().name
+            );
+        }
         v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));
