@@ -209,19 +209,8 @@ impl CpuBackend {
                 if dt.ty != GgmlType::F16 {
                     return Err(Error::Unsupported(format!("SET_ROWS into {}", dt.ty)));
                 }
-                let rows = dt.nrows();
                 let dst = self.bytes_mut(g, node.dst)?;
-                for (i, &r) in idx.iter().enumerate() {
-                    if r < 0 || r as usize >= rows {
-                        return Err(Error::ContextFull(format!(
-                            "position {r} outside the cache of {rows} rows"
-                        )));
-                    }
-                    ops::f32_to_f16(
-                        &x[i * ne0..][..ne0],
-                        &mut dst[r as usize * ne0 * 2..][..ne0 * 2],
-                    );
-                }
+                write_f16_rows(&x, ne0, &idx, dst)?;
                 return Ok(());
             }
             Op::RopeSetRows {
@@ -245,20 +234,8 @@ impl CpuBackend {
                     *freq_scale,
                     &mut roped,
                 );
-                let row = t.ne[0] * t.ne[1];
-                let rows = dt.nelements() / row;
                 let dst = self.bytes_mut(g, node.dst)?;
-                for (i, &r) in pos.iter().enumerate() {
-                    if r < 0 || r as usize >= rows {
-                        return Err(Error::ContextFull(format!(
-                            "position {r} outside the cache of {rows} rows"
-                        )));
-                    }
-                    ops::f32_to_f16(
-                        &roped[i * row..][..row],
-                        &mut dst[r as usize * row * 2..][..row * 2],
-                    );
-                }
+                write_f16_rows(&roped, t.ne[0] * t.ne[1], &pos, dst)?;
                 return Ok(());
             }
             Op::Attention { scale } => {
@@ -277,6 +254,23 @@ impl CpuBackend {
             .copy_from_slice(bytemuck::cast_slice(&out));
         Ok(())
     }
+}
+
+/// Row `idx[i]` of the f16 table `dst` (rows of `row` values) = f16(row `i` of `src`).
+fn write_f16_rows(src: &[f32], row: usize, idx: &[i32], dst: &mut [u8]) -> Result<()> {
+    let rows = dst.len() / (row * 2);
+    for (i, &r) in idx.iter().enumerate() {
+        if r < 0 || r as usize >= rows {
+            return Err(Error::ContextFull(format!(
+                "position {r} outside the cache of {rows} rows"
+            )));
+        }
+        ops::f32_to_f16(
+            &src[i * row..][..row],
+            &mut dst[r as usize * row * 2..][..row * 2],
+        );
+    }
+    Ok(())
 }
 
 impl Backend for CpuBackend {

@@ -48,47 +48,8 @@ pub fn rope(
     } else {
         ShaderId::rope_norm
     };
-    if head_dim % 2 != 0 || n_dims % 2 != 0 || n_dims == 0 || n_dims > head_dim {
-        return Err(Error::Unsupported(format!(
-            "{shader}: n_dims {n_dims} must be even, non-zero and at most head_dim \
-             {head_dim}, which must be even"
-        )));
-    }
-    if !(freq_base > 0.0 && freq_base.is_finite() && freq_scale.is_finite()) {
-        return Err(Error::Usage(format!(
-            "{shader}: freq_base {freq_base} must be finite and > 0, freq_scale \
-             {freq_scale} finite"
-        )));
-    }
-    let total = u64::from(head_dim) * u64::from(n_head) * u64::from(n);
-    count_u32(total, shader.name())?;
-    let caps = rec.caps();
-    let (rx, x_off) = bind(caps, &x, 4, total, &format!("{shader} x"))?;
-    let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), &format!("{shader} pos"))?;
-    let (rd, d_off) = bind(caps, &dst, 4, total, &format!("{shader} dst"))?;
-    let push = Push {
-        head_dim,
-        n_head,
-        n,
-        n_dims,
-        freq_base,
-        freq_scale,
-        x_off,
-        pos_off,
-        d_off,
-        pad: [0; 3],
-    };
-    if total == 0 {
-        return Ok(());
-    }
-    let groups = groups_1d(caps, shader, total / 2)?;
-    rec.dispatch(
-        shader,
-        &[],
-        &[rx, rp, rd],
-        bytemuck::bytes_of(&push),
-        groups,
-    )
+    let shape = [head_dim, n_head, n, n_dims];
+    record(rec, shader, x, pos, dst, shape, freq_base, freq_scale, None)
 }
 
 /// Rope of `x` written as f16 into row `pos[t]` of `dst`, a table of `n_rows` rows of
@@ -114,24 +75,64 @@ pub fn rope_set_rows(
     } else {
         ShaderId::rope_norm_set_rows
     };
-    if head_dim % 2 != 0 || n_dims % 2 != 0 || n_dims == 0 || n_dims > head_dim {
-        return Err(Error::Unsupported(format!(
-            "{shader}: n_dims {n_dims} must be even, non-zero and at most head_dim {head_dim}, which must be even"
-        )));
-    }
     if !rec.caps().storage_16bit {
         return Err(Error::Unsupported(format!(
             "{shader} needs storageBuffer16BitAccess, which {} lacks",
             rec.caps().name
         )));
     }
+    let shape = [head_dim, n_head, n, n_dims];
+    record(
+        rec,
+        shader,
+        x,
+        pos,
+        dst,
+        shape,
+        freq_base,
+        freq_scale,
+        Some(n_rows),
+    )
+}
+
+/// Checks the shape, binds and dispatches either variant: `table_rows` is `None` for
+/// an f32 copy of `x`, `Some(rows)` for f16 rows of a table indexed by `pos`.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    shader: ShaderId,
+    x: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    [head_dim, n_head, n, n_dims]: [u32; 4],
+    freq_base: f32,
+    freq_scale: f32,
+    table_rows: Option<u32>,
+) -> Result<()> {
+    if head_dim % 2 != 0 || n_dims % 2 != 0 || n_dims == 0 || n_dims > head_dim {
+        return Err(Error::Unsupported(format!(
+            "{shader}: n_dims {n_dims} must be even, non-zero and at most head_dim \
+             {head_dim}, which must be even"
+        )));
+    }
+    if !(freq_base > 0.0 && freq_base.is_finite() && freq_scale.is_finite()) {
+        return Err(Error::Usage(format!(
+            "{shader}: freq_base {freq_base} must be finite and > 0, freq_scale \
+             {freq_scale} finite"
+        )));
+    }
     let total = u64::from(head_dim) * u64::from(n_head) * u64::from(n);
     count_u32(total, shader.name())?;
-    let table = u64::from(head_dim) * u64::from(n_head) * u64::from(n_rows);
     let caps = rec.caps();
     let (rx, x_off) = bind(caps, &x, 4, total, &format!("{shader} x"))?;
     let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), &format!("{shader} pos"))?;
-    let (rd, d_off) = bind(caps, &dst, 2, table, &format!("{shader} dst"))?;
+    let (rd, d_off) = match table_rows {
+        None => bind(caps, &dst, 4, total, &format!("{shader} dst"))?,
+        Some(rows) => {
+            let table = u64::from(head_dim) * u64::from(n_head) * u64::from(rows);
+            bind(caps, &dst, 2, table, &format!("{shader} dst"))?
+        }
+    };
     let push = Push {
         head_dim,
         n_head,
@@ -142,7 +143,7 @@ pub fn rope_set_rows(
         x_off,
         pos_off,
         d_off,
-        pad: [n_rows, 0, 0],
+        pad: [table_rows.unwrap_or(0), 0, 0],
     };
     if total == 0 {
         return Ok(());
