@@ -55,6 +55,8 @@ pub struct Graph {
     pub dag: StableDiGraph<Node, ()>,
     /// Execution order as stages (see module docs).
     pub schedule: Vec<Vec<NodeIndex>>,
+    /// Tensors the caller writes before the pass (token ids, positions).
+    pub inputs: Vec<TensorId>,
     /// Tensors the caller reads back after the pass (logits).
     pub outputs: Vec<TensorId>,
     /// What the passes decided, in order, for the dump.

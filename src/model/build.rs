@@ -61,6 +61,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let mut g = Graph::new();
     let tokens = g.add_tensor(INP_TOKENS, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
     let positions = g.add_tensor(INP_POS, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
+    g.inputs = vec![tokens, positions];
 
     let emb = weight(&mut g, m, "token_embd.weight")?;
     let mut inp = g.op(Op::GetRows, &[emb, tokens], "inp_embd", f32t, [e, n, 1, 1]);

@@ -162,14 +162,15 @@ impl Session {
         for &b in &used {
             let be = &mut self.backends[b];
             be.prepare(g)?;
-            for (name, data) in [(build::INP_TOKENS, &ids), (build::INP_POS, &pos)] {
-                if let Some(t) = g.tensors.iter().position(|t| t.name == name) {
-                    be.set_tensor(
-                        g,
-                        crate::graph::TensorId(t as u32),
-                        bytemuck::cast_slice(data),
-                    )?;
-                }
+            for &t in &g.inputs {
+                let data = match g.tensor(t).name.as_str() {
+                    build::INP_TOKENS => &ids,
+                    build::INP_POS => &pos,
+                    other => {
+                        return Err(Error::Usage(format!("graph input `{other}` has no value")))
+                    }
+                };
+                be.set_tensor(g, t, bytemuck::cast_slice(data))?;
             }
         }
         let mut holder = std::collections::HashMap::new();

@@ -398,6 +398,10 @@ impl Backend for VulkanBackend {
     }
 
     fn prepare(&mut self, g: &Graph) -> Result<()> {
+        // The same graph again (every decode step): weights, state and arena are in place.
+        if g.uid == self.arena_uid && !self.places.is_empty() {
+            return Ok(());
+        }
         // Weights (fused groups contiguous) and state referenced by nodes that may run here.
         // Only weights some node reads: a pass may leave tensors nothing uses (the
         // members of a fused group), and uploading them would double the memory.
