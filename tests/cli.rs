@@ -24,7 +24,10 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn gen(arch: &str, quant: &str) -> String {
-    let p = tmp(&format!("{arch}-{quant}.gguf"));
+    // Tests run concurrently: every call writes its own file.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let i = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = tmp(&format!("{arch}-{quant}-{i}.gguf"));
     let (ok, _, err) = vkgraph(&[
         "gen-model",
         "--arch",
