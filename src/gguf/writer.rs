@@ -5,7 +5,7 @@
 //! Invariants of a written file: tensor offsets are laid out in `add_tensor` order,
 //! each aligned to the alignment; the data section starts aligned; each tensor's
 //! data is padded with zeros to the alignment; `general.alignment` is written
-//! whenever an alignment was set. `write` goes through `<path>.tmp` + rename, so a
+//! whenever an alignment was set. `write` goes through `<path>.tmp.<pid>.<n>` + rename, so a
 //! failed write leaves no file (and no temp file) behind.
 
 use std::io::Write;
@@ -154,15 +154,18 @@ impl GgufWriter {
         Ok(())
     }
 
-    /// Writes the file to `path` through `<path>.tmp` and a rename. `data` is called
+    /// Writes the file to `path` through a temporary `<path>.tmp.<pid>.<n>` and a rename. `data` is called
     /// once per tensor, in order, and must write exactly `nbytes` bytes.
     pub fn write(
         &self,
         path: &Path,
         data: impl FnMut(usize, &TensorInfo, &mut dyn Write) -> Result<()>,
     ) -> Result<()> {
+        // Unique per process and call, so concurrent writers of one path do not collide.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
+        tmp.push(format!(".tmp.{}.{seq}", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp);
         let result = (|| {
             let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
