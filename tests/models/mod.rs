@@ -12,8 +12,10 @@ use vkgraph::model::{Arch, Model};
 
 /// Path of the tiny `arch` model in scheme `quant` (generated on first use).
 pub fn tiny(arch: &str, quant: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("vkgraph-test-models-{}", env!("CARGO_PKG_VERSION")));
+    let dir = std::env::temp_dir().join(format!(
+        "vkgraph-test-models-g{}",
+        vkgraph::model::gen::GENERATOR_VERSION
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("tiny-{arch}-{quant}.gguf"));
     // Tests run on several threads; generate each file once (the writer's temporary
