@@ -620,3 +620,108 @@ fn perf() {
         );
     }
 }
+
+/// `add_rms_norm_mul` (ADD_RMS_NORM_MUL: a norm of a residual sum, fused) against
+/// ADD, RMS_NORM and MUL of the CPU reference.
+#[test]
+fn add_rms_norm_mul() {
+    for_each_device("add_rms_norm_mul", |gpu| {
+        for (ne0, nrows, w_rows) in [(7usize, 1usize, 1usize), (256, 3, 1), (1000, 4, 2)] {
+            let case = format!("add_rms_norm_mul(ne0={ne0},rows={nrows},w_rows={w_rows})");
+            let n = ne0 * nrows;
+            let (a, b, w) = (values(n, 3), values(n, 4), values(ne0 * w_rows, 5));
+            let ain = Input::f32(gpu, "a", &a, 1);
+            let bin = Input::f32(gpu, "b", &b, 3);
+            let win = Input::f32(gpu, "w", &w, 0);
+            let out = Output::new(gpu, "dst", n);
+            let eps = 1e-6;
+            run(gpu, &case, |rec| {
+                norm::add_rms_norm_mul(
+                    rec,
+                    ain.range(4),
+                    bin.range(4),
+                    win.range(4),
+                    out.range(),
+                    ne0 as u32,
+                    nrows as u32,
+                    w_rows as u32,
+                    eps,
+                )
+            });
+            let mut sum = vec![0f32; n];
+            ops::binary(true, &a, &b, ne0, &mut sum);
+            let mut normed = vec![0f32; n];
+            ops::rms_norm(&sum, ne0, eps, &mut normed);
+            let mut want = vec![0f32; n];
+            ops::binary(false, &normed, &w, ne0, &mut want);
+            check(gpu, &case, &out.read(gpu, &case), &want);
+        }
+    });
+}
+
+/// `rope_set_rows` (ROPE_SET_ROWS: the rope of K written as f16 into KV-cache rows at the
+/// token positions) against the CPU rope + f16 conversion; rows not addressed keep
+/// their sentinel.
+#[test]
+fn rope_set_rows() {
+    for_each_device("rope_set_rows", |gpu| {
+        for (mode, head_dim, n_head, pos) in [
+            (RopeMode::Normal, 64usize, 2usize, vec![0i32, 1, 2]),
+            (RopeMode::Neox, 128, 3, vec![9, 4]),
+        ] {
+            let neox = mode == RopeMode::Neox;
+            let n_rows = 12usize;
+            let row = head_dim * n_head;
+            let case =
+                format!("rope_set_rows(neox={neox},head_dim={head_dim},h={n_head},pos={pos:?})");
+            let x = values(row * pos.len(), 11);
+            let xin = Input::f32(gpu, "x", &x, 2);
+            let pin = Input::i32(gpu, "pos", &pos, 1);
+            let sentinel = f16::from_f32(-7.5);
+            let table = Input::f16(gpu, "cache", &vec![sentinel; row * n_rows], 4);
+            run(gpu, &case, |rec| {
+                rope::rope_set_rows(
+                    rec,
+                    xin.range(4),
+                    pin.range(4),
+                    table.range(2),
+                    head_dim as u32,
+                    n_head as u32,
+                    pos.len() as u32,
+                    neox,
+                    head_dim as u32,
+                    10000.0,
+                    1.0,
+                    n_rows as u32,
+                )
+            });
+            let mut roped = vec![0f32; x.len()];
+            ops::rope(
+                &x, head_dim, n_head, &pos, mode, head_dim, 10000.0, 1.0, &mut roped,
+            );
+            let bytes = {
+                let all = gpu.read_f32(&table.buf, 0, (4 * 2 + row * n_rows * 2 + 64) / 4);
+                bytemuck::cast_slice::<f32, u8>(&all).to_vec()
+            };
+            let cache: Vec<f16> = bytes[4 * 2..][..row * n_rows * 2]
+                .chunks(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for (r, chunk) in cache.chunks(row).enumerate() {
+                match pos.iter().position(|&p| p as usize == r) {
+                    Some(t) => {
+                        got.extend(chunk.iter().map(|h| h.to_f32()));
+                        want.extend_from_slice(&roped[t * row..][..row]);
+                    }
+                    None => assert!(
+                        chunk.iter().all(|&h| h == sentinel),
+                        "{}: row {r} written",
+                        gpu.case(&case)
+                    ),
+                }
+            }
+            check(gpu, &case, &got, &want);
+        }
+    });
+}
