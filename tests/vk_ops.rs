@@ -725,3 +725,51 @@ fn rope_set_rows() {
         }
     });
 }
+
+/// `set_rows_f16` (SET_ROWS: the V-cache write) puts f16 rows at the given indices and
+/// leaves the other rows alone.
+#[test]
+fn set_rows() {
+    for_each_device("set_rows", |gpu| {
+        let (ne0, n_rows) = (96usize, 10usize);
+        let idx = [7i32, 0, 3];
+        let case = format!("set_rows_f16(ne0={ne0},rows={n_rows},idx={idx:?})");
+        let x = values(ne0 * idx.len(), 21);
+        let xin = Input::f32(gpu, "x", &x, 1);
+        let iin = Input::i32(gpu, "idx", &idx, 2);
+        let sentinel = f16::from_f32(3.25);
+        let table = Input::f16(gpu, "table", &vec![sentinel; ne0 * n_rows], 2);
+        run(gpu, &case, |rec| {
+            vkgraph::backend::vulkan::dispatch::set_rows::set_rows_f16(
+                rec,
+                xin.range(4),
+                iin.range(4),
+                table.range(2),
+                ne0 as u32,
+                idx.len() as u32,
+                n_rows as u32,
+            )
+        });
+        let all = gpu.read_f32(&table.buf, 0, (2 * 2 + ne0 * n_rows * 2 + 64) / 4);
+        let bytes: &[u8] = bytemuck::cast_slice(&all);
+        let rows: Vec<f16> = bytes[2 * 2..][..ne0 * n_rows * 2]
+            .chunks(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for (r, chunk) in rows.chunks(ne0).enumerate() {
+            match idx.iter().position(|&i| i as usize == r) {
+                Some(t) => {
+                    got.extend(chunk.iter().map(|h| h.to_f32()));
+                    want.extend_from_slice(&x[t * ne0..][..ne0]);
+                }
+                None => assert!(
+                    chunk.iter().all(|&h| h == sentinel),
+                    "{}: row {r} written",
+                    gpu.case(&case)
+                ),
+            }
+        }
+        check(gpu, &case, &got, &want);
+    });
+}
