@@ -216,16 +216,6 @@ impl Graph {
         out
     }
 
-    /// True when `later` must run after `earlier` (a byte-range hazard between them).
-    pub fn depends(&self, earlier: NodeIndex, later: NodeIndex) -> bool {
-        let (a, b) = (&self.dag[earlier], &self.dag[later]);
-        let wa = self.region(a.dst);
-        let wb = self.region(b.dst);
-        wa.overlaps(&wb)
-            || b.srcs.iter().any(|&s| self.region(s).overlaps(&wa))
-            || a.srcs.iter().any(|&s| self.region(s).overlaps(&wb))
-    }
-
     /// The root storage and byte range of a tensor (following views).
     pub fn region(&self, t: TensorId) -> Region {
         let size = self.tensor(t).nbytes();
