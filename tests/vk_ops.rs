@@ -71,6 +71,17 @@ impl Input {
         }
     }
 
+    /// Reads an f16 input back (kernels that write into an input table).
+    fn read_f16(&self, gpu: &Gpu) -> Vec<f16> {
+        let bytes_total = self.pre * 2 + self.len * 2 + 64;
+        let all = gpu.read_f32(&self.buf, 0, bytes_total / 4);
+        let bytes: &[u8] = bytemuck::cast_slice(&all);
+        bytes[self.pre * 2..][..self.len * 2]
+            .chunks(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    }
+
     fn range(&self, elem: u64) -> BufferRange<'_> {
         self.buf
             .range(self.pre as u64 * elem, self.len as u64 * elem)
@@ -699,14 +710,7 @@ fn rope_set_rows() {
             ops::rope(
                 &x, head_dim, n_head, &pos, mode, head_dim, 10000.0, 1.0, &mut roped,
             );
-            let bytes = {
-                let all = gpu.read_f32(&table.buf, 0, (4 * 2 + row * n_rows * 2 + 64) / 4);
-                bytemuck::cast_slice::<f32, u8>(&all).to_vec()
-            };
-            let cache: Vec<f16> = bytes[4 * 2..][..row * n_rows * 2]
-                .chunks(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let cache = table.read_f16(gpu);
             let (mut got, mut want) = (Vec::new(), Vec::new());
             for (r, chunk) in cache.chunks(row).enumerate() {
                 match pos.iter().position(|&p| p as usize == r) {
@@ -750,12 +754,7 @@ fn set_rows() {
                 n_rows as u32,
             )
         });
-        let all = gpu.read_f32(&table.buf, 0, (2 * 2 + ne0 * n_rows * 2 + 64) / 4);
-        let bytes: &[u8] = bytemuck::cast_slice(&all);
-        let rows: Vec<f16> = bytes[2 * 2..][..ne0 * n_rows * 2]
-            .chunks(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]))
-            .collect();
+        let rows = table.read_f16(gpu);
         let (mut got, mut want) = (Vec::new(), Vec::new());
         for (r, chunk) in rows.chunks(ne0).enumerate() {
             match idx.iter().position(|&i| i as usize == r) {

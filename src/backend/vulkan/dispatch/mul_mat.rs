@@ -413,14 +413,15 @@ fn record(
             )));
         }
         let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
-        rec.dispatch(
+        return rec.dispatch(
             shader,
             &[wg, shape.rows, x_vec4, n],
             &bindings,
             bytemuck::bytes_of(&push),
             groups,
-        )
-    } else if match tiled {
+        );
+    }
+    let (shader, tile, spec) = if match tiled {
         TiledKernel::Auto => !coopmat_disabled() && coopmat_shape(caps).is_some(),
         TiledKernel::Scalar => false,
         TiledKernel::Coopmat => {
@@ -435,42 +436,27 @@ fn record(
             true
         }
     } {
-        let shader = shader(ty, Kernel::Coop).expect("every supported type has a coopmat kernel");
-        let groups = [m.div_ceil(COOP_TILE_M), n.div_ceil(COOP_TILE_N), 1];
-        let max = caps.max_compute_work_group_count;
-        if groups[0] > max[0] || groups[1] > max[1] {
-            return Err(Error::Unsupported(format!(
-                "{what}: {groups:?} workgroups exceed {}'s limits",
-                caps.name
-            )));
-        }
         // Constant 0: workgroup size (8 subgroups); 1 unused; 2: x readable as vec4.
-        rec.dispatch(
+        let shader = shader(ty, Kernel::Coop).expect("every supported type has a coopmat kernel");
+        (
             shader,
-            &[COOP_SUBGROUPS * caps.subgroup_size, 0, x_vec4],
-            &bindings,
-            bytemuck::bytes_of(&push),
-            groups,
+            [COOP_TILE_M, COOP_TILE_N],
+            [COOP_SUBGROUPS * caps.subgroup_size, 0, x_vec4],
         )
     } else {
-        let shader = shader(ty, Kernel::Tiled).expect("checked by supports()");
-        let groups = [m.div_ceil(TILE_M), n.div_ceil(TILE_N), 1];
-        let max = caps.max_compute_work_group_count;
-        if groups[0] > max[0] || groups[1] > max[1] {
-            return Err(Error::Unsupported(format!(
-                "{what}: {groups:?} workgroups exceed {}'s limits",
-                caps.name
-            )));
-        }
         // Constant ids 0 and 1 are unused by the tiled kernel (ignored by Vulkan).
-        rec.dispatch(
-            shader,
-            &[0, 0, x_vec4],
-            &bindings,
-            bytemuck::bytes_of(&push),
-            groups,
-        )
+        let shader = shader(ty, Kernel::Tiled).expect("checked by supports()");
+        (shader, [TILE_M, TILE_N], [0, 0, x_vec4])
+    };
+    let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
+    let max = caps.max_compute_work_group_count;
+    if groups[0] > max[0] || groups[1] > max[1] {
+        return Err(Error::Unsupported(format!(
+            "{what}: {groups:?} workgroups exceed {}'s limits",
+            caps.name
+        )));
     }
+    rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)
 }
 
 /// `count` workgroups as a 2-D grid `[x, y, 1]` with `x <= maxComputeWorkGroupCount[0]`;

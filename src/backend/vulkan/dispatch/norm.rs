@@ -120,20 +120,12 @@ fn record(
 ) -> Result<()> {
     let n = u64::from(ne0) * u64::from(nrows);
     count_u32(n, shader.name())?;
-    if !(eps >= 0.0 && eps.is_finite()) {
-        return Err(Error::Usage(format!(
-            "{shader}: eps {eps} must be finite and >= 0"
-        )));
-    }
+    check_eps(shader, eps)?;
     let caps = rec.caps();
     let (rx, x_off) = bind(caps, &x, 4, n, &format!("{shader} x"))?;
     let (rw, w_rows, w_off) = match w {
         Some((w, w_rows)) => {
-            if w_rows == 0 || nrows % w_rows != 0 {
-                return Err(Error::Usage(format!(
-                    "{shader}: weight has {w_rows} rows, which does not divide x's {nrows} rows"
-                )));
-            }
+            check_w_rows(shader, w_rows, nrows)?;
             let nw = u64::from(ne0) * u64::from(w_rows);
             let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
             (rw, w_rows, w_off)
@@ -201,16 +193,8 @@ pub fn add_rms_norm_mul(
     };
     let n = u64::from(ne0) * u64::from(nrows);
     count_u32(n, shader.name())?;
-    if !(eps >= 0.0 && eps.is_finite()) {
-        return Err(Error::Usage(format!(
-            "{shader}: eps {eps} must be finite and >= 0"
-        )));
-    }
-    if w_rows == 0 || nrows % w_rows != 0 {
-        return Err(Error::Usage(format!(
-            "{shader}: weight has {w_rows} rows, which does not divide {nrows} rows"
-        )));
-    }
+    check_eps(shader, eps)?;
+    check_w_rows(shader, w_rows, nrows)?;
     let caps = rec.caps();
     let (ra, a_off) = bind(caps, &a, 4, n, &format!("{shader} a"))?;
     let (rb, b_off) = bind(caps, &b, 4, n, &format!("{shader} b"))?;
@@ -239,4 +223,23 @@ pub fn add_rms_norm_mul(
         bytemuck::bytes_of(&push),
         groups,
     )
+}
+
+fn check_eps(shader: ShaderId, eps: f32) -> Result<()> {
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(Error::Usage(format!(
+            "{shader}: eps {eps} must be finite and >= 0"
+        )));
+    }
+    Ok(())
+}
+
+/// The weight's rows must divide x's rows (row `r` uses weight row `r % w_rows`).
+fn check_w_rows(shader: ShaderId, w_rows: u32, nrows: u32) -> Result<()> {
+    if w_rows == 0 || nrows % w_rows != 0 {
+        return Err(Error::Usage(format!(
+            "{shader}: weight has {w_rows} rows, which does not divide x's {nrows} rows"
+        )));
+    }
+    Ok(())
 }
