@@ -1,6 +1,6 @@
 #version 450
-// bindings: 5
-// push: 48
+// bindings: 7
+// push: 64
 // workgroup: 256
 // (the real width is specialization constant 1, NSPLIT x 64: see below)
 //
@@ -14,6 +14,8 @@
 //   v   f16 [d, n_head_kv, n_kv]    (binding 2, read as uint  = 2 halves)
 //   pos i32 [n]                     (binding 3)
 //   dst f32 [d, n_head, n]          (binding 4)
+//   part f32 partial results        (binding 5, split-K only; else bound to dst, unused)
+//   cnt  u32 arrival counters       (binding 6, split-K only; zero between dispatches)
 // Head h reads kv head h / (n_head / n_head_kv); workgroup x covers heads x*QB ..
 // x*QB + QB - 1 (QB, specialization constant 2, divides n_head / n_head_kv).
 //
@@ -27,6 +29,15 @@
 // 16-bit storage feature is needed. The head size D is specialization constant 0 so the
 // loops over it unroll; dispatch/attention.rs checks D % 8 == 0 and D <= 256 and turns
 // byte offsets into the element offsets below (k_off in uvec4, v_off in uint).
+//
+// Split-K (flash-decoding), when the grid has NZ = gl_NumWorkGroups.z > 1: workgroup z
+// takes only rows [z*R, (z+1)*R) of its token's causal range (R = len / NZ rounded up
+// to a tile, so short contexts leave the upper splits empty and cheap), and writes its
+// unnormalized partial result (m, l, acc) to `part`. The last of the NZ workgroups to
+// finish (an atomic counter per (head group, token), reset to 0 by that workgroup so
+// the next dispatch finds zeros) merges the NZ partials by log-sum-exp and writes dst.
+// Writers publish with memoryBarrierBuffer() before the counter increment; the merging
+// workgroup issues one after seeing the count, before reading (coherent buffers).
 #extension GL_EXT_control_flow_attributes : require
 
 layout(constant_id = 0) const uint D = 128;
@@ -54,6 +65,8 @@ layout(std430, set = 0, binding = 1) readonly buffer K { uvec4 k4[]; };
 layout(std430, set = 0, binding = 2) readonly buffer V { uint v2[]; };
 layout(std430, set = 0, binding = 3) readonly buffer P { int pos[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer O { float dst[]; };
+layout(std430, set = 0, binding = 5) coherent buffer Part { float part[]; };
+layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
 
 layout(push_constant) uniform Push {
     uint d;
@@ -67,7 +80,11 @@ layout(push_constant) uniform Push {
     uint v_off;
     uint pos_off;
     uint d_off;
+    uint part_off; // element offset of part (split-K)
+    uint cnt_off;  // element offset of cnt (split-K)
     uint pad0;
+    uint pad1;
+    uint pad2;
 } p;
 
 // Shared arrays of floats are read as vec4 (4x fewer shared-memory transactions, the
@@ -79,6 +96,7 @@ shared vec4 p_sh4[QB * WG / 4]; // their exp(score - m_new)
 shared float m_sh[QB * NSPLIT];
 shared float l_sh[QB * NSPLIT];
 shared vec2 acc_sh[QB * NSPLIT * D2];
+shared uint last_sh;
 
 void main() {
     const uint h0 = gl_WorkGroupID.x * QB; // first of the QB query heads
@@ -97,6 +115,12 @@ void main() {
             * p.scale;
     }
     const uint len = min(uint(max(pos[p.pos_off + t], 0)) + 1, p.n_kv);
+    // This workgroup's rows [r_begin, r_end) of the causal range (all of it unless split).
+    const uint nz = gl_NumWorkGroups.z;
+    const uint z = gl_WorkGroupID.z;
+    const uint per = ((len + nz - 1) / nz + T - 1) / T * T;
+    const uint r_begin = min(z * per, len);
+    const uint r_end = min(r_begin + per, len);
     barrier();
     // This invocation's slice of each head's q: uvec4 i = lane + ii * L of every K row.
     const uint lane = lt % L;
@@ -122,10 +146,10 @@ void main() {
         }
     }
 
-    const uint rounds = (len + T * NSPLIT - 1) / (T * NSPLIT);
+    const uint rounds = (r_end - r_begin + T * NSPLIT - 1) / (T * NSPLIT);
     for (uint r = 0; r < rounds; r++) {
-        const uint k0 = (r * NSPLIT + sb) * T;
-        const uint tile = k0 < len ? min(T, len - k0) : 0;
+        const uint k0 = r_begin + (r * NSPLIT + sb) * T;
+        const uint tile = k0 < r_end ? min(T, r_end - k0) : 0;
         // 1. scores. L invocations share a row, each taking every L-th uvec4 of it, so a
         // subgroup's loads cover whole contiguous rows (coalesced); the L partial dot
         // products meet in s_part4 and invocation j of the sub-block adds those of row j.
@@ -223,7 +247,9 @@ void main() {
     }
 
     // Merge the sub-blocks: out = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b.
-    // Sub-block 0 always saw row 0, so M is finite; idle sub-blocks (m_b = -inf) add 0.
+    // Sub-block 0 saw row r_begin, so M is finite when the range is non-empty; idle
+    // sub-blocks (m_b = -inf) add 0. An empty range (split-K only) yields m = -inf,
+    // l = 0, acc = 0.
     [[unroll]] for (uint g = 0; g < QB; g++) {
         if (lt == 0) {
             m_sh[g * NSPLIT + sb] = m[g];
@@ -237,6 +263,10 @@ void main() {
         }
     }
     barrier();
+    const bool empty = r_begin >= r_end;
+    // Partial record of (head group x, token t, split z): QB x (m, l, acc[D]).
+    const uint rec = D + 2;
+    const uint pbase = p.part_off + ((t * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nz) * QB * rec;
     for (uint idx = tid; idx < QB * D2; idx += WG) {
         const uint g = idx / D2;
         const uint u = idx - g * D2;
@@ -246,13 +276,64 @@ void main() {
         }
         float lsum = 0.0;
         vec2 o = vec2(0.0);
-        [[unroll]] for (uint b = 0; b < NSPLIT; b++) {
-            const float wb = exp(m_sh[g * NSPLIT + b] - mx);
-            lsum += wb * l_sh[g * NSPLIT + b];
-            o += wb * acc_sh[(g * NSPLIT + b) * D2 + u];
+        if (!empty) {
+            [[unroll]] for (uint b = 0; b < NSPLIT; b++) {
+                const float wb = exp(m_sh[g * NSPLIT + b] - mx);
+                lsum += wb * l_sh[g * NSPLIT + b];
+                o += wb * acc_sh[(g * NSPLIT + b) * D2 + u];
+            }
+        }
+        if (nz == 1) {
+            const uint ob = p.d_off + (t * p.n_head + h0 + g) * D + 2 * u;
+            dst[ob] = o.x / lsum;
+            dst[ob + 1] = o.y / lsum;
+        } else {
+            const uint pb = pbase + (z * QB + g) * rec;
+            part[pb + 2 + 2 * u] = o.x;
+            part[pb + 3 + 2 * u] = o.y;
+            if (u == 0) {
+                part[pb] = mx;
+                part[pb + 1] = lsum;
+            }
+        }
+    }
+    if (nz == 1) {
+        return; // uniform per dispatch
+    }
+    // Split-K: the last workgroup of this (head group, token) to arrive merges.
+    memoryBarrierBuffer();
+    barrier();
+    const uint ci = p.cnt_off + t * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (tid == 0) {
+        const uint before = atomicAdd(cnt[ci], 1u);
+        last_sh = before == nz - 1 ? 1u : 0u;
+    }
+    barrier();
+    if (last_sh == 0u) {
+        return; // uniform per workgroup
+    }
+    memoryBarrierBuffer();
+    for (uint idx = tid; idx < QB * D2; idx += WG) {
+        const uint g = idx / D2;
+        const uint u = idx - g * D2;
+        // Split 0 holds row 0, so mx is finite; empty splits (m = -inf) weigh 0.
+        float mx = NEG_INF;
+        for (uint zz = 0; zz < nz; zz++) {
+            mx = max(mx, part[pbase + (zz * QB + g) * rec]);
+        }
+        float lsum = 0.0;
+        vec2 o = vec2(0.0);
+        for (uint zz = 0; zz < nz; zz++) {
+            const uint pb = pbase + (zz * QB + g) * rec;
+            const float wz = exp(part[pb] - mx);
+            lsum += wz * part[pb + 1];
+            o += wz * vec2(part[pb + 2 + 2 * u], part[pb + 3 + 2 * u]);
         }
         const uint ob = p.d_off + (t * p.n_head + h0 + g) * D + 2 * u;
         dst[ob] = o.x / lsum;
         dst[ob + 1] = o.y / lsum;
+    }
+    if (tid == 0) {
+        cnt[ci] = 0u;
     }
 }

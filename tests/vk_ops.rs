@@ -456,6 +456,89 @@ fn attention() {
     });
 }
 
+/// Split-K attention (flash-decoding) against the CPU reference: context lengths 1, 17,
+/// 1,000 (4,096 and 16,384 with `VKGRAPH_LARGE_TESTS=1`), splits that leave workgroups
+/// empty, every head grouping, decode batches of 1 and 3 tokens. Each case runs twice
+/// on one scratch buffer (the counters must come back to zero) and checks them after.
+#[test]
+fn attention_split() {
+    for_each_device("attention_split", |gpu| {
+        let large = std::env::var("VKGRAPH_LARGE_TESTS").is_ok_and(|v| v == "1");
+        let mut lens = vec![1usize, 17, 1000];
+        if large {
+            lens.extend([4096, 16384]);
+        }
+        let mut cases: Vec<(usize, usize, usize, Vec<i32>, usize, attention::SplitShape)> =
+            Vec::new();
+        let sh = |nz, sub_blocks, qb| attention::SplitShape { nz, sub_blocks, qb };
+        for &len in &lens {
+            // (d, heads, kv heads, shape): GQA groups of 4, 2 and 1.
+            for (d, nh, nkv, shape) in [
+                (128usize, 8usize, 2usize, sh(7, 2, 4)),
+                (64, 4, 2, sh(2, 1, 2)),
+                (128, 4, 4, sh(64, 2, 1)),
+            ] {
+                cases.push((d, nh, nkv, vec![len as i32 - 1], len + 3, shape));
+            }
+        }
+        // Three tokens of different lengths in one batch; the default shape where it splits.
+        cases.push((64, 4, 2, vec![700, 3, 250], 1000, sh(5, 2, 2)));
+        if let Some(s) = attention::split_shape(gpu.ctx.caps(), 128, 32, 8, 1, 4096) {
+            cases.push((128, 32, 8, vec![2999], 4096, s));
+        }
+        for (d, nh, nkv, pos, n_kv, shape) in cases {
+            let n = pos.len();
+            let case = format!(
+                "attention_split(d={d},h={nh}/{nkv},n={n},n_kv={n_kv},pos={pos:?},nz={},sb={},qb={})",
+                shape.nz, shape.sub_blocks, shape.qb
+            );
+            let scale = 1.0 / (d as f32).sqrt();
+            let seed = (d * 1000 + nh * 100 + nkv * 10 + n) as u64 + n_kv as u64;
+            let q = values(d * nh * n, seed);
+            let kv_len = d * nkv * n_kv;
+            let k: Vec<f16> = values(kv_len, seed + 1).iter().map(|&v| f16::from_f32(v)).collect();
+            let v: Vec<f16> = values(kv_len, seed + 2).iter().map(|&v| f16::from_f32(v)).collect();
+            let qin = Input::f32(gpu, "q", &q, 1);
+            let kin = Input::f16(gpu, "k", &k, 8);
+            let vin = Input::f16(gpu, "v", &v, 6);
+            let pin = Input::i32(gpu, "pos", &pos, 3);
+            let sbytes = shape.scratch_bytes(d as u32, nh as u32, n as u32) as usize;
+            let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes]);
+            let mut want = vec![0f32; d * nh * n];
+            ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &pos, scale, &mut want);
+            for round in 0..2 {
+                let out = Output::new(gpu, "dst", d * nh * n);
+                run(gpu, &case, |rec| {
+                    attention::attention_split(
+                        rec,
+                        qin.range(4),
+                        kin.range(2),
+                        vin.range(2),
+                        pin.range(4),
+                        out.range(),
+                        scratch.whole(),
+                        shape,
+                        d as u32,
+                        nh as u32,
+                        nkv as u32,
+                        n as u32,
+                        n_kv as u32,
+                        scale,
+                    )
+                });
+                check(gpu, &format!("{case} round {round}"), &out.read(gpu, &case), &want);
+            }
+            let counters = (nh / shape.qb as usize) * n;
+            let words = gpu.read_f32(&scratch, 0, counters);
+            assert!(
+                words.iter().all(|w| w.to_bits() == 0),
+                "{}: split counters not reset",
+                gpu.case(&case)
+            );
+        }
+    });
+}
+
 #[test]
 fn attention_rejects_bad_shapes() {
     for_each_device("attention_rejects_bad_shapes", |gpu| {
@@ -571,6 +654,39 @@ fn perf() {
                     scale,
                 )
                 .expect("attention")
+            });
+            let Some(shape) = attention::split_shape(
+                gpu.ctx.caps(),
+                d as u32,
+                nh as u32,
+                nkv as u32,
+                n as u32,
+                n_kv as u32,
+            ) else {
+                continue;
+            };
+            let sbytes = shape.scratch_bytes(d as u32, nh as u32, n as u32) as usize;
+            let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes]);
+            let name = format!("{name} split {shape:?}");
+            time(&name, bytes, &out, &|rec: &mut Recorder| {
+                let scale = 1.0 / (d as f32).sqrt();
+                attention::attention_split(
+                    rec,
+                    q.range(4),
+                    k.range(2),
+                    v.range(2),
+                    p.range(4),
+                    out.range(),
+                    scratch.whole(),
+                    shape,
+                    d as u32,
+                    nh as u32,
+                    nkv as u32,
+                    n as u32,
+                    n_kv as u32,
+                    scale,
+                )
+                .expect("attention_split")
             });
         }
 

@@ -16,9 +16,15 @@
 #define W_BINDING 0
 #include "dequant.glsl"
 
+// mul_mat_vecq.comp (Q8_X) reads x as q8_1 blocks from bindings 1 and 2 and writes dst
+// at binding 3; x_off then indexes the quant words and x2_off the (d, s) pairs.
+#ifndef Q8_X
 layout(std430, set = 0, binding = 1) readonly restrict buffer XS { float xs[]; };
 layout(std430, set = 0, binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float dst[]; };
+#else
+layout(std430, set = 0, binding = 3) writeonly restrict buffer D { float dst[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint k;
@@ -28,11 +34,12 @@ layout(push_constant) uniform Push {
     uint x_off;
     uint d_off;
     uint row_bytes;
-    uint pad0;
+    uint x2_off;
     uvec4 seg_rows;
     uvec4 seg_woff;
 } p;
 
+#ifndef Q8_X
 // True when x_off is a multiple of 4, so x can be read as vec4 (k is always a multiple
 // of 4: every QK is). Set by the dispatch helper.
 layout(constant_id = 2) const bool X_VEC4 = true;
@@ -45,6 +52,7 @@ vec4 load_x4(uint e) {
     const uint i = p.x_off + e;
     return vec4(xs[i], xs[i + 1u], xs[i + 2u], xs[i + 3u]);
 }
+#endif
 
 // Where row i lives and where its results go.
 struct RowAddr {

@@ -3,8 +3,10 @@
 //! fused layout of each mode, so it is built once), and modes are interleaved per
 //! repetition so machine drift hits all of them alike. A test is `ppN` (one batch
 //! of N prompt tokens into an empty cache) or `tgN` (N single-token steps from an
-//! empty cache); each measured call waits for the GPU (fence) and reads the logits
-//! back, as generation does. One warm-up run per mode and test is not counted.
+//! empty cache); with a depth D (llama-bench's `-d`, named `tgN @ dD`) the cache first
+//! holds D tokens, filled in untimed batches of at most [`DEPTH_BATCH`]. Each measured
+//! call waits for the GPU (fence) and reads the logits back, as generation does. One
+//! warm-up run per mode and test is not counted.
 
 pub mod profile;
 pub mod table;
@@ -15,19 +17,58 @@ use crate::passes::QkvMode;
 use crate::sched::session::Session;
 use crate::Result;
 
-/// One benchmark test.
+/// Largest batch used to fill the cache up to a test's depth.
+pub const DEPTH_BATCH: usize = 512;
+
+/// What a benchmark test measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Test {
-    Pp(usize),
-    Tg(usize),
+pub enum Kind {
+    /// One batch of N prompt tokens.
+    Pp,
+    /// N single-token steps.
+    Tg,
+}
+
+/// One benchmark test: `n` tokens of `kind` after `depth` tokens already in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Test {
+    pub kind: Kind,
+    pub n: usize,
+    pub depth: usize,
+}
+
+impl Test {
+    /// `ppN` from an empty cache.
+    pub fn pp(n: usize) -> Test {
+        Test { kind: Kind::Pp, n, depth: 0 }
+    }
+
+    /// `tgN` from an empty cache.
+    pub fn tg(n: usize) -> Test {
+        Test { kind: Kind::Tg, n, depth: 0 }
+    }
+
+    /// The same test after `depth` cached tokens.
+    pub fn at_depth(self, depth: usize) -> Test {
+        Test { depth, ..self }
+    }
+
+    /// Cache rows the test needs.
+    pub fn n_ctx(&self) -> usize {
+        self.depth + self.n
+    }
 }
 
 impl std::fmt::Display for Test {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Test::Pp(n) => write!(f, "pp{n}"),
-            Test::Tg(n) => write!(f, "tg{n}"),
+        match self.kind {
+            Kind::Pp => write!(f, "pp{}", self.n)?,
+            Kind::Tg => write!(f, "tg{}", self.n)?,
         }
+        if self.depth > 0 {
+            write!(f, " @ d{}", self.depth)?;
+        }
+        Ok(())
     }
 }
 
@@ -66,21 +107,27 @@ pub fn run_once(s: &mut Session, mode: QkvMode, test: Test) -> Result<f64> {
     let n_vocab = s.model.hp.n_vocab as u32;
     // Deterministic token ids spread over the vocabulary.
     let tok = |i: usize| ((i as u64 * 2_654_435_761) % n_vocab as u64) as u32;
-    match test {
-        Test::Pp(n) => {
-            let toks: Vec<u32> = (0..n).map(tok).collect();
-            let t = Instant::now();
+    let mut at = 0;
+    while at < test.depth {
+        let chunk = (test.depth - at).min(DEPTH_BATCH);
+        let toks: Vec<u32> = (at..at + chunk).map(tok).collect();
+        s.forward(&toks, false)?;
+        at += chunk;
+    }
+    let n = test.n;
+    let t = Instant::now();
+    match test.kind {
+        Kind::Pp => {
+            let toks: Vec<u32> = (at..at + n).map(tok).collect();
             s.forward(&toks, false)?;
-            Ok(n as f64 / t.elapsed().as_secs_f64())
         }
-        Test::Tg(n) => {
-            let t = Instant::now();
+        Kind::Tg => {
             for i in 0..n {
-                s.forward(&[tok(i)], false)?;
+                s.forward(&[tok(at + i)], false)?;
             }
-            Ok(n as f64 / t.elapsed().as_secs_f64())
         }
     }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
 /// Measures every test in every mode, `reps` times each after one warm-up.
@@ -99,9 +146,12 @@ pub fn run(
     for &test in tests {
         for &mode in modes {
             // Warm-up: pipelines, weight uploads, the fused layout of this mode.
-            let warm = match test {
-                Test::Pp(n) => Test::Pp(n),
-                Test::Tg(n) => Test::Tg(n.min(4)),
+            let warm = match test.kind {
+                Kind::Pp => test,
+                Kind::Tg => Test {
+                    n: test.n.min(4),
+                    ..test
+                },
             };
             run_once(s, mode, warm)?;
             rows.push(Row {

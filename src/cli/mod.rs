@@ -120,6 +120,15 @@ pub struct BenchArgs {
         value_delimiter = ','
     )]
     pub n_gen: Vec<usize>,
+    /// Depths: tokens already in the KV cache before each test (comma-separated, as
+    /// llama-bench's -d; tests at depth D are named `tg128 @ d4096`).
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        default_value = "0",
+        value_delimiter = ','
+    )]
+    pub n_depth: Vec<usize>,
     /// Repetitions (after one warm-up).
     #[arg(short = 'r', long, default_value_t = 5)]
     pub reps: usize,
@@ -151,9 +160,14 @@ fn bench(a: &BenchArgs) -> Result<()> {
         .n_prompt
         .iter()
         .filter(|&&p| p > 0)
-        .map(|&p| Test::Pp(p))
+        .map(|&p| Test::pp(p))
         .collect();
-    tests.extend(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| Test::Tg(n)));
+    tests.extend(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| Test::tg(n)));
+    let depths = if a.n_depth.is_empty() { vec![0] } else { a.n_depth.clone() };
+    let tests: Vec<Test> = depths
+        .iter()
+        .flat_map(|&d| tests.iter().map(move |t| t.at_depth(d)))
+        .collect();
     if !["md", "json", "csv"].contains(&a.output.as_str()) {
         return Err(Error::Usage(format!(
             "unknown output format `{}` (md, json, csv)",
@@ -164,13 +178,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let mut profiles = Vec::new();
     for path in &a.model {
         let model = Arc::new(Model::open(path)?);
-        let n_ctx = tests
-            .iter()
-            .map(|t| match t {
-                Test::Pp(n) | Test::Tg(n) => *n,
-            })
-            .max()
-            .unwrap_or(1);
+        let n_ctx = tests.iter().map(Test::n_ctx).max().unwrap_or(1);
         // Room for the profile step too (a 16-token prompt and two decode steps).
         let opts = SessionOptions {
             n_ctx: n_ctx.max(1) + 32,
@@ -278,6 +286,14 @@ pub fn make_backends(
             },
         )?;
         limits = vk.sibling_limits();
+        // VKGRAPH_MMVQ=0 keeps decode matmuls on the float mat-vec, =1 forces the
+        // integer-dot path wherever the device has it (A/B); unset: the device decides.
+        let mut vk = vk;
+        match std::env::var("VKGRAPH_MMVQ").as_deref() {
+            Ok("0") => vk.set_mat_vec(crate::backend::vulkan::MatVecPath::Float),
+            Ok("1") => vk.set_mat_vec(crate::backend::vulkan::MatVecPath::Int8),
+            _ => {}
+        }
         if dev.device.is_none()
             && vk.context().caps().device_type == ash::vk::PhysicalDeviceType::CPU
         {

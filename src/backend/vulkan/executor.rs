@@ -31,6 +31,28 @@ struct Place {
     offset: u64,
 }
 
+/// Which kernel family runs decode matmuls (`n ≤ 8`) of the quantized types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatVecPath {
+    /// Integer dot products where the device accelerates them, else float.
+    Auto,
+    /// `mul_mat_vec.comp` (weights dequantized to f32).
+    Float,
+    /// `mul_mat_vecq.comp` wherever the device supports it at all (tests, A/B).
+    Int8,
+}
+
+/// One q8_1 copy of an activation, made before the first stage that reads it.
+#[derive(Clone, Copy, Debug)]
+struct XqSlot {
+    x: TensorId,
+    k: u32,
+    n: u32,
+    /// Byte offsets of the codes and the scales in the scratch buffer.
+    codes: u64,
+    scales: u64,
+}
+
 /// See the module docs.
 pub struct VulkanBackend {
     ctx: Arc<VulkanContext>,
@@ -50,6 +72,18 @@ pub struct VulkanBackend {
     /// Recorded command buffers by (graph uid, first node of the split), replayed
     /// while the memory they bind stays where it is.
     recorded: HashMap<(u64, usize), super::Recorder>,
+    /// Split-K attention scratch (counters zeroed at creation; kernels leave them zero)
+    /// and each split attention node's shape and byte offset in it. Attention nodes of
+    /// one stage get disjoint slices; stages reuse the bytes (a barrier separates them).
+    attn_scratch: Option<usize>,
+    attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
+    /// Which mat-vec kernels decode matmuls use.
+    mat_vec: MatVecPath,
+    /// Integer-dot mat-vec plan of the current graph: the q8_1 scratch buffer, each
+    /// vecq matmul's slot, and the slots (activation, k, n, byte offsets) to fill.
+    xq_scratch: Option<usize>,
+    xq_node: HashMap<NodeIndex, usize>,
+    xq_slots: Vec<XqSlot>,
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
     pub profile: ProfileMode,
@@ -79,6 +113,12 @@ impl VulkanBackend {
             arena_bufs: Vec::new(),
             arena_uid: 0,
             recorded: HashMap::new(),
+            attn_scratch: None,
+            attn_split: HashMap::new(),
+            mat_vec: MatVecPath::Auto,
+            xq_scratch: None,
+            xq_node: HashMap::new(),
+            xq_slots: Vec::new(),
             disabled: HashSet::new(),
             profile: ProfileMode::Off,
             progress: None,
@@ -88,6 +128,97 @@ impl VulkanBackend {
 
     pub fn context(&self) -> &VulkanContext {
         &self.ctx
+    }
+
+    /// Chooses the decode mat-vec kernels (takes effect for graphs prepared afterwards).
+    pub fn set_mat_vec(&mut self, path: MatVecPath) {
+        if path != self.mat_vec {
+            self.mat_vec = path;
+            self.arena_uid = 0;
+            self.recorded.clear();
+        }
+    }
+
+    /// Whether matmul node `n` runs on the integer-dot path.
+    fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
+        let node = g.node(n);
+        if !matches!(node.op, Op::MulMat { .. }) {
+            return false;
+        }
+        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+        let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(x.nrows())) else {
+            return false;
+        };
+        let caps = self.ctx.caps();
+        let on = match self.mat_vec {
+            MatVecPath::Float => false,
+            MatVecPath::Int8 => true,
+            MatVecPath::Auto => dispatch::mul_mat_vecq::preferred(caps),
+        };
+        on && x.ty == GgmlType::F32 && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
+    }
+
+    /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
+    /// activation region per stage (siblings share it), each in its own scratch slot.
+    fn plan_vecq(&mut self, g: &Graph) -> Result<()> {
+        self.xq_node.clear();
+        self.xq_slots.clear();
+        let align = self.align();
+        let mut at = 0u64;
+        for stage in &g.schedule {
+            let mut here: Vec<(Region, usize)> = Vec::new();
+            for &n in stage {
+                if !self.uses_vecq(g, n) {
+                    continue;
+                }
+                let node = g.node(n);
+                let x = node.srcs[1];
+                let r = g.region(x);
+                let slot = match here.iter().find(|(q, _)| *q == r) {
+                    Some(&(_, s)) => s,
+                    None => {
+                        let k = g.tensor(node.srcs[0]).ne[0] as u32;
+                        let nt = g.tensor(x).nrows() as u32;
+                        let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
+                        let codes = at;
+                        let scales = codes + cb.div_ceil(align) * align;
+                        at = scales + sb.div_ceil(align) * align;
+                        self.xq_slots.push(XqSlot { x, k, n: nt, codes, scales });
+                        here.push((r, self.xq_slots.len() - 1));
+                        self.xq_slots.len() - 1
+                    }
+                };
+                self.xq_node.insert(n, slot);
+            }
+        }
+        if at == 0 {
+            return Ok(());
+        }
+        let have = self.xq_scratch.map(|b| self.bufs[b].size());
+        if have.is_none_or(|h| h < at) {
+            let buf = self
+                .ctx
+                .create_buffer(at, MemoryLocation::Device, "xq_scratch")?;
+            match self.xq_scratch {
+                Some(b) => self.bufs[b] = buf,
+                None => {
+                    self.bufs.push(buf);
+                    self.xq_scratch = Some(self.bufs.len() - 1);
+                }
+            }
+            self.recorded.clear();
+        }
+        Ok(())
+    }
+
+    fn xq(&self, slot: usize) -> dispatch::mul_mat_vecq::XQ<'_> {
+        let s = self.xq_slots[slot];
+        let b = &self.bufs[self.xq_scratch.expect("planned with the slots")];
+        let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(s.k, s.n);
+        dispatch::mul_mat_vecq::XQ {
+            codes: b.range(s.codes, cb),
+            scales: b.range(s.scales, sb),
+        }
     }
 
     /// Refuse an op (`"RMS_NORM"`) or an op on one weight type (`"MUL_MAT:q4_K"`), so
@@ -206,6 +337,61 @@ impl VulkanBackend {
         }
     }
 
+    /// Chooses split-K shapes for the graph's decode attention nodes and sizes the
+    /// scratch buffer they share (grown, zeroed, when too small).
+    fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
+        self.attn_split.clear();
+        let align = self.align();
+        let mut need = 0u64;
+        for stage in &g.schedule {
+            let mut at = 0u64;
+            for &n in stage {
+                let node = g.node(n);
+                if !matches!(node.op, Op::Attention { .. }) {
+                    continue;
+                }
+                let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                let dims: Option<Vec<u32>> = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]]
+                    .iter()
+                    .map(|&v| u32::try_from(v).ok())
+                    .collect();
+                let Some(&[d, nh, nkv, nt, n_kv]) = dims.as_deref() else {
+                    continue;
+                };
+                let Some(shape) =
+                    dispatch::attention::split_shape(self.ctx.caps(), d, nh, nkv, nt, n_kv)
+                else {
+                    continue;
+                };
+                self.attn_split.insert(n, (shape, at));
+                at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
+            }
+            need = need.max(at);
+        }
+        if need == 0 {
+            return Ok(());
+        }
+        let have = self.attn_scratch.map(|b| self.bufs[b].size());
+        if have.is_none_or(|h| h < need) {
+            let buf = self
+                .ctx
+                .create_buffer(need, MemoryLocation::Device, "attn_scratch")?;
+            let mut rec = self.ctx.recorder()?;
+            rec.begin()?;
+            rec.fill(buf.whole(), 0)?;
+            rec.submit_and_wait()?;
+            match self.attn_scratch {
+                Some(b) => self.bufs[b] = buf,
+                None => {
+                    self.bufs.push(buf);
+                    self.attn_scratch = Some(self.bufs.len() - 1);
+                }
+            }
+            self.recorded.clear();
+        }
+        Ok(())
+    }
+
     fn record_node(&self, rec: &mut super::Recorder, g: &Graph, n: NodeIndex) -> Result<()> {
         let node = g.node(n);
         let s = |i: usize| self.range(g, node.srcs[i]);
@@ -278,6 +464,20 @@ impl VulkanBackend {
             Op::MulMat { split } => {
                 let w = st(0);
                 let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
+                if let Some(&slot) = self.xq_node.get(&n) {
+                    return dispatch::mul_mat_vecq::mul_mat_vecq(
+                        rec,
+                        w.ty,
+                        s(0)?,
+                        self.xq(slot),
+                        dst,
+                        u(w.ne[0])?,
+                        u(w.nrows())?,
+                        u(st(1).nrows())?,
+                        &split32,
+                        None,
+                    );
+                }
                 dispatch::mul_mat::mul_mat(
                     rec,
                     w.ty,
@@ -353,6 +553,25 @@ impl VulkanBackend {
             }
             Op::Attention { scale } => {
                 let (q, k) = (st(0), st(1));
+                if let (Some(&(shape, off)), Some(b)) = (self.attn_split.get(&n), self.attn_scratch) {
+                    let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
+                    return dispatch::attention::attention_split(
+                        rec,
+                        s(0)?,
+                        s(1)?,
+                        s(2)?,
+                        s(3)?,
+                        dst,
+                        self.bufs[b].range(off, bytes),
+                        shape,
+                        u(q.ne[0])?,
+                        u(q.ne[1])?,
+                        u(k.ne[1])?,
+                        u(q.ne[2])?,
+                        u(k.ne[2])?,
+                        *scale,
+                    );
+                }
                 dispatch::attention::attention(
                     rec,
                     s(0)?,
@@ -470,6 +689,8 @@ impl Backend for VulkanBackend {
                 _ => {}
             }
         }
+        self.plan_attention_scratch(g)?;
+        self.plan_vecq(g)?;
         // Activation arena, planned from lifetimes (backend::arena): tensors whose stage
         // ranges do not overlap share bytes. Inputs live in host-visible upload memory
         // and graph outputs in readback memory (never shared), so per-pass transfers are
@@ -649,11 +870,39 @@ impl Backend for VulkanBackend {
             ));
             pending.clear();
         };
+        // First node of each stage -> the q8_1 slots that stage fills first.
+        let mut quantize_at: HashMap<NodeIndex, Vec<usize>> = HashMap::new();
+        for stage in stages {
+            let mut slots: Vec<usize> = stage
+                .iter()
+                .filter_map(|n| self.xq_node.get(n).copied())
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            if let (Some(&first), false) = (stage.first(), slots.is_empty()) {
+                quantize_at.insert(first, slots);
+            }
+        }
         for (i, &n) in nodes.iter().enumerate() {
-            if bars[i] {
+            let quantize = quantize_at.get(&n);
+            if bars[i] || quantize.is_some() {
                 if profiling && !pending.is_empty() {
                     flush(&mut pending, &mut labels);
                     rec.timestamp(&labels.last().expect("flushed").0)?;
+                }
+                // Before a quantization always: whichever node of the stage needs the
+                // activation complete, the quantization reads it first.
+                if bars[i] || i > 0 {
+                    rec.barrier()?;
+                }
+            }
+            if let Some(slots) = quantize {
+                // Each q8_1 copy goes to a slot nothing else writes, then a barrier
+                // before the stage reads it.
+                for &slot in slots {
+                    let sl = self.xq_slots[slot];
+                    let x = self.range(g, sl.x)?;
+                    dispatch::mul_mat_vecq::quantize_q8_1(&mut rec, x, self.xq(slot), sl.k, sl.n)?;
                 }
                 rec.barrier()?;
             }

@@ -44,7 +44,7 @@ pub use buffer::{Buffer, BufferRange};
 pub use caps::{Caps, CoopMatShape};
 pub use command::{Recorder, Timestamp};
 pub use device::live_device_count;
-pub use executor::VulkanBackend;
+pub use executor::{MatVecPath, VulkanBackend};
 pub use instance::{ValidationLog, ValidationState};
 pub use memory::MemoryLocation;
 pub use shaders::ShaderId;

@@ -7,6 +7,12 @@
 //! interleaved tiles and merge their partial softmax results at the end. Works for
 //! decode (`n` = 1) and prefill (`n` > 1, causal through the positions alike).
 //!
+//! Decode over long contexts splits the context too (flash-decoding, [`attention_split`]):
+//! `NZ` workgroups per (head group, token) take a share of the rows each and the last to
+//! finish merges the partial softmax results, so every compute unit works at any context
+//! length. It needs a scratch range ([`SplitShape::scratch_bytes`]) whose counter words
+//! start at zero and are left at zero.
+//!
 //! Layouts: `q`, `dst` f32 `[d, n_head, n]`; `k`, `v` f16 `[d, n_head_kv, ≥ n_kv]`
 //! (a cache with more rows is fine: rows past `n_kv` are never read); `pos` i32 `[n]`.
 //! Limits: `d % 8 == 0`, `d ≤ 256`, `n_head % n_head_kv == 0`; `k` must start at a
@@ -36,10 +42,13 @@ struct Push {
     v_off: u32,
     pos_off: u32,
     d_off: u32,
-    pad: u32,
+    part_off: u32,
+    cnt_off: u32,
+    pad: [u32; 3],
 }
 
-/// `dst = softmax(q·kᵀ·scale, causal by pos) · v` per head.
+/// `dst = softmax(q·kᵀ·scale, causal by pos) · v` per head, one workgroup per
+/// (head group, token).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     rec: &mut Recorder,
@@ -48,6 +57,142 @@ pub fn attention(
     v: BufferRange<'_>,
     pos: BufferRange<'_>,
     dst: BufferRange<'_>,
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n: u32,
+    n_kv: u32,
+    scale: f32,
+) -> Result<()> {
+    record(
+        rec, q, k, v, pos, dst, None, d, n_head, n_head_kv, n, n_kv, scale,
+    )
+}
+
+/// How a split-K attention dispatch is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitShape {
+    /// Workgroups per (head group, token) along the context (`NZ`, ≥ 2).
+    pub nz: u32,
+    /// Sub-blocks of 64 invocations per workgroup (a power of two).
+    pub sub_blocks: u32,
+    /// Query heads per workgroup (a power of two dividing the GQA group).
+    pub qb: u32,
+}
+
+impl SplitShape {
+    /// Scratch bytes a dispatch of this shape needs: one counter word per (head group,
+    /// token), then `nz × qb × (d + 2)` floats per (head group, token).
+    pub fn scratch_bytes(&self, d: u32, n_head: u32, n: u32) -> u64 {
+        let (words, floats) = self.scratch_words(d, n_head, n);
+        4 * (words + floats)
+    }
+
+    fn scratch_words(&self, d: u32, n_head: u32, n: u32) -> (u64, u64) {
+        let slots = u64::from(n_head / self.qb) * u64::from(n);
+        // Counters padded to 4 words so the partials stay 16-byte aligned.
+        let words = slots.div_ceil(4) * 4;
+        (words, slots * u64::from(self.nz) * u64::from(self.qb) * u64::from(d + 2))
+    }
+}
+
+/// Most workgroups along the context in a split-K dispatch.
+const MAX_NZ: u32 = 64;
+/// Cache rows per split-K workgroup at full context (two tiles).
+const ROWS_PER_SPLIT: u32 = 128;
+/// Most workgroups of a split-K dispatch in all (enough to fill a large GPU several
+/// times over; empty ones return at once).
+const MAX_SPLIT_GROUPS: u32 = 2048;
+
+/// The split-K shape for a decode batch (`n ≤ 8`) over a cache of `n_kv` rows, or `None`
+/// when one workgroup per (head group, token) is the better choice: prefill, short
+/// caches, and CPU devices (where workgroups run one after another anyway).
+pub fn split_shape(
+    caps: &crate::backend::vulkan::Caps,
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n: u32,
+    n_kv: u32,
+) -> Option<SplitShape> {
+    if n == 0 || n > 8 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+        return None;
+    }
+    if caps.device_type == ash::vk::PhysicalDeviceType::CPU {
+        return None;
+    }
+    let group = n_head / n_head_kv;
+    let mut qb = (group & group.wrapping_neg()).min(4);
+    let mut sub_blocks = 2u32;
+    while shared_bytes(d, sub_blocks, qb) > caps.max_compute_shared_memory_size {
+        if qb > 1 {
+            qb /= 2;
+        } else if sub_blocks > 1 {
+            sub_blocks /= 2;
+        } else {
+            return None;
+        }
+    }
+    let slots = (n_head / qb) * n;
+    let nz = (n_kv / ROWS_PER_SPLIT)
+        .min(MAX_NZ)
+        .min(MAX_SPLIT_GROUPS / slots.max(1))
+        .min(caps.max_compute_work_group_count[2]);
+    (nz >= 2).then_some(SplitShape { nz, sub_blocks, qb })
+}
+
+/// [`attention`] with the context split over `shape.nz` workgroups (see the module docs);
+/// `scratch` holds at least [`SplitShape::scratch_bytes`] bytes, its counter words zero.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_split(
+    rec: &mut Recorder,
+    q: BufferRange<'_>,
+    k: BufferRange<'_>,
+    v: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    scratch: BufferRange<'_>,
+    shape: SplitShape,
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n: u32,
+    n_kv: u32,
+    scale: f32,
+) -> Result<()> {
+    record(
+        rec,
+        q,
+        k,
+        v,
+        pos,
+        dst,
+        Some((scratch, shape)),
+        d,
+        n_head,
+        n_head_kv,
+        n,
+        n_kv,
+        scale,
+    )
+}
+
+/// Shared memory of one workgroup with `s` sub-blocks and `qb` query heads: per query
+/// head q (4d), and per sub-block partial dot products (T rows x 8 lanes x 4), scores and
+/// weights (2 x 4T), m and l (8) and partial outputs (4d); plus the split-K flag.
+fn shared_bytes(d: u32, s: u32, qb: u32) -> u32 {
+    qb * (4 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d)) + 4
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    q: BufferRange<'_>,
+    k: BufferRange<'_>,
+    v: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    split: Option<(BufferRange<'_>, SplitShape)>,
     d: u32,
     n_head: u32,
     n_head_kv: u32,
@@ -88,6 +233,30 @@ pub fn attention(
     let (rv, v_off) = bind(caps, &v, 4, nkv / 2, "attention v")?;
     let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), "attention pos")?;
     let (rd, d_off) = bind(caps, &dst, 4, nq, "attention dst")?;
+    let (rpart, rcnt, part_off, cnt_off, nz, spec_shape) = match &split {
+        None => (rd, rd, 0, 0, 1, None),
+        Some((scratch, sh)) => {
+            let group = n_head / n_head_kv;
+            if sh.nz < 2
+                || !sh.qb.is_power_of_two()
+                || group % sh.qb != 0
+                || !sh.sub_blocks.is_power_of_two()
+                || sh.sub_blocks * TILE > caps.max_compute_work_group_invocations
+                || shared_bytes(d, sh.sub_blocks, sh.qb) > caps.max_compute_shared_memory_size
+                || sh.nz > caps.max_compute_work_group_count[2]
+            {
+                return Err(Error::Unsupported(format!(
+                    "attention: split shape {sh:?} does not fit d={d}, h={n_head}/{n_head_kv} \
+                     on {}",
+                    caps.name
+                )));
+            }
+            let (words, floats) = sh.scratch_words(d, n_head, n);
+            let (rs, s_off) = bind(caps, scratch, 4, words + floats, "attention scratch")?;
+            let part_off = count_u32(u64::from(s_off) + words, "attention scratch")?;
+            (rs, rs, part_off, s_off, sh.nz, Some((sh.sub_blocks, sh.qb)))
+        }
+    };
     let push = Push {
         d,
         n_head,
@@ -100,7 +269,9 @@ pub fn attention(
         v_off,
         pos_off,
         d_off,
-        pad: 0,
+        part_off,
+        cnt_off,
+        pad: [0; 3],
     };
     if n == 0 || n_head == 0 {
         return Ok(());
@@ -115,13 +286,14 @@ pub fn attention(
     }
     // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width,
     // 2 = query heads per workgroup.
-    let (nsplit, qb) = shape(caps, d, n_head / n_head_kv, n_head, n, n_kv);
+    let (nsplit, qb) =
+        spec_shape.unwrap_or_else(|| shape(caps, d, n_head / n_head_kv, n_head, n, n_kv));
     rec.dispatch(
         shader,
         &[d, nsplit * TILE, qb],
-        &[rq, rk, rv, rp, rd],
+        &[rq, rk, rv, rp, rd, rpart, rcnt],
         bytemuck::bytes_of(&push),
-        [n_head / qb, n, 1],
+        [n_head / qb, n, nz],
     )
 }
 
@@ -164,11 +336,7 @@ fn shape(
     let mut s = floor_pow2(want_split.min(by_rows).min(by_size));
     // Largest power of two dividing the group size, at most want_qb.
     let mut qb = (group & group.wrapping_neg()).min(want_qb).max(1);
-    // Shared memory per query head: q (4d), and per sub-block partial dot products
-    // (T rows x 8 lanes x 4), scores and weights (2 x 4T), m and l (8) and partial
-    // outputs (4d).
-    let shared = |s: u32, qb: u32| qb * (4 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d));
-    while shared(s, qb) > caps.max_compute_shared_memory_size && (s > 1 || qb > 1) {
+    while shared_bytes(d, s, qb) > caps.max_compute_shared_memory_size && (s > 1 || qb > 1) {
         // Sharing K/V between heads saves more than a second sub-block.
         if s > 1 {
             s /= 2;

@@ -58,7 +58,8 @@ struct Push {
     x_off: u32,
     d_off: u32,
     row_bytes: u32,
-    pad: u32,
+    /// mul_mat_vecq: element offset of the (d, s) pairs in binding 2; else unused.
+    x2_off: u32,
     seg_rows: [u32; 4],
     seg_woff: [u32; 4],
 }
@@ -376,7 +377,7 @@ fn record(
         x_off,
         d_off,
         row_bytes: row_bytes as u32,
-        pad: 0,
+        x2_off: 0,
         seg_rows,
         seg_woff,
     };

@@ -1,0 +1,230 @@
+//! `quantize_q8_1.comp` + `mul_mat_vecq.comp`: the integer-dot mat-vec (MMVQ) path for
+//! decode, `dst = W·x` with `x` quantized to q8_1 blocks once and shared by every
+//! matmul that reads it (the executor quantizes each distinct activation of a stage
+//! once, before the stage).
+//!
+//! Invariants:
+//! - [`quantize_q8_1`] turns f32 `x [k, n]` (`k % 32 == 0`, 16-byte aligned) into an
+//!   [`XQ`]: int8 codes (4 per word) and one `(d, s)` f32 pair per 32 values.
+//! - [`mul_mat_vecq`] takes the weight types [`supports`] lists (the 10 quantized types;
+//!   f16/bf16/f32 have no integer codes and stay on `mul_mat_vec.comp`), `n ≤ 8`, the
+//!   same split-on-write segments as `dispatch::mul_mat`, and needs `shaderIntegerDotProduct`
+//!   and subgroup arithmetic. Where the device only emulates 4×8-bit dot products
+//!   ([`preferred`] is false) the float kernel stays the default.
+//! - Accuracy: the activation rounding is llama.cpp's (q8_1, as its MMVQ kernels and
+//!   ggml-vulkan's `mul_mat_vecq` use); the weights' codes are exact.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::mul_mat::{grid_2d, MatVecShape, MAT_VEC_MAX_N, MAX_SEGMENTS};
+use super::{bind, count_u32, groups_1d};
+use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// A q8_1-quantized activation: `codes` holds `n·k/4` words, `scales` `n·k/32` pairs.
+#[derive(Clone, Copy, Debug)]
+pub struct XQ<'a> {
+    pub codes: BufferRange<'a>,
+    pub scales: BufferRange<'a>,
+}
+
+/// Bytes of the two arrays of an [`XQ`] for `x [k, n]`.
+pub fn xq_bytes(k: u32, n: u32) -> (u64, u64) {
+    let vals = u64::from(k) * u64::from(n);
+    (vals, vals / 32 * 8)
+}
+
+/// Default launch shape (H200-tuned start; see `perf_mul_mat_vec` in tests/vk_mul_mat.rs).
+const WG: u32 = 128;
+const ROWS: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct QuantPush {
+    nblocks: u32,
+    x_off: u32,
+    q_off: u32,
+    ds_off: u32,
+    pad: [u32; 4],
+}
+
+/// Push constants of `mul_mat_vecq.comp` (common/dequant_matmul.glsl's block).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Push {
+    k: u32,
+    m: u32,
+    n: u32,
+    nseg: u32,
+    x_off: u32,
+    d_off: u32,
+    row_bytes: u32,
+    x2_off: u32,
+    seg_rows: [u32; 4],
+    seg_woff: [u32; 4],
+}
+
+fn shader(ty: GgmlType) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match ty {
+        T::Q4_0 => S::mul_mat_vecq_q4_0,
+        T::Q4_1 => S::mul_mat_vecq_q4_1,
+        T::Q5_0 => S::mul_mat_vecq_q5_0,
+        T::Q5_1 => S::mul_mat_vecq_q5_1,
+        T::Q8_0 => S::mul_mat_vecq_q8_0,
+        T::Q2K => S::mul_mat_vecq_q2_K,
+        T::Q3K => S::mul_mat_vecq_q3_K,
+        T::Q4K => S::mul_mat_vecq_q4_K,
+        T::Q5K => S::mul_mat_vecq_q5_K,
+        T::Q6K => S::mul_mat_vecq_q6_K,
+        _ => return None,
+    })
+}
+
+/// Whether the device and shapes allow the integer-dot path for `ty` at `n` tokens.
+pub fn supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
+    use ash::vk::SubgroupFeatureFlags as F;
+    shader(ty).is_some()
+        && caps.integer_dot_product
+        && caps.storage_16bit
+        && caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC)
+        && (1..=MAT_VEC_MAX_N).contains(&n)
+        && k > 0
+        && k % ty.block_size() as u32 == 0
+}
+
+/// Whether the integer-dot path is the better default on this device: 4×8-bit signed
+/// dot products are hardware-accelerated (and it is not a CPU implementation).
+pub fn preferred(caps: &Caps) -> bool {
+    caps.integer_dot_4x8_signed_accelerated
+        && caps.device_type != ash::vk::PhysicalDeviceType::CPU
+}
+
+/// Records the q8_1 quantization of f32 `x [k, n]` into `out`.
+pub fn quantize_q8_1(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    out: XQ<'_>,
+    k: u32,
+    n: u32,
+) -> Result<()> {
+    let what = format!("quantize_q8_1(k={k},n={n})");
+    if k == 0 || k % 32 != 0 {
+        return Err(Error::Unsupported(format!("{what}: k must be a multiple of 32")));
+    }
+    let vals = u64::from(k) * u64::from(n);
+    count_u32(vals, &what)?;
+    let caps = rec.caps();
+    let (rx, x_off) = bind(caps, &x, 4, vals, &format!("{what} x"))?;
+    let (rq, q_off) = bind(caps, &out.codes, 4, vals / 4, &format!("{what} codes"))?;
+    let (rs, ds_off) = bind(caps, &out.scales, 8, vals / 32, &format!("{what} scales"))?;
+    if x_off % 4 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: x must start at a multiple of 16 bytes"
+        )));
+    }
+    let push = QuantPush {
+        nblocks: (vals / 32) as u32,
+        x_off: x_off / 4,
+        q_off,
+        ds_off,
+        pad: [0; 4],
+    };
+    let shader = ShaderId::quantize_q8_1;
+    let groups = groups_1d(caps, shader, vals / 32)?;
+    rec.dispatch(shader, &[], &[rx, rq, rs], bytemuck::bytes_of(&push), groups)
+}
+
+/// Records `dst = W·x` from a quantized `x` ([`quantize_q8_1`]); `w`, `dst`, `k`, `m`,
+/// `n` and `split` as `dispatch::mul_mat::mul_mat`. `shape` overrides the launch shape.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_vecq(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: XQ<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    shape: Option<MatVecShape>,
+) -> Result<()> {
+    let what = format!("mul_mat_vecq(type={ty},m={m},k={k},n={n})");
+    let caps = rec.caps();
+    if !supports(caps, ty, k, n) {
+        return Err(Error::Unsupported(format!(
+            "{what}: needs a quantized weight type, n <= {MAT_VEC_MAX_N}, k a multiple of \
+             the block, shaderIntegerDotProduct, 16-bit storage and subgroup arithmetic \
+             (device {})",
+            caps.name
+        )));
+    }
+    let segs: Vec<u32> = if split.is_empty() { vec![m] } else { split.to_vec() };
+    if segs.len() > MAX_SEGMENTS || segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m) {
+        return Err(Error::Usage(format!("{what}: bad split {split:?}")));
+    }
+    let row_bytes = ty.row_bytes(k as usize).expect("k checked") as u64;
+    let vals = u64::from(k) * u64::from(n);
+    let mn = u64::from(m) * u64::from(n);
+    count_u32(vals, &what)?;
+    count_u32(mn, &what)?;
+    let w_bytes = u64::from(m) * row_bytes;
+    let (rw, w_off) = bind(caps, &w, 2, w_bytes / 2, &format!("{what} weights"))?;
+    let w_off = u64::from(w_off) * 2;
+    if w_off + w_bytes > u64::from(u32::MAX) {
+        return Err(Error::Unsupported(format!(
+            "{what}: {w_bytes} weight bytes exceed the kernel's 32-bit byte offsets"
+        )));
+    }
+    let mut seg_rows = [0u32; 4];
+    let mut seg_woff = [0u32; 4];
+    let mut at = w_off;
+    for (s, &rows) in segs.iter().enumerate() {
+        seg_rows[s] = rows;
+        seg_woff[s] = at as u32;
+        at += u64::from(rows) * row_bytes;
+    }
+    let (rq, q_off) = bind(caps, &x.codes, 4, vals / 4, &format!("{what} codes"))?;
+    let (rs, s_off) = bind(caps, &x.scales, 8, vals / 32, &format!("{what} scales"))?;
+    if q_off % 4 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: the codes must start at a multiple of 16 bytes"
+        )));
+    }
+    let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
+    if m == 0 {
+        return Ok(());
+    }
+    let push = Push {
+        k,
+        m,
+        n,
+        nseg: segs.len() as u32,
+        x_off: q_off,
+        d_off,
+        row_bytes: row_bytes as u32,
+        x2_off: s_off,
+        seg_rows,
+        seg_woff,
+    };
+    let shape = shape.unwrap_or(MatVecShape { wg: WG, rows: ROWS });
+    let wg = shape.wg.min(caps.max_compute_work_group_size[0]);
+    let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
+    if shared > u64::from(caps.max_compute_shared_memory_size) || shape.rows == 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: shape {shape:?} needs {shared} bytes of shared memory"
+        )));
+    }
+    let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
+    let shader = shader(ty).expect("checked by supports()");
+    rec.dispatch(
+        shader,
+        &[wg, shape.rows, 0, n],
+        &[rw, rq, rs, rd],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}
