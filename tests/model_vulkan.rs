@@ -137,6 +137,62 @@ fn tiny_models_match_cpu_in_every_mode() {
     }
 }
 
+/// The decode kernels that are not every device's default, forced: the integer-dot
+/// mat-vec (q8_1 activations; NMSE vs the exact CPU within 1e-3, q8 rounding) and the
+/// split-K attention (exact), alone and together, on every arch and mix, under validation.
+#[test]
+fn tiny_models_match_cpu_on_forced_decode_paths() {
+    use vkgraph::backend::vulkan::MatVecPath;
+    let mut cases = Vec::new();
+    for arch in ["llama", "qwen2", "qwen3"] {
+        for quant in ["q4_0", "q8_0", "q2_k", "q4_k_m"] {
+            cases.push((arch, quant));
+        }
+    }
+    for (dev, label) in devices() {
+        for &(arch, quant) in &cases {
+            let m = tiny_model(arch, quant);
+            let want = cpu_logits(&m, &steps());
+            for (path, split, bound) in [
+                (MatVecPath::Int8, false, 1e-3),
+                (MatVecPath::Float, true, 1e-4),
+                (MatVecPath::Int8, true, 1e-3),
+            ] {
+                let case = format!("[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split})");
+                let mut vk = vk_backend(&m, dev);
+                vk.set_mat_vec(path);
+                vk.force_attention_split(split);
+                let limits = vk.sibling_limits();
+                let mut s = Session::new(
+                    m.clone(),
+                    vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+                    SessionOptions {
+                        qkv: QkvMode::Auto,
+                        n_ctx: N_CTX,
+                        limits,
+                        ..Default::default()
+                    },
+                );
+                for (i, t) in steps().iter().enumerate() {
+                    let got = s.forward(t, true).unwrap();
+                    assert!(got.iter().all(|v| v.is_finite()), "{case}: non-finite logits");
+                    let e = nmse(&got, &want[i]);
+                    assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
+                    eprintln!("{case} step {i}: ok (NMSE {e:.2e})");
+                }
+                drop(s);
+                let ctx = context(dev);
+                let log = ctx.validation_log();
+                assert!(
+                    log.errors() + log.warnings() == 0,
+                    "{case}: validation:\n{}",
+                    log.messages().join("\n")
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn validation_clean_in_every_mode() {
     for (dev, label) in devices() {

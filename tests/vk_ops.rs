@@ -483,7 +483,7 @@ fn attention_split() {
         }
         // Three tokens of different lengths in one batch; the default shape where it splits.
         cases.push((64, 4, 2, vec![700, 3, 250], 1000, sh(5, 2, 2)));
-        if let Some(s) = attention::split_shape(gpu.ctx.caps(), 128, 32, 8, 1, 4096) {
+        if let Some(s) = attention::split_shape(gpu.ctx.caps(), 128, 32, 8, 1, 4096, true) {
             cases.push((128, 32, 8, vec![2999], 4096, s));
         }
         for (d, nh, nkv, pos, n_kv, shape) in cases {
@@ -662,6 +662,7 @@ fn perf() {
                 nkv as u32,
                 n as u32,
                 n_kv as u32,
+                false,
             ) else {
                 continue;
             };

@@ -79,6 +79,8 @@ pub struct VulkanBackend {
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
+    /// Split decode attention over the context even where the device would not (tests).
+    force_attention_split: bool,
     /// Integer-dot mat-vec plan of the current graph: the q8_1 scratch buffer, each
     /// vecq matmul's slot, and the slots (activation, k, n, byte offsets) to fill.
     xq_scratch: Option<usize>,
@@ -116,6 +118,7 @@ impl VulkanBackend {
             attn_scratch: None,
             attn_split: HashMap::new(),
             mat_vec: MatVecPath::Auto,
+            force_attention_split: false,
             xq_scratch: None,
             xq_node: HashMap::new(),
             xq_slots: Vec::new(),
@@ -134,6 +137,16 @@ impl VulkanBackend {
     pub fn set_mat_vec(&mut self, path: MatVecPath) {
         if path != self.mat_vec {
             self.mat_vec = path;
+            self.arena_uid = 0;
+            self.recorded.clear();
+        }
+    }
+
+    /// Splits decode attention over the context on any device and cache size (tests,
+    /// A/B); takes effect for graphs prepared afterwards.
+    pub fn force_attention_split(&mut self, on: bool) {
+        if on != self.force_attention_split {
+            self.force_attention_split = on;
             self.arena_uid = 0;
             self.recorded.clear();
         }
@@ -359,7 +372,15 @@ impl VulkanBackend {
                     continue;
                 };
                 let Some(shape) =
-                    dispatch::attention::split_shape(self.ctx.caps(), d, nh, nkv, nt, n_kv)
+                    dispatch::attention::split_shape(
+                    self.ctx.caps(),
+                    d,
+                    nh,
+                    nkv,
+                    nt,
+                    n_kv,
+                    self.force_attention_split,
+                )
                 else {
                     continue;
                 };

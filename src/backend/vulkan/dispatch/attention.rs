@@ -106,7 +106,9 @@ const MAX_SPLIT_GROUPS: u32 = 2048;
 
 /// The split-K shape for a decode batch (`n ≤ 8`) over a cache of `n_kv` rows, or `None`
 /// when one workgroup per (head group, token) is the better choice: prefill, short
-/// caches, and CPU devices (where workgroups run one after another anyway).
+/// caches, and CPU devices (where workgroups run one after another anyway). `force`
+/// (tests, A/B) splits CPU devices and short caches too, into at least 2.
+#[allow(clippy::too_many_arguments)]
 pub fn split_shape(
     caps: &crate::backend::vulkan::Caps,
     d: u32,
@@ -114,11 +116,12 @@ pub fn split_shape(
     n_head_kv: u32,
     n: u32,
     n_kv: u32,
+    force: bool,
 ) -> Option<SplitShape> {
     if n == 0 || n > 8 || n_head_kv == 0 || n_head % n_head_kv != 0 {
         return None;
     }
-    if caps.device_type == ash::vk::PhysicalDeviceType::CPU {
+    if caps.device_type == ash::vk::PhysicalDeviceType::CPU && !force {
         return None;
     }
     let group = n_head / n_head_kv;
@@ -138,6 +141,7 @@ pub fn split_shape(
         .min(MAX_NZ)
         .min(MAX_SPLIT_GROUPS / slots.max(1))
         .min(caps.max_compute_work_group_count[2]);
+    let nz = if force { nz.max(2) } else { nz };
     (nz >= 2).then_some(SplitShape { nz, sub_blocks, qb })
 }
 
