@@ -1,0 +1,198 @@
+//! The decode matmul benchmark (issue: "an honest benchmark"): every weight type at
+//! llama-8B's ffn_down (m = 4096, k = 14336) and attention (m = k = 4096) shapes, n = 1
+//! and 8 tokens, on the float mat-vec (`mul_mat_vec.comp`) and, where the device has it,
+//! the integer-dot one (`mul_mat_vecq.comp`, x already quantized), in two modes:
+//!
+//! - `L2`: one matrix, dispatched again and again (it may stay in the last-level cache);
+//! - `DRAM`: a rotation through copies of the matrix whose total exceeds 4x the cache
+//!   (`VKGRAPH_BENCH_L2_MB`, default 60 = the H200's L2), so every dispatch streams its
+//!   weights from device memory, as decode does.
+//!
+//! Each figure is the median of `REPS` dispatches timed by GPU timestamps, with a barrier
+//! after each (as between decode stages); GB/s counts weight bytes. The reference
+//! bandwidth is measured in the same run: a 1 GiB buffer-to-buffer copy (bytes read +
+//! written per second). `cargo bench --bench mat_vec` (on lavapipe, `VKGRAPH_BENCH_SMALL=1`
+//! shrinks the shapes and the copy). It measures; it asserts nothing about speed.
+
+use vkgraph::backend::vulkan::dispatch::mul_mat::{mul_mat, MatVecShape};
+use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{self, XQ};
+use vkgraph::backend::vulkan::{Buffer, ContextOptions, MemoryLocation, Recorder, VulkanContext};
+use vkgraph::quant::{self, GgmlType};
+
+const REPS: usize = 40;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `f(rec, i)` REPS times (after one warm-up) with a barrier and a timestamp after
+/// each; returns the median µs.
+fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder, usize)) -> Option<f64> {
+    let mut rec = ctx.recorder().ok()?;
+    rec.begin().ok()?;
+    f(&mut rec, 0);
+    rec.barrier().ok()?;
+    rec.timestamp("start").ok()?;
+    for i in 0..REPS {
+        f(&mut rec, i + 1);
+        rec.barrier().ok()?;
+        rec.timestamp("rep").ok()?;
+    }
+    rec.submit_and_wait().ok()?;
+    let ts = rec.timestamps();
+    if ts.len() < 2 {
+        return None;
+    }
+    Some(median(
+        ts.windows(2).map(|p| (p[1].ns - p[0].ns) / 1e3).collect(),
+    ))
+}
+
+fn main() {
+    let ctx = match VulkanContext::new(&ContextOptions::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mat_vec bench: no Vulkan device ({e})");
+            return;
+        }
+    };
+    let caps = ctx.caps().clone();
+    let small = std::env::var_os("VKGRAPH_BENCH_SMALL").is_some();
+    let l2_mb: u64 = std::env::var("VKGRAPH_BENCH_L2_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let dram_total = 4 * l2_mb * (1 << 20) + (1 << 20);
+    println!(
+        "# mat_vec on {} ({}), L2 taken as {l2_mb} MB: DRAM mode rotates >= {} MB",
+        caps.name,
+        caps.driver_info,
+        dram_total >> 20
+    );
+
+    // Reference bandwidth: a large copy.
+    let copy_bytes: u64 = if small { 64 << 20 } else { 1 << 30 };
+    let a = ctx.create_buffer(copy_bytes, MemoryLocation::Device, "copy_a").unwrap();
+    let b = ctx.create_buffer(copy_bytes, MemoryLocation::Device, "copy_b").unwrap();
+    let us = time(&ctx, &|rec, _| rec.copy_buffer(a.whole(), b.whole()).unwrap());
+    drop((a, b));
+    let Some(copy_us) = us else {
+        println!("no timestamps on this device");
+        return;
+    };
+    let bw = 2.0 * copy_bytes as f64 / (copy_us * 1e3);
+    println!("copy {} MiB: {copy_us:.1} µs = {bw:.0} GB/s (read + write)\n", copy_bytes >> 20);
+    println!("| type | m | k | n | path | mode | µs | GB/s | % of copy |");
+    println!("|---|---:|---:|---:|---|---|---:|---:|---:|");
+
+    let shapes: &[(usize, usize)] = if small {
+        &[(512, 2048)]
+    } else {
+        &[(4096, 14336), (4096, 4096)]
+    };
+    for &(m, k) in shapes {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let wbytes = ty.row_bytes(k).unwrap() * m;
+            if wbytes as u64 > caps.max_storage_buffer_range.min(caps.max_memory_allocation_size) {
+                println!("| {ty} | {m} | {k} | - | - | - | does not fit one buffer | | |");
+                continue;
+            }
+            // Real quantized rows (content does not change the cost).
+            let rows = 16.min(m);
+            let vals: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let q = quant::quantize(ty, &vals).unwrap();
+            let data: Vec<u8> = q.iter().copied().cycle().take(wbytes).collect();
+            let copies = (dram_total as usize).div_ceil(wbytes).max(2);
+            let ws: Vec<Buffer> = (0..copies)
+                .map(|i| {
+                    let w = ctx
+                        .create_buffer(wbytes as u64, MemoryLocation::Device, &format!("w{i}"))
+                        .unwrap();
+                    ctx.upload(&w, 0, &data).unwrap();
+                    w
+                })
+                .collect();
+            for n in [1usize, 8] {
+                let x = ctx
+                    .create_buffer((k * n * 4) as u64, MemoryLocation::Device, "x")
+                    .unwrap();
+                let xv: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+                ctx.upload(&x, 0, bytemuck::cast_slice(&xv)).unwrap();
+                let d = ctx
+                    .create_buffer((m * n * 4) as u64, MemoryLocation::Device, "d")
+                    .unwrap();
+                let (cb, sb) = mul_mat_vecq::xq_bytes(k as u32, n as u32);
+                let xq_buf = ctx
+                    .create_buffer(cb.div_ceil(256) * 256 + sb, MemoryLocation::Device, "xq")
+                    .unwrap();
+                let xq = XQ {
+                    codes: xq_buf.range(0, cb),
+                    scales: xq_buf.range(cb.div_ceil(256) * 256, sb),
+                };
+                let vecq = mul_mat_vecq::supports(&caps, ty, k as u32, n as u32);
+                if vecq {
+                    let mut rec = ctx.recorder().unwrap();
+                    rec.begin().unwrap();
+                    mul_mat_vecq::quantize_q8_1(&mut rec, x.whole(), xq, k as u32, n as u32)
+                        .unwrap();
+                    rec.submit_and_wait().unwrap();
+                }
+                let (k32, m32, n32) = (k as u32, m as u32, n as u32);
+                for (path, on) in [("float", true), ("int8", vecq)] {
+                    if !on {
+                        continue;
+                    }
+                    for (mode, rot) in [("L2", 1usize), ("DRAM", copies)] {
+                        let us = time(&ctx, &|rec, i| {
+                            let w = ws[i % rot].whole();
+                            if path == "float" {
+                                mul_mat(rec, ty, w, x.whole(), d.whole(), k32, m32, n32, &[])
+                                    .unwrap()
+                            } else {
+                                mul_mat_vecq::mul_mat_vecq(
+                                    rec,
+                                    ty,
+                                    w,
+                                    xq,
+                                    d.whole(),
+                                    k32,
+                                    m32,
+                                    n32,
+                                    &[],
+                                    shape_from_env(),
+                                )
+                                .unwrap()
+                            }
+                        })
+                        .unwrap();
+                        let gbs = wbytes as f64 / (us * 1e3);
+                        println!(
+                            "| {ty} | {m} | {k} | {n} | {path} | {mode} | {us:.1} | {gbs:.0} | {:.0} % |",
+                            100.0 * gbs / bw
+                        );
+                    }
+                }
+                if vecq && ty == GgmlType::Q4_0 {
+                    let us = time(&ctx, &|rec, _| {
+                        mul_mat_vecq::quantize_q8_1(rec, x.whole(), xq, k32, n32).unwrap()
+                    })
+                    .unwrap();
+                    println!("| (quantize_q8_1 of x) | | {k} | {n} | int8 | | {us:.1} | | |");
+                }
+            }
+        }
+    }
+}
+
+/// `VKGRAPH_BENCH_VECQ_SHAPE=WGxROWS` overrides the integer-dot launch shape (tuning).
+fn shape_from_env() -> Option<MatVecShape> {
+    let s = std::env::var("VKGRAPH_BENCH_VECQ_SHAPE").ok()?;
+    let (a, b) = s.split_once('x')?;
+    Some(MatVecShape {
+        wg: a.trim().parse().ok()?,
+        rows: b.trim().parse().ok()?,
+    })
+}
