@@ -73,16 +73,25 @@ fn main() {
 
     // Reference bandwidth: a large copy.
     let copy_bytes: u64 = if small { 64 << 20 } else { 1 << 30 };
-    let a = ctx.create_buffer(copy_bytes, MemoryLocation::Device, "copy_a").unwrap();
-    let b = ctx.create_buffer(copy_bytes, MemoryLocation::Device, "copy_b").unwrap();
-    let us = time(&ctx, &|rec, _| rec.copy_buffer(a.whole(), b.whole()).unwrap());
+    let a = ctx
+        .create_buffer(copy_bytes, MemoryLocation::Device, "copy_a")
+        .unwrap();
+    let b = ctx
+        .create_buffer(copy_bytes, MemoryLocation::Device, "copy_b")
+        .unwrap();
+    let us = time(&ctx, &|rec, _| {
+        rec.copy_buffer(a.whole(), b.whole()).unwrap()
+    });
     drop((a, b));
     let Some(copy_us) = us else {
         println!("no timestamps on this device");
         return;
     };
     let bw = 2.0 * copy_bytes as f64 / (copy_us * 1e3);
-    println!("copy {} MiB: {copy_us:.1} µs = {bw:.0} GB/s (read + write)\n", copy_bytes >> 20);
+    println!(
+        "copy {} MiB: {copy_us:.1} µs = {bw:.0} GB/s (read + write)\n",
+        copy_bytes >> 20
+    );
     println!("| type | m | k | n | path | mode | µs | GB/s | % of copy |");
     println!("|---|---:|---:|---:|---|---|---:|---:|---:|");
 
@@ -94,7 +103,11 @@ fn main() {
     for &(m, k) in shapes {
         for ty in GgmlType::WEIGHT_TYPES {
             let wbytes = ty.row_bytes(k).unwrap() * m;
-            if wbytes as u64 > caps.max_storage_buffer_range.min(caps.max_memory_allocation_size) {
+            if wbytes as u64
+                > caps
+                    .max_storage_buffer_range
+                    .min(caps.max_memory_allocation_size)
+            {
                 println!("| {ty} | {m} | {k} | - | - | - | does not fit one buffer | | |");
                 continue;
             }

@@ -75,13 +75,15 @@ impl Sampler {
 
     /// Picks the next token from `logits` given the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
-        let mut l = logits.to_vec();
-        if self.p.repeat_penalty != 1.0 {
+        // Penalized logits are a copy; without a penalty the logits are read in place.
+        let penalized;
+        let l: &[f32] = if self.p.repeat_penalty != 1.0 {
+            let mut c = logits.to_vec();
             let start = history.len().saturating_sub(self.p.repeat_last_n);
             let mut seen = std::collections::HashSet::new();
             for &t in &history[start..] {
                 if seen.insert(t) {
-                    if let Some(v) = l.get_mut(t as usize) {
+                    if let Some(v) = c.get_mut(t as usize) {
                         *v = if *v > 0.0 {
                             *v / self.p.repeat_penalty
                         } else {
@@ -90,15 +92,25 @@ impl Sampler {
                     }
                 }
             }
-        }
+            penalized = c;
+            &penalized
+        } else {
+            logits
+        };
         if self.p.temp <= 0.0 {
-            return argmax(&l);
+            return argmax(l);
         }
-        // Candidates sorted by logit, cut by top-k.
-        let mut cand: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1));
-        if self.p.top_k > 0 {
-            cand.truncate(self.p.top_k);
+        // Candidates sorted by logit (ties: lower id first), cut by top-k.
+        let mut cand = if self.p.top_k > 0 && self.p.top_k < l.len() {
+            top_k_sorted(l, self.p.top_k)
+        } else {
+            let mut c: Vec<(u32, f32)> =
+                l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+            c.sort_by(|a, b| b.1.total_cmp(&a.1));
+            c
+        };
+        if cand.is_empty() {
+            return 0;
         }
         let probs = |c: &[(u32, f32)], t: f32| -> Vec<f64> {
             let mx = c[0].1 as f64;
@@ -144,6 +156,29 @@ impl Sampler {
     }
 }
 
+/// The `k` largest logits as (id, logit), largest first, ties by lower id: what a stable
+/// descending sort of all logits would keep, in one pass (no full sort of the vocabulary:
+/// a candidate enters only when it beats the current k-th).
+fn top_k_sorted(l: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    // `before(a, b)`: a ranks before b.
+    let before = |a: (u32, f32), b: (u32, f32)| match a.1.total_cmp(&b.1) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => a.0 < b.0,
+    };
+    for (i, &v) in l.iter().enumerate() {
+        let c = (i as u32, v);
+        if top.len() == k && !before(c, top[k - 1]) {
+            continue;
+        }
+        let at = top.partition_point(|&t| before(t, c));
+        top.insert(at, c);
+        top.truncate(k);
+    }
+    top
+}
+
 /// Index of the largest logit (the first on ties).
 pub fn argmax(l: &[f32]) -> u32 {
     let mut best = 0;
@@ -153,4 +188,34 @@ pub fn argmax(l: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_k_sorted;
+
+    /// The one-pass top-k keeps exactly what a stable descending sort of every logit
+    /// keeps, ties included (random logits from a few values, so ties are common).
+    #[test]
+    fn top_k_equals_full_stable_sort() {
+        let mut state = 12345u64;
+        for case in 0..200usize {
+            let n = 1 + case * 7 % 500;
+            let l: Vec<f32> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) % 13) as f32 - 6.0
+                })
+                .collect();
+            for k in [1usize, 2, 5, 40, n.saturating_sub(1).max(1)] {
+                let mut all: Vec<(u32, f32)> =
+                    l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+                all.sort_by(|a, b| b.1.total_cmp(&a.1));
+                all.truncate(k);
+                assert_eq!(top_k_sorted(&l, k), all, "n={n} k={k}");
+            }
+        }
+    }
 }

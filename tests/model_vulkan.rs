@@ -158,7 +158,8 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 (MatVecPath::Float, true, 1e-4),
                 (MatVecPath::Int8, true, 1e-3),
             ] {
-                let case = format!("[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split})");
+                let case =
+                    format!("[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split})");
                 let mut vk = vk_backend(&m, dev);
                 vk.set_mat_vec(path);
                 vk.force_attention_split(split);
@@ -175,7 +176,10 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 );
                 for (i, t) in steps().iter().enumerate() {
                     let got = s.forward(t, true).unwrap();
-                    assert!(got.iter().all(|v| v.is_finite()), "{case}: non-finite logits");
+                    assert!(
+                        got.iter().all(|v| v.is_finite()),
+                        "{case}: non-finite logits"
+                    );
                     let e = nmse(&got, &want[i]);
                     assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
                     eprintln!("{case} step {i}: ok (NMSE {e:.2e})");

@@ -142,15 +142,28 @@ fn mul_mat_case(
     } else {
         "mul_mat"
     };
-    mul_mat_case_with(gpu, ty, w, k, split, n, off, name, label, &|rec, wr, xr, dr, sp| {
-        let (k32, m32, n32) = (k as u32, wr_rows(split), n as u32);
-        match shape {
-            None => dispatch::mul_mat::mul_mat_tiled(rec, ty, wr, xr, dr, k32, m32, n32, sp, tiled),
-            Some(sh) => {
-                dispatch::mul_mat::mul_mat_with_shape(rec, ty, wr, xr, dr, k32, m32, n32, sp, sh)
+    mul_mat_case_with(
+        gpu,
+        ty,
+        w,
+        k,
+        split,
+        n,
+        off,
+        name,
+        label,
+        &|rec, wr, xr, dr, sp| {
+            let (k32, m32, n32) = (k as u32, wr_rows(split), n as u32);
+            match shape {
+                None => {
+                    dispatch::mul_mat::mul_mat_tiled(rec, ty, wr, xr, dr, k32, m32, n32, sp, tiled)
+                }
+                Some(sh) => dispatch::mul_mat::mul_mat_with_shape(
+                    rec, ty, wr, xr, dr, k32, m32, n32, sp, sh,
+                ),
             }
-        }
-    });
+        },
+    );
 }
 
 fn wr_rows(split: &[usize]) -> u32 {
@@ -398,11 +411,20 @@ fn mul_mat_vecq_all_types() {
         let scratch = gpu.buffer_from("xq", &vec![0u8; 4096 * 8 * 2 + 4096]);
         for ty in GgmlType::WEIGHT_TYPES {
             if !dispatch::mul_mat_vecq::supports(caps, ty, 4096, 1) {
-                assert!(!ty.is_quantized(), "{ty}: quantized type without a vecq kernel");
+                assert!(
+                    !ty.is_quantized(),
+                    "{ty}: quantized type without a vecq kernel"
+                );
                 continue;
             }
-            let mut cases: Vec<(usize, Vec<usize>, usize, Offsets, String, Option<MatVecShape>)> =
-                Vec::new();
+            let mut cases: Vec<(
+                usize,
+                Vec<usize>,
+                usize,
+                Offsets,
+                String,
+                Option<MatVecShape>,
+            )> = Vec::new();
             let k = small_k(ty);
             for &m in &[1usize, 7, 33, 257] {
                 for n in [1usize, 2, 5, 8] {
@@ -412,13 +434,27 @@ fn mul_mat_vecq_all_types() {
             cases.push((4096, vec![33], 1, ALIGNED, String::new(), None));
             cases.push((4096, vec![33], 3, ALIGNED, String::new(), None));
             for n in [1usize, 4] {
-                cases.push((k, vec![7, 33, 16], n, ALIGNED, ",split=[7,33,16]".into(), None));
+                cases.push((
+                    k,
+                    vec![7, 33, 16],
+                    n,
+                    ALIGNED,
+                    ",split=[7,33,16]".into(),
+                    None,
+                ));
             }
             let off = Offsets { w: 2, x: 0, d: 3 };
             cases.push((k, vec![9], 2, off, ",offsets=w+2B/d+3".into(), None));
             for (wg, rows) in [(32u32, 1u32), (64, 3), (256, 8)] {
                 let sh = MatVecShape { wg, rows };
-                cases.push((k, vec![37], 3, ALIGNED, format!(",wg={wg},rows={rows}"), Some(sh)));
+                cases.push((
+                    k,
+                    vec![37],
+                    3,
+                    ALIGNED,
+                    format!(",wg={wg},rows={rows}"),
+                    Some(sh),
+                ));
             }
             for (ci, (k, split, n, off, label, shape)) in cases.into_iter().enumerate() {
                 let m: usize = split.iter().sum();
@@ -449,7 +485,10 @@ fn mul_mat_vecq_all_types() {
 fn quantize_q8_1_matches_cpu() {
     for_each_device("quantize_q8_1", |gpu| {
         if !dispatch::mul_mat_vecq::supports(gpu.ctx.caps(), GgmlType::Q4_0, 32, 1) {
-            panic!("{}: mul_mat_vecq unsupported: quantize_q8_1 NOT TESTED", gpu.label);
+            panic!(
+                "{}: mul_mat_vecq unsupported: quantize_q8_1 NOT TESTED",
+                gpu.label
+            );
         }
         let (k, n) = (96usize, 3usize);
         let mut x = values(k * n, 77);
@@ -481,7 +520,11 @@ fn quantize_q8_1_matches_cpu() {
             }
             let sum: f32 = blk.iter().sum();
             assert_eq!(ds[2 * b], d, "{}: block {b} d", gpu.label);
-            assert!((ds[2 * b + 1] - sum).abs() <= 1e-5 * (1.0 + sum.abs()), "{}: block {b} sum", gpu.label);
+            assert!(
+                (ds[2 * b + 1] - sum).abs() <= 1e-5 * (1.0 + sum.abs()),
+                "{}: block {b} sum",
+                gpu.label
+            );
         }
         eprintln!("[{}] quantize_q8_1(k={k},n={n}): ok", gpu.label);
     });

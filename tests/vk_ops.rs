@@ -496,8 +496,14 @@ fn attention_split() {
             let seed = (d * 1000 + nh * 100 + nkv * 10 + n) as u64 + n_kv as u64;
             let q = values(d * nh * n, seed);
             let kv_len = d * nkv * n_kv;
-            let k: Vec<f16> = values(kv_len, seed + 1).iter().map(|&v| f16::from_f32(v)).collect();
-            let v: Vec<f16> = values(kv_len, seed + 2).iter().map(|&v| f16::from_f32(v)).collect();
+            let k: Vec<f16> = values(kv_len, seed + 1)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            let v: Vec<f16> = values(kv_len, seed + 2)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
             let qin = Input::f32(gpu, "q", &q, 1);
             let kin = Input::f16(gpu, "k", &k, 8);
             let vin = Input::f16(gpu, "v", &v, 6);
@@ -526,7 +532,12 @@ fn attention_split() {
                         scale,
                     )
                 });
-                check(gpu, &format!("{case} round {round}"), &out.read(gpu, &case), &want);
+                check(
+                    gpu,
+                    &format!("{case} round {round}"),
+                    &out.read(gpu, &case),
+                    &want,
+                );
             }
             let counters = (nh / shape.qb as usize) * n;
             let words = gpu.read_f32(&scratch, 0, counters);

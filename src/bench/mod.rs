@@ -40,12 +40,20 @@ pub struct Test {
 impl Test {
     /// `ppN` from an empty cache.
     pub fn pp(n: usize) -> Test {
-        Test { kind: Kind::Pp, n, depth: 0 }
+        Test {
+            kind: Kind::Pp,
+            n,
+            depth: 0,
+        }
     }
 
     /// `tgN` from an empty cache.
     pub fn tg(n: usize) -> Test {
-        Test { kind: Kind::Tg, n, depth: 0 }
+        Test {
+            kind: Kind::Tg,
+            n,
+            depth: 0,
+        }
     }
 
     /// The same test after `depth` cached tokens.

@@ -163,7 +163,11 @@ fn bench(a: &BenchArgs) -> Result<()> {
         .map(|&p| Test::pp(p))
         .collect();
     tests.extend(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| Test::tg(n)));
-    let depths = if a.n_depth.is_empty() { vec![0] } else { a.n_depth.clone() };
+    let depths = if a.n_depth.is_empty() {
+        vec![0]
+    } else {
+        a.n_depth.clone()
+    };
     let tests: Vec<Test> = depths
         .iter()
         .flat_map(|&d| tests.iter().map(move |t| t.at_depth(d)))

@@ -196,7 +196,13 @@ impl VulkanBackend {
                         let codes = at;
                         let scales = codes + cb.div_ceil(align) * align;
                         at = scales + sb.div_ceil(align) * align;
-                        self.xq_slots.push(XqSlot { x, k, n: nt, codes, scales });
+                        self.xq_slots.push(XqSlot {
+                            x,
+                            k,
+                            n: nt,
+                            codes,
+                            scales,
+                        });
                         here.push((r, self.xq_slots.len() - 1));
                         self.xq_slots.len() - 1
                     }
@@ -371,8 +377,7 @@ impl VulkanBackend {
                 let Some(&[d, nh, nkv, nt, n_kv]) = dims.as_deref() else {
                     continue;
                 };
-                let Some(shape) =
-                    dispatch::attention::split_shape(
+                let Some(shape) = dispatch::attention::split_shape(
                     self.ctx.caps(),
                     d,
                     nh,
@@ -380,8 +385,7 @@ impl VulkanBackend {
                     nt,
                     n_kv,
                     self.force_attention_split,
-                )
-                else {
+                ) else {
                     continue;
                 };
                 self.attn_split.insert(n, (shape, at));
@@ -574,7 +578,8 @@ impl VulkanBackend {
             }
             Op::Attention { scale } => {
                 let (q, k) = (st(0), st(1));
-                if let (Some(&(shape, off)), Some(b)) = (self.attn_split.get(&n), self.attn_scratch) {
+                if let (Some(&(shape, off)), Some(b)) = (self.attn_split.get(&n), self.attn_scratch)
+                {
                     let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
                     return dispatch::attention::attention_split(
                         rec,

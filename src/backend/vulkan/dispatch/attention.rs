@@ -92,7 +92,10 @@ impl SplitShape {
         let slots = u64::from(n_head / self.qb) * u64::from(n);
         // Counters padded to 4 words so the partials stay 16-byte aligned.
         let words = slots.div_ceil(4) * 4;
-        (words, slots * u64::from(self.nz) * u64::from(self.qb) * u64::from(d + 2))
+        (
+            words,
+            slots * u64::from(self.nz) * u64::from(self.qb) * u64::from(d + 2),
+        )
     }
 }
 

@@ -98,8 +98,7 @@ pub fn supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
 /// Whether the integer-dot path is the better default on this device: 4×8-bit signed
 /// dot products are hardware-accelerated (and it is not a CPU implementation).
 pub fn preferred(caps: &Caps) -> bool {
-    caps.integer_dot_4x8_signed_accelerated
-        && caps.device_type != ash::vk::PhysicalDeviceType::CPU
+    caps.integer_dot_4x8_signed_accelerated && caps.device_type != ash::vk::PhysicalDeviceType::CPU
 }
 
 /// Records the q8_1 quantization of f32 `x [k, n]` into `out`.
@@ -112,7 +111,9 @@ pub fn quantize_q8_1(
 ) -> Result<()> {
     let what = format!("quantize_q8_1(k={k},n={n})");
     if k == 0 || k % 32 != 0 {
-        return Err(Error::Unsupported(format!("{what}: k must be a multiple of 32")));
+        return Err(Error::Unsupported(format!(
+            "{what}: k must be a multiple of 32"
+        )));
     }
     let vals = u64::from(k) * u64::from(n);
     count_u32(vals, &what)?;
@@ -134,7 +135,13 @@ pub fn quantize_q8_1(
     };
     let shader = ShaderId::quantize_q8_1;
     let groups = groups_1d(caps, shader, vals / 32)?;
-    rec.dispatch(shader, &[], &[rx, rq, rs], bytemuck::bytes_of(&push), groups)
+    rec.dispatch(
+        shader,
+        &[],
+        &[rx, rq, rs],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
 }
 
 /// Records `dst = W·x` from a quantized `x` ([`quantize_q8_1`]); `w`, `dst`, `k`, `m`,
@@ -162,8 +169,13 @@ pub fn mul_mat_vecq(
             caps.name
         )));
     }
-    let segs: Vec<u32> = if split.is_empty() { vec![m] } else { split.to_vec() };
-    if segs.len() > MAX_SEGMENTS || segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m) {
+    let segs: Vec<u32> = if split.is_empty() {
+        vec![m]
+    } else {
+        split.to_vec()
+    };
+    if segs.len() > MAX_SEGMENTS || segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m)
+    {
         return Err(Error::Usage(format!("{what}: bad split {split:?}")));
     }
     let row_bytes = ty.row_bytes(k as usize).expect("k checked") as u64;

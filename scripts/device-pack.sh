@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Packs the release binary, the GPU test binaries and the benches (stripped, xz) into
+# target/device.tar.xz (git-ignored) for a run on the device machine: carry
+# ["target/device.tar.xz", ".gl", ".anchor"] and run scripts/device-run.sh there.
+# Build first: cargo build --release --all-targets (same CARGO_TARGET_DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T="${CARGO_TARGET_DIR:-$HOME/.cache/vkgraph-target}/release"
+out=target/device; rm -rf "$out"; mkdir -p "$out"
+cp "$T/vkgraph" "$out/"
+for t in vk_ops vk_mul_mat vk_runtime vk_errors vk_teardown model_vulkan parity cli mat_vec; do
+  f=$(find "$T/deps" -maxdepth 1 -type f -executable -name "$t-*" -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+  [ -n "$f" ] || { echo "missing $t (build with --all-targets)" >&2; exit 1; }
+  cp "$f" "$out/$t"
+done
+strip "$out"/*
+echo "$T" > "$out/TARGET_DIR"; pwd > "$out/MANIFEST_DIR"
+tar cJf target/device.tar.xz -C target device
+ls -la target/device.tar.xz
