@@ -18,11 +18,12 @@ for what in "$@"; do
   case "$what" in
     tests)
       for t in vk_ops vk_mul_mat vk_runtime vk_errors vk_teardown model_vulkan parity; do
-        (cd "$man" && timeout 300 $D/$t --test-threads 1 > "$L/test-$t.txt" 2>&1; echo "rc=$?" >> "$L/test-$t.txt")
-        grep -E "^test result|rc=" "$L/test-$t.txt" | sed "s/^/$t: /"
+        echo "== $t" >> "$L/tests.txt"
+        (cd "$man" && timeout 300 $D/$t --test-threads 1 >> "$L/tests.txt" 2>&1; echo "$t rc=$?" >> "$L/tests.txt")
+        grep -E "^test result|^$t rc=" "$L/tests.txt" | tail -2 | sed "s/^/$t: /"
       done ;;
     bench-kernels)
       timeout 400 $D/mat_vec > "$L/mat_vec.md" 2>&1; tail -3 "$L/mat_vec.md"
-      (cd "$man" && timeout 120 $D/vk_ops --ignored perf --nocapture > "$L/perf-ops.txt" 2>&1) ;;
+      (cd "$man" && timeout 120 $D/vk_ops --ignored perf --nocapture >> "$L/mat_vec.md" 2>&1) ;;
   esac
 done

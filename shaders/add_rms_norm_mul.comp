@@ -1,6 +1,6 @@
 #version 450
-// bindings: 4
-// push: 32
+// bindings: 6
+// push: 48
 // workgroup: 256
 //
 // dst[r, i] = (a + b)[r, i] / sqrt(mean_i((a + b)[r, i]^2) + eps) * w[r % w_rows, i]:
@@ -8,9 +8,16 @@
 // itself still writes the residual; this kernel only no longer waits for it, so the
 // two run in one stage. One workgroup per row; the reduction is rms_norm's
 // (common/rms_norm_reduce.glsl, subgroup or shared memory, any subgroup size).
+// Q8 variants also write the result as q8_1 blocks (common/q8_1.glsl, bindings 4 and 5;
+// ne0 % 32 == 0) for the integer-dot mat-vec; the others leave bindings 4-5 unused.
 // Bindings are narrowed ranges; *_off are element offsets (dispatch/norm.rs).
 #extension GL_GOOGLE_include_directive : require
 #include "common/rms_norm_reduce.glsl"
+#ifdef Q8
+#define Q8_CODES 4
+#define Q8_SCALES 5
+#include "common/q8_1.glsl"
+#endif
 
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
 
@@ -28,6 +35,10 @@ layout(push_constant) uniform Push {
     uint b_off;
     uint w_off;
     uint d_off;
+    uint q_off;  // Q8: element offsets of the codes and the pairs
+    uint ds_off;
+    uint pad0;
+    uint pad1;
 } p;
 
 void main() {
@@ -49,7 +60,23 @@ void main() {
     const float scale = inversesqrt(ss / float(p.ne0) + p.eps);
     const uint db = p.d_off + row * p.ne0;
     const uint wb = p.w_off + (row % p.w_rows) * p.ne0;
+#ifdef Q8
+    const uint nb = p.ne0 / 32u;
+    for (uint blk = tid; blk < nb; blk += WG_X) {
+        vec4 v[8];
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+            [[unroll]] for (uint c = 0u; c < 4u; c++) {
+                const uint e = 32u * blk + 4u * i + c;
+                const float r = (a[ab + e] + b[bb + e]) * scale * w[wb + e];
+                d[db + e] = r;
+                v[i][c] = r;
+            }
+        }
+        q8_store(p.q_off, p.ds_off, row * nb + blk, v);
+    }
+#else
     for (uint i = tid; i < p.ne0; i += WG_X) {
         d[db + i] = (a[ab + i] + b[bb + i]) * scale * w[wb + i];
     }
+#endif
 }

@@ -1,6 +1,6 @@
 #version 450
-// bindings: 3
-// push: 32
+// bindings: 5
+// push: 48
 // workgroup: 256
 //
 // RMS norm, one workgroup per row (see Op::RmsNorm):
@@ -10,9 +10,17 @@
 // variants ignore binding 1. The row's sum of squares is reduced with subgroup
 // arithmetic (SUBGROUP variants) or a shared-memory tree; nothing assumes a subgroup
 // size. Rows are spread over a 2-D grid (row = y * groups_x + x) so any row count fits.
+// Q8 variants (MUL only) also write the result as q8_1 blocks (common/q8_1.glsl,
+// bindings 3 and 4; ne0 % 32 == 0) for the integer-dot mat-vec that reads it, so no
+// separate quantize_q8_1 dispatch is needed; other variants leave bindings 3-4 unused.
 // Bindings are whole buffers; *_off are element offsets (dispatch/norm.rs).
 #extension GL_GOOGLE_include_directive : require
 #include "common/rms_norm_reduce.glsl"
+#ifdef Q8
+#define Q8_CODES 3
+#define Q8_SCALES 4
+#include "common/q8_1.glsl"
+#endif
 
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
 
@@ -28,7 +36,11 @@ layout(push_constant) uniform Push {
     uint x_off;
     uint w_off;
     uint d_off;
+    uint q_off;  // Q8: element offsets of the codes and the pairs
+    uint ds_off;
     uint pad0;
+    uint pad1;
+    uint pad2;
 } p;
 
 void main() {
@@ -51,6 +63,22 @@ void main() {
 #ifdef MUL
     const uint wb = p.w_off + (row % p.w_rows) * p.ne0;
 #endif
+#ifdef Q8
+    // One invocation per 32-value block: the f32 result and its q8_1 block.
+    const uint nb = p.ne0 / 32u;
+    for (uint b = tid; b < nb; b += WG_X) {
+        vec4 v[8];
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+            [[unroll]] for (uint c = 0u; c < 4u; c++) {
+                const uint e = 32u * b + 4u * i + c;
+                const float r = x[xb + e] * scale * w[wb + e];
+                d[db + e] = r;
+                v[i][c] = r;
+            }
+        }
+        q8_store(p.q_off, p.ds_off, row * nb + b, v);
+    }
+#else
     for (uint i = tid; i < p.ne0; i += WG_X) {
 #ifdef MUL
         d[db + i] = x[xb + i] * scale * w[wb + i];
@@ -58,4 +86,5 @@ void main() {
         d[db + i] = x[xb + i] * scale;
 #endif
     }
+#endif
 }

@@ -1,15 +1,24 @@
 #version 450
-// bindings: 3
-// push: 16
+// bindings: 5
+// push: 32
 // workgroup: 256
 //
 // SwiGLU (see Op::SwiGlu): dst[i] = silu(g[i]) * u[i], silu(v) = v / (1 + exp(-v)),
 // over n_elements contiguous f32 values (1-D, dispatched on a 2-D grid, common/index.glsl).
 // g and u are one binding each; the fused gate/up matmul writes them as two contiguous
 // blocks of one buffer, which then simply appears in both bindings.
+// The Q8 variant runs one invocation per 32-value block (n_elements % 32 == 0) and also
+// writes the result as q8_1 blocks (common/q8_1.glsl, bindings 3 and 4) for the
+// integer-dot mat-vec of ffn_down; the plain variant leaves bindings 3-4 unused.
 // Bindings are whole buffers; *_off are element offsets (dispatch/glu.rs).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common/index.glsl"
+#ifdef Q8
+#define Q8_CODES 3
+#define Q8_SCALES 4
+#include "common/q8_1.glsl"
+#endif
 
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
 
@@ -22,14 +31,38 @@ layout(push_constant) uniform Push {
     uint g_off;
     uint u_off;
     uint d_off;
+    uint q_off;  // Q8: element offsets of the codes and the pairs
+    uint ds_off;
+    uint pad0;
+    uint pad1;
 } p;
 
+float swiglu1(float v, float up) {
+    // exp(-v) overflows to +inf for v < -88: v / inf = -0, the correct limit.
+    return v / (1.0 + exp(-v)) * up;
+}
+
 void main() {
+#ifdef Q8
+    const uint blk = flat_index();
+    if (32u * blk >= p.n_elements) {
+        return;
+    }
+    vec4 v[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            const uint e = 32u * blk + 4u * i + c;
+            const float r = swiglu1(g[p.g_off + e], u[p.u_off + e]);
+            d[p.d_off + e] = r;
+            v[i][c] = r;
+        }
+    }
+    q8_store(p.q_off, p.ds_off, blk, v);
+#else
     const uint i = flat_index();
     if (i >= p.n_elements) {
         return;
     }
-    const float v = g[p.g_off + i];
-    // exp(-v) overflows to +inf for v < -88: v / inf = -0, the correct limit.
-    d[p.d_off + i] = v / (1.0 + exp(-v)) * u[p.u_off + i];
+    d[p.d_off + i] = swiglu1(g[p.g_off + i], u[p.u_off + i]);
+#endif
 }

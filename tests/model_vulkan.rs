@@ -67,6 +67,17 @@ fn assert_clean(vk: &VulkanBackend, case: &str) {
     );
 }
 
+/// Logit NMSE allowed against the exact CPU reference: 1e-4 (f32 summation order), or
+/// 1e-3 where decode matmuls take the integer-dot path (q8_1 activations; measured up to
+/// 7e-4 on the q4_k_m tiny models, see tiny_models_match_cpu_on_forced_decode_paths).
+fn cpu_bound(vk: &VulkanBackend) -> f64 {
+    if vk.int8_mat_vec() {
+        1e-3
+    } else {
+        1e-4
+    }
+}
+
 /// Prefill of 5 tokens, then two single-token steps.
 fn steps() -> Vec<Vec<u32>> {
     let p = prompt(7);
@@ -100,6 +111,7 @@ fn tiny_models_match_cpu_in_every_mode() {
                 let case = format!("[{label}] forward({arch},{quant},qkv={mode})");
                 let vk = vk_backend(&m, dev);
                 let limits = vk.sibling_limits();
+                let bound = cpu_bound(&vk);
                 let mut s = Session::new(
                     m.clone(),
                     vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
@@ -120,7 +132,7 @@ fn tiny_models_match_cpu_in_every_mode() {
                         "{case}: non-finite logits"
                     );
                     let e = nmse(&got, &want[i]);
-                    assert!(e <= 1e-4, "{case} step {i}: NMSE vs CPU {e:e}");
+                    assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
                     all.extend(got);
                 }
                 by_mode.push(all);
@@ -164,6 +176,23 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 vk.set_mat_vec(path);
                 vk.force_attention_split(split);
                 let limits = vk.sibling_limits();
+                if path == MatVecPath::Int8 {
+                    // Which q8_1 copies the decode graph needs and who writes them: every
+                    // norm and SwiGLU output through its kernel's q8 epilogue; only the
+                    // attention output takes a quantize_q8_1 dispatch.
+                    let mut g = vkgraph::model::build_graph(
+                        &m,
+                        &vkgraph::model::BuildOpts { n_tokens: 1, n_ctx: N_CTX, logits_all: true },
+                    )
+                    .unwrap();
+                    vkgraph::passes::run(&mut g, QkvMode::Auto, &limits);
+                    vk.prepare(&g).unwrap();
+                    let copies = vk.q8_copies(&g);
+                    let layers = m.hp.n_layer;
+                    let by_epilogue = copies.iter().filter(|c| c.1.is_some()).count();
+                    assert_eq!(copies.len(), 4 * layers + 1, "{case}: q8 copies {copies:?}");
+                    assert_eq!(by_epilogue, 3 * layers + 1, "{case}: q8 copies {copies:?}");
+                }
                 let mut s = Session::new(
                     m.clone(),
                     vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
@@ -258,6 +287,7 @@ fn forced_cpu_fallback_matches() {
             let case = format!("[{label}] fallback(disable={disabled})");
             let mut vk = vk_backend(&m, dev);
             vk.disable(disabled);
+            let bound = cpu_bound(&vk);
             let mut s = Session::new(
                 m.clone(),
                 vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
@@ -277,7 +307,7 @@ fn forced_cpu_fallback_matches() {
             for (i, t) in steps().iter().enumerate() {
                 let got = s.forward(t, true).unwrap();
                 let e = nmse(&got, &want[i]);
-                assert!(e <= 1e-4, "{case} step {i}: NMSE {e:e}");
+                assert!(e <= bound, "{case} step {i}: NMSE {e:e}");
             }
         }
     }

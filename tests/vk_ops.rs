@@ -550,6 +550,76 @@ fn attention_split() {
     });
 }
 
+/// The q8 epilogues of rms_norm_mul, add_rms_norm_mul and swiglu: their f32 output is
+/// bit-identical to the plain kernel's, and their q8_1 blocks to quantize_q8_1's of it.
+#[test]
+fn q8_epilogues_match_quantize() {
+    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes, XQ};
+    for_each_device("q8_epilogues", |gpu| {
+        let (ne0, rows) = (96usize, 3usize);
+        let n = ne0 * rows;
+        let a = Input::f32(gpu, "a", &values(n, 3), 4);
+        let b = Input::f32(gpu, "b", &values(n, 4), 4);
+        let w = Input::f32(gpu, "w", &values(ne0, 5), 4);
+        let (cb, sb) = xq_bytes(ne0 as u32, rows as u32);
+        assert!(cb <= 512);
+        let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; 512 + sb as usize]);
+        fn xq(buf: &Buffer, cb: u64, sb: u64) -> XQ<'_> {
+            XQ { codes: buf.range(0, cb), scales: buf.range(512, sb) }
+        }
+        for kernel in ["rms_norm_mul", "add_rms_norm_mul", "swiglu"] {
+            let case = format!("{kernel}_q8(ne0={ne0},rows={rows})");
+            let plain = Output::new(gpu, "plain", n);
+            let fused = Output::new(gpu, "fused", n);
+            let (ep, re) = (xq_buf("epilogue"), xq_buf("requantized"));
+            let (ne0u, rowsu) = (ne0 as u32, rows as u32);
+            run(gpu, &case, |rec| {
+                match kernel {
+                    "rms_norm_mul" => {
+                        norm::rms_norm_mul(rec, a.range(4), w.range(4), plain.range(), ne0u, rowsu, 1, 1e-6)?;
+                        norm::rms_norm_mul_q8(rec, a.range(4), w.range(4), fused.range(), xq(&ep, cb, sb), ne0u, rowsu, 1, 1e-6)?;
+                    }
+                    "add_rms_norm_mul" => {
+                        norm::add_rms_norm_mul(rec, a.range(4), b.range(4), w.range(4), plain.range(), ne0u, rowsu, 1, 1e-6)?;
+                        norm::add_rms_norm_mul_with(rec, a.range(4), b.range(4), w.range(4), fused.range(), Some(xq(&ep, cb, sb)), ne0u, rowsu, 1, 1e-6)?;
+                    }
+                    _ => {
+                        glu::swiglu(rec, a.range(4), b.range(4), plain.range(), n as u32)?;
+                        glu::swiglu_with(rec, a.range(4), b.range(4), fused.range(), Some(xq(&ep, cb, sb)), n as u32)?;
+                    }
+                }
+                Ok(())
+            });
+            let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+            // quantize_q8_1 reads 16-byte aligned x: a copy of the fused output at offset 0.
+            let again = Input::f32(gpu, "again", &f, 0);
+            run(gpu, &case, |rec| quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu));
+            assert!(
+                p.iter().zip(&f).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{}: q8 variant's f32 output differs from the plain kernel's",
+                gpu.case(&case)
+            );
+            let words = (512 + sb as usize) / 4;
+            let (e, r) = (gpu.read_f32(&ep, 0, words), gpu.read_f32(&re, 0, words));
+            // Codes and d bit-exact; the f32 block sums s to rounding (summation order
+            // may differ between the two kernels' compiled code).
+            let codes = |v: &[f32]| -> Vec<u32> { v[..cb as usize / 4].iter().map(|x| x.to_bits()).collect() };
+            assert_eq!(codes(&e), codes(&r), "{}: q8_1 codes differ", gpu.case(&case));
+            for (blk, (pe, pr)) in e[128..].chunks(2).zip(r[128..].chunks(2)).enumerate() {
+                assert_eq!(pe[0].to_bits(), pr[0].to_bits(), "{}: block {blk} d", gpu.case(&case));
+                assert!(
+                    (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
+                    "{}: block {blk} sum {} vs {}",
+                    gpu.case(&case),
+                    pe[1],
+                    pr[1]
+                );
+            }
+            eprintln!("{}: ok", gpu.case(&case));
+        }
+    });
+}
+
 #[test]
 fn attention_rejects_bad_shapes() {
     for_each_device("attention_rejects_bad_shapes", |gpu| {

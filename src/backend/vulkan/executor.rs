@@ -42,10 +42,14 @@ pub enum MatVecPath {
     Int8,
 }
 
-/// One q8_1 copy of an activation, made before the first stage that reads it.
+/// One q8_1 copy of an activation: written by the node that produces the activation
+/// (a q8 epilogue) when that node has one and runs in the same submission, else by a
+/// quantize_q8_1 dispatch before the first stage that reads it.
 #[derive(Clone, Copy, Debug)]
 struct XqSlot {
     x: TensorId,
+    /// The producing node, when its kernel has a q8 epilogue.
+    producer: Option<NodeIndex>,
     k: u32,
     n: u32,
     /// Byte offsets of the codes and the scales in the scratch buffer.
@@ -142,6 +146,16 @@ impl VulkanBackend {
         }
     }
 
+    /// Whether decode matmuls of quantized weights take the integer-dot path (q8_1
+    /// activations, so results differ from the exact f32 reference by that rounding).
+    pub fn int8_mat_vec(&self) -> bool {
+        match self.mat_vec {
+            MatVecPath::Float => false,
+            MatVecPath::Int8 => true,
+            MatVecPath::Auto => dispatch::mul_mat_vecq::preferred(self.ctx.caps()),
+        }
+    }
+
     /// Splits decode attention over the context on any device and cache size (tests,
     /// A/B); takes effect for graphs prepared afterwards.
     pub fn force_attention_split(&mut self, on: bool) {
@@ -163,52 +177,51 @@ impl VulkanBackend {
             return false;
         };
         let caps = self.ctx.caps();
-        let on = match self.mat_vec {
-            MatVecPath::Float => false,
-            MatVecPath::Int8 => true,
-            MatVecPath::Auto => dispatch::mul_mat_vecq::preferred(caps),
-        };
-        on && x.ty == GgmlType::F32 && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
+        self.int8_mat_vec() && x.ty == GgmlType::F32 && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
     }
 
     /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
-    /// activation region per stage (siblings share it), each in its own scratch slot.
+    /// activation region (siblings and later readers share it), each in its own scratch
+    /// slot, with the producing node where it can write the copy itself.
     fn plan_vecq(&mut self, g: &Graph) -> Result<()> {
         self.xq_node.clear();
         self.xq_slots.clear();
         let align = self.align();
         let mut at = 0u64;
-        for stage in &g.schedule {
-            let mut here: Vec<(Region, usize)> = Vec::new();
-            for &n in stage {
-                if !self.uses_vecq(g, n) {
-                    continue;
-                }
-                let node = g.node(n);
-                let x = node.srcs[1];
-                let r = g.region(x);
-                let slot = match here.iter().find(|(q, _)| *q == r) {
-                    Some(&(_, s)) => s,
-                    None => {
-                        let k = g.tensor(node.srcs[0]).ne[0] as u32;
-                        let nt = g.tensor(x).nrows() as u32;
-                        let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
-                        let codes = at;
-                        let scales = codes + cb.div_ceil(align) * align;
-                        at = scales + sb.div_ceil(align) * align;
-                        self.xq_slots.push(XqSlot {
-                            x,
-                            k,
-                            n: nt,
-                            codes,
-                            scales,
-                        });
-                        here.push((r, self.xq_slots.len() - 1));
-                        self.xq_slots.len() - 1
-                    }
-                };
-                self.xq_node.insert(n, slot);
+        let mut by_region: Vec<(Region, usize)> = Vec::new();
+        for n in g.order() {
+            if !self.uses_vecq(g, n) {
+                continue;
             }
+            let node = g.node(n);
+            let x = node.srcs[1];
+            let r = g.region(x);
+            let slot = match by_region.iter().find(|(q, _)| *q == r) {
+                Some(&(_, s)) => s,
+                None => {
+                    let k = g.tensor(node.srcs[0]).ne[0] as u32;
+                    let nt = g.tensor(x).nrows() as u32;
+                    let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
+                    let codes = at;
+                    let scales = codes + cb.div_ceil(align) * align;
+                    at = scales + sb.div_ceil(align) * align;
+                    let producer = g
+                        .order()
+                        .find(|&p| g.region(g.node(p).dst) == r)
+                        .filter(|&p| has_q8_epilogue(g, p, k));
+                    self.xq_slots.push(XqSlot {
+                        x,
+                        producer,
+                        k,
+                        n: nt,
+                        codes,
+                        scales,
+                    });
+                    by_region.push((r, self.xq_slots.len() - 1));
+                    self.xq_slots.len() - 1
+                }
+            };
+            self.xq_node.insert(n, slot);
         }
         if at == 0 {
             return Ok(());
@@ -228,6 +241,18 @@ impl VulkanBackend {
             self.recorded.clear();
         }
         Ok(())
+    }
+
+    /// The q8_1 copies the current graph's integer-dot matmuls read: (activation name,
+    /// name of the op whose q8 epilogue writes it, or `None`: a quantize_q8_1 dispatch).
+    pub fn q8_copies(&self, g: &Graph) -> Vec<(String, Option<&'static str>)> {
+        self.xq_slots
+            .iter()
+            .map(|s| {
+                let by = s.producer.map(|p| g.node(p).op.name());
+                (g.tensor(s.x).name.clone(), by)
+            })
+            .collect()
     }
 
     fn xq(&self, slot: usize) -> dispatch::mul_mat_vecq::XQ<'_> {
@@ -417,7 +442,14 @@ impl VulkanBackend {
         Ok(())
     }
 
-    fn record_node(&self, rec: &mut super::Recorder, g: &Graph, n: NodeIndex) -> Result<()> {
+    /// Records node `n`; `q8`: the q8_1 slot its q8 epilogue also writes.
+    fn record_node(
+        &self,
+        rec: &mut super::Recorder,
+        g: &Graph,
+        n: NodeIndex,
+        q8: Option<usize>,
+    ) -> Result<()> {
         let node = g.node(n);
         let s = |i: usize| self.range(g, node.srcs[i]);
         let st = |i: usize| g.tensor(node.srcs[i]);
@@ -443,6 +475,17 @@ impl VulkanBackend {
             Op::RmsNorm { eps } => {
                 dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
             }
+            Op::RmsNormMul { eps } if q8.is_some() => dispatch::norm::rms_norm_mul_q8(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                self.xq(q8.expect("guarded")),
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+                *eps,
+            ),
             Op::RmsNormMul { eps } => dispatch::norm::rms_norm_mul(
                 rec,
                 s(0)?,
@@ -453,12 +496,13 @@ impl VulkanBackend {
                 u(st(1).nrows())?,
                 *eps,
             ),
-            Op::AddRmsNormMul { eps } => dispatch::norm::add_rms_norm_mul(
+            Op::AddRmsNormMul { eps } => dispatch::norm::add_rms_norm_mul_with(
                 rec,
                 s(0)?,
                 s(1)?,
                 s(2)?,
                 dst,
+                q8.map(|q| self.xq(q)),
                 u(st(0).ne[0])?,
                 u(st(0).nrows())?,
                 u(st(2).nrows())?,
@@ -485,7 +529,14 @@ impl VulkanBackend {
             Op::Scale { s: f } => {
                 dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0)
             }
-            Op::SwiGlu => dispatch::glu::swiglu(rec, s(0)?, s(1)?, dst, u(dt.nelements())?),
+            Op::SwiGlu => dispatch::glu::swiglu_with(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                q8.map(|q| self.xq(q)),
+                u(dt.nelements())?,
+            ),
             Op::MulMat { split } => {
                 let w = st(0);
                 let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
@@ -896,17 +947,32 @@ impl Backend for VulkanBackend {
             ));
             pending.clear();
         };
-        // First node of each stage -> the q8_1 slots that stage fills first.
+        // q8_1 copies: producers in this submission write them (q8 epilogue); the rest
+        // are quantized before the first stage here that reads them.
+        let here: HashSet<NodeIndex> = nodes.iter().copied().collect();
+        let mut epilogue: HashMap<NodeIndex, usize> = HashMap::new();
         let mut quantize_at: HashMap<NodeIndex, Vec<usize>> = HashMap::new();
+        let mut done: HashSet<usize> = HashSet::new();
         for stage in stages {
             let mut slots: Vec<usize> = stage
                 .iter()
                 .filter_map(|n| self.xq_node.get(n).copied())
+                .filter(|s| !done.contains(s))
                 .collect();
             slots.sort_unstable();
             slots.dedup();
-            if let (Some(&first), false) = (stage.first(), slots.is_empty()) {
-                quantize_at.insert(first, slots);
+            let mut fresh = Vec::new();
+            for s in slots {
+                done.insert(s);
+                match self.xq_slots[s].producer {
+                    Some(p) if here.contains(&p) => {
+                        epilogue.insert(p, s);
+                    }
+                    _ => fresh.push(s),
+                }
+            }
+            if let (Some(&first), false) = (stage.first(), fresh.is_empty()) {
+                quantize_at.insert(first, fresh);
             }
         }
         for (i, &n) in nodes.iter().enumerate() {
@@ -932,7 +998,7 @@ impl Backend for VulkanBackend {
                 }
                 rec.barrier()?;
             }
-            self.record_node(&mut rec, g, n)?;
+            self.record_node(&mut rec, g, n, epilogue.get(&n).copied())?;
             if profiling {
                 pending.push(node_cost(g, n));
             }
@@ -975,6 +1041,20 @@ impl Backend for VulkanBackend {
     fn take_profile(&mut self) -> Vec<NodeTime> {
         std::mem::take(&mut self.times)
     }
+}
+
+/// Whether node `p` writes its f32 result in rows of `k` values that its kernel can also
+/// write as q8_1 blocks (rms_norm_mul, add_rms_norm_mul, swiglu; `k % 32 == 0`).
+fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
+    let node = g.node(p);
+    let dst = g.tensor(node.dst);
+    k % 32 == 0
+        && dst.ty == GgmlType::F32
+        && match node.op {
+            Op::RmsNormMul { .. } | Op::AddRmsNormMul { .. } => dst.ne[0] == k as usize,
+            Op::SwiGlu => dst.nelements() % (k as usize) == 0 && dst.ne[0] == k as usize,
+            _ => false,
+        }
 }
 
 /// Profile label, bytes moved and flops of one node.

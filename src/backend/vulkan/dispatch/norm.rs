@@ -9,6 +9,7 @@
 use ash::vk;
 use bytemuck::{Pod, Zeroable};
 
+use super::mul_mat_vecq::XQ;
 use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::{Error, Result};
@@ -24,7 +25,9 @@ struct Push {
     x_off: u32,
     w_off: u32,
     d_off: u32,
-    pad: u32,
+    q_off: u32,
+    ds_off: u32,
+    pad: [u32; 3],
 }
 
 /// How a workgroup sums its row: subgroup arithmetic or a shared-memory tree.
@@ -79,6 +82,27 @@ pub fn rms_norm_mul(
     rms_norm_with(rec, reduce, x, Some((w, w_rows)), dst, ne0, nrows, eps)
 }
 
+/// [`rms_norm_mul`] that also writes its result as q8_1 blocks into `q8` (the input of an
+/// integer-dot mat-vec, `dispatch::mul_mat_vecq`); needs `ne0 % 32 == 0`.
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_mul_q8(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    w: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    q8: XQ<'_>,
+    ne0: u32,
+    nrows: u32,
+    w_rows: u32,
+    eps: f32,
+) -> Result<()> {
+    let shader = match Reduce::best(rec.caps()) {
+        Reduce::Subgroup => ShaderId::rms_norm_mul_sg_q8,
+        Reduce::Shared => ShaderId::rms_norm_mul_q8,
+    };
+    record(rec, shader, x, Some((w, w_rows)), dst, Some(q8), ne0, nrows, eps)
+}
+
 /// [`rms_norm`] (`w` = `None`) or [`rms_norm_mul`] (`w` = `Some((w, w_rows))`) with an
 /// explicit reduction path (tests exercise both on every device).
 #[allow(clippy::too_many_arguments)]
@@ -104,7 +128,7 @@ pub fn rms_norm_with(
         (Reduce::Subgroup, true) => ShaderId::rms_norm_mul_sg,
         (Reduce::Shared, true) => ShaderId::rms_norm_mul,
     };
-    record(rec, shader, x, w, dst, ne0, nrows, eps)
+    record(rec, shader, x, w, dst, None, ne0, nrows, eps)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -114,6 +138,7 @@ fn record(
     x: BufferRange<'_>,
     w: Option<(BufferRange<'_>, u32)>,
     dst: BufferRange<'_>,
+    q8: Option<XQ<'_>>,
     ne0: u32,
     nrows: u32,
     eps: f32,
@@ -134,6 +159,7 @@ fn record(
         None => (rx, 1, x_off),
     };
     let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
+    let (rq, q_off, rs, ds_off) = bind_q8(caps, q8, rd, ne0, n, shader)?;
     let push = Push {
         ne0,
         nrows,
@@ -142,7 +168,9 @@ fn record(
         x_off,
         w_off,
         d_off,
-        pad: 0,
+        q_off,
+        ds_off,
+        pad: [0; 3],
     };
     if n == 0 {
         return Ok(());
@@ -153,7 +181,7 @@ fn record(
     rec.dispatch(
         shader,
         &[],
-        &[rx, rw, rd],
+        &[rx, rw, rd, rq, rs],
         bytemuck::bytes_of(&push),
         groups,
     )
@@ -171,6 +199,9 @@ struct AddPush {
     b_off: u32,
     w_off: u32,
     d_off: u32,
+    q_off: u32,
+    ds_off: u32,
+    pad: [u32; 2],
 }
 
 /// `dst = rms_norm(a + b) * w` over `nrows` rows of `ne0` (row `r` of `w` is `r % w_rows`):
@@ -187,9 +218,29 @@ pub fn add_rms_norm_mul(
     w_rows: u32,
     eps: f32,
 ) -> Result<()> {
-    let shader = match Reduce::best(rec.caps()) {
-        Reduce::Subgroup => ShaderId::add_rms_norm_mul_sg,
-        Reduce::Shared => ShaderId::add_rms_norm_mul,
+    add_rms_norm_mul_with(rec, a, b, w, dst, None, ne0, nrows, w_rows, eps)
+}
+
+/// [`add_rms_norm_mul`], also writing the result as q8_1 blocks into `q8` when given
+/// (see [`rms_norm_mul_q8`]).
+#[allow(clippy::too_many_arguments)]
+pub fn add_rms_norm_mul_with(
+    rec: &mut Recorder,
+    a: BufferRange<'_>,
+    b: BufferRange<'_>,
+    w: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    q8: Option<XQ<'_>>,
+    ne0: u32,
+    nrows: u32,
+    w_rows: u32,
+    eps: f32,
+) -> Result<()> {
+    let shader = match (Reduce::best(rec.caps()), q8.is_some()) {
+        (Reduce::Subgroup, false) => ShaderId::add_rms_norm_mul_sg,
+        (Reduce::Shared, false) => ShaderId::add_rms_norm_mul,
+        (Reduce::Subgroup, true) => ShaderId::add_rms_norm_mul_sg_q8,
+        (Reduce::Shared, true) => ShaderId::add_rms_norm_mul_q8,
     };
     let n = u64::from(ne0) * u64::from(nrows);
     count_u32(n, shader.name())?;
@@ -201,6 +252,7 @@ pub fn add_rms_norm_mul(
     let nw = u64::from(ne0) * u64::from(w_rows);
     let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
     let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
+    let (rq, q_off, rs, ds_off) = bind_q8(caps, q8, rd, ne0, n, shader)?;
     let push = AddPush {
         ne0,
         nrows,
@@ -210,6 +262,9 @@ pub fn add_rms_norm_mul(
         b_off,
         w_off,
         d_off,
+        q_off,
+        ds_off,
+        pad: [0; 2],
     };
     if n == 0 {
         return Ok(());
@@ -219,10 +274,33 @@ pub fn add_rms_norm_mul(
     rec.dispatch(
         shader,
         &[],
-        &[ra, rb, rw, rd],
+        &[ra, rb, rw, rd, rq, rs],
         bytemuck::bytes_of(&push),
         groups,
     )
+}
+
+/// Bindings and element offsets of a q8_1 output (`None`: `unused` stands in, offsets 0),
+/// for `n` values in rows of `ne0` (a multiple of 32).
+pub(crate) fn bind_q8<'a>(
+    caps: &Caps,
+    q8: Option<XQ<'a>>,
+    unused: BufferRange<'a>,
+    ne0: u32,
+    n: u64,
+    shader: ShaderId,
+) -> Result<(BufferRange<'a>, u32, BufferRange<'a>, u32)> {
+    let Some(q8) = q8 else {
+        return Ok((unused, 0, unused, 0));
+    };
+    if ne0 % 32 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{shader}: a q8_1 output needs rows of a multiple of 32 values, not {ne0}"
+        )));
+    }
+    let (rq, q_off) = bind(caps, &q8.codes, 4, n / 4, &format!("{shader} q8 codes"))?;
+    let (rs, ds_off) = bind(caps, &q8.scales, 8, n / 32, &format!("{shader} q8 scales"))?;
+    Ok((rq, q_off, rs, ds_off))
 }
 
 fn check_eps(shader: ShaderId, eps: f32) -> Result<()> {
