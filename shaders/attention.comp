@@ -1,5 +1,5 @@
 #version 450
-// bindings: 7
+// bindings: 9
 // push: 64
 // workgroup: 256
 // (the real width is specialization constant 1, NSPLIT x 64: see below)
@@ -16,6 +16,9 @@
 //   dst f32 [d, n_head, n]          (binding 4)
 //   part f32 partial results        (binding 5, split-K only; else bound to dst, unused)
 //   cnt  u32 arrival counters       (binding 6, split-K only; zero between dispatches)
+//   q8   codes, (d, s) pairs        (bindings 7, 8; Q8 variant only: the output also as
+//                                    q8_1 blocks, common/q8_1.glsl, for the integer-dot
+//                                    mat-vec of attn_output; D % 32 == 0)
 // Head h reads kv head h / (n_head / n_head_kv); workgroup x covers heads x*QB ..
 // x*QB + QB - 1 (QB, specialization constant 2, divides n_head / n_head_kv).
 //
@@ -39,6 +42,7 @@
 // Writers publish with memoryBarrierBuffer() before the counter increment; the merging
 // workgroup issues one after seeing the count, before reading (coherent buffers).
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint D = 128;
 // Query heads per workgroup: QB heads that share one kv head (GQA) share every K/V load.
@@ -67,6 +71,13 @@ layout(std430, set = 0, binding = 3) readonly buffer P { int pos[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer O { float dst[]; };
 layout(std430, set = 0, binding = 5) coherent buffer Part { float part[]; };
 layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
+#ifdef Q8
+#define Q8_CODES 7
+#define Q8_SCALES 8
+#include "common/q8_1.glsl"
+// The QB heads' outputs, staged for quantization in blocks of 32.
+shared float out_sh[QB * D];
+#endif
 
 layout(push_constant) uniform Push {
     uint d;
@@ -82,10 +93,35 @@ layout(push_constant) uniform Push {
     uint d_off;
     uint part_off; // element offset of part (split-K)
     uint cnt_off;  // element offset of cnt (split-K)
+    uint q8_off;   // Q8: element offsets of the codes and the pairs
+    uint q8s_off;
     uint pad0;
-    uint pad1;
-    uint pad2;
 } p;
+
+// Writes output pair u of head g (of this workgroup's QB) for token t.
+void store_out(uint t, uint h0, uint g, uint u, vec2 o) {
+    const uint ob = p.d_off + (t * p.n_head + h0 + g) * D + 2 * u;
+    dst[ob] = o.x;
+    dst[ob + 1] = o.y;
+#ifdef Q8
+    out_sh[g * D + 2 * u] = o.x;
+    out_sh[g * D + 2 * u + 1] = o.y;
+#endif
+}
+
+// Q8: after every store_out of the workgroup, its QB heads' q8_1 blocks (uniform call).
+void store_q8(uint t, uint h0) {
+#ifdef Q8
+    barrier();
+    // 8 consecutive invocations per 32-value block (the width is a multiple of 64).
+    const uint nb = D / 32;
+    for (uint g = gl_LocalInvocationID.x; g < QB * D / 4; g += gl_WorkGroupSize.x) {
+        const vec4 v = vec4(out_sh[4 * g], out_sh[4 * g + 1], out_sh[4 * g + 2], out_sh[4 * g + 3]);
+        // Heads h0.. are consecutive, so the block index runs on across them.
+        q8_store4(p.q8_off, p.q8s_off, (t * p.n_head + h0) * nb + g / 8, g % 8, v);
+    }
+#endif
+}
 
 // Shared arrays of floats are read as vec4 (4x fewer shared-memory transactions, the
 // bottleneck of prefill); f >> 2, f & 3 address float f.
@@ -284,9 +320,7 @@ void main() {
             }
         }
         if (nz == 1) {
-            const uint ob = p.d_off + (t * p.n_head + h0 + g) * D + 2 * u;
-            dst[ob] = o.x / lsum;
-            dst[ob + 1] = o.y / lsum;
+            store_out(t, h0, g, u, o / lsum);
         } else {
             const uint pb = pbase + (z * QB + g) * rec;
             part[pb + 2 + 2 * u] = o.x;
@@ -298,6 +332,7 @@ void main() {
         }
     }
     if (nz == 1) {
+        store_q8(t, h0);
         return; // uniform per dispatch
     }
     // Split-K: the last workgroup of this (head group, token) to arrive merges.
@@ -329,11 +364,10 @@ void main() {
             lsum += wz * part[pb + 1];
             o += wz * vec2(part[pb + 2 + 2 * u], part[pb + 3 + 2 * u]);
         }
-        const uint ob = p.d_off + (t * p.n_head + h0 + g) * D + 2 * u;
-        dst[ob] = o.x / lsum;
-        dst[ob + 1] = o.y / lsum;
+        store_out(t, h0, g, u, o / lsum);
     }
     if (tid == 0) {
         cnt[ci] = 0u;
     }
+    store_q8(t, h0);
 }

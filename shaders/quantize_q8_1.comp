@@ -9,7 +9,7 @@
 //   ds  vec2 (d, s) per block, [n * k / 32] (binding 2, from element ds_off)
 // as common/q8_1.glsl defines them (s, the f32 block sum, is what the min/offset terms
 // of q4_1, q5_1, q4_K and q5_K multiply).
-// One invocation per block: it reads 8 vec4, writes 8 words and one vec2.
+// One invocation per 4 values (8 per block, q8_store4).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "common/index.glsl"
@@ -32,13 +32,9 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    const uint b = flat_index();
-    if (b >= p.nblocks) {
-        return;
+    const uint g = flat_index(); // WG_X % 8 == 0: a block's 8 lanes share a subgroup
+    if (g >= 8u * p.nblocks) {
+        return; // whole blocks only (8 * nblocks is a multiple of 8)
     }
-    vec4 v[8];
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        v[i] = x4[p.x_off + 8u * b + i];
-    }
-    q8_store(p.q_off, p.ds_off, b, v);
+    q8_store4(p.q_off, p.ds_off, g / 8u, g % 8u, x4[p.x_off + g]);
 }

@@ -64,19 +64,16 @@ void main() {
     const uint wb = p.w_off + (row % p.w_rows) * p.ne0;
 #endif
 #ifdef Q8
-    // One invocation per 32-value block: the f32 result and its q8_1 block.
+    // Groups of 4 values, 8 consecutive invocations per 32-value block (WG_X % 8 == 0).
     const uint nb = p.ne0 / 32u;
-    for (uint b = tid; b < nb; b += WG_X) {
-        vec4 v[8];
-        [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            [[unroll]] for (uint c = 0u; c < 4u; c++) {
-                const uint e = 32u * b + 4u * i + c;
-                const float r = x[xb + e] * scale * w[wb + e];
-                d[db + e] = r;
-                v[i][c] = r;
-            }
+    for (uint g = tid; g < 8u * nb; g += WG_X) {
+        vec4 v;
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            const uint e = 4u * g + c;
+            v[c] = x[xb + e] * scale * w[wb + e];
+            d[db + e] = v[c];
         }
-        q8_store(p.q_off, p.ds_off, row * nb + b, v);
+        q8_store4(p.q_off, p.ds_off, row * nb + g / 8u, g % 8u, v);
     }
 #else
     for (uint i = tid; i < p.ne0; i += WG_X) {

@@ -7,7 +7,7 @@
 // over n_elements contiguous f32 values (1-D, dispatched on a 2-D grid, common/index.glsl).
 // g and u are one binding each; the fused gate/up matmul writes them as two contiguous
 // blocks of one buffer, which then simply appears in both bindings.
-// The Q8 variant runs one invocation per 32-value block (n_elements % 32 == 0) and also
+// The Q8 variant runs one invocation per 4 values (n_elements % 32 == 0) and also
 // writes the result as q8_1 blocks (common/q8_1.glsl, bindings 3 and 4) for the
 // integer-dot mat-vec of ffn_down; the plain variant leaves bindings 3-4 unused.
 // Bindings are whole buffers; *_off are element offsets (dispatch/glu.rs).
@@ -37,6 +37,13 @@ layout(push_constant) uniform Push {
     uint pad1;
 } p;
 
+float g_at(uint e) {
+    return g[p.g_off + e];
+}
+float u_at(uint e) {
+    return u[p.u_off + e];
+}
+
 float swiglu1(float v, float up) {
     // exp(-v) overflows to +inf for v < -88: v / inf = -0, the correct limit.
     return v / (1.0 + exp(-v)) * up;
@@ -44,20 +51,18 @@ float swiglu1(float v, float up) {
 
 void main() {
 #ifdef Q8
-    const uint blk = flat_index();
-    if (32u * blk >= p.n_elements) {
-        return;
+    // One invocation per 4 values, 8 per 32-value block (WG_X % 8 == 0).
+    const uint g = flat_index();
+    if (4u * g >= p.n_elements) {
+        return; // whole blocks only (n_elements % 32 == 0)
     }
-    vec4 v[8];
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        [[unroll]] for (uint c = 0u; c < 4u; c++) {
-            const uint e = 32u * blk + 4u * i + c;
-            const float r = swiglu1(g[p.g_off + e], u[p.u_off + e]);
-            d[p.d_off + e] = r;
-            v[i][c] = r;
-        }
+    vec4 v;
+    [[unroll]] for (uint c = 0u; c < 4u; c++) {
+        const uint e = 4u * g + c;
+        v[c] = swiglu1(g_at(e), u_at(e));
+        d[p.d_off + e] = v[c];
     }
-    q8_store(p.q_off, p.ds_off, blk, v);
+    q8_store4(p.q_off, p.ds_off, g / 8u, g % 8u, v);
 #else
     const uint i = flat_index();
     if (i >= p.n_elements) {

@@ -565,7 +565,10 @@ fn q8_epilogues_match_quantize() {
         assert!(cb <= 512);
         let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; 512 + sb as usize]);
         fn xq(buf: &Buffer, cb: u64, sb: u64) -> XQ<'_> {
-            XQ { codes: buf.range(0, cb), scales: buf.range(512, sb) }
+            XQ {
+                codes: buf.range(0, cb),
+                scales: buf.range(512, sb),
+            }
         }
         for kernel in ["rms_norm_mul", "add_rms_norm_mul", "swiglu"] {
             let case = format!("{kernel}_q8(ne0={ne0},rows={rows})");
@@ -576,16 +579,63 @@ fn q8_epilogues_match_quantize() {
             run(gpu, &case, |rec| {
                 match kernel {
                     "rms_norm_mul" => {
-                        norm::rms_norm_mul(rec, a.range(4), w.range(4), plain.range(), ne0u, rowsu, 1, 1e-6)?;
-                        norm::rms_norm_mul_q8(rec, a.range(4), w.range(4), fused.range(), xq(&ep, cb, sb), ne0u, rowsu, 1, 1e-6)?;
+                        norm::rms_norm_mul(
+                            rec,
+                            a.range(4),
+                            w.range(4),
+                            plain.range(),
+                            ne0u,
+                            rowsu,
+                            1,
+                            1e-6,
+                        )?;
+                        norm::rms_norm_mul_q8(
+                            rec,
+                            a.range(4),
+                            w.range(4),
+                            fused.range(),
+                            xq(&ep, cb, sb),
+                            ne0u,
+                            rowsu,
+                            1,
+                            1e-6,
+                        )?;
                     }
                     "add_rms_norm_mul" => {
-                        norm::add_rms_norm_mul(rec, a.range(4), b.range(4), w.range(4), plain.range(), ne0u, rowsu, 1, 1e-6)?;
-                        norm::add_rms_norm_mul_with(rec, a.range(4), b.range(4), w.range(4), fused.range(), Some(xq(&ep, cb, sb)), ne0u, rowsu, 1, 1e-6)?;
+                        norm::add_rms_norm_mul(
+                            rec,
+                            a.range(4),
+                            b.range(4),
+                            w.range(4),
+                            plain.range(),
+                            ne0u,
+                            rowsu,
+                            1,
+                            1e-6,
+                        )?;
+                        norm::add_rms_norm_mul_with(
+                            rec,
+                            a.range(4),
+                            b.range(4),
+                            w.range(4),
+                            fused.range(),
+                            Some(xq(&ep, cb, sb)),
+                            ne0u,
+                            rowsu,
+                            1,
+                            1e-6,
+                        )?;
                     }
                     _ => {
                         glu::swiglu(rec, a.range(4), b.range(4), plain.range(), n as u32)?;
-                        glu::swiglu_with(rec, a.range(4), b.range(4), fused.range(), Some(xq(&ep, cb, sb)), n as u32)?;
+                        glu::swiglu_with(
+                            rec,
+                            a.range(4),
+                            b.range(4),
+                            fused.range(),
+                            Some(xq(&ep, cb, sb)),
+                            n as u32,
+                        )?;
                     }
                 }
                 Ok(())
@@ -593,7 +643,9 @@ fn q8_epilogues_match_quantize() {
             let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
             // quantize_q8_1 reads 16-byte aligned x: a copy of the fused output at offset 0.
             let again = Input::f32(gpu, "again", &f, 0);
-            run(gpu, &case, |rec| quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu));
+            run(gpu, &case, |rec| {
+                quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu)
+            });
             assert!(
                 p.iter().zip(&f).all(|(x, y)| x.to_bits() == y.to_bits()),
                 "{}: q8 variant's f32 output differs from the plain kernel's",
@@ -603,16 +655,152 @@ fn q8_epilogues_match_quantize() {
             let (e, r) = (gpu.read_f32(&ep, 0, words), gpu.read_f32(&re, 0, words));
             // Codes and d bit-exact; the f32 block sums s to rounding (summation order
             // may differ between the two kernels' compiled code).
-            let codes = |v: &[f32]| -> Vec<u32> { v[..cb as usize / 4].iter().map(|x| x.to_bits()).collect() };
-            assert_eq!(codes(&e), codes(&r), "{}: q8_1 codes differ", gpu.case(&case));
+            let codes = |v: &[f32]| -> Vec<u32> {
+                v[..cb as usize / 4].iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(
+                codes(&e),
+                codes(&r),
+                "{}: q8_1 codes differ",
+                gpu.case(&case)
+            );
             for (blk, (pe, pr)) in e[128..].chunks(2).zip(r[128..].chunks(2)).enumerate() {
-                assert_eq!(pe[0].to_bits(), pr[0].to_bits(), "{}: block {blk} d", gpu.case(&case));
+                assert_eq!(
+                    pe[0].to_bits(),
+                    pr[0].to_bits(),
+                    "{}: block {blk} d",
+                    gpu.case(&case)
+                );
                 assert!(
                     (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
                     "{}: block {blk} sum {} vs {}",
                     gpu.case(&case),
                     pe[1],
                     pr[1]
+                );
+            }
+            eprintln!("{}: ok", gpu.case(&case));
+        }
+    });
+}
+
+/// attention's q8 epilogue, unsplit and split-K: the f32 output bit-identical to the
+/// plain kernel's, the q8_1 blocks quantize_q8_1's of it (sums to rounding).
+#[test]
+fn attention_q8_epilogue() {
+    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes, XQ};
+    for_each_device("attention_q8", |gpu| {
+        let (d, nh, nkv, n_kv) = (64usize, 4usize, 2usize, 300usize);
+        let pos = vec![299i32, 150];
+        let n = pos.len();
+        let q = Input::f32(gpu, "q", &values(d * nh * n, 1), 1);
+        let kv: Vec<f16> = values(d * nkv * n_kv, 2)
+            .iter()
+            .map(|&v| f16::from_f32(v))
+            .collect();
+        let k = Input::f16(gpu, "k", &kv, 8);
+        let v = Input::f16(gpu, "v", &kv, 6);
+        let p = Input::i32(gpu, "pos", &pos, 3);
+        let (cb, sb) = xq_bytes((d * nh) as u32, n as u32);
+        let split = attention::SplitShape {
+            nz: 3,
+            sub_blocks: 2,
+            qb: 2,
+        };
+        let scratch = gpu.buffer_from(
+            "scratch",
+            &vec![0u8; split.scratch_bytes(d as u32, nh as u32, n as u32) as usize],
+        );
+        for split_k in [false, true] {
+            let case = format!("attention_q8(d={d},h={nh}/{nkv},n={n},split_k={split_k})");
+            let plain = Output::new(gpu, "plain", d * nh * n);
+            let fused = Output::new(gpu, "fused", d * nh * n);
+            let ep = gpu.buffer_from("ep", &vec![0u8; 1024 + sb as usize]);
+            let re = gpu.buffer_from("re", &vec![0u8; 1024 + sb as usize]);
+            run(gpu, &case, |rec| {
+                let sp = split_k.then(|| (scratch.whole(), split));
+                let args = (
+                    d as u32,
+                    nh as u32,
+                    nkv as u32,
+                    n as u32,
+                    n_kv as u32,
+                    0.125f32,
+                );
+                attention::attention_with(
+                    rec,
+                    q.range(4),
+                    k.range(2),
+                    v.range(2),
+                    p.range(4),
+                    plain.range(),
+                    sp,
+                    None,
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    args.5,
+                )?;
+                rec.barrier()?;
+                let x = XQ {
+                    codes: ep.range(0, cb),
+                    scales: ep.range(1024, sb),
+                };
+                attention::attention_with(
+                    rec,
+                    q.range(4),
+                    k.range(2),
+                    v.range(2),
+                    p.range(4),
+                    fused.range(),
+                    sp,
+                    Some(x),
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    args.5,
+                )
+            });
+            let (pl, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+            assert!(
+                pl.iter().zip(&f).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: q8 variant's f32 output differs",
+                gpu.case(&case)
+            );
+            let again = Input::f32(gpu, "again", &f, 0);
+            run(gpu, &case, |rec| {
+                let x = XQ {
+                    codes: re.range(0, cb),
+                    scales: re.range(1024, sb),
+                };
+                quantize_q8_1(rec, again.range(4), x, (d * nh) as u32, n as u32)
+            });
+            let words = (1024 + sb as usize) / 4;
+            let (e, r) = (gpu.read_f32(&ep, 0, words), gpu.read_f32(&re, 0, words));
+            let cw = cb as usize / 4;
+            assert!(
+                e[..cw]
+                    .iter()
+                    .zip(&r[..cw])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: codes differ",
+                gpu.case(&case)
+            );
+            for (pe, pr) in e[256..].chunks(2).zip(r[256..].chunks(2)) {
+                assert_eq!(
+                    pe[0].to_bits(),
+                    pr[0].to_bits(),
+                    "{}: d differs",
+                    gpu.case(&case)
+                );
+                assert!(
+                    (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
+                    "{}: sum",
+                    gpu.case(&case)
                 );
             }
             eprintln!("{}: ok", gpu.case(&case));

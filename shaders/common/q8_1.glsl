@@ -7,10 +7,18 @@
 //
 // The including shader defines Q8_CODES (binding of the codes) and Q8_SCALES (binding of
 // the pairs) before the #include.
+//
+// Writers hand over a block as 8 lanes of 4 values (q8_store4): 8 consecutive
+// invocations of one subgroup (the subgroup size is a multiple of 8; dispatch code
+// checks), which meet through subgroupShuffleXor 1, 2, 4, so no invocation walks 32
+// values alone (that made the epilogues latency-bound). max is exact in any order, so d
+// and the codes are the same whoever writes them; s is summed pairwise.
 #ifndef COMMON_Q8_1_GLSL
 #define COMMON_Q8_1_GLSL
 
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 
 layout(std430, set = 0, binding = Q8_CODES) writeonly restrict buffer Q8C { uint q8_codes[]; };
 layout(std430, set = 0, binding = Q8_SCALES) writeonly restrict buffer Q8S { vec2 q8_scales[]; };
@@ -22,21 +30,22 @@ uint q8_pack(vec4 v, float id) {
         | (uint(q.w & 255) << 24);
 }
 
-// Writes block `blk` (values v[0..7]) at word q_off + 8 * blk and pair ds_off + blk.
-void q8_store(uint q_off, uint ds_off, uint blk, vec4 v[8]) {
-    float amax = 0.0;
-    precise float sum = 0.0;
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        const vec4 a = abs(v[i]);
-        amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
-        sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+// Lane `lane` (= gl_SubgroupInvocationID % 8, the 4 values 4 * lane .. of block blk)
+// of the 8 invocations writing block `blk`; all 8 must call it together.
+void q8_store4(uint q_off, uint ds_off, uint blk, uint lane, vec4 v) {
+    const vec4 a = abs(v);
+    float amax = max(max(a.x, a.y), max(a.z, a.w));
+    precise float sum = (v.x + v.y) + (v.z + v.w);
+    [[unroll]] for (uint m = 1u; m < 8u; m <<= 1) {
+        amax = max(amax, subgroupShuffleXor(amax, m));
+        sum = sum + subgroupShuffleXor(sum, m);
     }
     const float d = amax / 127.0;
     const float id = d != 0.0 ? 1.0 / d : 0.0;
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        q8_codes[q_off + 8u * blk + i] = q8_pack(v[i], id);
+    q8_codes[q_off + 8u * blk + lane] = q8_pack(v, id);
+    if (lane == 0u) {
+        q8_scales[ds_off + blk] = vec2(d, sum);
     }
-    q8_scales[ds_off + blk] = vec2(d, sum);
 }
 
 #endif

@@ -177,7 +177,9 @@ impl VulkanBackend {
             return false;
         };
         let caps = self.ctx.caps();
-        self.int8_mat_vec() && x.ty == GgmlType::F32 && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
+        self.int8_mat_vec()
+            && x.ty == GgmlType::F32
+            && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
     }
 
     /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
@@ -629,33 +631,22 @@ impl VulkanBackend {
             }
             Op::Attention { scale } => {
                 let (q, k) = (st(0), st(1));
-                if let (Some(&(shape, off)), Some(b)) = (self.attn_split.get(&n), self.attn_scratch)
-                {
-                    let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
-                    return dispatch::attention::attention_split(
-                        rec,
-                        s(0)?,
-                        s(1)?,
-                        s(2)?,
-                        s(3)?,
-                        dst,
-                        self.bufs[b].range(off, bytes),
-                        shape,
-                        u(q.ne[0])?,
-                        u(q.ne[1])?,
-                        u(k.ne[1])?,
-                        u(q.ne[2])?,
-                        u(k.ne[2])?,
-                        *scale,
-                    );
-                }
-                dispatch::attention::attention(
+                let split = match (self.attn_split.get(&n), self.attn_scratch) {
+                    (Some(&(shape, off)), Some(b)) => {
+                        let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
+                        Some((self.bufs[b].range(off, bytes), shape))
+                    }
+                    _ => None,
+                };
+                dispatch::attention::attention_with(
                     rec,
                     s(0)?,
                     s(1)?,
                     s(2)?,
                     s(3)?,
                     dst,
+                    split,
+                    q8.map(|q| self.xq(q)),
                     u(q.ne[0])?,
                     u(q.ne[1])?,
                     u(k.ne[1])?,
@@ -1044,7 +1035,7 @@ impl Backend for VulkanBackend {
 }
 
 /// Whether node `p` writes its f32 result in rows of `k` values that its kernel can also
-/// write as q8_1 blocks (rms_norm_mul, add_rms_norm_mul, swiglu; `k % 32 == 0`).
+/// write as q8_1 blocks (rms_norm_mul, add_rms_norm_mul, swiglu, attention; `k % 32 == 0`).
 fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
     let node = g.node(p);
     let dst = g.tensor(node.dst);
@@ -1053,6 +1044,8 @@ fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
         && match node.op {
             Op::RmsNormMul { .. } | Op::AddRmsNormMul { .. } => dst.ne[0] == k as usize,
             Op::SwiGlu => dst.nelements() % (k as usize) == 0 && dst.ne[0] == k as usize,
+            // The output [d, n_head, n] is read as [d * n_head, n]; blocks stay in a head.
+            Op::Attention { .. } => dst.ne[0] % 32 == 0 && dst.ne[0] * dst.ne[1] == k as usize,
             _ => false,
         }
 }

@@ -20,6 +20,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::mul_mat_vecq::XQ;
 use super::{bind, count_u32};
 use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
 use crate::{Error, Result};
@@ -44,7 +45,9 @@ struct Push {
     d_off: u32,
     part_off: u32,
     cnt_off: u32,
-    pad: [u32; 3],
+    q8_off: u32,
+    q8s_off: u32,
+    pad: u32,
 }
 
 /// `dst = softmax(q·kᵀ·scale, causal by pos) · v` per head, one workgroup per
@@ -65,7 +68,32 @@ pub fn attention(
     scale: f32,
 ) -> Result<()> {
     record(
-        rec, q, k, v, pos, dst, None, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, pos, dst, None, None, d, n_head, n_head_kv, n, n_kv, scale,
+    )
+}
+
+/// [`attention`] or [`attention_split`] (`split` given), also writing the output as q8_1
+/// blocks into `q8` when given (the input of attn_output's integer-dot mat-vec; needs
+/// `d % 32 == 0`).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_with(
+    rec: &mut Recorder,
+    q: BufferRange<'_>,
+    k: BufferRange<'_>,
+    v: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    split: Option<(BufferRange<'_>, SplitShape)>,
+    q8: Option<XQ<'_>>,
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n: u32,
+    n_kv: u32,
+    scale: f32,
+) -> Result<()> {
+    record(
+        rec, q, k, v, pos, dst, split, q8, d, n_head, n_head_kv, n, n_kv, scale,
     )
 }
 
@@ -175,6 +203,7 @@ pub fn attention_split(
         pos,
         dst,
         Some((scratch, shape)),
+        None,
         d,
         n_head,
         n_head_kv,
@@ -186,9 +215,10 @@ pub fn attention_split(
 
 /// Shared memory of one workgroup with `s` sub-blocks and `qb` query heads: per query
 /// head q (4d), and per sub-block partial dot products (T rows x 8 lanes x 4), scores and
-/// weights (2 x 4T), m and l (8) and partial outputs (4d); plus the split-K flag.
+/// weights (2 x 4T), m and l (8) and partial outputs (4d); plus the split-K flag and the
+/// Q8 variant's output staging (4d per head; counted always).
 fn shared_bytes(d: u32, s: u32, qb: u32) -> u32 {
-    qb * (4 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d)) + 4
+    qb * (8 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d)) + 4
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,6 +230,7 @@ fn record(
     pos: BufferRange<'_>,
     dst: BufferRange<'_>,
     split: Option<(BufferRange<'_>, SplitShape)>,
+    q8: Option<XQ<'_>>,
     d: u32,
     n_head: u32,
     n_head_kv: u32,
@@ -207,7 +238,11 @@ fn record(
     n_kv: u32,
     scale: f32,
 ) -> Result<()> {
-    let shader = ShaderId::attention;
+    let shader = if q8.is_some() {
+        ShaderId::attention_q8
+    } else {
+        ShaderId::attention
+    };
     if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
         return Err(Error::Unsupported(format!(
             "attention: head size {d} (the Vulkan kernel needs a multiple of 8 up to \
@@ -264,6 +299,7 @@ fn record(
             (rs, rs, part_off, s_off, sh.nz, Some((sh.sub_blocks, sh.qb)))
         }
     };
+    let (rq8, q8_off, rs8, q8s_off) = super::norm::bind_q8(caps, q8, rd, d, nq, shader)?;
     let push = Push {
         d,
         n_head,
@@ -278,7 +314,9 @@ fn record(
         d_off,
         part_off,
         cnt_off,
-        pad: [0; 3],
+        q8_off,
+        q8s_off,
+        pad: 0,
     };
     if n == 0 || n_head == 0 {
         return Ok(());
@@ -298,7 +336,7 @@ fn record(
     rec.dispatch(
         shader,
         &[d, nsplit * TILE, qb],
-        &[rq, rk, rv, rp, rd, rpart, rcnt],
+        &[rq, rk, rv, rp, rd, rpart, rcnt, rq8, rs8],
         bytemuck::bytes_of(&push),
         [n_head / qb, n, nz],
     )

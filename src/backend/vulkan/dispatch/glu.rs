@@ -6,8 +6,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{bind, count_u32, groups_1d};
 use super::mul_mat_vecq::XQ;
+use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
 use crate::Result;
 
@@ -69,8 +69,8 @@ pub fn swiglu_with(
     if n == 0 {
         return Ok(());
     }
-    // The q8 variant runs one invocation per 32-value block.
-    let groups = groups_1d(caps, shader, if q8.is_some() { n / 32 } else { n })?;
+    // The q8 variant runs one invocation per 4 values.
+    let groups = groups_1d(caps, shader, if q8.is_some() { n / 4 } else { n })?;
     rec.dispatch(
         shader,
         &[],

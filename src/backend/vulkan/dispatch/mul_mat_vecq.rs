@@ -9,7 +9,8 @@
 //! - [`mul_mat_vecq`] takes the weight types [`supports`] lists (the 10 quantized types;
 //!   f16/bf16/f32 have no integer codes and stay on `mul_mat_vec.comp`), `n ≤ 8`, the
 //!   same split-on-write segments as `dispatch::mul_mat`, and needs `shaderIntegerDotProduct`
-//!   and subgroup arithmetic. Where the device only emulates 4×8-bit dot products
+//!   and subgroup arithmetic and shuffles (subgroup size a multiple of 8: q8_1 writers
+//!   share a block among 8 lanes). Where the device only emulates 4×8-bit dot products
 //!   ([`preferred`] is false) the float kernel stays the default.
 //! - Accuracy: the activation rounding is llama.cpp's (q8_1, as its MMVQ kernels and
 //!   ggml-vulkan's `mul_mat_vecq` use); the weights' codes are exact.
@@ -35,7 +36,7 @@ pub fn xq_bytes(k: u32, n: u32) -> (u64, u64) {
     (vals, vals / 32 * 8)
 }
 
-/// Default launch shape (H200-tuned start; see `perf_mul_mat_vec` in tests/vk_mul_mat.rs).
+/// Widest default workgroup and rows per workgroup (benches/mat_vec.rs).
 const WG: u32 = 128;
 const ROWS: u32 = 4;
 
@@ -89,7 +90,9 @@ pub fn supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
     shader(ty).is_some()
         && caps.integer_dot_product
         && caps.storage_16bit
-        && caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC)
+        && caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC | F::SHUFFLE)
+        // q8_1 writers exchange a block's values among 8 lanes of one subgroup.
+        && caps.subgroup_size % 8 == 0
         && (1..=MAT_VEC_MAX_N).contains(&n)
         && k > 0
         && k % ty.block_size() as u32 == 0
@@ -134,7 +137,8 @@ pub fn quantize_q8_1(
         pad: [0; 4],
     };
     let shader = ShaderId::quantize_q8_1;
-    let groups = groups_1d(caps, shader, vals / 32)?;
+    // One invocation per 4 values (8 per block).
+    let groups = groups_1d(caps, shader, vals / 4)?;
     rec.dispatch(
         shader,
         &[],
@@ -222,7 +226,14 @@ pub fn mul_mat_vecq(
         seg_rows,
         seg_woff,
     };
-    let shape = shape.unwrap_or(MatVecShape { wg: WG, rows: ROWS });
+    // One 32-value unit per invocation and row per step: a workgroup no wider than the
+    // row has units (short rows: one subgroup, no idle invocations), at least a subgroup.
+    let shape = shape.unwrap_or(MatVecShape {
+        wg: (k / 32)
+            .next_power_of_two()
+            .clamp(caps.subgroup_size.clamp(8, WG), WG),
+        rows: ROWS,
+    });
     let wg = shape.wg.min(caps.max_compute_work_group_size[0]);
     let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
     if shared > u64::from(caps.max_compute_shared_memory_size) || shape.rows == 0 {

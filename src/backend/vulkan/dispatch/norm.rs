@@ -100,7 +100,17 @@ pub fn rms_norm_mul_q8(
         Reduce::Subgroup => ShaderId::rms_norm_mul_sg_q8,
         Reduce::Shared => ShaderId::rms_norm_mul_q8,
     };
-    record(rec, shader, x, Some((w, w_rows)), dst, Some(q8), ne0, nrows, eps)
+    record(
+        rec,
+        shader,
+        x,
+        Some((w, w_rows)),
+        dst,
+        Some(q8),
+        ne0,
+        nrows,
+        eps,
+    )
 }
 
 /// [`rms_norm`] (`w` = `None`) or [`rms_norm_mul`] (`w` = `Some((w, w_rows))`) with an
