@@ -26,13 +26,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs `f(rec, i)` REPS times (after one warm-up) with a barrier and a timestamp after
+/// Runs `f(rec, i)` REPS times (after REPS untimed ones) with a barrier and a timestamp after
 /// each; returns the median µs.
 fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder, usize)) -> Option<f64> {
     let mut rec = ctx.recorder().ok()?;
     rec.begin().ok()?;
-    f(&mut rec, 0);
-    rec.barrier().ok()?;
+    // Untimed warm-up repetitions first (caches, and clocks that ramp up under load).
+    for i in 0..REPS {
+        f(&mut rec, i);
+        rec.barrier().ok()?;
+    }
     rec.timestamp("start").ok()?;
     for i in 0..REPS {
         f(&mut rec, i + 1);
