@@ -113,13 +113,26 @@ fn main() {
     println!("| type | m | k | n | path | mode | µs | GB/s | % of copy |");
     println!("|---|---:|---:|---:|---|---|---:|---:|---:|");
 
-    let shapes: &[(usize, usize)] = if small {
-        &[(512, 2048)]
-    } else {
-        &[(4096, 14336), (4096, 4096)]
+    // VKGRAPH_BENCH_SHAPES="4096x4096,4096x14336" and VKGRAPH_BENCH_TYPES="q4_0,q6_K"
+    // narrow the run (order as given).
+    let shapes: Vec<(usize, usize)> = match std::env::var("VKGRAPH_BENCH_SHAPES") {
+        Ok(v) => v
+            .split(',')
+            .filter_map(|s| s.split_once('x'))
+            .filter_map(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .collect(),
+        Err(_) if small => vec![(512, 2048)],
+        Err(_) => vec![(4096, 14336), (4096, 4096)],
     };
-    for &(m, k) in shapes {
-        for ty in GgmlType::WEIGHT_TYPES {
+    let types: Vec<GgmlType> = match std::env::var("VKGRAPH_BENCH_TYPES") {
+        Ok(v) => GgmlType::WEIGHT_TYPES
+            .into_iter()
+            .filter(|t| v.split(',').any(|n| n.trim() == t.name()))
+            .collect(),
+        Err(_) => GgmlType::WEIGHT_TYPES.to_vec(),
+    };
+    for &(m, k) in &shapes {
+        for &ty in &types {
             let wbytes = ty.row_bytes(k).unwrap() * m;
             if wbytes as u64
                 > caps

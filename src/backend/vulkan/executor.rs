@@ -34,13 +34,17 @@ struct Place {
 /// Which kernel family runs decode matmuls (`n ≤ 8`) of the quantized types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatVecPath {
-    /// Integer dot products where the device accelerates them, else float.
+    /// Integer dot products where the device accelerates them and the weight is at
+    /// least 4 MiB, else float.
     Auto,
     /// `mul_mat_vec.comp` (weights dequantized to f32).
     Float,
     /// `mul_mat_vecq.comp` wherever the device supports it at all (tests, A/B).
     Int8,
 }
+
+/// Smallest weight (bytes) `MatVecPath::Auto` sends to the integer-dot mat-vec.
+const VECQ_MIN_BYTES: usize = 4 << 20;
 
 /// One q8_1 copy of an activation: written by the node that produces the activation
 /// (a q8 epilogue) when that node has one and runs in the same submission, else by a
@@ -177,7 +181,13 @@ impl VulkanBackend {
             return false;
         };
         let caps = self.ctx.caps();
+        // Auto leaves small matrices on the float kernel: both run at the dispatch
+        // latency floor there and the float one measured 0-8 % faster (H200, qwen3-0.6b
+        // q2_k / q4_k_m, 1-2 MB matrices), while from ~9 MB up int8 won by 37-49 %
+        // (llama-8b q2_k / q4_0). docs/BENCHMARKS.md has the A/B.
+        let big_enough = self.mat_vec == MatVecPath::Int8 || w.nbytes() >= VECQ_MIN_BYTES;
         self.int8_mat_vec()
+            && big_enough
             && x.ty == GgmlType::F32
             && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
     }
