@@ -393,6 +393,16 @@ fn record_vecq(
     dispatch::mul_mat_vecq::mul_mat_vecq(rec, ty, wr, xq, dr, k, m, n, split, shape)
 }
 
+/// (k, split, n, offsets, label, launch shape) of one mul_mat_vecq case.
+type VecqCase = (
+    usize,
+    Vec<usize>,
+    usize,
+    Offsets,
+    String,
+    Option<MatVecShape>,
+);
+
 /// The integer-dot mat-vec (q8_1 activations) for every quantized type: odd m, k of 3
 /// blocks and 4096, every n 1..8, 3 segments, unaligned weight/dst offsets, and launch
 /// shapes other than the default; NMSE ≤ 5e-4 against the exact f32 reference (the
@@ -417,14 +427,7 @@ fn mul_mat_vecq_all_types() {
                 );
                 continue;
             }
-            let mut cases: Vec<(
-                usize,
-                Vec<usize>,
-                usize,
-                Offsets,
-                String,
-                Option<MatVecShape>,
-            )> = Vec::new();
+            let mut cases: Vec<VecqCase> = Vec::new();
             let k = small_k(ty);
             for &m in &[1usize, 7, 33, 257] {
                 for n in [1usize, 2, 5, 8] {

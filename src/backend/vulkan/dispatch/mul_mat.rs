@@ -47,10 +47,10 @@ const COOP_SHARED: u32 = 128 * 40 * 2 + 64 * 40 * 2 + 8 * 32 * 16 * 4 + 3 * 128 
 const MMV_WG: u32 = 128;
 const MMV_ROWS: u32 = 2;
 
-/// Push constants of both kernels (`shaders/common/dequant_matmul.glsl`).
+/// Push constants of the matmul kernels (`shaders/common/dequant_matmul.glsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Push {
+pub(crate) struct Push {
     k: u32,
     m: u32,
     n: u32,
@@ -62,6 +62,99 @@ struct Push {
     x2_off: u32,
     seg_rows: [u32; 4],
     seg_woff: [u32; 4],
+}
+
+impl Push {
+    /// The block for weights `wb`; `x_off`, `x2_off`, `d_off` as the kernels define them.
+    pub(crate) fn new(
+        k: u32,
+        m: u32,
+        n: u32,
+        wb: &WeightBinding<'_>,
+        x_off: u32,
+        x2_off: u32,
+        d_off: u32,
+    ) -> Push {
+        Push {
+            k,
+            m,
+            n,
+            nseg: wb.nseg,
+            x_off,
+            d_off,
+            row_bytes: wb.row_bytes,
+            x2_off,
+            seg_rows: wb.seg_rows,
+            seg_woff: wb.seg_woff,
+        }
+    }
+}
+
+/// A weight operand bound for the matmul kernels: the range, and its segment table
+/// (byte offsets relative to the binding).
+pub(crate) struct WeightBinding<'a> {
+    pub range: BufferRange<'a>,
+    pub nseg: u32,
+    pub row_bytes: u32,
+    pub seg_rows: [u32; 4],
+    pub seg_woff: [u32; 4],
+}
+
+/// Checks `split` (segment row counts summing to `m`, at most [`MAX_SEGMENTS`]; empty:
+/// one segment) and binds `m` rows of `k` values of `ty` from `w`.
+pub(crate) fn bind_weights<'a>(
+    caps: &Caps,
+    ty: GgmlType,
+    w: &BufferRange<'a>,
+    k: u32,
+    m: u32,
+    split: &[u32],
+    what: &str,
+) -> Result<WeightBinding<'a>> {
+    let segs: Vec<u32> = if split.is_empty() {
+        vec![m]
+    } else {
+        split.to_vec()
+    };
+    if segs.len() > MAX_SEGMENTS {
+        return Err(Error::Unsupported(format!(
+            "{what}: {} segments, the kernels take at most {MAX_SEGMENTS}",
+            segs.len()
+        )));
+    }
+    if segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m) {
+        return Err(Error::Usage(format!(
+            "{what}: split {split:?} does not sum to m = {m}"
+        )));
+    }
+    let row_bytes = ty.row_bytes(k as usize).ok_or_else(|| {
+        Error::Unsupported(format!("{what}: k = {k} is not a multiple of {ty}'s block"))
+    })? as u64;
+    // Weights are read as 16-bit halves and aligned words: 2-byte elements (F32: 4).
+    let welem = if ty == GgmlType::F32 { 4 } else { 2 };
+    let w_bytes = u64::from(m) * row_bytes;
+    let (range, w_off) = bind(caps, w, welem, w_bytes / welem, &format!("{what} weights"))?;
+    let w_off = u64::from(w_off) * welem;
+    if w_off + w_bytes > u64::from(u32::MAX) {
+        return Err(Error::Unsupported(format!(
+            "{what}: {w_bytes} weight bytes exceed the kernels' 32-bit byte offsets"
+        )));
+    }
+    let mut seg_rows = [0u32; 4];
+    let mut seg_woff = [0u32; 4];
+    let mut at = w_off;
+    for (s, &rows) in segs.iter().enumerate() {
+        seg_rows[s] = rows;
+        seg_woff[s] = at as u32; // < w_off + w_bytes, checked above
+        at += u64::from(rows) * row_bytes;
+    }
+    Ok(WeightBinding {
+        range,
+        nseg: segs.len() as u32,
+        row_bytes: row_bytes as u32,
+        seg_rows,
+        seg_woff,
+    })
 }
 
 /// Which kernel family a shader belongs to.
@@ -323,64 +416,19 @@ fn record(
             "{what}: k must be a positive multiple of {qk}"
         )));
     }
-    let segs: Vec<u32> = if split.is_empty() {
-        vec![m]
-    } else {
-        split.to_vec()
-    };
-    if segs.len() > MAX_SEGMENTS {
-        return Err(Error::Unsupported(format!(
-            "{what}: {} segments, the kernels take at most {MAX_SEGMENTS}",
-            segs.len()
-        )));
-    }
-    if segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m) {
-        return Err(Error::Usage(format!(
-            "{what}: split {split:?} does not sum to m = {m}"
-        )));
-    }
-    let row_bytes = ty.row_bytes(k as usize).expect("k checked above") as u64;
-
     let kn = u64::from(k) * u64::from(n);
     let mn = u64::from(m) * u64::from(n);
     count_u32(kn, &what)?;
     count_u32(mn, &what)?;
     let caps = rec.caps();
-    // Weights are read as 16-bit halves and aligned words: 2-byte elements (F32: 4).
-    let welem = if ty == GgmlType::F32 { 4 } else { 2 };
-    let w_bytes = u64::from(m) * row_bytes;
-    let (rw, w_off) = bind(caps, &w, welem, w_bytes / welem, &format!("{what} weights"))?;
-    let w_off = u64::from(w_off) * welem;
-    if w_off + w_bytes > u64::from(u32::MAX) {
-        return Err(Error::Unsupported(format!(
-            "{what}: {w_bytes} weight bytes exceed the kernels' 32-bit byte offsets"
-        )));
-    }
-    let mut seg_rows = [0u32; 4];
-    let mut seg_woff = [0u32; 4];
-    let mut at = w_off;
-    for (s, &rows) in segs.iter().enumerate() {
-        seg_rows[s] = rows;
-        seg_woff[s] = at as u32; // < w_off + w_bytes, checked above
-        at += u64::from(rows) * row_bytes;
-    }
+    let wb = bind_weights(caps, ty, &w, k, m, split, &what)?;
+    let rw = wb.range;
     let (rx, x_off) = bind(caps, &x, 4, kn, &format!("{what} x"))?;
     let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let push = Push {
-        k,
-        m,
-        n,
-        nseg: segs.len() as u32,
-        x_off,
-        d_off,
-        row_bytes: row_bytes as u32,
-        x2_off: 0,
-        seg_rows,
-        seg_woff,
-    };
+    let push = Push::new(k, m, n, &wb, x_off, 0, d_off);
     let x_vec4 = u32::from(x_off % 4 == 0);
     let bindings = [rw, rx, rd];
 

@@ -17,7 +17,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::mul_mat::{grid_2d, MatVecShape, MAT_VEC_MAX_N, MAX_SEGMENTS};
+use super::mul_mat::{bind_weights, grid_2d, MatVecShape, Push, MAT_VEC_MAX_N};
 use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::quant::GgmlType;
@@ -48,22 +48,6 @@ struct QuantPush {
     q_off: u32,
     ds_off: u32,
     pad: [u32; 4],
-}
-
-/// Push constants of `mul_mat_vecq.comp` (common/dequant_matmul.glsl's block).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Push {
-    k: u32,
-    m: u32,
-    n: u32,
-    nseg: u32,
-    x_off: u32,
-    d_off: u32,
-    row_bytes: u32,
-    x2_off: u32,
-    seg_rows: [u32; 4],
-    seg_woff: [u32; 4],
 }
 
 fn shader(ty: GgmlType) -> Option<ShaderId> {
@@ -173,36 +157,11 @@ pub fn mul_mat_vecq(
             caps.name
         )));
     }
-    let segs: Vec<u32> = if split.is_empty() {
-        vec![m]
-    } else {
-        split.to_vec()
-    };
-    if segs.len() > MAX_SEGMENTS || segs.iter().map(|&s| u64::from(s)).sum::<u64>() != u64::from(m)
-    {
-        return Err(Error::Usage(format!("{what}: bad split {split:?}")));
-    }
-    let row_bytes = ty.row_bytes(k as usize).expect("k checked") as u64;
     let vals = u64::from(k) * u64::from(n);
     let mn = u64::from(m) * u64::from(n);
     count_u32(vals, &what)?;
     count_u32(mn, &what)?;
-    let w_bytes = u64::from(m) * row_bytes;
-    let (rw, w_off) = bind(caps, &w, 2, w_bytes / 2, &format!("{what} weights"))?;
-    let w_off = u64::from(w_off) * 2;
-    if w_off + w_bytes > u64::from(u32::MAX) {
-        return Err(Error::Unsupported(format!(
-            "{what}: {w_bytes} weight bytes exceed the kernel's 32-bit byte offsets"
-        )));
-    }
-    let mut seg_rows = [0u32; 4];
-    let mut seg_woff = [0u32; 4];
-    let mut at = w_off;
-    for (s, &rows) in segs.iter().enumerate() {
-        seg_rows[s] = rows;
-        seg_woff[s] = at as u32;
-        at += u64::from(rows) * row_bytes;
-    }
+    let wb = bind_weights(caps, ty, &w, k, m, split, &what)?;
     let (rq, q_off) = bind(caps, &x.codes, 4, vals / 4, &format!("{what} codes"))?;
     let (rs, s_off) = bind(caps, &x.scales, 8, vals / 32, &format!("{what} scales"))?;
     if q_off % 4 != 0 {
@@ -214,18 +173,7 @@ pub fn mul_mat_vecq(
     if m == 0 {
         return Ok(());
     }
-    let push = Push {
-        k,
-        m,
-        n,
-        nseg: segs.len() as u32,
-        x_off: q_off,
-        d_off,
-        row_bytes: row_bytes as u32,
-        x2_off: s_off,
-        seg_rows,
-        seg_woff,
-    };
+    let push = Push::new(k, m, n, &wb, q_off, s_off, d_off);
     // One 32-value unit per invocation and row per step: a workgroup no wider than the
     // row has units (short rows: one subgroup, no idle invocations), at least a subgroup.
     let shape = shape.unwrap_or(MatVecShape {
@@ -246,7 +194,7 @@ pub fn mul_mat_vecq(
     rec.dispatch(
         shader,
         &[wg, shape.rows, 0, n],
-        &[rw, rq, rs, rd],
+        &[wb.range, rq, rs, rd],
         bytemuck::bytes_of(&push),
         groups,
     )
