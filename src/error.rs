@@ -37,6 +37,10 @@ pub enum Error {
     Vulkan(String),
     #[error("out of device memory: {0}")]
     OutOfDeviceMemory(String),
+    /// `VK_ERROR_DEVICE_LOST`: the driver reset the device (a fault or a hang it caught);
+    /// nothing on that device can be used afterwards.
+    #[error("device lost: {0}")]
+    DeviceLost(String),
 
     // ---- usage -------------------------------------------------------------
     #[error("{0}")]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gguf;
 pub mod graph;
 pub mod model;
+pub mod options;
 pub mod passes;
 pub mod quant;
 pub mod sample;

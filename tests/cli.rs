@@ -170,6 +170,45 @@ fn run_prints_text_json_and_speed() {
     }
 }
 
+/// `--json` token texts are the pieces of the output stream: concatenated after the
+/// prompt they give exactly the plain run's text (SentencePiece's leading spaces kept).
+#[test]
+fn json_texts_join_to_the_plain_output() {
+    for arch in ["llama", "qwen3"] {
+        let m = gen(arch, "q8_0");
+        let base = [
+            "run",
+            "-m",
+            &m,
+            "-p",
+            "Hello world",
+            "-n",
+            "6",
+            "--temp",
+            "0",
+            "--cpu",
+        ];
+        let (ok, plain, err) = vkgraph(&base);
+        assert!(ok, "{err}");
+        let mut args = base.to_vec();
+        args.push("--json");
+        let (ok, out, err) = vkgraph(&args);
+        assert!(ok, "{err}");
+        let joined: String = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+                v["text"].as_str().expect("text").to_string()
+            })
+            .collect();
+        assert_eq!(
+            format!("Hello world{joined}").trim_end(),
+            plain.trim_end(),
+            "{arch}: JSON texts {joined:?}"
+        );
+    }
+}
+
 #[test]
 fn errors_are_one_line() {
     let bad = tmp("bad.gguf");
@@ -192,10 +231,11 @@ fn errors_are_one_line() {
 
 /// The README's main job: the default model (SmolLM2-135M-Instruct, fetched by
 /// scripts/fetch-smollm2.sh, which scripts/test.sh runs) continues the prompt with " Paris",
-/// on the CPU and on every Vulkan device (the first one, by default).
+/// on the CPU, by default (the CPU backend where the only Vulkan device is a CPU driver,
+/// else the first GPU) and on Vulkan device 0 asked for by index.
 #[test]
 fn default_model_knows_paris() {
-    for dev in [&["--cpu"][..], &[][..]] {
+    for dev in [&["--cpu"][..], &[][..], &["--device", "0"][..]] {
         let mut args = vec![
             "run",
             "-p",
@@ -248,4 +288,27 @@ fn closed_stdout_is_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Each option appears once in each subcommand's help (bench's `--qkv` takes the list of
+/// modes; the single-mode `--qkv` of run and dump is not flattened into it).
+#[test]
+fn help_lists_each_option_once() {
+    for sub in ["bench", "run", "dump"] {
+        let (ok, out, err) = vkgraph(&[sub, "--help"]);
+        assert!(ok, "{sub} --help: {err}");
+        let mut seen = std::collections::HashSet::new();
+        // The option lines only (the usage line repeats required options).
+        let options = out.lines().filter(|l| l.trim_start().starts_with('-'));
+        for word in options
+            .flat_map(|l| l.split_whitespace().take(3))
+            .filter(|w| w.starts_with("--"))
+        {
+            let opt = word.trim_end_matches(',');
+            assert!(
+                seen.insert(opt.to_string()),
+                "{sub} --help lists {opt} twice:\n{out}"
+            );
+        }
+    }
 }

@@ -122,3 +122,62 @@ fn op_fusion_keeps_logits() {
         assert!(e < 1e-12, "{arch}: fused vs raw NMSE {e:e}");
     }
 }
+
+/// A copy of a tiny model with one metadata key replaced (or added).
+fn with_metadata(arch: &str, key: &str, v: vkgraph::gguf::Value) -> std::path::PathBuf {
+    use vkgraph::gguf::{GgufFile, GgufWriter};
+    let src = GgufFile::open(models::tiny(arch, "q4_0")).unwrap();
+    let mut w = GgufWriter::new();
+    w.set_alignment(src.alignment);
+    let mut replaced = false;
+    for (k, val) in &src.metadata {
+        if k == key {
+            w.add(k, v.clone());
+            replaced = true;
+        } else if k != "general.alignment" {
+            w.add(k, val.clone());
+        }
+    }
+    if !replaced {
+        w.add(key, v);
+    }
+    for t in &src.tensors {
+        w.add_tensor(&t.name, t.ty, &t.ne).unwrap();
+    }
+    let path = std::env::temp_dir().join(format!(
+        "vkgraph-bad-{arch}-{}-{}.gguf",
+        key.replace('.', "_"),
+        std::process::id()
+    ));
+    w.write(&path, |i, _, out| {
+        out.write_all(src.tensor_data(&src.tensors[i]))
+            .map_err(|e| vkgraph::Error::io(&path, e))
+    })
+    .unwrap();
+    path
+}
+
+/// Hyper-parameters that contradict the tensor shapes are refused at load with the key
+/// named (a rope dimension beyond the head size panicked the CPU backend before).
+#[test]
+fn bad_rope_dimension_is_a_load_error() {
+    for arch in ["llama", "qwen3"] {
+        let head = vkgraph::model::Model::open(models::tiny(arch, "q4_0"))
+            .unwrap()
+            .hp
+            .head_dim as u32;
+        for bad in [head * 2, head + 2, head - 1, 0] {
+            let key = format!("{arch}.rope.dimension_count");
+            let path = with_metadata(arch, &key, vkgraph::gguf::Value::U32(bad));
+            let r = vkgraph::model::Model::open(&path);
+            let _ = std::fs::remove_file(&path);
+            match r {
+                Err(e) => assert!(
+                    e.to_string().contains("rope.dimension_count"),
+                    "{arch} {bad}: {e}"
+                ),
+                Ok(_) => panic!("{arch}: rope.dimension_count {bad} (head {head}) accepted"),
+            }
+        }
+    }
+}

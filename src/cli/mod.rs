@@ -42,22 +42,39 @@ pub struct DeviceArgs {
     /// Layers to offload (llama.cpp compatibility: 0 means --cpu, anything else all layers).
     #[arg(long = "n-gpu-layers", visible_alias = "ngl")]
     pub ngl: Option<usize>,
-    /// Sibling-matmul mode: off | fuse | reorder | auto (default: $VKGRAPH_QKV or auto).
-    #[arg(long)]
-    pub qkv: Option<String>,
     /// Enable the Vulkan validation layer (slow; for debugging).
     #[arg(long)]
     pub validate: bool,
 }
 
-impl DeviceArgs {
+/// One sibling-matmul mode (run, dump; `bench` takes a list instead).
+#[derive(clap::Args, Debug, Clone)]
+pub struct QkvArg {
+    /// Sibling-matmul mode: off | fuse | reorder | auto (default: $VKGRAPH_QKV or auto).
+    #[arg(long)]
+    pub qkv: Option<String>,
+}
+
+impl QkvArg {
+    /// The flag, else `VKGRAPH_QKV` (`crate::options`), else auto.
     pub fn qkv_mode(&self) -> Result<QkvMode> {
         match &self.qkv {
             Some(s) => QkvMode::parse(s),
-            None => QkvMode::from_env(),
+            None => Ok(options()?.qkv),
         }
     }
+}
 
+/// The environment's options, read once per process (`crate::options`; the CLI is the
+/// only reader: it hands the values down).
+pub fn options() -> Result<&'static crate::options::Options> {
+    static OPTS: std::sync::OnceLock<Result<crate::options::Options>> = std::sync::OnceLock::new();
+    OPTS.get_or_init(crate::options::Options::from_env)
+        .as_ref()
+        .map_err(|e| Error::Usage(e.to_string()))
+}
+
+impl DeviceArgs {
     pub fn cpu_only(&self) -> bool {
         self.cpu || self.ngl == Some(0)
     }
@@ -96,6 +113,8 @@ pub enum Command {
         tokens: usize,
         #[command(flatten)]
         dev: DeviceArgs,
+        #[command(flatten)]
+        qkv: QkvArg,
     },
 }
 
@@ -248,10 +267,15 @@ pub fn main() -> Result<()> {
         }
         Command::Run(a) => run::run(&a),
         Command::Bench(a) => bench(&a),
-        Command::Dump { model, tokens, dev } => {
+        Command::Dump {
+            model,
+            tokens,
+            dev,
+            qkv,
+        } => {
             let model = Arc::new(Model::open(&model)?);
             let opts = SessionOptions {
-                qkv: dev.qkv_mode()?,
+                qkv: qkv.qkv_mode()?,
                 n_ctx: tokens.max(1),
                 ..Default::default()
             };
@@ -280,7 +304,22 @@ pub fn make_backends(
 ) -> Result<(Vec<Box<dyn Backend>>, crate::passes::SiblingLimits)> {
     let mut v: Vec<Box<dyn Backend>> = Vec::new();
     let mut limits = crate::passes::SiblingLimits::default();
-    if !dev.cpu_only() {
+    // Like llama.cpp, skip CPU Vulkan drivers (lavapipe) unless asked for by index: the
+    // CPU backend is several times faster on the same cores.
+    let only_cpu_drivers = dev.device.is_none()
+        && !dev.cpu_only()
+        && crate::backend::vulkan::enumerate_devices().is_ok_and(|d| {
+            !d.is_empty()
+                && d.iter()
+                    .all(|c| c.device_type == ash::vk::PhysicalDeviceType::CPU)
+        });
+    if only_cpu_drivers {
+        eprintln!(
+            "note: no GPU found, running on the CPU backend; the only Vulkan device is a CPU \
+             driver (--device 0 uses it)"
+        );
+    }
+    if !dev.cpu_only() && !only_cpu_drivers {
         let vk = crate::backend::vulkan::VulkanBackend::new(
             model.clone(),
             &crate::backend::vulkan::ContextOptions {
@@ -290,23 +329,9 @@ pub fn make_backends(
             },
         )?;
         limits = vk.sibling_limits();
-        // VKGRAPH_MMVQ=0 keeps decode matmuls on the float mat-vec, =1 forces the
-        // integer-dot path wherever the device has it (A/B); unset: the device decides.
         let mut vk = vk;
-        match std::env::var("VKGRAPH_MMVQ").as_deref() {
-            Ok("0") => vk.set_mat_vec(crate::backend::vulkan::MatVecPath::Float),
-            Ok("1") => vk.set_mat_vec(crate::backend::vulkan::MatVecPath::Int8),
-            _ => {}
-        }
-        if dev.device.is_none()
-            && vk.context().caps().device_type == ash::vk::PhysicalDeviceType::CPU
-        {
-            eprintln!(
-                "note: no GPU found; running on {} (a CPU Vulkan driver, slow). \
-                 --cpu uses the CPU backend directly.",
-                vk.context().caps().name
-            );
-        }
+        vk.set_mat_vec(options()?.mat_vec);
+        vk.set_coopmat(options()?.coopmat);
         v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));
@@ -321,17 +346,15 @@ pub fn make_session(
 ) -> Result<crate::sched::session::Session> {
     let (b, limits) = make_backends(&model, dev)?;
     opts.limits = limits;
+    opts.sched_debug = options()?.sched_debug;
     Ok(crate::sched::session::Session::new(model, b, opts))
 }
 
 /// The default model: SmolLM2-135M-Instruct from the cache `scripts/fetch-smollm2.sh` fills.
 pub fn default_model() -> Result<PathBuf> {
-    let cache = std::env::var_os("VKGRAPH_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vkgraph")))
-        .ok_or_else(|| {
-            Error::Usage("no -m given and neither VKGRAPH_CACHE nor HOME is set".into())
-        })?;
+    let cache = options()?.cache_dir.clone().ok_or_else(|| {
+        Error::Usage("no -m given and neither VKGRAPH_CACHE nor HOME is set".into())
+    })?;
     let dir = cache.join("models");
     let found = std::fs::read_dir(&dir).ok().and_then(|rd| {
         rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {

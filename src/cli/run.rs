@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{default_model, make_session, DeviceArgs};
+use super::{default_model, make_session, DeviceArgs, QkvArg};
 use crate::model::Model;
 use crate::sample::{top_k_logprobs, Sampler, SamplerParams};
 use crate::sched::session::SessionOptions;
@@ -57,6 +57,14 @@ pub struct RunArgs {
     pub profile: bool,
     #[command(flatten)]
     pub dev: DeviceArgs,
+    #[command(flatten)]
+    pub qkv: QkvArg,
+}
+
+/// The text of one token as it appears in the output stream (SentencePiece's leading
+/// space kept: `decode` of a lone token would strip it as the start of a text).
+fn piece(tok: &crate::tokenizer::Tokenizer, id: u32) -> String {
+    String::from_utf8_lossy(&tok.token_bytes(id)).into_owned()
 }
 
 fn json_str(s: &str) -> String {
@@ -72,7 +80,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let tok = Tokenizer::from_gguf(&model.file)?;
     let n_ctx = a.ctx.unwrap_or(model.hp.n_ctx_train.min(4096));
     let opts = SessionOptions {
-        qkv: a.dev.qkv_mode()?,
+        qkv: a.qkv.qkv_mode()?,
         n_ctx,
         ..Default::default()
     };
@@ -168,14 +176,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
                 .map(|(i, lp)| {
                     format!(
                         "{{\"id\":{i},\"text\":{},\"logprob\":{lp:.6}}}",
-                        json_str(&tok.decode(&[*i]))
+                        json_str(&piece(&tok, *i))
                     )
                 })
                 .collect();
             writeln!(
                 out,
                 "{{\"id\":{id},\"text\":{},\"top\":[{}]}}",
-                json_str(&tok.decode(&[id])),
+                json_str(&piece(&tok, id)),
                 tops.join(",")
             )
             .ok();

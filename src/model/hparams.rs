@@ -103,6 +103,17 @@ impl HParams {
             Some(s) if s > 0.0 => 1.0 / s,
             _ => 1.0,
         };
+        // RoPE rotates pairs within a head: the rotated dimensions must be an even number
+        // no larger than the head (the CPU and Vulkan kernels index by it).
+        let n_rot = f.get_u32_or(&key("rope.dimension_count"), head_dim as u32)? as usize;
+        if n_rot == 0 || n_rot > head_dim || n_rot % 2 != 0 {
+            return Err(Error::Metadata {
+                key: key("rope.dimension_count"),
+                what: format!(
+                    "{n_rot} must be even, positive and at most the head size {head_dim}"
+                ),
+            });
+        }
         Ok(HParams {
             arch,
             n_layer: f.get_u32(&key("block_count"))? as usize,
@@ -117,7 +128,7 @@ impl HParams {
             rms_eps: f.get_f32_or(&key("attention.layer_norm_rms_epsilon"), 1e-5)?,
             rope_base: f.get_f32_or(&key("rope.freq_base"), 10000.0)?,
             rope_scale,
-            n_rot: f.get_u32_or(&key("rope.dimension_count"), head_dim as u32)? as usize,
+            n_rot,
         })
     }
 }

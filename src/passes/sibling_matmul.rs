@@ -53,14 +53,6 @@ impl QkvMode {
             QkvMode::Auto => "auto",
         }
     }
-
-    /// The default: `VKGRAPH_QKV` when set and valid, else `auto`.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var("VKGRAPH_QKV") {
-            Ok(v) => Self::parse(&v),
-            Err(_) => Ok(QkvMode::Auto),
-        }
-    }
 }
 
 impl std::fmt::Display for QkvMode {

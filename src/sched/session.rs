@@ -19,7 +19,8 @@ pub struct SessionOptions {
     pub qkv: QkvMode,
     /// KV-cache rows (context length).
     pub n_ctx: usize,
-    /// Print the assignment dump of every new graph shape (`VKGRAPH_SCHED_DEBUG=1`).
+    /// Print the assignment dump of every new graph shape (the CLI sets it from
+    /// `VKGRAPH_SCHED_DEBUG=1`, `crate::options`).
     pub sched_debug: bool,
     pub limits: SiblingLimits,
 }
@@ -29,7 +30,7 @@ impl Default for SessionOptions {
         SessionOptions {
             qkv: QkvMode::Auto,
             n_ctx: 512,
-            sched_debug: std::env::var("VKGRAPH_SCHED_DEBUG").is_ok_and(|v| v != "0"),
+            sched_debug: false,
             limits: SiblingLimits::default(),
         }
     }

@@ -22,7 +22,7 @@ pub(crate) fn vk_error(what: &str, e: vk::Result) -> Error {
         vk::Result::ERROR_OUT_OF_DEVICE_MEMORY | vk::Result::ERROR_OUT_OF_HOST_MEMORY => {
             Error::OutOfDeviceMemory(format!("{what}: {e}"))
         }
-        vk::Result::ERROR_DEVICE_LOST => Error::Vulkan(format!("{what}: device lost")),
+        vk::Result::ERROR_DEVICE_LOST => Error::DeviceLost(what.to_string()),
         e => Error::Vulkan(format!("{what}: {e}")),
     }
 }

@@ -87,6 +87,8 @@ pub struct VulkanBackend {
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
+    /// Prompt matmuls on cooperative matrices where the device has them (opt-in).
+    coopmat: bool,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Integer-dot mat-vec plan of the current graph: the q8_1 scratch buffer, each
@@ -126,6 +128,7 @@ impl VulkanBackend {
             attn_scratch: None,
             attn_split: HashMap::new(),
             mat_vec: MatVecPath::Auto,
+            coopmat: false,
             force_attention_split: false,
             xq_scratch: None,
             xq_node: HashMap::new(),
@@ -146,6 +149,15 @@ impl VulkanBackend {
         if path != self.mat_vec {
             self.mat_vec = path;
             self.arena_uid = 0;
+            self.recorded.clear();
+        }
+    }
+
+    /// Runs prompt matmuls (n > 8) on cooperative matrices where the device has a usable
+    /// shape (`VKGRAPH_COOPMAT=1`); off by default (f16 activations, docs/BENCHMARKS.md).
+    pub fn set_coopmat(&mut self, on: bool) {
+        if on != self.coopmat {
+            self.coopmat = on;
             self.recorded.clear();
         }
     }
@@ -566,7 +578,12 @@ impl VulkanBackend {
                         None,
                     );
                 }
-                dispatch::mul_mat::mul_mat(
+                let tiled = if self.coopmat {
+                    dispatch::mul_mat::TiledKernel::Auto
+                } else {
+                    dispatch::mul_mat::TiledKernel::Scalar
+                };
+                dispatch::mul_mat::mul_mat_tiled(
                     rec,
                     w.ty,
                     s(0)?,
@@ -576,6 +593,7 @@ impl VulkanBackend {
                     u(w.nrows())?,
                     u(st(1).nrows())?,
                     &split32,
+                    tiled,
                 )
             }
             Op::Rope {
@@ -919,8 +937,8 @@ impl Backend for VulkanBackend {
         );
         if !profiling {
             if let Some(rec) = self.recorded.get_mut(&key) {
-                rec.resubmit()?;
-                return rec.wait();
+                let r = rec.resubmit().and_then(|()| rec.wait());
+                return r.map_err(|e| while_running(e, g, stages));
             }
         }
         let every = g.barrier_every_node || self.profile == ProfileMode::PerNode;
@@ -1008,7 +1026,8 @@ impl Backend for VulkanBackend {
             flush(&mut pending, &mut labels);
             rec.timestamp(&labels.last().expect("flushed").0)?;
         }
-        rec.submit_and_wait()?;
+        rec.submit_and_wait()
+            .map_err(|e| while_running(e, g, stages))?;
         if !profiling {
             self.recorded.insert(key, rec);
             return Ok(());
@@ -1041,6 +1060,26 @@ impl Backend for VulkanBackend {
 
     fn take_profile(&mut self) -> Vec<NodeTime> {
         std::mem::take(&mut self.times)
+    }
+}
+
+/// A device fault of a submission, with the nodes it ran (the first and last output).
+fn while_running(e: Error, g: &Graph, stages: &[Vec<NodeIndex>]) -> Error {
+    let nodes: Vec<NodeIndex> = stages.iter().flatten().copied().collect();
+    let name = |n: &NodeIndex| g.tensor(g.node(*n).dst).name.clone();
+    let what = match (nodes.first(), nodes.last()) {
+        (Some(a), Some(b)) => format!(
+            "running {} nodes, `{}` .. `{}`",
+            nodes.len(),
+            name(a),
+            name(b)
+        ),
+        _ => "running an empty split".into(),
+    };
+    match e {
+        Error::DeviceLost(m) => Error::DeviceLost(format!("{m} while {what}")),
+        Error::OutOfDeviceMemory(m) => Error::OutOfDeviceMemory(format!("{m} while {what}")),
+        e => e,
     }
 }
 

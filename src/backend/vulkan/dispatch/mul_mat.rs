@@ -7,11 +7,11 @@
 //!   split on write: segment `s` is a contiguous `[split[s], n]` block of `dst`.
 //! - Small batches (`n <= MAT_VEC_MAX_N`) use the mat-vec kernel (weights read once for all
 //!   tokens); larger ones a tiled kernel: `mul_mat_coopmat.comp` (KHR cooperative matrices,
-//!   f16 products, f32 accumulation) when `VKGRAPH_COOPMAT=1` and [`coopmat_shape`] finds
-//!   the shape it is built for, else the scalar `mul_mat.comp` (f32 throughout). The
-//!   coopmat path is opt-in: it is 26–68 % faster for pp512 on the H200 but rounds
-//!   activations to f16, which broke the llama.cpp parity bound (2e-2 against the exact
-//!   reference) on tiny models there (docs/BENCHMARKS.md).
+//!   f16 products, f32 accumulation) when the caller asks for it ([`TiledKernel`]: `Auto`
+//!   takes it where [`coopmat_shape`] finds the shape it is built for), else the scalar
+//!   `mul_mat.comp` (f32 throughout). The executor asks for it only with
+//!   `VKGRAPH_COOPMAT=1` (`crate::options`): it is 26–68 % faster for pp512 on the H200 but
+//!   rounds activations to f16 (docs/BENCHMARKS.md).
 //! - Kernels read weights through 16-bit storage; a device without it gets
 //!   `Error::Unsupported` (the scheduler then keeps the op on the CPU).
 //! - Operands are bound with `dispatch::bind` (offset rounded down to the device's
@@ -21,7 +21,6 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{bind, count_u32};
-use std::sync::OnceLock;
 
 use ash::vk;
 
@@ -181,17 +180,10 @@ pub enum TiledKernel {
     Coopmat,
 }
 
-/// Whether the cooperative-matrix path is off: it is opt-in with `VKGRAPH_COOPMAT=1`
-/// (read once) until its f16 activation rounding meets the parity bound.
-pub fn coopmat_disabled() -> bool {
-    static OFF: OnceLock<bool> = OnceLock::new();
-    *OFF.get_or_init(|| !std::env::var("VKGRAPH_COOPMAT").is_ok_and(|v| v == "1"))
-}
-
 /// The cooperative-matrix shape `mul_mat_coopmat.comp` is built for, when `caps` lists it
 /// and the device has what the kernel needs besides (fp16 arithmetic, 16-bit storage, the
 /// Vulkan memory model, subgroup ids, room for 8 subgroups and the shared tiles); `None`
-/// otherwise. Ignores `VKGRAPH_COOPMAT` (see [`coopmat_disabled`]).
+/// otherwise.
 ///
 /// The kernel uses M×N×K = 16×8×16, f16·f16+f32→f32 at subgroup scope (the SPIR-V rewrite
 /// in build.rs needs distinct A and B types, which 16×16×16 would not give).
@@ -471,7 +463,7 @@ fn record(
         );
     }
     let (shader, tile, spec) = if match tiled {
-        TiledKernel::Auto => !coopmat_disabled() && coopmat_shape(caps).is_some(),
+        TiledKernel::Auto => coopmat_shape(caps).is_some(),
         TiledKernel::Scalar => false,
         TiledKernel::Coopmat => {
             if coopmat_shape(caps).is_none() {

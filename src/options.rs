@@ -1,0 +1,115 @@
+//! Options read once (DESIGN.md decision 18): every `VKGRAPH_*` environment variable the
+//! program honours is read here, by [`Options::from_env`], into one typed struct; the CLI
+//! overlays its flags and hands the values down. Nothing below the CLI reads the
+//! environment (benches and tests set the fields directly).
+//!
+//! | variable | field | meaning |
+//! |---|---|---|
+//! | `VKGRAPH_QKV` | [`Options::qkv`] | default sibling-matmul mode (off, fuse, reorder, auto) |
+//! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
+//! | `VKGRAPH_COOPMAT=1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them |
+//! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
+//! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
+
+use std::path::PathBuf;
+
+use crate::backend::vulkan::MatVecPath;
+use crate::passes::QkvMode;
+use crate::{Error, Result};
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub qkv: QkvMode,
+    pub sched_debug: bool,
+    pub coopmat: bool,
+    pub mat_vec: MatVecPath,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    /// The values with no variable set.
+    fn default() -> Self {
+        Options {
+            qkv: QkvMode::Auto,
+            sched_debug: false,
+            coopmat: false,
+            mat_vec: MatVecPath::Auto,
+            cache_dir: None,
+        }
+    }
+}
+
+impl Options {
+    /// Reads every `VKGRAPH_*` variable; a value that does not parse is a usage error
+    /// naming the variable.
+    pub fn from_env() -> Result<Options> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`Options::from_env`] over any source of variables (tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Options> {
+        let mut o = Options::default();
+        if let Some(v) = get("VKGRAPH_QKV") {
+            o.qkv = QkvMode::parse(&v).map_err(|e| Error::Usage(format!("VKGRAPH_QKV: {e}")))?;
+        }
+        o.sched_debug = flag(&get, "VKGRAPH_SCHED_DEBUG")?.unwrap_or(false);
+        o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(false);
+        o.mat_vec = match flag(&get, "VKGRAPH_MMVQ")? {
+            None => MatVecPath::Auto,
+            Some(true) => MatVecPath::Int8,
+            Some(false) => MatVecPath::Float,
+        };
+        o.cache_dir = get("VKGRAPH_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache/vkgraph")));
+        Ok(o)
+    }
+}
+
+/// `0` / `1` (also `false` / `true`), or unset.
+fn flag(get: &impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>> {
+    match get(key).as_deref() {
+        None => Ok(None),
+        Some("0") | Some("false") => Ok(Some(false)),
+        Some("1") | Some("true") => Ok(Some(true)),
+        Some(v) => Err(Error::Usage(format!("{key}={v}: expected 0 or 1"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_fill_the_struct_and_bad_values_are_errors() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
+        };
+        let o = Options::from_vars(vars(&[
+            ("VKGRAPH_QKV", "reorder"),
+            ("VKGRAPH_SCHED_DEBUG", "1"),
+            ("VKGRAPH_COOPMAT", "1"),
+            ("VKGRAPH_MMVQ", "0"),
+            ("VKGRAPH_CACHE", "/tmp/c"),
+        ]))
+        .unwrap();
+        assert_eq!(o.qkv, QkvMode::Reorder);
+        assert!(o.sched_debug && o.coopmat);
+        assert_eq!(o.mat_vec, MatVecPath::Float);
+        assert_eq!(o.cache_dir, Some(PathBuf::from("/tmp/c")));
+        let d = Options::from_vars(vars(&[])).unwrap();
+        assert_eq!(
+            (d.qkv, d.sched_debug, d.coopmat, d.mat_vec),
+            (QkvMode::Auto, false, false, MatVecPath::Auto)
+        );
+        for bad in [
+            ("VKGRAPH_QKV", "sideways"),
+            ("VKGRAPH_MMVQ", "2"),
+            ("VKGRAPH_COOPMAT", "yes"),
+        ] {
+            let e = Options::from_vars(move |k: &str| (k == bad.0).then(|| bad.1.to_string()));
+            assert!(e.unwrap_err().to_string().contains(bad.0), "{bad:?}");
+        }
+    }
+}
