@@ -105,6 +105,32 @@ fn bench_reports_every_mode() {
             assert_eq!(r["samples_ts"].as_array().unwrap().len(), 1);
         }
     }
+    // --sampled adds tgN+s (the default sampler picks each token).
+    let (ok, out, err) = vkgraph(&[
+        "bench",
+        "-m",
+        &m,
+        "-p",
+        "0",
+        "-n",
+        "3",
+        "-r",
+        "1",
+        "--qkv",
+        "auto",
+        "--sampled",
+        "-o",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("bench -o json is JSON");
+    let tests: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["test"].as_str().unwrap())
+        .collect();
+    assert_eq!(tests, ["tg3", "tg3+s"], "{out}");
     let (ok, md, err) = vkgraph(&[
         "bench", "-m", &m, "-p", "8", "-n", "0", "-r", "1", "--qkv", "off,auto", "--cpu",
     ]);

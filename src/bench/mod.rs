@@ -3,7 +3,8 @@
 //! fused layout of each mode, so it is built once), and modes are interleaved per
 //! repetition so machine drift hits all of them alike. A test is `ppN` (one batch
 //! of N prompt tokens into an empty cache) or `tgN` (N single-token steps from an
-//! empty cache); with a depth D (llama-bench's `-d`, named `tgN @ dD`) the cache first
+//! empty cache; `tgN+s` picks each next token with the default sampler, as `run` does);
+//! with a depth D (llama-bench's `-d`, named `tgN @ dD`) the cache first
 //! holds D tokens, filled in untimed batches of at most [`DEPTH_BATCH`]. Each measured
 //! call waits for the GPU (fence) and reads the logits back, as generation does. One
 //! warm-up run per mode and test is not counted.
@@ -27,6 +28,10 @@ pub enum Kind {
     Pp,
     /// N single-token steps.
     Tg,
+    /// N single-token steps, each token drawn from the previous step's logits by the
+    /// default sampler chain (`crate::sample::SamplerParams::default()`, on the host): what
+    /// `vkgraph run` does, so the two can be compared. Named `tgN+s`.
+    TgSampled,
 }
 
 /// One benchmark test: `n` tokens of `kind` after `depth` tokens already in the cache.
@@ -56,6 +61,15 @@ impl Test {
         }
     }
 
+    /// `tgN+s`: `tgN` with the default sampler choosing each next token.
+    pub fn tg_sampled(n: usize) -> Test {
+        Test {
+            kind: Kind::TgSampled,
+            n,
+            depth: 0,
+        }
+    }
+
     /// The same test after `depth` cached tokens.
     pub fn at_depth(self, depth: usize) -> Test {
         Test { depth, ..self }
@@ -72,6 +86,7 @@ impl std::fmt::Display for Test {
         match self.kind {
             Kind::Pp => write!(f, "pp{}", self.n)?,
             Kind::Tg => write!(f, "tg{}", self.n)?,
+            Kind::TgSampled => write!(f, "tg{}+s", self.n)?,
         }
         if self.depth > 0 {
             write!(f, " @ d{}", self.depth)?;
@@ -134,6 +149,15 @@ pub fn run_once(s: &mut Session, mode: QkvMode, test: Test) -> Result<f64> {
                 s.forward(&[tok(at + i)], false)?;
             }
         }
+        Kind::TgSampled => {
+            let mut sampler = crate::sample::Sampler::new(crate::sample::SamplerParams::default());
+            let mut history = vec![tok(at)];
+            for _ in 0..n {
+                let last = *history.last().expect("starts with one token");
+                let logits = s.forward(&[last], false)?;
+                history.push(sampler.sample(&logits, &history));
+            }
+        }
     }
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
@@ -156,7 +180,7 @@ pub fn run(
             // Warm-up: pipelines, weight uploads, the fused layout of this mode.
             let warm = match test.kind {
                 Kind::Pp => test,
-                Kind::Tg => Test {
+                Kind::Tg | Kind::TgSampled => Test {
                     n: test.n.min(4),
                     ..test
                 },

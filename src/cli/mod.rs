@@ -148,6 +148,10 @@ pub struct BenchArgs {
         value_delimiter = ','
     )]
     pub n_depth: Vec<usize>,
+    /// Also measure each generation size with the default sampler choosing the tokens
+    /// (tests named `tgN+s`: what `vkgraph run` gets).
+    #[arg(long)]
+    pub sampled: bool,
     /// Repetitions (after one warm-up).
     #[arg(short = 'r', long, default_value_t = 5)]
     pub reps: usize,
@@ -181,7 +185,12 @@ fn bench(a: &BenchArgs) -> Result<()> {
         .filter(|&&p| p > 0)
         .map(|&p| Test::pp(p))
         .collect();
-    tests.extend(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| Test::tg(n)));
+    for &n in a.n_gen.iter().filter(|&&n| n > 0) {
+        tests.push(Test::tg(n));
+        if a.sampled {
+            tests.push(Test::tg_sampled(n));
+        }
+    }
     let depths = if a.n_depth.is_empty() {
         vec![0]
     } else {
