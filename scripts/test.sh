@@ -11,6 +11,14 @@ if ! vulkaninfo --summary >/dev/null 2>&1; then
   echo "error: no Vulkan device (install mesa-vulkan-drivers for lavapipe)" >&2
   exit 1
 fi
+if ! vulkaninfo --summary 2>/dev/null | grep -q VK_LAYER_KHRONOS_validation; then
+  echo "error: VK_LAYER_KHRONOS_validation is not installed (apt install vulkan-validationlayers):" \
+       "the GPU tests must run validated" >&2
+  exit 1
+fi
 ./scripts/fetch-smollm2.sh >/dev/null
 export VKGRAPH_REQUIRE_VULKAN=1
+# Every Vulkan test fails if it would run without the validation layer or its
+# synchronization validation (tests/common/mod.rs).
+export VKGRAPH_REQUIRE_VALIDATION=1
 cargo test --release "$@"

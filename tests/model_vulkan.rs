@@ -42,14 +42,14 @@ fn context(dev: usize) -> Arc<VulkanContext> {
         .unwrap_or_else(|e| e.into_inner());
     map.entry(dev)
         .or_insert_with(|| {
-            Arc::new(
-                VulkanContext::new(&ContextOptions {
-                    device_index: Some(dev),
-                    validation: true,
-                    ..Default::default()
-                })
-                .unwrap(),
-            )
+            let ctx = VulkanContext::new(&ContextOptions {
+                device_index: Some(dev),
+                validation: true,
+                ..Default::default()
+            })
+            .unwrap();
+            common::check_validation(&format!("Vulkan device {dev}"), &ctx);
+            Arc::new(ctx)
         })
         .clone()
 }
