@@ -245,6 +245,32 @@ fn binary_ops() {
     });
 }
 
+/// A reusable recording owns what it binds: replayed after every other handle of its
+/// input buffer is gone (as when the executor re-plans and replaces its buffers), it still
+/// runs on live memory — under validation, a destroyed buffer would be an error.
+#[test]
+fn replay_outlives_the_callers_buffers() {
+    for_each_device("replay_after_drop", |gpu| {
+        let n = 1000usize;
+        let a = values(n, 9);
+        let src = gpu.buffer_from("src", &f32_bytes(&a));
+        let out = gpu.buffer_from("out", &vec![0u8; n * 4]);
+        let mut rec = gpu.ctx.recorder().unwrap();
+        rec.set_reusable(true);
+        rec.begin().unwrap();
+        dispatch::scale::scale(&mut rec, src.whole(), out.whole(), n as u64, 2.0, 0.0).unwrap();
+        rec.submit_and_wait().unwrap();
+        drop(src);
+        gpu.ctx.upload(&out, 0, &vec![0u8; n * 4]).unwrap();
+        rec.resubmit().unwrap();
+        rec.wait().unwrap();
+        let got = gpu.read_f32(&out, 0, n);
+        for i in 0..n {
+            assert_eq!(got[i], a[i] * 2.0, "{}: replay[{i}]", gpu.label);
+        }
+    });
+}
+
 #[test]
 fn scale_op() {
     for_each_device("scale", |gpu| {

@@ -475,7 +475,8 @@ impl Recorder {
     }
 
     /// Makes the next recordings replayable with [`Recorder::resubmit`] (no
-    /// ONE_TIME_SUBMIT). The caller keeps every buffer the recording binds alive.
+    /// ONE_TIME_SUBMIT). The recording keeps every buffer and pipeline it binds alive until it
+    /// is begun again or dropped.
     pub fn set_reusable(&mut self, yes: bool) {
         self.reusable = yes;
     }
@@ -496,16 +497,21 @@ impl Recorder {
         Ok(())
     }
 
-    /// Waits for the submission, reads timestamps back and releases the resources it
-    /// held. A no-op when nothing is in flight.
+    /// Waits for the submission, reads timestamps back and (one-time recordings only)
+    /// releases the resources it held. A no-op when nothing is in flight.
     pub fn wait(&mut self) -> Result<()> {
         if self.state != State::InFlight {
             return Ok(());
         }
         self.fence.wait()?;
         self.state = State::Idle;
-        self.keep_buffers.clear();
-        self.keep_pipelines.clear();
+        // A reusable recording may be submitted again: what it binds stays owned by it
+        // until the next begin() or its drop (which waits for any submission in flight),
+        // so a replay never touches a buffer its other owners have let go.
+        if !self.reusable {
+            self.keep_buffers.clear();
+            self.keep_pipelines.clear();
+        }
         self.read_timestamps()
     }
 
