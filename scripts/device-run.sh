@@ -17,7 +17,7 @@ L=${OUT:-/tmp/out}/logs; mkdir -p "$L"
 for what in "$@"; do
   case "$what" in
     tests)
-      for t in vk_ops vk_mul_mat vk_runtime vk_errors vk_teardown model_vulkan parity; do
+      for t in vk_ops vk_attention vk_mul_mat vk_runtime vk_errors vk_teardown model_vulkan parity; do
         echo "== $t" >> "$L/tests.txt"
         (cd "$man" && timeout 300 $D/$t --test-threads 1 >> "$L/tests.txt" 2>&1; echo "$t rc=$?" >> "$L/tests.txt")
         grep -E "^test result|^$t rc=" "$L/tests.txt" | tail -2 | sed "s/^/$t: /"

@@ -12,6 +12,8 @@
 //!   layer reported any warning or error during it.
 #![allow(dead_code)]
 
+pub mod io;
+
 use vkgraph::backend::vulkan::{
     enumerate_devices, Buffer, ContextOptions, MemoryLocation, ValidationState, VulkanContext,
 };

@@ -5,24 +5,34 @@
 //! barrier only where the barrier plan finds a byte-range hazard on real
 //! (buffer, offset, size) ranges, submits and waits on a fence.
 //!
-//! Memory: every activation gets its own aligned range for the graph's lifetime (no
-//! reuse between tensors), so the only hazards are the graph's own dependencies; this
-//! costs memory at large batches and is a known place to improve.
+//! Memory: activations share an arena planned from their lifetimes in stages
+//! (`backend::arena`); the barrier plan sees that reuse as hazards on real memory.
+//! Recordings are replayed while the memory they bind stays where it is, and own what
+//! they bind (a replay never touches a freed buffer).
+//!
+//! Submodules: `record` maps each op to its dispatch helper (and profile costs);
+//! `decode` plans the decode paths (integer-dot mat-vec with its q8_1 copies, split-K
+//! attention with its scratch).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use petgraph::stable_graph::NodeIndex;
 
+mod decode;
+mod record;
+
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
 use crate::backend::arena;
 use crate::backend::{Backend, LoadProgress, NodeTime, ProfileMode};
-use crate::graph::{Graph, Op, Region, RopeMode, TensorId, TensorKind};
+use crate::graph::{Graph, Op, Region, TensorId, TensorKind};
 use crate::model::Model;
 use crate::passes::{plan, SiblingLimits};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
+use decode::XqSlot;
+use record::node_cost;
 
 /// Where a root tensor lives on the device: buffer index in `bufs`, byte offset.
 #[derive(Clone, Copy, Debug)]
@@ -41,24 +51,6 @@ pub enum MatVecPath {
     Float,
     /// `mul_mat_vecq.comp` wherever the device supports it at all (tests, A/B).
     Int8,
-}
-
-/// Smallest weight (bytes) `MatVecPath::Auto` sends to the integer-dot mat-vec.
-const VECQ_MIN_BYTES: usize = 4 << 20;
-
-/// One q8_1 copy of an activation: written by the node that produces the activation
-/// (a q8 epilogue) when that node has one and runs in the same submission, else by a
-/// quantize_q8_1 dispatch before the first stage that reads it.
-#[derive(Clone, Copy, Debug)]
-struct XqSlot {
-    x: TensorId,
-    /// The producing node, when its kernel has a q8 epilogue.
-    producer: Option<NodeIndex>,
-    k: u32,
-    n: u32,
-    /// Byte offsets of the codes and the scales in the scratch buffer.
-    codes: u64,
-    scales: u64,
 }
 
 /// See the module docs.
@@ -182,113 +174,6 @@ impl VulkanBackend {
         }
     }
 
-    /// Whether matmul node `n` runs on the integer-dot path.
-    fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
-        let node = g.node(n);
-        if !matches!(node.op, Op::MulMat { .. }) {
-            return false;
-        }
-        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
-        let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(x.nrows())) else {
-            return false;
-        };
-        let caps = self.ctx.caps();
-        // Auto leaves small matrices on the float kernel: both run at the dispatch
-        // latency floor there and the float one measured 0-8 % faster (H200, qwen3-0.6b
-        // q2_k / q4_k_m, 1-2 MB matrices), while from ~9 MB up int8 won by 37-49 %
-        // (llama-8b q2_k / q4_0). docs/BENCHMARKS.md has the A/B.
-        let big_enough = self.mat_vec == MatVecPath::Int8 || w.nbytes() >= VECQ_MIN_BYTES;
-        self.int8_mat_vec()
-            && big_enough
-            && x.ty == GgmlType::F32
-            && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
-    }
-
-    /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
-    /// activation region (siblings and later readers share it), each in its own scratch
-    /// slot, with the producing node where it can write the copy itself.
-    fn plan_vecq(&mut self, g: &Graph) -> Result<()> {
-        self.xq_node.clear();
-        self.xq_slots.clear();
-        let align = self.align();
-        let mut at = 0u64;
-        let mut by_region: Vec<(Region, usize)> = Vec::new();
-        for n in g.order() {
-            if !self.uses_vecq(g, n) {
-                continue;
-            }
-            let node = g.node(n);
-            let x = node.srcs[1];
-            let r = g.region(x);
-            let slot = match by_region.iter().find(|(q, _)| *q == r) {
-                Some(&(_, s)) => s,
-                None => {
-                    let k = g.tensor(node.srcs[0]).ne[0] as u32;
-                    let nt = g.tensor(x).nrows() as u32;
-                    let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
-                    let codes = at;
-                    let scales = codes + cb.div_ceil(align) * align;
-                    at = scales + sb.div_ceil(align) * align;
-                    let producer = g
-                        .order()
-                        .find(|&p| g.region(g.node(p).dst) == r)
-                        .filter(|&p| has_q8_epilogue(g, p, k));
-                    self.xq_slots.push(XqSlot {
-                        x,
-                        producer,
-                        k,
-                        n: nt,
-                        codes,
-                        scales,
-                    });
-                    by_region.push((r, self.xq_slots.len() - 1));
-                    self.xq_slots.len() - 1
-                }
-            };
-            self.xq_node.insert(n, slot);
-        }
-        if at == 0 {
-            return Ok(());
-        }
-        let have = self.xq_scratch.map(|b| self.bufs[b].size());
-        if have.is_none_or(|h| h < at) {
-            let buf = self
-                .ctx
-                .create_buffer(at, MemoryLocation::Device, "xq_scratch")?;
-            match self.xq_scratch {
-                Some(b) => self.bufs[b] = buf,
-                None => {
-                    self.bufs.push(buf);
-                    self.xq_scratch = Some(self.bufs.len() - 1);
-                }
-            }
-            self.recorded.clear();
-        }
-        Ok(())
-    }
-
-    /// The q8_1 copies the current graph's integer-dot matmuls read: (activation name,
-    /// name of the op whose q8 epilogue writes it, or `None`: a quantize_q8_1 dispatch).
-    pub fn q8_copies(&self, g: &Graph) -> Vec<(String, Option<&'static str>)> {
-        self.xq_slots
-            .iter()
-            .map(|s| {
-                let by = s.producer.map(|p| g.node(p).op.name());
-                (g.tensor(s.x).name.clone(), by)
-            })
-            .collect()
-    }
-
-    fn xq(&self, slot: usize) -> dispatch::mul_mat_vecq::XQ<'_> {
-        let s = self.xq_slots[slot];
-        let b = &self.bufs[self.xq_scratch.expect("planned with the slots")];
-        let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(s.k, s.n);
-        dispatch::mul_mat_vecq::XQ {
-            codes: b.range(s.codes, cb),
-            scales: b.range(s.scales, sb),
-        }
-    }
-
     /// Refuse an op (`"RMS_NORM"`) or an op on one weight type (`"MUL_MAT:q4_K"`), so
     /// the scheduler sends it to the next backend.
     pub fn disable(&mut self, what: &str) {
@@ -402,287 +287,6 @@ impl VulkanBackend {
                 }
             }
             Err(_) => g.region(t),
-        }
-    }
-
-    /// Chooses split-K shapes for the graph's decode attention nodes and sizes the
-    /// scratch buffer they share (grown, zeroed, when too small).
-    fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
-        self.attn_split.clear();
-        let align = self.align();
-        let mut need = 0u64;
-        for stage in &g.schedule {
-            let mut at = 0u64;
-            for &n in stage {
-                let node = g.node(n);
-                if !matches!(node.op, Op::Attention { .. }) {
-                    continue;
-                }
-                let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
-                let dims: Option<Vec<u32>> = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]]
-                    .iter()
-                    .map(|&v| u32::try_from(v).ok())
-                    .collect();
-                let Some(&[d, nh, nkv, nt, n_kv]) = dims.as_deref() else {
-                    continue;
-                };
-                let Some(shape) = dispatch::attention::split_shape(
-                    self.ctx.caps(),
-                    d,
-                    nh,
-                    nkv,
-                    nt,
-                    n_kv,
-                    self.force_attention_split,
-                ) else {
-                    continue;
-                };
-                self.attn_split.insert(n, (shape, at));
-                at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
-            }
-            need = need.max(at);
-        }
-        if need == 0 {
-            return Ok(());
-        }
-        let have = self.attn_scratch.map(|b| self.bufs[b].size());
-        if have.is_none_or(|h| h < need) {
-            let buf = self
-                .ctx
-                .create_buffer(need, MemoryLocation::Device, "attn_scratch")?;
-            let mut rec = self.ctx.recorder()?;
-            rec.begin()?;
-            rec.fill(buf.whole(), 0)?;
-            rec.submit_and_wait()?;
-            match self.attn_scratch {
-                Some(b) => self.bufs[b] = buf,
-                None => {
-                    self.bufs.push(buf);
-                    self.attn_scratch = Some(self.bufs.len() - 1);
-                }
-            }
-            self.recorded.clear();
-        }
-        Ok(())
-    }
-
-    /// Records node `n`; `q8`: the q8_1 slot its q8 epilogue also writes.
-    fn record_node(
-        &self,
-        rec: &mut super::Recorder,
-        g: &Graph,
-        n: NodeIndex,
-        q8: Option<usize>,
-    ) -> Result<()> {
-        let node = g.node(n);
-        let s = |i: usize| self.range(g, node.srcs[i]);
-        let st = |i: usize| g.tensor(node.srcs[i]);
-        let dst = self.range(g, node.dst)?;
-        let dt = g.tensor(node.dst);
-        let u = |v: usize| -> Result<u32> {
-            u32::try_from(v)
-                .map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", dt.name)))
-        };
-        match &node.op {
-            Op::GetRows => {
-                let t = st(0);
-                dispatch::get_rows::get_rows(
-                    rec,
-                    t.ty,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    u(t.ne[0])?,
-                    u(st(1).nelements())?,
-                )
-            }
-            Op::RmsNorm { eps } => {
-                dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
-            }
-            Op::RmsNormMul { eps } if q8.is_some() => dispatch::norm::rms_norm_mul_q8(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                self.xq(q8.expect("guarded")),
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-                *eps,
-            ),
-            Op::RmsNormMul { eps } => dispatch::norm::rms_norm_mul(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-                *eps,
-            ),
-            Op::AddRmsNormMul { eps } => dispatch::norm::add_rms_norm_mul_with(
-                rec,
-                s(0)?,
-                s(1)?,
-                s(2)?,
-                dst,
-                q8.map(|q| self.xq(q)),
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(2).nrows())?,
-                *eps,
-            ),
-            Op::Mul => dispatch::binary::mul(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-            ),
-            Op::Add => dispatch::binary::add(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-            ),
-            Op::Scale { s: f } => {
-                dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0)
-            }
-            Op::SwiGlu => dispatch::glu::swiglu_with(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                q8.map(|q| self.xq(q)),
-                u(dt.nelements())?,
-            ),
-            Op::MulMat { split } => {
-                let w = st(0);
-                let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
-                if let Some(&slot) = self.xq_node.get(&n) {
-                    return dispatch::mul_mat_vecq::mul_mat_vecq(
-                        rec,
-                        w.ty,
-                        s(0)?,
-                        self.xq(slot),
-                        dst,
-                        u(w.ne[0])?,
-                        u(w.nrows())?,
-                        u(st(1).nrows())?,
-                        &split32,
-                        None,
-                    );
-                }
-                let tiled = if self.coopmat {
-                    dispatch::mul_mat::TiledKernel::Auto
-                } else {
-                    dispatch::mul_mat::TiledKernel::Scalar
-                };
-                dispatch::mul_mat::mul_mat_tiled(
-                    rec,
-                    w.ty,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    u(w.ne[0])?,
-                    u(w.nrows())?,
-                    u(st(1).nrows())?,
-                    &split32,
-                    tiled,
-                )
-            }
-            Op::Rope {
-                mode,
-                n_dims,
-                freq_base,
-                freq_scale,
-            } => {
-                let t = st(0);
-                dispatch::rope::rope(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    u(t.ne[0])?,
-                    u(t.ne[1])?,
-                    u(t.ne[2] * t.ne[3])?,
-                    *mode == RopeMode::Neox,
-                    u(*n_dims)?,
-                    *freq_base,
-                    *freq_scale,
-                )
-            }
-            Op::Cpy => match dt.ty {
-                GgmlType::F16 => {
-                    dispatch::copy::copy_f32_f16(rec, s(0)?, dst, dt.nelements() as u64)
-                }
-                GgmlType::F32 => {
-                    dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64)
-                }
-                t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
-            },
-            Op::SetRows => dispatch::set_rows::set_rows_f16(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(dt.nrows())?,
-            ),
-            Op::RopeSetRows {
-                mode,
-                n_dims,
-                freq_base,
-                freq_scale,
-            } => {
-                let t = st(0);
-                dispatch::rope::rope_set_rows(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    u(t.ne[0])?,
-                    u(t.ne[1])?,
-                    u(t.ne[2] * t.ne[3])?,
-                    *mode == RopeMode::Neox,
-                    u(*n_dims)?,
-                    *freq_base,
-                    *freq_scale,
-                    u(dt.nelements() / (t.ne[0] * t.ne[1]))?,
-                )
-            }
-            Op::Attention { scale } => {
-                let (q, k) = (st(0), st(1));
-                let split = match (self.attn_split.get(&n), self.attn_scratch) {
-                    (Some(&(shape, off)), Some(b)) => {
-                        let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
-                        Some((self.bufs[b].range(off, bytes), shape))
-                    }
-                    _ => None,
-                };
-                dispatch::attention::attention_with(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    s(2)?,
-                    s(3)?,
-                    dst,
-                    split,
-                    q8.map(|q| self.xq(q)),
-                    u(q.ne[0])?,
-                    u(q.ne[1])?,
-                    u(k.ne[1])?,
-                    u(q.ne[2])?,
-                    u(k.ne[2])?,
-                    *scale,
-                )
-            }
         }
     }
 }
@@ -1081,66 +685,4 @@ fn while_running(e: Error, g: &Graph, stages: &[Vec<NodeIndex>]) -> Error {
         Error::OutOfDeviceMemory(m) => Error::OutOfDeviceMemory(format!("{m} while {what}")),
         e => e,
     }
-}
-
-/// Whether node `p` writes its f32 result in rows of `k` values that its kernel can also
-/// write as q8_1 blocks (rms_norm_mul, add_rms_norm_mul, swiglu, attention; `k % 32 == 0`).
-fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
-    let node = g.node(p);
-    let dst = g.tensor(node.dst);
-    k % 32 == 0
-        && dst.ty == GgmlType::F32
-        && match node.op {
-            Op::RmsNormMul { .. } | Op::AddRmsNormMul { .. } => dst.ne[0] == k as usize,
-            Op::SwiGlu => dst.nelements() % (k as usize) == 0 && dst.ne[0] == k as usize,
-            // The output [d, n_head, n] is read as [d * n_head, n]; blocks stay in a head.
-            Op::Attention { .. } => dst.ne[0] % 32 == 0 && dst.ne[0] * dst.ne[1] == k as usize,
-            _ => false,
-        }
-}
-
-/// Profile label, bytes moved and flops of one node.
-fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
-    let node = g.node(n);
-    let dst = g.tensor(node.dst);
-    let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
-    let bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
-    let (label, flops) = match &node.op {
-        Op::MulMat { .. } | Op::GetRows => {
-            let w = srcs[0];
-            let x = srcs[1];
-            let f = if matches!(node.op, Op::GetRows) {
-                0
-            } else {
-                2 * (w.ne[0] * w.nrows() * x.nrows()) as u64
-            };
-            (
-                format!(
-                    "{} {} {}x{} n={}",
-                    node.op.name(),
-                    w.ty,
-                    w.ne[0],
-                    w.nrows(),
-                    x.nrows()
-                ),
-                f,
-            )
-        }
-        Op::Attention { .. } => {
-            let (q, k) = (srcs[0], srcs[1]);
-            let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
-            (
-                format!(
-                    "ATTENTION d={} h={}/{} n={} kv={}",
-                    q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]
-                ),
-                f,
-            )
-        }
-        op => (
-            format!("{} {}", op.name(), dst.shape_str()),
-            dst.nelements() as u64,
-        ),
-    };
-    (label, bytes, flops)
 }

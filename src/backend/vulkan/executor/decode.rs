@@ -1,0 +1,216 @@
+//! Decode-path planning of the Vulkan executor: which matmuls take the integer-dot
+//! mat-vec, where their q8_1 activation copies live and who writes them (a producer's
+//! q8 epilogue or a quantize_q8_1 dispatch), and the split-K attention shapes with their
+//! shared scratch. Planned per graph in `prepare`; read while recording.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::{MatVecPath, VulkanBackend};
+use crate::backend::vulkan::{dispatch, MemoryLocation};
+use crate::graph::{Graph, Op, Region, TensorId};
+use crate::quant::GgmlType;
+use crate::Result;
+
+/// Smallest weight (bytes) `MatVecPath::Auto` sends to the integer-dot mat-vec.
+pub(super) const VECQ_MIN_BYTES: usize = 4 << 20;
+
+/// One q8_1 copy of an activation: written by the node that produces the activation
+/// (a q8 epilogue) when that node has one and runs in the same submission, else by a
+/// quantize_q8_1 dispatch before the first stage that reads it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct XqSlot {
+    pub(super) x: TensorId,
+    /// The producing node, when its kernel has a q8 epilogue.
+    pub(super) producer: Option<NodeIndex>,
+    pub(super) k: u32,
+    pub(super) n: u32,
+    /// Byte offsets of the codes and the scales in the scratch buffer.
+    pub(super) codes: u64,
+    pub(super) scales: u64,
+}
+
+impl VulkanBackend {
+    /// Whether matmul node `n` runs on the integer-dot path.
+    pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
+        let node = g.node(n);
+        if !matches!(node.op, Op::MulMat { .. }) {
+            return false;
+        }
+        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+        let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(x.nrows())) else {
+            return false;
+        };
+        let caps = self.ctx.caps();
+        // Auto leaves small matrices on the float kernel: both run at the dispatch
+        // latency floor there and the float one measured 0-8 % faster (H200, qwen3-0.6b
+        // q2_k / q4_k_m, 1-2 MB matrices), while from ~9 MB up int8 won by 37-49 %
+        // (llama-8b q2_k / q4_0). docs/BENCHMARKS.md has the A/B.
+        let big_enough = self.mat_vec == MatVecPath::Int8 || w.nbytes() >= VECQ_MIN_BYTES;
+        self.int8_mat_vec()
+            && big_enough
+            && x.ty == GgmlType::F32
+            && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
+    }
+
+    /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
+    /// activation region (siblings and later readers share it), each in its own scratch
+    /// slot, with the producing node where it can write the copy itself.
+    pub(super) fn plan_vecq(&mut self, g: &Graph) -> Result<()> {
+        self.xq_node.clear();
+        self.xq_slots.clear();
+        let align = self.align();
+        let mut at = 0u64;
+        let mut by_region: Vec<(Region, usize)> = Vec::new();
+        for n in g.order() {
+            if !self.uses_vecq(g, n) {
+                continue;
+            }
+            let node = g.node(n);
+            let x = node.srcs[1];
+            let r = g.region(x);
+            let slot = match by_region.iter().find(|(q, _)| *q == r) {
+                Some(&(_, s)) => s,
+                None => {
+                    let k = g.tensor(node.srcs[0]).ne[0] as u32;
+                    let nt = g.tensor(x).nrows() as u32;
+                    let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
+                    let codes = at;
+                    let scales = codes + cb.div_ceil(align) * align;
+                    at = scales + sb.div_ceil(align) * align;
+                    let producer = g
+                        .order()
+                        .find(|&p| g.region(g.node(p).dst) == r)
+                        .filter(|&p| has_q8_epilogue(g, p, k));
+                    self.xq_slots.push(XqSlot {
+                        x,
+                        producer,
+                        k,
+                        n: nt,
+                        codes,
+                        scales,
+                    });
+                    by_region.push((r, self.xq_slots.len() - 1));
+                    self.xq_slots.len() - 1
+                }
+            };
+            self.xq_node.insert(n, slot);
+        }
+        if at == 0 {
+            return Ok(());
+        }
+        let have = self.xq_scratch.map(|b| self.bufs[b].size());
+        if have.is_none_or(|h| h < at) {
+            let buf = self
+                .ctx
+                .create_buffer(at, MemoryLocation::Device, "xq_scratch")?;
+            match self.xq_scratch {
+                Some(b) => self.bufs[b] = buf,
+                None => {
+                    self.bufs.push(buf);
+                    self.xq_scratch = Some(self.bufs.len() - 1);
+                }
+            }
+            self.recorded.clear();
+        }
+        Ok(())
+    }
+
+    /// The q8_1 copies the current graph's integer-dot matmuls read: (activation name,
+    /// name of the op whose q8 epilogue writes it, or `None`: a quantize_q8_1 dispatch).
+    pub fn q8_copies(&self, g: &Graph) -> Vec<(String, Option<&'static str>)> {
+        self.xq_slots
+            .iter()
+            .map(|s| {
+                let by = s.producer.map(|p| g.node(p).op.name());
+                (g.tensor(s.x).name.clone(), by)
+            })
+            .collect()
+    }
+
+    pub(super) fn xq(&self, slot: usize) -> dispatch::mul_mat_vecq::XQ<'_> {
+        let s = self.xq_slots[slot];
+        let b = &self.bufs[self.xq_scratch.expect("planned with the slots")];
+        let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(s.k, s.n);
+        dispatch::mul_mat_vecq::XQ {
+            codes: b.range(s.codes, cb),
+            scales: b.range(s.scales, sb),
+        }
+    }
+
+    /// Chooses split-K shapes for the graph's decode attention nodes and sizes the
+    /// scratch buffer they share (grown, zeroed, when too small).
+    pub(super) fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
+        self.attn_split.clear();
+        let align = self.align();
+        let mut need = 0u64;
+        for stage in &g.schedule {
+            let mut at = 0u64;
+            for &n in stage {
+                let node = g.node(n);
+                if !matches!(node.op, Op::Attention { .. }) {
+                    continue;
+                }
+                let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                let dims: Option<Vec<u32>> = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]]
+                    .iter()
+                    .map(|&v| u32::try_from(v).ok())
+                    .collect();
+                let Some(&[d, nh, nkv, nt, n_kv]) = dims.as_deref() else {
+                    continue;
+                };
+                let Some(shape) = dispatch::attention::split_shape(
+                    self.ctx.caps(),
+                    d,
+                    nh,
+                    nkv,
+                    nt,
+                    n_kv,
+                    self.force_attention_split,
+                ) else {
+                    continue;
+                };
+                self.attn_split.insert(n, (shape, at));
+                at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
+            }
+            need = need.max(at);
+        }
+        if need == 0 {
+            return Ok(());
+        }
+        let have = self.attn_scratch.map(|b| self.bufs[b].size());
+        if have.is_none_or(|h| h < need) {
+            let buf = self
+                .ctx
+                .create_buffer(need, MemoryLocation::Device, "attn_scratch")?;
+            let mut rec = self.ctx.recorder()?;
+            rec.begin()?;
+            rec.fill(buf.whole(), 0)?;
+            rec.submit_and_wait()?;
+            match self.attn_scratch {
+                Some(b) => self.bufs[b] = buf,
+                None => {
+                    self.bufs.push(buf);
+                    self.attn_scratch = Some(self.bufs.len() - 1);
+                }
+            }
+            self.recorded.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Whether node `p` writes its f32 result in rows of `k` values that its kernel can also
+/// write as q8_1 blocks (rms_norm_mul, add_rms_norm_mul, swiglu, attention; `k % 32 == 0`).
+fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
+    let node = g.node(p);
+    let dst = g.tensor(node.dst);
+    k % 32 == 0
+        && dst.ty == GgmlType::F32
+        && match node.op {
+            Op::RmsNormMul { .. } | Op::AddRmsNormMul { .. } => dst.ne[0] == k as usize,
+            Op::SwiGlu => dst.nelements() % (k as usize) == 0 && dst.ne[0] == k as usize,
+            // The output [d, n_head, n] is read as [d * n_head, n]; blocks stay in a head.
+            Op::Attention { .. } => dst.ne[0] % 32 == 0 && dst.ne[0] * dst.ne[1] == k as usize,
+            _ => false,
+        }
+}

@@ -1,0 +1,279 @@
+//! Recording one graph node: the op → dispatch-helper mapping of the Vulkan executor
+//! (buffer ranges of the node's tensors, sizes as u32, the decode-path choices planned in
+//! `decode`), and each node's profile label, bytes and flops.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::VulkanBackend;
+use crate::backend::vulkan::{dispatch, Recorder};
+use crate::graph::{Graph, Op, RopeMode};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+impl VulkanBackend {
+    /// Records node `n`; `q8`: the q8_1 slot its q8 epilogue also writes.
+    pub(super) fn record_node(
+        &self,
+        rec: &mut Recorder,
+        g: &Graph,
+        n: NodeIndex,
+        q8: Option<usize>,
+    ) -> Result<()> {
+        let node = g.node(n);
+        let s = |i: usize| self.range(g, node.srcs[i]);
+        let st = |i: usize| g.tensor(node.srcs[i]);
+        let dst = self.range(g, node.dst)?;
+        let dt = g.tensor(node.dst);
+        let u = |v: usize| -> Result<u32> {
+            u32::try_from(v)
+                .map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", dt.name)))
+        };
+        match &node.op {
+            Op::GetRows => {
+                let t = st(0);
+                dispatch::get_rows::get_rows(
+                    rec,
+                    t.ty,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(t.ne[0])?,
+                    u(st(1).nelements())?,
+                )
+            }
+            Op::RmsNorm { eps } => {
+                dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
+            }
+            Op::RmsNormMul { eps } if q8.is_some() => dispatch::norm::rms_norm_mul_q8(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                self.xq(q8.expect("guarded")),
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+                *eps,
+            ),
+            Op::RmsNormMul { eps } => dispatch::norm::rms_norm_mul(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+                *eps,
+            ),
+            Op::AddRmsNormMul { eps } => dispatch::norm::add_rms_norm_mul_with(
+                rec,
+                s(0)?,
+                s(1)?,
+                s(2)?,
+                dst,
+                q8.map(|q| self.xq(q)),
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(2).nrows())?,
+                *eps,
+            ),
+            Op::Mul => dispatch::binary::mul(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+            ),
+            Op::Add => dispatch::binary::add(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(st(1).nrows())?,
+            ),
+            Op::Scale { s: f } => {
+                dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0)
+            }
+            Op::SwiGlu => dispatch::glu::swiglu_with(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                q8.map(|q| self.xq(q)),
+                u(dt.nelements())?,
+            ),
+            Op::MulMat { split } => {
+                let w = st(0);
+                let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
+                if let Some(&slot) = self.xq_node.get(&n) {
+                    return dispatch::mul_mat_vecq::mul_mat_vecq(
+                        rec,
+                        w.ty,
+                        s(0)?,
+                        self.xq(slot),
+                        dst,
+                        u(w.ne[0])?,
+                        u(w.nrows())?,
+                        u(st(1).nrows())?,
+                        &split32,
+                        None,
+                    );
+                }
+                let tiled = if self.coopmat {
+                    dispatch::mul_mat::TiledKernel::Auto
+                } else {
+                    dispatch::mul_mat::TiledKernel::Scalar
+                };
+                dispatch::mul_mat::mul_mat_tiled(
+                    rec,
+                    w.ty,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(w.ne[0])?,
+                    u(w.nrows())?,
+                    u(st(1).nrows())?,
+                    &split32,
+                    tiled,
+                )
+            }
+            Op::Rope {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+            } => {
+                let t = st(0);
+                dispatch::rope::rope(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(t.ne[0])?,
+                    u(t.ne[1])?,
+                    u(t.ne[2] * t.ne[3])?,
+                    *mode == RopeMode::Neox,
+                    u(*n_dims)?,
+                    *freq_base,
+                    *freq_scale,
+                )
+            }
+            Op::Cpy => match dt.ty {
+                GgmlType::F16 => {
+                    dispatch::copy::copy_f32_f16(rec, s(0)?, dst, dt.nelements() as u64)
+                }
+                GgmlType::F32 => {
+                    dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64)
+                }
+                t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
+            },
+            Op::SetRows => dispatch::set_rows::set_rows_f16(
+                rec,
+                s(0)?,
+                s(1)?,
+                dst,
+                u(st(0).ne[0])?,
+                u(st(0).nrows())?,
+                u(dt.nrows())?,
+            ),
+            Op::RopeSetRows {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+            } => {
+                let t = st(0);
+                dispatch::rope::rope_set_rows(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(t.ne[0])?,
+                    u(t.ne[1])?,
+                    u(t.ne[2] * t.ne[3])?,
+                    *mode == RopeMode::Neox,
+                    u(*n_dims)?,
+                    *freq_base,
+                    *freq_scale,
+                    u(dt.nelements() / (t.ne[0] * t.ne[1]))?,
+                )
+            }
+            Op::Attention { scale } => {
+                let (q, k) = (st(0), st(1));
+                let split = match (self.attn_split.get(&n), self.attn_scratch) {
+                    (Some(&(shape, off)), Some(b)) => {
+                        let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
+                        Some((self.bufs[b].range(off, bytes), shape))
+                    }
+                    _ => None,
+                };
+                dispatch::attention::attention_with(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    s(2)?,
+                    s(3)?,
+                    dst,
+                    split,
+                    q8.map(|q| self.xq(q)),
+                    u(q.ne[0])?,
+                    u(q.ne[1])?,
+                    u(k.ne[1])?,
+                    u(q.ne[2])?,
+                    u(k.ne[2])?,
+                    *scale,
+                )
+            }
+        }
+    }
+}
+
+/// Profile label, bytes moved and flops of one node.
+pub(super) fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
+    let node = g.node(n);
+    let dst = g.tensor(node.dst);
+    let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
+    let bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
+    let (label, flops) = match &node.op {
+        Op::MulMat { .. } | Op::GetRows => {
+            let w = srcs[0];
+            let x = srcs[1];
+            let f = if matches!(node.op, Op::GetRows) {
+                0
+            } else {
+                2 * (w.ne[0] * w.nrows() * x.nrows()) as u64
+            };
+            (
+                format!(
+                    "{} {} {}x{} n={}",
+                    node.op.name(),
+                    w.ty,
+                    w.ne[0],
+                    w.nrows(),
+                    x.nrows()
+                ),
+                f,
+            )
+        }
+        Op::Attention { .. } => {
+            let (q, k) = (srcs[0], srcs[1]);
+            let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
+            (
+                format!(
+                    "ATTENTION d={} h={}/{} n={} kv={}",
+                    q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]
+                ),
+                f,
+            )
+        }
+        op => (
+            format!("{} {}", op.name(), dst.shape_str()),
+            dst.nelements() as u64,
+        ),
+    };
+    (label, bytes, flops)
+}

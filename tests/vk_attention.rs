@@ -1,0 +1,352 @@
+//! The attention kernel (`attention.comp`) on every Vulkan device against the CPU
+//! reference: prefill and decode shapes, GQA groupings, split-K (flash-decoding) at
+//! several context lengths, its q8 epilogue, and the shapes it must refuse. Tolerances
+//! and guards as in vk_ops.rs (`tests/common/io.rs`).
+
+mod common;
+
+use common::io::{check, run, Input, Output};
+use common::{for_each_device, values};
+use half::f16;
+use vkgraph::backend::cpu::ops;
+use vkgraph::backend::vulkan::dispatch::attention;
+
+#[test]
+fn attention() {
+    for_each_device("attention", |gpu| {
+        let mut cases: Vec<(usize, usize, usize, Vec<i32>, usize)> = Vec::new();
+        for d in [64usize, 128] {
+            for (nh, nkv) in [(4usize, 2usize), (4, 4), (8, 1)] {
+                for n_kv in [1usize, 13, 300] {
+                    cases.push((d, nh, nkv, vec![n_kv as i32 - 1], n_kv)); // decode
+                }
+                for p0 in [0i32, 20] {
+                    let n = 7;
+                    let pos: Vec<i32> = (p0..p0 + n).collect();
+                    cases.push((d, nh, nkv, pos, (p0 + n) as usize)); // prefill
+                }
+            }
+        }
+        // Decode into a cache with more rows than n_kv, and a batch whose positions are
+        // not increasing (each token's causal range is its own).
+        cases.push((128, 8, 2, vec![70], 100));
+        cases.push((64, 4, 2, vec![5, 0, 129, 64], 130));
+        // Batches of more than 256 (head, token) pairs take the prefill shape: query heads
+        // sharing a kv head in one workgroup (2, 2 and 1 of them here).
+        cases.push((128, 16, 2, (20..40).collect(), 40));
+        cases.push((64, 8, 2, (0..40).collect(), 40));
+        cases.push((64, 12, 4, (0..30).collect(), 30));
+        // Long enough for the widest workgroup (16 sub-blocks), decode and prefill.
+        cases.push((64, 4, 2, vec![1099], 1100));
+        cases.push((64, 4, 2, (1000..1007).collect(), 1007));
+        for (d, nh, nkv, pos, n_kv) in cases {
+            let n = pos.len();
+            let case = if n == 1 {
+                format!(
+                    "attention(d={d},h={nh}/{nkv},n=1,n_kv={n_kv},pos={})",
+                    pos[0]
+                )
+            } else {
+                format!(
+                    "attention(d={d},h={nh}/{nkv},n={n},n_kv={n_kv},pos0={})",
+                    pos[0]
+                )
+            };
+            let scale = 1.0 / (d as f32).sqrt();
+            let seed = (d * 1000 + nh * 100 + nkv * 10 + n) as u64 + n_kv as u64;
+            let q = values(d * nh * n, seed);
+            // The cache is allocated for `cap` rows; only n_kv are valid. Unused rows hold
+            // huge values that would dominate the softmax if they were ever read.
+            let cap = n_kv + 5;
+            let kv_len = d * nkv * cap;
+            let mut k: Vec<f16> = values(kv_len, seed + 1)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            let mut v: Vec<f16> = values(kv_len, seed + 2)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            k[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+            v[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+            let qin = Input::f32(gpu, "q", &q, 1);
+            let kin = Input::f16(gpu, "k", &k, 8); // 16 bytes in: k is read 8 halves at a time
+            let vin = Input::f16(gpu, "v", &v, 6);
+            let pin = Input::i32(gpu, "pos", &pos, 3);
+            let out = Output::new(gpu, "dst", d * nh * n);
+            run(gpu, &case, |rec| {
+                attention::attention(
+                    rec,
+                    qin.range(4),
+                    kin.range(2),
+                    vin.range(2),
+                    pin.range(4),
+                    out.range(),
+                    d as u32,
+                    nh as u32,
+                    nkv as u32,
+                    n as u32,
+                    n_kv as u32,
+                    scale,
+                )
+            });
+            let mut want = vec![0f32; d * nh * n];
+            let (kr, vr) = (&k[..d * nkv * n_kv], &v[..d * nkv * n_kv]);
+            ops::attention(&q, d, nh, kr, vr, nkv, n_kv, &pos, scale, &mut want);
+            check(gpu, &case, &out.read(gpu, &case), &want);
+        }
+    });
+}
+
+/// Split-K attention (flash-decoding) against the CPU reference: context lengths 1, 17,
+/// 1,000 (4,096 and 16,384 with `VKGRAPH_LARGE_TESTS=1`), splits that leave workgroups
+/// empty, every head grouping, decode batches of 1 and 3 tokens. Each case runs twice
+/// on one scratch buffer (the counters must come back to zero) and checks them after.
+#[test]
+fn attention_split() {
+    for_each_device("attention_split", |gpu| {
+        let large = std::env::var("VKGRAPH_LARGE_TESTS").is_ok_and(|v| v == "1");
+        let mut lens = vec![1usize, 17, 1000];
+        if large {
+            lens.extend([4096, 16384]);
+        }
+        let mut cases: Vec<(usize, usize, usize, Vec<i32>, usize, attention::SplitShape)> =
+            Vec::new();
+        let sh = |nz, sub_blocks, qb| attention::SplitShape { nz, sub_blocks, qb };
+        for &len in &lens {
+            // (d, heads, kv heads, shape): GQA groups of 4, 2 and 1.
+            for (d, nh, nkv, shape) in [
+                (128usize, 8usize, 2usize, sh(7, 2, 4)),
+                (64, 4, 2, sh(2, 1, 2)),
+                (128, 4, 4, sh(64, 2, 1)),
+            ] {
+                cases.push((d, nh, nkv, vec![len as i32 - 1], len + 3, shape));
+            }
+        }
+        // Three tokens of different lengths in one batch; the default shape where it splits.
+        cases.push((64, 4, 2, vec![700, 3, 250], 1000, sh(5, 2, 2)));
+        if let Some(s) = attention::split_shape(gpu.ctx.caps(), 128, 32, 8, 1, 4096, true) {
+            cases.push((128, 32, 8, vec![2999], 4096, s));
+        }
+        for (d, nh, nkv, pos, n_kv, shape) in cases {
+            let n = pos.len();
+            let case = format!(
+                "attention_split(d={d},h={nh}/{nkv},n={n},n_kv={n_kv},pos={pos:?},nz={},sb={},qb={})",
+                shape.nz, shape.sub_blocks, shape.qb
+            );
+            let scale = 1.0 / (d as f32).sqrt();
+            let seed = (d * 1000 + nh * 100 + nkv * 10 + n) as u64 + n_kv as u64;
+            let q = values(d * nh * n, seed);
+            let kv_len = d * nkv * n_kv;
+            let k: Vec<f16> = values(kv_len, seed + 1)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            let v: Vec<f16> = values(kv_len, seed + 2)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            let qin = Input::f32(gpu, "q", &q, 1);
+            let kin = Input::f16(gpu, "k", &k, 8);
+            let vin = Input::f16(gpu, "v", &v, 6);
+            let pin = Input::i32(gpu, "pos", &pos, 3);
+            let sbytes = shape.scratch_bytes(d as u32, nh as u32, n as u32) as usize;
+            let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes]);
+            let mut want = vec![0f32; d * nh * n];
+            ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &pos, scale, &mut want);
+            for round in 0..2 {
+                let out = Output::new(gpu, "dst", d * nh * n);
+                run(gpu, &case, |rec| {
+                    attention::attention_split(
+                        rec,
+                        qin.range(4),
+                        kin.range(2),
+                        vin.range(2),
+                        pin.range(4),
+                        out.range(),
+                        scratch.whole(),
+                        shape,
+                        d as u32,
+                        nh as u32,
+                        nkv as u32,
+                        n as u32,
+                        n_kv as u32,
+                        scale,
+                    )
+                });
+                check(
+                    gpu,
+                    &format!("{case} round {round}"),
+                    &out.read(gpu, &case),
+                    &want,
+                );
+            }
+            let counters = (nh / shape.qb as usize) * n;
+            let words = gpu.read_f32(&scratch, 0, counters);
+            assert!(
+                words.iter().all(|w| w.to_bits() == 0),
+                "{}: split counters not reset",
+                gpu.case(&case)
+            );
+        }
+    });
+}
+
+/// attention's q8 epilogue, unsplit and split-K: the f32 output bit-identical to the
+/// plain kernel's, the q8_1 blocks quantize_q8_1's of it (sums to rounding).
+#[test]
+fn attention_q8_epilogue() {
+    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes, XQ};
+    for_each_device("attention_q8", |gpu| {
+        let (d, nh, nkv, n_kv) = (64usize, 4usize, 2usize, 300usize);
+        let pos = vec![299i32, 150];
+        let n = pos.len();
+        let q = Input::f32(gpu, "q", &values(d * nh * n, 1), 1);
+        let kv: Vec<f16> = values(d * nkv * n_kv, 2)
+            .iter()
+            .map(|&v| f16::from_f32(v))
+            .collect();
+        let k = Input::f16(gpu, "k", &kv, 8);
+        let v = Input::f16(gpu, "v", &kv, 6);
+        let p = Input::i32(gpu, "pos", &pos, 3);
+        let (cb, sb) = xq_bytes((d * nh) as u32, n as u32);
+        let split = attention::SplitShape {
+            nz: 3,
+            sub_blocks: 2,
+            qb: 2,
+        };
+        let scratch = gpu.buffer_from(
+            "scratch",
+            &vec![0u8; split.scratch_bytes(d as u32, nh as u32, n as u32) as usize],
+        );
+        for split_k in [false, true] {
+            let case = format!("attention_q8(d={d},h={nh}/{nkv},n={n},split_k={split_k})");
+            let plain = Output::new(gpu, "plain", d * nh * n);
+            let fused = Output::new(gpu, "fused", d * nh * n);
+            let ep = gpu.buffer_from("ep", &vec![0u8; 1024 + sb as usize]);
+            let re = gpu.buffer_from("re", &vec![0u8; 1024 + sb as usize]);
+            run(gpu, &case, |rec| {
+                let sp = split_k.then(|| (scratch.whole(), split));
+                let args = (
+                    d as u32,
+                    nh as u32,
+                    nkv as u32,
+                    n as u32,
+                    n_kv as u32,
+                    0.125f32,
+                );
+                attention::attention_with(
+                    rec,
+                    q.range(4),
+                    k.range(2),
+                    v.range(2),
+                    p.range(4),
+                    plain.range(),
+                    sp,
+                    None,
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    args.5,
+                )?;
+                rec.barrier()?;
+                let x = XQ {
+                    codes: ep.range(0, cb),
+                    scales: ep.range(1024, sb),
+                };
+                attention::attention_with(
+                    rec,
+                    q.range(4),
+                    k.range(2),
+                    v.range(2),
+                    p.range(4),
+                    fused.range(),
+                    sp,
+                    Some(x),
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    args.5,
+                )
+            });
+            let (pl, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+            assert!(
+                pl.iter().zip(&f).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: q8 variant's f32 output differs",
+                gpu.case(&case)
+            );
+            let again = Input::f32(gpu, "again", &f, 0);
+            run(gpu, &case, |rec| {
+                let x = XQ {
+                    codes: re.range(0, cb),
+                    scales: re.range(1024, sb),
+                };
+                quantize_q8_1(rec, again.range(4), x, (d * nh) as u32, n as u32)
+            });
+            let words = (1024 + sb as usize) / 4;
+            let (e, r) = (gpu.read_f32(&ep, 0, words), gpu.read_f32(&re, 0, words));
+            let cw = cb as usize / 4;
+            assert!(
+                e[..cw]
+                    .iter()
+                    .zip(&r[..cw])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: codes differ",
+                gpu.case(&case)
+            );
+            for (pe, pr) in e[256..].chunks(2).zip(r[256..].chunks(2)) {
+                assert_eq!(
+                    pe[0].to_bits(),
+                    pr[0].to_bits(),
+                    "{}: d differs",
+                    gpu.case(&case)
+                );
+                assert!(
+                    (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
+                    "{}: sum",
+                    gpu.case(&case)
+                );
+            }
+            eprintln!("{}: ok", gpu.case(&case));
+        }
+    });
+}
+
+#[test]
+fn attention_rejects_bad_shapes() {
+    for_each_device("attention_rejects_bad_shapes", |gpu| {
+        let buf = gpu.buffer_from("b", &[0u8; 4096]);
+        let r = buf.whole();
+        let mut rec = gpu.ctx.recorder().expect("recorder");
+        rec.begin().expect("begin");
+        // (d, n_head, n_head_kv, n_kv): head size not a multiple of 8, too large, heads
+        // not a multiple of kv heads, empty cache.
+        for (d, nh, nkv, n_kv) in [
+            (60u32, 4u32, 2u32, 4u32),
+            (512, 1, 1, 1),
+            (64, 3, 2, 4),
+            (64, 2, 2, 0),
+        ] {
+            let e = attention::attention(&mut rec, r, r, r, r, r, d, nh, nkv, 1, n_kv, 0.1);
+            assert!(
+                e.is_err(),
+                "{}: d={d} h={nh}/{nkv} n_kv={n_kv} accepted",
+                gpu.label
+            );
+        }
+        // K not 16-byte aligned.
+        let k = buf.range(4, 1024);
+        let e = attention::attention(&mut rec, r, k, r, r, r, 8, 1, 1, 1, 1, 0.1);
+        assert!(e.is_err(), "{}: misaligned k accepted", gpu.label);
+        // Output range too small.
+        let small = buf.range(0, 16);
+        let e = attention::attention(&mut rec, r, r, r, r, small, 64, 1, 1, 1, 1, 0.1);
+        assert!(e.is_err(), "{}: small dst accepted", gpu.label);
+        assert_eq!(rec.dispatch_count(), 0);
+        rec.submit_and_wait().expect("submit");
+    });
+}
