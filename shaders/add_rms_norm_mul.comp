@@ -1,5 +1,5 @@
 #version 450
-// bindings: 6
+// bindings: 7
 // push: 48
 // workgroup: 256
 //
@@ -10,6 +10,8 @@
 // (common/rms_norm_reduce.glsl, subgroup or shared memory, any subgroup size).
 // Q8 variants also write the result as q8_1 blocks (common/q8_1.glsl, bindings 4 and 5;
 // ne0 % 32 == 0) for the integer-dot mat-vec; the others leave bindings 4-5 unused.
+// SUM variants also write a + b itself to binding 6 (the residual the ADD node would
+// write: the executor then records no separate ADD dispatch); the others leave it unused.
 // Bindings are narrowed ranges; *_off are element offsets (dispatch/norm.rs).
 #extension GL_GOOGLE_include_directive : require
 #include "common/rms_norm_reduce.glsl"
@@ -25,6 +27,9 @@ layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 1) readonly buffer B { float b[]; };
 layout(std430, set = 0, binding = 2) readonly buffer W { float w[]; };
 layout(std430, set = 0, binding = 3) writeonly buffer D { float d[]; };
+#ifdef SUM
+layout(std430, set = 0, binding = 6) writeonly buffer S { float sum_out[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint ne0;
@@ -37,7 +42,7 @@ layout(push_constant) uniform Push {
     uint d_off;
     uint q_off;  // Q8: element offsets of the codes and the pairs
     uint ds_off;
-    uint pad0;
+    uint s_off;  // SUM: element offset of the sum
     uint pad1;
 } p;
 
@@ -54,6 +59,9 @@ void main() {
     for (uint i = tid; i < p.ne0; i += WG_X) {
         const float v = a[ab + i] + b[bb + i];
         ss += v * v;
+#ifdef SUM
+        sum_out[p.s_off + row * p.ne0 + i] = v;
+#endif
     }
     ss = rms_norm_sum(ss);
 

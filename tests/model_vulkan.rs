@@ -230,6 +230,65 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
     }
 }
 
+/// The executor records one dispatch per node, except that each ADD_RMS_NORM_MUL also
+/// writes its residual ADD's sum (the ADD records nothing) outside the `off` baseline.
+#[test]
+fn residual_adds_fold_into_their_norms() {
+    for (dev, label) in devices() {
+        for arch in ["llama", "qwen3"] {
+            let m = tiny_model(arch, "q4_0");
+            for mode in [QkvMode::Off, QkvMode::Auto] {
+                let mut vk = vk_backend(&m, dev);
+                vk.set_mat_vec(vkgraph::backend::vulkan::MatVecPath::Float);
+                let limits = vk.sibling_limits();
+                let mut g = vkgraph::model::build_graph(
+                    &m,
+                    &vkgraph::model::BuildOpts {
+                        n_tokens: 1,
+                        n_ctx: N_CTX,
+                        logits_all: false,
+                    },
+                )
+                .unwrap();
+                vkgraph::passes::run(&mut g, mode, &limits);
+                vk.prepare(&g).unwrap();
+                let ids = [3i32];
+                let pos = [0i32];
+                for (name, data) in [("inp_tokens", &ids[..]), ("inp_pos", &pos[..])] {
+                    let t = g.tensors.iter().position(|t| t.name == name).unwrap();
+                    vk.set_tensor(
+                        &g,
+                        vkgraph::graph::TensorId(t as u32),
+                        bytemuck::cast_slice(data),
+                    )
+                    .unwrap();
+                }
+                let stages = g.schedule.clone();
+                vk.compute(&g, &stages).unwrap();
+                let nodes = g.order().count() as u32;
+                let norms = g
+                    .order()
+                    .filter(|&n| matches!(g.node(n).op, vkgraph::graph::Op::AddRmsNormMul { .. }))
+                    .count() as u32;
+                let want = if mode == QkvMode::Off {
+                    nodes
+                } else {
+                    nodes - norms
+                };
+                let (dispatches, _) = vk.last_recorded_counts();
+                assert!(
+                    norms > 0,
+                    "[{label}] {arch}: no ADD_RMS_NORM_MUL to fold into"
+                );
+                assert_eq!(
+                    dispatches, want,
+                    "[{label}] {arch} {mode}: {nodes} nodes, {norms} norms"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn validation_clean_in_every_mode() {
     for (dev, label) in devices() {

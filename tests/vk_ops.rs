@@ -228,7 +228,8 @@ fn swiglu() {
 }
 
 /// The q8 epilogues of rms_norm_mul, add_rms_norm_mul and swiglu: their f32 output is
-/// bit-identical to the plain kernel's, and their q8_1 blocks to quantize_q8_1's of it.
+/// bit-identical to the plain kernel's, and their q8_1 blocks to quantize_q8_1's of it;
+/// add_rms_norm_mul's residual-sum output is the exact a + b.
 #[test]
 fn q8_epilogues_match_quantize() {
     use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes, XQ};
@@ -252,6 +253,8 @@ fn q8_epilogues_match_quantize() {
             let plain = Output::new(gpu, "plain", n);
             let fused = Output::new(gpu, "fused", n);
             let (ep, re) = (xq_buf("epilogue"), xq_buf("requantized"));
+            // add_rms_norm_mul's SUM output: the residual a + b, written by the same dispatch.
+            let sum = Output::new(gpu, "sum", n);
             let (ne0u, rowsu) = (ne0 as u32, rows as u32);
             run(gpu, &case, |rec| {
                 match kernel {
@@ -297,6 +300,7 @@ fn q8_epilogues_match_quantize() {
                             w.range(4),
                             fused.range(),
                             Some(xq(&ep, cb, sb)),
+                            Some(sum.range()),
                             ne0u,
                             rowsu,
                             1,
@@ -318,6 +322,18 @@ fn q8_epilogues_match_quantize() {
                 Ok(())
             });
             let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+            if kernel == "add_rms_norm_mul" {
+                let (av, bv) = (values(n, 3), values(n, 4));
+                let got = sum.read(gpu, &case);
+                for i in 0..n {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        (av[i] + bv[i]).to_bits(),
+                        "{}: sum[{i}]",
+                        gpu.case(&case)
+                    );
+                }
+            }
             // quantize_q8_1 reads 16-byte aligned x: a copy of the fused output at offset 0.
             let again = Input::f32(gpu, "again", &f, 0);
             run(gpu, &case, |rec| {

@@ -119,7 +119,40 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
     for d in &g.decisions {
         let _ = writeln!(s, "{}", d.text);
     }
+    let folded = folded_adds(g);
+    if folded > 0 {
+        let _ = writeln!(
+            s,
+            "folded residual ADD into ADD_RMS_NORM_MUL x{folded} — on Vulkan the norm's \
+             dispatch writes the sum too ({folded} dispatches fewer than nodes)"
+        );
+    }
     s
+}
+
+/// ADD nodes whose sum an ADD_RMS_NORM_MUL of the same stage computes from the same
+/// operands: the Vulkan executor records them as one dispatch (not with a barrier after
+/// every node, the `off` baseline).
+pub fn folded_adds(g: &Graph) -> usize {
+    if g.barrier_every_node {
+        return 0;
+    }
+    g.schedule
+        .iter()
+        .map(|stage| {
+            stage
+                .iter()
+                .filter(|&&m| {
+                    let norm = g.node(m);
+                    matches!(norm.op, crate::graph::Op::AddRmsNormMul { .. })
+                        && stage.iter().any(|&a| {
+                            let an = g.node(a);
+                            an.op == crate::graph::Op::Add && an.srcs[..] == norm.srcs[..2]
+                        })
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// A summary table over all four modes for a model and batch size: dispatches,

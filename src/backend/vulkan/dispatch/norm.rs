@@ -211,7 +211,8 @@ struct AddPush {
     d_off: u32,
     q_off: u32,
     ds_off: u32,
-    pad: [u32; 2],
+    s_off: u32,
+    pad: u32,
 }
 
 /// `dst = rms_norm(a + b) * w` over `nrows` rows of `ne0` (row `r` of `w` is `r % w_rows`):
@@ -228,11 +229,12 @@ pub fn add_rms_norm_mul(
     w_rows: u32,
     eps: f32,
 ) -> Result<()> {
-    add_rms_norm_mul_with(rec, a, b, w, dst, None, ne0, nrows, w_rows, eps)
+    add_rms_norm_mul_with(rec, a, b, w, dst, None, None, ne0, nrows, w_rows, eps)
 }
 
 /// [`add_rms_norm_mul`], also writing the result as q8_1 blocks into `q8` when given
-/// (see [`rms_norm_mul_q8`]).
+/// (see [`rms_norm_mul_q8`]) and `a + b` itself into `sum` when given (the residual ADD
+/// folded into the same dispatch).
 #[allow(clippy::too_many_arguments)]
 pub fn add_rms_norm_mul_with(
     rec: &mut Recorder,
@@ -241,16 +243,22 @@ pub fn add_rms_norm_mul_with(
     w: BufferRange<'_>,
     dst: BufferRange<'_>,
     q8: Option<XQ<'_>>,
+    sum: Option<BufferRange<'_>>,
     ne0: u32,
     nrows: u32,
     w_rows: u32,
     eps: f32,
 ) -> Result<()> {
-    let shader = match (Reduce::best(rec.caps()), q8.is_some()) {
-        (Reduce::Subgroup, false) => ShaderId::add_rms_norm_mul_sg,
-        (Reduce::Shared, false) => ShaderId::add_rms_norm_mul,
-        (Reduce::Subgroup, true) => ShaderId::add_rms_norm_mul_sg_q8,
-        (Reduce::Shared, true) => ShaderId::add_rms_norm_mul_q8,
+    use ShaderId as S;
+    let shader = match (Reduce::best(rec.caps()), q8.is_some(), sum.is_some()) {
+        (Reduce::Subgroup, false, false) => S::add_rms_norm_mul_sg,
+        (Reduce::Shared, false, false) => S::add_rms_norm_mul,
+        (Reduce::Subgroup, true, false) => S::add_rms_norm_mul_sg_q8,
+        (Reduce::Shared, true, false) => S::add_rms_norm_mul_q8,
+        (Reduce::Subgroup, false, true) => S::add_rms_norm_mul_sg_sum,
+        (Reduce::Shared, false, true) => S::add_rms_norm_mul_sum,
+        (Reduce::Subgroup, true, true) => S::add_rms_norm_mul_sg_q8_sum,
+        (Reduce::Shared, true, true) => S::add_rms_norm_mul_q8_sum,
     };
     let n = u64::from(ne0) * u64::from(nrows);
     count_u32(n, shader.name())?;
@@ -263,6 +271,10 @@ pub fn add_rms_norm_mul_with(
     let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
     let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
     let (rq, q_off, rs, ds_off) = bind_q8(caps, q8, rd, ne0, n, shader)?;
+    let (rsum, s_off) = match &sum {
+        Some(sum) => bind(caps, sum, 4, n, &format!("{shader} sum"))?,
+        None => (rd, 0),
+    };
     let push = AddPush {
         ne0,
         nrows,
@@ -274,7 +286,8 @@ pub fn add_rms_norm_mul_with(
         d_off,
         q_off,
         ds_off,
-        pad: [0; 2],
+        s_off,
+        pad: 0,
     };
     if n == 0 {
         return Ok(());
@@ -284,7 +297,7 @@ pub fn add_rms_norm_mul_with(
     rec.dispatch(
         shader,
         &[],
-        &[ra, rb, rw, rd, rq, rs],
+        &[ra, rb, rw, rd, rq, rs, rsum],
         bytemuck::bytes_of(&push),
         groups,
     )

@@ -94,6 +94,8 @@ pub struct VulkanBackend {
     progress: Option<LoadProgress>,
     /// Timestamps of the last `compute` calls (cleared by `take_times`).
     times: Vec<NodeTime>,
+    /// Dispatches and barriers of the last recorded split (tests, the dump's claims).
+    last_counts: (u32, u32),
 }
 
 impl VulkanBackend {
@@ -129,6 +131,7 @@ impl VulkanBackend {
             profile: ProfileMode::Off,
             progress: None,
             times: Vec::new(),
+            last_counts: (0, 0),
         }
     }
 
@@ -152,6 +155,11 @@ impl VulkanBackend {
             self.coopmat = on;
             self.recorded.clear();
         }
+    }
+
+    /// (dispatches, barriers) of the split recorded last (a replay records nothing).
+    pub fn last_recorded_counts(&self) -> (u32, u32) {
+        self.last_counts
     }
 
     /// Whether decode matmuls of quantized weights take the integer-dot path (q8_1
@@ -598,6 +606,33 @@ impl Backend for VulkanBackend {
                 quantize_at.insert(first, fresh);
             }
         }
+        // Residual ADDs whose sum an ADD_RMS_NORM_MUL of the same stage can write itself
+        // (the fusion pass gives both the same operands): one dispatch instead of two.
+        // Not with a barrier after every node (the `off` baseline, per-node profiles).
+        let mut sum_into: HashMap<NodeIndex, TensorId> = HashMap::new();
+        let mut absorbed: HashSet<NodeIndex> = HashSet::new();
+        if !every {
+            for stage in stages {
+                for &m in stage {
+                    let norm = g.node(m);
+                    if !matches!(norm.op, Op::AddRmsNormMul { .. }) {
+                        continue;
+                    }
+                    let add = stage.iter().copied().find(|&a| {
+                        let an = g.node(a);
+                        an.op == Op::Add
+                            && !absorbed.contains(&a)
+                            && an.srcs[..] == norm.srcs[..2]
+                            && g.tensor(an.dst).ne == g.tensor(norm.dst).ne
+                            && g.tensor(an.dst).ty == GgmlType::F32
+                    });
+                    if let Some(a) = add {
+                        absorbed.insert(a);
+                        sum_into.insert(m, g.node(a).dst);
+                    }
+                }
+            }
+        }
         for (i, &n) in nodes.iter().enumerate() {
             let quantize = quantize_at.get(&n);
             if bars[i] || quantize.is_some() {
@@ -621,7 +656,13 @@ impl Backend for VulkanBackend {
                 }
                 rec.barrier()?;
             }
-            self.record_node(&mut rec, g, n, epilogue.get(&n).copied())?;
+            if !absorbed.contains(&n) {
+                let extra = record::Extra {
+                    q8: epilogue.get(&n).copied(),
+                    sum: sum_into.get(&n).copied(),
+                };
+                self.record_node(&mut rec, g, n, extra)?;
+            }
             if profiling {
                 pending.push(node_cost(g, n));
             }
@@ -630,6 +671,7 @@ impl Backend for VulkanBackend {
             flush(&mut pending, &mut labels);
             rec.timestamp(&labels.last().expect("flushed").0)?;
         }
+        self.last_counts = (rec.dispatch_count(), rec.barrier_count());
         rec.submit_and_wait()
             .map_err(|e| while_running(e, g, stages))?;
         if !profiling {

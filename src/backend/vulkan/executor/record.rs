@@ -6,19 +6,29 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::VulkanBackend;
 use crate::backend::vulkan::{dispatch, Recorder};
-use crate::graph::{Graph, Op, RopeMode};
+use crate::graph::{Graph, Op, RopeMode, TensorId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
+/// What a node's kernel writes besides its own output (planned by the executor).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Extra {
+    /// The q8_1 slot of its output (a q8 epilogue).
+    pub q8: Option<usize>,
+    /// ADD_RMS_NORM_MUL: the residual ADD's output, written by this dispatch too.
+    pub sum: Option<TensorId>,
+}
+
 impl VulkanBackend {
-    /// Records node `n`; `q8`: the q8_1 slot its q8 epilogue also writes.
+    /// Records node `n` (and what `extra` asks its kernel to write besides).
     pub(super) fn record_node(
         &self,
         rec: &mut Recorder,
         g: &Graph,
         n: NodeIndex,
-        q8: Option<usize>,
+        extra: Extra,
     ) -> Result<()> {
+        let q8 = extra.q8;
         let node = g.node(n);
         let s = |i: usize| self.range(g, node.srcs[i]);
         let st = |i: usize| g.tensor(node.srcs[i]);
@@ -72,6 +82,7 @@ impl VulkanBackend {
                 s(2)?,
                 dst,
                 q8.map(|q| self.xq(q)),
+                extra.sum.map(|t| self.range(g, t)).transpose()?,
                 u(st(0).ne[0])?,
                 u(st(0).nrows())?,
                 u(st(2).nrows())?,
