@@ -23,7 +23,7 @@
 // slot per subgroup.
 //
 // Specialization constants: 0 = WG (workgroup width), 1 = NR (rows per workgroup),
-// 3 = NMAX (the token count n).
+// 3 = NMAX (the token count n), 7 = W_ALIGN (common/dequant.glsl).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_spirv_intrinsics : require
@@ -74,7 +74,12 @@ struct Unit {
     float b; // B
 };
 
+// 16 bytes at byte b. One uvec4 load where W_ALIGN == 16 (q4_K, q5_K: every call site
+// below is at a 16-byte multiple of the block start for those types), else four words.
 uvec4 ld128(uint b) {
+    if (W_ALIGN >= 16u) {
+        return w128[b >> 4];
+    }
     return uvec4(ld32(b), ld32(b + 4u), ld32(b + 8u), ld32(b + 12u));
 }
 

@@ -30,6 +30,13 @@
 
 layout(std430, set = 0, binding = W_BINDING) readonly restrict buffer WQ32 { uint w32[]; };
 layout(std430, set = 0, binding = W_BINDING) readonly restrict buffer WQ16 { uint16_t w16[]; };
+layout(std430, set = 0, binding = W_BINDING) readonly restrict buffer WQ128 { uvec4 w128[]; };
+
+// Alignment (bytes: 2, 4 or 16) the dispatch guarantees for every block start (the
+// binding offset, every row and every block are multiples of it). 4 makes ld32 a plain
+// word load (no run-time test); 16 lets kernels load 16-byte fields as one uvec4.
+// Specialization constant 7; kernels that never set it keep 2 (any even offset).
+layout(constant_id = 7) const uint W_ALIGN = 2;
 
 // ---- raw loads ------------------------------------------------------------------------
 
@@ -38,9 +45,10 @@ uint ld16(uint b) {
     return uint(w16[b >> 1]);
 }
 
-// 32 bits (little-endian) at even byte offset b.
+// 32 bits (little-endian) at even byte offset b (b % 4 == 0 whenever W_ALIGN >= 4 and
+// the field is word-aligned in its block).
 uint ld32(uint b) {
-    if ((b & 2u) == 0u) {
+    if (W_ALIGN >= 4u || (b & 2u) == 0u) {
         return w32[b >> 2];
     }
     return uint(w16[b >> 1]) | (uint(w16[(b >> 1) + 1u]) << 16);

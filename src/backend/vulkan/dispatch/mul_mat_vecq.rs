@@ -68,6 +68,25 @@ fn shader(ty: GgmlType) -> Option<ShaderId> {
     })
 }
 
+/// The alignment every block start of `wb` has (`W_ALIGN` in common/dequant.glsl): 16 for
+/// q4_K / q5_K whose segments, rows and blocks all start at 16-byte multiples (their
+/// 16-byte fields are then loaded as one uvec4), else 4 when everything is word-aligned,
+/// else 2.
+fn w_align(ty: GgmlType, wb: &super::mul_mat::WeightBinding<'_>) -> u32 {
+    let block = ty.row_bytes(ty.block_size()).unwrap_or(2) as u32;
+    let starts = wb.seg_woff[..wb.nseg as usize]
+        .iter()
+        .fold(wb.row_bytes | block, |acc, &o| acc | o);
+    let wide = matches!(ty, GgmlType::Q4K | GgmlType::Q5K);
+    if wide && starts % 16 == 0 {
+        16
+    } else if starts % 4 == 0 {
+        4
+    } else {
+        2
+    }
+}
+
 /// Whether the device and shapes allow the integer-dot path for `ty` at `n` tokens.
 pub fn supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
     use ash::vk::SubgroupFeatureFlags as F;
@@ -191,9 +210,10 @@ pub fn mul_mat_vecq(
     }
     let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
     let shader = shader(ty).expect("checked by supports()");
+    let align = w_align(ty, &wb);
     rec.dispatch(
         shader,
-        &[wg, shape.rows, 0, n],
+        &[wg, shape.rows, 0, n, 0, 0, 0, align],
         &[wb.range, rq, rs, rd],
         bytemuck::bytes_of(&push),
         groups,
