@@ -1,5 +1,5 @@
 #version 450
-// bindings: 3
+// bindings: 4
 // push: 48
 // workgroup: 256
 //
@@ -13,6 +13,11 @@
 // SET_ROWS variants (Op::RopeSetRows) write the rotated values as f16 into row pos[token]
 // of a table of rows of n_head*head_dim (the KV cache) instead of into a copy of x: the
 // rope of K fused with its cache write. pad0 then holds the table's row count.
+// NORM variants fold the RMS norm of each head row before it (qwen3's q_norm / k_norm,
+// Op::Rope { norm: Some(eps) }): x := x / sqrt(mean(x^2) + eps) * w over the head_dim
+// values of the row (w, binding 3, f32 [head_dim]; other variants leave binding 3
+// unused). A NORM workgroup takes whole rows (WG_X / (head_dim / 2) of them), so the
+// row's sum of squares meets in shared memory.
 // Bindings are whole buffers; *_off are element offsets (dispatch/rope.rs).
 #extension GL_GOOGLE_include_directive : require
 #include "common/index.glsl"
@@ -31,6 +36,8 @@ layout(std430, set = 0, binding = 2) writeonly buffer D { float d[]; };
 #define STORE(idx, v) d[idx] = (v)
 #endif
 
+layout(std430, set = 0, binding = 3) readonly buffer W { float w[]; };
+
 layout(push_constant) uniform Push {
     uint head_dim;
     uint n_head;
@@ -42,18 +49,61 @@ layout(push_constant) uniform Push {
     uint pos_off;
     uint d_off;
     uint pad0;
-    uint pad1;
-    uint pad2;
+    uint w_off; // NORM: element offset of w
+    float eps;  // NORM
 } p;
 
+#ifdef NORM
+shared float norm_part[WG_X];
+#endif
+
 void main() {
-    const uint i = flat_index();
     const uint half_hd = p.head_dim / 2;
+#ifdef NORM
+    // Whole rows per workgroup; every invocation reaches the barrier.
+    const uint rpw = WG_X / half_hd;
+    const uint lid = gl_LocalInvocationID.x;
+    const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    const uint row = wg * rpw + lid / half_hd; // head + n_head * token
+    const uint j = lid % half_hd;
+    const bool live = lid < rpw * half_hd && row < p.n_head * p.n;
+    // The two values this invocation rotates (or copies past n_dims).
+    const uint hr = p.n_dims / 2;
+#ifdef NEOX
+    const uint r0 = j, r1 = j + hr;
+#else
+    const uint r0 = 2 * j, r1 = 2 * j + 1;
+#endif
+    const uint e0 = j < hr ? r0 : p.n_dims + 2 * (j - hr);
+    const uint e1 = j < hr ? r1 : e0 + 1;
+    float v0 = 0.0, v1 = 0.0;
+    if (live) {
+        v0 = x[p.x_off + row * p.head_dim + e0];
+        v1 = x[p.x_off + row * p.head_dim + e1];
+    }
+    norm_part[lid] = v0 * v0 + v1 * v1;
+    barrier();
+    float ss = 0.0;
+    if (live) {
+        const uint first = lid - j;
+        for (uint t = 0; t < half_hd; t++) {
+            ss += norm_part[first + t];
+        }
+    }
+    if (!live) {
+        return; // after the only barrier
+    }
+    const float scale = inversesqrt(ss / float(p.head_dim) + p.eps);
+#define XV(e) (x[p.x_off + base + (e)] * scale * w[p.w_off + (e)])
+#else
+    const uint i = flat_index();
     if (i >= half_hd * p.n_head * p.n) {
         return;
     }
     const uint row = i / half_hd; // head + n_head * token
     const uint j = i - row * half_hd;
+#define XV(e) x[p.x_off + base + (e)]
+#endif
     const uint token = row / p.n_head;
     const uint base = row * p.head_dim;
 #ifdef SET_ROWS
@@ -70,8 +120,8 @@ void main() {
 
     if (j >= half_rot) {
         const uint c = p.n_dims + 2 * (j - half_rot);
-        STORE(p.d_off + dbase + c, x[p.x_off + base + c]);
-        STORE(p.d_off + dbase + c + 1, x[p.x_off + base + c + 1]);
+        STORE(p.d_off + dbase + c, XV(c));
+        STORE(p.d_off + dbase + c + 1, XV(c + 1));
         return;
     }
 #ifdef NEOX
@@ -85,8 +135,8 @@ void main() {
     const float inv_freq = exp2(-float(2 * j) / float(p.n_dims) * log2(p.freq_base));
     const float theta = float(pos[p.pos_off + token]) * p.freq_scale * inv_freq;
     const vec2 sc = rope_sincos(theta);
-    const float x0 = x[p.x_off + base + i0];
-    const float x1 = x[p.x_off + base + i1];
+    const float x0 = XV(i0);
+    const float x1 = XV(i1);
     STORE(p.d_off + dbase + i0, x0 * sc.y - x1 * sc.x);
     STORE(p.d_off + dbase + i1, x0 * sc.x + x1 * sc.y);
 }

@@ -198,6 +198,104 @@ fn rope() {
     });
 }
 
+/// The head-norm folds (qwen3's q_norm / k_norm before the rope): `rope_with` and
+/// `rope_set_rows_with` with a `RowNorm` against RMS_NORM_MUL then ROPE (then f16 rows) of
+/// the CPU reference; full and partial rotation, both modes, several rows per workgroup
+/// and rows that end a workgroup early (head_dim 96: 2 rows of 48 in 256 invocations).
+#[test]
+fn rope_with_head_norm() {
+    for_each_device("rope_with_head_norm", |gpu| {
+        let shapes: [(usize, usize, usize, &[i32]); 4] = [
+            (128, 128, 3, &[37, 0, 5]),
+            (64, 64, 5, &[2]),
+            (128, 64, 2, &[7, 900]),
+            (96, 96, 3, &[1, 2, 3, 4]),
+        ];
+        for (head_dim, n_dims, n_head, pos) in shapes {
+            for mode in [RopeMode::Normal, RopeMode::Neox] {
+                let n = pos.len();
+                let total = head_dim * n_head * n;
+                let (eps, neox) = (1e-6f32, mode == RopeMode::Neox);
+                let x = values(total, 31 + head_dim as u64);
+                let w = values(head_dim, 5);
+                let (xin, win) = (Input::f32(gpu, "x", &x, 1), Input::f32(gpu, "w", &w, 3));
+                let pin = Input::i32(gpu, "pos", pos, 2);
+                let mut normed = vec![0f32; total];
+                let mut t = vec![0f32; total];
+                ops::rms_norm(&x, head_dim, eps, &mut t);
+                ops::binary(false, &t, &w, head_dim, &mut normed);
+                let mut want = vec![0f32; total];
+                ops::rope(
+                    &normed, head_dim, n_head, pos, mode, n_dims, 10000.0, 1.0, &mut want,
+                );
+                let case = format!(
+                    "rope_rms(neox={neox},head_dim={head_dim},n_dims={n_dims},h={n_head},n={n})"
+                );
+                let out = Output::new(gpu, "dst", total);
+                let (hd, nh, nn, nd) = (head_dim as u32, n_head as u32, n as u32, n_dims as u32);
+                run(gpu, &case, |rec| {
+                    let norm = Some(rope::RowNorm {
+                        w: win.range(4),
+                        eps,
+                    });
+                    rope::rope_with(
+                        rec,
+                        xin.range(4),
+                        pin.range(4),
+                        out.range(),
+                        norm,
+                        hd,
+                        nh,
+                        nn,
+                        neox,
+                        nd,
+                        10000.0,
+                        1.0,
+                    )
+                });
+                check(gpu, &case, &out.read(gpu, &case), &want);
+                // The same into f16 rows of a table (the KV-cache write), rows at pos.
+                let rows = 1 + *pos.iter().max().unwrap() as usize;
+                let table = Input::f16(gpu, "table", &vec![f16::ZERO; rows * head_dim * n_head], 8);
+                let case = format!("{case}+set_rows");
+                run(gpu, &case, |rec| {
+                    let norm = Some(rope::RowNorm {
+                        w: win.range(4),
+                        eps,
+                    });
+                    rope::rope_set_rows_with(
+                        rec,
+                        xin.range(4),
+                        pin.range(4),
+                        table.range(2),
+                        norm,
+                        hd,
+                        nh,
+                        nn,
+                        neox,
+                        nd,
+                        10000.0,
+                        1.0,
+                        rows as u32,
+                    )
+                });
+                let got = table.read_f16(gpu);
+                let row = head_dim * n_head;
+                for (tok, &p) in pos.iter().enumerate() {
+                    let g: Vec<f32> = got[p as usize * row..][..row]
+                        .iter()
+                        .map(|h| h.to_f32())
+                        .collect();
+                    let wv = &want[tok * row..][..row];
+                    let e = common::io::nmse(&g, wv);
+                    assert!(e < 1e-5, "{}: token {tok} row NMSE {e:e}", gpu.case(&case));
+                }
+                eprintln!("{}: ok", gpu.case(&case));
+            }
+        }
+    });
+}
+
 #[test]
 fn swiglu() {
     for_each_device("swiglu", |gpu| {

@@ -42,11 +42,15 @@ pub enum Op {
     /// `[x: f32 [head_dim, n_head, n], pos: i32 [n]]` → rotary embedding of the
     /// first `n_dims` values of each head at position `pos[token]`, theta_i =
     /// pos · freq_scale · freq_base^(-2i/n_dims).
+    /// With `norm: Some(eps)` the srcs are `[x, pos, w: f32 [head_dim]]` and each head
+    /// row is RMS-normalized and multiplied by `w` first (qwen3's q_norm folded in,
+    /// `passes::fusion::rms_norm_rope`).
     Rope {
         mode: RopeMode,
         n_dims: usize,
         freq_base: f32,
         freq_scale: f32,
+        norm: Option<f32>,
     },
     /// `[gate, up]` → `silu(gate) * up`, same shapes.
     SwiGlu,
@@ -60,11 +64,13 @@ pub enum Op {
     /// `[x: f32 [head_dim, n_head, n], pos: i32 [n]]` → dst, an existing f16 table of rows
     /// of `head_dim·n_head` (the KV cache): row `pos[t]` = f16(rope(x) of token t). The
     /// ROPE of K fused with its SET_ROWS (`passes::fusion`).
+    /// `norm` as for [`Op::Rope`] (qwen3's k_norm folded in).
     RopeSetRows {
         mode: RopeMode,
         n_dims: usize,
         freq_base: f32,
         freq_scale: f32,
+        norm: Option<f32>,
     },
     /// `[q: f32 [d, n_head, n], k: f16 [d, n_head_kv, n_kv], v: f16 [d, n_head_kv, n_kv],
     /// pos: i32 [n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
@@ -85,10 +91,12 @@ impl Op {
             Op::Scale { .. } => "SCALE",
             Op::MulMat { split } if split.is_empty() => "MUL_MAT",
             Op::MulMat { .. } => "MUL_MAT_FUSED",
+            Op::Rope { norm: Some(_), .. } => "RMS_NORM_MUL_ROPE",
             Op::Rope { .. } => "ROPE",
             Op::SwiGlu => "SWIGLU",
             Op::Cpy => "CPY",
             Op::SetRows => "SET_ROWS",
+            Op::RopeSetRows { norm: Some(_), .. } => "RMS_NORM_MUL_ROPE_SET_ROWS",
             Op::RopeSetRows { .. } => "ROPE_SET_ROWS",
             Op::Attention { .. } => "ATTENTION",
         }

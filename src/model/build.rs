@@ -169,6 +169,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             n_dims: hp.n_rot,
             freq_base: hp.rope_base,
             freq_scale: hp.rope_scale,
+            norm: None,
         };
         q = g.op(
             rope.clone(),

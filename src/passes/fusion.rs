@@ -6,7 +6,9 @@
 //!   (ADD_RMS_NORM_MUL), so it no longer waits for the ADD: both run in one stage. The
 //!   ADD stays, since later layers read the residual;
 //! - the ROPE of K whose only reader is the KV-cache SET_ROWS becomes one ROPE_SET_ROWS
-//!   (rotate and write f16 rows), one dispatch and one stage less per layer.
+//!   (rotate and write f16 rows), one dispatch and one stage less per layer;
+//! - a per-head RMS_NORM_MUL (qwen3's q_norm / k_norm) whose only reader is a ROPE or
+//!   ROPE_SET_ROWS folds into it (`norm: Some(eps)`): two dispatches and one stage less.
 
 use crate::graph::{Graph, Op, TensorKind};
 
@@ -126,6 +128,7 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
             n_dims,
             freq_base,
             freq_scale,
+            norm: None,
         } = g.node(r).op
         else {
             continue;
@@ -145,11 +148,68 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
             n_dims,
             freq_base,
             freq_scale,
+            norm: None,
         };
         node.srcs = vec![x, pos];
         g.dag.remove_node(r);
         for stage in &mut g.schedule {
             stage.retain(|&s| s != r);
+        }
+        g.schedule.retain(|s| !s.is_empty());
+        done += 1;
+    }
+    if done > 0 {
+        g.rebuild_edges();
+    }
+    done
+}
+
+/// Folds RMS_NORM_MUL(x, w) over head rows (x's ne0 = the rope's head_dim, w one row)
+/// into the ROPE / ROPE_SET_ROWS that alone reads it. Returns the number folded.
+pub fn rms_norm_rope(g: &mut Graph) -> usize {
+    let order: Vec<_> = g.order().collect();
+    let mut readers = std::collections::HashMap::new();
+    let mut producer = std::collections::HashMap::new();
+    for &n in &order {
+        for &s in &g.node(n).srcs {
+            *readers.entry(g.root(s)).or_insert(0usize) += 1;
+        }
+        producer.insert(g.node(n).dst, n);
+    }
+    let mut done = 0;
+    for &r in &order {
+        let Some(node) = g.dag.node_weight(r) else {
+            continue;
+        };
+        let (Op::Rope { norm: None, .. } | Op::RopeSetRows { norm: None, .. }) = node.op else {
+            continue;
+        };
+        let (x, pos) = (node.srcs[0], node.srcs[1]);
+        let Some(&m) = producer.get(&x) else {
+            continue;
+        };
+        let Op::RmsNormMul { eps } = g.node(m).op else {
+            continue;
+        };
+        let (nx, w) = (g.node(m).srcs[0], g.node(m).srcs[1]);
+        let head_dim = g.tensor(x).ne[0];
+        if readers.get(&g.root(x)) != Some(&1)
+            || !matches!(g.tensor(x).kind, TensorKind::Activation)
+            || g.tensor(nx).ne[0] != head_dim
+            || g.tensor(w).nelements() != head_dim
+            || g.tensor(nx).ne != g.tensor(x).ne
+        {
+            continue;
+        }
+        let node = &mut g.dag[r];
+        match &mut node.op {
+            Op::Rope { norm, .. } | Op::RopeSetRows { norm, .. } => *norm = Some(eps),
+            _ => unreachable!("matched above"),
+        }
+        node.srcs = vec![nx, pos, w];
+        g.dag.remove_node(m);
+        for stage in &mut g.schedule {
+            stage.retain(|&s| s != m);
         }
         g.schedule.retain(|s| !s.is_empty());
         done += 1;

@@ -16,6 +16,7 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
     fusion::rms_norm_mul(g);
     fusion::add_rms_norm_mul(g);
     fusion::rope_set_rows(g);
+    fusion::rms_norm_rope(g);
     sibling_matmul::run(g, mode, limits);
     g.barrier_every_node = mode == QkvMode::Off;
     if mode == QkvMode::Off {

@@ -74,6 +74,21 @@ impl CpuBackend {
         Ok(&mut all[r.offset..][..r.size])
     }
 
+    /// A rope's input: `srcs[0]`, or with `norm: Some(eps)` its head rows RMS-normalized
+    /// and multiplied by `srcs[2]` (the folded q_norm / k_norm), exactly as RMS_NORM_MUL.
+    fn head_norm(&self, g: &Graph, srcs: &[TensorId], norm: Option<f32>) -> Result<Vec<f32>> {
+        let x = self.f32s(g, srcs[0])?;
+        let Some(eps) = norm else {
+            return Ok(x);
+        };
+        let ne0 = g.tensor(srcs[0]).ne[0];
+        let mut t = vec![0f32; x.len()];
+        ops::rms_norm(&x, ne0, eps, &mut t);
+        let mut out = vec![0f32; x.len()];
+        ops::binary(false, &t, &self.f32s(g, srcs[2])?, ne0, &mut out);
+        Ok(out)
+    }
+
     fn f32s(&self, g: &Graph, t: TensorId) -> Result<Vec<f32>> {
         let tt = g.tensor(t);
         let b = self.bytes(g, t)?;
@@ -176,10 +191,11 @@ impl CpuBackend {
                 n_dims,
                 freq_base,
                 freq_scale,
+                norm,
             } => {
                 let t = g.tensor(s(0));
                 let pos = self.i32s(g, s(1))?;
-                let x = self.f32s(g, s(0))?;
+                let x = self.head_norm(g, &node.srcs, *norm)?;
                 ops::rope(
                     &x,
                     t.ne[0],
@@ -218,10 +234,11 @@ impl CpuBackend {
                 n_dims,
                 freq_base,
                 freq_scale,
+                norm,
             } => {
                 let t = g.tensor(s(0));
                 let pos = self.i32s(g, s(1))?;
-                let x = self.f32s(g, s(0))?;
+                let x = self.head_norm(g, &node.srcs, *norm)?;
                 let mut roped = vec![0f32; x.len()];
                 ops::rope(
                     &x,

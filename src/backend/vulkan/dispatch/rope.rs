@@ -25,7 +25,17 @@ struct Push {
     x_off: u32,
     pos_off: u32,
     d_off: u32,
-    pad: [u32; 3],
+    table_rows: u32,
+    w_off: u32,
+    eps: f32,
+}
+
+/// The RMS norm of each head row folded before the rope (`Op::Rope { norm: Some(eps) }`):
+/// `w` holds `head_dim` f32 weights.
+#[derive(Clone, Copy, Debug)]
+pub struct RowNorm<'a> {
+    pub w: BufferRange<'a>,
+    pub eps: f32,
 }
 
 /// `dst = rope(x, pos)`; `neox` picks the halves layout.
@@ -43,13 +53,37 @@ pub fn rope(
     freq_base: f32,
     freq_scale: f32,
 ) -> Result<()> {
-    let shader = if neox {
-        ShaderId::rope_neox
-    } else {
-        ShaderId::rope_norm
+    rope_with(
+        rec, x, pos, dst, None, head_dim, n_head, n, neox, n_dims, freq_base, freq_scale,
+    )
+}
+
+/// [`rope`] with the RMS norm of each head row folded in first when `norm` is given.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_with(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    norm: Option<RowNorm<'_>>,
+    head_dim: u32,
+    n_head: u32,
+    n: u32,
+    neox: bool,
+    n_dims: u32,
+    freq_base: f32,
+    freq_scale: f32,
+) -> Result<()> {
+    let shader = match (neox, norm.is_some()) {
+        (true, false) => ShaderId::rope_neox,
+        (false, false) => ShaderId::rope_norm,
+        (true, true) => ShaderId::rope_neox_rms,
+        (false, true) => ShaderId::rope_norm_rms,
     };
     let shape = [head_dim, n_head, n, n_dims];
-    record(rec, shader, x, pos, dst, shape, freq_base, freq_scale, None)
+    record(
+        rec, shader, x, pos, dst, norm, shape, freq_base, freq_scale, None,
+    )
 }
 
 /// Rope of `x` written as f16 into row `pos[t]` of `dst`, a table of `n_rows` rows of
@@ -70,10 +104,33 @@ pub fn rope_set_rows(
     freq_scale: f32,
     n_rows: u32,
 ) -> Result<()> {
-    let shader = if neox {
-        ShaderId::rope_neox_set_rows
-    } else {
-        ShaderId::rope_norm_set_rows
+    rope_set_rows_with(
+        rec, x, pos, dst, None, head_dim, n_head, n, neox, n_dims, freq_base, freq_scale, n_rows,
+    )
+}
+
+/// [`rope_set_rows`] with the RMS norm of each head row folded in first when `norm` is given.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_set_rows_with(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    pos: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    norm: Option<RowNorm<'_>>,
+    head_dim: u32,
+    n_head: u32,
+    n: u32,
+    neox: bool,
+    n_dims: u32,
+    freq_base: f32,
+    freq_scale: f32,
+    n_rows: u32,
+) -> Result<()> {
+    let shader = match (neox, norm.is_some()) {
+        (true, false) => ShaderId::rope_neox_set_rows,
+        (false, false) => ShaderId::rope_norm_set_rows,
+        (true, true) => ShaderId::rope_neox_set_rows_rms,
+        (false, true) => ShaderId::rope_norm_set_rows_rms,
     };
     if !rec.caps().storage_16bit {
         return Err(Error::Unsupported(format!(
@@ -88,6 +145,7 @@ pub fn rope_set_rows(
         x,
         pos,
         dst,
+        norm,
         shape,
         freq_base,
         freq_scale,
@@ -104,6 +162,7 @@ fn record(
     x: BufferRange<'_>,
     pos: BufferRange<'_>,
     dst: BufferRange<'_>,
+    norm: Option<RowNorm<'_>>,
     [head_dim, n_head, n, n_dims]: [u32; 4],
     freq_base: f32,
     freq_scale: f32,
@@ -133,6 +192,25 @@ fn record(
             bind(caps, &dst, 2, table, &format!("{shader} dst"))?
         }
     };
+    let (rw, w_off, eps) = match &norm {
+        Some(nm) => {
+            if !(nm.eps >= 0.0 && nm.eps.is_finite()) {
+                return Err(Error::Usage(format!(
+                    "{shader}: eps {} must be finite and >= 0",
+                    nm.eps
+                )));
+            }
+            let wg = shader.workgroup()[0];
+            if head_dim / 2 > wg {
+                return Err(Error::Unsupported(format!(
+                    "{shader}: head_dim {head_dim} exceeds twice the workgroup width {wg}"
+                )));
+            }
+            let (rw, w_off) = bind(caps, &nm.w, 4, u64::from(head_dim), &format!("{shader} w"))?;
+            (rw, w_off, nm.eps)
+        }
+        None => (rx, 0, 0.0),
+    };
     let push = Push {
         head_dim,
         n_head,
@@ -143,16 +221,26 @@ fn record(
         x_off,
         pos_off,
         d_off,
-        pad: [table_rows.unwrap_or(0), 0, 0],
+        table_rows: table_rows.unwrap_or(0),
+        w_off,
+        eps,
     };
     if total == 0 {
         return Ok(());
     }
-    let groups = groups_1d(caps, shader, total / 2)?;
+    let groups = if norm.is_some() {
+        // Whole rows per workgroup: WG_X / (head_dim / 2) rows of head_dim / 2 invocations.
+        let wg = shader.workgroup()[0];
+        let rows = u64::from(n_head) * u64::from(n);
+        let per = u64::from(wg / (head_dim / 2).max(1));
+        groups_1d(caps, shader, rows.div_ceil(per) * u64::from(wg))?
+    } else {
+        groups_1d(caps, shader, total / 2)?
+    };
     rec.dispatch(
         shader,
         &[],
-        &[rx, rp, rd],
+        &[rx, rp, rd, rw],
         bytemuck::bytes_of(&push),
         groups,
     )

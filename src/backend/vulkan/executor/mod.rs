@@ -317,6 +317,12 @@ impl Backend for VulkanBackend {
                     && dispatch::mul_mat::supports(ty)
             }
             Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
+            // The folded head norm reduces a head row in one workgroup of 256.
+            Op::Rope { norm: Some(_), .. } | Op::RopeSetRows { norm: Some(_), .. }
+                if g.tensor(node.srcs[0]).ne[0] > 512 =>
+            {
+                false
+            }
             Op::SetRows | Op::RopeSetRows { .. } => {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }

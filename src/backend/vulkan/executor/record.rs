@@ -157,13 +157,22 @@ impl VulkanBackend {
                 n_dims,
                 freq_base,
                 freq_scale,
+                norm,
             } => {
                 let t = st(0);
-                dispatch::rope::rope(
+                let norm = match norm {
+                    Some(eps) => Some(dispatch::rope::RowNorm {
+                        w: s(2)?,
+                        eps: *eps,
+                    }),
+                    None => None,
+                };
+                dispatch::rope::rope_with(
                     rec,
                     s(0)?,
                     s(1)?,
                     dst,
+                    norm,
                     u(t.ne[0])?,
                     u(t.ne[1])?,
                     u(t.ne[2] * t.ne[3])?,
@@ -196,13 +205,22 @@ impl VulkanBackend {
                 n_dims,
                 freq_base,
                 freq_scale,
+                norm,
             } => {
                 let t = st(0);
-                dispatch::rope::rope_set_rows(
+                let norm = match norm {
+                    Some(eps) => Some(dispatch::rope::RowNorm {
+                        w: s(2)?,
+                        eps: *eps,
+                    }),
+                    None => None,
+                };
+                dispatch::rope::rope_set_rows_with(
                     rec,
                     s(0)?,
                     s(1)?,
                     dst,
+                    norm,
                     u(t.ne[0])?,
                     u(t.ne[1])?,
                     u(t.ne[2] * t.ne[3])?,
