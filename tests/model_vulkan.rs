@@ -289,6 +289,42 @@ fn residual_adds_fold_into_their_norms() {
     }
 }
 
+/// A model and context larger than the device's budget are refused before anything is
+/// allocated, with the sizes in the message (here an artificially small budget).
+#[test]
+fn too_large_for_the_device_is_refused_with_sizes() {
+    for (dev, label) in devices() {
+        let m = tiny_model("llama", "q4_0");
+        let mut vk = vk_backend(&m, dev);
+        vk.set_memory_budget(Some(64 << 10));
+        let limits = vk.sibling_limits();
+        let mut g = vkgraph::model::build_graph(
+            &m,
+            &vkgraph::model::BuildOpts {
+                n_tokens: 1,
+                n_ctx: N_CTX,
+                logits_all: false,
+            },
+        )
+        .unwrap();
+        vkgraph::passes::run(&mut g, QkvMode::Auto, &limits);
+        match vk.prepare(&g) {
+            Err(vkgraph::Error::OutOfDeviceMemory(msg)) => {
+                assert!(
+                    msg.contains("MiB of weights") && msg.contains("KV cache"),
+                    "[{label}] {msg}"
+                );
+                eprintln!("[{label}] refused: {msg}");
+            }
+            Err(e) => panic!("[{label}] expected OutOfDeviceMemory, got {e}"),
+            Ok(()) => panic!("[{label}] a 64 KiB budget accepted the model"),
+        }
+        assert_eq!(vk.arena_bytes(), 0, "[{label}] allocated before refusing");
+        vk.set_memory_budget(None);
+        vk.prepare(&g).unwrap();
+    }
+}
+
 #[test]
 fn validation_clean_in_every_mode() {
     for (dev, label) in devices() {

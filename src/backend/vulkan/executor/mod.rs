@@ -96,6 +96,8 @@ pub struct VulkanBackend {
     times: Vec<NodeTime>,
     /// Dispatches and barriers of the last recorded split (tests, the dump's claims).
     last_counts: (u32, u32),
+    /// Most device bytes this backend may allocate (None: the largest device-local heap).
+    memory_budget: Option<u64>,
 }
 
 impl VulkanBackend {
@@ -132,6 +134,7 @@ impl VulkanBackend {
             progress: None,
             times: Vec::new(),
             last_counts: (0, 0),
+            memory_budget: None,
         }
     }
 
@@ -180,6 +183,46 @@ impl VulkanBackend {
             self.arena_uid = 0;
             self.recorded.clear();
         }
+    }
+
+    /// Caps the device memory this backend may allocate (tests; default: the largest
+    /// device-local heap).
+    pub fn set_memory_budget(&mut self, bytes: Option<u64>) {
+        self.memory_budget = bytes;
+    }
+
+    /// Refuses, before allocating anything, weights and KV cache that cannot fit: what
+    /// this backend holds plus `weights` + `state` new bytes against its budget.
+    fn check_budget(&self, weights: u64, state: u64) -> Result<()> {
+        let caps = self.ctx.caps();
+        let heap = caps
+            .memory_heaps
+            .iter()
+            .filter(|h| h.1)
+            .map(|h| h.0)
+            .max()
+            .unwrap_or(u64::MAX);
+        let budget = self.memory_budget.unwrap_or(heap);
+        let held: u64 = self.bufs.iter().map(|b| b.size()).sum();
+        if held.saturating_add(weights).saturating_add(state) > budget {
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            return Err(Error::OutOfDeviceMemory(format!(
+                "{} needs {:.1} MiB more ({:.1} MiB of weights, {:.1} MiB of KV cache; {:.1} MiB \
+                 held already) but has {:.1} MiB{}: use a smaller -c, a smaller model or --cpu",
+                caps.name,
+                mib(weights + state),
+                mib(weights),
+                mib(state),
+                mib(held),
+                mib(budget),
+                if self.memory_budget.is_some() {
+                    " (budget set)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
     }
 
     /// Refuse an op (`"RMS_NORM"`) or an op on one weight type (`"MUL_MAT:q4_K"`), so
@@ -370,6 +413,18 @@ impl Backend for VulkanBackend {
             })
             .map(|t| t.nbytes() as u64)
             .sum();
+        // KV-cache (state) bytes still to allocate.
+        let state_new: u64 = used_weights
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TensorKind::State { name } => {
+                    let have = self.state.get(name).map_or(0, |&b| self.bufs[b].size());
+                    (have < t.nbytes() as u64).then_some(t.nbytes() as u64)
+                }
+                _ => None,
+            })
+            .sum();
+        self.check_budget(total, state_new)?;
         let mut done = 0;
         for t in used_weights {
             match &t.kind {
