@@ -226,6 +226,14 @@ pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[QkvMode]) -> Resul
             let prompt: Vec<u32> = (0..16u32).map(|i| (i * 7919) % n_vocab).collect();
             s.forward(&prompt, false)?;
             s.forward(&[1], false)?; // warm the decode shape
+                                     // Wall time of unprofiled decode steps (submit, GPU, fence, logits read-back):
+                                     // beside the GPU time below it says what the host and the sync cost.
+            const WALL_STEPS: usize = 8;
+            let t = Instant::now();
+            for i in 0..WALL_STEPS {
+                s.forward(&[3 + i as u32 % 7], false)?;
+            }
+            let wall_us = t.elapsed().as_secs_f64() * 1e6 / WALL_STEPS as f64;
             s.set_profile(pm);
             s.take_profile();
             s.forward(&[2], false)?;
@@ -236,7 +244,15 @@ pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[QkvMode]) -> Resul
                     &format!("\n### {model_name} qkv={mode}: no GPU timestamps on this backend\n");
                 break;
             }
+            let gpu_us: f64 = times.iter().map(|t| t.ns).sum::<f64>() / 1e3;
             out += &format!("\n### {model_name} tg step at position 17, qkv={mode}\n");
+            if pm == ProfileMode::PerStage {
+                out += &format!(
+                    "wall per unprofiled step: {wall_us:.1} µs; GPU per profiled step: {gpu_us:.1} µs; \
+                     host + sync ≈ {:.1} µs\n",
+                    (wall_us - gpu_us).max(0.0)
+                );
+            }
             out += &profile::table(&times, pm, 1);
         }
     }
