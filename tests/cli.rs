@@ -338,3 +338,34 @@ fn help_lists_each_option_once() {
         }
     }
 }
+
+/// The dump says which kernel each Vulkan matmul and attention takes and why: the float
+/// mat-vec by default on lavapipe (its dot products are not accelerated), the integer-dot
+/// one with `VKGRAPH_MMVQ=1`, naming the kernel whose epilogue writes the q8_1 input.
+#[test]
+fn dump_names_each_kernel_and_why() {
+    let m = gen("qwen3", "q4_0");
+    let args = ["dump", "-m", m.as_str(), "--qkv", "auto", "--device", "0"];
+    let (ok, out, err) = vkgraph(&args);
+    assert!(ok, "{err}");
+    assert!(out.contains("## KERNELS (Vulkan0)"), "{out}");
+    assert!(
+        out.contains("attn_qkv-0") && out.contains(": mul_mat_vec (float;"),
+        "{out}"
+    );
+    assert!(out.contains("ATTENTION kqv_out-0"), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
+        .args(args)
+        .env("VKGRAPH_MMVQ", "1")
+        .output()
+        .expect("run vkgraph");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains(
+            "mul_mat_vecq (int8 dot products; q8_1 x written by the RMS_NORM_MUL epilogue)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("written by the SWIGLU epilogue"), "{out}");
+}

@@ -67,4 +67,10 @@ pub trait Backend {
     fn take_profile(&mut self) -> Vec<NodeTime> {
         Vec::new()
     }
+    /// One line per node of `nodes` whose kernel choice is this backend's to make (which
+    /// matmul or attention kernel, and why), for the dump; allocates nothing. `None`:
+    /// nothing to say (the CPU reference has one kernel per op).
+    fn describe_kernels(&self, _graph: &Graph, _nodes: &[NodeIndex]) -> Option<String> {
+        None
+    }
 }

@@ -297,6 +297,9 @@ pub fn main() -> Result<()> {
                 session.opts.qkv
             );
             print!("{}", crate::sched::dump::dump(&g, &a));
+            for (backend, lines) in session.describe_kernels(&g, &a) {
+                println!("## KERNELS ({backend})\n{lines}");
+            }
             print!(
                 "{}",
                 crate::sched::dump::summary(&model, tokens, tokens, &session.opts.limits)?

@@ -105,6 +105,22 @@ impl Session {
             .collect()
     }
 
+    /// Each backend's kernel lines for the nodes assigned to it (`Backend::describe_kernels`),
+    /// as (backend name, lines), for the dump.
+    pub fn describe_kernels(&self, g: &Graph, a: &Assignment) -> Vec<(String, String)> {
+        self.backends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let nodes: Vec<_> = g
+                    .order()
+                    .filter(|n| a.backend_of.get(n) == Some(&i))
+                    .collect();
+                b.describe_kernels(g, &nodes).map(|s| (b.name(), s))
+            })
+            .collect()
+    }
+
     /// Forgets the KV cache.
     pub fn reset(&mut self) {
         self.n_past = 0;

@@ -214,3 +214,85 @@ fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
             _ => false,
         }
 }
+
+impl VulkanBackend {
+    /// The dump's kernel lines (see `Backend::describe_kernels`): per matmul the kernel
+    /// and why, per attention its split, per q8_1 copy who writes it.
+    pub(super) fn kernel_lines(&self, g: &Graph, nodes: &[NodeIndex]) -> String {
+        use std::fmt::Write as _;
+        let caps = self.ctx.caps();
+        let mut s = String::new();
+        let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
+        for &n in nodes {
+            let node = g.node(n);
+            let name = &g.tensor(node.dst).name;
+            match &node.op {
+                Op::MulMat { .. } => {
+                    let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                    let nt = x.nrows();
+                    let what = if self.uses_vecq(g, n) {
+                        let by = g
+                            .order()
+                            .find(|&p| g.region(g.node(p).dst) == g.region(node.srcs[1]))
+                            .filter(|&p| has_q8_epilogue(g, p, w.ne[0] as u32))
+                            .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
+                                format!("the {} epilogue", g.node(p).op.name())
+                            });
+                        format!("mul_mat_vecq (int8 dot products; q8_1 x written by {by})")
+                    } else if nt <= dispatch::mul_mat::MAT_VEC_MAX_N as usize {
+                        let why = if !self.int8_mat_vec() {
+                            "integer dot products off or not accelerated here".to_string()
+                        } else if !w.ty.is_quantized() {
+                            format!("{} has no integer codes", w.ty)
+                        } else if w.nbytes() < VECQ_MIN_BYTES {
+                            format!(
+                                "{:.1} MiB < the {:.0} MiB int8 floor",
+                                mib(w.nbytes()),
+                                mib(VECQ_MIN_BYTES)
+                            )
+                        } else {
+                            "no int8 kernel for this shape".to_string()
+                        };
+                        format!("mul_mat_vec (float; {why})")
+                    } else if self.coopmat && dispatch::mul_mat::coopmat_shape(caps).is_some() {
+                        "mul_mat_coopmat (cooperative matrices, f16 products)".to_string()
+                    } else {
+                        "mul_mat (scalar tiled; VKGRAPH_COOPMAT=1 for cooperative matrices)"
+                            .to_string()
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{} {name} {} {}x{} n={nt}: {what}",
+                        node.op.name(),
+                        w.ty,
+                        w.ne[0],
+                        w.nrows()
+                    );
+                }
+                Op::Attention { .. } => {
+                    let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                    let dims = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]].map(|v| v as u32);
+                    let shape = dispatch::attention::split_shape(
+                        caps,
+                        dims[0],
+                        dims[1],
+                        dims[2],
+                        dims[3],
+                        dims[4],
+                        self.force_attention_split,
+                    );
+                    let what = match shape {
+                        Some(sh) => format!(
+                            "split-K over {} workgroups per head group, {} heads per group",
+                            sh.nz, sh.qb
+                        ),
+                        None => "one workgroup per (head group, token)".to_string(),
+                    };
+                    let _ = writeln!(s, "ATTENTION {name} kv={}: {what}", dims[4]);
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+}

@@ -768,6 +768,10 @@ impl Backend for VulkanBackend {
     fn take_profile(&mut self) -> Vec<NodeTime> {
         std::mem::take(&mut self.times)
     }
+
+    fn describe_kernels(&self, g: &Graph, nodes: &[NodeIndex]) -> Option<String> {
+        Some(self.kernel_lines(g, nodes))
+    }
 }
 
 /// A device fault of a submission, with the nodes it ran (the first and last output).
