@@ -280,7 +280,7 @@ fn mul_mat_all_types() {
                         ALIGNED,
                         "",
                         None,
-                        TiledKernel::Auto,
+                        TiledKernel::Scalar,
                     );
                 }
             }
@@ -304,7 +304,7 @@ fn mul_mat_k4096() {
                     ALIGNED,
                     "",
                     None,
-                    TiledKernel::Auto,
+                    TiledKernel::Scalar,
                 );
             }
         }
@@ -329,7 +329,7 @@ fn mul_mat_split_3_segments() {
                     ALIGNED,
                     ",split=[7,33,16]",
                     None,
-                    TiledKernel::Auto,
+                    TiledKernel::Scalar,
                 );
             }
         }
@@ -358,7 +358,7 @@ fn mul_mat_unaligned_offsets() {
                     off,
                     ",offsets=w+2B/x+1/d+3",
                     None,
-                    TiledKernel::Auto,
+                    TiledKernel::Scalar,
                 );
             }
         }
@@ -562,7 +562,7 @@ fn mul_mat_vec_shapes() {
                         ALIGNED,
                         &label,
                         shape,
-                        TiledKernel::Auto,
+                        TiledKernel::Scalar,
                     );
                 }
             }
@@ -664,7 +664,7 @@ fn mul_mat_large() {
                     ALIGNED,
                     "",
                     None,
-                    TiledKernel::Auto,
+                    TiledKernel::Scalar,
                 );
             }
         }

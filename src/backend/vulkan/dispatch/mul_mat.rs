@@ -295,8 +295,9 @@ fn has_subgroup_add(caps: &Caps) -> bool {
 
 /// Records `dst = W·x`: `w` is `m` rows of `k` values of type `ty`, `x` is f32 `[k, n]`,
 /// `dst` f32 (`[m, n]`, or segment after segment when `split` lists the row counts of a
-/// fused weight's members). Picks the mat-vec kernel for `n <= MAT_VEC_MAX_N`, a tiled
-/// one otherwise ([`TiledKernel::Auto`]). `Error::Unsupported` for a type without a kernel, `k` not a multiple of
+/// fused weight's members). Picks the mat-vec kernel for `n <= MAT_VEC_MAX_N`, the scalar
+/// tiled one otherwise (the executor's default; [`mul_mat_tiled`] chooses another).
+/// `Error::Unsupported` for a type without a kernel, `k` not a multiple of
 /// the kernel block, more than [`MAX_SEGMENTS`] segments or a device without 16-bit storage.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat(
@@ -310,7 +311,7 @@ pub fn mul_mat(
     n: u32,
     split: &[u32],
 ) -> Result<()> {
-    record(rec, ty, w, x, dst, k, m, n, split, None, TiledKernel::Auto)
+    record(rec, ty, w, x, dst, k, m, n, split, None, TiledKernel::Scalar)
 }
 
 /// [`mul_mat`] with an explicit tiled kernel (for tests and A/B runs; ignored when
@@ -372,7 +373,7 @@ pub fn mul_mat_with_shape(
         n,
         split,
         Some(shape),
-        TiledKernel::Auto,
+        TiledKernel::Scalar,
     )
 }
 
