@@ -78,6 +78,40 @@ fn cpu_bound(vk: &VulkanBackend) -> f64 {
     }
 }
 
+/// The graph of `n_tokens` for `m`, passes run for `mode`.
+fn planned(
+    m: &Arc<Model>,
+    mode: QkvMode,
+    n_tokens: usize,
+    logits_all: bool,
+    limits: &vkgraph::passes::SiblingLimits,
+) -> vkgraph::graph::Graph {
+    let mut g = vkgraph::model::build_graph(
+        m,
+        &vkgraph::model::BuildOpts {
+            n_tokens,
+            n_ctx: N_CTX,
+            logits_all,
+        },
+    )
+    .unwrap();
+    vkgraph::passes::run(&mut g, mode, limits);
+    g
+}
+
+/// Writes the token ids and positions of a graph run directly on a backend.
+fn set_inputs(vk: &mut VulkanBackend, g: &vkgraph::graph::Graph, ids: &[i32], pos: &[i32]) {
+    for (name, data) in [("inp_tokens", ids), ("inp_pos", pos)] {
+        let t = g.tensors.iter().position(|t| t.name == name).unwrap();
+        vk.set_tensor(
+            g,
+            vkgraph::graph::TensorId(t as u32),
+            bytemuck::cast_slice(data),
+        )
+        .unwrap();
+    }
+}
+
 /// Prefill of 5 tokens, then two single-token steps.
 fn steps() -> Vec<Vec<u32>> {
     let p = prompt(7);
@@ -180,16 +214,7 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                     // Which q8_1 copies the decode graph needs and who writes them: every
                     // norm, attention and SwiGLU output through its kernel's q8 epilogue,
                     // so decode needs no quantize_q8_1 dispatch.
-                    let mut g = vkgraph::model::build_graph(
-                        &m,
-                        &vkgraph::model::BuildOpts {
-                            n_tokens: 1,
-                            n_ctx: N_CTX,
-                            logits_all: true,
-                        },
-                    )
-                    .unwrap();
-                    vkgraph::passes::run(&mut g, QkvMode::Auto, &limits);
+                    let g = planned(&m, QkvMode::Auto, 1, true, &limits);
                     vk.prepare(&g).unwrap();
                     let copies = vk.q8_copies(&g);
                     let layers = m.hp.n_layer;
@@ -241,28 +266,11 @@ fn residual_adds_fold_into_their_norms() {
                 let mut vk = vk_backend(&m, dev);
                 vk.set_mat_vec(vkgraph::backend::vulkan::MatVecPath::Float);
                 let limits = vk.sibling_limits();
-                let mut g = vkgraph::model::build_graph(
-                    &m,
-                    &vkgraph::model::BuildOpts {
-                        n_tokens: 1,
-                        n_ctx: N_CTX,
-                        logits_all: false,
-                    },
-                )
-                .unwrap();
-                vkgraph::passes::run(&mut g, mode, &limits);
+                let g = planned(&m, mode, 1, false, &limits);
                 vk.prepare(&g).unwrap();
                 let ids = [3i32];
                 let pos = [0i32];
-                for (name, data) in [("inp_tokens", &ids[..]), ("inp_pos", &pos[..])] {
-                    let t = g.tensors.iter().position(|t| t.name == name).unwrap();
-                    vk.set_tensor(
-                        &g,
-                        vkgraph::graph::TensorId(t as u32),
-                        bytemuck::cast_slice(data),
-                    )
-                    .unwrap();
-                }
+                set_inputs(&mut vk, &g, &ids[..], &pos[..]);
                 let stages = g.schedule.clone();
                 vk.compute(&g, &stages).unwrap();
                 let nodes = g.order().count() as u32;
@@ -298,16 +306,7 @@ fn too_large_for_the_device_is_refused_with_sizes() {
         let mut vk = vk_backend(&m, dev);
         vk.set_memory_budget(Some(64 << 10));
         let limits = vk.sibling_limits();
-        let mut g = vkgraph::model::build_graph(
-            &m,
-            &vkgraph::model::BuildOpts {
-                n_tokens: 1,
-                n_ctx: N_CTX,
-                logits_all: false,
-            },
-        )
-        .unwrap();
-        vkgraph::passes::run(&mut g, QkvMode::Auto, &limits);
+        let g = planned(&m, QkvMode::Auto, 1, false, &limits);
         match vk.prepare(&g) {
             Err(vkgraph::Error::OutOfDeviceMemory(msg)) => {
                 assert!(
@@ -334,28 +333,11 @@ fn validation_clean_in_every_mode() {
             let mut vk = vk_backend(&m, dev);
             let limits = vk.sibling_limits();
             // Run through the backend directly so the log stays reachable afterwards.
-            let mut g = vkgraph::model::build_graph(
-                &m,
-                &vkgraph::model::BuildOpts {
-                    n_tokens: 4,
-                    n_ctx: N_CTX,
-                    logits_all: true,
-                },
-            )
-            .unwrap();
-            vkgraph::passes::run(&mut g, mode, &limits);
+            let g = planned(&m, mode, 4, true, &limits);
             vk.prepare(&g).unwrap();
             let ids: Vec<i32> = prompt(4).iter().map(|&t| t as i32).collect();
             let pos: Vec<i32> = (0..4).collect();
-            for (name, data) in [("inp_tokens", &ids), ("inp_pos", &pos)] {
-                let t = g.tensors.iter().position(|t| t.name == name).unwrap();
-                vk.set_tensor(
-                    &g,
-                    vkgraph::graph::TensorId(t as u32),
-                    bytemuck::cast_slice(data),
-                )
-                .unwrap();
-            }
+            set_inputs(&mut vk, &g, &ids, &pos);
             // Lifetime-planned arena: activations share memory.
             let all: usize = g
                 .tensors

@@ -287,30 +287,7 @@ fn attention_q8_epilogue() {
                 };
                 quantize_q8_1(rec, again.range(4), x, (d * nh) as u32, n as u32)
             });
-            let words = (1024 + sb as usize) / 4;
-            let (e, r) = (gpu.read_f32(&ep, 0, words), gpu.read_f32(&re, 0, words));
-            let cw = cb as usize / 4;
-            assert!(
-                e[..cw]
-                    .iter()
-                    .zip(&r[..cw])
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{}: codes differ",
-                gpu.case(&case)
-            );
-            for (pe, pr) in e[256..].chunks(2).zip(r[256..].chunks(2)) {
-                assert_eq!(
-                    pe[0].to_bits(),
-                    pr[0].to_bits(),
-                    "{}: d differs",
-                    gpu.case(&case)
-                );
-                assert!(
-                    (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
-                    "{}: sum",
-                    gpu.case(&case)
-                );
-            }
+            common::io::assert_q8_same(gpu, &case, &ep, &re, cb, sb, 1024);
             eprintln!("{}: ok", gpu.case(&case));
         }
     });

@@ -442,34 +442,7 @@ fn q8_epilogues_match_quantize() {
                 "{}: q8 variant's f32 output differs from the plain kernel's",
                 gpu.case(&case)
             );
-            let words = (512 + sb as usize) / 4;
-            let (e, r) = (gpu.read_f32(&ep, 0, words), gpu.read_f32(&re, 0, words));
-            // Codes and d bit-exact; the f32 block sums s to rounding (summation order
-            // may differ between the two kernels' compiled code).
-            let codes = |v: &[f32]| -> Vec<u32> {
-                v[..cb as usize / 4].iter().map(|x| x.to_bits()).collect()
-            };
-            assert_eq!(
-                codes(&e),
-                codes(&r),
-                "{}: q8_1 codes differ",
-                gpu.case(&case)
-            );
-            for (blk, (pe, pr)) in e[128..].chunks(2).zip(r[128..].chunks(2)).enumerate() {
-                assert_eq!(
-                    pe[0].to_bits(),
-                    pr[0].to_bits(),
-                    "{}: block {blk} d",
-                    gpu.case(&case)
-                );
-                assert!(
-                    (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
-                    "{}: block {blk} sum {} vs {}",
-                    gpu.case(&case),
-                    pe[1],
-                    pr[1]
-                );
-            }
+            common::io::assert_q8_same(gpu, &case, &ep, &re, cb, sb, 512);
             eprintln!("{}: ok", gpu.case(&case));
         }
     });

@@ -12,6 +12,15 @@
 
 use crate::graph::{Graph, Op, TensorKind};
 
+/// Removes a node folded into another from the DAG and the schedule.
+fn remove_node(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
+    g.dag.remove_node(n);
+    for stage in &mut g.schedule {
+        stage.retain(|&s| s != n);
+    }
+    g.schedule.retain(|s| !s.is_empty());
+}
+
 /// Fuses every RMS_NORM whose only consumer is a MUL taking it as first operand.
 /// Returns the number of pairs fused.
 pub fn rms_norm_mul(g: &mut Graph) -> usize {
@@ -51,11 +60,7 @@ pub fn rms_norm_mul(g: &mut Graph) -> usize {
         let mnode = &mut g.dag[m];
         mnode.op = Op::RmsNormMul { eps };
         mnode.srcs = vec![x, w];
-        g.dag.remove_node(n);
-        for stage in &mut g.schedule {
-            stage.retain(|&s| s != n);
-        }
-        g.schedule.retain(|s| !s.is_empty());
+        remove_node(g, n);
         fused += 1;
     }
     if fused > 0 {
@@ -151,11 +156,7 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
             norm: None,
         };
         node.srcs = vec![x, pos];
-        g.dag.remove_node(r);
-        for stage in &mut g.schedule {
-            stage.retain(|&s| s != r);
-        }
-        g.schedule.retain(|s| !s.is_empty());
+        remove_node(g, r);
         done += 1;
     }
     if done > 0 {
@@ -207,15 +208,46 @@ pub fn rms_norm_rope(g: &mut Graph) -> usize {
             _ => unreachable!("matched above"),
         }
         node.srcs = vec![nx, pos, w];
-        g.dag.remove_node(m);
-        for stage in &mut g.schedule {
-            stage.retain(|&s| s != m);
-        }
-        g.schedule.retain(|s| !s.is_empty());
+        remove_node(g, m);
         done += 1;
     }
     if done > 0 {
         g.rebuild_edges();
     }
     done
+}
+
+/// The residual ADDs a backend may fold into the ADD_RMS_NORM_MUL of the same stage
+/// (which computes the same sum from the same operands): (norm, add) pairs of `stage`,
+/// each ADD at most once. Not for graphs with a barrier after every node (the `off`
+/// baseline). The Vulkan executor records each pair as one dispatch; the dump counts them.
+pub fn residual_add_folds(
+    g: &Graph,
+    stage: &[petgraph::stable_graph::NodeIndex],
+) -> Vec<(
+    petgraph::stable_graph::NodeIndex,
+    petgraph::stable_graph::NodeIndex,
+)> {
+    let mut pairs = Vec::new();
+    if g.barrier_every_node {
+        return pairs;
+    }
+    for &m in stage {
+        let norm = g.node(m);
+        if !matches!(norm.op, Op::AddRmsNormMul { .. }) {
+            continue;
+        }
+        let add = stage.iter().copied().find(|&a| {
+            let an = g.node(a);
+            an.op == Op::Add
+                && an.srcs[..] == norm.srcs[..2]
+                && g.tensor(an.dst).ne == g.tensor(norm.dst).ne
+                && g.tensor(an.dst).ty == crate::quant::GgmlType::F32
+                && !pairs.iter().any(|&(_, b)| b == a)
+        });
+        if let Some(a) = add {
+            pairs.push((m, a));
+        }
+    }
+    pairs
 }

@@ -130,28 +130,12 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
     s
 }
 
-/// ADD nodes whose sum an ADD_RMS_NORM_MUL of the same stage computes from the same
-/// operands: the Vulkan executor records them as one dispatch (not with a barrier after
-/// every node, the `off` baseline).
+/// Residual ADDs folded into their stage's ADD_RMS_NORM_MUL
+/// (`passes::fusion::residual_add_folds`, the rule the Vulkan executor records by).
 pub fn folded_adds(g: &Graph) -> usize {
-    if g.barrier_every_node {
-        return 0;
-    }
     g.schedule
         .iter()
-        .map(|stage| {
-            stage
-                .iter()
-                .filter(|&&m| {
-                    let norm = g.node(m);
-                    matches!(norm.op, crate::graph::Op::AddRmsNormMul { .. })
-                        && stage.iter().any(|&a| {
-                            let an = g.node(a);
-                            an.op == crate::graph::Op::Add && an.srcs[..] == norm.srcs[..2]
-                        })
-                })
-                .count()
-        })
+        .map(|stage| crate::passes::fusion::residual_add_folds(g, stage).len())
         .sum()
 }
 

@@ -150,3 +150,43 @@ pub fn check(gpu: &Gpu, case: &str, got: &[f32], want: &[f32]) {
     }
     eprintln!("{}: ok (NMSE {e:.2e})", gpu.case(case));
 }
+
+/// Two q8_1 copies in buffers laid out as codes (`cb` bytes) at 0 and (d, s) pairs (`sb`
+/// bytes) at byte `scales_at`: codes and d bit-identical, the f32 block sums s equal to
+/// rounding (summation order may differ between two kernels' compiled code).
+pub fn assert_q8_same(
+    gpu: &Gpu,
+    case: &str,
+    a: &Buffer,
+    b: &Buffer,
+    cb: u64,
+    sb: u64,
+    scales_at: usize,
+) {
+    let words = (scales_at + sb as usize) / 4;
+    let (e, r) = (gpu.read_f32(a, 0, words), gpu.read_f32(b, 0, words));
+    let cw = cb as usize / 4;
+    let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
+    assert_eq!(
+        bits(&e[..cw]),
+        bits(&r[..cw]),
+        "{}: q8_1 codes differ",
+        gpu.case(case)
+    );
+    let at = scales_at / 4;
+    for (blk, (pe, pr)) in e[at..].chunks(2).zip(r[at..].chunks(2)).enumerate() {
+        assert_eq!(
+            pe[0].to_bits(),
+            pr[0].to_bits(),
+            "{}: block {blk} d",
+            gpu.case(case)
+        );
+        assert!(
+            (pe[1] - pr[1]).abs() <= 1e-6 * (1.0 + pr[1].abs()),
+            "{}: block {blk} sum {} vs {}",
+            gpu.case(case),
+            pe[1],
+            pr[1]
+        );
+    }
+}

@@ -311,7 +311,19 @@ pub fn mul_mat(
     n: u32,
     split: &[u32],
 ) -> Result<()> {
-    record(rec, ty, w, x, dst, k, m, n, split, None, TiledKernel::Scalar)
+    record(
+        rec,
+        ty,
+        w,
+        x,
+        dst,
+        k,
+        m,
+        n,
+        split,
+        None,
+        TiledKernel::Scalar,
+    )
 }
 
 /// [`mul_mat`] with an explicit tiled kernel (for tests and A/B runs; ignored when

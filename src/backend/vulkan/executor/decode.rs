@@ -77,10 +77,7 @@ impl VulkanBackend {
                     let codes = at;
                     let scales = codes + cb.div_ceil(align) * align;
                     at = scales + sb.div_ceil(align) * align;
-                    let producer = g
-                        .order()
-                        .find(|&p| g.region(g.node(p).dst) == r)
-                        .filter(|&p| has_q8_epilogue(g, p, k));
+                    let producer = q8_producer(g, x, k);
                     self.xq_slots.push(XqSlot {
                         x,
                         producer,
@@ -199,6 +196,15 @@ impl VulkanBackend {
     }
 }
 
+/// The node whose kernel can write the q8_1 copy of activation `x` (rows of `k`) in its
+/// epilogue: the node producing exactly `x`, when it has a q8 epilogue.
+fn q8_producer(g: &Graph, x: TensorId, k: u32) -> Option<NodeIndex> {
+    let r = g.region(x);
+    g.order()
+        .find(|&p| g.region(g.node(p).dst) == r)
+        .filter(|&p| has_q8_epilogue(g, p, k))
+}
+
 /// Whether node `p` writes its f32 result in rows of `k` values that its kernel can also
 /// write as q8_1 blocks (rms_norm_mul, add_rms_norm_mul, swiglu, attention; `k % 32 == 0`).
 fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
@@ -231,10 +237,7 @@ impl VulkanBackend {
                     let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                     let nt = x.nrows();
                     let what = if self.uses_vecq(g, n) {
-                        let by = g
-                            .order()
-                            .find(|&p| g.region(g.node(p).dst) == g.region(node.srcs[1]))
-                            .filter(|&p| has_q8_epilogue(g, p, w.ne[0] as u32))
+                        let by = q8_producer(g, node.srcs[1], w.ne[0] as u32)
                             .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
                                 format!("the {} epilogue", g.node(p).op.name())
                             });

@@ -674,23 +674,9 @@ impl Backend for VulkanBackend {
         let mut absorbed: HashSet<NodeIndex> = HashSet::new();
         if !every {
             for stage in stages {
-                for &m in stage {
-                    let norm = g.node(m);
-                    if !matches!(norm.op, Op::AddRmsNormMul { .. }) {
-                        continue;
-                    }
-                    let add = stage.iter().copied().find(|&a| {
-                        let an = g.node(a);
-                        an.op == Op::Add
-                            && !absorbed.contains(&a)
-                            && an.srcs[..] == norm.srcs[..2]
-                            && g.tensor(an.dst).ne == g.tensor(norm.dst).ne
-                            && g.tensor(an.dst).ty == GgmlType::F32
-                    });
-                    if let Some(a) = add {
-                        absorbed.insert(a);
-                        sum_into.insert(m, g.node(a).dst);
-                    }
+                for (m, a) in crate::passes::fusion::residual_add_folds(g, stage) {
+                    absorbed.insert(a);
+                    sum_into.insert(m, g.node(a).dst);
                 }
             }
         }

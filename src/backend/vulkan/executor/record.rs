@@ -160,13 +160,10 @@ impl VulkanBackend {
                 norm,
             } => {
                 let t = st(0);
-                let norm = match norm {
-                    Some(eps) => Some(dispatch::rope::RowNorm {
-                        w: s(2)?,
-                        eps: *eps,
-                    }),
-                    None => None,
-                };
+                // The folded head norm's weight is the third source.
+                let norm = norm
+                    .map(|eps| s(2).map(|w| dispatch::rope::RowNorm { w, eps }))
+                    .transpose()?;
                 dispatch::rope::rope_with(
                     rec,
                     s(0)?,
@@ -208,13 +205,10 @@ impl VulkanBackend {
                 norm,
             } => {
                 let t = st(0);
-                let norm = match norm {
-                    Some(eps) => Some(dispatch::rope::RowNorm {
-                        w: s(2)?,
-                        eps: *eps,
-                    }),
-                    None => None,
-                };
+                // The folded head norm's weight is the third source.
+                let norm = norm
+                    .map(|eps| s(2).map(|w| dispatch::rope::RowNorm { w, eps }))
+                    .transpose()?;
                 dispatch::rope::rope_set_rows_with(
                     rec,
                     s(0)?,
