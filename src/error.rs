@@ -41,6 +41,11 @@ pub enum Error {
     /// nothing on that device can be used afterwards.
     #[error("device lost: {0}")]
     DeviceLost(String),
+    /// A submission's fence was not signalled within the fence timeout
+    /// (`VKGRAPH_FENCE_TIMEOUT`): a kernel that does not end, or a hung driver. The work may
+    /// still be running; the device should not be used for anything else.
+    #[error("device timeout: {0}")]
+    Timeout(String),
 
     // ---- usage -------------------------------------------------------------
     #[error("{0}")]

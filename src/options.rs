@@ -10,6 +10,7 @@
 //! | `VKGRAPH_COOPMAT=1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
+//! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ pub struct Options {
     pub coopmat: bool,
     pub mat_vec: MatVecPath,
     pub cache_dir: Option<PathBuf>,
+    pub fence_timeout_s: Option<u32>,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             coopmat: false,
             mat_vec: MatVecPath::Auto,
             cache_dir: None,
+            fence_timeout_s: None,
         }
     }
 }
@@ -63,6 +66,13 @@ impl Options {
         o.cache_dir = get("VKGRAPH_CACHE")
             .map(PathBuf::from)
             .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache/vkgraph")));
+        if let Some(v) = get("VKGRAPH_FENCE_TIMEOUT") {
+            o.fence_timeout_s = Some(v.parse().map_err(|_| {
+                Error::Usage(format!(
+                    "VKGRAPH_FENCE_TIMEOUT={v}: expected whole seconds (0: no limit)"
+                ))
+            })?);
+        }
         Ok(o)
     }
 }
@@ -92,8 +102,11 @@ mod tests {
             ("VKGRAPH_COOPMAT", "1"),
             ("VKGRAPH_MMVQ", "0"),
             ("VKGRAPH_CACHE", "/tmp/c"),
+            ("VKGRAPH_FENCE_TIMEOUT", "7"),
         ]))
         .unwrap();
+        assert_eq!(o.fence_timeout_s, Some(7));
+        assert!(Options::from_vars(vars(&[("VKGRAPH_FENCE_TIMEOUT", "soon")])).is_err());
         assert_eq!(o.qkv, QkvMode::Reorder);
         assert!(o.sched_debug && o.coopmat);
         assert_eq!(o.mat_vec, MatVecPath::Float);

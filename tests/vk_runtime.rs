@@ -621,3 +621,52 @@ fn bad_device_index() {
         Ok(_) => panic!("device {} should not exist", n + 3),
     }
 }
+
+/// A submission that outlasts the fence timeout is `Error::Timeout`, not a hang: the spin
+/// kernel polls until the host sets its flag, the wait gives up after the 1 s timeout, and
+/// once the flag is set the same recorder waits again and completes.
+#[test]
+fn fence_timeout_is_an_error() {
+    for gpu in devices_with(|o| o.fence_timeout_s = Some(1)) {
+        let flag = gpu
+            .ctx
+            .create_buffer(256, MemoryLocation::Upload, "spin flag")
+            .expect("flag buffer");
+        gpu.ctx.upload(&flag, 0, &[0u8; 8]).expect("clear flag");
+        let mut rec = gpu.ctx.recorder().expect("recorder");
+        rec.begin().expect("begin");
+        // 65,535 workgroups: on llvmpipe (65,535 polls per invocation at most) ~10 s of work.
+        dispatch::debug::spin(&mut rec, flag.range(0, 8), u32::MAX, 65_535).expect("spin");
+        rec.submit().expect("submit");
+        let t0 = std::time::Instant::now();
+        match rec.wait() {
+            Err(vkgraph::Error::Timeout(m)) => eprintln!("{}: {m}", gpu.case("fence_timeout")),
+            other => {
+                let mut out = [0u8; 8];
+                gpu.ctx.download(&flag, 0, &mut out).expect("read flag");
+                panic!(
+                    "{}: expected Error::Timeout, got {:?} (flag words {:?})",
+                    gpu.case("fence_timeout"),
+                    other,
+                    out
+                )
+            }
+        }
+        let waited = t0.elapsed().as_secs_f64();
+        assert!(
+            waited >= 0.9,
+            "gave up after {waited:.2} s, before the 1 s timeout"
+        );
+        gpu.ctx
+            .upload(&flag, 0, &1u32.to_le_bytes())
+            .expect("release the kernel");
+        rec.wait().expect("the released kernel finishes");
+        let mut out = [0u8; 8];
+        gpu.ctx.download(&flag, 0, &mut out).expect("read flag");
+        let spun = u32::from_le_bytes(out[4..8].try_into().unwrap());
+        assert!(spun > 0 && spun < u32::MAX, "spun {spun} rounds");
+        drop(rec);
+        gpu.ctx.wait_idle().expect("wait idle");
+        gpu.assert_clean("fence_timeout_is_an_error");
+    }
+}

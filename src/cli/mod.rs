@@ -337,6 +337,7 @@ pub fn make_backends(
             &crate::backend::vulkan::ContextOptions {
                 device_index: dev.device,
                 validation: dev.validate,
+                fence_timeout_s: options()?.fence_timeout_s,
                 ..Default::default()
             },
         )?;

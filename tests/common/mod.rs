@@ -69,9 +69,11 @@ impl Gpu {
 
 /// Options used for every test context, plus `extra` tweaks.
 pub fn options(index: usize) -> ContextOptions {
+    let env = vkgraph::options::Options::from_env().expect("VKGRAPH_* variables");
     ContextOptions {
         device_index: Some(index),
         validation: true,
+        fence_timeout_s: env.fence_timeout_s,
         ..Default::default()
     }
 }

@@ -238,6 +238,9 @@ impl Caps {
                 && fvmm.vulkan_memory_model == vk::TRUE)
                 .then_some(vk::PhysicalDeviceVulkanMemoryModelFeatures {
                     vulkan_memory_model: vk::TRUE,
+                    // With the memory model on, Device-scope atomics and barriers (split
+                    // attention's counters) need this too where the device has it.
+                    vulkan_memory_model_device_scope: fvmm.vulkan_memory_model_device_scope,
                     ..Default::default()
                 }),
             cooperative_matrix: (ext_coop && fcoop.cooperative_matrix == vk::TRUE).then_some(

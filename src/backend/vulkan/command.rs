@@ -53,7 +53,9 @@ pub struct Recorder {
     cache: Arc<PipelineCache>,
     pool: vk::CommandPool,
     cmd: vk::CommandBuffer,
-    fence: Fence,
+    /// `ManuallyDrop` so a submission that never finished (a fence timeout) can leave its
+    /// fence, pools and buffers alive instead of destroying what the GPU may still use.
+    fence: std::mem::ManuallyDrop<Fence>,
     query_pool: Option<vk::QueryPool>,
     labels: Vec<String>,
     timestamps: Vec<Timestamp>,
@@ -94,7 +96,7 @@ impl Recorder {
             cache,
             pool,
             cmd: vk::CommandBuffer::null(),
-            fence,
+            fence: std::mem::ManuallyDrop::new(fence),
             query_pool: None,
             labels: Vec::new(),
             timestamps: Vec::new(),
@@ -567,10 +569,21 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         if self.state == State::InFlight {
-            if let Err(e) = self.fence.wait() {
-                log::error!("waiting for a recorder's submission on drop: {e}");
-                // SAFETY: last resort so nothing below is destroyed while in use.
-                let _ = unsafe { self.device.raw.device_wait_idle() };
+            match self.fence.wait() {
+                Ok(()) => {}
+                Err(e @ Error::Timeout(_)) => {
+                    // The GPU may still run this work: leak what it uses (fence, pools,
+                    // bound buffers and pipelines) rather than free it under its feet.
+                    log::error!("recorder dropped with work in flight ({e}); leaking its objects");
+                    std::mem::forget(std::mem::take(&mut self.keep_buffers));
+                    std::mem::forget(std::mem::take(&mut self.keep_pipelines));
+                    return;
+                }
+                Err(e) => {
+                    log::error!("waiting for a recorder's submission on drop: {e}");
+                    // SAFETY: last resort so nothing below is destroyed while in use.
+                    let _ = self.device.wait_idle();
+                }
             }
         }
         let raw = &self.device.raw;
@@ -584,6 +597,8 @@ impl Drop for Recorder {
                 raw.destroy_query_pool(q, None);
             }
             raw.destroy_command_pool(self.pool, None);
+            // SAFETY: dropped exactly once, here, after its last wait.
+            std::mem::ManuallyDrop::drop(&mut self.fence);
         }
     }
 }

@@ -4,6 +4,8 @@
 //! - [`Device`] owns the `VkDevice`; every child object (allocator, buffers, pipelines,
 //!   recorders) holds an `Arc<Device>`, so the device is destroyed last among them, and
 //!   the device itself holds the `Arc<Instance>` it came from.
+//! - Contexts open devices through [`Device::shared`]: one logical device per physical
+//!   device and settings for the life of the process (see there why).
 //! - The queue is externally synchronised (Vulkan rule), so submissions go through
 //!   [`Device::submit`], which holds a mutex.
 //! - The features enabled are exactly the supported ones in [`Caps::features`].
@@ -47,15 +49,48 @@ pub struct Device {
     /// `VK_KHR_push_descriptor` functions, when enabled.
     pub(crate) push_descriptor: Option<ash::khr::push_descriptor::Device>,
     pub(crate) instance: Arc<Instance>,
+    /// How long a fence wait may block (`None`: forever); see `ContextOptions`.
+    pub(crate) fence_timeout: Option<std::time::Duration>,
 }
 
 impl Device {
+    /// The process's logical device for these settings, opened on first use and kept until
+    /// exit; contexts share it (the queue is behind a mutex, allocators and pipelines are
+    /// per context). Never destroying devices while the process runs is deliberate: on the
+    /// NVIDIA 580 driver, `vkDestroyDevice` racing other threads' device work deadlocked
+    /// inside the driver in ~20 % of parallel test runs (docs/RELIABILITY.md), and it bounds
+    /// the devices a long run can create (a leak once exhausted that driver).
+    pub fn shared(
+        instance: Arc<Instance>,
+        index: Option<usize>,
+        push_descriptors: bool,
+        fence_timeout: Option<std::time::Duration>,
+    ) -> Result<Arc<Device>> {
+        type Key = (usize, Option<usize>, bool, Option<std::time::Duration>);
+        static SHARED: Mutex<Vec<(Key, Arc<Device>)>> = Mutex::new(Vec::new());
+        let key = (
+            Arc::as_ptr(&instance) as usize,
+            index,
+            push_descriptors,
+            fence_timeout,
+        );
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, d)) = shared.iter().find(|(k, _)| *k == key) {
+            return Ok(d.clone());
+        }
+        let d = Device::new(instance, index, push_descriptors, fence_timeout)?;
+        shared.push((key, d.clone()));
+        Ok(d)
+    }
+
     /// Opens device `index` (enumeration order), or the best one: discrete first.
-    /// `push_descriptors = false` forces the descriptor-pool path (for tests).
+    /// `push_descriptors = false` forces the descriptor-pool path (for tests). Prefer
+    /// [`Device::shared`]; this one is destroyed with its last `Arc`.
     pub fn new(
         instance: Arc<Instance>,
         index: Option<usize>,
         push_descriptors: bool,
+        fence_timeout: Option<std::time::Duration>,
     ) -> Result<Arc<Device>> {
         let devices = enumerate(&instance)?;
         if devices.is_empty() {
@@ -134,10 +169,13 @@ impl Device {
         if let Some(s) = vmm.as_mut() {
             info = info.push_next(s);
         }
-        // SAFETY: `pd` belongs to `instance`; the chain only holds supported structs of
-        // supported extensions (Caps::probe), all alive for the call.
-        let raw = unsafe { instance.raw.create_device(pd, &info, None) }
-            .map_err(|e| vk_error(&format!("vkCreateDevice ({})", caps.name), e))?;
+        let raw = {
+            let _lifecycle = super::instance::lifecycle_lock();
+            // SAFETY: `pd` belongs to `instance`; the chain only holds supported structs of
+            // supported extensions (Caps::probe), all alive for the call.
+            unsafe { instance.raw.create_device(pd, &info, None) }
+        }
+        .map_err(|e| vk_error(&format!("vkCreateDevice ({})", caps.name), e))?;
         // SAFETY: family/queue index were requested in `queues`.
         let queue = unsafe { raw.get_device_queue(caps.compute_queue_family, 0) };
         let push_descriptor = caps
@@ -157,12 +195,24 @@ impl Device {
             caps,
             push_descriptor,
             instance,
+            fence_timeout,
         }))
     }
 
     /// The capabilities probed for this device.
     pub fn caps(&self) -> &Caps {
         &self.caps
+    }
+
+    /// Waits until the device is idle. `vkDeviceWaitIdle` uses every queue, so it holds the
+    /// queue mutex like a submission (contexts share devices: see [`Device::shared`]).
+    pub(crate) fn wait_idle(&self) -> Result<()> {
+        let _queue = self
+            .queue
+            .lock()
+            .map_err(|_| Error::Vulkan("queue mutex poisoned".into()))?;
+        // SAFETY: the device is live and its queue is locked.
+        unsafe { self.raw.device_wait_idle() }.map_err(|e| vk_error("vkDeviceWaitIdle", e))
     }
 
     /// Submits to the compute queue (serialised, as Vulkan requires).
@@ -189,11 +239,11 @@ pub fn live_device_count() -> usize {
 impl Drop for Device {
     fn drop(&mut self) {
         LIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // Waiting idle outside the lock: a long wait must not stall other devices' setup.
+        let _ = self.wait_idle();
+        let _lifecycle = super::instance::lifecycle_lock();
         // SAFETY: every child holds an Arc of this device, so none is alive; waiting idle
         // first means no queue work still references the device.
-        unsafe {
-            let _ = self.raw.device_wait_idle();
-            self.raw.destroy_device(None);
-        }
+        unsafe { self.raw.destroy_device(None) };
     }
 }

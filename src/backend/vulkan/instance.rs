@@ -3,9 +3,11 @@
 //! Invariants:
 //! - [`Instance`] owns the `VkInstance` and the messenger; `Drop` destroys the messenger
 //!   first, then the instance. Devices hold an `Arc<Instance>`, so the instance outlives them.
+//!   Contexts take the process-wide instance of their validation setting
+//!   ([`Instance::shared`]), which lives until exit; its validation log is shared too.
 //! - Validation is enabled only when requested *and* `VK_LAYER_KHRONOS_validation` is
-//!   installed; synchronization validation is switched on through `VK_EXT_layer_settings`
-//!   (`validate_sync`) when the layer offers it, else through `VK_EXT_validation_features`.
+//!   installed; synchronization validation is switched on through `VK_EXT_validation_features`
+//!   when the layer offers it (it works with any loader), else `VK_EXT_layer_settings`.
 //! - The messenger counts warnings and errors (and keeps their text) so tests can assert
 //!   that a run produced none.
 
@@ -97,7 +99,25 @@ fn loader() -> Result<ash::Entry> {
 }
 
 impl Instance {
+    /// The process's instance with or without validation, created on first use and kept
+    /// until exit (one per setting, as ggml-vulkan keeps one). Devices come and go; the
+    /// instance does not: tearing instances down while other threads created and used
+    /// devices deadlocked the NVIDIA driver (docs/RELIABILITY.md). A failed creation is not
+    /// cached, so a later call tries again.
+    pub fn shared(validation: bool) -> Result<Arc<Instance>> {
+        static SHARED: Mutex<[Option<Arc<Instance>>; 2]> = Mutex::new([None, None]);
+        let mut slots = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut slots[usize::from(validation)];
+        if let Some(i) = slot {
+            return Ok(i.clone());
+        }
+        let i = Instance::new(validation)?;
+        *slot = Some(i.clone());
+        Ok(i)
+    }
+
     /// Loads libvulkan and creates an instance; `validation` asks for the Khronos layer.
+    /// Prefer [`Instance::shared`]; this one is destroyed with its last `Arc`.
     pub fn new(validation: bool) -> Result<Arc<Instance>> {
         let entry = loader()?;
         // SAFETY: entry is a loaded loader; the call has no preconditions.
@@ -146,9 +166,13 @@ impl Instance {
         let debug_utils = use_layer
             && (has(&instance_exts, ash::ext::debug_utils::NAME)
                 || has(&layer_exts, ash::ext::debug_utils::NAME));
-        let layer_settings = use_layer && has(&layer_exts, ash::ext::layer_settings::NAME);
+        // VK_EXT_validation_features first: every layer version offers it, and a loader
+        // older than the layer (Debian 12's 1.3.239 loader with a 1.4 layer) rejects
+        // VK_EXT_layer_settings as an unknown instance extension.
         let validation_features =
-            use_layer && !layer_settings && has(&layer_exts, ash::ext::validation_features::NAME);
+            use_layer && has(&layer_exts, ash::ext::validation_features::NAME);
+        let layer_settings =
+            use_layer && !validation_features && has(&layer_exts, ash::ext::layer_settings::NAME);
 
         let mut ext_names: Vec<*const std::ffi::c_char> = Vec::new();
         if debug_utils {
@@ -207,16 +231,17 @@ impl Instance {
         let enables = [vk::ValidationFeatureEnableEXT::SYNCHRONIZATION_VALIDATION];
         let mut features_info =
             vk::ValidationFeaturesEXT::default().enabled_validation_features(&enables);
-        if layer_settings {
-            info = info.push_next(&mut settings_info);
-            validation = ValidationState::On { sync: true };
-        } else if validation_features {
+        if validation_features {
             info = info.push_next(&mut features_info);
+            validation = ValidationState::On { sync: true };
+        } else if layer_settings {
+            info = info.push_next(&mut settings_info);
             validation = ValidationState::On { sync: true };
         } else if use_layer {
             log::warn!("validation layer offers no way to enable synchronization validation");
         }
 
+        let lifecycle = lifecycle_lock();
         // SAFETY: every pointer in `info` refers to locals that live until this returns.
         let raw = unsafe { entry.create_instance(&info, None) }.map_err(|e| match e {
             vk::Result::ERROR_INCOMPATIBLE_DRIVER => Error::Vulkan(
@@ -245,6 +270,7 @@ impl Instance {
         } else {
             None
         };
+        drop(lifecycle);
         if let ValidationState::On { sync } = validation {
             log::info!("Vulkan validation layer on (synchronization validation: {sync})");
         }
@@ -271,6 +297,7 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        let _lifecycle = lifecycle_lock();
         // SAFETY: all children (devices) hold an Arc of this instance, so none is alive;
         // the messenger is destroyed before the instance it belongs to.
         unsafe {
@@ -280,6 +307,16 @@ impl Drop for Instance {
             self.raw.destroy_instance(None);
         }
     }
+}
+
+/// Serialises creating and destroying instances and devices across the process. On the
+/// NVIDIA 580 driver, `vkDestroyDevice` racing other threads' device creation and use
+/// deadlocked in ~20 % of parallel test runs (every thread blocked on one driver mutex,
+/// the destroying thread joining a driver worker that spun; stacks in docs/RELIABILITY.md).
+/// Creation and teardown are rare, so one lock costs nothing measurable.
+pub(crate) fn lifecycle_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LIFECYCLE: Mutex<()> = Mutex::new(());
+    LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// "1.3.230" from a packed Vulkan version.

@@ -72,7 +72,14 @@ pub struct ContextOptions {
     /// Testing aid: always go through staging buffers in upload/download, even when the
     /// buffer memory is host-visible.
     pub force_staging: bool,
+    /// Seconds a fence wait may take before it fails with [`crate::Error::Timeout`]
+    /// (`VKGRAPH_FENCE_TIMEOUT`): `None` = [`DEFAULT_FENCE_TIMEOUT_S`], `Some(0)` = no limit.
+    pub fence_timeout_s: Option<u32>,
 }
+
+/// Fence timeout when none is given: generous for a CPU driver running a whole prompt in
+/// one submission, short enough that a hang ends as an error rather than a stuck process.
+pub const DEFAULT_FENCE_TIMEOUT_S: u32 = 300;
 
 /// Staging state for host transfers (one at a time).
 struct Transfer {
@@ -95,8 +102,17 @@ pub struct VulkanContext {
 impl VulkanContext {
     /// Loads Vulkan, picks a device and creates the logical device and allocator.
     pub fn new(opts: &ContextOptions) -> Result<VulkanContext> {
-        let instance = Instance::new(opts.validation)?;
-        let device = Device::new(instance, opts.device_index, !opts.disable_push_descriptors)?;
+        let instance = Instance::shared(opts.validation)?;
+        let timeout = match opts.fence_timeout_s.unwrap_or(DEFAULT_FENCE_TIMEOUT_S) {
+            0 => None,
+            s => Some(std::time::Duration::from_secs(u64::from(s))),
+        };
+        let device = Device::shared(
+            instance,
+            opts.device_index,
+            !opts.disable_push_descriptors,
+            timeout,
+        )?;
         let memory = Memory::new(device.clone())?;
         let pipelines = PipelineCache::new(device.clone());
         let rec = Recorder::new(device.clone(), pipelines.clone())?;
@@ -144,11 +160,9 @@ impl VulkanContext {
         self.pipelines.len()
     }
 
-    /// Waits until the device is idle.
+    /// Waits until the device is idle (also for other contexts sharing it).
     pub fn wait_idle(&self) -> Result<()> {
-        // SAFETY: the device is live; waiting has no other precondition.
-        unsafe { self.device.raw.device_wait_idle() }
-            .map_err(|e| device::vk_error("vkDeviceWaitIdle", e))
+        self.device.wait_idle()
     }
 
     fn transfer(&self) -> Result<std::sync::MutexGuard<'_, Transfer>> {
@@ -230,7 +244,7 @@ impl VulkanContext {
 
 /// Capabilities of every Vulkan device, in enumeration order (no validation).
 pub fn enumerate_devices() -> Result<Vec<Caps>> {
-    let instance = Instance::new(false)?;
+    let instance = Instance::shared(false)?;
     Ok(device::enumerate(&instance)?
         .into_iter()
         .map(|(_, c)| c)
@@ -239,7 +253,7 @@ pub fn enumerate_devices() -> Result<Vec<Caps>> {
 
 /// Every Vulkan device with its capabilities, as readable text (`vkgraph devices`).
 pub fn describe_devices() -> Result<String> {
-    let instance = Instance::new(false)?;
+    let instance = Instance::shared(false)?;
     let devices = device::enumerate(&instance)?;
     if devices.is_empty() {
         return Err(Error::Vulkan(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::device::{vk_error, Device};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A fence on one device.
 pub(crate) struct Fence {
@@ -31,11 +31,22 @@ impl Fence {
         Ok(Fence { device, raw })
     }
 
-    /// Blocks until the fence is signalled.
+    /// Blocks until the fence is signalled, or fails with [`Error::Timeout`] after the
+    /// device's fence timeout (the submission may then still be running).
     pub(crate) fn wait(&self) -> Result<()> {
+        let limit = self.device.fence_timeout;
+        let ns = limit.map_or(u64::MAX, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
         // SAFETY: the fence belongs to this device.
-        unsafe { self.device.raw.wait_for_fences(&[self.raw], true, u64::MAX) }
-            .map_err(|e| vk_error("vkWaitForFences", e))
+        match unsafe { self.device.raw.wait_for_fences(&[self.raw], true, ns) } {
+            Ok(()) => Ok(()),
+            Err(vk::Result::TIMEOUT) => Err(Error::Timeout(format!(
+                "vkWaitForFences: the submission did not finish within {:.1} s \
+                 (VKGRAPH_FENCE_TIMEOUT; 0 = no limit): a kernel that does not end, or a hung \
+                 driver",
+                limit.map_or(f64::INFINITY, |d| d.as_secs_f64())
+            ))),
+            Err(e) => Err(vk_error("vkWaitForFences", e)),
+        }
     }
 
     /// Returns the fence to the unsignalled state.

@@ -15,6 +15,7 @@
 pub mod attention;
 pub mod binary;
 pub mod copy;
+pub mod debug;
 pub mod get_rows;
 pub mod glu;
 pub mod mul_mat;
