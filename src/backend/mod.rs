@@ -47,10 +47,20 @@ pub trait Backend {
     fn name(&self) -> String;
     /// Whether this backend can evaluate node `n` (op and types).
     fn supports(&self, graph: &Graph, n: NodeIndex) -> bool;
-    /// Readies the backend for `graph`: activation memory, weights it references
-    /// (fused groups placed contiguously). Cheap when called again for a graph of
-    /// the same shape.
-    fn prepare(&mut self, graph: &Graph) -> Result<()>;
+    /// Readies the backend to run `nodes` of `graph` (those the scheduler assigned it):
+    /// activation memory, the weights and KV cache those nodes use (fused groups placed
+    /// contiguously), nothing for nodes assigned elsewhere. Cheap when called again for
+    /// a graph of the same shape.
+    fn prepare_for(&mut self, graph: &Graph, nodes: &[NodeIndex]) -> Result<()>;
+    /// [`Backend::prepare_for`] every node of `graph` (a backend running it alone).
+    fn prepare(&mut self, graph: &Graph) -> Result<()> {
+        let all: Vec<NodeIndex> = graph.order().collect();
+        self.prepare_for(graph, &all)
+    }
+    /// Bytes of weights this backend holds (uploaded or mapped for its nodes).
+    fn weight_bytes(&self) -> u64 {
+        0
+    }
     /// Writes a whole tensor (an input, or a value computed by another backend).
     fn set_tensor(&mut self, graph: &Graph, t: TensorId, bytes: &[u8]) -> Result<()>;
     /// Reads a whole tensor back.

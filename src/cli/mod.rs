@@ -39,7 +39,8 @@ pub struct DeviceArgs {
     /// Run on the CPU reference backend only.
     #[arg(long, conflicts_with = "device")]
     pub cpu: bool,
-    /// Layers to offload (llama.cpp compatibility: 0 means --cpu, anything else all layers).
+    /// Layers to offload, as llama.cpp: the last N layers on the GPU, the rest on the CPU
+    /// (0 = --cpu; more than the layer count also puts the output head on the GPU).
     #[arg(long = "n-gpu-layers", visible_alias = "ngl")]
     pub ngl: Option<usize>,
     /// Enable the Vulkan validation layer (slow; for debugging).
@@ -77,6 +78,13 @@ pub fn options() -> Result<&'static crate::options::Options> {
 impl DeviceArgs {
     pub fn cpu_only(&self) -> bool {
         self.cpu || self.ngl == Some(0)
+    }
+
+    /// `-ngl N` (N > 0): the last N layers on the GPU, the rest on the CPU.
+    pub fn placement(&self) -> crate::sched::Placement {
+        crate::sched::Placement {
+            gpu_layers: self.ngl.filter(|&n| n > 0),
+        }
     }
 }
 
@@ -238,9 +246,17 @@ fn bench(a: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// llama.cpp's single-dash long flags that users type from habit (`-ngl 99`), as ours.
+fn llama_cpp_spelling(arg: String) -> String {
+    match arg.as_str() {
+        "-ngl" => "--ngl".into(),
+        _ => arg,
+    }
+}
+
 /// Parses the arguments and runs the subcommand.
 pub fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(std::env::args().map(llama_cpp_spelling));
     match cli.cmd {
         Command::Devices => {
             print!("{}", crate::backend::vulkan::describe_devices()?);
@@ -360,6 +376,7 @@ pub fn make_session(
     let (b, limits) = make_backends(&model, dev)?;
     opts.limits = limits;
     opts.sched_debug = options()?.sched_debug;
+    opts.placement = dev.placement();
     Ok(crate::sched::session::Session::new(model, b, opts))
 }
 

@@ -232,6 +232,20 @@ impl Graph {
         }
     }
 
+    /// The root tensors `nodes` read or write (what a backend running them must hold).
+    pub fn roots_used_by(&self, nodes: &[NodeIndex]) -> std::collections::HashSet<TensorId> {
+        nodes
+            .iter()
+            .flat_map(|&n| {
+                let node = self.node(n);
+                node.srcs
+                    .iter()
+                    .chain(std::iter::once(&node.dst))
+                    .map(|&s| self.root(s))
+            })
+            .collect()
+    }
+
     /// Root tensor of `t` (itself unless a view).
     pub fn root(&self, t: TensorId) -> TensorId {
         self.region(t).root

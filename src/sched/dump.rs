@@ -63,6 +63,29 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
             stage_of.insert(n, i);
         }
     }
+    // What each backend holds: its nodes, layers and weight bytes (the loader's placement).
+    let bytes = a.weight_bytes(g);
+    let layer = super::layers(g);
+    let _ = writeln!(s, "## BACKENDS");
+    for (b, name) in a.names.iter().enumerate() {
+        let nodes = a.nodes_of(b);
+        if nodes.is_empty() {
+            continue;
+        }
+        let layers: std::collections::BTreeSet<usize> =
+            nodes.iter().filter_map(|&n| layer[&n]).collect();
+        let span = match (layers.first(), layers.last()) {
+            (Some(f), Some(l)) if f == l => format!("layer {f}"),
+            (Some(f), Some(l)) => format!("layers {f}-{l}"),
+            _ => "no layers".into(),
+        };
+        let _ = writeln!(
+            s,
+            "{name}: {} nodes, {span}, weights {:.2} MiB",
+            nodes.len(),
+            bytes[b] as f64 / (1u64 << 20) as f64
+        );
+    }
     let mut idx = 0;
     for (k, split) in a.splits.iter().enumerate() {
         let be = &a.names[split.backend];

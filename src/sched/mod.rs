@@ -4,9 +4,14 @@
 //! [`session::Session`] runs whole forward passes with it; [`dump`] prints the
 //! assignment in the style of ggml's `GGML_SCHED_DEBUG`.
 //!
-//! Nodes that touch persistent state (the KV cache) must run on the first backend,
-//! which owns the state; a first backend that cannot run one is an error rather than
-//! a silent copy of the whole cache.
+//! Layer placement ([`Placement`]) works as llama.cpp's `-ngl N`: the last N layers run on
+//! the first backend (the GPU), the earlier ones on the CPU (the last backend); the output
+//! head joins the GPU when N exceeds the layer count. Each backend then holds only the
+//! weights and the KV cache of the nodes it runs ([`Assignment::nodes_of`]).
+//!
+//! Persistent state (a layer's KV cache) is owned by the one backend whose nodes touch
+//! it; nodes of two backends touching one state tensor are an error rather than a silent
+//! copy of the whole cache.
 
 pub mod dump;
 pub mod session;
@@ -28,6 +33,85 @@ pub struct Split {
     pub inputs: Vec<TensorId>,
 }
 
+/// Which layers may run on the first backend (`-ngl N`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// `None`: every node on the first backend that supports it. `Some(n)`: the last `n`
+    /// layers (and, when `n` exceeds the layer count, the output head) may run on the
+    /// first backend; the rest, and the token embedding, run on the last (the CPU).
+    pub gpu_layers: Option<usize>,
+}
+
+/// The layer a tensor name names: a weight `blk.N.…` or a KV cache `cache_k_lN`.
+fn layer_in_name(name: &str) -> Option<usize> {
+    if let Some(rest) = name.strip_prefix("blk.") {
+        return rest[..rest.find('.')?].parse().ok();
+    }
+    let rest = name
+        .strip_prefix("cache_k_l")
+        .or_else(|| name.strip_prefix("cache_v_l"))?;
+    rest.parse().ok()
+}
+
+/// The layer of every node: that of the layer weights or KV cache it uses; a node using
+/// neither takes its inputs' (the residual adds between blocks), except where it reads a
+/// weight outside the layers (token embedding, output norm and head): those have none.
+pub fn layers(g: &Graph) -> HashMap<NodeIndex, Option<usize>> {
+    let mut of_tensor: HashMap<TensorId, usize> = HashMap::new();
+    let mut out = HashMap::new();
+    for n in g.order() {
+        let node = g.node(n);
+        let mut own = None;
+        let mut global_weight = false;
+        for t in std::iter::once(node.dst).chain(node.srcs.iter().copied()) {
+            let root = g.tensor(g.root(t));
+            match (&root.kind, layer_in_name(&root.name)) {
+                (_, Some(l)) => own = own.max(Some(l)),
+                (TensorKind::Weight { .. } | TensorKind::FusedWeight { .. }, None) => {
+                    global_weight = true
+                }
+                _ => {}
+            }
+        }
+        let layer = own.or_else(|| {
+            if global_weight {
+                return None;
+            }
+            node.srcs
+                .iter()
+                .filter_map(|&s| of_tensor.get(&g.root(s)).copied())
+                .max()
+        });
+        if let Some(l) = layer {
+            of_tensor.insert(g.root(node.dst), l);
+        }
+        out.insert(n, layer);
+    }
+    out
+}
+
+/// Per node, whether placement keeps it off the first backend: layers before the last
+/// `gpu_layers`, and the nodes outside layers (token embedding, output head) unless every
+/// layer is on the GPU. (llama.cpp keeps the embedding lookup on the CPU always; with all
+/// layers offloaded we keep it on the GPU, which saves a copy per token.)
+fn pinned_to_last(g: &Graph, placement: Placement) -> HashMap<NodeIndex, bool> {
+    let Some(ngl) = placement.gpu_layers else {
+        return HashMap::new();
+    };
+    let layers = layers(g);
+    let n_layer = layers.values().flatten().max().map_or(0, |l| l + 1);
+    let first_gpu = n_layer.saturating_sub(ngl);
+    g.order()
+        .map(|n| {
+            let cpu = match layers[&n] {
+                Some(l) => l < first_gpu,
+                None => ngl <= n_layer,
+            };
+            (n, cpu)
+        })
+        .collect()
+}
+
 /// The result of scheduling a graph.
 #[derive(Clone, Debug)]
 pub struct Assignment {
@@ -35,6 +119,8 @@ pub struct Assignment {
     pub splits: Vec<Split>,
     /// Names of the backends, by index.
     pub names: Vec<String>,
+    /// Nodes per backend, in graph order ([`Assignment::nodes_of`]).
+    pub nodes: Vec<Vec<NodeIndex>>,
 }
 
 fn touches_state(g: &Graph, n: NodeIndex) -> bool {
@@ -44,13 +130,53 @@ fn touches_state(g: &Graph, n: NodeIndex) -> bool {
         .any(|t| matches!(g.tensor(g.root(t)).kind, TensorKind::State { .. }))
 }
 
+impl Assignment {
+    /// The nodes assigned to `backend`, in graph order.
+    pub fn nodes_of(&self, backend: usize) -> &[NodeIndex] {
+        self.nodes.get(backend).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Bytes of weights each backend reads (unique roots; a tied embedding once), by
+    /// backend index: what the loader places on it.
+    pub fn weight_bytes(&self, g: &Graph) -> Vec<u64> {
+        let mut seen: HashSet<(usize, &str)> = HashSet::new();
+        let mut out = vec![0u64; self.names.len()];
+        for n in g.order() {
+            let b = self.backend_of[&n];
+            for &s in &g.node(n).srcs {
+                let root = g.root(s);
+                let t = g.tensor(root);
+                if matches!(
+                    t.kind,
+                    TensorKind::Weight { .. } | TensorKind::FusedWeight { .. }
+                ) && seen.insert((b, t.name.as_str()))
+                {
+                    out[b] += t.nbytes() as u64;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Assigns nodes and forms splits.
-pub fn assign(g: &Graph, backends: &[Box<dyn Backend>]) -> Result<Assignment> {
+pub fn assign(
+    g: &Graph,
+    backends: &[Box<dyn Backend>],
+    placement: Placement,
+) -> Result<Assignment> {
+    let pinned = pinned_to_last(g, placement);
+    let last = backends.len().saturating_sub(1);
     let mut backend_of = HashMap::new();
+    let mut state_owner: HashMap<TensorId, usize> = HashMap::new();
     for n in g.order() {
-        let b = backends
-            .iter()
-            .position(|b| b.supports(g, n))
+        let first = if pinned.get(&n) == Some(&true) {
+            last
+        } else {
+            0
+        };
+        let b = (first..backends.len())
+            .find(|&i| backends[i].supports(g, n))
             .ok_or_else(|| {
                 Error::Unsupported(format!(
                     "no backend runs {} `{}`",
@@ -58,13 +184,25 @@ pub fn assign(g: &Graph, backends: &[Box<dyn Backend>]) -> Result<Assignment> {
                     g.tensor(g.node(n).dst).name
                 ))
             })?;
-        if b != 0 && touches_state(g, n) {
-            return Err(Error::Unsupported(format!(
-                "{} cannot run {} `{}`, which updates the KV cache it owns",
-                backends[0].name(),
-                g.node(n).op.name(),
-                g.tensor(g.node(n).dst).name
-            )));
+        if touches_state(g, n) {
+            let node = g.node(n);
+            for t in std::iter::once(node.dst).chain(node.srcs.iter().copied()) {
+                let root = g.root(t);
+                if !matches!(g.tensor(root).kind, TensorKind::State { .. }) {
+                    continue;
+                }
+                let owner = *state_owner.entry(root).or_insert(b);
+                if owner != b {
+                    return Err(Error::Unsupported(format!(
+                        "{} cannot run {} `{}`, which uses the KV cache `{}` that {} owns",
+                        backends[b].name(),
+                        node.op.name(),
+                        g.tensor(node.dst).name,
+                        g.tensor(root).name,
+                        backends[owner].name()
+                    )));
+                }
+            }
         }
         backend_of.insert(n, b);
     }
@@ -108,9 +246,14 @@ pub fn assign(g: &Graph, backends: &[Box<dyn Backend>]) -> Result<Assignment> {
             writer.insert(g.root(g.node(n).dst), s.backend);
         }
     }
+    let mut nodes = vec![Vec::new(); backends.len()];
+    for n in g.order() {
+        nodes[backend_of[&n]].push(n);
+    }
     Ok(Assignment {
         backend_of,
         splits,
         names: backends.iter().map(|b| b.name()).collect(),
+        nodes,
     })
 }

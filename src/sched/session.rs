@@ -23,6 +23,8 @@ pub struct SessionOptions {
     /// `VKGRAPH_SCHED_DEBUG=1`, `crate::options`).
     pub sched_debug: bool,
     pub limits: SiblingLimits,
+    /// Which layers run on the first backend (`-ngl N`).
+    pub placement: super::Placement,
 }
 
 impl Default for SessionOptions {
@@ -32,6 +34,7 @@ impl Default for SessionOptions {
             n_ctx: 512,
             sched_debug: false,
             limits: SiblingLimits::default(),
+            placement: super::Placement::default(),
         }
     }
 }
@@ -83,11 +86,19 @@ impl Session {
         for b in used {
             let p = shared.clone();
             self.backends[b].set_load_progress(Some(Box::new(move |d, t| (p.borrow_mut())(d, t))));
-            let r = self.backends[b].prepare(&g);
+            let r = self.backends[b].prepare_for(&g, a.nodes_of(b));
             self.backends[b].set_load_progress(None);
             r?;
         }
         Ok(())
+    }
+
+    /// Weight bytes each backend holds, as (name, bytes) in priority order.
+    pub fn weight_bytes(&self) -> Vec<(String, u64)> {
+        self.backends
+            .iter()
+            .map(|b| (b.name(), b.weight_bytes()))
+            .collect()
     }
 
     /// Starts or stops GPU timestamps on every backend.
@@ -140,7 +151,7 @@ impl Session {
             },
         )?;
         passes::run(&mut g, self.opts.qkv, &self.opts.limits);
-        let a = assign(&g, &self.backends)?;
+        let a = assign(&g, &self.backends, self.opts.placement)?;
         Ok((g, a))
     }
 
@@ -178,7 +189,7 @@ impl Session {
         let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
         for &b in &used {
             let be = &mut self.backends[b];
-            be.prepare(g)?;
+            be.prepare_for(g, a.nodes_of(b))?;
             for &t in &g.inputs {
                 let data = match g.tensor(t).name.as_str() {
                     build::INP_TOKENS => &ids,

@@ -299,14 +299,16 @@ impl Backend for CpuBackend {
         true
     }
 
-    fn prepare(&mut self, g: &Graph) -> Result<()> {
+    fn prepare_for(&mut self, g: &Graph, nodes: &[NodeIndex]) -> Result<()> {
         self.roots.clear();
+        // KV cache only for the layers assigned here (the weights stay in the mapping).
+        let touched = g.roots_used_by(nodes);
         for (i, t) in g.tensors.iter().enumerate() {
             match &t.kind {
                 TensorKind::Input | TensorKind::Activation => {
                     self.roots.insert(TensorId(i as u32), vec![0u8; t.nbytes()]);
                 }
-                TensorKind::State { name } => {
+                TensorKind::State { name } if touched.contains(&TensorId(i as u32)) => {
                     let e = self.state.entry(name.clone()).or_default();
                     if e.len() < t.nbytes() {
                         e.resize(t.nbytes(), 0);

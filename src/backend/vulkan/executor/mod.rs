@@ -373,18 +373,24 @@ impl Backend for VulkanBackend {
         }
     }
 
-    fn prepare(&mut self, g: &Graph) -> Result<()> {
+    fn weight_bytes(&self) -> u64 {
+        self.weights
+            .values()
+            .chain(self.fused.values())
+            .map(|&b| self.bufs[b].size())
+            .sum()
+    }
+
+    fn prepare_for(&mut self, g: &Graph, nodes: &[NodeIndex]) -> Result<()> {
         // The same graph again (every decode step): weights, state and arena are in place.
         if g.uid == self.arena_uid && !self.places.is_empty() {
             return Ok(());
         }
-        // Weights (fused groups contiguous) and state referenced by nodes that may run here.
-        // Only weights some node reads: a pass may leave tensors nothing uses (the
-        // members of a fused group), and uploading them would double the memory.
-        let used: HashSet<TensorId> = g
-            .order()
-            .flat_map(|n| g.node(n).srcs.iter().map(|&s| g.root(s)))
-            .collect();
+        // Weights (fused groups contiguous) and state of the nodes assigned here: a layer
+        // the scheduler put on another backend costs this one no memory. Only weights some
+        // node reads: a pass may leave tensors nothing uses (the members of a fused
+        // group), and uploading them would double the memory.
+        let used = g.roots_used_by(nodes);
         let used_weights: Vec<&crate::graph::Tensor> = g
             .tensors
             .iter()
@@ -393,7 +399,9 @@ impl Backend for VulkanBackend {
                 used.contains(&TensorId(*i as u32))
                     || !matches!(
                         t.kind,
-                        TensorKind::Weight { .. } | TensorKind::FusedWeight { .. }
+                        TensorKind::Weight { .. }
+                            | TensorKind::FusedWeight { .. }
+                            | TensorKind::State { .. }
                     )
             })
             .map(|(_, t)| t)
