@@ -6,13 +6,16 @@
 //
 // Causal multi-head attention with GQA over an f16 KV cache (see Op::Attention),
 // flash-attention style: one workgroup per (QB query heads of one kv head, query token
-// t) streams the cache rows 0..len, len = min(max(pos[t], 0) + 1, n_kv), in tiles of T
+// t) streams its cache rows lo..hi in tiles of T
 // rows with an online softmax (running max m and sum l, f32), so no score matrix is ever stored and
 // any context length fits in a fixed few KiB of shared memory.
 //   q   f32 [d, n_head, n]          (binding 0)
 //   k   f16 [d, n_head_kv, n_kv]    (binding 1, read as uvec4 = 8 halves)
 //   v   f16 [d, n_head_kv, n_kv]    (binding 2, read as uint  = 2 halves)
-//   pos i32 [n]                     (binding 3)
+//   span i32 [2, n]                 (binding 3: token t attends rows span[2t] ..= span[2t+1],
+//                                    its sequence's cells; hi = min(max(span[2t+1], 0) + 1,
+//                                    n_kv), lo = min(max(span[2t], 0), hi - 1): never empty,
+//                                    as cpu::ops::kv_range)
 //   dst f32 [d, n_head, n]          (binding 4)
 //   part f32 partial results        (binding 5, split-K only; else bound to dst, unused)
 //   cnt  u32 arrival counters       (binding 6, split-K only; zero between dispatches)
@@ -67,7 +70,7 @@ const uint COLS = (D2 + T - 1) / T;
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer K { uvec4 k4[]; };
 layout(std430, set = 0, binding = 2) readonly buffer V { uint v2[]; };
-layout(std430, set = 0, binding = 3) readonly buffer P { int pos[]; };
+layout(std430, set = 0, binding = 3) readonly buffer P { int span[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer O { float dst[]; };
 layout(std430, set = 0, binding = 5) coherent buffer Part { float part[]; };
 layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
@@ -89,7 +92,7 @@ layout(push_constant) uniform Push {
     uint q_off;
     uint k_off;
     uint v_off;
-    uint pos_off;
+    uint span_off;
     uint d_off;
     uint part_off; // element offset of part (split-K)
     uint cnt_off;  // element offset of cnt (split-K)
@@ -150,13 +153,15 @@ void main() {
         q_sh[i] = vec4(q[qb + 4 * i], q[qb + 4 * i + 1], q[qb + 4 * i + 2], q[qb + 4 * i + 3])
             * p.scale;
     }
-    const uint len = min(uint(max(pos[p.pos_off + t], 0)) + 1, p.n_kv);
+    const uint hi = min(uint(max(span[p.span_off + 2 * t + 1], 0)) + 1, p.n_kv);
+    const uint lo = min(uint(max(span[p.span_off + 2 * t], 0)), hi - 1);
+    const uint len = hi - lo;
     // This workgroup's rows [r_begin, r_end) of the causal range (all of it unless split).
     const uint nz = gl_NumWorkGroups.z;
     const uint z = gl_WorkGroupID.z;
     const uint per = ((len + nz - 1) / nz + T - 1) / T * T;
-    const uint r_begin = min(z * per, len);
-    const uint r_end = min(r_begin + per, len);
+    const uint r_begin = lo + min(z * per, len);
+    const uint r_end = min(r_begin + per, hi);
     barrier();
     // This invocation's slice of each head's q: uvec4 i = lane + ii * L of every K row.
     const uint lane = lt % L;

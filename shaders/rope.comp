@@ -1,6 +1,6 @@
 #version 450
-// bindings: 4
-// push: 48
+// bindings: 5
+// push: 64
 // workgroup: 256
 //
 // Rotary position embedding (see Op::Rope). x is f32 [head_dim, n_head, n], pos is
@@ -10,9 +10,10 @@
 //   j >= n_dims/2: copy two untouched values (dims n_dims..head_dim).
 // sin/cos come from rope_sincos (explicit range reduction), because Vulkan only bounds
 // the built-ins' error on [-pi, pi] and positions reach thousands of radians.
-// SET_ROWS variants (Op::RopeSetRows) write the rotated values as f16 into row pos[token]
-// of a table of rows of n_head*head_dim (the KV cache) instead of into a copy of x: the
-// rope of K fused with its cache write. pad0 then holds the table's row count.
+// SET_ROWS variants (Op::RopeSetRows) write the rotated values as f16 into row
+// rows[token] (binding 4, i32 [n]: the token's KV-cache cell) of a table of rows of
+// n_head*head_dim (the KV cache) instead of into a copy of x: the rope of K fused with its
+// cache write. pad0 then holds the table's row count. Other variants leave binding 4 unused.
 // NORM variants fold the RMS norm of each head row before it (qwen3's q_norm / k_norm,
 // Op::Rope { norm: Some(eps) }): x := x / sqrt(mean(x^2) + eps) * w over the head_dim
 // values of the row (w, binding 3, f32 [head_dim]; other variants leave binding 3
@@ -37,6 +38,7 @@ layout(std430, set = 0, binding = 2) writeonly buffer D { float d[]; };
 #endif
 
 layout(std430, set = 0, binding = 3) readonly buffer W { float w[]; };
+layout(std430, set = 0, binding = 4) readonly buffer R { int rows[]; };
 
 layout(push_constant) uniform Push {
     uint head_dim;
@@ -51,6 +53,10 @@ layout(push_constant) uniform Push {
     uint pad0;
     uint w_off; // NORM: element offset of w
     float eps;  // NORM
+    uint rows_off; // SET_ROWS: element offset of rows
+    uint pad1;
+    uint pad2;
+    uint pad3;
 } p;
 
 #ifdef NORM
@@ -107,7 +113,7 @@ void main() {
     const uint token = row / p.n_head;
     const uint base = row * p.head_dim;
 #ifdef SET_ROWS
-    const int dst_row = pos[p.pos_off + token];
+    const int dst_row = rows[p.rows_off + token];
     if (dst_row < 0 || uint(dst_row) >= p.pad0) {
         return;
     }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod error;
 pub mod gguf;
 pub mod graph;
+pub mod kv;
 pub mod model;
 pub mod options;
 pub mod passes;

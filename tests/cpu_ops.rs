@@ -125,14 +125,17 @@ fn attention_is_masked_softmax_of_scores() {
         .collect();
     let scale = 0.35;
     let mut got = vec![0f32; q.len()];
-    ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &pos, scale, &mut got);
+    // Token 1 attends from cell 2 on (a sequence whose cells start there).
+    let lo = [0i32, 2, 0];
+    let span: Vec<i32> = lo.iter().zip(&pos).flat_map(|(&l, &p)| [l, p]).collect();
+    ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &span, scale, &mut got);
     let mut want = vec![0f64; q.len()];
     for (t, &p) in pos.iter().enumerate() {
         for h in 0..nh {
             let kh = h * nkv / nh;
             let scores: Vec<f64> = (0..n_kv)
                 .map(|j| {
-                    if j as i32 > p {
+                    if j as i32 > p || (j as i32) < lo[t] {
                         f64::NEG_INFINITY
                     } else {
                         (0..d)

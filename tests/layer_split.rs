@@ -8,7 +8,7 @@ mod models;
 
 use std::sync::Arc;
 
-use models::{nmse, prompt, tiny_model};
+use models::{argmax, nmse, prompt, tiny_model};
 use vkgraph::backend::cpu::CpuBackend;
 use vkgraph::backend::vulkan::VulkanBackend;
 use vkgraph::backend::Backend;
@@ -18,13 +18,6 @@ use vkgraph::sched::session::{Session, SessionOptions};
 use vkgraph::sched::{dump, Placement};
 
 const N_CTX: usize = 32;
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
-        .0 as u32
-}
 
 /// Prompt then 6 greedy steps; the logits of every step and the tokens chosen.
 fn greedy(s: &mut Session) -> (Vec<Vec<f32>>, Vec<u32>) {

@@ -1,6 +1,7 @@
 //! The attention kernel (`attention.comp`) on every Vulkan device against the CPU
 //! reference: prefill and decode shapes, GQA groupings, split-K (flash-decoding) at
-//! several context lengths, its q8 epilogue, and the shapes it must refuse. Tolerances
+//! several context lengths, its q8 epilogue, and the shapes it must refuse; spans that
+//! start past row 0 (a later sequence's cells). Tolerances
 //! and guards as in vk_ops.rs (`tests/common/io.rs`).
 
 mod common;
@@ -10,6 +11,16 @@ use common::{for_each_device, values};
 use half::f16;
 use vkgraph::backend::cpu::ops;
 use vkgraph::backend::vulkan::dispatch::attention;
+
+/// The cells each token attends: `0..=pos` for even tokens, `pos/2..=pos` for odd ones
+/// (a sequence whose cells start later in the cache, as `kv::KvCache` slots do), so both
+/// ends of every span are exercised.
+fn spans(pos: &[i32]) -> Vec<i32> {
+    pos.iter()
+        .enumerate()
+        .flat_map(|(t, &p)| [if t % 2 == 1 { p / 2 } else { 0 }, p])
+        .collect()
+}
 
 #[test]
 fn attention() {
@@ -72,7 +83,7 @@ fn attention() {
             let qin = Input::f32(gpu, "q", &q, 1);
             let kin = Input::f16(gpu, "k", &k, 8); // 16 bytes in: k is read 8 halves at a time
             let vin = Input::f16(gpu, "v", &v, 6);
-            let pin = Input::i32(gpu, "pos", &pos, 3);
+            let pin = Input::i32(gpu, "span", &spans(&pos), 3);
             let out = Output::new(gpu, "dst", d * nh * n);
             run(gpu, &case, |rec| {
                 attention::attention(
@@ -92,7 +103,7 @@ fn attention() {
             });
             let mut want = vec![0f32; d * nh * n];
             let (kr, vr) = (&k[..d * nkv * n_kv], &v[..d * nkv * n_kv]);
-            ops::attention(&q, d, nh, kr, vr, nkv, n_kv, &pos, scale, &mut want);
+            ops::attention(&q, d, nh, kr, vr, nkv, n_kv, &spans(&pos), scale, &mut want);
             check(gpu, &case, &out.read(gpu, &case), &want);
         }
     });
@@ -149,11 +160,11 @@ fn attention_split() {
             let qin = Input::f32(gpu, "q", &q, 1);
             let kin = Input::f16(gpu, "k", &k, 8);
             let vin = Input::f16(gpu, "v", &v, 6);
-            let pin = Input::i32(gpu, "pos", &pos, 3);
+            let pin = Input::i32(gpu, "span", &spans(&pos), 3);
             let sbytes = shape.scratch_bytes(d as u32, nh as u32, n as u32) as usize;
             let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes]);
             let mut want = vec![0f32; d * nh * n];
-            ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &pos, scale, &mut want);
+            ops::attention(&q, d, nh, &k, &v, nkv, n_kv, &spans(&pos), scale, &mut want);
             for round in 0..2 {
                 let out = Output::new(gpu, "dst", d * nh * n);
                 run(gpu, &case, |rec| {
@@ -208,7 +219,7 @@ fn attention_q8_epilogue() {
             .collect();
         let k = Input::f16(gpu, "k", &kv, 8);
         let v = Input::f16(gpu, "v", &kv, 6);
-        let p = Input::i32(gpu, "pos", &pos, 3);
+        let p = Input::i32(gpu, "span", &spans(&pos), 3);
         let (cb, sb) = xq_bytes((d * nh) as u32, n as u32);
         let split = attention::SplitShape {
             nz: 3,

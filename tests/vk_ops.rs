@@ -267,6 +267,7 @@ fn rope_with_head_norm() {
                         rec,
                         xin.range(4),
                         pin.range(4),
+                        pin.range(4),
                         table.range(2),
                         norm,
                         hd,
@@ -661,9 +662,10 @@ fn add_rms_norm_mul() {
     });
 }
 
-/// `rope_set_rows` (ROPE_SET_ROWS: the rope of K written as f16 into KV-cache rows at the
-/// token positions) against the CPU rope + f16 conversion; rows not addressed keep
-/// their sentinel.
+/// `rope_set_rows` (ROPE_SET_ROWS: the rope of K at the token positions written as f16
+/// into the KV-cache rows of the tokens' cells, which differ from the positions here, as in
+/// a later sequence's slot) against the CPU rope + f16 conversion; rows not addressed
+/// keep their sentinel.
 #[test]
 fn rope_set_rows() {
     for_each_device("rope_set_rows", |gpu| {
@@ -679,6 +681,9 @@ fn rope_set_rows() {
             let x = values(row * pos.len(), 11);
             let xin = Input::f32(gpu, "x", &x, 2);
             let pin = Input::i32(gpu, "pos", &pos, 1);
+            // Cells 2 rows past the positions (a slot starting at row 2).
+            let cells: Vec<i32> = pos.iter().map(|&p| p + 2).collect();
+            let rin = Input::i32(gpu, "cells", &cells, 3);
             let sentinel = f16::from_f32(-7.5);
             let table = Input::f16(gpu, "cache", &vec![sentinel; row * n_rows], 4);
             run(gpu, &case, |rec| {
@@ -686,6 +691,7 @@ fn rope_set_rows() {
                     rec,
                     xin.range(4),
                     pin.range(4),
+                    rin.range(4),
                     table.range(2),
                     head_dim as u32,
                     n_head as u32,
@@ -704,7 +710,7 @@ fn rope_set_rows() {
             let cache = table.read_f16(gpu);
             let (mut got, mut want) = (Vec::new(), Vec::new());
             for (r, chunk) in cache.chunks(row).enumerate() {
-                match pos.iter().position(|&p| p as usize == r) {
+                match cells.iter().position(|&c| c as usize == r) {
                     Some(t) => {
                         got.extend(chunk.iter().map(|h| h.to_f32()));
                         want.extend_from_slice(&roped[t * row..][..row]);

@@ -69,6 +69,9 @@ pub trait Backend {
     fn compute(&mut self, graph: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()>;
     /// Forgets persistent state (KV cache contents).
     fn reset_state(&mut self);
+    /// Copies `c.rows` rows of every KV-cache tensor it holds (each of `n_cells` rows) from
+    /// row `c.from` to row `c.to` (`kv::KvCache::copy`: one sequence's slot into another's).
+    fn copy_state_rows(&mut self, n_cells: usize, c: crate::kv::RowCopy) -> Result<()>;
     /// Reports weight-upload progress from `prepare` as (bytes done, bytes total).
     fn set_load_progress(&mut self, _f: Option<LoadProgress>) {}
     /// Starts or stops timestamping (backends without timers ignore it).

@@ -61,10 +61,11 @@ pub enum Op {
     /// `ne0` (the KV cache): row `idx[i]` = f16(src row i). The rows come from a buffer
     /// (the positions), so the graph is the same at every decode step.
     SetRows,
-    /// `[x: f32 [head_dim, n_head, n], pos: i32 [n]]` → dst, an existing f16 table of rows
-    /// of `head_dim·n_head` (the KV cache): row `pos[t]` = f16(rope(x) of token t). The
-    /// ROPE of K fused with its SET_ROWS (`passes::fusion`).
-    /// `norm` as for [`Op::Rope`] (qwen3's k_norm folded in).
+    /// `[x: f32 [head_dim, n_head, n], pos: i32 [n], rows: i32 [n]]` → dst, an existing f16
+    /// table of rows of `head_dim·n_head` (the KV cache): row `rows[t]` = f16(rope(x) of
+    /// token t at position `pos[t]`). The ROPE of K fused with its SET_ROWS
+    /// (`passes::fusion`). `norm` as for [`Op::Rope`] (qwen3's k_norm folded in; its
+    /// weight is then the last source).
     RopeSetRows {
         mode: RopeMode,
         n_dims: usize,
@@ -73,8 +74,11 @@ pub enum Op {
         norm: Option<f32>,
     },
     /// `[q: f32 [d, n_head, n], k: f16 [d, n_head_kv, n_kv], v: f16 [d, n_head_kv, n_kv],
-    /// pos: i32 [n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
-    /// `0..=pos[t]` (causal), head `h` using kv head `h / (n_head / n_head_kv)` (GQA).
+    /// span: i32 [2, n]]` → f32 `[d, n_head, n]`: softmax(q·kᵀ·scale) · v over cache rows
+    /// `span[2t] ..= span[2t+1]` — token t's sequence from its first cell to its own
+    /// (causal; `kv::KvCache` keeps each sequence's cells contiguous) — head `h` using kv
+    /// head `h / (n_head / n_head_kv)` (GQA). Rows are clamped to the cache and the range
+    /// to at least one row ([`crate::backend::cpu::ops::kv_range`]).
     Attention { scale: f32 },
 }
 

@@ -15,17 +15,21 @@ use super::{Arch, Model};
 pub struct BuildOpts {
     /// Tokens in this batch.
     pub n_tokens: usize,
-    /// KV-cache rows per layer. The graph does not depend on the position: token
-    /// positions are an input, the cache write is indexed by them and attention reads
-    /// rows up to each token's position.
+    /// KV-cache rows (cells) per layer. The graph does not depend on the position or the
+    /// sequence: token positions, the cell each token's K/V goes to and the cell span each
+    /// token attends are inputs (`kv::KvCache` fills them).
     pub n_ctx: usize,
     /// Logits for every token (true) or only the last (false, what generation needs).
     pub logits_all: bool,
 }
 
-/// Names of the inputs the caller uploads: token ids and positions (both i32 `[n]`).
+/// Names of the inputs the caller uploads: token ids, positions (for RoPE) and KV-cache
+/// cells (where each token's K/V row goes), all i32 `[n]`, and the span of cells each
+/// token attends, i32 `[2, n]` (first, last).
 pub const INP_TOKENS: &str = "inp_tokens";
 pub const INP_POS: &str = "inp_pos";
+pub const INP_KV_CELL: &str = "inp_kv_cell";
+pub const INP_KV_SPAN: &str = "inp_kv_span";
 
 /// Name of the persistent KV-cache tensors of layer `il`.
 pub fn cache_name(il: usize, v: bool) -> String {
@@ -61,7 +65,9 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let mut g = Graph::new();
     let tokens = g.add_tensor(INP_TOKENS, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
     let positions = g.add_tensor(INP_POS, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
-    g.inputs = vec![tokens, positions];
+    let cells = g.add_tensor(INP_KV_CELL, GgmlType::I32, [n, 1, 1, 1], TensorKind::Input);
+    let spans = g.add_tensor(INP_KV_SPAN, GgmlType::I32, [2, n, 1, 1], TensorKind::Input);
+    g.inputs = vec![tokens, positions, cells, spans];
 
     let emb = weight(&mut g, m, "token_embd.weight")?;
     let mut inp = g.op(Op::GetRows, &[emb, tokens], "inp_embd", f32t, [e, n, 1, 1]);
@@ -186,7 +192,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             [hd, nkv, n, 1],
         );
 
-        // KV cache: write rows pos[t] (SET_ROWS), then attend over rows 0..=pos[t].
+        // KV cache: write row cells[t] (SET_ROWS), then attend over the token's span.
         let ck = g.add_tensor(
             cache_name(il, false),
             GgmlType::F16,
@@ -216,15 +222,15 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             0,
         );
         let k2 = g.reshape(k, [hd * nkv, n, 1, 1]);
-        g.push_node(Op::SetRows, &[k2, positions], k_rows);
+        g.push_node(Op::SetRows, &[k2, cells], k_rows);
         let v2 = g.reshape(v, [hd * nkv, n, 1, 1]);
-        g.push_node(Op::SetRows, &[v2, positions], v_rows);
+        g.push_node(Op::SetRows, &[v2, cells], v_rows);
         let kall = g.view(ck, format!("k-{il}"), [hd, nkv, o.n_ctx, 1], 0);
         let vall = g.view(cv, format!("v-{il}"), [hd, nkv, o.n_ctx, 1], 0);
         let scale = 1.0 / (hd as f32).sqrt();
         let att = g.op(
             Op::Attention { scale },
-            &[q, kall, vall, positions],
+            &[q, kall, vall, spans],
             format!("kqv_out-{il}"),
             f32t,
             [hd, nh, n, 1],

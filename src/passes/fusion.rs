@@ -123,7 +123,7 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
         if node.op != Op::SetRows {
             continue;
         }
-        let (src, pos) = (node.srcs[0], node.srcs[1]);
+        let (src, rows) = (node.srcs[0], node.srcs[1]);
         let root = g.root(src);
         let Some(&r) = producer.get(&root) else {
             continue;
@@ -138,15 +138,11 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
         else {
             continue;
         };
-        // The rope's output is read only here, through a reshape of the whole tensor,
-        // and the rope uses the same positions as the row index.
-        if readers.get(&root) != Some(&1)
-            || g.region(src).size != g.tensor(root).nbytes()
-            || g.node(r).srcs[1] != pos
-        {
+        // The rope's output is read only here, through a reshape of the whole tensor.
+        if readers.get(&root) != Some(&1) || g.region(src).size != g.tensor(root).nbytes() {
             continue;
         }
-        let x = g.node(r).srcs[0];
+        let (x, pos) = (g.node(r).srcs[0], g.node(r).srcs[1]);
         let node = &mut g.dag[sr];
         node.op = Op::RopeSetRows {
             mode,
@@ -155,7 +151,7 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
             freq_scale,
             norm: None,
         };
-        node.srcs = vec![x, pos];
+        node.srcs = vec![x, pos, rows];
         remove_node(g, r);
         done += 1;
     }
@@ -185,7 +181,7 @@ pub fn rms_norm_rope(g: &mut Graph) -> usize {
         let (Op::Rope { norm: None, .. } | Op::RopeSetRows { norm: None, .. }) = node.op else {
             continue;
         };
-        let (x, pos) = (node.srcs[0], node.srcs[1]);
+        let x = node.srcs[0];
         let Some(&m) = producer.get(&x) else {
             continue;
         };
@@ -207,7 +203,9 @@ pub fn rms_norm_rope(g: &mut Graph) -> usize {
             Op::Rope { norm, .. } | Op::RopeSetRows { norm, .. } => *norm = Some(eps),
             _ => unreachable!("matched above"),
         }
-        node.srcs = vec![nx, pos, w];
+        // [x, pos (, rows)] → [nx, pos (, rows), w]: the weight goes last.
+        node.srcs[0] = nx;
+        node.srcs.push(w);
         remove_node(g, m);
         done += 1;
     }

@@ -1,7 +1,8 @@
 //! A generation session: a model, its backends in priority order (the CPU last) and
-//! the number of tokens already in the KV cache. `forward` builds the graph for the
-//! next batch, runs the passes for the session's QKV mode, schedules it and
-//! evaluates each split on its backend, copying tensors that cross splits.
+//! the KV cache's bookkeeping ([`crate::kv::KvCache`]: `n_seq` sequences sharing `n_ctx`
+//! cells). `forward` (sequence 0) and `forward_batch` (tokens of several sequences in one
+//! pass) build the graph for the batch, run the passes for the session's QKV mode,
+//! schedule it and evaluate each split on its backend, copying tensors that cross splits.
 
 use std::sync::Arc;
 
@@ -17,8 +18,10 @@ use super::{assign, dump, Assignment};
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     pub qkv: QkvMode,
-    /// KV-cache rows (context length).
+    /// KV-cache cells (context length, shared by the sequences).
     pub n_ctx: usize,
+    /// Sequences (llama-server's slots, `-np`): each gets `n_ctx / n_seq` cells.
+    pub n_seq: usize,
     /// Print the assignment dump of every new graph shape (the CLI sets it from
     /// `VKGRAPH_SCHED_DEBUG=1`, `crate::options`).
     pub sched_debug: bool,
@@ -32,6 +35,7 @@ impl Default for SessionOptions {
         SessionOptions {
             qkv: QkvMode::Auto,
             n_ctx: 512,
+            n_seq: 1,
             sched_debug: false,
             limits: SiblingLimits::default(),
             placement: super::Placement::default(),
@@ -44,26 +48,61 @@ pub struct Session {
     pub model: Arc<Model>,
     backends: Vec<Box<dyn Backend>>,
     pub opts: SessionOptions,
-    n_past: usize,
+    kv: crate::kv::KvCache,
     /// Planned graphs by (batch size, logits for all tokens, mode): the graph does not
     /// depend on the position, so generation builds, optimizes and schedules once.
     plans: std::collections::HashMap<(usize, bool, QkvMode), Arc<(Graph, Assignment)>>,
 }
 
 impl Session {
+    /// A session; `opts.n_seq` is clamped to `1..=n_ctx` (see [`Session::try_new`]).
     pub fn new(model: Arc<Model>, backends: Vec<Box<dyn Backend>>, opts: SessionOptions) -> Self {
-        Session {
+        let mut opts = opts;
+        opts.n_seq = opts.n_seq.clamp(1, opts.n_ctx.max(1));
+        Self::try_new(model, backends, opts).expect("n_seq clamped to 1..=n_ctx")
+    }
+
+    /// A session, or a usage error when `n_ctx` cells cannot hold `n_seq` sequences.
+    pub fn try_new(
+        model: Arc<Model>,
+        backends: Vec<Box<dyn Backend>>,
+        opts: SessionOptions,
+    ) -> Result<Self> {
+        let kv = crate::kv::KvCache::new(opts.n_ctx.max(1), opts.n_seq)?;
+        Ok(Session {
             model,
             backends,
             opts,
-            n_past: 0,
+            kv,
             plans: Default::default(),
-        }
+        })
     }
 
-    /// Tokens in the KV cache.
+    /// Tokens in the KV cache of sequence 0.
     pub fn n_past(&self) -> usize {
-        self.n_past
+        self.kv.len(0)
+    }
+
+    /// The KV cache's bookkeeping (lengths per sequence).
+    pub fn kv(&self) -> &crate::kv::KvCache {
+        &self.kv
+    }
+
+    /// Forgets sequence `seq`'s tokens from position `len` on.
+    pub fn truncate_seq(&mut self, seq: crate::kv::SeqId, len: usize) -> Result<()> {
+        self.kv.truncate(seq, len)
+    }
+
+    /// Makes sequence `dst` a copy of `src` (cache rows copied on every backend).
+    pub fn copy_seq(&mut self, src: crate::kv::SeqId, dst: crate::kv::SeqId) -> Result<()> {
+        let mut kv = self.kv.clone();
+        if let Some(c) = kv.copy(src, dst)? {
+            for b in &mut self.backends {
+                b.copy_state_rows(self.opts.n_ctx, c)?;
+            }
+        }
+        self.kv = kv;
+        Ok(())
     }
 
     /// Names of the backends in priority order.
@@ -132,9 +171,9 @@ impl Session {
             .collect()
     }
 
-    /// Forgets the KV cache.
+    /// Forgets the KV cache (every sequence).
     pub fn reset(&mut self) {
-        self.n_past = 0;
+        self.kv.clear_all();
         for b in &mut self.backends {
             b.reset_state();
         }
@@ -155,16 +194,29 @@ impl Session {
         Ok((g, a))
     }
 
-    /// Evaluates `tokens` at the next positions and returns the logits, f32
+    /// Evaluates `tokens` at the next positions of sequence 0 and returns the logits, f32
     /// `n_vocab` per output row (every token with `logits_all`, else the last).
     pub fn forward(&mut self, tokens: &[u32], logits_all: bool) -> Result<Vec<f32>> {
+        let seqs = vec![0; tokens.len()];
+        self.forward_batch(&seqs, tokens, logits_all)
+    }
+
+    /// Evaluates a batch whose token `i` is `tokens[i]` of sequence `seqs[i]` (each
+    /// sequence's tokens in order; sequences may mix) in one pass. Logits as `forward`.
+    pub fn forward_batch(
+        &mut self,
+        seqs: &[crate::kv::SeqId],
+        tokens: &[u32],
+        logits_all: bool,
+    ) -> Result<Vec<f32>> {
         let n = tokens.len();
-        if self.n_past + n > self.opts.n_ctx {
-            return Err(Error::ContextFull(format!(
-                "{} cached + {n} new tokens exceed the context of {} (raise -c)",
-                self.n_past, self.opts.n_ctx
+        if seqs.len() != n {
+            return Err(Error::Usage(format!(
+                "forward_batch: {} sequence ids for {n} tokens",
+                seqs.len()
             )));
         }
+        let cells = self.kv.plan(seqs)?;
         let n_vocab = self.model.hp.n_vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
             return Err(Error::Usage(format!(
@@ -185,7 +237,6 @@ impl Session {
         };
         let (g, a) = (&planned.0, &planned.1);
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
-        let pos: Vec<i32> = (self.n_past..self.n_past + n).map(|p| p as i32).collect();
         let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
         for &b in &used {
             let be = &mut self.backends[b];
@@ -193,7 +244,9 @@ impl Session {
             for &t in &g.inputs {
                 let data = match g.tensor(t).name.as_str() {
                     build::INP_TOKENS => &ids,
-                    build::INP_POS => &pos,
+                    build::INP_POS => &cells.pos,
+                    build::INP_KV_CELL => &cells.cells,
+                    build::INP_KV_SPAN => &cells.spans,
                     other => {
                         return Err(Error::Usage(format!("graph input `{other}` has no value")))
                     }
@@ -216,7 +269,7 @@ impl Session {
         let out = g.outputs[0];
         let b = holder[&g.root(out)];
         let bytes = self.backends[b].get_tensor(g, out)?;
-        self.n_past += n;
+        self.kv.commit(&cells);
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 }

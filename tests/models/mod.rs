@@ -54,3 +54,11 @@ pub fn nmse(a: &[f32], b: &[f32]) -> f64 {
 pub fn prompt(n: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 37 + 11) % 300) as u32).collect()
 }
+
+/// Index of the largest logit (the greedy token).
+pub fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+        .0 as u32
+}

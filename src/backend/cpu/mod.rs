@@ -85,7 +85,8 @@ impl CpuBackend {
         let mut t = vec![0f32; x.len()];
         ops::rms_norm(&x, ne0, eps, &mut t);
         let mut out = vec![0f32; x.len()];
-        ops::binary(false, &t, &self.f32s(g, srcs[2])?, ne0, &mut out);
+        let w = *srcs.last().expect("a norm weight");
+        ops::binary(false, &t, &self.f32s(g, w)?, ne0, &mut out);
         Ok(out)
     }
 
@@ -251,8 +252,9 @@ impl CpuBackend {
                     *freq_scale,
                     &mut roped,
                 );
+                let rows = self.i32s(g, s(2))?;
                 let dst = self.bytes_mut(g, node.dst)?;
-                write_f16_rows(&roped, t.ne[0] * t.ne[1], &pos, dst)?;
+                write_f16_rows(&roped, t.ne[0] * t.ne[1], &rows, dst)?;
                 return Ok(());
             }
             Op::Attention { scale } => {
@@ -261,9 +263,9 @@ impl CpuBackend {
                 let q = self.f32s(g, s(0))?;
                 let k: Vec<f16> = bytemuck::pod_collect_to_vec(self.bytes(g, s(1))?);
                 let v: Vec<f16> = bytemuck::pod_collect_to_vec(self.bytes(g, s(2))?);
-                let pos = self.i32s(g, s(3))?;
+                let span = self.i32s(g, s(3))?;
                 ops::attention(
-                    &q, qt.ne[0], qt.ne[1], &k, &v, kt.ne[1], kt.ne[2], &pos, *scale, &mut out,
+                    &q, qt.ne[0], qt.ne[1], &k, &v, kt.ne[1], kt.ne[2], &span, *scale, &mut out,
                 );
             }
         }
@@ -347,5 +349,19 @@ impl Backend for CpuBackend {
 
     fn reset_state(&mut self) {
         self.state.clear();
+    }
+
+    fn copy_state_rows(&mut self, n_cells: usize, c: crate::kv::RowCopy) -> Result<()> {
+        for (name, t) in &mut self.state {
+            let row = t.len() / n_cells.max(1);
+            if (c.from.max(c.to) + c.rows) * row > t.len() {
+                return Err(Error::Usage(format!(
+                    "copy of {} rows {} -> {} outside `{name}` ({n_cells} rows)",
+                    c.rows, c.from, c.to
+                )));
+            }
+            t.copy_within(c.from * row..(c.from + c.rows) * row, c.to * row);
+        }
+        Ok(())
     }
 }

@@ -188,8 +188,21 @@ pub fn f32_to_f16(src: &[f32], dst: &mut [u8]) {
     }
 }
 
+/// The cache rows `lo..hi` token `t` attends (see `Op::Attention`): `span[2t] ..=
+/// span[2t+1]` clamped to `0..n_kv`, never empty. The Vulkan kernel computes the same.
+pub fn kv_range(span: &[i32], t: usize, n_kv: usize) -> (usize, usize) {
+    let hi = ((span[2 * t + 1].max(0) as usize) + 1).min(n_kv);
+    let lo = (span[2 * t].max(0) as usize).min(hi.saturating_sub(1));
+    (lo, hi)
+}
+
+/// The spans of one sequence whose cells start at row 0: token t attends `0..=pos[t]`.
+pub fn causal_spans(pos: &[i32]) -> Vec<i32> {
+    pos.iter().flat_map(|&p| [0, p]).collect()
+}
+
 /// Causal attention with GQA (see `Op::Attention`). `q` is `[d, n_head, n]`;
-/// `k`, `v` are f16 `[d, n_head_kv, n_kv]`; output `[d, n_head, n]`.
+/// `k`, `v` are f16 `[d, n_head_kv, n_kv]`; `span` i32 `[2, n]`; output `[d, n_head, n]`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -199,20 +212,21 @@ pub fn attention(
     v: &[f16],
     n_head_kv: usize,
     n_kv: usize,
-    pos: &[i32],
+    span: &[i32],
     scale: f32,
     dst: &mut [f32],
 ) {
     let group = n_head / n_head_kv;
     let mut scores = vec![0f64; n_kv];
-    for (t, &p) in pos.iter().enumerate() {
-        let len = ((p.max(0) as usize) + 1).min(n_kv);
+    for t in 0..span.len() / 2 {
+        let (lo, hi) = kv_range(span, t, n_kv);
+        let len = hi - lo;
         for h in 0..n_head {
             let kh = h / group;
             let qv = &q[(t * n_head + h) * d..][..d];
             let mut mx = f64::NEG_INFINITY;
             for (j, sc) in scores[..len].iter_mut().enumerate() {
-                let kr = &k[(j * n_head_kv + kh) * d..][..d];
+                let kr = &k[((lo + j) * n_head_kv + kh) * d..][..d];
                 let dot: f64 = qv.iter().zip(kr).map(|(&a, b)| a as f64 * b.to_f64()).sum();
                 *sc = dot * scale as f64;
                 mx = mx.max(*sc);
@@ -226,7 +240,7 @@ pub fn attention(
             for (i, o) in out.iter_mut().enumerate() {
                 let mut acc = 0.0;
                 for (j, &w) in scores[..len].iter().enumerate() {
-                    acc += w * v[(j * n_head_kv + kh) * d + i].to_f64();
+                    acc += w * v[((lo + j) * n_head_kv + kh) * d + i].to_f64();
                 }
                 *o = (acc / sum) as f32;
             }

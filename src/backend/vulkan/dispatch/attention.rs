@@ -1,11 +1,12 @@
 //! `attention.comp`: causal multi-head attention with GQA over an f16 KV cache
 //! (see `Op::Attention`), flash-attention style.
 //!
-//! One workgroup per (query head, query token) streams the cache rows
-//! `0..min(max(pos[t], 0) + 1, n_kv)` in tiles with an online softmax (f32 running
+//! One workgroup per (query head, query token) streams the cache rows of its span
+//! (`span[2t] ..= span[2t+1]`, clamped as `cpu::ops::kv_range`) in tiles with an online softmax (f32 running
 //! max and sum), so memory use does not grow with the context; its sub-blocks take
 //! interleaved tiles and merge their partial softmax results at the end. Works for
-//! decode (`n` = 1) and prefill (`n` > 1, causal through the positions alike).
+//! decode (`n` = 1) and prefill (`n` > 1, causal through the spans alike), and batches
+//! that mix sequences (each token's span covers only its own sequence's cells).
 //!
 //! Decode over long contexts splits the context too (flash-decoding, [`attention_split`]):
 //! `NZ` workgroups per (head group, token) take a share of the rows each and the last to
@@ -14,7 +15,7 @@
 //! start at zero and are left at zero.
 //!
 //! Layouts: `q`, `dst` f32 `[d, n_head, n]`; `k`, `v` f16 `[d, n_head_kv, ≥ n_kv]`
-//! (a cache with more rows is fine: rows past `n_kv` are never read); `pos` i32 `[n]`.
+//! (a cache with more rows is fine: rows past `n_kv` are never read); `span` i32 `[2, n]`.
 //! Limits: `d % 8 == 0`, `d ≤ 256`, `n_head % n_head_kv == 0`; `k` must start at a
 //! multiple of 16 bytes (it is read 8 halves at a time), `v` at a multiple of 4.
 
@@ -41,7 +42,7 @@ struct Push {
     q_off: u32,
     k_off: u32,
     v_off: u32,
-    pos_off: u32,
+    span_off: u32,
     d_off: u32,
     part_off: u32,
     cnt_off: u32,
@@ -50,7 +51,7 @@ struct Push {
     pad: u32,
 }
 
-/// `dst = softmax(q·kᵀ·scale, causal by pos) · v` per head, one workgroup per
+/// `dst = softmax(q·kᵀ·scale, causal by span) · v` per head, one workgroup per
 /// (head group, token).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
@@ -58,7 +59,7 @@ pub fn attention(
     q: BufferRange<'_>,
     k: BufferRange<'_>,
     v: BufferRange<'_>,
-    pos: BufferRange<'_>,
+    span: BufferRange<'_>,
     dst: BufferRange<'_>,
     d: u32,
     n_head: u32,
@@ -68,7 +69,7 @@ pub fn attention(
     scale: f32,
 ) -> Result<()> {
     record(
-        rec, q, k, v, pos, dst, None, None, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, span, dst, None, None, d, n_head, n_head_kv, n, n_kv, scale,
     )
 }
 
@@ -81,7 +82,7 @@ pub fn attention_with(
     q: BufferRange<'_>,
     k: BufferRange<'_>,
     v: BufferRange<'_>,
-    pos: BufferRange<'_>,
+    span: BufferRange<'_>,
     dst: BufferRange<'_>,
     split: Option<(BufferRange<'_>, SplitShape)>,
     q8: Option<XQ<'_>>,
@@ -93,7 +94,7 @@ pub fn attention_with(
     scale: f32,
 ) -> Result<()> {
     record(
-        rec, q, k, v, pos, dst, split, q8, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, span, dst, split, q8, d, n_head, n_head_kv, n, n_kv, scale,
     )
 }
 
@@ -184,7 +185,7 @@ pub fn attention_split(
     q: BufferRange<'_>,
     k: BufferRange<'_>,
     v: BufferRange<'_>,
-    pos: BufferRange<'_>,
+    span: BufferRange<'_>,
     dst: BufferRange<'_>,
     scratch: BufferRange<'_>,
     shape: SplitShape,
@@ -200,7 +201,7 @@ pub fn attention_split(
         q,
         k,
         v,
-        pos,
+        span,
         dst,
         Some((scratch, shape)),
         None,
@@ -227,7 +228,7 @@ fn record(
     q: BufferRange<'_>,
     k: BufferRange<'_>,
     v: BufferRange<'_>,
-    pos: BufferRange<'_>,
+    span: BufferRange<'_>,
     dst: BufferRange<'_>,
     split: Option<(BufferRange<'_>, SplitShape)>,
     q8: Option<XQ<'_>>,
@@ -273,7 +274,7 @@ fn record(
     // f16 elements: K is read as uvec4 (8 halves), V as uint (2 halves).
     let (rk, k_off) = bind(caps, &k, 16, nkv / 8, "attention k")?;
     let (rv, v_off) = bind(caps, &v, 4, nkv / 2, "attention v")?;
-    let (rp, pos_off) = bind(caps, &pos, 4, u64::from(n), "attention pos")?;
+    let (rp, span_off) = bind(caps, &span, 4, 2 * u64::from(n), "attention span")?;
     let (rd, d_off) = bind(caps, &dst, 4, nq, "attention dst")?;
     let (rpart, rcnt, part_off, cnt_off, nz, spec_shape) = match &split {
         None => (rd, rd, 0, 0, 1, None),
@@ -310,7 +311,7 @@ fn record(
         q_off,
         k_off,
         v_off,
-        pos_off,
+        span_off,
         d_off,
         part_off,
         cnt_off,

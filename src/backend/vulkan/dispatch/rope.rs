@@ -28,6 +28,8 @@ struct Push {
     table_rows: u32,
     w_off: u32,
     eps: f32,
+    rows_off: u32,
+    pad: [u32; 3],
 }
 
 /// The RMS norm of each head row folded before the rope (`Op::Rope { norm: Some(eps) }`):
@@ -86,14 +88,15 @@ pub fn rope_with(
     )
 }
 
-/// Rope of `x` written as f16 into row `pos[t]` of `dst`, a table of `n_rows` rows of
-/// `n_head·head_dim` (the KV cache): `Op::RopeSetRows`, the rope of K fused with its
-/// cache write. Rows outside the table are skipped.
+/// Rope of `x` (token t at position `pos[t]`) written as f16 into row `rows[t]` of `dst`,
+/// a table of `n_rows` rows of `n_head·head_dim` (the KV cache): `Op::RopeSetRows`, the
+/// rope of K fused with its cache write. Rows outside the table are skipped.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_set_rows(
     rec: &mut Recorder,
     x: BufferRange<'_>,
     pos: BufferRange<'_>,
+    rows: BufferRange<'_>,
     dst: BufferRange<'_>,
     head_dim: u32,
     n_head: u32,
@@ -105,7 +108,8 @@ pub fn rope_set_rows(
     n_rows: u32,
 ) -> Result<()> {
     rope_set_rows_with(
-        rec, x, pos, dst, None, head_dim, n_head, n, neox, n_dims, freq_base, freq_scale, n_rows,
+        rec, x, pos, rows, dst, None, head_dim, n_head, n, neox, n_dims, freq_base, freq_scale,
+        n_rows,
     )
 }
 
@@ -115,6 +119,7 @@ pub fn rope_set_rows_with(
     rec: &mut Recorder,
     x: BufferRange<'_>,
     pos: BufferRange<'_>,
+    rows: BufferRange<'_>,
     dst: BufferRange<'_>,
     norm: Option<RowNorm<'_>>,
     head_dim: u32,
@@ -149,12 +154,13 @@ pub fn rope_set_rows_with(
         shape,
         freq_base,
         freq_scale,
-        Some(n_rows),
+        Some((rows, n_rows)),
     )
 }
 
-/// Checks the shape, binds and dispatches either variant: `table_rows` is `None` for
-/// an f32 copy of `x`, `Some(rows)` for f16 rows of a table indexed by `pos`.
+/// Checks the shape, binds and dispatches either variant: `table` is `None` for an f32
+/// copy of `x`, `Some((rows, n_rows))` for f16 rows of a table of `n_rows` rows indexed
+/// by `rows`.
 #[allow(clippy::too_many_arguments)]
 fn record(
     rec: &mut Recorder,
@@ -166,8 +172,9 @@ fn record(
     [head_dim, n_head, n, n_dims]: [u32; 4],
     freq_base: f32,
     freq_scale: f32,
-    table_rows: Option<u32>,
+    table: Option<(BufferRange<'_>, u32)>,
 ) -> Result<()> {
+    let table_rows = table.as_ref().map(|t| t.1);
     if head_dim % 2 != 0 || n_dims % 2 != 0 || n_dims == 0 || n_dims > head_dim {
         return Err(Error::Unsupported(format!(
             "{shader}: n_dims {n_dims} must be even, non-zero and at most head_dim \
@@ -211,6 +218,10 @@ fn record(
         }
         None => (rx, 0, 0.0),
     };
+    let (rr, rows_off) = match &table {
+        Some((rows, _)) => bind(caps, rows, 4, u64::from(n), &format!("{shader} rows"))?,
+        None => (rx, 0),
+    };
     let push = Push {
         head_dim,
         n_head,
@@ -224,6 +235,8 @@ fn record(
         table_rows: table_rows.unwrap_or(0),
         w_off,
         eps,
+        rows_off,
+        pad: [0; 3],
     };
     if total == 0 {
         return Ok(());
@@ -240,7 +253,7 @@ fn record(
     rec.dispatch(
         shader,
         &[],
-        &[rx, rp, rd, rw],
+        &[rx, rp, rd, rw, rr],
         bytemuck::bytes_of(&push),
         groups,
     )

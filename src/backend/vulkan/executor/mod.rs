@@ -751,6 +751,24 @@ impl Backend for VulkanBackend {
         // The cache rows past the new position are never read; nothing to clear.
     }
 
+    fn copy_state_rows(&mut self, n_cells: usize, c: crate::kv::RowCopy) -> Result<()> {
+        if c.rows == 0 || c.from == c.to {
+            return Ok(());
+        }
+        let mut rec = self.ctx.recorder()?;
+        rec.begin()?;
+        for &b in self.state.values() {
+            let buf = &self.bufs[b];
+            let row = buf.size() / n_cells.max(1) as u64;
+            let bytes = row * c.rows as u64;
+            rec.copy_buffer(
+                buf.range(row * c.from as u64, bytes),
+                buf.range(row * c.to as u64, bytes),
+            )?;
+        }
+        rec.submit_and_wait()
+    }
+
     fn set_load_progress(&mut self, f: Option<LoadProgress>) {
         self.progress = f;
     }

@@ -205,14 +205,15 @@ impl VulkanBackend {
                 norm,
             } => {
                 let t = st(0);
-                // The folded head norm's weight is the third source.
+                // [x, pos, rows (, w)]: the folded head norm's weight is the fourth source.
                 let norm = norm
-                    .map(|eps| s(2).map(|w| dispatch::rope::RowNorm { w, eps }))
+                    .map(|eps| s(3).map(|w| dispatch::rope::RowNorm { w, eps }))
                     .transpose()?;
                 dispatch::rope::rope_set_rows_with(
                     rec,
                     s(0)?,
                     s(1)?,
+                    s(2)?,
                     dst,
                     norm,
                     u(t.ne[0])?,
