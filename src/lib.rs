@@ -19,6 +19,7 @@ pub mod passes;
 pub mod quant;
 pub mod sample;
 pub mod sched;
+pub mod serve;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

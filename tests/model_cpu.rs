@@ -108,7 +108,7 @@ fn op_fusion_keeps_logits() {
             &BuildOpts {
                 n_tokens: 4,
                 n_ctx: 16,
-                logits_all: true,
+                n_outputs: 4,
             },
         )
         .unwrap();

@@ -91,7 +91,7 @@ fn planned(
         &vkgraph::model::BuildOpts {
             n_tokens,
             n_ctx: N_CTX,
-            logits_all,
+            n_outputs: if logits_all { n_tokens } else { 1 },
         },
     )
     .unwrap();

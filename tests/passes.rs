@@ -23,7 +23,7 @@ fn graph_counts(
         &BuildOpts {
             n_tokens: n,
             n_ctx: 32,
-            logits_all: false,
+            n_outputs: 1,
         },
     )
     .unwrap();
@@ -100,7 +100,7 @@ fn auto_respects_buffer_limit() {
         &BuildOpts {
             n_tokens: 1,
             n_ctx: 8,
-            logits_all: false,
+            n_outputs: 1,
         },
     )
     .unwrap();

@@ -4,6 +4,7 @@
 
 mod info;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +111,8 @@ pub enum Command {
     },
     /// Generate text.
     Run(run::RunArgs),
+    /// OpenAI-compatible HTTP server (chat and text completions, streaming, parallel slots).
+    Serve(serve::ServeArgs),
     /// A/B benchmark of QKV modes, llama-bench style.
     Bench(BenchArgs),
     /// Print the graph-assignment dump of one forward pass.
@@ -250,6 +253,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
 fn llama_cpp_spelling(arg: String) -> String {
     match arg.as_str() {
         "-ngl" => "--ngl".into(),
+        "-np" => "--np".into(),
         _ => arg,
     }
 }
@@ -291,6 +295,7 @@ pub fn main() -> Result<()> {
             Ok(())
         }
         Command::Run(a) => run::run(&a),
+        Command::Serve(a) => serve::serve(&a),
         Command::Bench(a) => bench(&a),
         Command::Dump {
             model,

@@ -19,8 +19,9 @@ pub struct BuildOpts {
     /// sequence: token positions, the cell each token's K/V goes to and the cell span each
     /// token attends are inputs (`kv::KvCache` fills them).
     pub n_ctx: usize,
-    /// Logits for every token (true) or only the last (false, what generation needs).
-    pub logits_all: bool,
+    /// Logits of the last `n_outputs` tokens (1: what generation needs; `n_tokens`: all;
+    /// a server batching several sequences orders each one's last token at the end).
+    pub n_outputs: usize,
 }
 
 /// Names of the inputs the caller uploads: token ids, positions (for RoPE) and KV-cache
@@ -46,7 +47,7 @@ fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
 }
 
 /// Builds the graph of one forward pass. The graph's single output is the logits
-/// tensor, f32 `[n_vocab, n_tokens]` (or `[n_vocab, 1]` without `logits_all`).
+/// tensor, f32 `[n_vocab, n_outputs]` (the last `n_outputs` tokens).
 pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let hp = &m.hp;
     let n = o.n_tokens;
@@ -304,9 +305,10 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let out_norm = weight(&mut g, m, "output_norm.weight")?;
     let mut cur = inp;
     let mut n_out = n;
-    if !o.logits_all && n > 1 {
-        cur = g.view(inp, "l_out_last", [e, 1, 1, 1], (n - 1) * e * 4);
-        n_out = 1;
+    let want = o.n_outputs.clamp(1, n.max(1));
+    if want < n {
+        cur = g.view(inp, "l_out_last", [e, want, 1, 1], (n - want) * e * 4);
+        n_out = want;
     }
     let cur = norm(
         &mut g,

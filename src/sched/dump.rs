@@ -179,7 +179,7 @@ pub fn summary(
             &BuildOpts {
                 n_tokens,
                 n_ctx: n_ctx.max(n_tokens),
-                logits_all: false,
+                n_outputs: 1,
             },
         )?;
         passes::run(&mut g, mode, limits);

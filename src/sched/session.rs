@@ -51,7 +51,7 @@ pub struct Session {
     kv: crate::kv::KvCache,
     /// Planned graphs by (batch size, logits for all tokens, mode): the graph does not
     /// depend on the position, so generation builds, optimizes and schedules once.
-    plans: std::collections::HashMap<(usize, bool, QkvMode), Arc<(Graph, Assignment)>>,
+    plans: std::collections::HashMap<(usize, usize, QkvMode), Arc<(Graph, Assignment)>>,
 }
 
 impl Session {
@@ -181,12 +181,17 @@ impl Session {
 
     /// Builds, optimizes and schedules the graph for `n_tokens` at the current position.
     pub fn plan(&self, n_tokens: usize, logits_all: bool) -> Result<(Graph, Assignment)> {
+        self.plan_outputs(n_tokens, if logits_all { n_tokens } else { 1 })
+    }
+
+    /// [`Session::plan`] with logits for the last `n_outputs` tokens.
+    pub fn plan_outputs(&self, n_tokens: usize, n_outputs: usize) -> Result<(Graph, Assignment)> {
         let mut g = build_graph(
             &self.model,
             &BuildOpts {
                 n_tokens,
                 n_ctx: self.opts.n_ctx,
-                logits_all,
+                n_outputs,
             },
         )?;
         passes::run(&mut g, self.opts.qkv, &self.opts.limits);
@@ -209,6 +214,17 @@ impl Session {
         tokens: &[u32],
         logits_all: bool,
     ) -> Result<Vec<f32>> {
+        let last = if logits_all { tokens.len() } else { 1 };
+        self.forward_batch_last(seqs, tokens, last)
+    }
+
+    /// [`Session::forward_batch`] returning the logits of the last `n_outputs` tokens.
+    pub fn forward_batch_last(
+        &mut self,
+        seqs: &[crate::kv::SeqId],
+        tokens: &[u32],
+        n_outputs: usize,
+    ) -> Result<Vec<f32>> {
         let n = tokens.len();
         if seqs.len() != n {
             return Err(Error::Usage(format!(
@@ -223,11 +239,12 @@ impl Session {
                 "token id {bad} out of range (n_vocab {n_vocab})"
             )));
         }
-        let key = (n, logits_all, self.opts.qkv);
+        let n_outputs = n_outputs.clamp(1, n.max(1));
+        let key = (n, n_outputs, self.opts.qkv);
         let planned = match self.plans.get(&key) {
             Some(p) => p.clone(),
             None => {
-                let p = Arc::new(self.plan(n, logits_all)?);
+                let p = Arc::new(self.plan_outputs(n, n_outputs)?);
                 if self.opts.sched_debug {
                     eprintln!("{}", dump::dump(&p.0, &p.1));
                 }

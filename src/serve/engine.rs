@@ -1,0 +1,335 @@
+//! The decoding loop behind `vkgraph serve`: `n_seq` slots, one sequence of the KV cache
+//! each; every step one forward pass over all active slots (continuous batching).
+//!
+//! Invariants:
+//! - The engine thread owns the `Session` (backends are not shared across threads); HTTP
+//!   handlers talk to it through a channel of [`Job`]s and get [`Event`]s back.
+//! - A step's batch puts every token whose logits are not needed first and, last, one
+//!   token per slot that samples this step (a decoding slot's new token, or the final
+//!   token of a prompt), so one pass returns exactly the logits it needs
+//!   (`Session::forward_batch_last`). Each sequence's tokens stay in order.
+//! - Prompts are fed in chunks of at most `n_batch` tokens shared by the slots in prefill,
+//!   so a long prompt does not stall the streams of decoding slots.
+//! - A slot's greedy output does not depend on its neighbours: sequences attend only
+//!   their own cells (kv::KvCache).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::sample::{Sampler, SamplerParams};
+use crate::sched::session::Session;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+
+/// What to generate, tokenized and checked by the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct GenParams {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampler: SamplerParams,
+    pub stop: Vec<String>,
+    /// Top log-probabilities to report per generated token (0: none).
+    pub n_probs: usize,
+}
+
+/// One generation request and where its events go.
+pub struct Job {
+    pub params: GenParams,
+    pub events: UnboundedSender<Event>,
+}
+
+/// What a request hears back, in order: `Token`s, then one `Done` or `Error`.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Text that became final (stop strings held back until ruled out), with the token
+    /// that completed it and its top log-probabilities when asked.
+    Token {
+        text: String,
+        id: u32,
+        logprob: f64,
+        top: Vec<(u32, f64)>,
+    },
+    Done {
+        finish_reason: &'static str,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    Error(String),
+}
+
+/// Counters the engine keeps for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub generated_tokens: AtomicU64,
+    pub busy_slots: AtomicU64,
+    pub queued: AtomicU64,
+    /// Nanoseconds spent in forward passes.
+    pub forward_ns: AtomicU64,
+}
+
+struct Slot {
+    seq: usize,
+    job: Job,
+    sampler: Sampler,
+    /// Prompt tokens not yet fed.
+    pending: Vec<u32>,
+    /// The token to feed next step (decoding).
+    next: Option<u32>,
+    generated: Vec<u32>,
+    history: Vec<u32>,
+    decoder: StreamDecoder,
+    /// Decoded text not sent yet because it may begin a stop string.
+    held: String,
+}
+
+/// Runs until every sender of `jobs` is gone. `n_batch`: prompt tokens per step.
+pub fn run(
+    mut s: Session,
+    tok: Arc<Tokenizer>,
+    jobs: mpsc::Receiver<Job>,
+    n_batch: usize,
+    metrics: Arc<Metrics>,
+) {
+    let n_seq = s.kv().n_seq();
+    let mut slots: Vec<Option<Slot>> = (0..n_seq).map(|_| None).collect();
+    let mut queue: std::collections::VecDeque<Job> = Default::default();
+    let n_vocab = s.model.hp.n_vocab;
+    loop {
+        // Take new jobs: wait when idle, else only what has arrived.
+        if slots.iter().all(Option::is_none) && queue.is_empty() {
+            match jobs.recv() {
+                Ok(j) => queue.push_back(j),
+                Err(_) => return,
+            }
+        }
+        while let Ok(j) = jobs.try_recv() {
+            queue.push_back(j);
+        }
+        for (seq, slot) in slots.iter_mut().enumerate() {
+            if slot.is_none() {
+                if let Some(job) = queue.pop_front() {
+                    let _ = s.truncate_seq(seq, 0);
+                    metrics.requests.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .prompt_tokens
+                        .fetch_add(job.params.prompt.len() as u64, Ordering::Relaxed);
+                    *slot = Some(Slot {
+                        seq,
+                        sampler: Sampler::new(job.params.sampler.clone()),
+                        pending: job.params.prompt.clone(),
+                        next: None,
+                        generated: Vec::new(),
+                        history: job.params.prompt.clone(),
+                        decoder: StreamDecoder::new(),
+                        held: String::new(),
+                        job,
+                    });
+                }
+            }
+        }
+        // Requests whose client left (their event receiver is gone) end here.
+        for slot in slots.iter_mut() {
+            if slot.as_ref().is_some_and(|sl| sl.job.events.is_closed()) {
+                *slot = None;
+            }
+        }
+        queue.retain(|j| !j.events.is_closed());
+        metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
+        metrics.busy_slots.store(
+            slots.iter().filter(|s| s.is_some()).count() as u64,
+            Ordering::Relaxed,
+        );
+
+        // The batch: tokens without logits first, then one sampling token per slot.
+        // (sequence, token) pairs.
+        let mut front: Vec<(usize, u32)> = Vec::new();
+        let mut tail: Vec<(usize, u32)> = Vec::new();
+        let prefilling = slots
+            .iter()
+            .flatten()
+            .filter(|sl| !sl.pending.is_empty())
+            .count();
+        let share = n_batch.max(1).div_ceil(prefilling.max(1));
+        let mut samplers: Vec<usize> = Vec::new(); // slot index per tail row
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let Some(sl) = slot else { continue };
+            if let Some(t) = sl.next.take() {
+                tail.push((sl.seq, t));
+                samplers.push(i);
+            } else if !sl.pending.is_empty() {
+                let take = sl.pending.len().min(share);
+                let chunk: Vec<u32> = sl.pending.drain(..take).collect();
+                let last_chunk = sl.pending.is_empty();
+                let (body, last) = if last_chunk {
+                    (&chunk[..chunk.len() - 1], chunk.last().copied())
+                } else {
+                    (&chunk[..], None)
+                };
+                front.extend(body.iter().map(|&t| (sl.seq, t)));
+                if let Some(t) = last {
+                    tail.push((sl.seq, t));
+                    samplers.push(i);
+                }
+            }
+        }
+        if front.is_empty() && tail.is_empty() {
+            continue;
+        }
+        let (seqs, toks): (Vec<usize>, Vec<u32>) = front.iter().chain(&tail).copied().unzip();
+        let t0 = std::time::Instant::now();
+        let result = s.forward_batch_last(&seqs, &toks, tail.len().max(1));
+        metrics
+            .forward_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let logits = match result {
+            Ok(l) => l,
+            Err(e) => {
+                // The batch failed as a whole: fail every slot that was in it.
+                for slot in slots.iter_mut() {
+                    if let Some(sl) = slot.take() {
+                        let _ = sl.job.events.send(Event::Error(e.to_string()));
+                    }
+                }
+                continue;
+            }
+        };
+        if tail.is_empty() {
+            continue;
+        }
+        for (row, &i) in samplers.iter().enumerate() {
+            let row_logits = &logits[row * n_vocab..][..n_vocab];
+            let finished = {
+                let sl = slots[i].as_mut().expect("sampling slot is active");
+                step(
+                    sl,
+                    &tok,
+                    row_logits,
+                    s.kv().seq_capacity(),
+                    s.kv().len(sl.seq),
+                )
+            };
+            if let Some(reason) = finished {
+                let sl = slots[i].take().expect("active");
+                metrics
+                    .generated_tokens
+                    .fetch_add(sl.generated.len() as u64, Ordering::Relaxed);
+                let _ = sl.job.events.send(Event::Done {
+                    finish_reason: reason,
+                    prompt_tokens: sl.job.params.prompt.len(),
+                    completion_tokens: sl.generated.len(),
+                });
+            }
+        }
+    }
+}
+
+/// Samples the slot's next token from `logits`, streams its text, and says whether (and
+/// why) the request is finished.
+fn step(
+    sl: &mut Slot,
+    tok: &Tokenizer,
+    logits: &[f32],
+    capacity: usize,
+    cached: usize,
+) -> Option<&'static str> {
+    let id = sl.sampler.sample(logits, &sl.history);
+    if tok.is_eog(id) {
+        flush(sl, None);
+        return Some("stop");
+    }
+    let (logprob, top) = if sl.job.params.n_probs > 0 {
+        let top = crate::sample::top_k_logprobs(logits, sl.job.params.n_probs);
+        let lp = crate::sample::log_softmax(logits)[id as usize];
+        (lp, top)
+    } else {
+        (0.0, Vec::new())
+    };
+    sl.generated.push(id);
+    sl.history.push(id);
+    let piece = sl.decoder.push(tok, id);
+    sl.held.push_str(&piece);
+    // A stop string ends the text before it.
+    if let Some(cut) = sl
+        .job
+        .params
+        .stop
+        .iter()
+        .filter(|st| !st.is_empty())
+        .filter_map(|st| sl.held.find(st.as_str()))
+        .min()
+    {
+        sl.held.truncate(cut);
+        flush(sl, Some((id, logprob, top)));
+        return Some("stop");
+    }
+    // Send what can no longer begin a stop string.
+    let keep = sl
+        .job
+        .params
+        .stop
+        .iter()
+        .map(|st| longest_prefix_suffix(&sl.held, st))
+        .max()
+        .unwrap_or(0);
+    let send_to = sl.held.len() - keep;
+    let text: String = sl.held.drain(..send_to).collect();
+    let _ = sl.job.events.send(Event::Token {
+        text,
+        id,
+        logprob,
+        top,
+    });
+    if sl.generated.len() >= sl.job.params.max_tokens || cached + 1 > capacity {
+        flush(sl, None);
+        return Some("length");
+    }
+    sl.next = Some(id);
+    None
+}
+
+/// Sends the held-back text (a finished request can no longer match a stop string).
+/// A sampled token with its log-probability and the top alternatives.
+type Sampled = (u32, f64, Vec<(u32, f64)>);
+
+fn flush(sl: &mut Slot, last: Option<Sampled>) {
+    if sl.held.is_empty() && last.is_none() {
+        return;
+    }
+    let text = std::mem::take(&mut sl.held);
+    let (id, logprob, top) = last.unwrap_or((u32::MAX, 0.0, Vec::new()));
+    let _ = sl.job.events.send(Event::Token {
+        text,
+        id,
+        logprob,
+        top,
+    });
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of `stop`, on a char
+/// boundary.
+fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len().min(text.len() + 1))
+        .rev()
+        .find(|&k| {
+            text.is_char_boundary(text.len() - k)
+                && stop.is_char_boundary(k)
+                && text.ends_with(&stop[..k])
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn held_back_text_is_a_stop_prefix() {
+        use super::longest_prefix_suffix as f;
+        assert_eq!(f("hello wor", "world"), 3);
+        assert_eq!(f("hello", "world"), 0);
+        assert_eq!(f("ab", "abc"), 2);
+        assert_eq!(f("abc", "abc"), 0, "a whole match is found, not held");
+    }
+}

@@ -1,0 +1,323 @@
+//! `vkgraph serve` end to end over HTTP (a std TcpStream client, no HTTP crate): greedy
+//! completions equal the library's greedy tokens; streamed text equals the collected text
+//! and ends with `data: [DONE]`; two requests running side by side (2 slots, continuous
+//! batching) give what each gives alone, on the CPU and on Vulkan under validation; bad
+//! requests get OpenAI-style 4xx errors and the server keeps serving.
+
+mod models;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use vkgraph::backend::cpu::CpuBackend;
+use vkgraph::sched::session::{Session, SessionOptions};
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let model = models::tiny("llama", "q4_0");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
+            .args([
+                "serve",
+                "-m",
+                model.to_str().unwrap(),
+                "--port",
+                "0",
+                "-np",
+                "2",
+            ])
+            .args(["-c", "128"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vkgraph serve");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let addr = loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("server did not start:\n{}", seen.join("\n")));
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                break a.to_string();
+            }
+            seen.push(line);
+        };
+        Server {
+            child,
+            addr,
+            log: std::sync::Mutex::new(rx),
+        }
+    }
+
+    /// (status, body) of one request; chunked bodies (SSE) are de-chunked.
+    fn request(&self, method: &str, path: &str, body: &str, headers: &[&str]) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = text.split_once("\r\n\r\n").expect("HTTP response");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        (status, body)
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let (st, b) = self.request("POST", path, &body.to_string(), &[]);
+        (
+            st,
+            serde_json::from_str(&b).unwrap_or_else(|_| panic!("not JSON: {b}")),
+        )
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let log = self.log.lock().unwrap();
+        log.try_iter().collect()
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Token ids of a completion (from its logprobs entries).
+fn ids(v: &Value) -> Vec<u32> {
+    v["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no logprobs: {v}"))
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// The library's greedy continuation of `prompt` (CPU reference), `n` tokens.
+fn greedy(prompt: &[u32], n: usize) -> Vec<u32> {
+    let m = models::tiny_model("llama", "q4_0");
+    let mut s = Session::new(
+        m.clone(),
+        vec![Box::new(CpuBackend::new(Arc::clone(&m)))],
+        SessionOptions {
+            n_ctx: 64,
+            ..Default::default()
+        },
+    );
+    let mut l = s.forward(prompt, false).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = models::argmax(&l);
+        out.push(t);
+        l = s.forward(&[t], false).unwrap();
+    }
+    out
+}
+
+fn completion(prompt: &[u32], stream: bool) -> Value {
+    json!({"prompt": prompt, "max_tokens": 6, "temperature": 0, "logprobs": 1, "stream": stream})
+}
+
+/// Greedy ids alone and side by side with another request (both orders of arrival).
+fn parallel_matches_alone(srv: &Server, label: &str) {
+    let (p0, p1) = (models::prompt(5), models::prompt(9)[3..].to_vec());
+    let alone: Vec<Vec<u32>> = [&p0, &p1]
+        .into_iter()
+        .map(|p| ids(&srv.post("/v1/completions", completion(p, false)).1))
+        .collect();
+    let prompts = [p0, p1];
+    std::thread::scope(|sc| {
+        let h: Vec<_> = prompts
+            .iter()
+            .map(|p| sc.spawn(move || ids(&srv.post("/v1/completions", completion(p, false)).1)))
+            .collect();
+        for (i, h) in h.into_iter().enumerate() {
+            assert_eq!(
+                h.join().unwrap(),
+                alone[i],
+                "{label}: request {i} beside another"
+            );
+        }
+    });
+}
+
+#[test]
+fn completions_match_greedy_stream_and_parallel_on_cpu() {
+    let srv = Server::start(&["--cpu"]);
+    let p = models::prompt(5);
+    let (st, v) = srv.post("/v1/completions", completion(&p, false));
+    assert_eq!(st, 200, "{v}");
+    let got = ids(&v);
+    let want = greedy(&p, got.len());
+    assert_eq!(got, want, "server greedy vs library greedy");
+    assert_eq!(v["usage"]["prompt_tokens"], json!(5));
+    assert_eq!(v["usage"]["completion_tokens"], json!(got.len()));
+    // Streamed: the same text in `data:` chunks, then [DONE].
+    let (st, body) = srv.request(
+        "POST",
+        "/v1/completions",
+        &completion(&p, true).to_string(),
+        &[],
+    );
+    assert_eq!(st, 200);
+    let datas: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(datas.last(), Some(&"[DONE]"), "{body}");
+    let text: String = datas[..datas.len() - 1]
+        .iter()
+        .map(|d| {
+            let c: Value = serde_json::from_str(d).unwrap();
+            c["choices"][0]["text"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert_eq!(
+        text,
+        v["choices"][0]["text"].as_str().unwrap(),
+        "stream vs collected"
+    );
+    parallel_matches_alone(&srv, "CPU");
+    // Chat: ChatML for a model without a template; the rendered prompt is served too.
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    let (st, t) = srv.post("/apply-template", json!({ "messages": msgs }));
+    assert_eq!(st, 200);
+    assert!(
+        t["prompt"]
+            .as_str()
+            .unwrap()
+            .ends_with("<|im_start|>assistant\n"),
+        "{t}"
+    );
+    let (st, c) = srv.post(
+        "/v1/chat/completions",
+        json!({"messages": msgs, "max_tokens": 3, "temperature": 0}),
+    );
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["object"], json!("chat.completion"));
+    assert_eq!(c["choices"][0]["message"]["role"], json!("assistant"));
+    // Tokenize / detokenize round trip; models; metrics.
+    let (_, tk) = srv.post("/tokenize", json!({"content": "hello world"}));
+    let (_, dt) = srv.post("/detokenize", json!({"tokens": tk["tokens"]}));
+    assert!(
+        dt["content"].as_str().unwrap().contains("hello world"),
+        "{dt}"
+    );
+    let (st, _) = srv.request("GET", "/v1/models", "", &[]);
+    assert_eq!(st, 200);
+    let (_, metrics) = srv.request("GET", "/metrics", "", &[]);
+    assert!(metrics.contains("vkgraph_requests_total"), "{metrics}");
+    srv.stop();
+}
+
+#[test]
+fn bad_requests_are_4xx_and_the_server_keeps_serving() {
+    let srv = Server::start(&["--cpu", "--api-key", "sekrit"]);
+    let auth = ["Authorization: Bearer sekrit"];
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("/v1/completions", "{\"prompt\":".into(), 400),
+        ("/v1/completions", "[1,2]".into(), 400),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": "x"}).to_string(),
+            400,
+        ),
+        ("/v1/completions", json!({"prompt": 7}).to_string(), 400),
+        (
+            "/v1/completions",
+            json!({"prompt": [1, 999_999]}).to_string(),
+            400,
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": vec![1; 80]}).to_string(),
+            400,
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": 100_000}).to_string(),
+            400,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": []}).to_string(),
+            400,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"content": "x"}]}).to_string(),
+            400,
+        ),
+        ("/v1/nothing", "{}".into(), 404),
+    ];
+    for (path, body, want) in cases {
+        let (st, b) = srv.request("POST", path, &body, &auth);
+        assert_eq!(st, want, "{path} {body}: {b}");
+        let v: Value = serde_json::from_str(&b).unwrap_or_else(|_| panic!("not JSON: {b}"));
+        assert!(v["error"]["message"].is_string(), "{b}");
+        assert_eq!(v["error"]["code"], json!(want), "{b}");
+    }
+    // Wrong or missing key.
+    let ok = completion(&models::prompt(3), false).to_string();
+    for h in [&["Authorization: Bearer nope"][..], &[][..]] {
+        let (st, b) = srv.request("POST", "/v1/completions", &ok, h);
+        assert_eq!(st, 401, "{b}");
+    }
+    // Still serving.
+    let (st, b) = srv.request("POST", "/v1/completions", &ok, &auth);
+    assert_eq!(st, 200, "{b}");
+    srv.stop();
+}
+
+#[test]
+fn parallel_requests_on_vulkan_match_alone_under_validation() {
+    let srv = Server::start(&["--device", "0", "--validate"]);
+    parallel_matches_alone(&srv, "Vulkan");
+    let log = srv.stop();
+    let bad: Vec<&String> = log
+        .iter()
+        .filter(|l| {
+            l.contains("VALIDATION")
+                || l.contains("validation requested but")
+                || l.contains("enable synchronization validation")
+        })
+        .collect();
+    assert!(bad.is_empty(), "validation messages:\n{bad:?}");
+}
