@@ -87,8 +87,13 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let t_load = Instant::now();
     let mut s = make_session(model.clone(), &a.dev, opts)?;
     let mut prompt = if a.chat {
-        let text = chat_prompt(&model.file, &a.prompt)?;
-        tok.encode(&text, true, true)?
+        // The same template code as `vkgraph serve` (the GGUF's Jinja, or ChatML).
+        let t = super::serve::chat_template(&model, &tok, None)?;
+        let user = crate::serve::template::Message {
+            role: "user".into(),
+            content: a.prompt.clone(),
+        };
+        crate::serve::template::encode_chat(&tok, &t.render(&[user], true)?)?
     } else {
         tok.encode(&a.prompt, true, false)?
     };
@@ -218,25 +223,4 @@ pub fn run(a: &RunArgs) -> Result<()> {
         n_gen as f64 / t_gen.as_secs_f64().max(1e-9)
     );
     Ok(())
-}
-
-/// The prompt as one user turn in the model's chat format. Only the two template
-/// families are recognised (by their markers), not arbitrary Jinja.
-fn chat_prompt(f: &crate::gguf::GgufFile, user: &str) -> Result<String> {
-    let tmpl = f.get_str("tokenizer.chat_template").map_err(|_| {
-        Error::Unsupported("--chat: the model has no tokenizer.chat_template".into())
-    })?;
-    if tmpl.contains("<|im_start|>") {
-        Ok(format!(
-            "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-        ))
-    } else if tmpl.contains("<|start_header_id|>") {
-        Ok(format!(
-            "<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-        ))
-    } else {
-        Err(Error::Unsupported(
-            "--chat: chat template not recognised (vkgraph knows ChatML and Llama 3)".into(),
-        ))
-    }
 }

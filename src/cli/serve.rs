@@ -44,7 +44,7 @@ pub struct ServeArgs {
 }
 
 /// The chat template: the file given, the GGUF's, or ChatML (said on stderr).
-pub fn chat_template(
+pub(crate) fn chat_template(
     model: &Model,
     tok: &Tokenizer,
     file: Option<&PathBuf>,

@@ -185,10 +185,7 @@ impl GenRequest {
             let text = tmpl
                 .render(&messages(v)?, true)
                 .map_err(|e| ApiError::bad(e.to_string()))?;
-            // The template writes BOS itself when the model wants it.
-            let bos_text = tok.bos().and_then(|b| tok.token_text(b)).unwrap_or("");
-            let add = tok.add_bos() && (bos_text.is_empty() || !text.starts_with(bos_text));
-            encode(tok, &text, add)?
+            super::template::encode_chat(tok, &text).map_err(|e| ApiError::bad(e.to_string()))?
         } else {
             match field(v, "prompt") {
                 Some(Value::String(s)) => encode(tok, s, tok.add_bos())?,

@@ -65,6 +65,19 @@ impl ChatTemplate {
     }
 }
 
+/// Tokens of a rendered chat prompt: special tokens parsed, and BOS added when the model
+/// wants one unless the template wrote it already.
+pub fn encode_chat(tok: &crate::tokenizer::Tokenizer, text: &str) -> Result<Vec<u32>> {
+    let mut ids = tok.encode(text, false, true)?;
+    let bos_text = tok.bos().and_then(|b| tok.token_text(b)).unwrap_or("");
+    if let (true, Some(b)) = (tok.add_bos(), tok.bos()) {
+        if bos_text.is_empty() || !text.starts_with(bos_text) {
+            ids.insert(0, b);
+        }
+    }
+    Ok(ids)
+}
+
 /// `%Y`, `%m`, `%d`, `%b`, `%B`, `%H`, `%M`, `%S`, `%%` of a UTC time.
 fn strftime_utc(fmt: &str, secs: u64) -> String {
     let days = (secs / 86_400) as i64;
