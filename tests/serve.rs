@@ -1,7 +1,8 @@
 //! `vkgraph serve` end to end over HTTP (a std TcpStream client, no HTTP crate): greedy
 //! completions equal the library's greedy tokens; streamed text equals the collected text
 //! and ends with `data: [DONE]`; two requests running side by side (2 slots, continuous
-//! batching) give what each gives alone, on the CPU and on Vulkan under validation; bad
+//! batching) give what each gives alone, on the CPU and on Vulkan under validation; a
+//! prompt extending an earlier one reuses its cached cells and gives the same tokens; bad
 //! requests get OpenAI-style 4xx errors and the server keeps serving.
 
 mod models;
@@ -215,6 +216,19 @@ fn completions_match_greedy_stream_and_parallel_on_cpu() {
         "stream vs collected"
     );
     parallel_matches_alone(&srv, "CPU");
+    // Prompt reuse: a prompt that extends an earlier one starts from that one's cached
+    // cells and still gives the library's greedy tokens.
+    let longer: Vec<u32> = p.iter().copied().chain([3, 4, 5]).collect();
+    let (_, v2) = srv.post("/v1/completions", completion(&longer, false));
+    let got2 = ids(&v2);
+    assert_eq!(got2, greedy(&longer, got2.len()), "after prompt reuse");
+    let (_, m) = srv.request("GET", "/metrics", "", &[]);
+    let reused: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("vkgraph_prompt_tokens_cached_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(reused >= 5, "no prompt tokens reused:\n{m}");
     // Chat: ChatML for a model without a template; the rendered prompt is served too.
     let msgs = json!([{"role": "user", "content": "hi"}]);
     let (st, t) = srv.post("/apply-template", json!({ "messages": msgs }));

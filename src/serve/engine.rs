@@ -67,6 +67,8 @@ pub struct Metrics {
     pub generated_tokens: AtomicU64,
     pub busy_slots: AtomicU64,
     pub queued: AtomicU64,
+    /// Prompt tokens found in a slot's cache and not computed again.
+    pub cached_prompt_tokens: AtomicU64,
     /// Nanoseconds spent in forward passes.
     pub forward_ns: AtomicU64,
 }
@@ -97,6 +99,8 @@ pub fn run(
     let n_seq = s.kv().n_seq();
     let mut slots: Vec<Option<Slot>> = (0..n_seq).map(|_| None).collect();
     let mut queue: std::collections::VecDeque<Job> = Default::default();
+    // The tokens each sequence's cells hold, kept after its request ends (prompt reuse).
+    let mut cached: Vec<Vec<u32>> = vec![Vec::new(); n_seq];
     let n_vocab = s.model.hp.n_vocab;
     loop {
         // Take new jobs: wait when idle, else only what has arrived.
@@ -109,27 +113,40 @@ pub fn run(
         while let Ok(j) = jobs.try_recv() {
             queue.push_back(j);
         }
-        for (seq, slot) in slots.iter_mut().enumerate() {
-            if slot.is_none() {
-                if let Some(job) = queue.pop_front() {
-                    let _ = s.truncate_seq(seq, 0);
-                    metrics.requests.fetch_add(1, Ordering::Relaxed);
-                    metrics
-                        .prompt_tokens
-                        .fetch_add(job.params.prompt.len() as u64, Ordering::Relaxed);
-                    *slot = Some(Slot {
-                        seq,
-                        sampler: Sampler::new(job.params.sampler.clone()),
-                        pending: job.params.prompt.clone(),
-                        next: None,
-                        generated: Vec::new(),
-                        history: job.params.prompt.clone(),
-                        decoder: StreamDecoder::new(),
-                        held: String::new(),
-                        job,
-                    });
-                }
-            }
+        while let Some(job) = queue.front() {
+            // The free slot whose cached tokens share the longest prefix with the prompt
+            // (a chat's next turn finds its conversation); that prefix is not fed again.
+            let prompt = &job.params.prompt;
+            let Some((seq, common)) = (0..n_seq)
+                .filter(|&q| slots[q].is_none())
+                .map(|q| (q, common_prefix(&cached[q], prompt)))
+                .max_by_key(|&(q, c)| (c, std::cmp::Reverse(q)))
+            else {
+                break;
+            };
+            let job = queue.pop_front().expect("front exists");
+            // At least the prompt's last token is fed: its logits start the answer.
+            let keep = common.min(job.params.prompt.len() - 1);
+            let _ = s.truncate_seq(seq, keep);
+            cached[seq].truncate(keep);
+            metrics.requests.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .prompt_tokens
+                .fetch_add(job.params.prompt.len() as u64, Ordering::Relaxed);
+            metrics
+                .cached_prompt_tokens
+                .fetch_add(keep as u64, Ordering::Relaxed);
+            slots[seq] = Some(Slot {
+                seq,
+                sampler: Sampler::new(job.params.sampler.clone()),
+                pending: job.params.prompt[keep..].to_vec(),
+                next: None,
+                generated: Vec::new(),
+                history: job.params.prompt.clone(),
+                decoder: StreamDecoder::new(),
+                held: String::new(),
+                job,
+            });
         }
         // Requests whose client left (their event receiver is gone) end here.
         for slot in slots.iter_mut() {
@@ -180,6 +197,9 @@ pub fn run(
             continue;
         }
         let (seqs, toks): (Vec<usize>, Vec<u32>) = front.iter().chain(&tail).copied().unzip();
+        for (&q, &t) in seqs.iter().zip(&toks) {
+            cached[q].push(t);
+        }
         let t0 = std::time::Instant::now();
         let result = s.forward_batch_last(&seqs, &toks, tail.len().max(1));
         metrics
@@ -188,7 +208,14 @@ pub fn run(
         let logits = match result {
             Ok(l) => l,
             Err(e) => {
-                // The batch failed as a whole: fail every slot that was in it.
+                // The batch failed as a whole: fail every slot that was in it; what the
+                // caches hold is unknown now.
+                for c in cached.iter_mut() {
+                    c.clear();
+                }
+                for q in 0..n_seq {
+                    let _ = s.truncate_seq(q, 0);
+                }
                 for slot in slots.iter_mut() {
                     if let Some(sl) = slot.take() {
                         let _ = sl.job.events.send(Event::Error(e.to_string()));
@@ -225,6 +252,11 @@ pub fn run(
             }
         }
     }
+}
+
+/// Length of the common prefix of `a` and `b`.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Samples the slot's next token from `logits`, streams its text, and says whether (and

@@ -170,6 +170,7 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> String {
     format!(
         "# TYPE vkgraph_requests_total counter\nvkgraph_requests_total {}\n\
          # TYPE vkgraph_prompt_tokens_total counter\nvkgraph_prompt_tokens_total {}\n\
+         # TYPE vkgraph_prompt_tokens_cached_total counter\nvkgraph_prompt_tokens_cached_total {}\n\
          # TYPE vkgraph_tokens_predicted_total counter\nvkgraph_tokens_predicted_total {}\n\
          # TYPE vkgraph_requests_processing gauge\nvkgraph_requests_processing {}\n\
          # TYPE vkgraph_requests_deferred gauge\nvkgraph_requests_deferred {}\n\
@@ -177,6 +178,7 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> String {
          # TYPE vkgraph_tokens_per_second gauge\nvkgraph_tokens_per_second {:.2}\n",
         g(&m.requests),
         g(&m.prompt_tokens),
+        g(&m.cached_prompt_tokens),
         g(&m.generated_tokens),
         g(&m.busy_slots),
         g(&m.queued),
