@@ -20,6 +20,7 @@ pub mod quant;
 pub mod sample;
 pub mod sched;
 pub mod serve;
+pub mod testops;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

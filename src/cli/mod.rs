@@ -113,6 +113,26 @@ pub enum Command {
     Run(run::RunArgs),
     /// OpenAI-compatible HTTP server (chat and text completions, streaming, parallel slots).
     Serve(serve::ServeArgs),
+    /// Every op × type × shape on Vulkan devices against the CPU reference.
+    TestOps {
+        /// Only this op (mul_mat_vec, mul_mat, mul_mat_vecq, get_rows, rms_norm, add,
+        /// swiglu, scale, rope, attention).
+        #[arg(short = 'o', long = "op")]
+        op: Option<String>,
+        /// Only this Vulkan device (index as `vkgraph devices` lists it); default: all,
+        /// CPU drivers (lavapipe) included.
+        #[arg(short = 'b', long = "device")]
+        device: Option<usize>,
+        /// List the cases instead of running them.
+        #[arg(long)]
+        list: bool,
+        /// Also time each case (GPU timestamps, 10 dispatches).
+        #[arg(long)]
+        perf: bool,
+        /// Run under the validation layer; any message fails the run.
+        #[arg(long)]
+        validate: bool,
+    },
     /// A/B benchmark of QKV modes, llama-bench style.
     Bench(BenchArgs),
     /// Print the graph-assignment dump of one forward pass.
@@ -296,6 +316,13 @@ pub fn main() -> Result<()> {
         }
         Command::Run(a) => run::run(&a),
         Command::Serve(a) => serve::serve(&a),
+        Command::TestOps {
+            op,
+            device,
+            list,
+            perf,
+            validate,
+        } => test_ops(op.as_deref(), device, list, perf, validate),
         Command::Bench(a) => bench(&a),
         Command::Dump {
             model,
@@ -370,6 +397,63 @@ pub fn make_backends(
     }
     v.push(Box::new(CpuBackend::new(model.clone())));
     Ok((v, limits))
+}
+
+/// `vkgraph test-ops`: prints one line per case and device and a summary; an error
+/// (exit 1) when a case failed or validation reported anything.
+fn test_ops(
+    op: Option<&str>,
+    device: Option<usize>,
+    list: bool,
+    perf: bool,
+    validate: bool,
+) -> Result<()> {
+    let cases = crate::testops::cases();
+    if let Some(o) = op {
+        if !cases.iter().any(|c| c.op() == o) {
+            return Err(Error::Usage(format!("test-ops: no op `{o}`")));
+        }
+    }
+    let devs: Vec<_> = crate::backend::vulkan::enumerate_devices()?
+        .into_iter()
+        .filter(|c| device.is_none_or(|d| d == c.index))
+        .collect();
+    if devs.is_empty() {
+        return Err(Error::Usage("test-ops: no such Vulkan device".into()));
+    }
+    let mut failed = 0;
+    for caps in devs {
+        let label = format!("Vulkan{}/{}", caps.index, caps.name);
+        if list {
+            for c in cases.iter().filter(|c| op.is_none_or(|o| c.op() == o)) {
+                println!("[{label}] {}", c.name());
+            }
+            continue;
+        }
+        let ctx =
+            crate::backend::vulkan::VulkanContext::new(&crate::backend::vulkan::ContextOptions {
+                device_index: Some(caps.index),
+                validation: validate,
+                fence_timeout_s: options()?.fence_timeout_s,
+                ..Default::default()
+            })?;
+        let (_, f, _) = crate::testops::run(&ctx, &label, op, perf, &mut std::io::stdout().lock());
+        failed += f;
+        if validate {
+            let log = ctx.validation_log();
+            if log.errors() + log.warnings() > 0 {
+                return Err(Error::Vulkan(format!(
+                    "[{label}] validation reported {} error(s), {} warning(s)",
+                    log.errors(),
+                    log.warnings()
+                )));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Usage(format!("test-ops: {failed} case(s) failed")));
+    }
+    Ok(())
 }
 
 /// A session over `make_backends`.

@@ -144,17 +144,9 @@ pub fn for_each_device(test: &str, f: impl Fn(&Gpu)) {
     }
 }
 
-/// Deterministic pseudo-random f32 values in [-4, 4) (xorshift; no dependencies).
+/// Deterministic pseudo-random f32 values in [-4, 4) (the op suite's generator).
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
-        })
-        .collect()
+    vkgraph::testops::values(n, seed)
 }
 
 /// Little-endian bytes as f32 values.
