@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what vkgraph needs on a fresh Debian 12 machine: the Vulkan loader, Mesa's
 # lavapipe (a CPU Vulkan device, so everything runs without a GPU), the Khronos
-# validation layer (the tests run under it), and cmake/ninja/python3 for the shaderc
-# source build. Idempotent; uses sudo when not root.
+# validation layer (the tests run under it), cmake/ninja/python3 for the shaderc
+# source build, and python3-jinja2 (tests compare chat templates with it).
+# Idempotent; uses sudo when not root.
 set -euo pipefail
-pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools cmake ninja-build python3 python3-pip curl unzip git build-essential)
+pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools cmake ninja-build python3 python3-pip python3-jinja2 curl unzip git build-essential)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

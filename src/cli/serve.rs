@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Prompt tokens per step, shared by the slots processing prompts.
     #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
     pub batch: usize,
+    /// Requests that may wait when every slot is busy; beyond them: 503 + Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
     /// Require `Authorization: Bearer KEY`.
     #[arg(long = "api-key")]
     pub api_key: Option<String>,
@@ -99,6 +102,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         api_key: a.api_key.clone(),
         n_batch: a.batch.max(1),
         model_id,
+        queue: a.queue,
     };
     crate::serve::serve(
         move || {

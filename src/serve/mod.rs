@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub n_batch: usize,
     /// The id `/v1/models` reports (the file name).
     pub model_id: String,
+    /// Requests that may wait for a slot; more get 503 with `Retry-After`.
+    pub queue: usize,
 }
 
 struct AppState {
@@ -54,6 +56,17 @@ struct AppState {
     n_seq: usize,
     metrics: Arc<Metrics>,
     next_id: std::sync::atomic::AtomicU64,
+    /// Requests admitted and not yet answered (running or waiting).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One admitted request; leaving (answered, failed or the client gone) frees its place.
+struct Admission(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Starts the engine on its own thread (`make_session` runs there: backends stay on the
@@ -94,6 +107,7 @@ pub fn serve(
         n_seq,
         metrics,
         next_id: Default::default(),
+        in_flight: Default::default(),
     });
     let app = Router::new()
         .route("/health", get(health))
@@ -257,6 +271,24 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    // Admission: every slot busy and the queue full is a 503 the client may retry.
+    let limit = st.n_seq + st.cfg.queue;
+    if st.in_flight.fetch_add(1, Ordering::SeqCst) >= limit {
+        st.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut r = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "all {} slots busy and {} requests waiting; retry",
+                st.n_seq, st.cfg.queue
+            ),
+        )
+        .typed("server_busy")
+        .into_response();
+        r.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        return r;
+    }
+    let admission = Admission(st.in_flight.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let n_probs = req.params.n_probs;
     let job = Job {
@@ -276,6 +308,7 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
     if req.stream {
         let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
         tokio::spawn(async move {
+            let _admission = admission;
             let created = now();
             // One chunk: `delta` text (chat) or `text` (completions), then extras.
             let chunk = |text: Option<&str>, finish: Value, logprobs: Option<Value>| {
@@ -349,7 +382,8 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
         );
         return Sse::new(stream).into_response();
     }
-    // Not streamed: collect.
+    // Not streamed: collect (the admission ends with this function).
+    let _admission = admission;
     let (mut text, mut lps) = (String::new(), Vec::new());
     while let Some(ev) = rx.recv().await {
         match ev {

@@ -1,5 +1,5 @@
 //! Chat templates: the GGUF's `tokenizer.chat_template` (Jinja) rendered with minijinja as
-//! transformers renders it — `messages`, `add_generation_prompt`, `bos_token`,
+//! transformers renders it (trim_blocks, lstrip_blocks) — `messages`, `add_generation_prompt`, `bos_token`,
 //! `eos_token`, `raise_exception`, `strftime_now`, `tojson`, and Python string methods
 //! (minijinja-contrib's pycompat). A model without a template gets ChatML, said in the log.
 
@@ -30,6 +30,9 @@ impl ChatTemplate {
     /// Compiles `source`; a syntax error names the template's origin.
     pub fn new(source: &str, origin: &str, bos: String, eos: String) -> Result<ChatTemplate> {
         let mut env = Environment::new();
+        // transformers renders with trim_blocks and lstrip_blocks.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",

@@ -1,0 +1,116 @@
+//! Chat templates of real models rendered by `serve::template::ChatTemplate` (minijinja)
+//! equal what Python's jinja2 renders with transformers' settings
+//! (`scripts/render_chat_template.py`) for the same conversations — or both raise. The
+//! templates: SmolLM2's (from its GGUF) and Qwen3, Gemma 2, Llama 3.2, Mistral Nemo
+//! (`tests/data/chat-templates/`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vkgraph::serve::template::{ChatTemplate, Message};
+
+fn msg(role: &str, content: &str) -> Message {
+    Message {
+        role: role.into(),
+        content: content.into(),
+    }
+}
+
+fn conversations() -> Vec<(&'static str, Vec<Message>)> {
+    vec![
+        ("user", vec![msg("user", "What is 2+2?")]),
+        (
+            "system+user",
+            vec![msg("system", "  Be brief. "), msg("user", "Hi\nthere")],
+        ),
+        (
+            "multi-turn",
+            vec![
+                msg("user", "Hello"),
+                msg("assistant", "Hi! How can I help?"),
+                msg("user", "Name a colour."),
+            ],
+        ),
+        (
+            "assistant-first",
+            vec![msg("assistant", "I start."), msg("user", "ok")],
+        ),
+    ]
+}
+
+fn python_render(tmpl: &Path, msgs: &[Message], bos: &str, eos: &str) -> Result<String, String> {
+    let ctx = serde_json::json!({
+        "messages": msgs, "add_generation_prompt": true, "bos_token": bos, "eos_token": eos,
+    });
+    let dir = std::env::temp_dir().join(format!("vkgraph-tmpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cpath = dir.join("ctx.json");
+    std::fs::write(&cpath, ctx.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/render_chat_template.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(tmpl)
+        .arg(&cpath)
+        .output()
+        .expect("python3 (scripts/setup-debian.sh installs python3-jinja2)");
+    let text = String::from_utf8(out.stdout).unwrap();
+    match out.status.code() {
+        Some(0) => Ok(text),
+        Some(3) => Err(text),
+        _ => panic!(
+            "render_chat_template.py failed (is python3-jinja2 installed?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn check(name: &str, path: &Path, src: &str, bos: &str, eos: &str) -> usize {
+    let t = ChatTemplate::new(src, name, bos.into(), eos.into()).unwrap();
+    let mut compared = 0;
+    for (conv, msgs) in conversations() {
+        let ours = t.render(&msgs, true);
+        let theirs = python_render(path, &msgs, bos, eos);
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{name} / {conv}: minijinja vs jinja2"),
+            (Err(e), Err(r)) => {
+                let msg = r.trim_start_matches("raised: ");
+                assert!(e.to_string().contains(msg), "{name} / {conv}: {e} vs {r}");
+            }
+            _ => panic!("{name} / {conv}: minijinja {ours:?} vs jinja2 {theirs:?}"),
+        }
+        compared += 1;
+    }
+    compared
+}
+
+#[test]
+fn real_chat_templates_render_as_jinja2_does() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/chat-templates");
+    let mut n = 0;
+    for (file, bos, eos) in [
+        ("qwen3-0.6b.jinja", "", "<|im_end|>"),
+        ("gemma-2-2b-it.jinja", "<bos>", "<eos>"),
+        (
+            "llama-3.2-3b-instruct.jinja",
+            "<|begin_of_text|>",
+            "<|eot_id|>",
+        ),
+        ("mistral-nemo-instruct-2407.jinja", "<s>", "</s>"),
+    ] {
+        let path = dir.join(file);
+        let src = std::fs::read_to_string(&path).unwrap();
+        n += check(file, &path, &src, bos, eos);
+    }
+    // SmolLM2's, from its GGUF (scripts/fetch-smollm2.sh; CI fetches it).
+    let home = std::env::var("VKGRAPH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/vkgraph"));
+    let gguf = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let f = vkgraph::gguf::GgufFile::open(&gguf)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-smollm2.sh)", gguf.display()));
+    let src = f.get_str("tokenizer.chat_template").unwrap().to_string();
+    let path = std::env::temp_dir().join(format!("vkgraph-smollm2-{}.jinja", std::process::id()));
+    std::fs::write(&path, &src).unwrap();
+    n += check("SmolLM2", &path, &src, "<|im_start|>", "<|im_end|>");
+    assert_eq!(n, 5 * conversations().len());
+}
