@@ -3,7 +3,8 @@
 //! and ends with `data: [DONE]`; two requests running side by side (2 slots, continuous
 //! batching) give what each gives alone, on the CPU and on Vulkan under validation; a
 //! prompt extending an earlier one reuses its cached cells and gives the same tokens; bad
-//! requests get OpenAI-style 4xx errors and the server keeps serving.
+//! requests get OpenAI-style 4xx errors and the server keeps serving; the real `openai`
+//! Python client works against it.
 
 mod models;
 
@@ -24,18 +25,14 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Self::start_with(&["-np", "2", "-c", "128"], extra)
+    }
+
+    fn start_with(shape: &[&str], extra: &[&str]) -> Server {
         let model = models::tiny("llama", "q4_0");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
-            .args([
-                "serve",
-                "-m",
-                model.to_str().unwrap(),
-                "--port",
-                "0",
-                "-np",
-                "2",
-            ])
-            .args(["-c", "128"])
+            .args(["serve", "-m", model.to_str().unwrap(), "--port", "0"])
+            .args(shape)
             .args(extra)
             .stderr(Stdio::piped())
             .spawn()
@@ -334,4 +331,26 @@ fn parallel_requests_on_vulkan_match_alone_under_validation() {
         })
         .collect();
     assert!(bad.is_empty(), "validation messages:\n{bad:?}");
+}
+
+/// The real `openai` Python client (scripts/setup-debian.sh installs it): chat streamed
+/// and not, four concurrent completions equal to their solo results, typed errors for a
+/// wrong key, a too-long prompt and a too-large `max_tokens` (tests/openai_client.py).
+#[test]
+fn the_openai_python_client_works_against_the_server() {
+    let srv = Server::start_with(&["-np", "4", "-c", "512"], &["--cpu", "--api-key", "k"]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([srv.addr.as_str(), "k"])
+        .output()
+        .expect("python3");
+    let log = srv.stop();
+    assert!(
+        out.status.success(),
+        "openai client checks failed (is the `openai` package installed? scripts/setup-debian.sh):\n{}\n{}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        log.join("\n")
+    );
 }
