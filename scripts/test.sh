@@ -22,3 +22,7 @@ export VKGRAPH_REQUIRE_VULKAN=1
 # synchronization validation (tests/common/mod.rs).
 export VKGRAPH_REQUIRE_VALIDATION=1
 cargo test --release "$@"
+# The op suite once more through the CLI users run, validated, for its summary lines
+# (cases passed, dispatches validated).
+"${CARGO_TARGET_DIR}/release/vkgraph" test-ops --validate | grep -E "passed|validated"
+

@@ -448,6 +448,18 @@ fn test_ops(
                     log.warnings()
                 )));
             }
+            match ctx.validation() {
+                crate::backend::vulkan::ValidationState::On { sync: true } => println!(
+                    "[{label}] {} dispatches validated (synchronization validation on), 0 messages",
+                    log.dispatches()
+                ),
+                v => {
+                    return Err(Error::Vulkan(format!(
+                        "[{label}] --validate: validation is not fully on ({v:?}); install \
+                         vulkan-validationlayers"
+                    )))
+                }
+            }
         }
     }
     if failed > 0 {

@@ -43,6 +43,11 @@ impl Gpu {
                 log.messages().join("\n")
             );
         }
+        eprintln!(
+            "{}: validation clean ({} dispatches validated in this process so far)",
+            self.case(case),
+            log.dispatches()
+        );
     }
 
     /// A device-local buffer filled with `data`.

@@ -471,6 +471,15 @@ impl Recorder {
         let cmds = [self.cmd];
         let submit = vk::SubmitInfo::default().command_buffers(&cmds);
         self.device.submit(&[submit], self.fence.raw)?;
+        if matches!(
+            self.device.instance.validation(),
+            super::ValidationState::On { .. }
+        ) {
+            self.device
+                .instance
+                .validation_log()
+                .count_dispatches(self.dispatches);
+        }
         self.state = State::InFlight;
         self.ended = true;
         Ok(())
@@ -495,6 +504,15 @@ impl Recorder {
         let cmds = [self.cmd];
         let submit = vk::SubmitInfo::default().command_buffers(&cmds);
         self.device.submit(&[submit], self.fence.raw)?;
+        if matches!(
+            self.device.instance.validation(),
+            super::ValidationState::On { .. }
+        ) {
+            self.device
+                .instance
+                .validation_log()
+                .count_dispatches(self.dispatches);
+        }
         self.state = State::InFlight;
         Ok(())
     }

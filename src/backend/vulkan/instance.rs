@@ -27,6 +27,8 @@ pub struct ValidationLog {
     errors: AtomicU32,
     warnings: AtomicU32,
     messages: Mutex<Vec<String>>,
+    /// Dispatches submitted while the layer watched (replays count each time).
+    dispatches: std::sync::atomic::AtomicU64,
 }
 
 impl ValidationLog {
@@ -37,6 +39,13 @@ impl ValidationLog {
     /// Number of warning-severity messages so far.
     pub fn warnings(&self) -> u32 {
         self.warnings.load(Ordering::Relaxed)
+    }
+    /// Dispatches submitted under validation so far (recordings and their replays).
+    pub fn dispatches(&self) -> u64 {
+        self.dispatches.load(Ordering::Relaxed)
+    }
+    pub(crate) fn count_dispatches(&self, n: u32) {
+        self.dispatches.fetch_add(u64::from(n), Ordering::Relaxed);
     }
     /// The text of every warning and error so far.
     pub fn messages(&self) -> Vec<String> {
