@@ -460,13 +460,9 @@ impl Recorder {
         Ok(())
     }
 
-    /// Ends the recording and submits it (returns without waiting).
-    pub fn submit(&mut self) -> Result<()> {
-        self.recording("submit")?;
-        cmd_host_barrier(&self.device, self.cmd);
-        // SAFETY: recording state.
-        unsafe { self.device.raw.end_command_buffer(self.cmd) }
-            .map_err(|e| vk_error("vkEndCommandBuffer", e))?;
+    /// Submits the recorded command buffer with the fence (counting its dispatches when
+    /// validation watches).
+    fn queue_submit(&mut self) -> Result<()> {
         self.fence.reset()?;
         let cmds = [self.cmd];
         let submit = vk::SubmitInfo::default().command_buffers(&cmds);
@@ -481,6 +477,17 @@ impl Recorder {
                 .count_dispatches(self.dispatches);
         }
         self.state = State::InFlight;
+        Ok(())
+    }
+
+    /// Ends the recording and submits it (returns without waiting).
+    pub fn submit(&mut self) -> Result<()> {
+        self.recording("submit")?;
+        cmd_host_barrier(&self.device, self.cmd);
+        // SAFETY: recording state.
+        unsafe { self.device.raw.end_command_buffer(self.cmd) }
+            .map_err(|e| vk_error("vkEndCommandBuffer", e))?;
+        self.queue_submit()?;
         self.ended = true;
         Ok(())
     }
@@ -500,20 +507,7 @@ impl Recorder {
                 "Recorder::resubmit needs a finished, reusable, idle recording".into(),
             ));
         }
-        self.fence.reset()?;
-        let cmds = [self.cmd];
-        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
-        self.device.submit(&[submit], self.fence.raw)?;
-        if matches!(
-            self.device.instance.validation(),
-            super::ValidationState::On { .. }
-        ) {
-            self.device
-                .instance
-                .validation_log()
-                .count_dispatches(self.dispatches);
-        }
-        self.state = State::InFlight;
+        self.queue_submit()?;
         Ok(())
     }
 
