@@ -61,6 +61,11 @@ pub trait Backend {
     fn weight_bytes(&self) -> u64 {
         0
     }
+    /// Bytes of device memory this backend holds (weights, KV cache, activations,
+    /// scratch); 0 for host backends.
+    fn device_bytes(&self) -> u64 {
+        0
+    }
     /// Writes a whole tensor (an input, or a value computed by another backend).
     fn set_tensor(&mut self, graph: &Graph, t: TensorId, bytes: &[u8]) -> Result<()>;
     /// Reads a whole tensor back.

@@ -132,6 +132,14 @@ impl Session {
         Ok(())
     }
 
+    /// Device memory each backend holds, as (name, bytes) in priority order.
+    pub fn device_bytes(&self) -> Vec<(String, u64)> {
+        self.backends
+            .iter()
+            .map(|b| (b.name(), b.device_bytes()))
+            .collect()
+    }
+
     /// Weight bytes each backend holds, as (name, bytes) in priority order.
     pub fn weight_bytes(&self) -> Vec<(String, u64)> {
         self.backends

@@ -373,6 +373,10 @@ impl Backend for VulkanBackend {
         }
     }
 
+    fn device_bytes(&self) -> u64 {
+        self.bufs.iter().map(|b| b.size()).sum()
+    }
+
     fn weight_bytes(&self) -> u64 {
         self.weights
             .values()
