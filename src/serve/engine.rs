@@ -32,6 +32,8 @@ pub struct GenParams {
     pub stop: Vec<String>,
     /// Top log-probabilities to report per generated token (0: none).
     pub n_probs: usize,
+    /// Keep generating past end-of-generation tokens (llama.cpp's `ignore_eos`, benchmarks).
+    pub ignore_eos: bool,
 }
 
 /// One generation request and where its events go.
@@ -269,7 +271,7 @@ fn step(
     cached: usize,
 ) -> Option<&'static str> {
     let id = sl.sampler.sample(logits, &sl.history);
-    if tok.is_eog(id) {
+    if tok.is_eog(id) && !sl.job.params.ignore_eos {
         flush(sl, None);
         return Some("stop");
     }

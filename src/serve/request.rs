@@ -270,6 +270,7 @@ impl GenRequest {
                 sampler,
                 stop,
                 n_probs,
+                ignore_eos: opt_bool(v, "ignore_eos")?.unwrap_or(false),
             },
             stream: opt_bool(v, "stream")?.unwrap_or(false),
         })
