@@ -1,6 +1,6 @@
 //! `vkgraph serve` end to end over HTTP (a std TcpStream client, no HTTP crate): greedy
 //! completions equal the library's greedy tokens; streamed text equals the collected text
-//! and ends with `data: [DONE]`; two requests running side by side (2 slots, continuous
+//! and ends with `data: [DONE]`; five requests at once on 2 slots (a queue, continuous
 //! batching) give what each gives alone, on the CPU and on Vulkan under validation; a
 //! prompt extending an earlier one reuses its cached cells and gives the same tokens; bad
 //! requests get OpenAI-style 4xx errors and the server keeps serving; the real `openai`
@@ -155,12 +155,15 @@ fn completion(prompt: &[u32], stream: bool) -> Value {
 
 /// Greedy ids alone and side by side with another request (both orders of arrival).
 fn parallel_matches_alone(srv: &Server, label: &str) {
-    let (p0, p1) = (models::prompt(5), models::prompt(9)[3..].to_vec());
-    let alone: Vec<Vec<u32>> = [&p0, &p1]
-        .into_iter()
+    // Five prompts of different lengths for two slots: three wait in the queue, and
+    // prompts, prefill chunks and decode steps of different requests share passes.
+    let prompts: Vec<Vec<u32>> = (0..5)
+        .map(|i| models::prompt(5 + 3 * i)[i..].to_vec())
+        .collect();
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
         .map(|p| ids(&srv.post("/v1/completions", completion(p, false)).1))
         .collect();
-    let prompts = [p0, p1];
     std::thread::scope(|sc| {
         let h: Vec<_> = prompts
             .iter()
@@ -170,7 +173,7 @@ fn parallel_matches_alone(srv: &Server, label: &str) {
             assert_eq!(
                 h.join().unwrap(),
                 alone[i],
-                "{label}: request {i} beside another"
+                "{label}: request {i} beside four others"
             );
         }
     });
