@@ -393,3 +393,54 @@ fn forced_cpu_fallback_matches() {
         }
     }
 }
+
+/// Split-K attention planned for the current context length, re-planned as it grows
+/// (256, 512, … rows): 300 decode steps in a cache of 600 cells, forced split, every
+/// step's logits against the CPU reference, under validation. Crossing 256 re-plans and
+/// re-records mid-generation.
+#[test]
+fn split_attention_replans_as_the_context_grows() {
+    let m = tiny_model("llama", "q4_0");
+    let n_ctx = 600;
+    let opts = |n_ctx| SessionOptions {
+        qkv: QkvMode::Off,
+        n_ctx,
+        ..Default::default()
+    };
+    let mut cpu = Session::new(
+        m.clone(),
+        vec![Box::new(CpuBackend::new(m.clone()))],
+        opts(n_ctx),
+    );
+    for (dev, label) in devices() {
+        let mut vk = vk_backend(&m, dev);
+        vk.force_attention_split(true);
+        let mut s = Session::new(
+            m.clone(),
+            vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+            opts(n_ctx),
+        );
+        cpu.reset();
+        let mut want = cpu.forward(&prompt(3), false).unwrap();
+        let mut got = s.forward(&prompt(3), false).unwrap();
+        for step in 0..300 {
+            let e = nmse(&got, &want);
+            assert!(e <= 1e-4, "[{label}] step {step}: NMSE vs CPU {e:e}");
+            let t = models::argmax(&want);
+            want = cpu.forward(&[t], false).unwrap();
+            got = s.forward(&[t], false).unwrap();
+        }
+        let (g, a) = s.plan(1, false).unwrap();
+        let kernels = s.describe_kernels(&g, &a);
+        let text: String = kernels.iter().map(|(_, k)| k.as_str()).collect();
+        assert!(text.contains("planned for 512 rows"), "[{label}] {text}");
+        let log = context(dev);
+        let log = log.validation_log();
+        assert_eq!(
+            log.errors() + log.warnings(),
+            0,
+            "[{label}] {:?}",
+            log.messages()
+        );
+    }
+}

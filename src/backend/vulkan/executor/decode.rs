@@ -136,8 +136,16 @@ impl VulkanBackend {
 
     /// Chooses split-K shapes for the graph's decode attention nodes and sizes the
     /// scratch buffer they share (grown, zeroed, when too small).
+    /// The cache length split-K attention is planned for: the current length rounded up
+    /// to a power of two (at least 256), at most the cache's `n_kv` rows. Short contexts
+    /// get few splits, so decode does not pay for the whole cache's grid.
+    pub(super) fn split_rows_for(&self, n_kv: u32) -> u32 {
+        self.kv_len.max(1).next_power_of_two().max(256).min(n_kv)
+    }
+
     pub(super) fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
         self.attn_split.clear();
+        self.split_rows = 0;
         let align = self.align();
         let mut need = 0u64;
         for stage in &g.schedule {
@@ -155,17 +163,19 @@ impl VulkanBackend {
                 let Some(&[d, nh, nkv, nt, n_kv]) = dims.as_deref() else {
                     continue;
                 };
+                let rows = self.split_rows_for(n_kv);
                 let Some(shape) = dispatch::attention::split_shape(
                     self.ctx.caps(),
                     d,
                     nh,
                     nkv,
                     nt,
-                    n_kv,
+                    rows,
                     self.force_attention_split,
                 ) else {
                     continue;
                 };
+                self.split_rows = self.split_rows_for(u32::MAX);
                 self.attn_split.insert(n, (shape, at));
                 at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
             }
@@ -275,18 +285,20 @@ impl VulkanBackend {
                 Op::Attention { .. } => {
                     let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                     let dims = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]].map(|v| v as u32);
+                    let rows = self.split_rows_for(dims[4]);
                     let shape = dispatch::attention::split_shape(
                         caps,
                         dims[0],
                         dims[1],
                         dims[2],
                         dims[3],
-                        dims[4],
+                        rows,
                         self.force_attention_split,
                     );
                     let what = match shape {
                         Some(sh) => format!(
-                            "split-K over {} workgroups per head group, {} heads per group",
+                            "split-K over {} workgroups per head group, {} heads per group \
+                             (planned for {rows} rows, re-planned as the context grows)",
                             sh.nz, sh.qb
                         ),
                         None => "one workgroup per (head group, token)".to_string(),

@@ -83,6 +83,11 @@ pub struct VulkanBackend {
     coopmat: bool,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
+    /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
+    /// split-K attention plan was made for (0: none): the plan follows the context as it
+    /// grows, in powers of two, instead of being sized for the whole cache.
+    kv_len: u32,
+    split_rows: u32,
     /// Integer-dot mat-vec plan of the current graph: the q8_1 scratch buffer, each
     /// vecq matmul's slot, and the slots (activation, k, n, byte offsets) to fill.
     xq_scratch: Option<usize>,
@@ -126,6 +131,8 @@ impl VulkanBackend {
             mat_vec: MatVecPath::Auto,
             coopmat: false,
             force_attention_split: false,
+            kv_len: 0,
+            split_rows: 0,
             xq_scratch: None,
             xq_node: HashMap::new(),
             xq_slots: Vec::new(),
@@ -600,6 +607,11 @@ impl Backend for VulkanBackend {
             )));
         }
         let (buf, off) = (r.buffer.clone(), r.offset);
+        if g.tensor(t).name == crate::model::build::INP_KV_SPAN {
+            let spans: &[i32] = bytemuck::try_cast_slice(bytes).unwrap_or(&[]);
+            let last = spans.chunks(2).filter_map(|p| p.get(1)).max().copied();
+            self.kv_len = last.map_or(0, |l| (l.max(0) as u32).saturating_add(1));
+        }
         self.ctx.upload(&buf, off, bytes)
     }
 
@@ -612,6 +624,12 @@ impl Backend for VulkanBackend {
     }
 
     fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
+        // The context outgrew (or the batch no longer needs) the split-K plan: plan again
+        // for the new length and record afresh.
+        if self.split_rows != 0 && self.split_rows_for(u32::MAX) != self.split_rows {
+            self.plan_attention_scratch(g)?;
+            self.recorded.clear();
+        }
         let profiling = self.profile != ProfileMode::Off;
         let key = (
             g.uid,
