@@ -21,17 +21,28 @@ fn remove_node(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
     g.schedule.retain(|s| !s.is_empty());
 }
 
-/// Fuses every RMS_NORM whose only consumer is a MUL taking it as first operand.
-/// Returns the number of pairs fused.
-pub fn rms_norm_mul(g: &mut Graph) -> usize {
+type Readers = std::collections::HashMap<crate::graph::TensorId, usize>;
+type Producers =
+    std::collections::HashMap<crate::graph::TensorId, petgraph::stable_graph::NodeIndex>;
+
+/// The nodes in schedule order, how many node sources read each root tensor (views
+/// count against their root), and the node writing each tensor.
+fn uses(g: &Graph) -> (Vec<petgraph::stable_graph::NodeIndex>, Readers, Producers) {
     let order: Vec<_> = g.order().collect();
-    // How many node sources read each tensor (views count against their root).
-    let mut readers = std::collections::HashMap::new();
+    let (mut readers, mut producer) = (Readers::new(), Producers::new());
     for &n in &order {
         for &s in &g.node(n).srcs {
             *readers.entry(g.root(s)).or_insert(0usize) += 1;
         }
+        producer.insert(g.node(n).dst, n);
     }
+    (order, readers, producer)
+}
+
+/// Fuses every RMS_NORM whose only consumer is a MUL taking it as first operand.
+/// Returns the number of pairs fused.
+pub fn rms_norm_mul(g: &mut Graph) -> usize {
+    let (order, readers, _) = uses(g);
     let mut fused = 0;
     for &m in &order {
         let Some(node) = g.dag.node_weight(m) else {
@@ -103,18 +114,10 @@ pub fn add_rms_norm_mul(g: &mut Graph) -> usize {
     done
 }
 
-/// Rewrites SET_ROWS(ROPE(x, pos), pos) into ROPE_SET_ROWS(x, pos) when nothing else
-/// reads the rope's result. Returns the number rewritten.
+/// Rewrites SET_ROWS(ROPE(x, pos), rows) into ROPE_SET_ROWS(x, pos, rows) when nothing
+/// else reads the rope's result. Returns the number rewritten.
 pub fn rope_set_rows(g: &mut Graph) -> usize {
-    let order: Vec<_> = g.order().collect();
-    let mut readers = std::collections::HashMap::new();
-    let mut producer = std::collections::HashMap::new();
-    for &n in &order {
-        for &s in &g.node(n).srcs {
-            *readers.entry(g.root(s)).or_insert(0usize) += 1;
-        }
-        producer.insert(g.node(n).dst, n);
-    }
+    let (order, readers, producer) = uses(g);
     let mut done = 0;
     for &sr in &order {
         let Some(node) = g.dag.node_weight(sr) else {
@@ -164,15 +167,7 @@ pub fn rope_set_rows(g: &mut Graph) -> usize {
 /// Folds RMS_NORM_MUL(x, w) over head rows (x's ne0 = the rope's head_dim, w one row)
 /// into the ROPE / ROPE_SET_ROWS that alone reads it. Returns the number folded.
 pub fn rms_norm_rope(g: &mut Graph) -> usize {
-    let order: Vec<_> = g.order().collect();
-    let mut readers = std::collections::HashMap::new();
-    let mut producer = std::collections::HashMap::new();
-    for &n in &order {
-        for &s in &g.node(n).srcs {
-            *readers.entry(g.root(s)).or_insert(0usize) += 1;
-        }
-        producer.insert(g.node(n).dst, n);
-    }
+    let (order, readers, producer) = uses(g);
     let mut done = 0;
     for &r in &order {
         let Some(node) = g.dag.node_weight(r) else {

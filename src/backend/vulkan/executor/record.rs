@@ -32,6 +32,12 @@ impl VulkanBackend {
         let node = g.node(n);
         let s = |i: usize| self.range(g, node.srcs[i]);
         let st = |i: usize| g.tensor(node.srcs[i]);
+        // A head norm folded into ROPE / ROPE_SET_ROWS: its weight is the last source
+        // (as the CPU reference reads it).
+        let head_norm = |norm: Option<f32>| {
+            norm.map(|eps| s(node.srcs.len() - 1).map(|w| dispatch::rope::RowNorm { w, eps }))
+                .transpose()
+        };
         let dst = self.range(g, node.dst)?;
         let dt = g.tensor(node.dst);
         let u = |v: usize| -> Result<u32> {
@@ -160,10 +166,7 @@ impl VulkanBackend {
                 norm,
             } => {
                 let t = st(0);
-                // The folded head norm's weight is the third source.
-                let norm = norm
-                    .map(|eps| s(2).map(|w| dispatch::rope::RowNorm { w, eps }))
-                    .transpose()?;
+                let norm = head_norm(*norm)?;
                 dispatch::rope::rope_with(
                     rec,
                     s(0)?,
@@ -205,10 +208,7 @@ impl VulkanBackend {
                 norm,
             } => {
                 let t = st(0);
-                // [x, pos, rows (, w)]: the folded head norm's weight is the fourth source.
-                let norm = norm
-                    .map(|eps| s(3).map(|w| dispatch::rope::RowNorm { w, eps }))
-                    .transpose()?;
+                let norm = head_norm(*norm)?;
                 dispatch::rope::rope_set_rows_with(
                     rec,
                     s(0)?,
