@@ -119,10 +119,10 @@ pub enum Command {
         /// swiglu, scale, rope, attention).
         #[arg(short = 'o', long = "op")]
         op: Option<String>,
-        /// Only this Vulkan device (index as `vkgraph devices` lists it); default: all,
-        /// CPU drivers (lavapipe) included.
-        #[arg(short = 'b', long = "device")]
-        device: Option<usize>,
+        /// Only this backend: `Vulkan0`, `Vulkan1`, … (or the bare index as `vkgraph
+        /// devices` lists it); default: every Vulkan device, CPU drivers (lavapipe) included.
+        #[arg(short = 'b', long = "backend", visible_alias = "device")]
+        backend: Option<String>,
         /// List the cases instead of running them.
         #[arg(long)]
         list: bool,
@@ -318,11 +318,21 @@ pub fn main() -> Result<()> {
         Command::Serve(a) => serve::serve(&a),
         Command::TestOps {
             op,
-            device,
+            backend,
             list,
             perf,
             validate,
-        } => test_ops(op.as_deref(), device, list, perf, validate),
+        } => {
+            let device = match backend.as_deref() {
+                None => None,
+                Some(b) => Some(b.strip_prefix("Vulkan").unwrap_or(b).parse().map_err(|_| {
+                    Error::Usage(format!(
+                        "test-ops -b {b}: expected a Vulkan backend such as Vulkan0"
+                    ))
+                })?),
+            };
+            test_ops(op.as_deref(), device, list, perf, validate)
+        }
         Command::Bench(a) => bench(&a),
         Command::Dump {
             model,
