@@ -30,8 +30,10 @@ def one(url, prompt, tokens, out, i):
             chunk = json.loads(line[6:])
             if "error" in chunk:
                 raise RuntimeError(chunk["error"])
-            ch = chunk.get("choices") or [{}]
-            if ch[0].get("text"):
+            # A chunk with a choice is a generated token even when its text is empty
+            # (a partial UTF-8 sequence, frequent with random-weight models).
+            ch = chunk.get("choices") or []
+            if ch:
                 n += 1
                 if first is None:
                     first = time.perf_counter() - t0

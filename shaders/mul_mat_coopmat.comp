@@ -8,12 +8,16 @@
 // common/dequant.glsl). Same bindings, push constants and split-on-write addressing as
 // mul_mat.comp (common/dequant_matmul.glsl); f16 products, f32 accumulation.
 //
-// A workgroup of 8 subgroups computes a BM x BN tile (128 weight rows x 64 tokens). Per
-// BK-wide step of k it dequantizes the W tile and converts the x tile to f16 in shared
-// memory (both k-contiguous), then each subgroup multiplies its 32 x 32 sub-tile as
-// CM x CN cooperative matrices of 16 x 8 (shape M x N x K = 16 x 8 x 16: A = 16 rows x
-// 16 k of W, row-major; B = 16 k x 8 tokens of x, column-major; f32 accumulators).
-// Results go through shared memory to dst, so out-of-range rows/tokens are simply not
+// A workgroup of 8 subgroups (2 along m x 4 along n) computes a BM x BN tile (128 weight
+// rows x 128 tokens); each subgroup multiplies its 64 x 32 sub-tile as CM x CN = 4 x 4
+// cooperative matrices of 16 x 8 (shape M x N x K = 16 x 8 x 16: A = 16 rows x 16 k of W,
+// row-major; B = 16 k x 8 tokens of x, column-major; f32 accumulators). Per BK-wide step
+// of k the W tile (dequantized) and the x tile (converted) sit in shared memory as f16,
+// both k-contiguous, in two buffers: while the subgroups multiply the tiles of step s
+// from one buffer, each thread loads its share of step s+1 from memory into registers
+// and then writes it to the other buffer, so memory latency hides behind the tensor work
+// and one barrier per step suffices. Results go through a per-subgroup shared staging
+// block (one 16 x 8 matrix at a time) to dst, so out-of-range rows/tokens are simply not
 // written. Rows past m, tokens past n and k past the row end are zero-filled.
 //
 // Specialization constant 0 = workgroup size = 8 x the device's subgroup size (SPIR-V
@@ -35,41 +39,95 @@ layout(constant_id = 0) const uint WGS = WG_X;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 #define BM 128u
-#define BN 64u
+#define BN 128u
 #define BK 32u
-// Cooperative-matrix shape (M x N x K) and tiles per subgroup (4 x 2 subgroups).
+// Cooperative-matrix shape (M x N x K), subgroups along m and n, tiles per subgroup.
 #define TM 16u
 #define TN 8u
 #define TK 16u
-#define CM 2u
-#define CN 4u
-#define SUB_M (CM * TM)
-#define SUB_N (CN * TN)
+#define WM 2u
+#define WN 4u
+#define SUB_M (BM / WM)
+#define SUB_N (BN / WN)
+#define CM (SUB_M / TM)
+#define CN (SUB_N / TN)
 // Row strides of the shared tiles in halves: +8 keeps rows 16-byte aligned and
 // staggers banks.
 #define SWS (BK + 8u)
 #define SXS (BK + 8u)
+// Groups of 4 values per thread and step: W tile, x tile (WGS divides both: 8 subgroups
+// of a power-of-two size <= 128).
+const uint NW = BM * (BK / 4u) / WGS;
+const uint NX = BN * (BK / 4u) / WGS;
 // Scope 3 = Subgroup (written as a number: gl_ScopeSubgroup needs another extension).
 #define MAT_A fcoopmatNV<16, 3, TM, TK>
 #define MAT_B fcoopmatNV<16, 3, TK, TN>
 #define MAT_C fcoopmatNV<32, 3, TM, TN>
 
-shared float16_t sw[BM * SWS];
-shared float16_t sx[BN * SXS];
-// Output staging: one SUB_N x TM block (column-major, 16 rows per token) per subgroup.
-shared float stage[8u * SUB_N * TM];
+// Two buffers each: buffer b starts at b * BM * SWS (resp. b * BN * SXS).
+shared float16_t sw[2u * BM * SWS];
+shared float16_t sx[2u * BN * SXS];
+// Output staging: one TM x TN matrix (column-major, 16 rows per token) per subgroup.
+shared float stage[8u * TM * TN];
 // Per tile row: weight byte offset, dst index of token 0, dst step per token.
 shared uint r_w[BM];
 shared uint r_d[BM];
 shared uint r_s[BM];
+
+// This thread's share of the tiles of the step at k0, in registers: thread t takes groups
+// t*N .. t*N+N-1 (row-major over BK/4 groups per row), so one thread's W groups are
+// consecutive values of one row (one block's scale, merged loads).
+f16vec4 pw[NW];
+f16vec4 px[NX];
+
+void fetch(uint m0, uint n0, uint k0, uint tid) {
+    [[unroll]] for (uint i = 0u; i < NW; i++) {
+        const uint g = tid * NW + i;
+        const uint r = g / (BK / 4u);
+        const uint kk = k0 + 4u * (g % (BK / 4u));
+        vec4 w = vec4(0.0);
+        if (m0 + r < p.m && kk < p.k) {
+            w = dq4(r_w[r] + (kk / QK) * BLOCK_BYTES, kk % QK);
+        }
+        pw[i] = f16vec4(w);
+    }
+    [[unroll]] for (uint i = 0u; i < NX; i++) {
+        const uint g = tid * NX + i;
+        const uint t = g / (BK / 4u);
+        const uint kk = k0 + 4u * (g % (BK / 4u));
+        const uint tok = n0 + t;
+        vec4 xv = vec4(0.0);
+        if (tok < p.n && kk < p.k) {
+            xv = load_x4(tok * p.k + kk);
+        }
+        px[i] = f16vec4(xv);
+    }
+}
+
+void stash(uint tid, uint buf) {
+    [[unroll]] for (uint i = 0u; i < NW; i++) {
+        const uint g = tid * NW + i;
+        const uint at = buf * (BM * SWS) + (g / (BK / 4u)) * SWS + 4u * (g % (BK / 4u));
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
+            sw[at + e] = pw[i][e];
+        }
+    }
+    [[unroll]] for (uint i = 0u; i < NX; i++) {
+        const uint g = tid * NX + i;
+        const uint at = buf * (BN * SXS) + (g / (BK / 4u)) * SXS + 4u * (g % (BK / 4u));
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
+            sx[at + e] = px[i][e];
+        }
+    }
+}
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint m0 = gl_WorkGroupID.x * BM;
     const uint n0 = gl_WorkGroupID.y * BN;
     const uint sid = gl_SubgroupID;
-    const uint wr = sid / 2u; // sub-tile row (0..3)
-    const uint wc = sid % 2u; // sub-tile column (0..1)
+    const uint wr = sid / WN; // sub-tile row (0..WM-1)
+    const uint wc = sid % WN; // sub-tile column (0..WN-1)
 
     for (uint r = tid; r < BM; r += WGS) {
         if (m0 + r < p.m) {
@@ -85,46 +143,26 @@ void main() {
         acc[c] = MAT_C(0.0);
     }
     barrier();
+    fetch(m0, n0, 0u, tid);
+    stash(tid, 0u);
+    barrier();
 
+    uint cur = 0u;
     for (uint k0 = 0u; k0 < p.k; k0 += BK) {
-        // W tile: BM rows x BK/4 groups of 4 values.
-        for (uint g = tid; g < BM * (BK / 4u); g += WGS) {
-            const uint r = g / (BK / 4u);
-            const uint kq = 4u * (g % (BK / 4u));
-            const uint kk = k0 + kq;
-            vec4 w = vec4(0.0);
-            if (m0 + r < p.m && kk < p.k) {
-                w = dq4(r_w[r] + (kk / QK) * BLOCK_BYTES, kk % QK);
-            }
-            const uint at = r * SWS + kq;
-            [[unroll]] for (uint e = 0u; e < 4u; e++) {
-                sw[at + e] = float16_t(w[e]);
-            }
+        const bool more = k0 + BK < p.k;
+        if (more) {
+            fetch(m0, n0, k0 + BK, tid);
         }
-        // x tile: BN tokens x BK/4 groups.
-        for (uint g = tid; g < BN * (BK / 4u); g += WGS) {
-            const uint t = g / (BK / 4u);
-            const uint kq = 4u * (g % (BK / 4u));
-            const uint kk = k0 + kq;
-            const uint tok = n0 + t;
-            vec4 xv = vec4(0.0);
-            if (tok < p.n && kk < p.k) {
-                xv = load_x4(tok * p.k + kk);
-            }
-            const uint at = t * SXS + kq;
-            [[unroll]] for (uint e = 0u; e < 4u; e++) {
-                sx[at + e] = float16_t(xv[e]);
-            }
-        }
-        barrier();
+        const uint wb = cur * (BM * SWS);
+        const uint xb = cur * (BN * SXS);
         [[unroll]] for (uint ks = 0u; ks < BK; ks += TK) {
             MAT_A a[CM];
             MAT_B b[CN];
             [[unroll]] for (uint i = 0u; i < CM; i++) {
-                coopMatLoadNV(a[i], sw, (wr * SUB_M + i * TM) * SWS + ks, SWS, false);
+                coopMatLoadNV(a[i], sw, wb + (wr * SUB_M + i * TM) * SWS + ks, SWS, false);
             }
             [[unroll]] for (uint j = 0u; j < CN; j++) {
-                coopMatLoadNV(b[j], sx, (wc * SUB_N + j * TN) * SXS + ks, SXS, true);
+                coopMatLoadNV(b[j], sx, xb + (wc * SUB_N + j * TN) * SXS + ks, SXS, true);
             }
             [[unroll]] for (uint i = 0u; i < CM; i++) {
                 [[unroll]] for (uint j = 0u; j < CN; j++) {
@@ -132,26 +170,35 @@ void main() {
                 }
             }
         }
+        // The other buffer was last read in the previous step, which the barrier that
+        // ended it closed for every subgroup.
+        if (more) {
+            stash(tid, cur ^ 1u);
+        }
         barrier();
+        cur ^= 1u;
     }
 
-    // Write out, one 16-row band of the sub-tile at a time: stage[tt * TM + r] holds row
-    // r, token tt (0..SUB_N) of the band.
-    const uint sbase = sid * (SUB_N * TM);
+    // Write out one 16 x 8 matrix at a time: stage[sbase + t * TM + r] holds row r,
+    // token t of it. The staging block is the subgroup's own.
+    const uint sbase = sid * (TM * TN);
     const uint lane = gl_SubgroupInvocationID;
     [[unroll]] for (uint i = 0u; i < CM; i++) {
         [[unroll]] for (uint j = 0u; j < CN; j++) {
-            coopMatStoreNV(acc[i * CN + j], stage, sbase + j * (TN * TM), TM, true);
-        }
-        barrier();
-        const uint lr0 = wr * SUB_M + i * TM;
-        for (uint e = lane; e < SUB_N * TM; e += gl_SubgroupSize) {
-            const uint lr = lr0 + e % TM;
-            const uint tok = n0 + wc * SUB_N + e / TM;
-            if (m0 + lr < p.m && tok < p.n) {
-                dst[r_d[lr] + tok * r_s[lr]] = stage[sbase + e];
+            coopMatStoreNV(acc[i * CN + j], stage, sbase, TM, true);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            const uint lr0 = wr * SUB_M + i * TM;
+            const uint t0 = n0 + wc * SUB_N + j * TN;
+            for (uint e = lane; e < TM * TN; e += gl_SubgroupSize) {
+                const uint lr = lr0 + e % TM;
+                const uint tok = t0 + e / TM;
+                if (m0 + lr < p.m && tok < p.n) {
+                    dst[r_d[lr] + tok * r_s[lr]] = stage[sbase + e];
+                }
             }
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
         }
-        barrier();
     }
 }

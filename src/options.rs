@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `VKGRAPH_QKV` | [`Options::qkv`] | default sibling-matmul mode (off, fuse, reorder, auto) |
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
-//! | `VKGRAPH_COOPMAT=1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them |
+//! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
@@ -35,7 +35,7 @@ impl Default for Options {
         Options {
             qkv: QkvMode::Auto,
             sched_debug: false,
-            coopmat: false,
+            coopmat: true,
             mat_vec: MatVecPath::Auto,
             cache_dir: None,
             fence_timeout_s: None,
@@ -57,7 +57,7 @@ impl Options {
             o.qkv = QkvMode::parse(&v).map_err(|e| Error::Usage(format!("VKGRAPH_QKV: {e}")))?;
         }
         o.sched_debug = flag(&get, "VKGRAPH_SCHED_DEBUG")?.unwrap_or(false);
-        o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(false);
+        o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(true);
         o.mat_vec = match flag(&get, "VKGRAPH_MMVQ")? {
             None => MatVecPath::Auto,
             Some(true) => MatVecPath::Int8,
@@ -99,7 +99,7 @@ mod tests {
         let o = Options::from_vars(vars(&[
             ("VKGRAPH_QKV", "reorder"),
             ("VKGRAPH_SCHED_DEBUG", "1"),
-            ("VKGRAPH_COOPMAT", "1"),
+            ("VKGRAPH_COOPMAT", "0"),
             ("VKGRAPH_MMVQ", "0"),
             ("VKGRAPH_CACHE", "/tmp/c"),
             ("VKGRAPH_FENCE_TIMEOUT", "7"),
@@ -108,13 +108,13 @@ mod tests {
         assert_eq!(o.fence_timeout_s, Some(7));
         assert!(Options::from_vars(vars(&[("VKGRAPH_FENCE_TIMEOUT", "soon")])).is_err());
         assert_eq!(o.qkv, QkvMode::Reorder);
-        assert!(o.sched_debug && o.coopmat);
+        assert!(o.sched_debug && !o.coopmat);
         assert_eq!(o.mat_vec, MatVecPath::Float);
         assert_eq!(o.cache_dir, Some(PathBuf::from("/tmp/c")));
         let d = Options::from_vars(vars(&[])).unwrap();
         assert_eq!(
             (d.qkv, d.sched_debug, d.coopmat, d.mat_vec),
-            (QkvMode::Auto, false, false, MatVecPath::Auto)
+            (QkvMode::Auto, false, true, MatVecPath::Auto)
         );
         for bad in [
             ("VKGRAPH_QKV", "sideways"),

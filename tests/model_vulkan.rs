@@ -58,6 +58,17 @@ fn vk_backend(m: &Arc<Model>, dev: usize) -> VulkanBackend {
     VulkanBackend::with_context(m.clone(), context(dev))
 }
 
+/// Asserts the validation layer reported nothing so far on device `dev`'s shared context.
+fn assert_device_clean(dev: usize, case: &str) {
+    let ctx = context(dev);
+    let log = ctx.validation_log();
+    assert!(
+        log.errors() + log.warnings() == 0,
+        "{case}: validation:\n{}",
+        log.messages().join("\n")
+    );
+}
+
 fn assert_clean(vk: &VulkanBackend, case: &str) {
     let log = vk.context().validation_log();
     assert!(
@@ -69,9 +80,11 @@ fn assert_clean(vk: &VulkanBackend, case: &str) {
 
 /// Logit NMSE allowed against the exact CPU reference: 1e-4 (f32 summation order), or
 /// 1e-3 where decode matmuls take the integer-dot path (q8_1 activations; measured up to
-/// 7e-4 on the q4_k_m tiny models, see tiny_models_match_cpu_on_forced_decode_paths).
+/// 7e-4 on the q4_k_m tiny models, see tiny_models_match_cpu_on_forced_decode_paths) or
+/// prompt matmuls the cooperative-matrix one (f16 activations, a finer rounding than q8_1;
+/// judged against llama.cpp's own spread by tests/parity.rs).
 fn cpu_bound(vk: &VulkanBackend) -> f64 {
-    if vk.int8_mat_vec() {
+    if vk.int8_mat_vec() || vk.coopmat_prefill() {
         1e-3
     } else {
         1e-4
@@ -243,13 +256,7 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                     eprintln!("{case} step {i}: ok (NMSE {e:.2e})");
                 }
                 drop(s);
-                let ctx = context(dev);
-                let log = ctx.validation_log();
-                assert!(
-                    log.errors() + log.warnings() == 0,
-                    "{case}: validation:\n{}",
-                    log.messages().join("\n")
-                );
+                assert_device_clean(dev, &case);
             }
         }
     }
@@ -442,5 +449,62 @@ fn split_attention_replans_as_the_context_grows() {
             "[{label}] {:?}",
             log.messages()
         );
+    }
+}
+
+/// Prompts long enough for the tiled matmuls (24 tokens, n > 8): the device's default
+/// prompt path (the cooperative-matrix kernel where the device has it: f16 products,
+/// NMSE vs the exact CPU within 1e-3) and the scalar kernel (f32, within 1e-4), on every
+/// arch and mix, logits at every position, under validation. With
+/// `VKGRAPH_EXPECT_COOPMAT=1` (the GPU machine's runs) a device without the
+/// cooperative-matrix path fails instead of testing the scalar one twice.
+#[test]
+fn prompt_matmuls_match_cpu_on_both_tiled_paths() {
+    let expect_coop = std::env::var("VKGRAPH_EXPECT_COOPMAT").is_ok_and(|v| v == "1");
+    let cases = [
+        ("llama", "q4_0"),
+        ("qwen2", "q8_0"),
+        ("qwen3", "q4_k_m"),
+        ("llama", "q2_k"),
+        ("qwen3", "f16"),
+    ];
+    for (dev, label) in devices() {
+        for &(arch, quant) in &cases {
+            let m = tiny_model(arch, quant);
+            let steps = vec![prompt(24), vec![7]];
+            let want = cpu_logits(&m, &steps);
+            for coopmat in [true, false] {
+                let mut vk = vk_backend(&m, dev);
+                vk.set_coopmat(coopmat);
+                let on = vk.coopmat_prefill();
+                if coopmat && expect_coop {
+                    assert!(on, "[{label}] VKGRAPH_EXPECT_COOPMAT=1 but no coopmat path");
+                }
+                let bound = if on { 1e-3 } else { cpu_bound(&vk) };
+                let case = format!("[{label}] prompt({arch},{quant},coopmat={on})");
+                let limits = vk.sibling_limits();
+                let mut s = Session::new(
+                    m.clone(),
+                    vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+                    SessionOptions {
+                        qkv: QkvMode::Auto,
+                        n_ctx: N_CTX,
+                        limits,
+                        ..Default::default()
+                    },
+                );
+                for (i, t) in steps.iter().enumerate() {
+                    let got = s.forward(t, true).unwrap();
+                    let e = nmse(&got, &want[i]);
+                    assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
+                    eprintln!("{case} step {i}: ok (NMSE {e:.2e}, bound {bound:e})");
+                }
+                drop(s);
+                assert_device_clean(dev, &case);
+                if !on && coopmat {
+                    eprintln!("[{label}] no cooperative-matrix path: the scalar kernel ran");
+                }
+            }
+        }
     }
 }

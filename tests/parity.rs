@@ -12,6 +12,17 @@
 //! - against the as-is reference: each top-5 token's log-probability within
 //!   `|as-is - exact| + TOL` of ours, i.e. the whole gap is llama.cpp's own rounding.
 //!
+//! A configuration whose default path rounds activations (the cooperative-matrix prompt
+//! matmul: f16 products) is judged by llama.cpp's own spread instead of the exact bound
+//! (DESIGN.md decision 16, docs/parity.md): at each position the spread `s` is the largest
+//! `|as-is - exact|` over the tokens both references rank in their top-5; each exact
+//! top-5 log-probability must be within `s + TOL` of ours and the top-1 must agree where
+//! the exact margin exceeds `MARGIN + 2 s`. (llama.cpp's CPU-vs-Vulkan spread, which the
+//! decision names, is wider still: 0.2–0.5 on these files, ../shared/ANCHORS.md.) The as-is
+//! bound is not applied to such a path: with `s` allowed against the exact reference it
+//! follows from the exact check by the triangle inequality, so it could not fail on its own.
+//! The same device also runs with that path off (`scalar`), under the exact bounds.
+//!
 //! Invariants: a fixture is only compared to the exact model file it was made from
 //! (tiny models are regenerated here and their FNV-1a hash checked against the fixture;
 //! SmolLM2 comes from `scripts/fetch-smollm2.sh`, which checks its sha256). A missing
@@ -41,38 +52,49 @@ const TOL: f64 = 2e-2;
 const QUANTS: [&str; 5] = ["f16", "q8_0", "q4_0", "q4_k_m", "q2_k"];
 
 /// Makes the backends (priority order) of one session on `model`, with the sibling
-/// limits the session must plan with.
-type MakeBackends = Box<dyn Fn(&Arc<Model>) -> (Vec<Box<dyn Backend>>, SiblingLimits)>;
+/// limits the session must plan with, and whether its prompt matmuls round activations.
+type MakeBackends = Box<dyn Fn(&Arc<Model>) -> (Vec<Box<dyn Backend>>, SiblingLimits, bool)>;
 
 /// Every backend configuration under test, by label: the CPU reference, then each
-/// Vulkan device (with the CPU as fallback, as `vkgraph run` sets it up). No Vulkan
-/// device at all is a failure (CI has lavapipe).
+/// Vulkan device as `vkgraph run` sets it up (default paths, the CPU as fallback) and,
+/// where its default prompt matmul is the cooperative-matrix one, the same device with
+/// it off. No Vulkan device at all is a failure (CI has lavapipe).
 fn backends() -> Vec<(String, MakeBackends)> {
     let mut v: Vec<(String, MakeBackends)> = vec![(
         "CPU".into(),
         Box::new(|m: &Arc<Model>| {
             let b: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(m.clone()))];
-            (b, SiblingLimits::default())
+            (b, SiblingLimits::default(), false)
         }),
     )];
     let devs = enumerate_devices().expect("Vulkan loader");
     assert!(!devs.is_empty(), "no Vulkan device: CI must have lavapipe");
     for d in devs {
         let dev = d.index;
-        v.push((
-            format!("Vulkan/{}", d.short_name()),
-            Box::new(move |m: &Arc<Model>| {
+        let make = move |coopmat: bool| {
+            move |m: &Arc<Model>| {
                 let opts = ContextOptions {
                     device_index: Some(dev),
                     ..Default::default()
                 };
-                let vk = VulkanBackend::new(m.clone(), &opts).expect("Vulkan backend");
+                let mut vk = VulkanBackend::new(m.clone(), &opts).expect("Vulkan backend");
+                if !coopmat {
+                    vk.set_coopmat(false);
+                }
+                let rounded = vk.coopmat_prefill();
                 let limits = vk.sibling_limits();
                 let b: Vec<Box<dyn Backend>> =
                     vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))];
-                (b, limits)
-            }),
-        ));
+                (b, limits, rounded)
+            }
+        };
+        v.push((format!("Vulkan/{}", d.short_name()), Box::new(make(true))));
+        if vkgraph::backend::vulkan::dispatch::mul_mat::coopmat_shape(&d).is_some() {
+            v.push((
+                format!("Vulkan/{} scalar", d.short_name()),
+                Box::new(make(false)),
+            ));
+        }
     }
     v
 }
@@ -173,6 +195,8 @@ struct Outcome {
     /// Worst |ours - exact| and |ours - as-is| over the reference top-5 tokens.
     max_exact: f64,
     max_as_is: f64,
+    /// Largest llama.cpp rounding spread used (rounded paths; 0 for exact ones).
+    max_spread: f64,
     top1_checked: usize,
 }
 
@@ -184,7 +208,7 @@ fn show(t: &[(u32, f64)]) -> String {
 }
 
 fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: &MakeBackends) -> Outcome {
-    let (backends, limits) = make(model);
+    let (backends, limits, rounded) = make(model);
     let opts = SessionOptions {
         qkv: QkvMode::Auto,
         n_ctx: 64,
@@ -214,7 +238,18 @@ fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: &MakeBackends) -
             show(as_is),
             show(&ours)
         );
-        if exact[0].1 - exact[1].1 > MARGIN {
+        // llama.cpp's own rounding spread at this position (used for rounded paths).
+        let spread = if rounded {
+            let ex: HashMap<u32, f64> = exact.iter().copied().collect();
+            as_is
+                .iter()
+                .filter_map(|&(id, l)| ex.get(&id).map(|&e| (l - e).abs()))
+                .fold(0.0, f64::max)
+        } else {
+            0.0
+        };
+        out.max_spread = out.max_spread.max(spread);
+        if exact[0].1 - exact[1].1 > MARGIN + 2.0 * spread {
             out.top1_checked += 1;
             if ours[0].0 != exact[0].0 {
                 out.mismatches
@@ -224,9 +259,9 @@ fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: &MakeBackends) -
         for &(id, l) in exact {
             let d = (lp[id as usize] - l).abs();
             out.max_exact = out.max_exact.max(d);
-            if d.is_nan() || d > TOL {
+            if d.is_nan() || d > spread + TOL {
                 out.mismatches.push(format!(
-                    "exact token {id}: |{:.5} - {l:.5}| = {d:.4} > {TOL} ({ctx})",
+                    "exact token {id}: |{:.5} - {l:.5}| = {d:.4} > {spread:.4} + {TOL} ({ctx})",
                     lp[id as usize]
                 ));
             }
@@ -236,6 +271,9 @@ fn compare(fx: &Fixture, label: &str, model: &Arc<Model>, make: &MakeBackends) -
         for &(id, l) in as_is {
             let d = (lp[id as usize] - l).abs();
             out.max_as_is = out.max_as_is.max(d);
+            if rounded {
+                continue;
+            }
             let Some(&e) = ex.get(&id) else { continue };
             let bound = (l - e).abs() + TOL;
             if d.is_nan() || d > bound {
@@ -259,12 +297,13 @@ fn check(fixtures: &[Fixture], model_of: impl Fn(&Fixture) -> Arc<Model>) {
             let o = compare(fx, label, &model, make);
             eprintln!(
                 "[{label}] {}: {} positions, top-1 checked at {}, max |ours - exact| {:.2e}, \
-                 max |ours - as-is| {:.2e}, {} mismatches",
+                 max |ours - as-is| {:.2e}, spread allowed {:.2e}, {} mismatches",
                 fx.name,
                 fx.prompt.len(),
                 o.top1_checked,
                 o.max_exact,
                 o.max_as_is,
+                o.max_spread,
                 o.mismatches.len()
             );
             failures.extend(o.mismatches);

@@ -9,9 +9,10 @@
 //!   tokens); larger ones a tiled kernel: `mul_mat_coopmat.comp` (KHR cooperative matrices,
 //!   f16 products, f32 accumulation) when the caller asks for it ([`TiledKernel`]: `Auto`
 //!   takes it where [`coopmat_shape`] finds the shape it is built for), else the scalar
-//!   `mul_mat.comp` (f32 throughout). The executor asks for it only with
-//!   `VKGRAPH_COOPMAT=1` (`crate::options`): it is 26–68 % faster for pp512 on the H200 but
-//!   rounds activations to f16 (docs/BENCHMARKS.md).
+//!   `mul_mat.comp` (f32 throughout). The executor asks for it by default
+//!   (`VKGRAPH_COOPMAT=0`, `crate::options`, turns it off): 2.6–3.5× the scalar kernel on
+//!   the H200 (52–70 TFLOPS at llama-8B shapes, n = 512), with f16 activations that stay
+//!   within llama.cpp's own rounding spread (tests/parity.rs, docs/parity.md).
 //! - Kernels read weights through 16-bit storage; a device without it gets
 //!   `Error::Unsupported` (the scheduler then keeps the op on the CPU).
 //! - Operands are bound with `dispatch::bind` (offset rounded down to the device's
@@ -37,11 +38,11 @@ const TILE_M: u32 = 64;
 const TILE_N: u32 = 64;
 /// Tile of `mul_mat_coopmat.comp` and its subgroups per workgroup.
 const COOP_TILE_M: u32 = 128;
-const COOP_TILE_N: u32 = 64;
+const COOP_TILE_N: u32 = 128;
 const COOP_SUBGROUPS: u32 = 8;
-/// Shared memory of `mul_mat_coopmat.comp` in bytes (W and x tiles in f16 with 8 halves
-/// of padding per row, the output staging, the row table).
-const COOP_SHARED: u32 = 128 * 40 * 2 + 64 * 40 * 2 + 8 * 32 * 16 * 4 + 3 * 128 * 4;
+/// Shared memory of `mul_mat_coopmat.comp` in bytes (two buffers of the W and x tiles in
+/// f16 with 8 halves of padding per row, the output staging, the row table).
+const COOP_SHARED: u32 = 2 * (128 * 40 * 2 + 128 * 40 * 2) + 8 * 16 * 8 * 4 + 3 * 128 * 4;
 /// Default mat-vec workgroup width and rows per workgroup.
 const MMV_WG: u32 = 128;
 const MMV_ROWS: u32 = 2;
@@ -194,7 +195,7 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
         && caps.storage_16bit
         && caps.features.vulkan_memory_model.is_some()
         && caps.subgroup_ops.contains(vk::SubgroupFeatureFlags::BASIC)
-        && caps.subgroup_size >= 1
+        && caps.subgroup_size.is_power_of_two()
         && wg <= caps.max_compute_work_group_invocations
         && wg <= caps.max_compute_work_group_size[0]
         && COOP_SHARED <= caps.max_compute_shared_memory_size;

@@ -267,11 +267,12 @@ impl VulkanBackend {
                             "no int8 kernel for this shape".to_string()
                         };
                         format!("mul_mat_vec (float; {why})")
-                    } else if self.coopmat && dispatch::mul_mat::coopmat_shape(caps).is_some() {
+                    } else if dispatch::mul_mat::coopmat_shape(caps).is_none() {
+                        "mul_mat (scalar tiled; no usable cooperative-matrix shape)".to_string()
+                    } else if self.coopmat {
                         "mul_mat_coopmat (cooperative matrices, f16 products)".to_string()
                     } else {
-                        "mul_mat (scalar tiled; VKGRAPH_COOPMAT=1 for cooperative matrices)"
-                            .to_string()
+                        "mul_mat (scalar tiled; VKGRAPH_COOPMAT=0)".to_string()
                     };
                     let _ = writeln!(
                         s,

@@ -129,7 +129,7 @@ impl VulkanBackend {
             attn_scratch: None,
             attn_split: HashMap::new(),
             mat_vec: MatVecPath::Auto,
-            coopmat: false,
+            coopmat: true,
             force_attention_split: false,
             kv_len: 0,
             split_rows: 0,
@@ -159,7 +159,9 @@ impl VulkanBackend {
     }
 
     /// Runs prompt matmuls (n > 8) on cooperative matrices where the device has a usable
-    /// shape (`VKGRAPH_COOPMAT=1`); off by default (f16 activations, docs/BENCHMARKS.md).
+    /// shape (the default; f16 products, f32 accumulation, within llama.cpp's own
+    /// CPU-vs-GPU spread: docs/parity.md); `false` (`VKGRAPH_COOPMAT=0`) keeps the scalar
+    /// f32 kernel.
     pub fn set_coopmat(&mut self, on: bool) {
         if on != self.coopmat {
             self.coopmat = on;
@@ -180,6 +182,12 @@ impl VulkanBackend {
             MatVecPath::Int8 => true,
             MatVecPath::Auto => dispatch::mul_mat_vecq::preferred(self.ctx.caps()),
         }
+    }
+
+    /// Whether prompt matmuls (n > 8) take the cooperative-matrix kernel (f16 products, so
+    /// results differ from the exact f32 reference by that rounding).
+    pub fn coopmat_prefill(&self) -> bool {
+        self.coopmat && dispatch::mul_mat::coopmat_shape(self.ctx.caps()).is_some()
     }
 
     /// Splits decode attention over the context on any device and cache size (tests,

@@ -1,0 +1,134 @@
+//! The prefill matmul benchmark (issue 11's kernel table): every weight type at llama-8B's
+//! prompt shapes (m × k = 4096 × 14336 ffn_down, 4096 × 4096 attn_q/attn_output, 14336 ×
+//! 4096 ffn_gate), n = 512 tokens (`VKGRAPH_BENCH_N` changes it), on the scalar tiled
+//! kernel (`mul_mat.comp`) and, where the device has the shape, the cooperative-matrix one
+//! (`mul_mat_coopmat.comp`). Each figure is the median of `REPS` dispatches timed by GPU
+//! timestamps with a barrier after each; TFLOPS counts 2·m·k·n. `cargo bench --bench
+//! prefill` (on lavapipe, `VKGRAPH_BENCH_SMALL=1` shrinks the shapes). It measures; it
+//! asserts nothing about speed.
+
+use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, mul_mat_tiled, TiledKernel};
+use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
+use vkgraph::quant::{self, GgmlType};
+
+const REPS: usize = 20;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `f` REPS times untimed, then REPS times with a barrier and a timestamp after each;
+/// the median µs.
+fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder)) -> Option<f64> {
+    let mut rec = ctx.recorder().ok()?;
+    rec.begin().ok()?;
+    for _ in 0..REPS {
+        f(&mut rec);
+        rec.barrier().ok()?;
+    }
+    rec.timestamp("start").ok()?;
+    for _ in 0..REPS {
+        f(&mut rec);
+        rec.barrier().ok()?;
+        rec.timestamp("rep").ok()?;
+    }
+    rec.submit_and_wait().ok()?;
+    let ts = rec.timestamps();
+    (ts.len() >= 2).then(|| median(ts.windows(2).map(|p| (p[1].ns - p[0].ns) / 1e3).collect()))
+}
+
+fn main() {
+    let ctx = match VulkanContext::new(&ContextOptions::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("prefill bench: no Vulkan device ({e})");
+            return;
+        }
+    };
+    let caps = ctx.caps().clone();
+    let small = std::env::var_os("VKGRAPH_BENCH_SMALL").is_some();
+    let n: usize = std::env::var("VKGRAPH_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if small { 64 } else { 512 });
+    let shapes: &[(usize, usize)] = if small {
+        &[(256, 1024)]
+    } else {
+        &[(4096, 14336), (4096, 4096), (14336, 4096)]
+    };
+    let coop = coopmat_shape(&caps).is_some();
+    println!(
+        "# prefill matmul on {} ({}), n = {n}",
+        caps.name, caps.driver_info
+    );
+    println!("| type | m | k | n | kernel | µs | TFLOPS |");
+    println!("|---|---:|---:|---:|---|---:|---:|");
+    for ty in GgmlType::WEIGHT_TYPES {
+        for &(m, k) in shapes {
+            let Some(row_bytes) = ty.row_bytes(k) else {
+                continue;
+            };
+            let wbytes = row_bytes * m;
+            if wbytes as u64 > caps.max_storage_buffer_range
+                || (k * n * 4) as u64 > caps.max_storage_buffer_range
+            {
+                continue;
+            }
+            // One quantized row repeated: content does not change the kernel's cost.
+            let row: Vec<f32> = (0..k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let Ok(q) = quant::quantize(ty, &row) else {
+                continue;
+            };
+            let w_data: Vec<u8> = q.iter().copied().cycle().take(wbytes).collect();
+            let w = ctx
+                .create_buffer(wbytes as u64, MemoryLocation::Device, "w")
+                .unwrap();
+            ctx.upload(&w, 0, &w_data).unwrap();
+            let x = ctx
+                .create_buffer((k * n * 4) as u64, MemoryLocation::Device, "x")
+                .unwrap();
+            let xs: Vec<u8> = (0..k * n)
+                .flat_map(|i| (((i * 13) % 17) as f32 / 17.0 - 0.5).to_le_bytes())
+                .collect();
+            ctx.upload(&x, 0, &xs).unwrap();
+            let d = ctx
+                .create_buffer((m * n * 4) as u64, MemoryLocation::Device, "d")
+                .unwrap();
+            let kernels: &[(TiledKernel, &str)] = if coop {
+                &[
+                    (TiledKernel::Scalar, "mul_mat"),
+                    (TiledKernel::Coopmat, "mul_mat_coopmat"),
+                ]
+            } else {
+                &[(TiledKernel::Scalar, "mul_mat")]
+            };
+            for &(kernel, name) in kernels {
+                let f = |rec: &mut Recorder| {
+                    let (k, m, n) = (k as u32, m as u32, n as u32);
+                    mul_mat_tiled(
+                        rec,
+                        ty,
+                        w.whole(),
+                        x.whole(),
+                        d.whole(),
+                        k,
+                        m,
+                        n,
+                        &[],
+                        kernel,
+                    )
+                    .unwrap()
+                };
+                let Some(us) = time(&ctx, &f) else {
+                    println!("no timestamps on this device");
+                    return;
+                };
+                let tflops = 2.0 * (m * k * n) as f64 / (us * 1e6);
+                println!("| {ty} | {m} | {k} | {n} | {name} | {us:.1} | {tflops:.1} |");
+            }
+        }
+    }
+}
