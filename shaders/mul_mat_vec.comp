@@ -3,7 +3,7 @@
 // push: 64
 // workgroup: 128
 //
-// Matrix-vector product for decode (n = NMAX <= 8 tokens): dst[j][i] = sum_k w[i][k] * x[j][k]
+// Matrix-vector product for decode (n = NMAX <= 16 tokens): dst[j][i] = sum_k w[i][k] * x[j][k]
 // for any weight type (TYPE_* define, common/dequant.glsl); layout, push constants and
 // split-on-write addressing in common/dequant_matmul.glsl.
 //
@@ -29,7 +29,7 @@
 
 layout(constant_id = 0) const uint WG = WG_X;
 layout(constant_id = 1) const uint NR = 2;
-// Tokens: exactly p.n (1..8, set by the dispatch helper), so the per-token loops are
+// Tokens: exactly p.n (1..16, set by the dispatch helper), so the per-token loops are
 // static and only NR * NT accumulators live in registers.
 layout(constant_id = 3) const uint NMAX = 1;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;

@@ -3,7 +3,7 @@
 // push: 64
 // workgroup: 128
 //
-// Integer-dot matrix-vector product for decode (n = NMAX <= 8 tokens), the MMVQ path:
+// Integer-dot matrix-vector product for decode (n = NMAX <= 16 tokens), the MMVQ path:
 // dst[j][i] = sum_k w[i][k] * x[j][k] with x quantized to q8_1 blocks by
 // quantize_q8_1.comp (binding 1: int8 x 4 per uint; binding 2: (d, s) per 32 values)
 // and the weights' integer codes multiplied by the int8 activations four at a time

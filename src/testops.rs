@@ -83,7 +83,7 @@ impl Case {
     /// The op's name (what `-o` matches).
     pub fn op(&self) -> &'static str {
         match self {
-            Case::MulMat { n, .. } if *n <= 8 => "mul_mat_vec",
+            Case::MulMat { n, .. } if *n <= dispatch::mul_mat::MAT_VEC_MAX_N => "mul_mat_vec",
             Case::MulMat { .. } => "mul_mat",
             Case::MulMatVecq { .. } => "mul_mat_vecq",
             Case::GetRows { .. } => "get_rows",
@@ -175,7 +175,7 @@ pub fn cases() -> Vec<Case> {
     ];
     for ty in GgmlType::WEIGHT_TYPES {
         for (m, k) in shapes {
-            for n in [1u32, 2, 8, 17, 64] {
+            for n in [1u32, 2, 8, 16, 17, 64] {
                 v.push(Case::MulMat { ty, m, k, n });
             }
         }
@@ -185,7 +185,7 @@ pub fn cases() -> Vec<Case> {
         .filter(|t| t.is_quantized())
     {
         for (m, k) in shapes {
-            for n in [1u32, 3, 8] {
+            for n in [1u32, 3, 8, 16] {
                 v.push(Case::MulMatVecq { ty, m, k, n });
             }
         }

@@ -269,7 +269,7 @@ fn mul_mat_all_types() {
             let k = small_k(ty);
             for (mi, &m) in [1usize, 7, 33, 257].iter().enumerate() {
                 let w = quantized(ty, m, k, 7 + mi as u64);
-                for &n in &[1usize, 2, 5, 17] {
+                for &n in &[1usize, 2, 5, 16, 17] {
                     mul_mat_case(
                         gpu,
                         ty,
@@ -430,7 +430,7 @@ fn mul_mat_vecq_all_types() {
             let mut cases: Vec<VecqCase> = Vec::new();
             let k = small_k(ty);
             for &m in &[1usize, 7, 33, 257] {
-                for n in [1usize, 2, 5, 8] {
+                for n in [1usize, 2, 5, 8, 16] {
                     cases.push((k, vec![m], n, ALIGNED, String::new(), None));
                 }
             }
@@ -590,7 +590,7 @@ fn mul_mat_coopmat() {
                 r,
                 64,
                 16,
-                16,
+                32,
                 &[],
                 TiledKernel::Coopmat,
             );
@@ -618,7 +618,8 @@ fn mul_mat_coopmat() {
             for k in [small_k(ty), 4096] {
                 for (mi, &m) in [1usize, 7, 33, 257, 300].iter().enumerate() {
                     let w = quantized(ty, m, k, 101 + mi as u64);
-                    for &n in &[9usize, 17, 64, 100] {
+                    // n > MAT_VEC_MAX_N (else the mat-vec runs); 200 spans two 128-token tiles.
+                    for &n in &[17usize, 64, 100, 200] {
                         mul_mat_case(gpu, ty, &w, k, &[m], n, ALIGNED, "", None, cm);
                     }
                 }
@@ -627,7 +628,7 @@ fn mul_mat_coopmat() {
             // Segments crossing the 128-row tile.
             let split = [7usize, 150, 16];
             let w = quantized(ty, split.iter().sum(), k, 121);
-            for &n in &[9usize, 64, 100] {
+            for &n in &[17usize, 64, 200] {
                 let label = ",split=[7,150,16]";
                 mul_mat_case(gpu, ty, &w, k, &split, n, ALIGNED, label, None, cm);
             }

@@ -30,7 +30,7 @@ use crate::quant::GgmlType;
 use crate::{Error, Result};
 
 /// Largest token count the mat-vec kernel takes (its `NMAX`).
-pub const MAT_VEC_MAX_N: u32 = 8;
+pub const MAT_VEC_MAX_N: u32 = 16;
 /// Most segments a fused weight may have (the push constants' arrays).
 pub const MAX_SEGMENTS: usize = 4;
 /// Tile of `mul_mat.comp` (`BM` weight rows × `BN` tokens).

@@ -158,7 +158,7 @@ impl VulkanBackend {
         }
     }
 
-    /// Runs prompt matmuls (n > 8) on cooperative matrices where the device has a usable
+    /// Runs prompt matmuls (n > `MAT_VEC_MAX_N`) on cooperative matrices where the device has a usable
     /// shape (the default; f16 products, f32 accumulation, within llama.cpp's own
     /// CPU-vs-GPU spread: docs/parity.md); `false` (`VKGRAPH_COOPMAT=0`) keeps the scalar
     /// f32 kernel.
@@ -184,7 +184,7 @@ impl VulkanBackend {
         }
     }
 
-    /// Whether prompt matmuls (n > 8) take the cooperative-matrix kernel (f16 products, so
+    /// Whether prompt matmuls (n > `MAT_VEC_MAX_N`) take the cooperative-matrix kernel (f16 products, so
     /// results differ from the exact f32 reference by that rounding).
     pub fn coopmat_prefill(&self) -> bool {
         self.coopmat && dispatch::mul_mat::coopmat_shape(self.ctx.caps()).is_some()
