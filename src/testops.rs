@@ -69,6 +69,28 @@ pub enum Case {
         n: u32,
         n_kv: u32,
     },
+    /// MOE_TOPK then MOE_WEIGHTS on the device; the weights are compared (a wrong expert
+    /// set or order changes them: they are the chosen logits' softmax, largest first).
+    MoeRoute {
+        n_expert: u32,
+        k: u32,
+        n: u32,
+    },
+    /// MUL_MAT_ID with ids that leave the last two experts without a token.
+    MulMatId {
+        ty: GgmlType,
+        m: u32,
+        k: u32,
+        n_expert: u32,
+        n_used: u32,
+        nx: u32,
+        n: u32,
+    },
+    MoeSum {
+        ne0: u32,
+        n_used: u32,
+        n: u32,
+    },
 }
 
 /// How a case ended.
@@ -93,6 +115,9 @@ impl Case {
             Case::Scale { .. } => "scale",
             Case::Rope { .. } => "rope",
             Case::Attention { .. } => "attention",
+            Case::MoeRoute { .. } => "moe_route",
+            Case::MulMatId { .. } => "mul_mat_id",
+            Case::MoeSum { .. } => "moe_sum",
         }
     }
 
@@ -126,6 +151,17 @@ impl Case {
             } => {
                 format!("d={d},h={n_head}/{n_head_kv},n={n},n_kv={n_kv}")
             }
+            Case::MoeRoute { n_expert, k, n } => format!("experts={n_expert},k={k},n={n}"),
+            Case::MulMatId {
+                ty,
+                m,
+                k,
+                n_expert,
+                n_used,
+                nx,
+                n,
+            } => format!("type={ty},m={m},k={k},experts={n_expert}/{n_used},nx={nx},n={n}"),
+            Case::MoeSum { ne0, n_used, n } => format!("ne0={ne0},used={n_used},n={n}"),
         };
         format!("{}({p})", self.op())
     }
@@ -157,6 +193,20 @@ impl Case {
                 n,
                 n_kv,
             } => 8 * u64::from(d * n_head * n) + 4 * u64::from(d * n_head_kv * n_kv),
+            Case::MoeRoute { n_expert, k, n } => 4 * u64::from(n * (n_expert + 2 * k)),
+            Case::MulMatId {
+                ty,
+                m,
+                k,
+                n_used,
+                nx,
+                n,
+                ..
+            } => {
+                let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
+                u64::from(n_used * n) * w + 4 * u64::from(k * nx * n + m * n_used * n)
+            }
+            Case::MoeSum { ne0, n_used, n } => 4 * u64::from(ne0 * n * (n_used + 1) + n_used * n),
         }
     }
 }
@@ -233,6 +283,29 @@ pub fn cases() -> Vec<Case> {
             }
         }
     }
+    for (n_expert, k) in [(8u32, 2u32), (60, 4), (128, 8)] {
+        for n in [1u32, 5, 17] {
+            v.push(Case::MoeRoute { n_expert, k, n });
+        }
+    }
+    for ty in GgmlType::WEIGHT_TYPES {
+        for (m, k) in [(33u32, 256u32), (7, 768)] {
+            for (nx, n) in [(1u32, 1u32), (1, 3), (2, 17)] {
+                v.push(Case::MulMatId {
+                    ty,
+                    m,
+                    k,
+                    n_expert: 8,
+                    n_used: 2,
+                    nx,
+                    n,
+                });
+            }
+        }
+    }
+    for (ne0, n_used, n) in [(256u32, 2u32, 1u32), (2048, 8, 3), (100, 3, 17)] {
+        v.push(Case::MoeSum { ne0, n_used, n });
+    }
     v
 }
 
@@ -304,7 +377,7 @@ pub fn run_case(ctx: &VulkanContext, c: &Case, perf: bool) -> (Outcome, Option<f
             }
             let e = nmse(&got, &want);
             let bound = match c {
-                Case::MulMat { .. } | Case::MulMatVecq { .. } => 5e-4,
+                Case::MulMat { .. } | Case::MulMatVecq { .. } | Case::MulMatId { .. } => 5e-4,
                 _ => 1e-5,
             };
             if e <= bound {
@@ -616,6 +689,100 @@ fn run_inner(
                         n_kv,
                         scale,
                     )
+                }),
+            )
+        }
+        Case::MoeRoute { n_expert, k, n } => {
+            let logits = values((n_expert * n) as usize, seed);
+            let mut ids = vec![0i32; (k * n) as usize];
+            ops::moe_topk(&logits, n_expert as usize, k as usize, &mut ids);
+            let mut want = vec![0f32; ids.len()];
+            ops::moe_weights(&logits, n_expert as usize, &ids, k as usize, &mut want);
+            let (lb, ib, db) = (
+                io.f32s(&logits)?,
+                io.zeros(ids.len())?,
+                io.zeros(ids.len())?,
+            );
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    dispatch::moe::moe_topk(r, b[lb].whole(), b[ib].whole(), n_expert, k, n)?;
+                    r.barrier()?;
+                    let (l, i, d) = (b[lb].whole(), b[ib].whole(), b[db].whole());
+                    dispatch::moe::moe_weights(r, l, i, d, n_expert, k, n)
+                }),
+            )
+        }
+        Case::MulMatId {
+            ty,
+            m,
+            k,
+            n_expert,
+            n_used,
+            nx,
+            n,
+        } => {
+            let w = quant::quantize(ty, &values((m * k * n_expert) as usize, seed))?;
+            let x = values((k * nx * n) as usize, seed + 1);
+            // Experts n_expert-2 and n_expert-1 receive no token.
+            let ids: Vec<i32> = (0..n * n_used)
+                .map(|i| ((i * 3 + i / n_used) % (n_expert - 2)) as i32)
+                .collect();
+            let mut want = vec![0f32; (m * n_used * n) as usize];
+            ops::mul_mat_id(
+                ty,
+                &w,
+                k as usize,
+                m as usize,
+                &x,
+                nx as usize,
+                &ids,
+                n_used as usize,
+                &mut want,
+            )?;
+            let (wb, xb, ib, db) = (
+                io.put(&w)?,
+                io.f32s(&x)?,
+                io.put(bytemuck::cast_slice(&ids))?,
+                io.zeros(want.len())?,
+            );
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    dispatch::moe::mul_mat_id(
+                        r,
+                        ty,
+                        b[wb].whole(),
+                        b[xb].whole(),
+                        b[ib].whole(),
+                        b[db].whole(),
+                        k,
+                        m,
+                        n_expert,
+                        nx,
+                        n_used,
+                        n,
+                    )
+                }),
+            )
+        }
+        Case::MoeSum { ne0, n_used, n } => {
+            let y = values((ne0 * n_used * n) as usize, seed);
+            let wv = values((n_used * n) as usize, seed + 1);
+            let mut want = vec![0f32; (ne0 * n) as usize];
+            ops::moe_sum(&y, ne0 as usize, n_used as usize, &wv, &mut want);
+            let (yb, wb, db) = (io.f32s(&y)?, io.f32s(&wv)?, io.zeros(want.len())?);
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    let (y, w, d) = (b[yb].whole(), b[wb].whole(), b[db].whole());
+                    dispatch::moe::moe_sum(r, y, w, d, ne0, n_used, n)
                 }),
             )
         }

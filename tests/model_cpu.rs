@@ -25,7 +25,7 @@ fn session(arch: &str, quant: &str, qkv: QkvMode) -> Session {
 
 #[test]
 fn logits_finite_and_spread_every_arch() {
-    for arch in ["llama", "qwen2", "qwen3"] {
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
         let mut s = session(arch, "q8_0", QkvMode::Off);
         let l = s.forward(&prompt(4), false).unwrap();
         assert_eq!(l.len(), s.model.hp.n_vocab, "{arch}");
@@ -39,7 +39,7 @@ fn logits_finite_and_spread_every_arch() {
 
 #[test]
 fn batch_equals_single_steps() {
-    for arch in ["llama", "qwen2", "qwen3"] {
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
         let toks = prompt(5);
         let mut a = session(arch, "q4_0", QkvMode::Off);
         let batch = a.forward(&toks, true).unwrap();
@@ -101,7 +101,7 @@ fn op_fusion_keeps_logits() {
         bytemuck::pod_collect_to_vec(&cpu.get_tensor(g, g.outputs[0]).unwrap())
     }
 
-    for arch in ["llama", "qwen2", "qwen3"] {
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
         let m = tiny_model(arch, "q8_0");
         let raw = build_graph(
             &m,
@@ -115,8 +115,8 @@ fn op_fusion_keeps_logits() {
         let mut fused = raw.clone();
         vkgraph::passes::run(&mut fused, QkvMode::Off, &Default::default());
         let ops: Vec<&str> = fused.order().map(|n| fused.node(n).op.name()).collect();
-        // qwen3's per-head q_norm / k_norm fold into the ropes after them.
-        let expect: &[&str] = if arch == "qwen3" {
+        // qwen3's (and qwen3moe's) per-head q_norm / k_norm fold into the ropes after them.
+        let expect: &[&str] = if arch == "qwen3" || arch == "qwen3moe" {
             &[
                 "RMS_NORM_MUL",
                 "ADD_RMS_NORM_MUL",

@@ -144,7 +144,7 @@ fn tiny_models_match_cpu_in_every_mode() {
     // Every arch × the schemes of the issue (matching types: q4_0, q8_0; mixed: q2_k,
     // q4_k_m), plus f16.
     let mut cases = vec![("qwen3", "f16")];
-    for arch in ["llama", "qwen2", "qwen3"] {
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
         for quant in ["q4_0", "q8_0", "q2_k", "q4_k_m"] {
             cases.push((arch, quant));
         }

@@ -80,6 +80,22 @@ pub enum Op {
     /// head `h / (n_head / n_head_kv)` (GQA). Rows are clamped to the cache and the range
     /// to at least one row ([`crate::backend::cpu::ops::kv_range`]).
     Attention { scale: f32 },
+    /// `[logits: f32 [n_expert, n]]` → i32 `[k, n]`: per token, the `k` experts of the
+    /// largest router logits, largest first (ties: the lower index first). Softmax is
+    /// monotonic, so these are the top-k of the routing probabilities.
+    MoeTopK { k: usize },
+    /// `[logits: f32 [n_expert, n], ids: i32 [k, n]]` → f32 `[k, n]`: the chosen
+    /// experts' routing weights, softmax over all experts renormalized over the chosen
+    /// ones (qwen3moe's `norm_topk_prob`) — that is, the softmax of the chosen logits.
+    MoeWeights,
+    /// `[w: any type [k, m, n_expert], x: f32 [k, nx, n], ids: i32 [n_used, n]]` → f32
+    /// `[m, n_used, n]`: `dst[t][s] = W[ids[s][t]] · x[t][s mod nx]` — the expert-indexed
+    /// matmul (`nx` = 1: every slot reads the token's row; `nx` = `n_used`: slot `s`
+    /// reads its own).
+    MulMatId,
+    /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
+    /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted).
+    MoeSum,
 }
 
 impl Op {
@@ -103,6 +119,10 @@ impl Op {
             Op::RopeSetRows { norm: Some(_), .. } => "RMS_NORM_MUL_ROPE_SET_ROWS",
             Op::RopeSetRows { .. } => "ROPE_SET_ROWS",
             Op::Attention { .. } => "ATTENTION",
+            Op::MoeTopK { .. } => "MOE_TOPK",
+            Op::MoeWeights => "MOE_WEIGHTS",
+            Op::MulMatId => "MUL_MAT_ID",
+            Op::MoeSum => "MOE_SUM",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! positions `pos..pos+n_tokens`, with a KV cache of `n_ctx` rows per layer.
 //! Tensor names follow llama.cpp's (`attn_norm-0`, `Qcur-0`, `ffn_out-0`, ...).
 //! Differences between the archs: qwen2 adds Q/K/V biases, qwen3 normalizes Q and
-//! K per head (`attn_q_norm`, `attn_k_norm`); qwen* use neox rope.
+//! K per head (`attn_q_norm`, `attn_k_norm`); qwen* use neox rope. qwen3moe is qwen3
+//! with a mixture-of-experts FFN (`moe_ffn`).
 
 use crate::graph::{Graph, Op, TensorId, TensorKind};
 use crate::quant::GgmlType;
@@ -165,7 +166,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         }
         q = g.reshape(q, [hd, nh, n, 1]);
         k = g.reshape(k, [hd, nkv, n, 1]);
-        if hp.arch == Arch::Qwen3 {
+        if hp.arch.has_qk_norm() {
             let qn = weight(&mut g, m, &b("attn_q_norm.weight"))?;
             let kn = weight(&mut g, m, &b("attn_k_norm.weight"))?;
             q = norm(&mut g, q, qn, format!("Qcur_normed-{il}"), [hd, nh, n, 1]);
@@ -261,6 +262,17 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             format!("ffn_norm-{il}"),
             [e, n, 1, 1],
         );
+        if hp.arch.is_moe() {
+            let out = moe_ffn(&mut g, m, il, cur, n)?;
+            inp = g.op(
+                Op::Add,
+                &[out, ffn_inp],
+                format!("l_out-{il}"),
+                f32t,
+                [e, n, 1, 1],
+            );
+            continue;
+        }
         let f = hp.n_ff;
         let wg = weight(&mut g, m, &b("ffn_gate.weight"))?;
         let wu = weight(&mut g, m, &b("ffn_up.weight"))?;
@@ -327,4 +339,75 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     );
     g.outputs.push(logits);
     Ok(g)
+}
+
+/// qwen3moe's FFN of layer `il` on `cur` (`[n_embd, n]`, the normed input), as llama.cpp
+/// builds it: router logits → top-k experts → their weights (softmax renormalized over
+/// the chosen) → each chosen expert's SwiGLU FFN → the weighted sum, `[n_embd, n]`.
+fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Result<TensorId> {
+    let hp = &m.hp;
+    let f32t = GgmlType::F32;
+    let b = |s: &str| format!("blk.{il}.{s}");
+    let (e, x, k, fe) = (hp.n_embd, hp.n_expert, hp.n_expert_used, hp.n_ff_exp);
+    let router = weight(g, m, &b("ffn_gate_inp.weight"))?;
+    let logits = g.op(
+        Op::MulMat { split: vec![] },
+        &[router, cur],
+        format!("ffn_moe_logits-{il}"),
+        f32t,
+        [x, n, 1, 1],
+    );
+    let ids = g.op(
+        Op::MoeTopK { k },
+        &[logits],
+        format!("ffn_moe_topk-{il}"),
+        GgmlType::I32,
+        [k, n, 1, 1],
+    );
+    let weights = g.op(
+        Op::MoeWeights,
+        &[logits, ids],
+        format!("ffn_moe_weights_norm-{il}"),
+        f32t,
+        [k, n, 1, 1],
+    );
+    let cur3 = g.reshape(cur, [e, 1, n, 1]);
+    let wg = weight(g, m, &b("ffn_gate_exps.weight"))?;
+    let wu = weight(g, m, &b("ffn_up_exps.weight"))?;
+    let wd = weight(g, m, &b("ffn_down_exps.weight"))?;
+    let gate = g.op(
+        Op::MulMatId,
+        &[wg, cur3, ids],
+        format!("ffn_moe_gate-{il}"),
+        f32t,
+        [fe, k, n, 1],
+    );
+    let up = g.op(
+        Op::MulMatId,
+        &[wu, cur3, ids],
+        format!("ffn_moe_up-{il}"),
+        f32t,
+        [fe, k, n, 1],
+    );
+    let act = g.op(
+        Op::SwiGlu,
+        &[gate, up],
+        format!("ffn_moe_swiglu-{il}"),
+        f32t,
+        [fe, k, n, 1],
+    );
+    let down = g.op(
+        Op::MulMatId,
+        &[wd, act, ids],
+        format!("ffn_moe_down-{il}"),
+        f32t,
+        [e, k, n, 1],
+    );
+    Ok(g.op(
+        Op::MoeSum,
+        &[down, weights],
+        format!("ffn_moe_out-{il}"),
+        f32t,
+        [e, n, 1, 1],
+    ))
 }

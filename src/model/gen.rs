@@ -30,9 +30,14 @@ pub struct Preset {
     pub n_vocab: usize,
     pub tied: bool,
     pub rope_base: f32,
+    /// Mixture of experts (`--arch qwen3moe` only; 0 for dense presets): experts per
+    /// layer, used per token, each expert's FFN width.
+    pub n_expert: usize,
+    pub n_expert_used: usize,
+    pub n_ff_exp: usize,
 }
 
-pub const PRESETS: [Preset; 4] = [
+pub const PRESETS: [Preset; 6] = [
     Preset {
         name: "tiny",
         n_layer: 2,
@@ -44,6 +49,9 @@ pub const PRESETS: [Preset; 4] = [
         n_vocab: 1024,
         tied: false,
         rope_base: 10000.0,
+        n_expert: 0,
+        n_expert_used: 0,
+        n_ff_exp: 0,
     },
     Preset {
         name: "qwen3-0.6b",
@@ -56,6 +64,9 @@ pub const PRESETS: [Preset; 4] = [
         n_vocab: 151936,
         tied: false,
         rope_base: 1000000.0,
+        n_expert: 0,
+        n_expert_used: 0,
+        n_ff_exp: 0,
     },
     Preset {
         name: "qwen3-1.7b",
@@ -68,6 +79,9 @@ pub const PRESETS: [Preset; 4] = [
         n_vocab: 151936,
         tied: true,
         rope_base: 1000000.0,
+        n_expert: 0,
+        n_expert_used: 0,
+        n_ff_exp: 0,
     },
     Preset {
         name: "llama-8b",
@@ -80,6 +94,41 @@ pub const PRESETS: [Preset; 4] = [
         n_vocab: 128256,
         tied: false,
         rope_base: 500000.0,
+        n_expert: 0,
+        n_expert_used: 0,
+        n_ff_exp: 0,
+    },
+    // CI-sized mixture of experts: 8 experts (llama-quantize's n_expert == 8 special
+    // cases apply), 2 used.
+    Preset {
+        name: "tiny-moe",
+        n_layer: 2,
+        n_embd: 256,
+        n_ff: 512,
+        n_head: 4,
+        n_head_kv: 2,
+        head_dim: 128,
+        n_vocab: 1024,
+        tied: false,
+        rope_base: 10000.0,
+        n_expert: 8,
+        n_expert_used: 2,
+        n_ff_exp: 256,
+    },
+    Preset {
+        name: "qwen3-30b-a3b",
+        n_layer: 48,
+        n_embd: 2048,
+        n_ff: 6144,
+        n_head: 32,
+        n_head_kv: 4,
+        head_dim: 128,
+        n_vocab: 151936,
+        tied: false,
+        rope_base: 1000000.0,
+        n_expert: 128,
+        n_expert_used: 8,
+        n_ff_exp: 768,
     },
 ];
 
@@ -154,11 +203,19 @@ pub fn tensor_list(arch: Arch, p: &Preset) -> Vec<(String, Vec<u64>)> {
             t.push((b("attn_v.bias"), vec![kv]));
         }
         t.push((b("attn_output.weight"), vec![q, e]));
-        if arch == Arch::Qwen3 {
+        if arch.has_qk_norm() {
             t.push((b("attn_q_norm.weight"), vec![p.head_dim as u64]));
             t.push((b("attn_k_norm.weight"), vec![p.head_dim as u64]));
         }
         t.push((b("ffn_norm.weight"), vec![e]));
+        if arch.is_moe() {
+            let (x, fe) = (p.n_expert as u64, p.n_ff_exp as u64);
+            t.push((b("ffn_gate_inp.weight"), vec![e, x]));
+            t.push((b("ffn_gate_exps.weight"), vec![e, fe, x]));
+            t.push((b("ffn_down_exps.weight"), vec![fe, e, x]));
+            t.push((b("ffn_up_exps.weight"), vec![e, fe, x]));
+            continue;
+        }
         t.push((b("ffn_gate.weight"), vec![e, f]));
         t.push((b("ffn_up.weight"), vec![e, f]));
         t.push((b("ffn_down.weight"), vec![f, e]));
@@ -235,6 +292,20 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         preset.n_head_kv = (preset.n_head / ratio).max(1);
     }
     let p = &preset;
+    if o.arch.is_moe() != (p.n_expert > 0) {
+        return Err(Error::Usage(format!(
+            "preset `{}` is {} but --arch {} is {}: use tiny-moe or qwen3-30b-a3b with \
+             qwen3moe, the other presets with the dense archs",
+            p.name,
+            if p.n_expert > 0 {
+                "a mixture of experts"
+            } else {
+                "dense"
+            },
+            o.arch.name(),
+            if o.arch.is_moe() { "one" } else { "not" }
+        )));
+    }
     let a = o.arch.name();
     let tensors = tensor_list(o.arch, p);
     let mix = MixContext {
@@ -242,7 +313,7 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         n_layer: p.n_layer,
         n_head: p.n_head,
         n_head_kv: p.n_head_kv,
-        n_expert: 0,
+        n_expert: p.n_expert,
         has_output: !p.tied,
     };
     let mut w = GgufWriter::new();
@@ -269,6 +340,17 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         Value::U32(p.head_dim as u32),
     );
     w.add(&key("rope.freq_base"), Value::F32(p.rope_base));
+    if o.arch.is_moe() {
+        w.add(&key("expert_count"), Value::U32(p.n_expert as u32));
+        w.add(
+            &key("expert_used_count"),
+            Value::U32(p.n_expert_used as u32),
+        );
+        w.add(
+            &key("expert_feed_forward_length"),
+            Value::U32(p.n_ff_exp as u32),
+        );
+    }
     w.add(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-6));
     let vocab = super::gen_vocab::vocab(p.n_vocab);
     w.add("tokenizer.ggml.model", Value::Str("gpt2".into()));

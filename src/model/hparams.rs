@@ -11,6 +11,10 @@ pub enum Arch {
     Llama,
     Qwen2,
     Qwen3,
+    /// Qwen3's attention with a mixture-of-experts FFN (Qwen3-30B-A3B): a router
+    /// (`ffn_gate_inp`), `expert_count` SwiGLU experts stacked in 3-D tensors
+    /// (`ffn_{gate,up,down}_exps`), `expert_used_count` of them per token.
+    Qwen3Moe,
 }
 
 impl Arch {
@@ -19,8 +23,9 @@ impl Arch {
             "llama" => Ok(Arch::Llama),
             "qwen2" => Ok(Arch::Qwen2),
             "qwen3" => Ok(Arch::Qwen3),
+            "qwen3moe" => Ok(Arch::Qwen3Moe),
             _ => Err(Error::Unsupported(format!(
-                "architecture `{s}` (supported: llama, qwen2, qwen3)"
+                "architecture `{s}` (supported: llama, qwen2, qwen3, qwen3moe)"
             ))),
         }
     }
@@ -30,14 +35,25 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Qwen3Moe => "qwen3moe",
         }
+    }
+
+    /// Whether Q and K are RMS-normalized per head (`attn_q_norm`, `attn_k_norm`).
+    pub fn has_qk_norm(self) -> bool {
+        matches!(self, Arch::Qwen3 | Arch::Qwen3Moe)
+    }
+
+    /// Whether the FFN is a mixture of experts.
+    pub fn is_moe(self) -> bool {
+        self == Arch::Qwen3Moe
     }
 
     /// llama.cpp's rope type for the architecture.
     pub fn rope_mode(self) -> RopeMode {
         match self {
             Arch::Llama => RopeMode::Normal,
-            Arch::Qwen2 | Arch::Qwen3 => RopeMode::Neox,
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Qwen3Moe => RopeMode::Neox,
         }
     }
 }
@@ -61,6 +77,11 @@ pub struct HParams {
     pub rope_base: f32,
     pub rope_scale: f32,
     pub n_rot: usize,
+    /// Mixture of experts (0 for a dense FFN): experts per layer, experts used per
+    /// token, and each expert's FFN width.
+    pub n_expert: usize,
+    pub n_expert_used: usize,
+    pub n_ff_exp: usize,
 }
 
 impl HParams {
@@ -114,11 +135,37 @@ impl HParams {
                 ),
             });
         }
+        let (mut n_expert, mut n_expert_used, mut n_ff_exp) = (0, 0, 0);
+        if arch.is_moe() {
+            n_expert = f.get_u32(&key("expert_count"))? as usize;
+            n_expert_used = f.get_u32(&key("expert_used_count"))? as usize;
+            n_ff_exp = f.get_u32(&key("expert_feed_forward_length"))? as usize;
+            if n_expert_used == 0 || n_expert_used > n_expert || n_expert > 1024 {
+                return Err(Error::Metadata {
+                    key: key("expert_used_count"),
+                    what: format!(
+                        "{n_expert_used} experts used of {n_expert} (need 1..=expert_count, \
+                         at most 1024 experts)"
+                    ),
+                });
+            }
+            if n_ff_exp == 0 {
+                return Err(Error::Metadata {
+                    key: key("expert_feed_forward_length"),
+                    what: "must be positive".into(),
+                });
+            }
+        }
+        let n_ff = if arch.is_moe() {
+            f.get_u32_or(&key("feed_forward_length"), n_ff_exp as u32)? as usize
+        } else {
+            f.get_u32(&key("feed_forward_length"))? as usize
+        };
         Ok(HParams {
             arch,
             n_layer: f.get_u32(&key("block_count"))? as usize,
             n_embd,
-            n_ff: f.get_u32(&key("feed_forward_length"))? as usize,
+            n_ff,
             n_head,
             n_head_kv,
             head_dim,
@@ -129,6 +176,9 @@ impl HParams {
             rope_base: f.get_f32_or(&key("rope.freq_base"), 10000.0)?,
             rope_scale,
             n_rot,
+            n_expert,
+            n_expert_used,
+            n_ff_exp,
         })
     }
 }

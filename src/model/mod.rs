@@ -109,11 +109,19 @@ impl Model {
                 self.expect(&b("attn_k.bias"), &[kv])?;
                 self.expect(&b("attn_v.bias"), &[kv])?;
             }
-            if hp.arch == Arch::Qwen3 {
+            if hp.arch.has_qk_norm() {
                 self.expect(&b("attn_q_norm.weight"), &[hp.head_dim])?;
                 self.expect(&b("attn_k_norm.weight"), &[hp.head_dim])?;
             }
             self.expect(&b("ffn_norm.weight"), &[e])?;
+            if hp.arch.is_moe() {
+                let (x, fe) = (hp.n_expert, hp.n_ff_exp);
+                self.expect(&b("ffn_gate_inp.weight"), &[e, x])?;
+                self.expect(&b("ffn_gate_exps.weight"), &[e, fe, x])?;
+                self.expect(&b("ffn_up_exps.weight"), &[e, fe, x])?;
+                self.expect(&b("ffn_down_exps.weight"), &[fe, e, x])?;
+                continue;
+            }
             self.expect(&b("ffn_gate.weight"), &[e, f])?;
             self.expect(&b("ffn_up.weight"), &[e, f])?;
             self.expect(&b("ffn_down.weight"), &[f, e])?;

@@ -299,4 +299,41 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
     if rewrote {
         g.rebuild_edges();
     }
+    expert_siblings(g, mode);
+}
+
+/// Records a decision for each group of expert-indexed matmuls (MUL_MAT_ID) reading the
+/// same activation and expert ids — a MoE layer's gate and up experts. They are never
+/// fused yet (a fused expert-indexed weight is not implemented), so the line says why
+/// and what the schedule does with them instead.
+fn expert_siblings(g: &mut Graph, mode: QkvMode) {
+    let mut by_input: BTreeMap<(u32, u32), Vec<NodeIndex>> = BTreeMap::new();
+    for n in g.order() {
+        let node = g.node(n);
+        if node.op == Op::MulMatId && weight_name(g, n).is_some() {
+            by_input
+                .entry((node.srcs[1].0, node.srcs[2].0))
+                .or_default()
+                .push(n);
+        }
+    }
+    let mut groups: Vec<Vec<NodeIndex>> = by_input.into_values().filter(|v| v.len() > 1).collect();
+    groups.sort_by_key(|v| v[0].index());
+    for nodes in groups {
+        let blk = block_of(g, nodes[0]);
+        let members = describe(g, &nodes);
+        let ty0 = g.tensor(g.node(nodes[0]).srcs[0]).ty;
+        let same = nodes.iter().all(|&n| g.tensor(g.node(n).srcs[0]).ty == ty0);
+        let types = if same { "types match" } else { "types differ" };
+        let text = match mode {
+            QkvMode::Off => format!(
+                "off    {blk} experts {members} — mode off: separate dispatches, barrier after each"
+            ),
+            _ => format!(
+                "stage  {blk} experts {members} — {types}, but fusing expert-indexed \
+                 matmuls (MUL_MAT_ID) is not implemented: one stage, no barrier between"
+            ),
+        };
+        g.decisions.push(Decision { text });
+    }
 }

@@ -10,7 +10,8 @@ use vkgraph::model::gen::{generate, GenOptions, Preset};
 use vkgraph::model::quant_mix::Ftype;
 use vkgraph::model::{Arch, Model};
 
-/// Path of the tiny `arch` model in scheme `quant` (generated on first use).
+/// Path of the tiny `arch` model in scheme `quant` (generated on first use): preset
+/// `tiny`, or `tiny-moe` for qwen3moe.
 pub fn tiny(arch: &str, quant: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "vkgraph-test-models-g{}",
@@ -25,7 +26,12 @@ pub fn tiny(arch: &str, quant: &str) -> PathBuf {
     if !path.exists() {
         let o = GenOptions {
             arch: Arch::parse(arch).unwrap(),
-            preset: Preset::find("tiny").unwrap(),
+            preset: Preset::find(if arch == "qwen3moe" {
+                "tiny-moe"
+            } else {
+                "tiny"
+            })
+            .unwrap(),
             ftype: Ftype::parse(quant).unwrap(),
             seed: 42,
         };

@@ -268,6 +268,37 @@ impl CpuBackend {
                     &q, qt.ne[0], qt.ne[1], &k, &v, kt.ne[1], kt.ne[2], &span, *scale, &mut out,
                 );
             }
+            Op::MoeTopK { k } => {
+                let mut ids = vec![0i32; dt.nelements()];
+                ops::moe_topk(&self.f32s(g, s(0))?, ne0, *k, &mut ids);
+                self.bytes_mut(g, node.dst)?
+                    .copy_from_slice(bytemuck::cast_slice(&ids));
+                return Ok(());
+            }
+            Op::MoeWeights => {
+                let ids = self.i32s(g, s(1))?;
+                let k = g.tensor(s(1)).ne[0];
+                ops::moe_weights(&self.f32s(g, s(0))?, ne0, &ids, k, &mut out);
+            }
+            Op::MulMatId => {
+                let w = g.tensor(s(0));
+                let xt = g.tensor(s(1));
+                let ids = self.i32s(g, s(2))?;
+                let n_used = g.tensor(s(2)).ne[0];
+                let x = self.f32s(g, s(1))?;
+                let wb = self.bytes(g, s(0))?;
+                ops::mul_mat_id(w.ty, wb, ne0, w.ne[1], &x, xt.ne[1], &ids, n_used, &mut out)?;
+            }
+            Op::MoeSum => {
+                let n_used = g.tensor(s(0)).ne[1];
+                ops::moe_sum(
+                    &self.f32s(g, s(0))?,
+                    ne0,
+                    n_used,
+                    &self.f32s(g, s(1))?,
+                    &mut out,
+                );
+            }
         }
         self.bytes_mut(g, node.dst)?
             .copy_from_slice(bytemuck::cast_slice(&out));

@@ -7,7 +7,7 @@ use half::f16;
 
 use crate::graph::RopeMode;
 use crate::quant::{self, GgmlType};
-use crate::Result;
+use crate::{Error, Result};
 
 /// `dst[i*ne0..][..ne0]` = row `ids[i]` of `table` (type `ty`, rows of `ne0`).
 pub fn get_rows(
@@ -244,6 +244,83 @@ pub fn attention(
                 }
                 *o = (acc / sum) as f32;
             }
+        }
+    }
+}
+
+/// Top-k expert ids of each token's router logits (see `Op::MoeTopK`): `logits` is
+/// `[n_expert, n]`, `ids` `[k, n]`.
+pub fn moe_topk(logits: &[f32], n_expert: usize, k: usize, ids: &mut [i32]) {
+    for (l, out) in logits.chunks(n_expert).zip(ids.chunks_mut(k)) {
+        let mut order: Vec<usize> = (0..n_expert).collect();
+        // Stable sort, descending: equal logits keep the lower index first.
+        order.sort_by(|&a, &b| l[b].total_cmp(&l[a]));
+        for (o, &e) in out.iter_mut().zip(&order) {
+            *o = e as i32;
+        }
+    }
+}
+
+/// Routing weights of the chosen experts (see `Op::MoeWeights`): softmax of the chosen
+/// logits, in f64.
+pub fn moe_weights(logits: &[f32], n_expert: usize, ids: &[i32], k: usize, dst: &mut [f32]) {
+    for ((l, id), out) in logits
+        .chunks(n_expert)
+        .zip(ids.chunks(k))
+        .zip(dst.chunks_mut(k))
+    {
+        let v: Vec<f64> = id.iter().map(|&e| l[e as usize] as f64).collect();
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = v.iter().map(|&x| (x - max).exp()).sum();
+        for (o, &x) in out.iter_mut().zip(&v) {
+            *o = ((x - max).exp() / sum) as f32;
+        }
+    }
+}
+
+/// The expert-indexed matmul (see `Op::MulMatId`): `w` holds `n_expert` matrices of
+/// `m` rows of `k` values in `ty`, back to back; `x` is `[k, nx, n]`, `ids` `[n_used, n]`,
+/// `dst` `[m, n_used, n]`. An id outside `0..n_expert` is an error naming it.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_id(
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    m: usize,
+    x: &[f32],
+    nx: usize,
+    ids: &[i32],
+    n_used: usize,
+    dst: &mut [f32],
+) -> Result<()> {
+    let rb = ty.row_bytes(k).expect("whole blocks");
+    let n_expert = w.len() / (rb * m);
+    for (ts, out) in dst.chunks_mut(m).enumerate() {
+        let (t, s) = (ts / n_used, ts % n_used);
+        let e = ids[ts];
+        if e < 0 || e as usize >= n_expert {
+            return Err(Error::Usage(format!(
+                "MUL_MAT_ID: expert id {e} outside 0..{n_expert}"
+            )));
+        }
+        let xr = &x[(t * nx + s % nx) * k..][..k];
+        let we = &w[e as usize * m * rb..][..m * rb];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = quant::dot_row(ty, &we[i * rb..][..rb], xr);
+        }
+    }
+    Ok(())
+}
+
+/// The weighted sum of the experts' outputs (see `Op::MoeSum`): `y` is
+/// `[ne0, n_used, n]`, `w` `[n_used, n]`, `dst` `[ne0, n]`; f64 accumulation.
+pub fn moe_sum(y: &[f32], ne0: usize, n_used: usize, w: &[f32], dst: &mut [f32]) {
+    for (t, out) in dst.chunks_mut(ne0).enumerate() {
+        for (i, o) in out.iter_mut().enumerate() {
+            let acc: f64 = (0..n_used)
+                .map(|s| w[t * n_used + s] as f64 * y[(t * n_used + s) * ne0 + i] as f64)
+                .sum();
+            *o = acc as f32;
         }
     }
 }

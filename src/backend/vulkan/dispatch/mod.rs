@@ -18,6 +18,7 @@ pub mod copy;
 pub mod debug;
 pub mod get_rows;
 pub mod glu;
+pub mod moe;
 pub mod mul_mat;
 pub mod mul_mat_vecq;
 pub mod norm;

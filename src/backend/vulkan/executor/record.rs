@@ -252,6 +252,44 @@ impl VulkanBackend {
                     *scale,
                 )
             }
+            Op::MoeTopK { k } => {
+                let l = st(0);
+                dispatch::moe::moe_topk(rec, s(0)?, dst, u(l.ne[0])?, u(*k)?, u(l.nrows())?)
+            }
+            Op::MoeWeights => {
+                let l = st(0);
+                let k = u(st(1).ne[0])?;
+                dispatch::moe::moe_weights(rec, s(0)?, s(1)?, dst, u(l.ne[0])?, k, u(l.nrows())?)
+            }
+            Op::MulMatId => {
+                let (w, x, ids) = (st(0), st(1), st(2));
+                dispatch::moe::mul_mat_id(
+                    rec,
+                    w.ty,
+                    s(0)?,
+                    s(1)?,
+                    s(2)?,
+                    dst,
+                    u(w.ne[0])?,
+                    u(w.ne[1])?,
+                    u(w.ne[2])?,
+                    u(x.ne[1])?,
+                    u(ids.ne[0])?,
+                    u(ids.ne[1])?,
+                )
+            }
+            Op::MoeSum => {
+                let (y, w) = (st(0), st(1));
+                dispatch::moe::moe_sum(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    u(y.ne[0])?,
+                    u(y.ne[1])?,
+                    u(w.ne[1])?,
+                )
+            }
         }
     }
 }

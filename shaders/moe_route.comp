@@ -1,0 +1,77 @@
+#version 450
+// bindings: 3
+// push: 32
+// workgroup: 64
+//
+// Mixture-of-experts routing, one invocation per token (1-D on a 2-D grid,
+// common/index.glsl). logits: f32 [n_expert, n]; ids: i32 [k, n].
+// - moe_topk (Op::MoeTopK): writes ids = the k experts of the largest logits, largest
+//   first, ties to the lower index. Pass s takes the best expert that comes after pass
+//   s-1's in that strict order (logit descending, index ascending), so no "taken" list.
+//   Binding 2 is not used (the dispatch binds ids there too).
+// - moe_weights (WEIGHTS, Op::MoeWeights): reads ids, writes w: f32 [k, n] = the softmax
+//   of the chosen logits (softmax over all experts renormalized over the chosen).
+// Offsets are elements (dispatch/moe.rs).
+#extension GL_GOOGLE_include_directive : require
+#include "common/index.glsl"
+
+layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
+
+layout(std430, set = 0, binding = 0) readonly restrict buffer L { float logits[]; };
+#ifdef WEIGHTS
+layout(std430, set = 0, binding = 1) readonly restrict buffer I { int ids[]; };
+layout(std430, set = 0, binding = 2) writeonly restrict buffer W { float wts[]; };
+#else
+layout(std430, set = 0, binding = 1) writeonly restrict buffer I { int ids[]; };
+#endif
+
+layout(push_constant) uniform Push {
+    uint n_expert;
+    uint k;
+    uint n;
+    uint l_off;
+    uint i_off;
+    uint w_off;
+    uint pad0;
+    uint pad1;
+} p;
+
+void main() {
+    const uint t = flat_index();
+    if (t >= p.n) {
+        return;
+    }
+    const uint base = p.l_off + t * p.n_expert;
+#ifndef WEIGHTS
+    float pl = 0.0;
+    int pe = -1; // none chosen yet
+    for (uint s = 0u; s < p.k; s++) {
+        float bl = 0.0;
+        int be = -1;
+        for (uint e = 0u; e < p.n_expert; e++) {
+            const float l = logits[base + e];
+            const bool after = pe < 0 || l < pl || (l == pl && int(e) > pe);
+            if (after && (be < 0 || l > bl)) {
+                bl = l;
+                be = int(e);
+            }
+        }
+        ids[p.i_off + t * p.k + s] = be;
+        pl = bl;
+        pe = be;
+    }
+#else
+    float mx = -3.402823466e38;
+    for (uint s = 0u; s < p.k; s++) {
+        mx = max(mx, logits[base + uint(ids[p.i_off + t * p.k + s])]);
+    }
+    float sum = 0.0;
+    for (uint s = 0u; s < p.k; s++) {
+        sum += exp(logits[base + uint(ids[p.i_off + t * p.k + s])] - mx);
+    }
+    for (uint s = 0u; s < p.k; s++) {
+        const float l = logits[base + uint(ids[p.i_off + t * p.k + s])];
+        wts[p.w_off + t * p.k + s] = exp(l - mx) / sum;
+    }
+#endif
+}

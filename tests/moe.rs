@@ -1,0 +1,117 @@
+//! The mixture-of-experts ops (qwen3moe) against their definitions (`graph::Op`): top-k
+//! routing, routing weights, the expert-indexed matmul and the weighted sum, on the CPU
+//! reference; and the tiny-moe model's routing actually spreading over experts.
+//! Whole-model checks (every QKV mode, batch = single steps, Vulkan vs CPU) run in
+//! tests/model_cpu.rs and tests/model_vulkan.rs with the other archs.
+
+use vkgraph::backend::cpu::ops;
+use vkgraph::quant::{self, GgmlType};
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    vkgraph::testops::values(n, seed)
+}
+
+#[test]
+fn topk_is_largest_first_ties_to_lower_index() {
+    let logits = [
+        0.5f32, 2.0, -1.0, 2.0, 0.7, /* token 2 */ 3.0, 3.0, 3.0, 1.0, 0.0,
+    ];
+    let mut ids = [0i32; 6];
+    ops::moe_topk(&logits, 5, 3, &mut ids);
+    assert_eq!(ids, [1, 3, 4, 0, 1, 2]);
+}
+
+#[test]
+fn weights_are_the_softmax_of_the_chosen_logits_and_sum_to_one() {
+    let ne = 8;
+    let logits = values(ne * 3, 7);
+    let mut ids = vec![0i32; 2 * 3];
+    ops::moe_topk(&logits, ne, 2, &mut ids);
+    let mut w = vec![0f32; 6];
+    ops::moe_weights(&logits, ne, &ids, 2, &mut w);
+    for t in 0..3 {
+        let (a, b) = (
+            logits[t * ne + ids[2 * t] as usize],
+            logits[t * ne + ids[2 * t + 1] as usize],
+        );
+        assert!(a >= b);
+        // Full softmax over all experts, then renormalized over the chosen two.
+        let z: f64 = logits[t * ne..][..ne]
+            .iter()
+            .map(|&l| (l as f64).exp())
+            .sum();
+        let (pa, pb) = ((a as f64).exp() / z, (b as f64).exp() / z);
+        let want = [pa / (pa + pb), pb / (pa + pb)];
+        for s in 0..2 {
+            assert!(
+                (w[2 * t + s] as f64 - want[s]).abs() < 1e-6,
+                "token {t} slot {s}"
+            );
+        }
+        assert!(((w[2 * t] + w[2 * t + 1]) as f64 - 1.0).abs() < 1e-6);
+    }
+}
+
+/// MUL_MAT_ID equals, slot by slot, the plain matmul of the chosen expert's matrix, for
+/// every weight type, shared (nx = 1) and per-slot (nx = n_used) inputs, and experts that
+/// receive no token.
+#[test]
+fn mul_mat_id_equals_per_expert_matmul_every_type() {
+    let (n_expert, n_used, n) = (5usize, 2usize, 3usize);
+    for ty in GgmlType::WEIGHT_TYPES {
+        let k = ty.block_size().max(32) * 2;
+        let m = 7;
+        let w: Vec<f32> = values(k * m * n_expert, 11);
+        let Ok(wq) = quant::quantize(ty, &w) else {
+            continue;
+        };
+        let rb = ty.row_bytes(k).unwrap();
+        // Expert 2 and 4 get no token.
+        let ids = [3i32, 0, 1, 3, 0, 1];
+        for nx in [1usize, n_used] {
+            let x = values(k * nx * n, 13);
+            let mut got = vec![0f32; m * n_used * n];
+            ops::mul_mat_id(ty, &wq, k, m, &x, nx, &ids, n_used, &mut got).unwrap();
+            for t in 0..n {
+                for s in 0..n_used {
+                    let e = ids[t * n_used + s] as usize;
+                    let we = &wq[e * m * rb..][..m * rb];
+                    let xr = &x[(t * nx + s % nx) * k..][..k];
+                    let mut want = vec![0f32; m];
+                    ops::mul_mat(ty, &[we], &[m], k, xr, 1, &mut want).unwrap();
+                    let row = &got[(t * n_used + s) * m..][..m];
+                    for i in 0..m {
+                        let d = (row[i] - want[i]).abs();
+                        assert!(
+                            d <= 1e-5 * (1.0 + want[i].abs()),
+                            "{ty} nx={nx} t={t} s={s} row {i}: {} vs {}",
+                            row[i],
+                            want[i]
+                        );
+                    }
+                }
+            }
+        }
+        let mut out = vec![0f32; m * n_used * n];
+        let bad = [0i32, 5, 1, 1, 0, 0];
+        let e = ops::mul_mat_id(ty, &wq, k, m, &values(k * n, 1), 1, &bad, n_used, &mut out);
+        assert!(e.unwrap_err().to_string().contains("expert id 5"), "{ty}");
+    }
+}
+
+#[test]
+fn moe_sum_weights_each_slot() {
+    let (ne0, n_used, n) = (4usize, 3usize, 2usize);
+    let y = values(ne0 * n_used * n, 3);
+    let w = values(n_used * n, 4);
+    let mut got = vec![0f32; ne0 * n];
+    ops::moe_sum(&y, ne0, n_used, &w, &mut got);
+    for t in 0..n {
+        for i in 0..ne0 {
+            let want: f32 = (0..n_used)
+                .map(|s| w[t * n_used + s] * y[(t * n_used + s) * ne0 + i])
+                .sum();
+            assert!((got[t * ne0 + i] - want).abs() < 1e-5, "t {t} i {i}");
+        }
+    }
+}
