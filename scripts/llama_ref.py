@@ -65,7 +65,7 @@ GGUF_PY = "gguf==0.19.0"
 # Q to f16 and accumulates V in f16 (up to 2.7e-2 nats on the tiny models).
 EXACT_ARGS = ["-fa", "off"]
 
-ARCHS = ["llama", "qwen2", "qwen3"]
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe"]
 QUANTS = ["f16", "q8_0", "q4_0", "q4_k_m", "q2_k"]
 SEED = 42
 TOP_K = 5
@@ -301,13 +301,14 @@ def main():
                 meta = {"model": model, "model_fnv1a64": fnv1a64(model)}
             elif arch:
                 model = os.path.join(work, name + ".gguf")
-                subprocess.run([vkgraph, "gen-model", "--arch", arch, "--preset", "tiny",
+                preset = "tiny-moe" if arch == "qwen3moe" else "tiny"
+                subprocess.run([vkgraph, "gen-model", "--arch", arch, "--preset", preset,
                                 "--quant", quant, "-o", model, "--seed", str(SEED)],
                                check=True, stdout=sys.stderr)
                 if not os.path.exists(model):
                     # The shared CARGO_TARGET_DIR may hold another branch's build.
                     sys.exit(f"error: {vkgraph} gen-model wrote no {model}; pass --vkgraph")
-                meta = {"model": f"vkgraph gen-model --arch {arch} --preset tiny --quant {quant} --seed {SEED}",
+                meta = {"model": f"vkgraph gen-model --arch {arch} --preset {preset} --quant {quant} --seed {SEED}",
                         "arch": arch, "quant": quant, "model_fnv1a64": fnv1a64(model)}
             else:
                 model = subprocess.run([os.path.join(ROOT, "scripts", "fetch-smollm2.sh")],
