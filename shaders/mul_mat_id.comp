@@ -1,13 +1,15 @@
 #version 450
 // bindings: 4
-// push: 48
+// push: 64
 // workgroup: 64
 //
 // Expert-indexed matrix-vector products of mixture-of-experts FFNs (see Op::MulMatId):
 // dst[t][s] = W[ids[s][t]] · x[t][s mod nx], any weight type (TYPE_* define,
-// common/dequant.glsl). Binding 0 holds n_expert matrices of m rows of row_bytes,
-// expert_bytes apart from byte w_off; x is f32 [k, nx, n]; ids i32 [n_used, n]; dst f32
-// [m, n_used, n].
+// common/dequant.glsl). Binding 0 holds nseg (1 or 2) expert stacks — a fused weight's
+// members, e.g. gate and up — stack s from byte seg_woff[s]: n_expert matrices of
+// seg_rows[s] rows of row_bytes each. x is f32 [k, nx, n]; ids i32 [n_used, n]; dst f32,
+// split on write: stack s's results are a contiguous [seg_rows[s], n_used, n] block
+// (rows numbered across stacks: 0..m).
 //
 // One workgroup computes row gl_WorkGroupID.x of pair gl_WorkGroupID.y = t * n_used + s:
 // its invocations stride over the row's 4-value groups (dq4, the exact dequantization),
@@ -35,10 +37,11 @@ layout(push_constant) uniform Push {
     uint x_off;
     uint d_off;
     uint ids_off;
-    uint w_off;        // bytes
     uint row_bytes;
-    uint expert_bytes;
-    uint pad;
+    uint nseg;
+    uvec2 seg_rows;
+    uvec2 seg_woff;    // bytes
+    uvec2 pad;
 } p;
 
 shared float red[WG_X];
@@ -50,9 +53,15 @@ void main() {
     const uint s = ts % p.n_used;
     const uint tid = gl_LocalInvocationID.x;
     const int e = ids[p.ids_off + ts];
+    // Which stack row i is in, its row there, where its results go.
+    const bool second = p.nseg > 1u && i >= p.seg_rows.x;
+    const uint rows = second ? p.seg_rows.y : p.seg_rows.x;
+    const uint r = second ? i - p.seg_rows.x : i;
+    const uint start = second ? p.seg_rows.x : 0u;
+    const uint woff = second ? p.seg_woff.y : p.seg_woff.x;
     float acc = 0.0;
     if (e >= 0 && uint(e) < p.n_expert && i < p.m) {
-        const uint rb = p.w_off + uint(e) * p.expert_bytes + i * p.row_bytes;
+        const uint rb = woff + (uint(e) * rows + r) * p.row_bytes;
         const uint xb = p.x_off + (t * p.nx + s % p.nx) * p.k;
         for (uint g = tid; g < p.k / 4u; g += WG_X) {
             const uint kk = 4u * g;
@@ -70,6 +79,6 @@ void main() {
         barrier();
     }
     if (tid == 0u && i < p.m) {
-        dst[p.d_off + ts * p.m + i] = red[0];
+        dst[p.d_off + gl_NumWorkGroups.y * start + ts * rows + r] = red[0];
     }
 }

@@ -76,7 +76,8 @@ pub enum Case {
         k: u32,
         n: u32,
     },
-    /// MUL_MAT_ID with ids that leave the last two experts without a token.
+    /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
+    /// second expert stack of m + 5 rows after the first (a fused gate/up weight).
     MulMatId {
         ty: GgmlType,
         m: u32,
@@ -85,6 +86,7 @@ pub enum Case {
         n_used: u32,
         nx: u32,
         n: u32,
+        fused: bool,
     },
     MoeSum {
         ne0: u32,
@@ -160,7 +162,15 @@ impl Case {
                 n_used,
                 nx,
                 n,
-            } => format!("type={ty},m={m},k={k},experts={n_expert}/{n_used},nx={nx},n={n}"),
+                fused,
+            } => format!(
+                "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}",
+                if *fused {
+                    format!("+{}", m + 5)
+                } else {
+                    String::new()
+                }
+            ),
             Case::MoeSum { ne0, n_used, n } => format!("ne0={ne0},used={n_used},n={n}"),
         };
         format!("{}({p})", self.op())
@@ -201,8 +211,10 @@ impl Case {
                 n_used,
                 nx,
                 n,
+                fused,
                 ..
             } => {
+                let m = if fused { 2 * m + 5 } else { m };
                 let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
                 u64::from(n_used * n) * w + 4 * u64::from(k * nx * n + m * n_used * n)
             }
@@ -290,7 +302,12 @@ pub fn cases() -> Vec<Case> {
     }
     for ty in GgmlType::WEIGHT_TYPES {
         for (m, k) in [(33u32, 256u32), (7, 768)] {
-            for (nx, n) in [(1u32, 1u32), (1, 3), (2, 17)] {
+            for (nx, n, fused) in [
+                (1u32, 1u32, false),
+                (1, 3, false),
+                (2, 17, false),
+                (1, 3, true),
+            ] {
                 v.push(Case::MulMatId {
                     ty,
                     m,
@@ -299,6 +316,7 @@ pub fn cases() -> Vec<Case> {
                     n_used: 2,
                     nx,
                     n,
+                    fused,
                 });
             }
         }
@@ -723,25 +741,45 @@ fn run_inner(
             n_used,
             nx,
             n,
+            fused,
         } => {
-            let w = quant::quantize(ty, &values((m * k * n_expert) as usize, seed))?;
+            // Member stacks (one, or two of m and m + 5 rows), stored one after the other.
+            let split: Vec<u32> = if fused { vec![m, m + 5] } else { vec![m] };
+            let mut w = Vec::new();
+            let mut stacks = Vec::new();
+            for (i, &rows) in split.iter().enumerate() {
+                let q = quant::quantize(
+                    ty,
+                    &values((rows * k * n_expert) as usize, seed + 7 * i as u64),
+                )?;
+                stacks.push((w.len(), q.len(), rows));
+                w.extend_from_slice(&q);
+            }
+            let m_all: u32 = split.iter().sum();
             let x = values((k * nx * n) as usize, seed + 1);
             // Experts n_expert-2 and n_expert-1 receive no token.
             let ids: Vec<i32> = (0..n * n_used)
                 .map(|i| ((i * 3 + i / n_used) % (n_expert - 2)) as i32)
                 .collect();
-            let mut want = vec![0f32; (m * n_used * n) as usize];
-            ops::mul_mat_id(
-                ty,
-                &w,
-                k as usize,
-                m as usize,
-                &x,
-                nx as usize,
-                &ids,
-                n_used as usize,
-                &mut want,
-            )?;
+            let pairs = (n_used * n) as usize;
+            let mut want = vec![0f32; m_all as usize * pairs];
+            let mut rest = &mut want[..];
+            for &(off, len, rows) in &stacks {
+                let (blk, r) = rest.split_at_mut(rows as usize * pairs);
+                rest = r;
+                ops::mul_mat_id(
+                    ty,
+                    &w[off..off + len],
+                    k as usize,
+                    rows as usize,
+                    &x,
+                    nx as usize,
+                    &ids,
+                    n_used as usize,
+                    blk,
+                )?;
+            }
+            let split = if fused { split } else { vec![] };
             let (wb, xb, ib, db) = (
                 io.put(&w)?,
                 io.f32s(&x)?,
@@ -761,11 +799,12 @@ fn run_inner(
                         b[ib].whole(),
                         b[db].whole(),
                         k,
-                        m,
+                        m_all,
                         n_expert,
                         nx,
                         n_used,
                         n,
+                        &split,
                     )
                 }),
             )

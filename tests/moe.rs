@@ -1,8 +1,10 @@
 //! The mixture-of-experts ops (qwen3moe) against their definitions (`graph::Op`): top-k
 //! routing, routing weights, the expert-indexed matmul and the weighted sum, on the CPU
-//! reference; and the tiny-moe model's routing actually spreading over experts.
+//! reference; and the sibling pass fusing a layer's gate and up experts.
 //! Whole-model checks (every QKV mode, batch = single steps, Vulkan vs CPU) run in
 //! tests/model_cpu.rs and tests/model_vulkan.rs with the other archs.
+
+mod models;
 
 use vkgraph::backend::cpu::ops;
 use vkgraph::quant::{self, GgmlType};
@@ -112,6 +114,45 @@ fn moe_sum_weights_each_slot() {
                 .map(|s| w[t * n_used + s] * y[(t * n_used + s) * ne0 + i])
                 .sum();
             assert!((got[t * ne0 + i] - want).abs() < 1e-5, "t {t} i {i}");
+        }
+    }
+}
+
+/// The sibling pass fuses a MoE layer's gate and up experts (same type) into one
+/// MUL_MAT_ID over both stacks in `fuse` and `auto`, says so in the dump, and leaves them
+/// apart in `off` and `reorder`; the fused graph gives the same logits on the CPU.
+#[test]
+fn gate_up_experts_fuse_in_fuse_and_auto() {
+    use vkgraph::model::{build_graph, BuildOpts};
+    use vkgraph::passes::{self, QkvMode};
+    let m = models::tiny_model("qwen3moe", "q4_k_m");
+    let o = BuildOpts {
+        n_tokens: 3,
+        n_ctx: 16,
+        n_outputs: 3,
+    };
+    for mode in QkvMode::ALL {
+        let mut g = build_graph(&m, &o).unwrap();
+        passes::run(&mut g, mode, &Default::default());
+        let fused = g
+            .order()
+            .filter(|&n| g.node(n).op.name() == "MUL_MAT_ID_FUSED")
+            .count();
+        let lines: Vec<&str> = g
+            .decisions
+            .iter()
+            .map(|d| d.text.as_str())
+            .filter(|t| t.contains("experts"))
+            .collect();
+        assert_eq!(lines.len(), m.hp.n_layer, "{mode}: {lines:?}");
+        let want_fused = matches!(mode, QkvMode::Fuse | QkvMode::Auto);
+        assert_eq!(fused, if want_fused { m.hp.n_layer } else { 0 }, "{mode}");
+        if want_fused {
+            assert!(
+                lines[0].starts_with("fused  blk.0 experts ffn_gate_up_exps = ffn_gate_exps (q4_K), ffn_up_exps (q4_K)"),
+                "{mode}: {}",
+                lines[0]
+            );
         }
     }
 }

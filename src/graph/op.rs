@@ -91,8 +91,10 @@ pub enum Op {
     /// `[w: any type [k, m, n_expert], x: f32 [k, nx, n], ids: i32 [n_used, n]]` → f32
     /// `[m, n_used, n]`: `dst[t][s] = W[ids[s][t]] · x[t][s mod nx]` — the expert-indexed
     /// matmul (`nx` = 1: every slot reads the token's row; `nx` = `n_used`: slot `s`
-    /// reads its own).
-    MulMatId,
+    /// reads its own). `split` as for [`Op::MulMat`]: a fused weight's members (each a
+    /// whole `[k, m_s, n_expert]` expert stack, stored one after the other), and dst holds
+    /// segment after segment a contiguous `[m_s, n_used, n]` block.
+    MulMatId { split: Vec<usize> },
     /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
     /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted).
     MoeSum,
@@ -121,7 +123,8 @@ impl Op {
             Op::Attention { .. } => "ATTENTION",
             Op::MoeTopK { .. } => "MOE_TOPK",
             Op::MoeWeights => "MOE_WEIGHTS",
-            Op::MulMatId => "MUL_MAT_ID",
+            Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
+            Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",
             Op::MoeSum => "MOE_SUM",
         }
     }

@@ -376,14 +376,14 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
     let wu = weight(g, m, &b("ffn_up_exps.weight"))?;
     let wd = weight(g, m, &b("ffn_down_exps.weight"))?;
     let gate = g.op(
-        Op::MulMatId,
+        Op::MulMatId { split: vec![] },
         &[wg, cur3, ids],
         format!("ffn_moe_gate-{il}"),
         f32t,
         [fe, k, n, 1],
     );
     let up = g.op(
-        Op::MulMatId,
+        Op::MulMatId { split: vec![] },
         &[wu, cur3, ids],
         format!("ffn_moe_up-{il}"),
         f32t,
@@ -397,7 +397,7 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
         [fe, k, n, 1],
     );
     let down = g.op(
-        Op::MulMatId,
+        Op::MulMatId { split: vec![] },
         &[wd, act, ids],
         format!("ffn_moe_down-{il}"),
         f32t,

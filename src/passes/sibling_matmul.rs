@@ -154,22 +154,35 @@ fn block_of(g: &Graph, n: NodeIndex) -> String {
     split_name(&wn).0.trim_end_matches('.').to_string()
 }
 
-/// Fuses `nodes` (same weight type, same input) into one MUL_MAT; returns it.
+/// Fuses `nodes` (same weight type, same inputs) into one MUL_MAT — or, for expert-indexed
+/// siblings, one MUL_MAT_ID whose weight holds the members' expert stacks one after the
+/// other; returns it.
 fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
     let members: Vec<String> = nodes.iter().map(|&n| weight_name(g, n).unwrap()).collect();
     let w0 = g.tensor(g.node(nodes[0]).srcs[0]).clone();
-    let x = g.node(nodes[0]).srcs[1];
-    let n_tok = g.tensor(x).nrows();
+    let first = g.node(nodes[0]).clone();
+    let experts = matches!(first.op, Op::MulMatId { .. });
+    let x = first.srcs[1];
+    // Columns of each member's output: tokens, or (slot, token) pairs.
+    let n_tok = if experts {
+        g.tensor(first.dst).nrows()
+    } else {
+        g.tensor(x).nrows()
+    };
     let split: Vec<usize> = nodes
         .iter()
         .map(|&n| g.tensor(g.node(n).dst).ne[0])
         .collect();
     let m: usize = split.iter().sum();
-    let fname = fused_name(&members);
+    let fname = if experts && members.len() == 2 && members[0].ends_with("ffn_gate_exps.weight") {
+        members[0].replace("ffn_gate_exps", "ffn_gate_up_exps")
+    } else {
+        fused_name(&members)
+    };
     let fw = g.add_tensor(
         fname.clone(),
         w0.ty,
-        [w0.ne[0], m, 1, 1],
+        [w0.ne[0], m, w0.ne[2], 1],
         TensorKind::FusedWeight {
             members: members.clone(),
         },
@@ -179,12 +192,13 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
         "{stem}-{}",
         prefix.trim_start_matches("blk.").trim_end_matches('.')
     );
-    let out = g.add_tensor(
-        out_name,
-        GgmlType::F32,
-        [m, n_tok, 1, 1],
-        TensorKind::Activation,
-    );
+    let out_ne = if experts {
+        let d = g.tensor(first.dst).ne;
+        [m, d[1], d[2], 1]
+    } else {
+        [m, n_tok, 1, 1]
+    };
+    let out = g.add_tensor(out_name, GgmlType::F32, out_ne, TensorKind::Activation);
     // Old outputs become views of the fused output (split on write).
     let mut off = 0;
     for (&n, &rows) in nodes.iter().zip(&split) {
@@ -196,11 +210,12 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
         off += rows;
     }
     // The fused node takes the first member's place in the order.
-    let fused = g.dag.add_node(crate::graph::Node {
-        op: Op::MulMat { split },
-        srcs: vec![fw, x],
-        dst: out,
-    });
+    let (op, srcs) = if experts {
+        (Op::MulMatId { split }, vec![fw, x, first.srcs[2]])
+    } else {
+        (Op::MulMat { split }, vec![fw, x])
+    };
+    let fused = g.dag.add_node(crate::graph::Node { op, srcs, dst: out });
     for stage in &mut g.schedule {
         for slot in stage.iter_mut() {
             if *slot == nodes[0] {
@@ -296,21 +311,22 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
         };
         g.decisions.push(Decision { text });
     }
-    if rewrote {
+    if expert_siblings(g, mode, limits) || rewrote {
         g.rebuild_edges();
     }
-    expert_siblings(g, mode);
 }
 
-/// Records a decision for each group of expert-indexed matmuls (MUL_MAT_ID) reading the
-/// same activation and expert ids — a MoE layer's gate and up experts. They are never
-/// fused yet (a fused expert-indexed weight is not implemented), so the line says why
-/// and what the schedule does with them instead.
-fn expert_siblings(g: &mut Graph, mode: QkvMode) {
+/// The expert-indexed matmuls (MUL_MAT_ID) reading the same activation and expert ids — a
+/// MoE layer's gate and up experts: fused as the dense siblings are (`fuse`/`auto`, same
+/// type, within the limits), else left in one stage; a decision line each. Returns
+/// whether it rewrote the graph.
+fn expert_siblings(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) -> bool {
+    let mut rewrote = false;
     let mut by_input: BTreeMap<(u32, u32), Vec<NodeIndex>> = BTreeMap::new();
     for n in g.order() {
         let node = g.node(n);
-        if node.op == Op::MulMatId && weight_name(g, n).is_some() {
+        let single = matches!(&node.op, Op::MulMatId { split } if split.is_empty());
+        if single && weight_name(g, n).is_some() {
             by_input
                 .entry((node.srcs[1].0, node.srcs[2].0))
                 .or_default()
@@ -324,16 +340,38 @@ fn expert_siblings(g: &mut Graph, mode: QkvMode) {
         let members = describe(g, &nodes);
         let ty0 = g.tensor(g.node(nodes[0]).srcs[0]).ty;
         let same = nodes.iter().all(|&n| g.tensor(g.node(n).srcs[0]).ty == ty0);
-        let types = if same { "types match" } else { "types differ" };
+        let bytes: usize = nodes
+            .iter()
+            .map(|&n| g.tensor(g.node(n).srcs[0]).nbytes())
+            .sum();
         let text = match mode {
             QkvMode::Off => format!(
                 "off    {blk} experts {members} — mode off: separate dispatches, barrier after each"
             ),
-            _ => format!(
-                "stage  {blk} experts {members} — {types}, but fusing expert-indexed \
-                 matmuls (MUL_MAT_ID) is not implemented: one stage, no barrier between"
+            QkvMode::Reorder => format!(
+                "stage  {blk} experts {members} — mode reorder: one stage, no barrier between"
             ),
+            _ if !same => format!(
+                "stage  {blk} experts {members} — types differ: one stage, no barrier between"
+            ),
+            QkvMode::Auto if bytes > limits.max_fused_bytes => format!(
+                "stage  {blk} experts {members} — fused weight too large for one buffer \
+                 ({bytes} B > {} B): one stage, no barrier between",
+                limits.max_fused_bytes
+            ),
+            _ => {
+                let k = nodes.len();
+                let f = fuse(g, &nodes);
+                rewrote = true;
+                let fname = g.tensor(g.node(f).srcs[0]).name.clone();
+                format!(
+                    "fused  {blk} experts {} = {members} — 1 expert-indexed dispatch instead \
+                     of {k}",
+                    split_name(&fname).1
+                )
+            }
         };
         g.decisions.push(Decision { text });
     }
+    rewrote
 }

@@ -280,14 +280,32 @@ impl CpuBackend {
                 let k = g.tensor(s(1)).ne[0];
                 ops::moe_weights(&self.f32s(g, s(0))?, ne0, &ids, k, &mut out);
             }
-            Op::MulMatId => {
+            Op::MulMatId { split } => {
                 let w = g.tensor(s(0));
                 let xt = g.tensor(s(1));
                 let ids = self.i32s(g, s(2))?;
                 let n_used = g.tensor(s(2)).ne[0];
                 let x = self.f32s(g, s(1))?;
-                let wb = self.bytes(g, s(0))?;
-                ops::mul_mat_id(w.ty, wb, ne0, w.ne[1], &x, xt.ne[1], &ids, n_used, &mut out)?;
+                let split = if split.is_empty() {
+                    vec![w.ne[1]]
+                } else {
+                    split.clone()
+                };
+                let segs = self.weight_segments(g, s(0))?;
+                if segs.len() != split.len() {
+                    return Err(Error::Usage(format!(
+                        "`{}`: split/members mismatch",
+                        dt.name
+                    )));
+                }
+                // Segment after segment, each a contiguous [m_s, n_used, n] block.
+                let pairs = ids.len();
+                let mut rest = &mut out[..];
+                for (wb, &rows) in segs.iter().zip(&split) {
+                    let (blk, r) = rest.split_at_mut(rows * pairs);
+                    rest = r;
+                    ops::mul_mat_id(w.ty, wb, ne0, rows, &x, xt.ne[1], &ids, n_used, blk)?;
+                }
             }
             Op::MoeSum => {
                 let n_used = g.tensor(s(0)).ne[1];

@@ -120,11 +120,16 @@ struct IdPush {
     x_off: u32,
     d_off: u32,
     ids_off: u32,
-    w_off: u32,
     row_bytes: u32,
-    expert_bytes: u32,
-    pad: u32,
+    nseg: u32,
+    /// Rows per expert and first byte of each segment (a fused weight's members).
+    seg_rows: [u32; 2],
+    seg_woff: [u32; 2],
+    pad: [u32; 2],
 }
+
+/// Most members a fused expert-indexed weight may have (gate and up).
+pub const MAX_ID_SEGMENTS: usize = 2;
 
 /// The `mul_mat_id.comp` variant for weight type `ty`.
 fn id_shader(ty: GgmlType) -> Option<ShaderId> {
@@ -155,7 +160,10 @@ pub fn supports_mul_mat_id(ty: GgmlType) -> bool {
 
 /// `dst[t][s] = W[ids[s][t]] · x[t][s mod nx]` (see `Op::MulMatId`): `w` is `n_expert`
 /// matrices of `m` rows of `k` values of `ty`, `x` f32 `[k, nx, n]`, `ids` i32
-/// `[n_used, n]`, `dst` f32 `[m, n_used, n]`.
+/// `[n_used, n]`, `dst` f32 `[m, n_used, n]`. With a non-empty `split` (at most
+/// [`MAX_ID_SEGMENTS`] row counts summing to `m`) `w` holds each member's whole expert
+/// stack after the other and dst is split on write: member `s` is a contiguous
+/// `[split[s], n_used, n]` block.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_id(
     rec: &mut Recorder,
@@ -170,8 +178,21 @@ pub fn mul_mat_id(
     nx: u32,
     n_used: u32,
     n: u32,
+    split: &[u32],
 ) -> Result<()> {
     let what = format!("mul_mat_id({ty}, k={k}, m={m}, experts={n_expert})");
+    let segs: Vec<u32> = if split.is_empty() {
+        vec![m]
+    } else {
+        split.to_vec()
+    };
+    if segs.len() > MAX_ID_SEGMENTS
+        || segs.iter().map(|&r| u64::from(r)).sum::<u64>() != u64::from(m)
+    {
+        return Err(Error::Usage(format!(
+            "{what}: split {split:?} (at most {MAX_ID_SEGMENTS} row counts summing to m)"
+        )));
+    }
     let shader =
         id_shader(ty).ok_or_else(|| Error::Unsupported(format!("{what}: no kernel for {ty}")))?;
     if nx != 1 && nx != n_used {
@@ -183,8 +204,7 @@ pub fn mul_mat_id(
         .row_bytes(k as usize)
         .ok_or_else(|| Error::Unsupported(format!("{what}: k is not a multiple of {ty}'s block")))?
         as u64;
-    let expert_bytes = row_bytes * u64::from(m);
-    let w_bytes = expert_bytes * u64::from(n_expert);
+    let w_bytes = row_bytes * u64::from(m) * u64::from(n_expert);
     let caps = rec.caps();
     let welem = if ty == GgmlType::F32 { 4 } else { 2 };
     let (rw, w_off) = bind(caps, &w, welem, w_bytes / welem, &format!("{what} weights"))?;
@@ -209,6 +229,14 @@ pub fn mul_mat_id(
             caps.name
         )));
     }
+    let mut seg_rows = [0u32; 2];
+    let mut seg_woff = [0u32; 2];
+    let mut at = w_off;
+    for (s, &rows) in segs.iter().enumerate() {
+        seg_rows[s] = rows;
+        seg_woff[s] = at as u32; // < w_off + w_bytes, checked above
+        at += u64::from(rows) * row_bytes * u64::from(n_expert);
+    }
     let push = IdPush {
         k,
         m,
@@ -218,10 +246,11 @@ pub fn mul_mat_id(
         x_off,
         d_off,
         ids_off,
-        w_off: w_off as u32,
         row_bytes: row_bytes as u32,
-        expert_bytes: expert_bytes as u32,
-        pad: 0,
+        nseg: segs.len() as u32,
+        seg_rows,
+        seg_woff,
+        pad: [0; 2],
     };
     if pairs == 0 || m == 0 {
         return Ok(());

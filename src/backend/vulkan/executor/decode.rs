@@ -283,6 +283,27 @@ impl VulkanBackend {
                         w.nrows()
                     );
                 }
+                Op::MulMatId { split } => {
+                    let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+                    let members = if split.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} stacks in one dispatch", split.len())
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{} {name} {} {}x{}, {} experts, {} used, n={}: mul_mat_id (float mat-vec \
+                         per row and token x slot{members}; a prompt re-reads each chosen expert \
+                         per token)",
+                        node.op.name(),
+                        w.ty,
+                        w.ne[0],
+                        w.ne[1],
+                        w.ne[2],
+                        ids.ne[0],
+                        ids.ne[1]
+                    );
+                }
                 Op::Attention { .. } => {
                     let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                     let dims = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]].map(|v| v as u32);

@@ -384,7 +384,7 @@ impl Backend for VulkanBackend {
             Op::SetRows | Op::RopeSetRows { .. } => {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }
-            Op::MulMatId => {
+            Op::MulMatId { .. } => {
                 let ty = g.tensor(node.srcs[0]).ty;
                 !self.disabled.contains(&format!("{op}:{}", ty.name()))
                     && dispatch::moe::supports_mul_mat_id(ty)

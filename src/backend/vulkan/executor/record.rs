@@ -261,8 +261,9 @@ impl VulkanBackend {
                 let k = u(st(1).ne[0])?;
                 dispatch::moe::moe_weights(rec, s(0)?, s(1)?, dst, u(l.ne[0])?, k, u(l.nrows())?)
             }
-            Op::MulMatId => {
+            Op::MulMatId { split } => {
                 let (w, x, ids) = (st(0), st(1), st(2));
+                let split: Vec<u32> = split.iter().map(|&r| u(r)).collect::<Result<_>>()?;
                 dispatch::moe::mul_mat_id(
                     rec,
                     w.ty,
@@ -276,6 +277,7 @@ impl VulkanBackend {
                     u(x.ne[1])?,
                     u(ids.ne[0])?,
                     u(ids.ne[1])?,
+                    &split,
                 )
             }
             Op::MoeSum => {
