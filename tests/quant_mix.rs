@@ -1,6 +1,7 @@
 //! The quant mix against what llama-quantize (llama.cpp 0c1e570) chose for F16 models
-//! of the qwen3-0.6b and llama-8b shapes (tests/fixtures/quant-mixes, copied from
-//! shared/data), plus a tiny shape where the rules are worked out by hand.
+//! of the qwen3-0.6b, llama-8b and qwen3moe (48 layers, 128 experts: Qwen3-30B-A3B's
+//! layout at small widths) shapes (tests/fixtures/quant-mixes, copied from shared/data),
+//! plus a tiny shape where the rules are worked out by hand.
 
 use std::path::Path;
 
@@ -41,6 +42,7 @@ fn shape(model: &str, lines: &[Line]) -> MixContext {
     let (arch, n_layer, n_head, n_head_kv) = match model {
         "qwen3-0.6b" => ("qwen3", 28, 16, 8),
         "llama-8b" => ("llama", 32, 32, 8),
+        "qwen3moe-48l-128e" => ("qwen3moe", 48, 32, 4),
         _ => panic!("unknown fixture model {model}"),
     };
     let blocks = lines
@@ -61,7 +63,11 @@ fn shape(model: &str, lines: &[Line]) -> MixContext {
         n_layer,
         n_head,
         n_head_kv,
-        n_expert: 0,
+        // The router's rows: one per expert.
+        n_expert: lines
+            .iter()
+            .find(|l| l.name.ends_with("ffn_gate_inp.weight"))
+            .map_or(0, |l| l.ne[1] as usize),
         has_output: lines.iter().any(|l| l.name == "output.weight"),
     }
 }
@@ -75,7 +81,7 @@ fn reproduces_llama_quantize_fixtures() {
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 6, "expected 6 fixtures in {}", dir.display());
+    assert_eq!(files.len(), 12, "expected 12 fixtures in {}", dir.display());
 
     let mut checked = 0;
     for path in &files {
@@ -101,7 +107,7 @@ fn reproduces_llama_quantize_fixtures() {
             wrong.join("\n")
         );
     }
-    assert_eq!(checked, 2 * 1826);
+    assert_eq!(checked, 2 * (1826 + 3474));
 }
 
 // ---- tiny shape: n_embd 256, n_ff 512, 2 layers, 4 heads / 2 KV heads (head_dim 64) ----
