@@ -3,16 +3,23 @@
 // push: 32
 // workgroup: 64
 //
-// Mixture-of-experts routing, one invocation per token (1-D on a 2-D grid,
-// common/index.glsl). logits: f32 [n_expert, n]; ids: i32 [k, n].
-// - moe_topk (Op::MoeTopK): writes ids = the k experts of the largest logits, largest
-//   first, ties to the lower index. Pass s takes the best expert that comes after pass
-//   s-1's in that strict order (logit descending, index ascending), so no "taken" list.
+// Mixture-of-experts routing. logits: f32 [n_expert, n]; ids: i32 [k, n].
+// - moe_topk (Op::MoeTopK): one subgroup per token (WG_X / subgroup size tokens per
+//   workgroup; the dispatch needs subgroup arithmetic and a subgroup of at most WG_X);
+//   writes ids = the k experts of the largest logits, largest first, ties to the lower
+//   index. Pass s takes the best expert that comes after pass s-1's in that strict order
+//   (logit descending, index ascending), so no "taken" list: each lane scans experts
+//   lane, lane + subgroup size, ..., then subgroupMax / subgroupMin pick the winner.
 //   Binding 2 is not used (the dispatch binds ids there too).
-// - moe_weights (WEIGHTS, Op::MoeWeights): reads ids, writes w: f32 [k, n] = the softmax
-//   of the chosen logits (softmax over all experts renormalized over the chosen).
+// - moe_weights (WEIGHTS, Op::MoeWeights): one invocation per token (1-D on a 2-D grid,
+//   common/index.glsl); reads ids, writes w: f32 [k, n] = the softmax of the chosen
+//   logits (softmax over all experts renormalized over the chosen).
 // Offsets are elements (dispatch/moe.rs).
 #extension GL_GOOGLE_include_directive : require
+#ifndef WEIGHTS
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #include "common/index.glsl"
 
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
@@ -37,18 +44,21 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    const uint t = flat_index();
+#ifndef WEIGHTS
+    const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    const uint t = wg * gl_NumSubgroups + gl_SubgroupID;
     if (t >= p.n) {
-        return;
+        return; // uniform per subgroup
     }
     const uint base = p.l_off + t * p.n_expert;
-#ifndef WEIGHTS
+    const uint lane = gl_SubgroupInvocationID;
+    const int NONE = 0x7fffffff;
     float pl = 0.0;
     int pe = -1; // none chosen yet
     for (uint s = 0u; s < p.k; s++) {
         float bl = 0.0;
         int be = -1;
-        for (uint e = 0u; e < p.n_expert; e++) {
+        for (uint e = lane; e < p.n_expert; e += gl_SubgroupSize) {
             const float l = logits[base + e];
             const bool after = pe < 0 || l < pl || (l == pl && int(e) > pe);
             if (after && (be < 0 || l > bl)) {
@@ -56,11 +66,21 @@ void main() {
                 be = int(e);
             }
         }
-        ids[p.i_off + t * p.k + s] = be;
-        pl = bl;
-        pe = be;
+        // The best over the lanes; among equal logits the lowest index.
+        const float m = subgroupMax(be < 0 ? -3.402823466e38 : bl);
+        const int e = subgroupMin(be >= 0 && bl == m ? be : NONE);
+        if (lane == 0u) {
+            ids[p.i_off + t * p.k + s] = e;
+        }
+        pl = m;
+        pe = e;
     }
 #else
+    const uint t = flat_index();
+    if (t >= p.n) {
+        return;
+    }
+    const uint base = p.l_off + t * p.n_expert;
     float mx = -3.402823466e38;
     for (uint s = 0u; s < p.k; s++) {
         mx = max(mx, logits[base + uint(ids[p.i_off + t * p.k + s])]);

@@ -71,6 +71,8 @@ pub enum Case {
     },
     /// MOE_TOPK then MOE_WEIGHTS on the device; the weights are compared (a wrong expert
     /// set or order changes them: they are the chosen logits' softmax, largest first).
+    /// With 60 experts the logits are whole numbers, so ties decide (a wrong tie order
+    /// leaves the weights equal: that case checks the set, the CPU tests the order).
     MoeRoute {
         n_expert: u32,
         k: u32,
@@ -711,7 +713,12 @@ fn run_inner(
             )
         }
         Case::MoeRoute { n_expert, k, n } => {
-            let logits = values((n_expert * n) as usize, seed);
+            let mut logits = values((n_expert * n) as usize, seed);
+            if n_expert == 60 {
+                // Whole numbers only: many equal logits, so the tie rule (lower index
+                // first) decides which experts are chosen and in what order.
+                logits.iter_mut().for_each(|l| *l = l.floor());
+            }
             let mut ids = vec![0i32; (k * n) as usize];
             ops::moe_topk(&logits, n_expert as usize, k as usize, &mut ids);
             let mut want = vec![0f32; ids.len()];

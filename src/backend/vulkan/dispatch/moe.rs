@@ -12,7 +12,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{bind, count_u32, groups_1d};
-use crate::backend::vulkan::{BufferRange, Recorder, ShaderId};
+use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
@@ -99,7 +99,23 @@ fn route(
     if n == 0 {
         return Ok(());
     }
-    let groups = groups_1d(caps, shader, u64::from(n))?;
+    let groups = if dst.is_none() {
+        // moe_topk: one subgroup per token, WG_X / subgroup size tokens per workgroup.
+        if !supports_topk(caps) {
+            return Err(Error::Unsupported(format!(
+                "{shader}: needs subgroup arithmetic and a subgroup of at most {} \
+                 invocations (device {}: {})",
+                shader.workgroup()[0],
+                caps.name,
+                caps.subgroup_size
+            )));
+        }
+        let wg = u64::from(shader.workgroup()[0]);
+        let per_group = (wg / u64::from(caps.subgroup_size)).max(1);
+        groups_1d(caps, shader, u64::from(n).div_ceil(per_group) * wg)?
+    } else {
+        groups_1d(caps, shader, u64::from(n))?
+    };
     rec.dispatch(
         shader,
         &[],
@@ -107,6 +123,15 @@ fn route(
         bytemuck::bytes_of(&push),
         groups,
     )
+}
+
+/// Whether `moe_topk` runs on this device (one subgroup per token: subgroup arithmetic,
+/// a subgroup no wider than the workgroup).
+pub fn supports_topk(caps: &Caps) -> bool {
+    use ash::vk::SubgroupFeatureFlags as F;
+    caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC)
+        && caps.subgroup_size >= 1
+        && caps.subgroup_size <= ShaderId::moe_topk.workgroup()[0]
 }
 
 #[repr(C)]

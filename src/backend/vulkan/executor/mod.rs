@@ -384,6 +384,7 @@ impl Backend for VulkanBackend {
             Op::SetRows | Op::RopeSetRows { .. } => {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }
+            Op::MoeTopK { .. } => dispatch::moe::supports_topk(self.ctx.caps()),
             Op::MulMatId { .. } => {
                 let ty = g.tensor(node.srcs[0]).ty;
                 !self.disabled.contains(&format!("{op}:{}", ty.name()))

@@ -301,7 +301,14 @@ pub(super) fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
     let node = g.node(n);
     let dst = g.tensor(node.dst);
     let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
-    let bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
+    let mut bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
+    if let Op::MulMatId { .. } = node.op {
+        // Only the chosen experts' matrices are read: at most one per (token, slot).
+        let (w, ids) = (srcs[0], srcs[2]);
+        let per_expert = (w.nbytes() / w.ne[2].max(1)) as u64;
+        let read = (ids.nelements().min(w.ne[2]) as u64) * per_expert;
+        bytes = bytes - w.nbytes() as u64 + read;
+    }
     let (label, flops) = match &node.op {
         Op::MulMat { .. } | Op::GetRows => {
             let w = srcs[0];
