@@ -373,6 +373,41 @@ fn tiny_qwen3moe_matches_llama_cpp() {
     check(&[load_fixture("tiny-qwen3moe-f16")], tiny_model);
 }
 
+/// A LoRA adapter (rank 16 on attn_q, attn_v and ffn_up, alpha 32) on tiny qwen3 f16,
+/// against llama-server with `--lora` on the same files: the side matmuls' scale
+/// (alpha / rank), placement and sum as llama.cpp applies them, with the base Q/K/V and
+/// gate/up still fused (`auto`).
+#[test]
+fn tiny_qwen3_lora_matches_llama_cpp() {
+    let fx = load_fixture("tiny-qwen3-f16-lora");
+    let base = models::tiny("qwen3", "f16");
+    let adapter =
+        std::env::temp_dir().join(format!("vkgraph-test-lora-{}-r16.gguf", std::process::id()));
+    {
+        let m = Model::open(&base).unwrap();
+        vkgraph::model::gen::generate_lora(
+            &m,
+            &["attn_q", "attn_v", "ffn_up"],
+            16,
+            32.0,
+            7,
+            &adapter,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        fnv1a64(&adapter),
+        fx.json["lora_fnv1a64"].as_str().unwrap(),
+        "the regenerated adapter differs from the one the reference was made from \
+         (gen-lora changed?): rerun scripts/llama_ref.py --server-args \"--lora …\""
+    );
+    let model = tiny_model(&fx);
+    drop(model);
+    let with = Arc::new(Model::open_with_lora(&base, &[(adapter.clone(), 1.0)]).unwrap());
+    check(&[fx], |_| with.clone());
+    let _ = std::fs::remove_file(&adapter);
+}
+
 #[test]
 fn smollm2_matches_llama_cpp() {
     let cache = std::env::var_os("VKGRAPH_CACHE")

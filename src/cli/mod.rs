@@ -49,6 +49,29 @@ pub struct DeviceArgs {
     pub validate: bool,
 }
 
+/// LoRA adapters (run, serve, bench, dump).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LoraArgs {
+    /// LoRA adapter GGUF (llama.cpp's adapter format); repeat for several.
+    #[arg(long = "lora")]
+    pub lora: Vec<PathBuf>,
+    /// Scale of every --lora adapter (times the file's alpha / rank, as llama.cpp).
+    #[arg(long = "lora-scale", default_value_t = 1.0)]
+    pub lora_scale: f32,
+}
+
+impl LoraArgs {
+    /// Opens the model at `path` with these adapters.
+    pub fn open(&self, path: &std::path::Path) -> Result<Model> {
+        let list: Vec<(PathBuf, f32)> = self
+            .lora
+            .iter()
+            .map(|p| (p.clone(), self.lora_scale))
+            .collect();
+        Model::open_with_lora(path, &list)
+    }
+}
+
 /// One sibling-matmul mode (run, dump; `bench` takes a list instead).
 #[derive(clap::Args, Debug, Clone)]
 pub struct QkvArg {
@@ -146,6 +169,25 @@ pub enum Command {
         dev: DeviceArgs,
         #[command(flatten)]
         qkv: QkvArg,
+        #[command(flatten)]
+        lora: LoraArgs,
+    },
+    /// Write a random LoRA adapter (llama.cpp's adapter GGUF) for a model.
+    GenLora {
+        #[arg(short, long)]
+        model: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        rank: usize,
+        /// Adapted weights per layer (of attn_q, attn_k, attn_v, attn_output, ffn_gate,
+        /// ffn_up, ffn_down).
+        #[arg(long, default_value = "attn_q,attn_v")]
+        targets: String,
+        #[arg(long, default_value_t = 32.0)]
+        alpha: f32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
 }
 
@@ -201,6 +243,8 @@ pub struct BenchArgs {
     pub profile: bool,
     #[command(flatten)]
     pub dev: DeviceArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 fn bench(a: &BenchArgs) -> Result<()> {
@@ -240,7 +284,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for path in &a.model {
-        let model = Arc::new(Model::open(path)?);
+        let model = Arc::new(a.lora.open(path)?);
         let n_ctx = tests.iter().map(Test::n_ctx).max().unwrap_or(1);
         // Room for the profile step too (a 16-token prompt and two decode steps).
         let opts = SessionOptions {
@@ -334,13 +378,32 @@ pub fn main() -> Result<()> {
             test_ops(op.as_deref(), device, list, perf, validate)
         }
         Command::Bench(a) => bench(&a),
+        Command::GenLora {
+            model,
+            output,
+            rank,
+            targets,
+            alpha,
+            seed,
+        } => {
+            let m = Model::open(&model)?;
+            let targets: Vec<&str> = targets.split(',').map(str::trim).collect();
+            gen::generate_lora(&m, &targets, rank, alpha, seed, &output)?;
+            eprintln!(
+                "wrote {} (rank {rank}, alpha {alpha}, {} per layer)",
+                output.display(),
+                targets.join(", ")
+            );
+            Ok(())
+        }
         Command::Dump {
             model,
             tokens,
             dev,
             qkv,
+            lora,
         } => {
-            let model = Arc::new(Model::open(&model)?);
+            let model = Arc::new(lora.open(&model)?);
             let opts = SessionOptions {
                 qkv: qkv.qkv_mode()?,
                 n_ctx: tokens.max(1),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{default_model, make_session, DeviceArgs, QkvArg};
-use crate::model::Model;
 use crate::sample::{top_k_logprobs, Sampler, SamplerParams};
 use crate::sched::session::SessionOptions;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
@@ -59,6 +58,8 @@ pub struct RunArgs {
     pub dev: DeviceArgs,
     #[command(flatten)]
     pub qkv: QkvArg,
+    #[command(flatten)]
+    pub lora: super::LoraArgs,
 }
 
 /// The text of one token as it appears in the output stream (SentencePiece's leading
@@ -76,7 +77,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => default_model()?,
     };
-    let model = Arc::new(Model::open(&path)?);
+    let model = Arc::new(a.lora.open(&path)?);
     let tok = Tokenizer::from_gguf(&model.file)?;
     let n_ctx = a.ctx.unwrap_or(model.hp.n_ctx_train.min(4096));
     let opts = SessionOptions {

@@ -44,6 +44,8 @@ pub struct ServeArgs {
     pub dev: DeviceArgs,
     #[command(flatten)]
     pub qkv: QkvArg,
+    #[command(flatten)]
+    pub lora: super::LoraArgs,
 }
 
 /// The chat template: the file given, the GGUF's, or ChatML (said on stderr).
@@ -76,7 +78,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => default_model()?,
     };
-    let model = Arc::new(Model::open(&path)?);
+    let model = Arc::new(a.lora.open(&path)?);
     let tok = Arc::new(Tokenizer::from_gguf(&model.file)?);
     let template = chat_template(&model, &tok, a.chat_template_file.as_ref())?;
     let n_seq = a.parallel.max(1);

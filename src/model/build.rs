@@ -47,10 +47,74 @@ fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
     Ok(g.add_tensor(name, t.ty, ne, TensorKind::Weight { name: name.into() }))
 }
 
+/// `y` (the output of base weight `wname` on `x`) plus, per adapter targeting `wname`,
+/// `s · B·(A·x)` (`model::lora`): two plain MUL_MATs (A's reads `x` like the base matmul, so
+/// the sibling pass sees it beside its base), a SCALE and an ADD.
+fn with_lora(g: &mut Graph, m: &Model, wname: &str, x: TensorId, y: TensorId) -> Result<TensorId> {
+    let f32t = GgmlType::F32;
+    let mut y = y;
+    for (i, ad) in m.adapters.iter().enumerate() {
+        let Some((a_name, b_name, r)) = ad.targets.get(wname) else {
+            continue;
+        };
+        let ne = g.tensor(y).ne;
+        let n = g.tensor(x).nrows();
+        let base = g.tensor(y).name.clone();
+        let a = weight(g, m, a_name)?;
+        let bw = weight(g, m, b_name)?;
+        let t = g.op(
+            Op::MulMat { split: vec![] },
+            &[a, x],
+            format!("{base}_lora{i}_a"),
+            f32t,
+            [*r, n, 1, 1],
+        );
+        let u = g.op(
+            Op::MulMat { split: vec![] },
+            &[bw, t],
+            format!("{base}_lora{i}_b"),
+            f32t,
+            ne,
+        );
+        let u = g.op(
+            Op::Scale { s: ad.scale },
+            &[u],
+            format!("{base}_lora{i}_s"),
+            f32t,
+            ne,
+        );
+        y = g.op(Op::Add, &[y, u], format!("{base}_lora{i}"), f32t, ne);
+    }
+    Ok(y)
+}
+
 /// Builds the graph of one forward pass. The graph's single output is the logits
 /// tensor, f32 `[n_vocab, n_outputs]` (the last `n_outputs` tokens).
 pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
     let hp = &m.hp;
+    for ad in &m.adapters {
+        for w in ad.targets.keys() {
+            // `blk.N.<weight>`: a projection the builder applies adapters to (not the
+            // experts of a MoE layer, not Q/K/V of a file with a pre-fused attn_qkv).
+            let (layer, lw) = match w.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
+                Some((l, lw)) => (l, lw),
+                None => ("", ""),
+            };
+            let qkv = matches!(lw, "attn_q.weight" | "attn_k.weight" | "attn_v.weight");
+            let ok = lw
+                .strip_suffix(".weight")
+                .is_some_and(|t| super::lora::TARGETS.contains(&t))
+                && !(hp.arch.is_moe() && lw.starts_with("ffn_"))
+                && !(qkv && m.has(&format!("blk.{layer}.attn_qkv.weight")));
+            if !ok {
+                return Err(Error::Unsupported(format!(
+                    "{}: adapts `{w}`; vkgraph applies adapters to the layers' attn_q/k/v/output \
+                     and (dense) ffn_gate/up/down weights only",
+                    ad.file.path.display()
+                )));
+            }
+        }
+    }
     let n = o.n_tokens;
     if n == 0 {
         return Err(Error::Usage("empty batch".into()));
@@ -126,13 +190,14 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         } else {
             let proj = |g: &mut Graph, wn: &str, name: String, rows: usize| -> Result<TensorId> {
                 let w = weight(g, m, &b(wn))?;
-                Ok(g.op(
+                let y = g.op(
                     Op::MulMat { split: vec![] },
                     &[w, cur],
                     name,
                     f32t,
                     [rows, n, 1, 1],
-                ))
+                );
+                with_lora(g, m, &b(wn), cur, y)
             };
             q = proj(&mut g, "attn_q.weight", format!("Qcur-{il}"), nh * hd)?;
             k = proj(&mut g, "attn_k.weight", format!("Kcur-{il}"), nkv * hd)?;
@@ -246,6 +311,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [e, n, 1, 1],
         );
+        let cur = with_lora(&mut g, m, &b("attn_output.weight"), att, cur)?;
         let ffn_inp = g.op(
             Op::Add,
             &[cur, inp],
@@ -283,6 +349,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [f, n, 1, 1],
         );
+        let gate = with_lora(&mut g, m, &b("ffn_gate.weight"), cur, gate)?;
         let up = g.op(
             Op::MulMat { split: vec![] },
             &[wu, cur],
@@ -290,6 +357,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [f, n, 1, 1],
         );
+        let up = with_lora(&mut g, m, &b("ffn_up.weight"), cur, up)?;
         let act = g.op(
             Op::SwiGlu,
             &[gate, up],
@@ -305,6 +373,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [e, n, 1, 1],
         );
+        let down = with_lora(&mut g, m, &b("ffn_down.weight"), act, down)?;
         inp = g.op(
             Op::Add,
             &[down, ffn_inp],

@@ -387,3 +387,60 @@ pub fn generate(o: &GenOptions, path: &Path) -> Result<()> {
         },
     )
 }
+
+/// Writes a random LoRA adapter for `model` (`vkgraph gen-lora`) in llama.cpp's adapter
+/// format: for each layer and each of `targets` (`attn_q`, …, `ffn_down`), f32
+/// `blk.N.<t>.weight.lora_a` `[k, rank]` and `.lora_b` `[rank, m]`, `adapter.lora.alpha`.
+/// Values are uniform with std ~0.5/sqrt(K) per factor, so the adapter moves the logits
+/// visibly but not wildly. Written through a temporary file (nothing half-written).
+pub fn generate_lora(
+    model: &super::Model,
+    targets: &[&str],
+    rank: usize,
+    alpha: f32,
+    seed: u64,
+    path: &Path,
+) -> Result<()> {
+    const OK: [&str; 7] = super::lora::TARGETS;
+    if rank == 0 {
+        return Err(Error::Usage("gen-lora: --rank must be positive".into()));
+    }
+    let mut tensors: Vec<(String, Vec<u64>)> = Vec::new();
+    for il in 0..model.hp.n_layer {
+        for &t in targets {
+            if !OK.contains(&t) {
+                return Err(Error::Usage(format!(
+                    "gen-lora: target `{t}` (expected some of {})",
+                    OK.join(", ")
+                )));
+            }
+            let w = format!("blk.{il}.{t}.weight");
+            let info = model.tensor(&w)?;
+            let (k, m) = (info.ne[0], info.ne.get(1).copied().unwrap_or(1));
+            tensors.push((format!("{w}.lora_a"), vec![k, rank as u64]));
+            tensors.push((format!("{w}.lora_b"), vec![rank as u64, m]));
+        }
+    }
+    let mut w = GgufWriter::new();
+    w.add(
+        "general.architecture",
+        Value::Str(model.hp.arch.name().into()),
+    );
+    w.add("general.type", Value::Str("adapter".into()));
+    w.add("general.name", Value::Str(format!("vkgraph-lora-r{rank}")));
+    w.add("adapter.type", Value::Str("lora".into()));
+    w.add("adapter.lora.alpha", Value::F32(alpha));
+    for (name, ne) in &tensors {
+        w.add_tensor(name, GgmlType::F32, ne)?;
+    }
+    w.write(
+        path,
+        |i: usize, _info: &TensorInfo, out: &mut dyn std::io::Write| -> Result<()> {
+            let (name, ne) = &tensors[i];
+            // `values` gives std 1/sqrt(K) for a matrix; halve it.
+            let v: Vec<f32> = values(name, ne, seed).iter().map(|x| 0.5 * x).collect();
+            out.write_all(bytemuck::cast_slice(&v))
+                .map_err(|e| Error::io(path, e))
+        },
+    )
+}

@@ -6,6 +6,7 @@ pub mod build;
 pub mod gen;
 mod gen_vocab;
 pub mod hparams;
+pub mod lora;
 pub mod quant_mix;
 
 pub use build::{build_graph, BuildOpts};
@@ -22,6 +23,8 @@ use crate::{Error, Result};
 pub struct Model {
     pub file: GgufFile,
     pub hp: HParams,
+    /// LoRA adapters applied by the graph builder ([`lora`]), in `--lora` order.
+    pub adapters: Vec<lora::LoraAdapter>,
 }
 
 impl Model {
@@ -33,17 +36,51 @@ impl Model {
 
     pub fn from_file(file: GgufFile) -> Result<Self> {
         let hp = HParams::from_gguf(&file)?;
-        let m = Model { file, hp };
+        let m = Model {
+            file,
+            hp,
+            adapters: Vec::new(),
+        };
         m.check_tensors()?;
         Ok(m)
     }
 
-    /// The tensor named `name`, or a typed error naming it.
+    /// [`Model::open`] with LoRA adapters `(path, scale)` (`--lora`, `--lora-scale`).
+    pub fn open_with_lora(
+        path: impl AsRef<Path>,
+        adapters: &[(std::path::PathBuf, f32)],
+    ) -> Result<Self> {
+        let mut m = Self::open(path)?;
+        m.adapters = lora::load_all(&m, adapters)?;
+        Ok(m)
+    }
+
+    /// The tensor named `name` (the model's, else an adapter's), or a typed error naming it.
     pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
-        self.file.tensor(name).ok_or_else(|| Error::Tensor {
+        self.locate(name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| Error::Tensor {
+                tensor: name.into(),
+                what: format!("missing from {}", self.file.path.display()),
+            })
+    }
+
+    /// The bytes of tensor `name` (zero-copy from the model's or an adapter's mmap).
+    pub fn tensor_bytes(&self, name: &str) -> Result<&[u8]> {
+        let (f, t) = self.locate(name).ok_or_else(|| Error::Tensor {
             tensor: name.into(),
             what: format!("missing from {}", self.file.path.display()),
-        })
+        })?;
+        Ok(f.tensor_data(t))
+    }
+
+    fn locate(&self, name: &str) -> Option<(&GgufFile, &TensorInfo)> {
+        if let Some(t) = self.file.tensor(name) {
+            return Some((&self.file, t));
+        }
+        self.adapters
+            .iter()
+            .find_map(|a| a.file.tensor(name).map(|t| (&a.file, t)))
     }
 
     /// Whether the file has `name`.

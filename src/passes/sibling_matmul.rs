@@ -83,6 +83,13 @@ struct Group {
 
 /// `blk.3.attn_q.weight` → (`blk.3.`, `attn_q`).
 fn split_name(w: &str) -> (&str, &str) {
+    // A LoRA factor `blk.0.attn_q.weight.lora_a` → (`blk.0.`, `attn_q.weight.lora_a`).
+    for f in [".weight.lora_a", ".weight.lora_b"] {
+        if let Some(base) = w.strip_suffix(f) {
+            let i = base.rfind('.').map_or(0, |i| i + 1);
+            return (&w[..i], &w[i..]);
+        }
+    }
     let base = w.strip_suffix(".weight").unwrap_or(w);
     match base.rfind('.') {
         Some(i) => (&base[..=i], &base[i + 1..]),
@@ -90,8 +97,16 @@ fn split_name(w: &str) -> (&str, &str) {
     }
 }
 
-/// Name of the fused weight for members (`attn_q`,`attn_k`,`attn_v` → `attn_qkv`).
+/// Name of the fused weight for members (`attn_q`,`attn_k`,`attn_v` → `attn_qkv`; their
+/// LoRA A factors → `attn_qkv.weight.lora_a`).
 fn fused_name(members: &[String]) -> String {
+    if members.iter().all(|m| m.ends_with(".weight.lora_a")) {
+        let bases: Vec<String> = members
+            .iter()
+            .map(|m| m.trim_end_matches(".lora_a").to_string())
+            .collect();
+        return format!("{}.lora_a", fused_name(&bases));
+    }
     let (prefix, first) = split_name(&members[0]);
     let shorts: Vec<&str> = members.iter().map(|m| split_name(m).1).collect();
     let stem = first.rsplit_once('_').map_or(first, |(s, _)| s);

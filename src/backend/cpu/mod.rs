@@ -40,10 +40,7 @@ impl CpuBackend {
         let r = g.region(t);
         let root = g.tensor(r.root);
         let all: &[u8] = match &root.kind {
-            TensorKind::Weight { name } => {
-                let info = self.model.tensor(name)?;
-                self.model.file.tensor_data(info)
-            }
+            TensorKind::Weight { name } => self.model.tensor_bytes(name)?,
             TensorKind::FusedWeight { .. } => {
                 return Err(Error::Unsupported(format!(
                     "reading fused weight `{}` as one tensor on the CPU",
@@ -108,7 +105,7 @@ impl CpuBackend {
         match &root.kind {
             TensorKind::FusedWeight { members } => members
                 .iter()
-                .map(|name| Ok(self.model.file.tensor_data(self.model.tensor(name)?)))
+                .map(|name| self.model.tensor_bytes(name))
                 .collect(),
             _ => Ok(vec![self.bytes(g, w)?]),
         }

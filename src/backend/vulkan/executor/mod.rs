@@ -285,8 +285,7 @@ impl VulkanBackend {
             return Ok(b);
         }
         let model = self.model.clone();
-        let info = model.tensor(name)?;
-        let data = model.file.tensor_data(info);
+        let data = model.tensor_bytes(name)?;
         let b = self.new_buffer(data.len() as u64, name)?;
         self.ctx.upload(&self.bufs[b], 0, data)?;
         self.weights.insert(name.to_string(), b);
@@ -298,17 +297,16 @@ impl VulkanBackend {
             return Ok(b);
         }
         let model = self.model.clone();
-        let infos = members
+        let datas = members
             .iter()
-            .map(|m| model.tensor(m))
+            .map(|m| model.tensor_bytes(m))
             .collect::<Result<Vec<_>>>()?;
-        let total: u64 = infos.iter().map(|i| i.nbytes).sum();
+        let total: u64 = datas.iter().map(|d| d.len() as u64).sum();
         let b = self.new_buffer(total, name)?;
         let mut off = 0;
-        for i in infos {
-            self.ctx
-                .upload(&self.bufs[b], off, model.file.tensor_data(i))?;
-            off += i.nbytes;
+        for d in datas {
+            self.ctx.upload(&self.bufs[b], off, d)?;
+            off += d.len() as u64;
         }
         self.fused.insert(members.to_vec(), b);
         Ok(b)
@@ -370,9 +368,15 @@ impl Backend for VulkanBackend {
         }
         match &node.op {
             Op::MulMat { .. } | Op::GetRows => {
-                let ty = g.tensor(node.srcs[0]).ty;
+                let w = g.tensor(node.srcs[0]);
+                let ty = w.ty;
+                // Rows the kernels' blocks cannot tile (e.g. a rank-8 LoRA B factor in
+                // f32) stay on the CPU.
+                let k_ok = matches!(node.op, Op::GetRows)
+                    || (w.ne[0] as u64) % u64::from(dispatch::mul_mat::kernel_qk(ty)) == 0;
                 !self.disabled.contains(&format!("{op}:{}", ty.name()))
                     && dispatch::mul_mat::supports(ty)
+                    && k_ok
             }
             Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
             // The folded head norm reduces a head row in one workgroup of 256.

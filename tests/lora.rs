@@ -1,0 +1,155 @@
+//! LoRA adapters (`model::lora`): logits on Vulkan equal the CPU reference in every QKV
+//! mode with the base siblings still fused; bad adapters are typed errors naming the
+//! file and tensor. Parity with llama.cpp's `--lora`: tests/parity.rs.
+
+mod models;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use models::{nmse, prompt};
+use vkgraph::backend::cpu::CpuBackend;
+use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend};
+use vkgraph::backend::Backend;
+use vkgraph::model::gen::generate_lora;
+use vkgraph::model::Model;
+use vkgraph::passes::QkvMode;
+use vkgraph::sched::session::{Session, SessionOptions};
+
+fn adapter(base: &std::path::Path, targets: &[&str], tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("vkgraph-lora-{}-{tag}.gguf", std::process::id()));
+    generate_lora(&Model::open(base).unwrap(), targets, 16, 32.0, 7, &p).unwrap();
+    p
+}
+
+fn logits(
+    m: &Arc<Model>,
+    backends: Vec<Box<dyn Backend>>,
+    mode: QkvMode,
+    limits: vkgraph::passes::SiblingLimits,
+) -> Vec<f32> {
+    let mut s = Session::new(
+        m.clone(),
+        backends,
+        SessionOptions {
+            qkv: mode,
+            n_ctx: 32,
+            limits,
+            ..Default::default()
+        },
+    );
+    let mut out = s.forward(&prompt(12), true).unwrap();
+    out.extend(s.forward(&[5], true).unwrap());
+    out
+}
+
+#[test]
+fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
+    let targets = vkgraph::model::lora::TARGETS;
+    for (arch, quant) in [("qwen3", "q4_0"), ("llama", "q4_k_m")] {
+        let base = models::tiny(arch, quant);
+        let ad = adapter(&base, &targets, &format!("{arch}-{quant}"));
+        let m = Arc::new(Model::open_with_lora(&base, &[(ad.clone(), 0.7)]).unwrap());
+        let plain = Arc::new(Model::open(&base).unwrap());
+        let want = logits(
+            &m,
+            vec![Box::new(CpuBackend::new(m.clone()))],
+            QkvMode::Off,
+            Default::default(),
+        );
+        let without = logits(
+            &plain,
+            vec![Box::new(CpuBackend::new(plain.clone()))],
+            QkvMode::Off,
+            Default::default(),
+        );
+        assert!(
+            nmse(&without, &want) > 1e-3,
+            "{arch}: the adapter changes nothing"
+        );
+        for dev in enumerate_devices().unwrap() {
+            for mode in QkvMode::ALL {
+                let opts = ContextOptions {
+                    device_index: Some(dev.index),
+                    validation: std::env::var("VKGRAPH_REQUIRE_VALIDATION").is_ok_and(|v| v == "1"),
+                    ..Default::default()
+                };
+                let vk = VulkanBackend::new(m.clone(), &opts).unwrap();
+                let limits = vk.sibling_limits();
+                let got = logits(
+                    &m,
+                    vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+                    mode,
+                    limits,
+                );
+                let e = nmse(&got, &want);
+                assert!(
+                    e <= 1e-4,
+                    "[{}] {arch} {quant} qkv={mode}: NMSE vs CPU {e:e}",
+                    dev.short_name()
+                );
+            }
+        }
+        // Fusion kicks in with the adapter: Q/K/V and gate/up, and the adapters' A factors.
+        let mut g = vkgraph::model::build_graph(
+            &m,
+            &vkgraph::model::BuildOpts {
+                n_tokens: 1,
+                n_ctx: 8,
+                n_outputs: 1,
+            },
+        )
+        .unwrap();
+        vkgraph::passes::run(&mut g, QkvMode::Fuse, &Default::default());
+        let d: Vec<&str> = g.decisions.iter().map(|d| d.text.as_str()).collect();
+        let qkv = d
+            .iter()
+            .find(|t| t.contains("blk.0") && t.contains("attn_qkv"))
+            .unwrap_or_else(|| panic!("{d:?}"));
+        assert!(qkv.contains("attn_qkv.weight.lora_a = "), "{qkv}");
+        let _ = std::fs::remove_file(&ad);
+    }
+}
+
+#[test]
+fn bad_adapters_are_typed_errors_naming_file_and_tensor() {
+    let base = models::tiny("qwen3", "q4_0");
+    // Not an adapter at all: the base model itself.
+    let e = Model::open_with_lora(&base, &[(base.clone(), 1.0)])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("general.type") && e.contains("not an adapter"),
+        "{e}"
+    );
+    // An adapter made for another architecture / shape.
+    let other = adapter(&models::tiny("llama", "q4_0"), &["attn_q"], "llama");
+    let e = Model::open_with_lora(&base, &[(other.clone(), 1.0)])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("general.architecture") && e.contains("llama"),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(&other);
+    // An adapter for a weight the model does not have: another model's tensor shapes.
+    let moe = models::tiny("qwen3moe", "q4_0");
+    let ad = adapter(&base, &["ffn_up"], "ffn");
+    let e = Model::open_with_lora(&moe, &[(ad.clone(), 1.0)])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("general.architecture") || e.contains("ffn_up"),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(&ad);
+    // Missing file.
+    let e = Model::open_with_lora(&base, &[(PathBuf::from("/nonexistent/a.gguf"), 1.0)])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("/nonexistent/a.gguf"), "{e}");
+}
