@@ -369,3 +369,53 @@ fn dump_names_each_kernel_and_why() {
     );
     assert!(out.contains("written by the SWIGLU epilogue"), "{out}");
 }
+
+/// `--fit` picks the placement from the device's memory and says what it chose; `--lora`
+/// takes an adapter from `gen-lora` and changes the text; a non-adapter `--lora` is a
+/// one-line typed error.
+#[test]
+fn fit_and_lora_flags() {
+    let m = gen("qwen3", "q4_0");
+    let (ok, _, err) = vkgraph(&[
+        "run", "-m", &m, "--device", "0", "--fit", "-p", "hi", "-n", "2", "--temp", "0",
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("--fit: everything fits Vulkan0"), "{err}");
+    let ad = tmp("cli-lora.gguf");
+    let ad_s = ad.to_str().unwrap();
+    let (ok, _, err) = vkgraph(&["gen-lora", "-m", &m, "-o", ad_s, "--rank", "16"]);
+    assert!(ok, "{err}");
+    let (ok1, base, e1) = vkgraph(&[
+        "run",
+        "-m",
+        &m,
+        "--cpu",
+        "-p",
+        "hello world",
+        "-n",
+        "8",
+        "--temp",
+        "0",
+    ]);
+    let (ok2, lora, e2) = vkgraph(&[
+        "run",
+        "-m",
+        &m,
+        "--cpu",
+        "--lora",
+        ad_s,
+        "--lora-scale",
+        "4",
+        "-p",
+        "hello world",
+        "-n",
+        "8",
+        "--temp",
+        "0",
+    ]);
+    assert!(ok1 && ok2, "{e1}\n{e2}");
+    assert_ne!(base, lora, "the adapter changed nothing");
+    let (ok, _, err) = vkgraph(&["run", "-m", &m, "--cpu", "--lora", &m, "-p", "x", "-n", "1"]);
+    assert!(!ok && err.contains("not an adapter"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

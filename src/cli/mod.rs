@@ -44,6 +44,11 @@ pub struct DeviceArgs {
     /// (0 = --cpu; more than the layer count also puts the output head on the GPU).
     #[arg(long = "n-gpu-layers", visible_alias = "ngl")]
     pub ngl: Option<usize>,
+    /// Offload as many layers as fit the GPU's memory (weights + KV cache for the
+    /// context, a margin kept), the rest on the CPU — as llama.cpp's `-fit`; ignored
+    /// with `-ngl`.
+    #[arg(long)]
+    pub fit: bool,
     /// Enable the Vulkan validation layer (slow; for debugging).
     #[arg(long)]
     pub validate: bool,
@@ -551,7 +556,49 @@ pub fn make_session(
     opts.limits = limits;
     opts.sched_debug = options()?.sched_debug;
     opts.placement = dev.placement();
+    if dev.fit && dev.ngl.is_none() && b.len() > 1 {
+        opts.placement = fit_placement(&model, dev, opts.n_ctx)?;
+    }
     Ok(crate::sched::session::Session::new(model, b, opts))
+}
+
+/// `--fit`: the placement that fits the chosen Vulkan device's largest device-local heap
+/// (`sched::fit`), printed.
+fn fit_placement(model: &Model, dev: &DeviceArgs, n_ctx: usize) -> Result<crate::sched::Placement> {
+    let devs = crate::backend::vulkan::enumerate_devices()?;
+    let caps = match dev.device {
+        Some(i) => devs.iter().find(|c| c.index == i),
+        None => devs
+            .iter()
+            .find(|c| c.device_type != ash::vk::PhysicalDeviceType::CPU),
+    }
+    .ok_or_else(|| Error::Usage("--fit: no Vulkan device".into()))?;
+    let heap = caps.device_local_bytes().unwrap_or(0);
+    let f = crate::sched::fit::fit(model, n_ctx, heap);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let n = model.hp.n_layer;
+    if f.gpu_layers > n {
+        eprintln!(
+            "--fit: everything fits Vulkan{} ({:.2} of {:.2} GiB with a {} context)",
+            caps.index,
+            gib(f.bytes),
+            gib(heap),
+            n_ctx
+        );
+        return Ok(crate::sched::Placement { gpu_layers: None });
+    }
+    eprintln!(
+        "--fit: the last {} of {n} layers on Vulkan{} ({:.2} of {:.2} GiB with a {} context), \
+         the rest and the output head on the CPU",
+        f.gpu_layers,
+        caps.index,
+        gib(f.bytes),
+        gib(heap),
+        n_ctx
+    );
+    Ok(crate::sched::Placement {
+        gpu_layers: Some(f.gpu_layers),
+    })
 }
 
 /// The default model: SmolLM2-135M-Instruct from the cache `scripts/fetch-smollm2.sh` fills.

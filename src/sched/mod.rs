@@ -14,6 +14,7 @@
 //! copy of the whole cache.
 
 pub mod dump;
+pub mod fit;
 pub mod session;
 
 use std::collections::{HashMap, HashSet};

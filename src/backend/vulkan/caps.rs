@@ -122,6 +122,11 @@ pub struct Caps {
 }
 
 impl Caps {
+    /// The largest device-local memory heap, in bytes (`None` without one).
+    pub fn device_local_bytes(&self) -> Option<u64> {
+        self.memory_heaps.iter().filter(|h| h.1).map(|h| h.0).max()
+    }
+
     /// Probes `pd`. Errors only if the device cannot compute at all.
     pub(crate) fn probe(
         entry: &ash::Entry,

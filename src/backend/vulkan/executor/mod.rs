@@ -210,13 +210,7 @@ impl VulkanBackend {
     /// this backend holds plus `weights` + `state` new bytes against its budget.
     fn check_budget(&self, weights: u64, state: u64) -> Result<()> {
         let caps = self.ctx.caps();
-        let heap = caps
-            .memory_heaps
-            .iter()
-            .filter(|h| h.1)
-            .map(|h| h.0)
-            .max()
-            .unwrap_or(u64::MAX);
+        let heap = caps.device_local_bytes().unwrap_or(u64::MAX);
         let budget = self.memory_budget.unwrap_or(heap);
         let held: u64 = self.bufs.iter().map(|b| b.size()).sum();
         if held.saturating_add(weights).saturating_add(state) > budget {
