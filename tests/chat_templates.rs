@@ -10,10 +10,7 @@ use std::process::Command;
 use vkgraph::serve::template::{ChatTemplate, Message};
 
 fn msg(role: &str, content: &str) -> Message {
-    Message {
-        role: role.into(),
-        content: content.into(),
-    }
+    Message::new(role, content)
 }
 
 fn conversations() -> Vec<(&'static str, Vec<Message>)> {
@@ -42,9 +39,16 @@ fn python_render(tmpl: &Path, msgs: &[Message], bos: &str, eos: &str) -> Result<
     let ctx = serde_json::json!({
         "messages": msgs, "add_generation_prompt": true, "bos_token": bos, "eos_token": eos,
     });
+    python_render_ctx(tmpl, &ctx)
+}
+
+fn python_render_ctx(tmpl: &Path, ctx: &serde_json::Value) -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("vkgraph-tmpl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cpath = dir.join("ctx.json");
+    // One file per call: the tests run on several threads.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cpath = dir.join(format!("ctx-{k}.json"));
     std::fs::write(&cpath, ctx.to_string()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/render_chat_template.py");
     let out = Command::new("python3")
@@ -113,4 +117,63 @@ fn real_chat_templates_render_as_jinja2_does() {
     std::fs::write(&path, &src).unwrap();
     n += check("SmolLM2", &path, &src, "<|im_start|>", "<|im_end|>");
     assert_eq!(n, 5 * conversations().len());
+}
+
+/// With OpenAI `tools` and a tool round trip (an assistant's `tool_calls`, a `tool`
+/// message), the templates that support tools render as jinja2 does.
+#[test]
+fn tools_render_as_jinja2_does() {
+    let tools = serde_json::json!([{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}]);
+    let mut call = Message::new("assistant", "");
+    call.tool_calls = Some(serde_json::json!([{"id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]));
+    let mut result = Message::new("tool", "{\"temp_c\": 21}");
+    result.tool_call_id = Some("call_1".into());
+    result.name = Some("get_weather".into());
+    let convs = vec![
+        vec![Message::new("user", "Weather in Paris?")],
+        vec![Message::new("user", "Weather in Paris?"), call, result],
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/chat-templates");
+    let mut n = 0;
+    for (file, bos, eos) in [
+        ("qwen3-0.6b.jinja", "", "<|im_end|>"),
+        (
+            "llama-3.2-3b-instruct.jinja",
+            "<|begin_of_text|>",
+            "<|eot_id|>",
+        ),
+        ("mistral-nemo-instruct-2407.jinja", "<s>", "</s>"),
+    ] {
+        let path = dir.join(file);
+        let src = std::fs::read_to_string(&path).unwrap();
+        let t = ChatTemplate::new(&src, file, bos.into(), eos.into()).unwrap();
+        for msgs in &convs {
+            let ours = t.render_with_tools(msgs, true, Some(&tools));
+            let ctx = serde_json::json!({"messages": msgs, "add_generation_prompt": true,
+                "bos_token": bos, "eos_token": eos, "tools": tools});
+            let theirs = python_render_ctx(&path, &ctx);
+            match (&ours, &theirs) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{file}: minijinja vs jinja2");
+                    assert!(
+                        a.contains("get_weather"),
+                        "{file}: tools not rendered:\n{a}"
+                    );
+                }
+                (Err(e), Err(r)) => {
+                    assert!(
+                        e.to_string().contains(r.trim_start_matches("raised: ")),
+                        "{file}: {e} vs {r}"
+                    )
+                }
+                _ => panic!("{file}: minijinja {ours:?} vs jinja2 {theirs:?}"),
+            }
+            n += 1;
+        }
+    }
+    assert_eq!(n, 6);
 }

@@ -105,6 +105,15 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A failing test must not leave its server running (it would hold the test
+    /// harness's output pipe open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((len, rest)) = s.split_once("\r\n") {
@@ -299,6 +308,31 @@ fn bad_requests_are_4xx_and_the_server_keeps_serving() {
             json!({"messages": [{"content": "x"}]}).to_string(),
             400,
         ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "x"}], "tools": {"a": 1}}).to_string(),
+            400,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "function", "function": {}}]})
+            .to_string(),
+            400,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+                   "tools": [{"type": "function", "function": {"name": "f"}}]})
+            .to_string(),
+            400,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "assistant", "content": "", "tool_calls": 3}]})
+                .to_string(),
+            400,
+        ),
         ("/v1/nothing", "{}".into(), 404),
     ];
     for (path, body, want) in cases {
@@ -314,8 +348,21 @@ fn bad_requests_are_4xx_and_the_server_keeps_serving() {
         let (st, b) = srv.request("POST", "/v1/completions", &ok, h);
         assert_eq!(st, 401, "{b}");
     }
-    // Still serving.
+    // Still serving; a request with tools (and a tool round trip) is accepted.
     let (st, b) = srv.request("POST", "/v1/completions", &ok, &auth);
+    assert_eq!(st, 200, "{b}");
+    // (Short: a slot holds 64 tokens and the tiny vocabulary is nearly byte-level.)
+    let with_tools = json!({"messages": [
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "w", "arguments": "{\"c\": 1}"}}]}],
+        "tools": [{"type": "function", "function": {"name": "w", "parameters": {}}}],
+        "max_tokens": 2, "temperature": 0});
+    let (st, b) = srv.request(
+        "POST",
+        "/v1/chat/completions",
+        &with_tools.to_string(),
+        &auth,
+    );
     assert_eq!(st, 200, "{b}");
     srv.stop();
 }

@@ -90,10 +90,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let mut prompt = if a.chat {
         // The same template code as `vkgraph serve` (the GGUF's Jinja, or ChatML).
         let t = super::serve::chat_template(&model, &tok, None)?;
-        let user = crate::serve::template::Message {
-            role: "user".into(),
-            content: a.prompt.clone(),
-        };
+        let user = crate::serve::template::Message::new("user", &a.prompt);
         crate::serve::template::encode_chat(&tok, &t.render(&[user], true)?)?
     } else {
         tok.encode(&a.prompt, true, false)?

@@ -291,6 +291,7 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
     let admission = Admission(st.in_flight.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let n_probs = req.params.n_probs;
+    let tools = chat && req.tools;
     let job = Job {
         params: req.params,
         events: tx,
@@ -338,6 +339,9 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
                 first["choices"][0]["delta"]["role"] = json!("assistant");
                 let _ = out_tx.send(data(first));
             }
+            // With tools: the whole answer, and how much of it was streamed as text (text
+            // from a `<tool_call>` on is held back and sent as tool_calls at the end).
+            let (mut full, mut sent) = (String::new(), 0usize);
             while let Some(ev) = rx.recv().await {
                 let msg = match ev {
                     Event::Token {
@@ -348,6 +352,15 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
                     } => {
                         let lp = (n_probs > 0 && t != u32::MAX)
                             .then(|| request::logprob_entry(&tok, t, logprob, &top));
+                        let text = if tools {
+                            full.push_str(&text);
+                            let upto = template::streamable_len(&full);
+                            let s = full[sent.min(upto)..upto].to_string();
+                            sent = sent.max(upto);
+                            s
+                        } else {
+                            text
+                        };
                         if text.is_empty() && lp.is_none() {
                             continue;
                         }
@@ -358,7 +371,27 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
                         prompt_tokens,
                         completion_tokens,
                     } => {
-                        let mut last = chunk(None, json!(finish_reason), None);
+                        let mut finish_reason = json!(finish_reason);
+                        if tools {
+                            let (_, calls) = template::parse_tool_calls(&full);
+                            if calls.is_empty() {
+                                // No call after all: what was held back is text.
+                                if sent < full.len() {
+                                    let _ = out_tx.send(data(chunk(
+                                        Some(&full[sent..]),
+                                        Value::Null,
+                                        None,
+                                    )));
+                                }
+                            } else {
+                                let mut c = chunk(None, Value::Null, None);
+                                c["choices"][0]["delta"] =
+                                    json!({"tool_calls": tool_calls_json(&id, &calls, true)});
+                                let _ = out_tx.send(data(c));
+                                finish_reason = json!("tool_calls");
+                            }
+                        }
+                        let mut last = chunk(None, finish_reason, None);
                         last["usage"] = request::usage(prompt_tokens, completion_tokens);
                         let _ = out_tx.send(data(last));
                         let _ = out_tx.send(SseEvent::default().data("[DONE]"));
@@ -408,7 +441,19 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
                 } else {
                     Value::Null
                 };
-                let choice = if chat {
+                let choice = if chat && tools {
+                    let (content, calls) = template::parse_tool_calls(&text);
+                    if calls.is_empty() {
+                        json!({"index": 0, "message": {"role": "assistant", "content": text},
+                               "finish_reason": finish_reason, "logprobs": logprobs})
+                    } else {
+                        json!({"index": 0,
+                               "message": {"role": "assistant",
+                                           "content": if content.is_empty() { Value::Null } else { json!(content) },
+                                           "tool_calls": tool_calls_json(&id, &calls, false)},
+                               "finish_reason": "tool_calls", "logprobs": logprobs})
+                    }
+                } else if chat {
                     json!({"index": 0, "message": {"role": "assistant", "content": text},
                            "finish_reason": finish_reason, "logprobs": logprobs})
                 } else {
@@ -438,6 +483,24 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
     )
     .typed("server_error")
     .into_response()
+}
+
+/// OpenAI's `tool_calls` for parsed calls (`index` per entry when streamed).
+fn tool_calls_json(id: &str, calls: &[(String, String)], indexed: bool) -> Value {
+    Value::Array(
+        calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| {
+                let mut c = json!({"id": format!("call_{id}_{i}"), "type": "function",
+                                   "function": {"name": name, "arguments": args}});
+                if indexed {
+                    c["index"] = json!(i);
+                }
+                c
+            })
+            .collect(),
+    )
 }
 
 fn now() -> u64 {

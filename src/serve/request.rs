@@ -158,9 +158,46 @@ pub fn messages(v: &Value) -> R<Vec<Message>> {
                     )))
                 }
             };
+            let text = |k: &str| -> R<Option<String>> {
+                match m.get(k) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(_) => Err(ApiError::bad(format!(
+                        "`messages[{i}].{k}` must be a string"
+                    ))),
+                }
+            };
+            let tool_calls = match m.get("tool_calls") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(calls)) => {
+                    // Templates read `function.arguments` as a mapping (Llama 3.2 applies
+                    // tojson, Qwen3 tests for a string): OpenAI's JSON string is decoded.
+                    let calls = calls
+                        .iter()
+                        .map(|c| {
+                            let mut c = c.clone();
+                            if let Some(Value::String(a)) = c.pointer("/function/arguments") {
+                                if let Ok(parsed) = serde_json::from_str::<Value>(a) {
+                                    c["function"]["arguments"] = parsed;
+                                }
+                            }
+                            c
+                        })
+                        .collect();
+                    Some(Value::Array(calls))
+                }
+                Some(_) => {
+                    return Err(ApiError::bad(format!(
+                        "`messages[{i}].tool_calls` must be an array"
+                    )))
+                }
+            };
             Ok(Message {
                 role: role.to_string(),
                 content,
+                tool_calls,
+                tool_call_id: text("tool_call_id")?,
+                name: text("name")?,
             })
         })
         .collect()
@@ -170,6 +207,42 @@ pub fn messages(v: &Value) -> R<Vec<Message>> {
 pub struct GenRequest {
     pub params: GenParams,
     pub stream: bool,
+    /// Chat with `tools` (and `tool_choice` not `none`): the answer is scanned for
+    /// `<tool_call>` blocks, returned as `tool_calls`.
+    pub tools: bool,
+}
+
+/// The request's `tools` for the template (`None` without, or with `tool_choice: none`);
+/// each must be `{"type": "function", "function": {"name": …}}`.
+fn tools(v: &Value) -> R<Option<Value>> {
+    let choice = match field(v, "tool_choice") {
+        None | Some(Value::Null) => "auto",
+        Some(Value::String(s)) if s == "auto" || s == "none" => s.as_str(),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "`tool_choice` must be \"auto\" or \"none\" (forcing a tool is not supported)",
+            ))
+        }
+    };
+    let Some(t) = field(v, "tools") else {
+        return Ok(None);
+    };
+    let Value::Array(list) = t else {
+        return Err(ApiError::bad("`tools` must be an array"));
+    };
+    for (i, tool) in list.iter().enumerate() {
+        let ok = tool.get("type").and_then(Value::as_str) == Some("function")
+            && tool
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .is_some();
+        if !ok {
+            return Err(ApiError::bad(format!(
+                "`tools[{i}]` must be {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
+            )));
+        }
+    }
+    Ok((choice == "auto" && !list.is_empty()).then(|| t.clone()))
 }
 
 impl GenRequest {
@@ -181,9 +254,10 @@ impl GenRequest {
         tmpl: &ChatTemplate,
         capacity: usize,
     ) -> R<GenRequest> {
+        let tool_defs = if chat { tools(v)? } else { None };
         let prompt = if chat {
             let text = tmpl
-                .render(&messages(v)?, true)
+                .render_with_tools(&messages(v)?, true, tool_defs.as_ref())
                 .map_err(|e| ApiError::bad(e.to_string()))?;
             super::template::encode_chat(tok, &text).map_err(|e| ApiError::bad(e.to_string()))?
         } else {
@@ -273,6 +347,7 @@ impl GenRequest {
                 ignore_eos: opt_bool(v, "ignore_eos")?.unwrap_or(false),
             },
             stream: opt_bool(v, "stream")?.unwrap_or(false),
+            tools: tool_defs.is_some(),
         })
     }
 }

@@ -8,12 +8,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// One chat message.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// One chat message (OpenAI's fields the templates read: an assistant's `tool_calls`, a
+/// tool result's `tool_call_id` and `name`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Message {
     pub role: String,
     #[serde(default)]
     pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            ..Default::default()
+        }
+    }
 }
 
 /// ChatML, the fallback for models whose GGUF has no template.
@@ -47,6 +64,7 @@ impl ChatTemplate {
                 .map_or(0, |d| d.as_secs());
             strftime_utc(&fmt, secs)
         });
+        env.add_filter("tojson", py_tojson);
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| Error::Usage(format!("chat template ({origin}): {e}")))?;
         Ok(ChatTemplate { env, bos, eos })
@@ -54,6 +72,18 @@ impl ChatTemplate {
 
     /// The prompt for `messages`, ending with the assistant's turn when asked.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, add_generation_prompt, None)
+    }
+
+    /// [`ChatTemplate::render`] with the request's `tools` (OpenAI function definitions),
+    /// which templates that support tools (Qwen3, Llama 3.2, Mistral) render into the
+    /// prompt; `None`: `tools` is none, as transformers passes it.
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String> {
         let t = self
             .env
             .get_template("chat")
@@ -63,6 +93,7 @@ impl ChatTemplate {
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos,
             eos_token => self.eos,
+            tools => tools.map(Value::from_serialize),
         })
         .map_err(|e| Error::Usage(format!("chat template: {e}")))
     }
@@ -137,21 +168,196 @@ fn strftime_utc(fmt: &str, secs: u64) -> String {
     out
 }
 
+/// transformers' `tojson`: Python's `json.dumps(x, ensure_ascii=False)` — `", "` and `": "`
+/// between items, or with `indent=N` one item per line and `","` — non-ASCII kept, no HTML
+/// escaping (minijinja's own filter is compact and escapes `<`, `>`, `&`, `'`, so prompts
+/// would differ from what the model was trained on). Keys keep the order of the map
+/// (serde_json's: sorted); `sort_keys=true` sorts.
+fn py_tojson(v: Value, kwargs: minijinja::value::Kwargs) -> std::result::Result<Value, JinjaError> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
+    kwargs.assert_all_used()?;
+    let j = serde_json::to_value(&v)
+        .map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut out = String::new();
+    dump_py(
+        &j,
+        indent,
+        sort_keys.unwrap_or(false),
+        ensure_ascii.unwrap_or(false),
+        0,
+        &mut out,
+    );
+    Ok(Value::from_safe_string(out))
+}
+
+fn dump_py(
+    v: &serde_json::Value,
+    indent: Option<usize>,
+    sort: bool,
+    ascii: bool,
+    level: usize,
+    out: &mut String,
+) {
+    use serde_json::Value as J;
+    let string = |s: &str, out: &mut String| {
+        let q = serde_json::to_string(s).unwrap_or_default();
+        if ascii {
+            for c in q.chars() {
+                if c.is_ascii() {
+                    out.push(c);
+                } else {
+                    let mut b = [0u16; 2];
+                    for u in c.encode_utf16(&mut b) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+            }
+        } else {
+            out.push_str(&q);
+        }
+    };
+    let newline = |lvl: usize, out: &mut String| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * lvl));
+        }
+    };
+    let sep = if indent.is_some() { "," } else { ", " };
+    match v {
+        J::Array(a) if a.is_empty() => out.push_str("[]"),
+        J::Object(o) if o.is_empty() => out.push_str("{}"),
+        J::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(level + 1, out);
+                dump_py(x, indent, sort, ascii, level + 1, out);
+            }
+            newline(level, out);
+            out.push(']');
+        }
+        J::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            if sort {
+                keys.sort();
+            }
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(level + 1, out);
+                string(k, out);
+                out.push_str(": ");
+                dump_py(&o[*k], indent, sort, ascii, level + 1, out);
+            }
+            newline(level, out);
+            out.push('}');
+        }
+        J::String(s) => string(s, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// How much of a streamed answer may go out as text when tools were offered: up to the
+/// first `<tool_call>`, and never a tail that could be the start of one.
+pub fn streamable_len(full: &str) -> usize {
+    const OPEN: &str = "<tool_call>";
+    if let Some(i) = full.find(OPEN) {
+        return i;
+    }
+    let keep = (1..OPEN.len())
+        .rev()
+        .find(|&n| {
+            full.len() >= n
+                && full.is_char_boundary(full.len() - n)
+                && OPEN.starts_with(&full[full.len() - n..])
+        })
+        .unwrap_or(0);
+    full.len() - keep
+}
+
+/// Tool calls in generated text, in the Hermes / Qwen format the Qwen templates ask for:
+/// `<tool_call>{"name": …, "arguments": {…}}</tool_call>` (the closing tag may be cut off by
+/// the end of generation). Returns the text outside the calls (trimmed) and each call's
+/// name and arguments as a JSON string (OpenAI's `function.arguments`); a block that is not
+/// such JSON stays in the text.
+pub fn parse_tool_calls(text: &str) -> (String, Vec<(String, String)>) {
+    const OPEN: &str = "<tool_call>";
+    const CLOSE: &str = "</tool_call>";
+    let mut content = String::new();
+    let mut calls = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(OPEN) {
+        content.push_str(&rest[..i]);
+        let after = &rest[i + OPEN.len()..];
+        let (inner, next) = match after.find(CLOSE) {
+            Some(j) => (&after[..j], &after[j + CLOSE.len()..]),
+            None => (after, ""),
+        };
+        let call = serde_json::from_str::<serde_json::Value>(inner.trim())
+            .ok()
+            .and_then(|v| {
+                let name = v.get("name")?.as_str()?.to_string();
+                let args = match v.get("arguments") {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(a) => a.to_string(),
+                    None => "{}".to_string(),
+                };
+                Some((name, args))
+            });
+        match call {
+            Some(c) => calls.push(c),
+            None => content.push_str(&rest[i..rest.len() - next.len()]),
+        }
+        rest = next;
+    }
+    content.push_str(rest);
+    (content.trim().to_string(), calls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn msgs() -> Vec<Message> {
         vec![
-            Message {
-                role: "system".into(),
-                content: "Be brief.".into(),
-            },
-            Message {
-                role: "user".into(),
-                content: "Hi".into(),
-            },
+            Message::new("system", "Be brief."),
+            Message::new("user", "Hi"),
         ]
+    }
+
+    #[test]
+    fn tool_calls_are_parsed_and_the_rest_is_text() {
+        let (c, calls) = parse_tool_calls(
+            "Let me look.\n<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>",
+        );
+        assert_eq!(c, "Let me look.");
+        assert_eq!(
+            calls,
+            vec![("weather".to_string(), r#"{"city":"Paris"}"#.to_string())]
+        );
+        // Two calls, arguments already a string, the last one cut off by the end.
+        let (c, calls) = parse_tool_calls(
+            "<tool_call>{\"name\":\"a\",\"arguments\":\"{}\"}</tool_call><tool_call>{\"name\":\"b\"}",
+        );
+        assert_eq!(c, "");
+        assert_eq!(
+            calls,
+            vec![("a".into(), "{}".into()), ("b".into(), "{}".into())]
+        );
+        // Not a call: stays text.
+        let (c, calls) = parse_tool_calls("x <tool_call>not json</tool_call> y");
+        assert_eq!(c, "x <tool_call>not json</tool_call> y");
+        assert!(calls.is_empty());
+        assert_eq!(streamable_len("Hello <tool"), 6);
+        assert_eq!(streamable_len("Hello <tool_call>{"), 6);
+        assert_eq!(streamable_len("Hello <b>"), 9);
+        assert_eq!(streamable_len("é<"), "é".len());
     }
 
     #[test]
