@@ -37,9 +37,10 @@ pub fn fit(model: &Model, n_ctx: usize, budget: u64) -> Fit {
         Some(l) if l < hp.n_layer => per_layer[l] += bytes,
         _ => other += bytes,
     };
+    // The token embedding stays on the CPU (GET_ROWS of a few rows) unless it is the head.
+    let tied = model.output_name() == "token_embd.weight";
     for t in &model.file.tensors {
-        // The token embedding stays on the CPU (GET_ROWS of a few rows).
-        if t.name != "token_embd.weight" || model.output_name() == "token_embd.weight" {
+        if t.name != "token_embd.weight" || tied {
             count(&t.name, t.nbytes);
         }
     }

@@ -354,7 +354,8 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
                             .then(|| request::logprob_entry(&tok, t, logprob, &top));
                         let text = if tools {
                             full.push_str(&text);
-                            let upto = template::streamable_len(&full);
+                            // Only the held-back tail can start a call: no rescan per token.
+                            let upto = sent + template::streamable_len(&full[sent..]);
                             let s = full[sent.min(upto)..upto].to_string();
                             sent = sent.max(upto);
                             s
