@@ -6,6 +6,7 @@
 //! | variable | field | meaning |
 //! |---|---|---|
 //! | `VKGRAPH_QKV` | [`Options::qkv`] | default sibling-matmul mode (off, fuse, reorder, auto) |
+//! | `VKGRAPH_FUSION` | [`Options::fusion`] | default fusion level (none, ops, layer) |
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
@@ -15,13 +16,14 @@
 use std::path::PathBuf;
 
 use crate::backend::vulkan::MatVecPath;
-use crate::passes::QkvMode;
+use crate::passes::{FusionLevel, QkvMode};
 use crate::{Error, Result};
 
 /// See the module docs.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub qkv: QkvMode,
+    pub fusion: FusionLevel,
     pub sched_debug: bool,
     pub coopmat: bool,
     pub mat_vec: MatVecPath,
@@ -34,6 +36,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             qkv: QkvMode::Auto,
+            fusion: FusionLevel::Layer,
             sched_debug: false,
             coopmat: true,
             mat_vec: MatVecPath::Auto,
@@ -55,6 +58,10 @@ impl Options {
         let mut o = Options::default();
         if let Some(v) = get("VKGRAPH_QKV") {
             o.qkv = QkvMode::parse(&v).map_err(|e| Error::Usage(format!("VKGRAPH_QKV: {e}")))?;
+        }
+        if let Some(v) = get("VKGRAPH_FUSION") {
+            o.fusion =
+                FusionLevel::parse(&v).map_err(|e| Error::Usage(format!("VKGRAPH_FUSION: {e}")))?;
         }
         o.sched_debug = flag(&get, "VKGRAPH_SCHED_DEBUG")?.unwrap_or(false);
         o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(true);

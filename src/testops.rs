@@ -36,6 +36,18 @@ pub enum Case {
         k: u32,
         n: u32,
     },
+    /// The mat-vec with decode-layer fusion (`Op::MulMatLayer`): an RMS-norm prologue
+    /// (`norm`), and epilogue `epi` = 0 none (over `segs` equal segments), 1 residual add,
+    /// 2 SwiGLU (two segments of `m` rows: gate, up).
+    MulMatLayer {
+        ty: GgmlType,
+        m: u32,
+        k: u32,
+        n: u32,
+        norm: bool,
+        epi: u8,
+        segs: u32,
+    },
     GetRows {
         ty: GgmlType,
         ne0: u32,
@@ -112,6 +124,7 @@ impl Case {
             Case::MulMat { n, .. } if *n <= dispatch::mul_mat::MAT_VEC_MAX_N => "mul_mat_vec",
             Case::MulMat { .. } => "mul_mat",
             Case::MulMatVecq { .. } => "mul_mat_vecq",
+            Case::MulMatLayer { .. } => "mul_mat_vec_layer",
             Case::GetRows { .. } => "get_rows",
             Case::RmsNorm { .. } => "rms_norm",
             Case::Add { .. } => "add",
@@ -131,6 +144,19 @@ impl Case {
             Case::MulMat { ty, m, k, n } | Case::MulMatVecq { ty, m, k, n } => {
                 format!("type={ty},m={m},k={k},n={n}")
             }
+            Case::MulMatLayer {
+                ty,
+                m,
+                k,
+                n,
+                norm,
+                epi,
+                segs,
+            } => format!(
+                "type={ty},m={m}x{segs},k={k},n={n},{}{}",
+                if *norm { "norm," } else { "" },
+                ["none", "add", "swiglu"][*epi as usize]
+            ),
             Case::GetRows { ty, ne0, n } => format!("type={ty},ne0={ne0},n={n}"),
             Case::RmsNorm { ne0, rows } | Case::Add { ne0, rows } => {
                 format!("ne0={ne0},rows={rows}")
@@ -184,6 +210,12 @@ impl Case {
             Case::MulMat { ty, m, k, n } | Case::MulMatVecq { ty, m, k, n } => {
                 let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
                 w + 4 * u64::from(k * n + m * n)
+            }
+            Case::MulMatLayer {
+                ty, m, k, n, segs, ..
+            } => {
+                let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m * segs);
+                w + 4 * u64::from(k * n + m * segs * n)
             }
             Case::GetRows { ty, ne0, n } => {
                 u64::from(n) * (ty.row_bytes(ne0 as usize).unwrap_or(0) as u64 + 4 * u64::from(ne0))
@@ -252,6 +284,35 @@ pub fn cases() -> Vec<Case> {
             for n in [1u32, 3, 8, 16] {
                 v.push(Case::MulMatVecq { ty, m, k, n });
             }
+        }
+    }
+    // Every type × each fold (norm over three segments as Q/K/V, add, norm + add, SwiGLU
+    // with and without the norm), shapes and token counts rotating.
+    for ty in GgmlType::WEIGHT_TYPES {
+        let folds = [
+            (true, 0u8, 3u32),
+            (false, 1, 1),
+            (true, 1, 1),
+            (true, 2, 2),
+            (false, 2, 2),
+        ];
+        for (i, (norm, epi, segs)) in folds.into_iter().enumerate() {
+            let (m, k, n) = [
+                (33u32, 256u32, 1u32),
+                (64, 512, 16),
+                (7, 768, 5),
+                (100, 1024, 2),
+                (20, 256, 9),
+            ][i];
+            v.push(Case::MulMatLayer {
+                ty,
+                m,
+                k,
+                n,
+                norm,
+                epi,
+                segs,
+            });
         }
     }
     for ty in GgmlType::WEIGHT_TYPES {
@@ -397,7 +458,10 @@ pub fn run_case(ctx: &VulkanContext, c: &Case, perf: bool) -> (Outcome, Option<f
             }
             let e = nmse(&got, &want);
             let bound = match c {
-                Case::MulMat { .. } | Case::MulMatVecq { .. } | Case::MulMatId { .. } => 5e-4,
+                Case::MulMat { .. }
+                | Case::MulMatVecq { .. }
+                | Case::MulMatId { .. }
+                | Case::MulMatLayer { .. } => 5e-4,
                 _ => 1e-5,
             };
             if e <= bound {
@@ -496,6 +560,77 @@ fn run_inner(
                     }),
                 )
             }
+        }
+        Case::MulMatLayer {
+            ty,
+            m,
+            k,
+            n,
+            norm,
+            epi,
+            segs,
+        } => {
+            use dispatch::mul_mat::{mul_mat_vec_layer, LayerEpi, LayerParts};
+            let rows = m * segs;
+            let w = quant::quantize(ty, &values((rows * k) as usize, seed))?;
+            let x = values((k * n) as usize, seed + 1);
+            let nw = values(k as usize, seed + 2);
+            let r = values((m * n) as usize, seed + 3);
+            // The reference: the unfused ops in sequence.
+            let mut xn = x.clone();
+            if norm {
+                let mut t = vec![0f32; x.len()];
+                ops::rms_norm(&x, k as usize, 1e-6, &mut t);
+                ops::binary(false, &t, &nw, k as usize, &mut xn);
+            }
+            let split = vec![m as usize; segs as usize];
+            let rb = ty.row_bytes(k as usize).expect("whole blocks");
+            let parts: Vec<&[u8]> = w.chunks(m as usize * rb).collect();
+            let mut y = vec![0f32; (rows * n) as usize];
+            ops::mul_mat(ty, &parts, &split, k as usize, &xn, n as usize, &mut y)?;
+            let mut want = vec![0f32; if epi == 2 { (m * n) as usize } else { y.len() }];
+            match epi {
+                1 => ops::binary(true, &y, &r, m as usize, &mut want),
+                2 => {
+                    let (gate, up) = y.split_at(y.len() / 2);
+                    ops::swiglu(gate, up, &mut want)
+                }
+                _ => want.copy_from_slice(&y),
+            }
+            let (wb, xb, nb, rbuf) = (io.put(&w)?, io.f32s(&x)?, io.f32s(&nw)?, io.f32s(&r)?);
+            let db = io.zeros(want.len())?;
+            let split32: Vec<u32> = if segs > 1 {
+                vec![m; segs as usize]
+            } else {
+                vec![]
+            };
+            (
+                want,
+                db,
+                Box::new(move |rec, io| {
+                    let b = &io.bufs;
+                    let parts = LayerParts {
+                        norm: norm.then(|| (b[nb].whole(), 1e-6)),
+                        epi: match epi {
+                            1 => LayerEpi::Add(b[rbuf].whole()),
+                            2 => LayerEpi::SwiGlu,
+                            _ => LayerEpi::None,
+                        },
+                    };
+                    mul_mat_vec_layer(
+                        rec,
+                        ty,
+                        b[wb].whole(),
+                        b[xb].whole(),
+                        parts,
+                        b[db].whole(),
+                        k,
+                        rows,
+                        n,
+                        &split32,
+                    )
+                }),
+            )
         }
         Case::GetRows { ty, ne0, n } => {
             let rows = 9u32;

@@ -349,8 +349,14 @@ fn dump_names_each_kernel_and_why() {
     let (ok, out, err) = vkgraph(&args);
     assert!(ok, "{err}");
     assert!(out.contains("## KERNELS (Vulkan0)"), "{out}");
+    // Decode-layer fusion folds attn_norm into the QKV mat-vec's prologue.
     assert!(
-        out.contains("attn_qkv-0") && out.contains(": mul_mat_vec (float;"),
+        out.contains("RMS_NORM_MUL_MAT_FUSED attn_qkv-0")
+            && out.contains(": mul_mat_vec_layer (float mat-vec; RMS-norm prologue)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("folded attn_norm-0 (RMS_NORM_MUL) into the prologue of blk.0 attn_qkv"),
         "{out}"
     );
     assert!(out.contains("ATTENTION kqv_out-0"), "{out}");

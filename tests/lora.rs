@@ -100,7 +100,13 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
             },
         )
         .unwrap();
-        vkgraph::passes::run(&mut g, QkvMode::Fuse, &Default::default());
+        vkgraph::passes::run(
+            &mut g,
+            QkvMode::Fuse,
+            &Default::default(),
+            vkgraph::passes::FusionLevel::Layer,
+            &vkgraph::passes::any_backend,
+        );
         let d: Vec<&str> = g.decisions.iter().map(|d| d.text.as_str()).collect();
         let qkv = d
             .iter()

@@ -78,6 +78,82 @@ fn context_full_is_an_error() {
     assert!(err.to_string().contains("out of range"), "{err}");
 }
 
+/// Decode-layer fusion (norm prologue, residual and SwiGLU epilogues) changes dispatches,
+/// not results: every arch × mix, every QKV mode, the CPU reference gives the same logits
+/// at fusion levels none, ops and layer (decode steps and a prompt), and at `layer` with
+/// sibling fusion each decode layer has its SWIGLU, residual ADDs and norms folded.
+#[test]
+fn layer_fusion_keeps_logits() {
+    use vkgraph::passes::FusionLevel;
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
+        for quant in ["q4_0", "q2_k", "q4_k_m"] {
+            let m = tiny_model(arch, quant);
+            let run = |mode: QkvMode, fusion: FusionLevel| {
+                let mut s = Session::new(
+                    m.clone(),
+                    vec![Box::new(CpuBackend::new(m.clone()))],
+                    SessionOptions {
+                        qkv: mode,
+                        fusion,
+                        n_ctx: 16,
+                        ..Default::default()
+                    },
+                );
+                let toks = prompt(6);
+                let mut out = s.forward(&toks[..4], true).unwrap();
+                for &t in &toks[4..] {
+                    out.extend(s.forward(&[t], true).unwrap());
+                }
+                let (g, _) = s.plan(1, false).unwrap();
+                (out, g)
+            };
+            let (want, _) = run(QkvMode::Off, FusionLevel::None);
+            for mode in QkvMode::ALL {
+                for fusion in FusionLevel::ALL {
+                    let (got, g) = run(mode, fusion);
+                    let e = nmse(&got, &want);
+                    assert!(
+                        e < 1e-12,
+                        "{arch} {quant} {mode} {fusion}: NMSE {e:e} vs none"
+                    );
+                    let ops: Vec<&str> = g.order().map(|n| g.node(n).op.name()).collect();
+                    let count = |name: &str| ops.iter().filter(|&&o| o == name).count();
+                    let layers = m.hp.n_layer;
+                    if fusion == FusionLevel::Layer {
+                        // Residual ADDs: all folded (MoE layers keep ffn's: MOE_SUM writes it;
+                        // qwen2's Q/K/V bias ADDs fold too, except on a fused output's views).
+                        let adds = match arch {
+                            "qwen3moe" => layers,
+                            "qwen2" => 3 * layers,
+                            _ => 0,
+                        };
+                        assert!(count("ADD") <= adds, "{arch} {quant} {mode}: {ops:?}");
+                        // MoE's ffn_norm feeds the router and MUL_MAT_ID too: it stays.
+                        let norms = if arch == "qwen3moe" { layers } else { 0 };
+                        assert_eq!(
+                            count("RMS_NORM_MUL"),
+                            norms,
+                            "{arch} {quant} {mode}: {ops:?}"
+                        );
+                        let fused_ffn = mode == QkvMode::Fuse || mode == QkvMode::Auto;
+                        if fused_ffn && arch != "qwen3moe" {
+                            assert_eq!(count("SWIGLU"), 0, "{arch} {quant} {mode}: {ops:?}");
+                            assert_eq!(count("RMS_NORM_MUL_MAT_SWIGLU"), layers, "{ops:?}");
+                        }
+                        assert!(!g.fusions.is_empty());
+                    } else {
+                        assert!(g.fusions.is_empty(), "{arch} {fusion}: {:?}", g.fusions);
+                    }
+                    if fusion == FusionLevel::None {
+                        assert_eq!(count("RMS_NORM_MUL"), 0, "{ops:?}");
+                        assert!(count("RMS_NORM") > 0, "{ops:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Op fusion (rms_norm+mul, add+rms_norm+mul, rope+set_rows, head norm+rope) changes
 /// dispatches, not results: the
 /// builder's raw graph and the fused one give the same logits on the CPU reference.
@@ -113,7 +189,13 @@ fn op_fusion_keeps_logits() {
         )
         .unwrap();
         let mut fused = raw.clone();
-        vkgraph::passes::run(&mut fused, QkvMode::Off, &Default::default());
+        vkgraph::passes::run(
+            &mut fused,
+            QkvMode::Off,
+            &Default::default(),
+            vkgraph::passes::FusionLevel::Ops,
+            &vkgraph::passes::any_backend,
+        );
         let ops: Vec<&str> = fused.order().map(|n| fused.node(n).op.name()).collect();
         // qwen3's (and qwen3moe's) per-head q_norm / k_norm fold into the ropes after them.
         let expect: &[&str] = if arch == "qwen3" || arch == "qwen3moe" {

@@ -14,17 +14,19 @@ use vkgraph::backend::cpu::CpuBackend;
 use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend, VulkanContext};
 use vkgraph::backend::Backend;
 use vkgraph::model::Model;
-use vkgraph::passes::QkvMode;
+use vkgraph::passes::{FusionLevel, QkvMode};
 use vkgraph::sched::session::{Session, SessionOptions};
 
 const N_CTX: usize = 32;
 
+/// The reference: the CPU backend, every op its own node (no fusion of any kind).
 fn cpu_logits(m: &Arc<Model>, steps: &[Vec<u32>]) -> Vec<Vec<f32>> {
     let mut s = Session::new(
         m.clone(),
         vec![Box::new(CpuBackend::new(m.clone()))],
         SessionOptions {
             qkv: QkvMode::Off,
+            fusion: FusionLevel::None,
             n_ctx: N_CTX,
             ..Default::default()
         },
@@ -91,13 +93,34 @@ fn cpu_bound(vk: &VulkanBackend) -> f64 {
     }
 }
 
-/// The graph of `n_tokens` for `m`, passes run for `mode`.
+/// The graph of `n_tokens` for `m`, passes run for `mode` at fusion level `Ops`.
 fn planned(
     m: &Arc<Model>,
     mode: QkvMode,
     n_tokens: usize,
     logits_all: bool,
     limits: &vkgraph::passes::SiblingLimits,
+) -> vkgraph::graph::Graph {
+    planned_with(
+        m,
+        mode,
+        n_tokens,
+        logits_all,
+        limits,
+        FusionLevel::Ops,
+        None,
+    )
+}
+
+/// [`planned`] at fusion level `fusion`, decode-layer fusion asking `vk`.
+fn planned_with(
+    m: &Arc<Model>,
+    mode: QkvMode,
+    n_tokens: usize,
+    logits_all: bool,
+    limits: &vkgraph::passes::SiblingLimits,
+    fusion: FusionLevel,
+    vk: Option<&VulkanBackend>,
 ) -> vkgraph::graph::Graph {
     let mut g = vkgraph::model::build_graph(
         m,
@@ -108,7 +131,11 @@ fn planned(
         },
     )
     .unwrap();
-    vkgraph::passes::run(&mut g, mode, limits);
+    let fusable = |g: &vkgraph::graph::Graph, n| match vk {
+        Some(vk) => vk.fuses_mat_vec(g, n),
+        None => Ok(()),
+    };
+    vkgraph::passes::run(&mut g, mode, limits, fusion, &fusable);
     g
 }
 
@@ -154,8 +181,16 @@ fn tiny_models_match_cpu_in_every_mode() {
             let m = tiny_model(arch, quant);
             let want = cpu_logits(&m, &steps());
             let mut by_mode: Vec<Vec<f32>> = Vec::new();
-            for mode in QkvMode::ALL {
-                let case = format!("[{label}] forward({arch},{quant},qkv={mode})");
+            // Every QKV mode at the default fusion level (layer), and auto at the others.
+            let runs = QkvMode::ALL
+                .iter()
+                .map(|&m| (m, FusionLevel::Layer))
+                .chain([
+                    (QkvMode::Auto, FusionLevel::None),
+                    (QkvMode::Auto, FusionLevel::Ops),
+                ]);
+            for (mode, fusion) in runs {
+                let case = format!("[{label}] forward({arch},{quant},qkv={mode},fusion={fusion})");
                 let vk = vk_backend(&m, dev);
                 let limits = vk.sibling_limits();
                 let bound = cpu_bound(&vk);
@@ -164,6 +199,7 @@ fn tiny_models_match_cpu_in_every_mode() {
                     vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
                     SessionOptions {
                         qkv: mode,
+                        fusion,
                         n_ctx: N_CTX,
                         limits,
                         ..Default::default()
@@ -185,11 +221,11 @@ fn tiny_models_match_cpu_in_every_mode() {
                 by_mode.push(all);
                 drop(s);
             }
-            for (i, mode) in QkvMode::ALL.iter().enumerate().skip(1) {
-                let e = nmse(&by_mode[i], &by_mode[0]);
+            for (i, run) in by_mode.iter().enumerate().skip(1) {
+                let e = nmse(run, &by_mode[0]);
                 assert!(
                     e <= 1e-5,
-                    "[{label}] {arch} {quant}: {mode} vs off NMSE {e:e}"
+                    "[{label}] {arch} {quant}: run {i} (see `runs`) vs off NMSE {e:e}"
                 );
             }
         }
@@ -339,8 +375,13 @@ fn validation_clean_in_every_mode() {
             let case = format!("[{label}] validation(qwen3,q2_k,qkv={mode})");
             let mut vk = vk_backend(&m, dev);
             let limits = vk.sibling_limits();
-            // Run through the backend directly so the log stays reachable afterwards.
-            let g = planned(&m, mode, 4, true, &limits);
+            // Run through the backend directly so the log stays reachable afterwards; one
+            // decode-sized graph with layer fusion, one prompt.
+            let g1 = planned_with(&m, mode, 1, true, &limits, FusionLevel::Layer, Some(&vk));
+            vk.prepare(&g1).unwrap();
+            set_inputs(&mut vk, &g1, &[3], &[0]);
+            vk.compute(&g1, &g1.schedule.clone()).unwrap();
+            let g = planned_with(&m, mode, 4, true, &limits, FusionLevel::Layer, Some(&vk));
             vk.prepare(&g).unwrap();
             let ids: Vec<i32> = prompt(4).iter().map(|&t| t as i32).collect();
             let pos: Vec<i32> = (0..4).collect();

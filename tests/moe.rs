@@ -133,7 +133,13 @@ fn gate_up_experts_fuse_in_fuse_and_auto() {
     };
     for mode in QkvMode::ALL {
         let mut g = build_graph(&m, &o).unwrap();
-        passes::run(&mut g, mode, &Default::default());
+        passes::run(
+            &mut g,
+            mode,
+            &Default::default(),
+            passes::FusionLevel::Layer,
+            &passes::any_backend,
+        );
         let fused = g
             .order()
             .filter(|&n| g.node(n).op.name() == "MUL_MAT_ID_FUSED")

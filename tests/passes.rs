@@ -27,7 +27,13 @@ fn graph_counts(
         },
     )
     .unwrap();
-    passes::run(&mut g, mode, &SiblingLimits::default());
+    passes::run(
+        &mut g,
+        mode,
+        &SiblingLimits::default(),
+        passes::FusionLevel::Ops,
+        &passes::any_backend,
+    );
     g.check_schedule().unwrap();
     let c = counts(&g);
     (g, c)
@@ -110,6 +116,8 @@ fn auto_respects_buffer_limit() {
         &SiblingLimits {
             max_fused_bytes: 1000,
         },
+        passes::FusionLevel::Ops,
+        &passes::any_backend,
     );
     assert!(
         g.decisions.iter().all(|d| d.text.starts_with("stage")),
@@ -182,7 +190,15 @@ fn golden_dumps() {
         );
         let (g, a) = s.plan(2, false).unwrap();
         let mut text = dump(&g, &a);
-        text += &vkgraph::sched::dump::summary(&m, 2, 8, &SiblingLimits::default()).unwrap();
+        text += &vkgraph::sched::dump::summary(
+            &m,
+            2,
+            8,
+            &SiblingLimits::default(),
+            s.opts.fusion,
+            &|g, n| s.fuses_mat_vec(g, n),
+        )
+        .unwrap();
         golden(&format!("dump-{arch}-{quant}-{mode}.txt"), &text);
     }
 }

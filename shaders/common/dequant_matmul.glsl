@@ -37,6 +37,14 @@ layout(push_constant) uniform Push {
     uint x2_off;
     uvec4 seg_rows;
     uvec4 seg_woff;
+#ifdef LAYER
+    // mul_mat_vec_layer.comp: element offsets of nw (binding 3) and r (binding 4), the
+    // norm's epsilon.
+    uint nw_off;
+    uint r_off;
+    float eps;
+    uint pad;
+#endif
 } p;
 
 #ifndef Q8_X

@@ -47,6 +47,14 @@ pub trait Backend {
     fn name(&self) -> String;
     /// Whether this backend can evaluate node `n` (op and types).
     fn supports(&self, graph: &Graph, n: NodeIndex) -> bool;
+
+    /// Whether this backend would run MUL_MAT node `n` with work folded around it
+    /// (`Op::MulMatLayer`: an RMS-norm prologue, an add or SwiGLU epilogue) as one kernel;
+    /// `Err` says why not, for the dump. Asked by `passes::layer` before it folds. The
+    /// CPU reference runs any fused node.
+    fn fuses_mat_vec(&self, _graph: &Graph, _n: NodeIndex) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Readies the backend to run `nodes` of `graph` (those the scheduler assigned it):
     /// activation memory, the weights and KV cache those nodes use (fused groups placed
     /// contiguously), nothing for nodes assigned elsewhere. Cheap when called again for

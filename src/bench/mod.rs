@@ -14,7 +14,7 @@ pub mod table;
 
 use std::time::Instant;
 
-use crate::passes::QkvMode;
+use crate::passes::{FusionLevel, QkvMode};
 use crate::sched::session::Session;
 use crate::Result;
 
@@ -95,6 +95,24 @@ impl std::fmt::Display for Test {
     }
 }
 
+/// One configuration of the A/B: a QKV mode at a fusion level (`--qkv` × `--fusion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    pub qkv: QkvMode,
+    pub fusion: FusionLevel,
+}
+
+impl std::fmt::Display for Mode {
+    /// `auto` at the default fusion level, else `auto fusion=ops`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.fusion == FusionLevel::Layer {
+            write!(f, "{}", self.qkv)
+        } else {
+            write!(f, "{} fusion={}", self.qkv, self.fusion)
+        }
+    }
+}
+
 /// Measured samples of one (model, mode, test).
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -103,6 +121,7 @@ pub struct Row {
     pub params: u64,
     pub backend: String,
     pub qkv: QkvMode,
+    pub fusion: FusionLevel,
     pub test: Test,
     /// Tokens per second, one per repetition.
     pub samples: Vec<f64>,
@@ -124,8 +143,9 @@ impl Row {
 }
 
 /// Runs `test` once in `mode` and returns tokens per second.
-pub fn run_once(s: &mut Session, mode: QkvMode, test: Test) -> Result<f64> {
-    s.opts.qkv = mode;
+pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
+    s.opts.qkv = mode.qkv;
+    s.opts.fusion = mode.fusion;
     s.reset();
     let n_vocab = s.model.hp.n_vocab as u32;
     // Deterministic token ids spread over the vocabulary.
@@ -167,7 +187,7 @@ pub fn run(
     s: &mut Session,
     model_name: &str,
     tests: &[Test],
-    modes: &[QkvMode],
+    modes: &[Mode],
     reps: usize,
 ) -> Result<Vec<Row>> {
     let f = &s.model.file;
@@ -191,7 +211,8 @@ pub fn run(
                 size_bytes,
                 params,
                 backend: backend.clone(),
-                qkv: mode,
+                qkv: mode.qkv,
+                fusion: mode.fusion,
                 test,
                 samples: Vec::new(),
             });
@@ -203,7 +224,7 @@ pub fn run(
                 let v = run_once(s, mode, test)?;
                 let r = rows
                     .iter_mut()
-                    .find(|r| r.test == test && r.qkv == mode)
+                    .find(|r| r.test == test && r.qkv == mode.qkv && r.fusion == mode.fusion)
                     .expect("row exists");
                 r.samples.push(v);
             }
@@ -215,13 +236,14 @@ pub fn run(
 
 /// The GPU profile of one tg step (after a 16-token prompt) in each mode, measured
 /// per stage and per node, as markdown.
-pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[QkvMode]) -> Result<String> {
+pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[Mode]) -> Result<String> {
     use crate::backend::ProfileMode;
     let mut out = String::new();
     let n_vocab = s.model.hp.n_vocab as u32;
     for &mode in modes {
         for pm in [ProfileMode::PerStage, ProfileMode::PerNode] {
-            s.opts.qkv = mode;
+            s.opts.qkv = mode.qkv;
+            s.opts.fusion = mode.fusion;
             s.reset();
             let prompt: Vec<u32> = (0..16u32).map(|i| (i * 7919) % n_vocab).collect();
             s.forward(&prompt, false)?;

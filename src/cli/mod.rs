@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::model::gen::{self, GenOptions, Preset};
 use crate::model::quant_mix::Ftype;
 use crate::model::{Arch, Model};
-use crate::passes::QkvMode;
+use crate::passes::{FusionLevel, QkvMode};
 use crate::sched::session::SessionOptions;
 use crate::{Error, Result};
 
@@ -83,9 +83,20 @@ pub struct QkvArg {
     /// Sibling-matmul mode: off | fuse | reorder | auto (default: $VKGRAPH_QKV or auto).
     #[arg(long)]
     pub qkv: Option<String>,
+    /// Fusion level: none | ops | layer (default: $VKGRAPH_FUSION or layer).
+    #[arg(long)]
+    pub fusion: Option<String>,
 }
 
 impl QkvArg {
+    /// The flag, else `VKGRAPH_FUSION` (`crate::options`), else layer.
+    pub fn fusion_level(&self) -> Result<FusionLevel> {
+        match &self.fusion {
+            Some(s) => FusionLevel::parse(s).map_err(Error::Usage),
+            None => Ok(options()?.fusion),
+        }
+    }
+
     /// The flag, else `VKGRAPH_QKV` (`crate::options`), else auto.
     pub fn qkv_mode(&self) -> Result<QkvMode> {
         match &self.qkv {
@@ -240,6 +251,11 @@ pub struct BenchArgs {
         value_delimiter = ','
     )]
     pub modes: Vec<String>,
+    /// Fusion levels to compare (comma-separated): none (every op its own kernel), ops
+    /// (element-wise pairs fused), layer (norms, residual adds and SwiGLU folded into the
+    /// decode matmuls).
+    #[arg(long = "fusion", default_value = "layer", value_delimiter = ',')]
+    pub fusion: Vec<String>,
     /// Output format: md, json or csv.
     #[arg(short = 'o', long, default_value = "md")]
     pub output: String,
@@ -254,11 +270,20 @@ pub struct BenchArgs {
 
 fn bench(a: &BenchArgs) -> Result<()> {
     use crate::bench::{self, table, Test};
-    let modes = a
+    let qkvs = a
         .modes
         .iter()
         .map(|m| QkvMode::parse(m))
         .collect::<Result<Vec<_>>>()?;
+    let levels = a
+        .fusion
+        .iter()
+        .map(|f| FusionLevel::parse(f).map_err(Error::Usage))
+        .collect::<Result<Vec<_>>>()?;
+    let modes: Vec<bench::Mode> = levels
+        .iter()
+        .flat_map(|&fusion| qkvs.iter().map(move |&qkv| bench::Mode { qkv, fusion }))
+        .collect();
     let mut tests: Vec<Test> = a
         .n_prompt
         .iter()
@@ -411,16 +436,18 @@ pub fn main() -> Result<()> {
             let model = Arc::new(lora.open(&model)?);
             let opts = SessionOptions {
                 qkv: qkv.qkv_mode()?,
+                fusion: qkv.fusion_level()?,
                 n_ctx: tokens.max(1),
                 ..Default::default()
             };
             let session = make_session(model.clone(), &dev, opts)?;
             let (g, a) = session.plan(tokens, false)?;
             println!(
-                "# model: {} ({} layers), qkv: {}, tokens: {tokens}",
+                "# model: {} ({} layers), qkv: {}, fusion: {}, tokens: {tokens}",
                 model.file.path.display(),
                 model.hp.n_layer,
-                session.opts.qkv
+                session.opts.qkv,
+                session.opts.fusion
             );
             print!("{}", crate::sched::dump::dump(&g, &a));
             for (backend, lines) in session.describe_kernels(&g, &a) {
@@ -428,7 +455,14 @@ pub fn main() -> Result<()> {
             }
             print!(
                 "{}",
-                crate::sched::dump::summary(&model, tokens, tokens, &session.opts.limits)?
+                crate::sched::dump::summary(
+                    &model,
+                    tokens,
+                    tokens,
+                    &session.opts.limits,
+                    session.opts.fusion,
+                    &|g, n| session.fuses_mat_vec(g, n)
+                )?
             );
             Ok(())
         }

@@ -82,6 +82,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let n_ctx = a.ctx.unwrap_or(model.hp.n_ctx_train.min(4096));
     let opts = SessionOptions {
         qkv: a.qkv.qkv_mode()?,
+        fusion: a.qkv.fusion_level()?,
         n_ctx,
         ..Default::default()
     };

@@ -90,6 +90,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     }
     let opts = SessionOptions {
         qkv: a.qkv.qkv_mode()?,
+        fusion: a.qkv.fusion_level()?,
         n_ctx,
         n_seq,
         ..Default::default()

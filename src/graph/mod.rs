@@ -11,7 +11,7 @@
 mod op;
 mod tensor;
 
-pub use op::{Op, RopeMode};
+pub use op::{Epilogue, Op, RopeMode};
 pub use tensor::{Tensor, TensorId, TensorKind};
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -59,8 +59,10 @@ pub struct Graph {
     pub inputs: Vec<TensorId>,
     /// Tensors the caller reads back after the pass (logits).
     pub outputs: Vec<TensorId>,
-    /// What the passes decided, in order, for the dump.
+    /// What the sibling-matmul pass decided, in order, for the dump.
     pub decisions: Vec<Decision>,
+    /// What decode-layer fusion (`passes::layer`) folded or kept, in order, for the dump.
+    pub fusions: Vec<Decision>,
     /// The `off` baseline: a barrier after every node, hazard or not.
     pub barrier_every_node: bool,
     /// Identity of this graph's final form (backends cache recordings by it); a fresh

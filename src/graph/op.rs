@@ -11,6 +11,17 @@ pub enum RopeMode {
     Neox,
 }
 
+/// What a [`Op::MulMatLayer`] does with its product before writing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    /// Write the product.
+    None,
+    /// Add a residual: `W·x + r`.
+    Add,
+    /// `silu(gate) * up` of the two segments.
+    SwiGlu,
+}
+
 /// A node's operation. Shapes are ggml order (`ne[0]` innermost). Sources are
 /// listed in `Node::srcs` in the order given here.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +106,19 @@ pub enum Op {
     /// whole `[k, m_s, n_expert]` expert stack, stored one after the other), and dst holds
     /// segment after segment a contiguous `[m_s, n_used, n]` block.
     MulMatId { split: Vec<usize> },
+    /// A MUL_MAT with work folded in by decode-layer fusion (`passes::layer`, DESIGN.md
+    /// decision 13). Sources `[w, x]`, then `nw: f32 [k]` when `norm` is `Some(eps)`, then
+    /// `r: f32 [m, n]` when `epi` is [`Epilogue::Add`]:
+    /// `dst = epi(W · x')` with `x' = rms_norm(x) * nw` (each token row) or `x' = x`.
+    /// `split` as for [`Op::MulMat`]; [`Epilogue::SwiGlu`] needs two equal segments (gate
+    /// rows, then up rows) and writes f32 `[m/2, n]` = `silu(gate) * up`;
+    /// [`Epilogue::Add`] (unsplit weights) writes `W·x' + r`; [`Epilogue::None`] writes
+    /// what MUL_MAT writes.
+    MulMatLayer {
+        split: Vec<usize>,
+        norm: Option<f32>,
+        epi: Epilogue,
+    },
     /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
     /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted).
     MoeSum,
@@ -126,6 +150,15 @@ impl Op {
             Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
             Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",
             Op::MoeSum => "MOE_SUM",
+            Op::MulMatLayer { split, norm, epi } => match (norm.is_some(), epi) {
+                (true, Epilogue::None) if split.is_empty() => "RMS_NORM_MUL_MAT",
+                (true, Epilogue::None) => "RMS_NORM_MUL_MAT_FUSED",
+                (true, Epilogue::Add) => "RMS_NORM_MUL_MAT_ADD",
+                (true, Epilogue::SwiGlu) => "RMS_NORM_MUL_MAT_SWIGLU",
+                (false, Epilogue::None) => "MUL_MAT_LAYER",
+                (false, Epilogue::Add) => "MUL_MAT_ADD",
+                (false, Epilogue::SwiGlu) => "MUL_MAT_SWIGLU",
+            },
         }
     }
 }

@@ -1,23 +1,48 @@
 //! Graph passes run before scheduling: op fusion ([`fusion`], rms_norm+mul), the
-//! sibling-matmul pass ([`sibling_matmul`], fuse or reorder Q/K/V and gate/up) and
+//! sibling-matmul pass ([`sibling_matmul`], fuse or reorder Q/K/V and gate/up),
+//! decode-layer fusion ([`layer`], norms / residual adds / SwiGLU into the matmuls) and
 //! stage / barrier planning ([`plan`]).
 
 pub mod fusion;
+pub mod layer;
 pub mod plan;
 pub mod sibling_matmul;
 
+pub use layer::{Fusable, FusionLevel};
 pub use sibling_matmul::{QkvMode, SiblingLimits};
 
 use crate::graph::Graph;
 
-/// Runs the passes for `mode`: the sibling pass, then stage formation (one node per
-/// stage for `off`, DAG levels otherwise).
-pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
-    fusion::rms_norm_mul(g);
-    fusion::add_rms_norm_mul(g);
-    fusion::rope_set_rows(g);
-    fusion::rms_norm_rope(g);
+/// A [`Fusable`] for graphs not planned for a particular backend (tests, the CPU): every
+/// matmul takes work folded around it.
+pub fn any_backend(_: &Graph, _: petgraph::stable_graph::NodeIndex) -> Result<(), String> {
+    Ok(())
+}
+
+/// Runs the passes for `mode` at fusion level `fusion`: element-wise fusions (`Ops` and
+/// up), the sibling pass, decode-layer fusion (`Layer`, asking `fusable` per matmul),
+/// then stage formation (one node per stage for `off`, DAG levels otherwise).
+pub fn run(
+    g: &mut Graph,
+    mode: QkvMode,
+    limits: &SiblingLimits,
+    fusion: FusionLevel,
+    fusable: Fusable<'_>,
+) {
+    if fusion >= FusionLevel::Ops {
+        fusion::rms_norm_mul(g);
+        fusion::rope_set_rows(g);
+        fusion::rms_norm_rope(g);
+    }
     sibling_matmul::run(g, mode, limits);
+    if fusion >= FusionLevel::Layer {
+        layer::run(g, fusable);
+    }
+    if fusion >= FusionLevel::Ops {
+        // After the layer folds: a norm of a residual sum left unfolded reads the sum's
+        // operands, so it runs beside the ADD instead of after it.
+        fusion::add_rms_norm_mul(g);
+    }
     g.barrier_every_node = mode == QkvMode::Off;
     if mode == QkvMode::Off {
         plan::serial_stages(g);

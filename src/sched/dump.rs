@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::graph::{Graph, TensorKind};
 use crate::model::{build_graph, BuildOpts, Model};
-use crate::passes::{self, plan, QkvMode, SiblingLimits};
+use crate::passes::{self, plan, Fusable, FusionLevel, QkvMode, SiblingLimits};
 
 use super::Assignment;
 
@@ -32,6 +32,8 @@ pub struct Counts {
     pub partial: usize,
     pub reordered: usize,
     pub separate: usize,
+    /// Nodes folded away by decode-layer fusion (`passes::layer`).
+    pub folded: usize,
 }
 
 /// Counts of an optimized graph for `mode`.
@@ -43,6 +45,11 @@ pub fn counts(g: &Graph) -> Counts {
         barriers: b.iter().filter(|&&x| x).count(),
         ..Default::default()
     };
+    c.folded = g
+        .fusions
+        .iter()
+        .filter(|d| d.text.starts_with("folded"))
+        .count();
     for d in &g.decisions {
         match d.text.split_whitespace().next() {
             Some("fused") => c.fused += 1,
@@ -142,6 +149,12 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
     for d in &g.decisions {
         let _ = writeln!(s, "{}", d.text);
     }
+    if !g.fusions.is_empty() {
+        let _ = writeln!(s, "## LAYER FUSION");
+        for d in &g.fusions {
+            let _ = writeln!(s, "{}", d.text);
+        }
+    }
     let folded = folded_adds(g);
     if folded > 0 {
         let _ = writeln!(
@@ -162,16 +175,19 @@ pub fn folded_adds(g: &Graph) -> usize {
         .sum()
 }
 
-/// A summary table over all four modes for a model and batch size: dispatches,
-/// stages, barriers and group decisions per forward pass.
+/// A summary table over all four modes for a model and batch size at fusion level
+/// `fusion` (`fusable` as `passes::run` takes it): dispatches, stages, barriers and group
+/// decisions per forward pass.
 pub fn summary(
     model: &Model,
     n_tokens: usize,
     n_ctx: usize,
     limits: &SiblingLimits,
+    fusion: FusionLevel,
+    fusable: Fusable<'_>,
 ) -> crate::Result<String> {
-    let mut s = String::from(
-        "## SUMMARY (one forward pass)\n| qkv | dispatches | stages | barriers | fused | partial | reordered |\n|---|---|---|---|---|---|---|\n",
+    let mut s = format!(
+        "## SUMMARY (one forward pass, fusion {fusion})\n| qkv | dispatches | stages | barriers | fused | partial | reordered | folded |\n|---|---|---|---|---|---|---|---|\n",
     );
     for mode in QkvMode::ALL {
         let mut g = build_graph(
@@ -182,12 +198,12 @@ pub fn summary(
                 n_outputs: 1,
             },
         )?;
-        passes::run(&mut g, mode, limits);
+        passes::run(&mut g, mode, limits, fusion, fusable);
         let c = counts(&g);
         let _ = writeln!(
             s,
-            "| {mode} | {} | {} | {} | {} | {} | {} |",
-            c.dispatches, c.stages, c.barriers, c.fused, c.partial, c.reordered
+            "| {mode} | {} | {} | {} | {} | {} | {} | {} |",
+            c.dispatches, c.stages, c.barriers, c.fused, c.partial, c.reordered, c.folded
         );
     }
     Ok(s)

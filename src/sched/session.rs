@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::graph::Graph;
 use crate::model::{build, build_graph, BuildOpts, Model};
-use crate::passes::{self, QkvMode, SiblingLimits};
+use crate::passes::{self, FusionLevel, QkvMode, SiblingLimits};
 use crate::{Error, Result};
 
 use super::{assign, dump, Assignment};
@@ -18,6 +18,8 @@ use super::{assign, dump, Assignment};
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     pub qkv: QkvMode,
+    /// How much element-wise work is folded into other kernels (`--fusion`).
+    pub fusion: FusionLevel,
     /// KV-cache cells (context length, shared by the sequences).
     pub n_ctx: usize,
     /// Sequences (llama-server's slots, `-np`): each gets `n_ctx / n_seq` cells.
@@ -34,6 +36,7 @@ impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
             qkv: QkvMode::Auto,
+            fusion: FusionLevel::Layer,
             n_ctx: 512,
             n_seq: 1,
             sched_debug: false,
@@ -43,6 +46,9 @@ impl Default for SessionOptions {
     }
 }
 
+/// A planned graph's key: (batch size, output rows, QKV mode, fusion level).
+type PlanKey = (usize, usize, QkvMode, FusionLevel);
+
 /// See the module docs.
 pub struct Session {
     pub model: Arc<Model>,
@@ -51,7 +57,7 @@ pub struct Session {
     kv: crate::kv::KvCache,
     /// Planned graphs by (batch size, logits for all tokens, mode): the graph does not
     /// depend on the position, so generation builds, optimizes and schedules once.
-    plans: std::collections::HashMap<(usize, usize, QkvMode), Arc<(Graph, Assignment)>>,
+    plans: std::collections::HashMap<PlanKey, Arc<(Graph, Assignment)>>,
 }
 
 impl Session {
@@ -187,6 +193,28 @@ impl Session {
         }
     }
 
+    /// Runs the graph passes at the session's mode and fusion level; decode-layer fusion
+    /// asks the first backend (the one the layers go to) which matmuls it fuses.
+    pub fn optimize(&self, g: &mut Graph) {
+        let fusable = |g: &Graph, n| self.fuses_mat_vec(g, n);
+        passes::run(
+            g,
+            self.opts.qkv,
+            &self.opts.limits,
+            self.opts.fusion,
+            &fusable,
+        );
+    }
+
+    /// Whether the first backend runs MUL_MAT node `n` fused (`Backend::fuses_mat_vec`).
+    pub fn fuses_mat_vec(
+        &self,
+        g: &Graph,
+        n: petgraph::stable_graph::NodeIndex,
+    ) -> std::result::Result<(), String> {
+        self.backends[0].fuses_mat_vec(g, n)
+    }
+
     /// Builds, optimizes and schedules the graph for `n_tokens` at the current position.
     pub fn plan(&self, n_tokens: usize, logits_all: bool) -> Result<(Graph, Assignment)> {
         self.plan_outputs(n_tokens, if logits_all { n_tokens } else { 1 })
@@ -202,7 +230,7 @@ impl Session {
                 n_outputs,
             },
         )?;
-        passes::run(&mut g, self.opts.qkv, &self.opts.limits);
+        self.optimize(&mut g);
         let a = assign(&g, &self.backends, self.opts.placement)?;
         Ok((g, a))
     }
@@ -248,7 +276,7 @@ impl Session {
             )));
         }
         let n_outputs = n_outputs.clamp(1, n.max(1));
-        let key = (n, n_outputs, self.opts.qkv);
+        let key = (n, n_outputs, self.opts.qkv, self.opts.fusion);
         let planned = match self.plans.get(&key) {
             Some(p) => p.clone(),
             None => {

@@ -12,7 +12,7 @@ use half::f16;
 use petgraph::stable_graph::NodeIndex;
 
 use super::Backend;
-use crate::graph::{Graph, Op, TensorId, TensorKind};
+use crate::graph::{Epilogue, Graph, Op, TensorId, TensorKind};
 use crate::model::Model;
 use crate::quant::GgmlType;
 use crate::{Error, Result};
@@ -111,6 +111,43 @@ impl CpuBackend {
         }
     }
 
+    /// `dst = W·x` for weight `wt` (`Op::MulMat`'s layout: `split` segments, split on write).
+    fn mul_mat(
+        &self,
+        g: &Graph,
+        wt: TensorId,
+        x: &[f32],
+        split: &[usize],
+        name: &str,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let w = g.tensor(wt);
+        let k = w.ne[0];
+        let n_tok = x.len() / k;
+        let split = if split.is_empty() {
+            vec![w.nrows()]
+        } else {
+            split.to_vec()
+        };
+        let segs = self.weight_segments(g, wt)?;
+        if segs.len() != split.len() && segs.len() != 1 {
+            return Err(Error::Usage(format!("`{name}`: split/members mismatch")));
+        }
+        if segs.len() == 1 && split.len() > 1 {
+            // A pre-fused file tensor: cut it into its segments.
+            let rb = w.row_bytes();
+            let mut parts = Vec::new();
+            let mut off = 0;
+            for &rows in &split {
+                parts.push(&segs[0][off..off + rows * rb]);
+                off += rows * rb;
+            }
+            ops::mul_mat(w.ty, &parts, &split, k, x, n_tok, out)
+        } else {
+            ops::mul_mat(w.ty, &segs, &split, k, x, n_tok, out)
+        }
+    }
+
     fn eval(&mut self, g: &Graph, n: NodeIndex) -> Result<()> {
         let node = g.node(n);
         let dt = g.tensor(node.dst);
@@ -155,33 +192,31 @@ impl CpuBackend {
             Op::Scale { s: f } => ops::scale(&self.f32s(g, s(0))?, *f, &mut out),
             Op::SwiGlu => ops::swiglu(&self.f32s(g, s(0))?, &self.f32s(g, s(1))?, &mut out),
             Op::MulMat { split } => {
-                let w = g.tensor(s(0));
                 let x = self.f32s(g, s(1))?;
-                let n_tok = g.tensor(s(1)).nrows();
-                let split = if split.is_empty() {
-                    vec![w.nrows()]
-                } else {
-                    split.clone()
-                };
-                let segs = self.weight_segments(g, s(0))?;
-                if segs.len() != split.len() && segs.len() != 1 {
-                    return Err(Error::Usage(format!(
-                        "`{}`: split/members mismatch",
-                        dt.name
-                    )));
+                self.mul_mat(g, node.srcs[0], &x, split, &dt.name, &mut out)?;
+            }
+            Op::MulMatLayer { split, norm, epi } => {
+                // The unfused ops in sequence: RMS_NORM_MUL, MUL_MAT, then ADD or SWIGLU.
+                let mut x = self.f32s(g, s(1))?;
+                let k = g.tensor(s(1)).ne[0];
+                if let Some(eps) = norm {
+                    let mut t = vec![0f32; x.len()];
+                    ops::rms_norm(&x, k, *eps, &mut t);
+                    ops::binary(false, &t, &self.f32s(g, s(2))?, k, &mut x);
                 }
-                if segs.len() == 1 && split.len() > 1 {
-                    // A pre-fused file tensor: cut it into its segments.
-                    let rb = w.row_bytes();
-                    let mut parts = Vec::new();
-                    let mut off = 0;
-                    for &rows in &split {
-                        parts.push(&segs[0][off..off + rows * rb]);
-                        off += rows * rb;
+                let m = g.tensor(s(0)).nrows();
+                let mut y = vec![0f32; m * g.tensor(s(1)).nrows()];
+                self.mul_mat(g, node.srcs[0], &x, split, &dt.name, &mut y)?;
+                match epi {
+                    Epilogue::None => out.copy_from_slice(&y),
+                    Epilogue::Add => {
+                        let r = self.f32s(g, *node.srcs.last().expect("a residual"))?;
+                        ops::binary(true, &y, &r, m, &mut out)
                     }
-                    ops::mul_mat(w.ty, &parts, &split, ne0, &x, n_tok, &mut out)?;
-                } else {
-                    ops::mul_mat(w.ty, &segs, &split, ne0, &x, n_tok, &mut out)?;
+                    Epilogue::SwiGlu => {
+                        let (gate, up) = y.split_at(y.len() / 2);
+                        ops::swiglu(gate, up, &mut out)
+                    }
                 }
             }
             Op::Rope {

@@ -528,3 +528,177 @@ pub(crate) fn grid_2d(caps: &Caps, count: u32, what: &str) -> Result<[u32; 3]> {
     }
     Ok([x, y, 1])
 }
+
+/// What [`mul_mat_vec_layer`] folds around the product (`Op::MulMatLayer`).
+pub struct LayerParts<'a> {
+    /// RMS-norm prologue: the norm weight (f32 `[k]`) and epsilon.
+    pub norm: Option<(BufferRange<'a>, f32)>,
+    /// The epilogue; [`LayerEpi::Add`] carries the residual (f32 `[m, n]`).
+    pub epi: LayerEpi<'a>,
+}
+
+/// The epilogue of [`mul_mat_vec_layer`].
+pub enum LayerEpi<'a> {
+    None,
+    Add(BufferRange<'a>),
+    SwiGlu,
+}
+
+/// Push constants of `mul_mat_vec_layer.comp`: [`Push`], then the LAYER fields.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LayerPush {
+    base: Push,
+    nw_off: u32,
+    r_off: u32,
+    eps: f32,
+    pad: u32,
+}
+
+/// Why the fused mat-vec (`mul_mat_vec_layer.comp`) cannot take weight type `ty` with
+/// rows of `k` for `n` tokens on this device, or `Ok` — the same checks
+/// [`mul_mat_vec_layer`] makes, for plan time (`passes::layer` asks before folding).
+pub fn layer_support(caps: &Caps, ty: GgmlType, k: u64, n: u64) -> std::result::Result<(), String> {
+    if layer_shader(ty).is_none() {
+        return Err(format!("no fused mat-vec kernel for {ty}"));
+    }
+    if n > u64::from(MAT_VEC_MAX_N) {
+        return Err(format!(
+            "{n} tokens take the tiled matmul (the fused mat-vec takes at most {MAT_VEC_MAX_N})"
+        ));
+    }
+    if !has_subgroup_add(caps) || !caps.storage_16bit {
+        return Err(format!(
+            "{} lacks subgroup arithmetic or 16-bit storage",
+            caps.name
+        ));
+    }
+    let qk = u64::from(kernel_qk(ty));
+    if k == 0 || k % qk != 0 {
+        return Err(format!(
+            "k = {k} is not a multiple of {ty}'s {qk}-value block"
+        ));
+    }
+    Ok(())
+}
+
+fn layer_shader(ty: GgmlType) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match ty {
+        T::F32 => S::mul_mat_vec_layer_f32,
+        T::F16 => S::mul_mat_vec_layer_f16,
+        T::BF16 => S::mul_mat_vec_layer_bf16,
+        T::Q4_0 => S::mul_mat_vec_layer_q4_0,
+        T::Q4_1 => S::mul_mat_vec_layer_q4_1,
+        T::Q5_0 => S::mul_mat_vec_layer_q5_0,
+        T::Q5_1 => S::mul_mat_vec_layer_q5_1,
+        T::Q8_0 => S::mul_mat_vec_layer_q8_0,
+        T::Q2K => S::mul_mat_vec_layer_q2_K,
+        T::Q3K => S::mul_mat_vec_layer_q3_K,
+        T::Q4K => S::mul_mat_vec_layer_q4_K,
+        T::Q5K => S::mul_mat_vec_layer_q5_K,
+        T::Q6K => S::mul_mat_vec_layer_q6_K,
+        _ => return None,
+    })
+}
+
+/// Records `dst = epi(W · x')` (`Op::MulMatLayer`) for `n <= MAT_VEC_MAX_N` tokens: `x'`
+/// is `x` or, with `parts.norm`, `rms_norm(x) * nw` per token; the epilogue adds a
+/// residual (`dst` and `r` f32 `[m, n]`, unsplit weights) or, for a weight of two equal
+/// segments (gate rows, up rows), writes `silu(gate) * up` (`dst` f32 `[m/2, n]`).
+/// Errors as [`mul_mat`], and `Error::Unsupported` where [`layer_support`] says so.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_vec_layer(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    parts: LayerParts<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+) -> Result<()> {
+    let what = format!("mul_mat_vec_layer(type={ty},m={m},k={k},n={n})");
+    let caps = rec.caps();
+    layer_support(caps, ty, u64::from(k), u64::from(n))
+        .map_err(|e| Error::Unsupported(format!("{what}: {e}")))?;
+    let glu = matches!(parts.epi, LayerEpi::SwiGlu);
+    if glu && (split.len() != 2 || split[0] != split[1]) {
+        return Err(Error::Usage(format!(
+            "{what}: a SwiGLU epilogue needs two equal segments, got split {split:?}"
+        )));
+    }
+    if matches!(parts.epi, LayerEpi::Add(_)) && split.len() > 1 {
+        return Err(Error::Usage(format!(
+            "{what}: a residual epilogue needs an unsplit weight"
+        )));
+    }
+    let kn = u64::from(k) * u64::from(n);
+    let out_rows = if glu { m / 2 } else { m };
+    let mn = u64::from(out_rows) * u64::from(n);
+    count_u32(kn, &what)?;
+    count_u32(u64::from(m) * u64::from(n), &what)?;
+    let wb = bind_weights(caps, ty, &w, k, m, split, &what)?;
+    let (rx, x_off) = bind(caps, &x, 4, kn, &format!("{what} x"))?;
+    let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
+    let (rnw, nw_off, eps) = match &parts.norm {
+        Some((nw, eps)) => {
+            let (r, o) = bind(caps, nw, 4, u64::from(k), &format!("{what} norm weight"))?;
+            (r, o, *eps)
+        }
+        None => (rx, 0, 0.0),
+    };
+    let (rr, r_off) = match &parts.epi {
+        LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual"))?,
+        _ => (rx, 0),
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let push = LayerPush {
+        base: Push::new(k, m, n, &wb, x_off, 0, d_off),
+        nw_off,
+        r_off,
+        eps,
+        pad: 0,
+    };
+    let units = (k / kernel_qk(ty)) * (kernel_qk(ty) / 16);
+    let cpu = caps.device_type == ash::vk::PhysicalDeviceType::CPU;
+    // As mul_mat's mat-vec (rows even, for the gate/up pairs).
+    let shape = if cpu {
+        MatVecShape { wg: 16, rows: 8 }
+    } else {
+        MatVecShape {
+            wg: units.next_power_of_two().clamp(32, MMV_WG),
+            rows: MMV_ROWS,
+        }
+    };
+    let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
+    let groups = grid_2d(
+        caps,
+        out_rows.div_ceil(if glu { shape.rows / 2 } else { shape.rows }),
+        &what,
+    )?;
+    let epi = match parts.epi {
+        LayerEpi::None => 0,
+        LayerEpi::Add(_) => 1,
+        LayerEpi::SwiGlu => 2,
+    };
+    rec.dispatch(
+        layer_shader(ty).expect("checked by layer_support"),
+        &[
+            wg,
+            shape.rows,
+            u32::from(x_off % 4 == 0),
+            n,
+            u32::from(parts.norm.is_some()),
+            epi,
+        ],
+        &[wb.range, rx, rd, rnw, rr],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}

@@ -33,10 +33,12 @@ impl VulkanBackend {
     /// Whether matmul node `n` runs on the integer-dot path.
     pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
-        if !matches!(node.op, Op::MulMat { .. }) {
-            return false;
-        }
-        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+        matches!(node.op, Op::MulMat { .. })
+            && self.vecq_for(g.tensor(node.srcs[0]), g.tensor(node.srcs[1]))
+    }
+
+    /// Whether a matmul of weight `w` and input `x` would take the integer-dot path.
+    pub(super) fn vecq_for(&self, w: &crate::graph::Tensor, x: &crate::graph::Tensor) -> bool {
         let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(x.nrows())) else {
             return false;
         };
@@ -50,6 +52,30 @@ impl VulkanBackend {
             && big_enough
             && x.ty == GgmlType::F32
             && dispatch::mul_mat_vecq::supports(caps, w.ty, k, nt)
+    }
+
+    /// Why MUL_MAT node `n` cannot take work folded around it (`Op::MulMatLayer`), or
+    /// `Ok`: the fused kernel is a float mat-vec, so a matmul on the integer-dot path
+    /// (faster for large weights) or a prompt batch keeps its own kernel.
+    pub(super) fn layer_fusable(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
+        let node = g.node(n);
+        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+        // An op disabled here (tests force CPU fallbacks so) is not folded either.
+        let mm_type = format!("MUL_MAT:{}", w.ty.name());
+        for op in ["MUL_MAT", mm_type.as_str(), "RMS_NORM_MUL", "ADD", "SWIGLU"] {
+            if self.disabled.contains(op) {
+                return Err(format!("{op} is disabled on this device"));
+            }
+        }
+        if self.vecq_for(w, x) {
+            return Err(format!(
+                "{} takes the integer-dot mat-vec ({} {:.1} MiB)",
+                w.name,
+                w.ty,
+                w.nbytes() as f64 / f64::from(1u32 << 20)
+            ));
+        }
+        dispatch::mul_mat::layer_support(self.ctx.caps(), w.ty, w.ne[0] as u64, x.nrows() as u64)
     }
 
     /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
@@ -281,6 +307,28 @@ impl VulkanBackend {
                         w.ty,
                         w.ne[0],
                         w.nrows()
+                    );
+                }
+                Op::MulMatLayer { norm, epi, .. } => {
+                    let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                    let mut parts = Vec::new();
+                    if norm.is_some() {
+                        parts.push("RMS-norm prologue");
+                    }
+                    match epi {
+                        crate::graph::Epilogue::Add => parts.push("residual-add epilogue"),
+                        crate::graph::Epilogue::SwiGlu => parts.push("SwiGLU epilogue"),
+                        crate::graph::Epilogue::None => {}
+                    }
+                    let _ = writeln!(
+                        s,
+                        "{} {name} {} {}x{} n={}: mul_mat_vec_layer (float mat-vec; {})",
+                        node.op.name(),
+                        w.ty,
+                        w.ne[0],
+                        w.nrows(),
+                        x.nrows(),
+                        parts.join(", ")
                     );
                 }
                 Op::MulMatId { split } => {

@@ -372,6 +372,18 @@ impl Backend for VulkanBackend {
                     && dispatch::mul_mat::supports(ty)
                     && k_ok
             }
+            Op::MulMatLayer { .. } => {
+                let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                dispatch::mul_mat::layer_support(
+                    self.ctx.caps(),
+                    w.ty,
+                    w.ne[0] as u64,
+                    x.nrows() as u64,
+                )
+                .is_ok()
+                    && !self.disabled.contains("MUL_MAT")
+                    && !self.disabled.contains(&format!("MUL_MAT:{}", w.ty.name()))
+            }
             Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
             // The folded head norm reduces a head row in one workgroup of 256.
             Op::Rope { norm: Some(_), .. } | Op::RopeSetRows { norm: Some(_), .. }
@@ -390,6 +402,10 @@ impl Backend for VulkanBackend {
             }
             _ => true,
         }
+    }
+
+    fn fuses_mat_vec(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
+        self.layer_fusable(g, n)
     }
 
     fn device_bytes(&self) -> u64 {

@@ -6,7 +6,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::VulkanBackend;
 use crate::backend::vulkan::{dispatch, Recorder};
-use crate::graph::{Graph, Op, RopeMode, TensorId};
+use crate::graph::{Epilogue, Graph, Op, RopeMode, TensorId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
@@ -156,6 +156,31 @@ impl VulkanBackend {
                     u(st(1).nrows())?,
                     &split32,
                     tiled,
+                )
+            }
+            Op::MulMatLayer { split, norm, epi } => {
+                use dispatch::mul_mat::{LayerEpi, LayerParts};
+                let w = st(0);
+                let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
+                let parts = LayerParts {
+                    norm: norm.map(|eps| s(2).map(|nw| (nw, eps))).transpose()?,
+                    epi: match epi {
+                        Epilogue::None => LayerEpi::None,
+                        Epilogue::Add => LayerEpi::Add(s(node.srcs.len() - 1)?),
+                        Epilogue::SwiGlu => LayerEpi::SwiGlu,
+                    },
+                };
+                dispatch::mul_mat::mul_mat_vec_layer(
+                    rec,
+                    w.ty,
+                    s(0)?,
+                    s(1)?,
+                    parts,
+                    dst,
+                    u(w.ne[0])?,
+                    u(w.nrows())?,
+                    u(st(1).nrows())?,
+                    &split32,
                 )
             }
             Op::Rope {
@@ -310,7 +335,7 @@ pub(super) fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
         bytes = bytes - w.nbytes() as u64 + read;
     }
     let (label, flops) = match &node.op {
-        Op::MulMat { .. } | Op::GetRows => {
+        Op::MulMat { .. } | Op::MulMatLayer { .. } | Op::GetRows => {
             let w = srcs[0];
             let x = srcs[1];
             let f = if matches!(node.op, Op::GetRows) {

@@ -1,0 +1,239 @@
+// Matrix-vector product for decode (n = NMAX <= 16 tokens): dst[j][i] = sum_k w[i][k] * x[j][k]
+// for any weight type (TYPE_* define, common/dequant.glsl); layout, push constants and
+// split-on-write addressing in common/dequant_matmul.glsl.
+//
+// One workgroup computes NR consecutive rows (2-D grid: row group = y * groups_x + x).
+// A row is a sequence of 16-value chunks (CHUNKS per block); invocation t takes chunks
+// t, t + WG, ... so neighbouring invocations read neighbouring bytes (coalesced); it
+// loads chunk u of all NR rows before using them (NR independent loads in flight, x
+// read once for NR rows) and uses each dequantized chunk for all n tokens (weights are
+// read once per dispatch).
+// Partial sums are reduced with subgroupAdd plus one shared slot per subgroup (SUBGROUP
+// variants: any subgroup size, read at run time from gl_SubgroupSize/gl_NumSubgroups)
+// or a shared-memory tree (WG must be a power of two).
+//
+// Specialization constants: 0 = WG (workgroup width), 1 = NR (rows per workgroup),
+// 2 = X_VEC4 (common/dequant_matmul.glsl), 3 = NMAX (the token count n).
+//
+// LAYER (mul_mat_vec_layer.comp, Op::MulMatLayer; needs SUBGROUP) adds decode-layer
+// fusion, chosen by specialization constants 4 = NORM and 5 = EPI:
+// - NORM: x is RMS-normalized per token and multiplied by nw (binding 3, f32 [k] at
+//   nw_off) in the prologue. The loop below reads every x value of a token exactly once
+//   per workgroup, so it sums x^2 on the way (the reduction carries it with the partial
+//   sums) and scales each row's dot product by 1/rms at the end: no extra pass over x.
+// - EPI = 1 (add): dst = W.x + r (binding 4, f32 [m, n] at r_off).
+// - EPI = 2 (swiglu): the weight is two equal segments (gate rows, then up rows); a
+//   workgroup takes NR/2 gate rows and the up rows with the same index, and writes
+//   silu(gate) * up into dst [m/2, n].
+// Unused bindings are bound to x by the dispatch helper.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#ifdef SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#include "common/dequant_matmul.glsl"
+
+layout(constant_id = 0) const uint WG = WG_X;
+layout(constant_id = 1) const uint NR = 2;
+// Tokens: exactly p.n (1..16, set by the dispatch helper), so the per-token loops are
+// static and only NR * NT accumulators live in registers.
+layout(constant_id = 3) const uint NMAX = 1;
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+
+shared float red[NR * NMAX * WG];
+
+#ifdef LAYER
+layout(constant_id = 4) const bool NORM = false;
+layout(constant_id = 5) const uint EPI = 0u;
+layout(std430, set = 0, binding = 3) readonly restrict buffer NW { float nws[]; };
+layout(std430, set = 0, binding = 4) readonly restrict buffer R { float rs[]; };
+shared float red_ss[NMAX * WG];
+const bool GLU = EPI == 2u;
+// The dispatch's rows: row group g covers physical rows g*NR .. (a gate/up pair per two
+// rows with GLU: gate row L and up row h + L for L = g*NR/2 + r/2).
+uint phys_row(uint group, uint r) {
+    if (GLU) {
+        return (r % 2u == 0u ? 0u : p.seg_rows[0]) + group * (NR / 2u) + r / 2u;
+    }
+    return group * NR + r;
+}
+vec4 nw4(uint e) {
+    const uint i = p.nw_off + e;
+    return vec4(nws[i], nws[i + 1u], nws[i + 2u], nws[i + 3u]);
+}
+#else
+const bool NORM = false;
+const bool GLU = false;
+uint phys_row(uint group, uint r) {
+    return group * NR + r;
+}
+#endif
+// Whether physical row `row` exists (GLU: its logical row is below the gate count).
+bool row_in(uint group, uint r) {
+    if (GLU) {
+        return group * (NR / 2u) + r / 2u < p.seg_rows[0];
+    }
+    return group * NR + r < p.m;
+}
+
+void main() {
+    const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (!row_in(group, 0u)) {
+        return; // uniform per workgroup
+    }
+    const uint row0 = phys_row(group, 0u);
+    const uint tid = gl_LocalInvocationID.x;
+    const uint n = NMAX;
+    const uint units = (p.k / QK) * CHUNKS;
+
+    float acc[NR][NMAX];
+    [[unroll]] for (uint r = 0u; r < NR; r++) {
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            acc[r][j] = 0.0;
+        }
+    }
+    float ss[NMAX]; // NORM: this invocation's share of sum(x^2) per token
+    [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+        ss[j] = 0.0;
+    }
+
+    // Rows past m (last workgroup) re-read row0 and their sums are dropped: keeps the
+    // loop below branch-free so the NR rows' loads are all in flight together.
+    uint wbase[NR];
+    [[unroll]] for (uint r = 0u; r < NR; r++) {
+        wbase[r] = row_addr(row_in(group, r) ? phys_row(group, r) : row0).wbase;
+    }
+    for (uint u = tid; u < units; u += WG) {
+        const uint b = u / CHUNKS;
+        const uint c = u % CHUNKS;
+        const uint o0 = chunk_xoff(c, 0u), o1 = chunk_xoff(c, 1u);
+        const uint o2 = chunk_xoff(c, 2u), o3 = chunk_xoff(c, 3u);
+        vec4 w[NR][4];
+        [[unroll]] for (uint r = 0u; r < NR; r++) {
+            dq_chunk(wbase[r] + b * BLOCK_BYTES, c, w[r]);
+        }
+        const uint xb = b * QK;
+#ifdef LAYER
+        vec4 g0 = vec4(1.0), g1 = vec4(1.0), g2 = vec4(1.0), g3 = vec4(1.0);
+        if (NORM) {
+            g0 = nw4(xb + o0), g1 = nw4(xb + o1), g2 = nw4(xb + o2), g3 = nw4(xb + o3);
+        }
+#endif
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            const uint e = j * p.k + xb;
+            vec4 x0 = load_x4(e + o0), x1 = load_x4(e + o1);
+            vec4 x2 = load_x4(e + o2), x3 = load_x4(e + o3);
+#ifdef LAYER
+            if (NORM) {
+                ss[j] += dot(x0, x0) + dot(x1, x1) + dot(x2, x2) + dot(x3, x3);
+                x0 *= g0, x1 *= g1, x2 *= g2, x3 *= g3;
+            }
+#endif
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                acc[r][j] += dot(w[r][0], x0) + dot(w[r][1], x1) + dot(w[r][2], x2)
+                    + dot(w[r][3], x3);
+            }
+        }
+    }
+
+    // ---- reduce the NR x n partial sums over the workgroup ----------------------------
+    const uint slots = NR * n;
+#ifdef SUBGROUP
+    [[unroll]] for (uint r = 0u; r < NR; r++) {
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            const float s = subgroupAdd(acc[r][j]);
+            if (subgroupElect()) {
+                red[(r * NMAX + j) * WG + gl_SubgroupID] = s;
+            }
+        }
+    }
+#ifdef LAYER
+    if (NORM) {
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            const float s = subgroupAdd(ss[j]);
+            if (subgroupElect()) {
+                red_ss[j * WG + gl_SubgroupID] = s;
+            }
+        }
+    }
+#endif
+    barrier();
+#ifdef LAYER
+    // One output per (logical row, token): a gate/up pair with GLU.
+    const uint per = GLU ? 2u : 1u;
+    for (uint t = tid; t < slots / per; t += WG) {
+        const uint r = (t / n) * per, j = t % n;
+        if (!row_in(group, r)) {
+            continue;
+        }
+        float scale = 1.0;
+        if (NORM) {
+            float q = 0.0;
+            for (uint g = 0u; g < gl_NumSubgroups; g++) {
+                q += red_ss[j * WG + g];
+            }
+            scale = inversesqrt(q / float(p.k) + p.eps);
+        }
+        float s = 0.0;
+        for (uint g = 0u; g < gl_NumSubgroups; g++) {
+            s += red[(r * NMAX + j) * WG + g];
+        }
+        s *= scale;
+        const uint row = phys_row(group, r);
+        if (GLU) {
+            float u = 0.0;
+            for (uint g = 0u; g < gl_NumSubgroups; g++) {
+                u += red[((r + 1u) * NMAX + j) * WG + g];
+            }
+            u *= scale;
+            dst[p.d_off + j * p.seg_rows[0] + row] = s / (1.0 + exp(-s)) * u;
+        } else if (EPI == 1u) {
+            dst[p.d_off + j * p.m + row] = s + rs[p.r_off + j * p.m + row];
+        } else {
+            const RowAddr a = row_addr(row);
+            dst[a.dbase + j * a.dstride] = s;
+        }
+    }
+#else
+    for (uint t = tid; t < slots; t += WG) {
+        const uint r = t / n, j = t % n;
+        float s = 0.0;
+        for (uint g = 0u; g < gl_NumSubgroups; g++) {
+            s += red[(r * NMAX + j) * WG + g];
+        }
+        const uint row = row0 + r;
+        if (row < p.m) {
+            const RowAddr a = row_addr(row);
+            dst[a.dbase + j * a.dstride] = s;
+        }
+    }
+#endif
+#else
+    [[unroll]] for (uint r = 0u; r < NR; r++) {
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            red[(r * NMAX + j) * WG + tid] = acc[r][j];
+        }
+    }
+    barrier();
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        if (tid < h) {
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+                    const uint at = (r * NMAX + j) * WG + tid;
+                    red[at] += red[at + h];
+                }
+            }
+        }
+        barrier();
+    }
+    for (uint t = tid; t < slots; t += WG) {
+        const uint r = t / n, j = t % n;
+        const uint row = row0 + r;
+        if (row < p.m) {
+            const RowAddr a = row_addr(row);
+            dst[a.dbase + j * a.dstride] = red[(r * NMAX + j) * WG];
+        }
+    }
+#endif
+}

@@ -1,0 +1,330 @@
+//! Decode-layer fusion (DESIGN.md decision 13): element-wise work folded into the
+//! matmuls around it, so a decode layer runs fewer dispatches and stages. Three folds,
+//! each into an [`Op::MulMatLayer`]:
+//! - **SwiGLU epilogue**: SWIGLU(gate, up) over the two halves of a fused gate/up
+//!   MUL_MAT (the sibling pass's `ffn_gate_up`) becomes that matmul's epilogue;
+//! - **residual epilogue**: ADD(MUL_MAT(W, x), r) — attention output and ffn_down plus
+//!   the residual stream — becomes `W·x + r` in the matmul;
+//! - **norm prologue**: an RMS_NORM_MUL whose every reader is a matmul (attn_norm →
+//!   Q/K/V, ffn_norm → gate/up, result_norm → the head) disappears into those matmuls'
+//!   prologue (the mat-vec sums x² while it reads x anyway).
+//!
+//! A fold happens only where the backend that runs the matmul says it can take it
+//! (`Backend::fuses_mat_vec`: on Vulkan, float mat-vecs of ≤ 16 tokens — a matmul on the
+//! integer-dot path or a prompt batch keeps its own kernel) and the intermediate result
+//! has no other reader. Every fold, and every candidate kept with its reason, is a line
+//! in `Graph::fusions` for the dump. [`FusionLevel`] switches the folds for the A/B.
+
+use std::collections::HashMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::graph::{Decision, Epilogue, Graph, Op, TensorId, TensorKind};
+use crate::quant::GgmlType;
+
+/// How much element-wise work is folded into other kernels (`--fusion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FusionLevel {
+    /// Every op its own node (RMS_NORM and MUL, ROPE and SET_ROWS apart).
+    None,
+    /// Element-wise pairs fused (`passes::fusion`: RMS_NORM_MUL, ADD_RMS_NORM_MUL,
+    /// ROPE_SET_ROWS, the head norm in RoPE).
+    Ops,
+    /// `Ops`, and the decode layer's norms, residual adds and SwiGLU folded into its
+    /// matmuls (this module).
+    Layer,
+}
+
+impl FusionLevel {
+    pub const ALL: [FusionLevel; 3] = [FusionLevel::None, FusionLevel::Ops, FusionLevel::Layer];
+
+    pub fn parse(s: &str) -> Result<FusionLevel, String> {
+        match s {
+            "none" => Ok(FusionLevel::None),
+            "ops" => Ok(FusionLevel::Ops),
+            "layer" => Ok(FusionLevel::Layer),
+            _ => Err(format!("unknown fusion level `{s}` (none, ops, layer)")),
+        }
+    }
+}
+
+impl std::fmt::Display for FusionLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FusionLevel::None => "none",
+            FusionLevel::Ops => "ops",
+            FusionLevel::Layer => "layer",
+        })
+    }
+}
+
+/// Whether the backend that will run MUL_MAT node `n` takes it fused (`Err`: why not).
+pub type Fusable<'a> = &'a dyn Fn(&Graph, NodeIndex) -> Result<(), String>;
+
+/// Readers per root tensor (each node source counts once) and the node writing each tensor.
+fn uses(
+    g: &Graph,
+) -> (
+    HashMap<TensorId, Vec<NodeIndex>>,
+    HashMap<TensorId, NodeIndex>,
+) {
+    let mut readers: HashMap<TensorId, Vec<NodeIndex>> = HashMap::new();
+    let mut producer = HashMap::new();
+    for n in g.order() {
+        for &s in &g.node(n).srcs {
+            readers.entry(g.root(s)).or_default().push(n);
+        }
+        producer.insert(g.node(n).dst, n);
+    }
+    (readers, producer)
+}
+
+/// `blk.3.ffn_gate_up.weight` → `blk.3 ffn_gate_up`; other names unchanged.
+fn pretty(name: &str) -> String {
+    let stem = name.trim_end_matches(".weight");
+    match stem.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
+        Some((l, rest)) => format!("blk.{l} {rest}"),
+        None => stem.to_string(),
+    }
+}
+
+fn note(g: &mut Graph, text: String) {
+    g.fusions.push(Decision { text });
+}
+
+/// Removes node `n` from the DAG and the schedule.
+fn remove(g: &mut Graph, n: NodeIndex) {
+    g.dag.remove_node(n);
+    for stage in &mut g.schedule {
+        stage.retain(|&s| s != n);
+    }
+    g.schedule.retain(|s| !s.is_empty());
+}
+
+/// Runs the three folds; returns how many nodes were folded away.
+pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let mut folded = swiglu_epilogue(g, fusable);
+    folded += add_epilogue(g, fusable);
+    folded += norm_prologue(g, fusable);
+    if folded > 0 {
+        g.rebuild_edges();
+    }
+    folded
+}
+
+/// The fused gate/up MUL_MAT whose halves `gate`, `up` are (segment 0 and 1 of a split
+/// of two equal segments), or why not.
+fn gate_up_matmul(
+    g: &Graph,
+    gate: TensorId,
+    up: TensorId,
+    producer: &HashMap<TensorId, NodeIndex>,
+) -> Result<NodeIndex, String> {
+    let root = g.root(gate);
+    if g.root(up) != root {
+        return Err(
+            "gate and up are separate matmuls (not fused: qkv mode, or types differ)".into(),
+        );
+    }
+    let Some(&mm) = producer.get(&root) else {
+        return Err("gate/up is not a matmul's output".into());
+    };
+    let Op::MulMat { split } = &g.node(mm).op else {
+        return Err(format!("gate/up comes from {}", g.node(mm).op.name()));
+    };
+    let (rg, ru) = (g.region(gate), g.region(up));
+    let half = g.tensor(root).nbytes() / 2;
+    if split.len() != 2
+        || split[0] != split[1]
+        || rg.offset != 0
+        || ru.offset != half
+        || rg.size != half
+    {
+        return Err("gate/up is not two equal halves of one matmul".into());
+    }
+    Ok(mm)
+}
+
+fn swiglu_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, producer) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for s in order {
+        if g.node(s).op != Op::SwiGlu {
+            continue;
+        }
+        let (gate, up) = (g.node(s).srcs[0], g.node(s).srcs[1]);
+        let out = g.node(s).dst;
+        let mm = match gate_up_matmul(g, gate, up, &producer) {
+            Ok(mm) => mm,
+            Err(why) => {
+                note(g, format!("kept   {} SWIGLU: {why}", g.tensor(out).name));
+                continue;
+            }
+        };
+        let wname = pretty(&g.tensor(g.node(mm).srcs[0]).name);
+        let only_here = readers[&g.root(gate)].iter().all(|&r| r == s);
+        let why = if only_here {
+            fusable(g, mm)
+        } else {
+            Err("gate/up has other readers".into())
+        };
+        if let Err(why) = why {
+            note(g, format!("kept   {wname} SWIGLU: {why}"));
+            continue;
+        }
+        let Op::MulMat { split } = g.node(mm).op.clone() else {
+            unreachable!("checked by gate_up_matmul")
+        };
+        let node = &mut g.dag[mm];
+        node.op = Op::MulMatLayer {
+            split,
+            norm: None,
+            epi: Epilogue::SwiGlu,
+        };
+        node.dst = out;
+        remove(g, s);
+        note(
+            g,
+            format!("folded {wname} + SWIGLU → MUL_MAT_SWIGLU (the epilogue writes silu(gate)·up) — 1 dispatch and 1 stage fewer"),
+        );
+        done += 1;
+    }
+    done
+}
+
+fn add_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, mut producer) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for a in order {
+        if g.node(a).op != Op::Add {
+            continue;
+        }
+        let out = g.node(a).dst;
+        let ne = g.tensor(out).ne;
+        // The matmul's result (an unsplit MUL_MAT read only by this ADD), the other
+        // operand the residual; shapes equal (no broadcast), all f32.
+        let pick = (0..2).find_map(|i| {
+            let t = g.node(a).srcs[i];
+            let r = g.node(a).srcs[1 - i];
+            let &mm = producer.get(&t)?;
+            let plain = matches!(&g.node(mm).op, Op::MulMat { split } if split.is_empty());
+            let ok = plain
+                && g.root(t) == t
+                && readers[&t].len() == 1
+                && g.tensor(t).ne == ne
+                && g.tensor(r).ne == ne
+                && g.tensor(r).ty == GgmlType::F32
+                && matches!(g.tensor(t).kind, TensorKind::Activation);
+            ok.then_some((mm, r))
+        });
+        let Some((mm, r)) = pick else {
+            continue;
+        };
+        let wname = pretty(&g.tensor(g.node(mm).srcs[0]).name);
+        if let Err(why) = fusable(g, mm) {
+            note(g, format!("kept   {wname} + ADD: {why}"));
+            continue;
+        }
+        let node = &mut g.dag[mm];
+        node.op = Op::MulMatLayer {
+            split: vec![],
+            norm: None,
+            epi: Epilogue::Add,
+        };
+        node.srcs.push(r);
+        node.dst = out;
+        producer.insert(out, mm);
+        // The matmul now also reads r, which may be computed after it (a LoRA side
+        // product): it takes the ADD's place in the order.
+        for stage in &mut g.schedule {
+            stage.retain(|&n| n != mm);
+            for slot in stage.iter_mut() {
+                if *slot == a {
+                    *slot = mm;
+                }
+            }
+        }
+        g.schedule.retain(|s| !s.is_empty());
+        g.dag.remove_node(a);
+        note(
+            g,
+            format!("folded {wname} + residual ADD → MUL_MAT_ADD — 1 dispatch fewer"),
+        );
+        done += 1;
+    }
+    done
+}
+
+fn norm_prologue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, _) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for nm in order {
+        let Op::RmsNormMul { eps } = g.node(nm).op else {
+            continue;
+        };
+        let (x, nw) = (g.node(nm).srcs[0], g.node(nm).srcs[1]);
+        let t = g.node(nm).dst;
+        let name = g.tensor(t).name.clone();
+        // One norm weight row for every token (not qwen3's per-head norms).
+        if g.tensor(nw).nelements() != g.tensor(x).ne[0] || g.root(t) != t {
+            continue;
+        }
+        let rs = readers.get(&t).cloned().unwrap_or_default();
+        let why = rs.iter().find_map(|&r| {
+            let node = g.node(r);
+            let is_mm = matches!(
+                node.op,
+                Op::MulMat { .. } | Op::MulMatLayer { norm: None, .. }
+            );
+            if !is_mm || node.srcs[1] != t || node.srcs[0] == t {
+                return Some(format!(
+                    "read by {} `{}`",
+                    node.op.name(),
+                    g.tensor(node.dst).name
+                ));
+            }
+            fusable(g, r).err()
+        });
+        if rs.is_empty() {
+            continue;
+        }
+        if let Some(why) = why {
+            note(g, format!("kept   {name} RMS_NORM_MUL: {why}"));
+            continue;
+        }
+        let mut into = Vec::new();
+        for &r in &rs {
+            let node = &mut g.dag[r];
+            node.op = match std::mem::replace(&mut node.op, Op::SwiGlu) {
+                Op::MulMat { split } => Op::MulMatLayer {
+                    split,
+                    norm: Some(eps),
+                    epi: Epilogue::None,
+                },
+                Op::MulMatLayer { split, epi, .. } => Op::MulMatLayer {
+                    split,
+                    norm: Some(eps),
+                    epi,
+                },
+                _ => unreachable!("checked above"),
+            };
+            // [w, x] → [w, x, nw]: the norm weight after x (as Op::MulMatLayer lists).
+            node.srcs[1] = x;
+            node.srcs.insert(2, nw);
+            into.push(pretty(&g.tensor(g.node(r).srcs[0]).name));
+        }
+        remove(g, nm);
+        note(
+            g,
+            format!(
+                "folded {name} (RMS_NORM_MUL) into the prologue of {} — 1 dispatch and 1 stage fewer",
+                into.join(", ")
+            ),
+        );
+        done += 1;
+    }
+    done
+}
