@@ -10,11 +10,13 @@
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
+//! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
 
 use std::path::PathBuf;
 
+use crate::backend::vulkan::dispatch::mul_mat::MatVecShape;
 use crate::backend::vulkan::MatVecPath;
 use crate::passes::{FusionLevel, QkvMode};
 use crate::{Error, Result};
@@ -27,6 +29,7 @@ pub struct Options {
     pub sched_debug: bool,
     pub coopmat: bool,
     pub mat_vec: MatVecPath,
+    pub mat_vec_shape: Option<MatVecShape>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
 }
@@ -40,6 +43,7 @@ impl Default for Options {
             sched_debug: false,
             coopmat: true,
             mat_vec: MatVecPath::Auto,
+            mat_vec_shape: None,
             cache_dir: None,
             fence_timeout_s: None,
         }
@@ -70,6 +74,27 @@ impl Options {
             Some(true) => MatVecPath::Int8,
             Some(false) => MatVecPath::Float,
         };
+        if let Some(v) = get("VKGRAPH_MMV_SHAPE") {
+            let bad = || {
+                Error::Usage(format!(
+                    "VKGRAPH_MMV_SHAPE={v}: expected WGxROWS (a power of two 16..=1024, an even row count)"
+                ))
+            };
+            let (wg, rows) = v.split_once('x').ok_or_else(bad)?;
+            let shape = MatVecShape {
+                wg: wg.parse().map_err(|_| bad())?,
+                rows: rows.parse().map_err(|_| bad())?,
+            };
+            if !shape.wg.is_power_of_two()
+                || !(16..=1024).contains(&shape.wg)
+                || shape.rows == 0
+                || shape.rows % 2 != 0
+                || shape.rows > 16
+            {
+                return Err(bad());
+            }
+            o.mat_vec_shape = Some(shape);
+        }
         o.cache_dir = get("VKGRAPH_CACHE")
             .map(PathBuf::from)
             .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache/vkgraph")));

@@ -48,6 +48,13 @@ pub enum Case {
         epi: u8,
         segs: u32,
     },
+    /// `Op::TopK` over `n` rows of `v` logits; `ties`: logits rounded to a few values.
+    TopK {
+        v: u32,
+        k: u32,
+        n: u32,
+        ties: bool,
+    },
     GetRows {
         ty: GgmlType,
         ne0: u32,
@@ -125,6 +132,7 @@ impl Case {
             Case::MulMat { .. } => "mul_mat",
             Case::MulMatVecq { .. } => "mul_mat_vecq",
             Case::MulMatLayer { .. } => "mul_mat_vec_layer",
+            Case::TopK { .. } => "top_k",
             Case::GetRows { .. } => "get_rows",
             Case::RmsNorm { .. } => "rms_norm",
             Case::Add { .. } => "add",
@@ -157,6 +165,9 @@ impl Case {
                 if *norm { "norm," } else { "" },
                 ["none", "add", "swiglu"][*epi as usize]
             ),
+            Case::TopK { v, k, n, ties } => {
+                format!("v={v},k={k},n={n}{}", if *ties { ",ties" } else { "" })
+            }
             Case::GetRows { ty, ne0, n } => format!("type={ty},ne0={ne0},n={n}"),
             Case::RmsNorm { ne0, rows } | Case::Add { ne0, rows } => {
                 format!("ne0={ne0},rows={rows}")
@@ -217,6 +228,7 @@ impl Case {
                 let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m * segs);
                 w + 4 * u64::from(k * n + m * segs * n)
             }
+            Case::TopK { v, k, n, .. } => 4 * u64::from(n * (v + 2 + 2 * k)),
             Case::GetRows { ty, ne0, n } => {
                 u64::from(n) * (ty.row_bytes(ne0 as usize).unwrap_or(0) as u64 + 4 * u64::from(ne0))
             }
@@ -285,6 +297,21 @@ pub fn cases() -> Vec<Case> {
                 v.push(Case::MulMatVecq { ty, m, k, n });
             }
         }
+    }
+    for (vocab, k, n, ties) in [
+        (1000u32, 1u32, 1u32, false),
+        (151_936, 40, 1, false),
+        (151_936, 1, 2, true),
+        (32_000, 64, 3, true),
+        (5, 5, 1, true),
+        (4096, 40, 2, false),
+    ] {
+        v.push(Case::TopK {
+            v: vocab,
+            k,
+            n,
+            ties,
+        });
     }
     // Every type × each fold (norm over three segments as Q/K/V, add, norm + add, SwiGLU
     // with and without the norm), shapes and token counts rotating.
@@ -456,6 +483,18 @@ pub fn run_case(ctx: &VulkanContext, c: &Case, perf: bool) -> (Outcome, Option<f
                     us,
                 );
             }
+            if let Case::TopK { k, .. } = *c {
+                // Ids must match exactly (an NMSE over them would hide an off-by-one).
+                let row = 2 + 2 * k as usize;
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    if i % row >= 2 && (i % row) % 2 == 0 && g != w {
+                        return (
+                            Outcome::Fail(format!("id {g} where the CPU has {w} (element {i})")),
+                            us,
+                        );
+                    }
+                }
+            }
             let e = nmse(&got, &want);
             let bound = match c {
                 Case::MulMat { .. }
@@ -561,6 +600,27 @@ fn run_inner(
                 )
             }
         }
+        Case::TopK { v, k, n, ties } => {
+            let mut l = values((v * n) as usize, seed);
+            if ties {
+                // Few distinct values (both zeros among them): ties decide the order.
+                for x in &mut l {
+                    *x = (*x * 0.75).round() * 0.5;
+                }
+            }
+            let out = (2 + 2 * k) * n;
+            let mut want = vec![0f32; out as usize];
+            ops::top_k(&l, v as usize, k as usize, &mut want);
+            let (lb, db) = (io.f32s(&l)?, io.zeros(out as usize)?);
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    dispatch::top_k::top_k(r, b[lb].whole(), b[db].whole(), v, k, n)
+                }),
+            )
+        }
         Case::MulMatLayer {
             ty,
             m,
@@ -628,6 +688,7 @@ fn run_inner(
                         rows,
                         n,
                         &split32,
+                        None,
                     )
                 }),
             )

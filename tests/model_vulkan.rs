@@ -551,3 +551,59 @@ fn prompt_matmuls_match_cpu_on_both_tiled_paths() {
         }
     }
 }
+
+/// The device's TOP_K output (what `run` and `bench` read back per token) holds exactly
+/// the k largest of the logits the same session computes without it, ties to the lower
+/// id, with the max and log-sum-exp of those logits, on every device, under validation.
+#[test]
+fn top_k_output_matches_the_full_logits() {
+    for (dev, label) in devices() {
+        for arch in ["llama", "qwen3"] {
+            let m = tiny_model(arch, "q4_0");
+            let vk = vk_backend(&m, dev);
+            let mut s = Session::new(
+                m.clone(),
+                vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+                SessionOptions {
+                    n_ctx: N_CTX,
+                    ..Default::default()
+                },
+            );
+            let p = prompt(6);
+            let (g, a) = s.plan_top_k(1, 1, Some(40)).unwrap();
+            let last = g.order().last().unwrap();
+            assert_eq!(g.node(last).op.name(), "TOP_K");
+            assert_eq!(
+                a.backend_of[&last], 0,
+                "[{label}] {arch}: TOP_K runs on Vulkan"
+            );
+            let mut full = Vec::new();
+            for &t in &p {
+                full = s.forward(&[t], false).unwrap();
+            }
+            s.reset();
+            let mut top = Vec::new();
+            for &t in &p {
+                top = s.forward_top_k(&[0], &[t], 1, 40).unwrap();
+            }
+            let want = vkgraph::sample::top_k_sorted(&full, 40);
+            let got: Vec<(u32, f32)> = top[2..].chunks(2).map(|c| (c[0] as u32, c[1])).collect();
+            assert_eq!(got, want, "[{label}] {arch}");
+            let mx = full.iter().copied().fold(f32::MIN, f32::max);
+            let lse = mx as f64
+                + full
+                    .iter()
+                    .map(|&x| ((x - mx) as f64).exp())
+                    .sum::<f64>()
+                    .ln();
+            assert_eq!(top[0], mx, "[{label}] {arch}: max");
+            assert!(
+                (f64::from(top[1]) - lse).abs() < 1e-4,
+                "[{label}] {arch}: lse {} vs {lse}",
+                top[1]
+            );
+            drop(s);
+            assert_device_clean(dev, &format!("[{label}] top_k({arch})"));
+        }
+    }
+}

@@ -119,3 +119,78 @@ fn top_k_logprobs_sorted_and_normalized() {
     assert!((total - 1.0).abs() < 1e-12);
     assert!(all.windows(2).all(|w| w[0].1 >= w[1].1));
 }
+
+/// The device path (a TOP_K row: max, log-sum-exp, the k largest as (id, logit)) gives the
+/// very tokens the full-logits path gives, draw after draw, for the default chain, other
+/// temperatures / cut-offs and greedy, on logits with many ties; and `candidates_needed`
+/// refuses chains that read the whole vocabulary (a repetition penalty, no top-k).
+#[test]
+fn top_k_rows_sample_the_same_tokens_as_full_logits() {
+    use vkgraph::backend::cpu::ops::top_k;
+    let mut state = 99u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let chains = [
+        SamplerParams::default(),
+        SamplerParams {
+            temp: 1.5,
+            top_k: 64,
+            top_p: 0.8,
+            min_p: 0.0,
+            seed: 3,
+            ..Default::default()
+        },
+        SamplerParams {
+            temp: 0.0,
+            ..Default::default()
+        },
+        SamplerParams {
+            temp: 0.3,
+            top_k: 5,
+            top_p: 1.0,
+            min_p: 0.2,
+            seed: 11,
+            ..Default::default()
+        },
+    ];
+    for p in chains {
+        let mut full = Sampler::new(p.clone());
+        let mut dev = Sampler::new(p.clone());
+        let k = dev.candidates_needed(64).expect("top-k chain");
+        for step in 0..300 {
+            let v = 500 + (step * 37) % 3000;
+            // A spread of logits, a third of the steps with heavy ties.
+            let l: Vec<f32> = (0..v)
+                .map(|_| {
+                    let x = (next() % 4000) as f32 / 400.0 - 5.0;
+                    if step % 3 == 0 {
+                        x.round()
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            let mut row = vec![0f32; 2 + 2 * k];
+            top_k(&l, v, k, &mut row);
+            assert_eq!(
+                full.sample(&l, &[]),
+                dev.sample_top(&row),
+                "{p:?} step {step}"
+            );
+        }
+    }
+    let penalized = Sampler::new(SamplerParams {
+        repeat_penalty: 1.1,
+        ..Default::default()
+    });
+    assert_eq!(penalized.candidates_needed(64), None);
+    let no_top_k = Sampler::new(SamplerParams {
+        top_k: 0,
+        ..Default::default()
+    });
+    assert_eq!(no_top_k.candidates_needed(64), None);
+}

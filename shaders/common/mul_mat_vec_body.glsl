@@ -18,7 +18,7 @@
 // LAYER (mul_mat_vec_layer.comp, Op::MulMatLayer; needs SUBGROUP) adds decode-layer
 // fusion, chosen by specialization constants 4 = NORM and 5 = EPI:
 // - NORM: x is RMS-normalized per token and multiplied by nw (binding 3, f32 [k] at
-//   nw_off) in the prologue. The loop below reads every x value of a token exactly once
+//   nw_off; read as vec4 when constant 6, NW_VEC4, says nw_off % 4 == 0) in the prologue. The loop below reads every x value of a token exactly once
 //   per workgroup, so it sums x^2 on the way (the reduction carries it with the partial
 //   sums) and scales each row's dot product by 1/rms at the end: no extra pass over x.
 // - EPI = 1 (add): dst = W.x + r (binding 4, f32 [m, n] at r_off).
@@ -46,7 +46,9 @@ shared float red[NR * NMAX * WG];
 #ifdef LAYER
 layout(constant_id = 4) const bool NORM = false;
 layout(constant_id = 5) const uint EPI = 0u;
+layout(constant_id = 6) const bool NW_VEC4 = false;
 layout(std430, set = 0, binding = 3) readonly restrict buffer NW { float nws[]; };
+layout(std430, set = 0, binding = 3) readonly restrict buffer NW4 { vec4 nw4s[]; };
 layout(std430, set = 0, binding = 4) readonly restrict buffer R { float rs[]; };
 shared float red_ss[NMAX * WG];
 const bool GLU = EPI == 2u;
@@ -58,8 +60,12 @@ uint phys_row(uint group, uint r) {
     }
     return group * NR + r;
 }
+// 4 consecutive norm-weight values (one vec4 load when nw_off % 4 == 0: NW_VEC4).
 vec4 nw4(uint e) {
     const uint i = p.nw_off + e;
+    if (NW_VEC4) {
+        return nw4s[i >> 2];
+    }
     return vec4(nws[i], nws[i + 1u], nws[i + 2u], nws[i + 3u]);
 }
 #else
@@ -114,20 +120,15 @@ void main() {
             dq_chunk(wbase[r] + b * BLOCK_BYTES, c, w[r]);
         }
         const uint xb = b * QK;
-#ifdef LAYER
-        vec4 g0 = vec4(1.0), g1 = vec4(1.0), g2 = vec4(1.0), g3 = vec4(1.0);
-        if (NORM) {
-            g0 = nw4(xb + o0), g1 = nw4(xb + o1), g2 = nw4(xb + o2), g3 = nw4(xb + o3);
-        }
-#endif
         [[unroll]] for (uint j = 0u; j < NMAX; j++) {
             const uint e = j * p.k + xb;
             vec4 x0 = load_x4(e + o0), x1 = load_x4(e + o1);
             vec4 x2 = load_x4(e + o2), x3 = load_x4(e + o3);
 #ifdef LAYER
             if (NORM) {
+                // nw is re-read per token (L1) rather than held in registers.
                 ss[j] += dot(x0, x0) + dot(x1, x1) + dot(x2, x2) + dot(x3, x3);
-                x0 *= g0, x1 *= g1, x2 *= g2, x3 *= g3;
+                x0 *= nw4(xb + o0), x1 *= nw4(xb + o1), x2 *= nw4(xb + o2), x3 *= nw4(xb + o3);
             }
 #endif
             [[unroll]] for (uint r = 0u; r < NR; r++) {

@@ -6,8 +6,10 @@
 //! empty cache; `tgN+s` picks each next token with the default sampler, as `run` does);
 //! with a depth D (llama-bench's `-d`, named `tgN @ dD`) the cache first
 //! holds D tokens, filled in untimed batches of at most [`DEPTH_BATCH`]. Each measured
-//! call waits for the GPU (fence) and reads the logits back, as generation does. One
-//! warm-up run per mode and test is not counted.
+//! call waits for the GPU (fence) and reads back what generation reads: the prompt's
+//! last logits, and per generated token the device's top-1 (tg) or top-k (tg+s; the
+//! default sampler then runs on those, as `vkgraph run` does). One warm-up run per mode
+//! and test is not counted.
 
 pub mod profile;
 pub mod table;
@@ -165,17 +167,21 @@ pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
             s.forward(&toks, false)?;
         }
         Kind::Tg => {
+            // What greedy generation reads back: the top-1 of the logits (Op::TopK).
             for i in 0..n {
-                s.forward(&[tok(at + i)], false)?;
+                s.forward_top_k(&[0], &[tok(at + i)], 1, 1)?;
             }
         }
         Kind::TgSampled => {
+            // As `vkgraph run`: the default chain on the device's top-k (Op::TopK).
             let mut sampler = crate::sample::Sampler::new(crate::sample::SamplerParams::default());
-            let mut history = vec![tok(at)];
+            let k = sampler
+                .candidates_needed(crate::backend::vulkan::dispatch::top_k::MAX_K as usize)
+                .expect("the default chain reads top-k only");
+            let mut last = tok(at);
             for _ in 0..n {
-                let last = *history.last().expect("starts with one token");
-                let logits = s.forward(&[last], false)?;
-                history.push(sampler.sample(&logits, &history));
+                let top = s.forward_top_k(&[0], &[last], 1, k)?;
+                last = sampler.sample_top(&top);
             }
         }
     }

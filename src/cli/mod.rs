@@ -505,6 +505,7 @@ pub fn make_backends(
         let mut vk = vk;
         vk.set_mat_vec(options()?.mat_vec);
         vk.set_coopmat(options()?.coopmat);
+        vk.set_mat_vec_shape(options()?.mat_vec_shape);
         v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));

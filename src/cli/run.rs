@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::{default_model, make_session, DeviceArgs, QkvArg};
 use crate::sample::{top_k_logprobs, Sampler, SamplerParams};
-use crate::sched::session::SessionOptions;
+use crate::sched::session::{Session, SessionOptions};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{Error, Result};
 
@@ -152,6 +152,19 @@ pub fn run(a: &RunArgs) -> Result<()> {
         s.opts.qkv,
         t_load.elapsed().as_secs_f64()
     );
+    // The sampler's chain reads only the top-k logits: where it can, the device reduces
+    // the logits to those (Op::TopK) and only 2 + 2k floats come back per token.
+    let max_k = crate::backend::vulkan::dispatch::top_k::MAX_K as usize;
+    let k_dev = sampler
+        .candidates_needed(max_k)
+        .map(|k| if a.json { k.max(a.n_probs) } else { k })
+        .filter(|&k| k <= max_k);
+    let fwd = |s: &mut Session, t: &[u32]| -> Result<Vec<f32>> {
+        match k_dev {
+            Some(k) => s.forward_top_k(&vec![0; t.len()], t, 1, k),
+            None => s.forward(t, false),
+        }
+    };
     let out = std::io::stdout();
     let mut out = out.lock();
     if !a.json {
@@ -165,16 +178,27 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut logits = Vec::new();
     for chunk in prompt.chunks(a.batch.max(1)) {
-        logits = s.forward(chunk, false)?;
+        logits = fwd(&mut s, chunk)?;
     }
     let t_prompt = t0.elapsed();
     let mut dec = StreamDecoder::new();
     let t1 = Instant::now();
     let mut n_gen = 0;
     for _ in 0..a.n_predict {
-        let id = sampler.sample(&logits, &prompt);
+        let id = match k_dev {
+            Some(_) => sampler.sample_top(&logits),
+            None => sampler.sample(&logits, &prompt),
+        };
         if a.json {
-            let top = top_k_logprobs(&logits, a.n_probs);
+            let top: Vec<(u32, f64)> = match k_dev {
+                // (id, logit) pairs after the max and the log-sum-exp.
+                Some(_) => logits[2..]
+                    .chunks(2)
+                    .take(a.n_probs)
+                    .map(|c| (c[0] as u32, f64::from(c[1]) - f64::from(logits[1])))
+                    .collect(),
+                None => top_k_logprobs(&logits, a.n_probs),
+            };
             let tops: Vec<String> = top
                 .iter()
                 .map(|(i, lp)| {
@@ -200,7 +224,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         if tok.is_eog(id) {
             break;
         }
-        logits = s.forward(&[id], false)?;
+        logits = fwd(&mut s, &[id])?;
     }
     if !a.json {
         writeln!(out, "{}", dec.flush()).ok();

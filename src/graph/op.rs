@@ -119,6 +119,11 @@ pub enum Op {
         norm: Option<f32>,
         epi: Epilogue,
     },
+    /// `[logits: f32 [v, n]]` → f32 `[2 + 2k, n]`: per row its max, its log-sum-exp, then
+    /// the `k` largest logits as (id, logit) pairs (the id as an f32, exact below 2^24),
+    /// largest first, ties to the lower id ([`f32::total_cmp`] order) — what a sampler
+    /// needs of the vocabulary (`crate::sample`), read back instead of every logit.
+    TopK { k: usize },
     /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
     /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted).
     MoeSum,
@@ -150,6 +155,7 @@ impl Op {
             Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
             Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",
             Op::MoeSum => "MOE_SUM",
+            Op::TopK { .. } => "TOP_K",
             Op::MulMatLayer { split, norm, epi } => match (norm.is_some(), epi) {
                 (true, Epilogue::None) if split.is_empty() => "RMS_NORM_MUL_MAT",
                 (true, Epilogue::None) => "RMS_NORM_MUL_MAT_FUSED",

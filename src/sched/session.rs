@@ -46,8 +46,8 @@ impl Default for SessionOptions {
     }
 }
 
-/// A planned graph's key: (batch size, output rows, QKV mode, fusion level).
-type PlanKey = (usize, usize, QkvMode, FusionLevel);
+/// A planned graph's key: (batch size, output rows, QKV mode, fusion level, TOP_K's k).
+type PlanKey = (usize, usize, QkvMode, FusionLevel, Option<usize>);
 
 /// See the module docs.
 pub struct Session {
@@ -222,6 +222,37 @@ impl Session {
 
     /// [`Session::plan`] with logits for the last `n_outputs` tokens.
     pub fn plan_outputs(&self, n_tokens: usize, n_outputs: usize) -> Result<(Graph, Assignment)> {
+        self.plan_top_k(n_tokens, n_outputs, None)
+    }
+
+    /// [`Session::plan_outputs`], the output rows reduced by a TOP_K node when `top_k` is
+    /// given (`Op::TopK`: max, log-sum-exp and the k largest logits per row).
+    pub fn plan_top_k(
+        &self,
+        n_tokens: usize,
+        n_outputs: usize,
+        top_k: Option<usize>,
+    ) -> Result<(Graph, Assignment)> {
+        let mut g = self.plan_graph(n_tokens, n_outputs)?;
+        if let Some(k) = top_k {
+            let logits = g.outputs[0];
+            let rows = g.tensor(logits).nrows();
+            let out = g.op(
+                crate::graph::Op::TopK { k },
+                &[logits],
+                "result_top_k",
+                crate::quant::GgmlType::F32,
+                [2 + 2 * k, rows, 1, 1],
+            );
+            g.outputs = vec![out];
+            g.uid = Graph::next_uid();
+        }
+        let a = assign(&g, &self.backends, self.opts.placement)?;
+        Ok((g, a))
+    }
+
+    /// The optimized graph of `n_tokens` with logits for the last `n_outputs`.
+    fn plan_graph(&self, n_tokens: usize, n_outputs: usize) -> Result<Graph> {
         let mut g = build_graph(
             &self.model,
             &BuildOpts {
@@ -231,8 +262,7 @@ impl Session {
             },
         )?;
         self.optimize(&mut g);
-        let a = assign(&g, &self.backends, self.opts.placement)?;
-        Ok((g, a))
+        Ok(g)
     }
 
     /// Evaluates `tokens` at the next positions of sequence 0 and returns the logits, f32
@@ -261,6 +291,31 @@ impl Session {
         tokens: &[u32],
         n_outputs: usize,
     ) -> Result<Vec<f32>> {
+        self.forward_inner(seqs, tokens, n_outputs, None)
+    }
+
+    /// [`Session::forward_batch_last`] returning, instead of the logits, `2 + 2k` floats
+    /// per output row (`Op::TopK`: max, log-sum-exp, the k largest as (id, logit)), which
+    /// is what a sampler with top-k reads (`crate::sample::Sampler::sample_top`): the
+    /// vocabulary never leaves the device.
+    pub fn forward_top_k(
+        &mut self,
+        seqs: &[crate::kv::SeqId],
+        tokens: &[u32],
+        n_outputs: usize,
+        k: usize,
+    ) -> Result<Vec<f32>> {
+        let k = k.clamp(1, self.model.hp.n_vocab);
+        self.forward_inner(seqs, tokens, n_outputs, Some(k))
+    }
+
+    fn forward_inner(
+        &mut self,
+        seqs: &[crate::kv::SeqId],
+        tokens: &[u32],
+        n_outputs: usize,
+        top_k: Option<usize>,
+    ) -> Result<Vec<f32>> {
         let n = tokens.len();
         if seqs.len() != n {
             return Err(Error::Usage(format!(
@@ -276,11 +331,11 @@ impl Session {
             )));
         }
         let n_outputs = n_outputs.clamp(1, n.max(1));
-        let key = (n, n_outputs, self.opts.qkv, self.opts.fusion);
+        let key = (n, n_outputs, self.opts.qkv, self.opts.fusion, top_k);
         let planned = match self.plans.get(&key) {
             Some(p) => p.clone(),
             None => {
-                let p = Arc::new(self.plan_outputs(n, n_outputs)?);
+                let p = Arc::new(self.plan_top_k(n, n_outputs, top_k)?);
                 if self.opts.sched_debug {
                     eprintln!("{}", dump::dump(&p.0, &p.1));
                 }

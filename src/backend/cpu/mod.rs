@@ -195,6 +195,10 @@ impl CpuBackend {
                 let x = self.f32s(g, s(1))?;
                 self.mul_mat(g, node.srcs[0], &x, split, &dt.name, &mut out)?;
             }
+            Op::TopK { k } => {
+                let l = self.f32s(g, s(0))?;
+                ops::top_k(&l, ne0, *k, &mut out)
+            }
             Op::MulMatLayer { split, norm, epi } => {
                 // The unfused ops in sequence: RMS_NORM_MUL, MUL_MAT, then ADD or SWIGLU.
                 let mut x = self.f32s(g, s(1))?;

@@ -68,6 +68,22 @@ pub fn swiglu(g: &[f32], u: &[f32], dst: &mut [f32]) {
     }
 }
 
+/// `Op::TopK`: per row of `v` logits, its max, log-sum-exp (f64 sums) and the `k` largest
+/// as (id, logit) pairs, largest first, ties to the lower id.
+pub fn top_k(l: &[f32], v: usize, k: usize, dst: &mut [f32]) {
+    for (row, out) in l.chunks(v).zip(dst.chunks_mut(2 + 2 * k)) {
+        let top = crate::sample::top_k_sorted(row, k);
+        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = row.iter().map(|&x| ((x - mx) as f64).exp()).sum();
+        out[0] = mx;
+        out[1] = (mx as f64 + sum.ln()) as f32;
+        for (i, (id, x)) in top.into_iter().enumerate() {
+            out[2 + 2 * i] = id as f32;
+            out[3 + 2 * i] = x;
+        }
+    }
+}
+
 /// Matrix multiplication `dst = W·x` over weight segments (see `Op::MulMat`).
 /// `segs[s]` holds `split[s]` rows of `k` values in type `ty`; an unfused weight is
 /// one segment. Output: segment `s` is a contiguous `[split[s], n]` block.

@@ -25,6 +25,7 @@ pub mod norm;
 pub mod rope;
 pub mod scale;
 pub mod set_rows;
+pub mod top_k;
 
 use super::buffer::BufferRange;
 use super::caps::Caps;

@@ -620,6 +620,7 @@ pub fn mul_mat_vec_layer(
     m: u32,
     n: u32,
     split: &[u32],
+    shape: Option<MatVecShape>,
 ) -> Result<()> {
     let what = format!("mul_mat_vec_layer(type={ty},m={m},k={k},n={n})");
     let caps = rec.caps();
@@ -668,14 +669,17 @@ pub fn mul_mat_vec_layer(
     let units = (k / kernel_qk(ty)) * (kernel_qk(ty) / 16);
     let cpu = caps.device_type == ash::vk::PhysicalDeviceType::CPU;
     // As mul_mat's mat-vec (rows even, for the gate/up pairs).
-    let shape = if cpu {
+    let shape = shape.unwrap_or(if cpu {
         MatVecShape { wg: 16, rows: 8 }
     } else {
         MatVecShape {
             wg: units.next_power_of_two().clamp(32, MMV_WG),
             rows: MMV_ROWS,
         }
-    };
+    });
+    if shape.rows % 2 != 0 || !shape.wg.is_power_of_two() {
+        return Err(Error::Usage(format!("{what}: bad mat-vec shape {shape:?}")));
+    }
     let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
     let groups = grid_2d(
         caps,
@@ -696,6 +700,7 @@ pub fn mul_mat_vec_layer(
             n,
             u32::from(parts.norm.is_some()),
             epi,
+            u32::from(nw_off % 4 == 0),
         ],
         &[wb.range, rx, rd, rnw, rr],
         bytemuck::bytes_of(&push),

@@ -81,6 +81,8 @@ pub struct VulkanBackend {
     mat_vec: MatVecPath,
     /// Prompt matmuls on cooperative matrices where the device has them (opt-in).
     coopmat: bool,
+    /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
+    pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
@@ -130,6 +132,7 @@ impl VulkanBackend {
             attn_split: HashMap::new(),
             mat_vec: MatVecPath::Auto,
             coopmat: true,
+            mat_vec_shape: None,
             force_attention_split: false,
             kv_len: 0,
             split_rows: 0,
@@ -165,6 +168,14 @@ impl VulkanBackend {
     pub fn set_coopmat(&mut self, on: bool) {
         if on != self.coopmat {
             self.coopmat = on;
+            self.recorded.clear();
+        }
+    }
+
+    /// Overrides the decode mat-vec launch shape (tuning; `None`: chosen per shape).
+    pub fn set_mat_vec_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
+        if shape != self.mat_vec_shape {
+            self.mat_vec_shape = shape;
             self.recorded.clear();
         }
     }
@@ -395,6 +406,12 @@ impl Backend for VulkanBackend {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }
             Op::MoeTopK { .. } => dispatch::moe::supports_topk(self.ctx.caps()),
+            Op::TopK { k } => dispatch::top_k::support(
+                self.ctx.caps(),
+                g.tensor(node.srcs[0]).ne[0] as u64,
+                *k as u64,
+            )
+            .is_ok(),
             Op::MulMatId { .. } => {
                 let ty = g.tensor(node.srcs[0]).ty;
                 !self.disabled.contains(&format!("{op}:{}", ty.name()))

@@ -140,6 +140,23 @@ impl VulkanBackend {
                         None,
                     );
                 }
+                if let (Some(shape), true) = (
+                    self.mat_vec_shape,
+                    st(1).nrows() <= dispatch::mul_mat::MAT_VEC_MAX_N as usize,
+                ) {
+                    return dispatch::mul_mat::mul_mat_with_shape(
+                        rec,
+                        w.ty,
+                        s(0)?,
+                        s(1)?,
+                        dst,
+                        u(w.ne[0])?,
+                        u(w.nrows())?,
+                        u(st(1).nrows())?,
+                        &split32,
+                        shape,
+                    );
+                }
                 let tiled = if self.coopmat {
                     dispatch::mul_mat::TiledKernel::Auto
                 } else {
@@ -181,6 +198,7 @@ impl VulkanBackend {
                     u(w.nrows())?,
                     u(st(1).nrows())?,
                     &split32,
+                    self.mat_vec_shape,
                 )
             }
             Op::Rope {
@@ -304,6 +322,9 @@ impl VulkanBackend {
                     u(ids.ne[1])?,
                     &split,
                 )
+            }
+            Op::TopK { k } => {
+                dispatch::top_k::top_k(rec, s(0)?, dst, u(st(0).ne[0])?, u(*k)?, u(st(0).nrows())?)
             }
             Op::MoeSum => {
                 let (y, w) = (st(0), st(1));

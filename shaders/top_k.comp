@@ -1,0 +1,229 @@
+#version 450
+// bindings: 2
+// push: 16
+// workgroup: 1024
+// (the real width is specialization constant 0: see dispatch/top_k.rs)
+//
+// Op::TopK: the k largest logits of each row with the row's log-sum-exp, so a sampler
+// reads back 2 + 2k floats instead of the vocabulary (DESIGN.md decision 15).
+//   logits f32 [v, n]          (binding 0, from element l_off)
+//   dst    f32 [2 + 2k, n]     (binding 1, from element d_off): per row max, log-sum-exp,
+//                               then k pairs (id as f32, logit), largest first, ties to
+//                               the lower id (f32::total_cmp order, as sample.rs).
+// One workgroup per row, radix select on the order-preserving 32-bit key of each logit:
+// a histogram of the top 12 key bits (pass 1, which also computes the row's max and
+// sum of exp), the bin holding the k-th largest, then the next 12 and the last 8 bits
+// within that bin (passes 2, 3; skipped once a bin is taken whole), giving the threshold
+// key T with fewer than k keys above it. A last pass takes every key above T and the
+// first keys equal to T in id order (each invocation scans a contiguous id range; an
+// exclusive scan of the per-invocation counts orders them), and k invocations sort the
+// k candidates by rank. Needs k <= KMAX.
+#extension GL_EXT_control_flow_attributes : require
+
+layout(constant_id = 0) const uint WG = 1024;
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+#define KMAX 64u
+#define BINS 4096u
+
+layout(std430, set = 0, binding = 0) readonly restrict buffer L { float logits[]; };
+layout(std430, set = 0, binding = 1) writeonly restrict buffer D { float dst[]; };
+
+layout(push_constant) uniform Push {
+    uint v;
+    uint k;
+    uint l_off;
+    uint d_off;
+} p;
+
+shared uint hist[BINS];
+shared uint scan_a[WG];
+shared uint scan_b[WG];
+shared float red_m[WG];
+shared float red_s[WG];
+shared uint cand_key[KMAX];
+shared uint cand_id[KMAX];
+shared uint sel_bin;
+shared uint sel_need;
+
+uint okey(float f) {
+    const uint u = floatBitsToUint(f);
+    return (u & 0x80000000u) != 0u ? ~u : (u | 0x80000000u);
+}
+
+// Inclusive suffix scan of scan_a over the workgroup (scan_a[t] = sum of t.. WG-1).
+void suffix_scan() {
+    const uint t = gl_LocalInvocationID.x;
+    for (uint off = 1u; off < WG; off <<= 1) {
+        barrier();
+        const uint add = t + off < WG ? scan_a[t + off] : 0u;
+        barrier();
+        scan_a[t] += add;
+    }
+    barrier();
+}
+
+// Inclusive prefix scan of scan_b over the workgroup.
+void prefix_scan() {
+    const uint t = gl_LocalInvocationID.x;
+    for (uint off = 1u; off < WG; off <<= 1) {
+        barrier();
+        const uint add = t >= off ? scan_b[t - off] : 0u;
+        barrier();
+        scan_b[t] += add;
+    }
+    barrier();
+}
+
+void main() {
+    const uint t = gl_LocalInvocationID.x;
+    const uint row = gl_WorkGroupID.x;
+    const uint base = p.l_off + row * p.v;
+    const uint k = p.k;
+
+    // ---- pass 1: max, sum of exp, histogram of the top 12 key bits ----
+    for (uint b = t; b < BINS; b += WG) {
+        hist[b] = 0u;
+    }
+    barrier();
+    float m = -1.0 / 0.0;
+    float s = 0.0;
+    for (uint i = t; i < p.v; i += WG) {
+        const float x = logits[base + i];
+        if (x > m) {
+            s = s * exp(m - x) + 1.0;
+            m = x;
+        } else if (x > -1.0 / 0.0) {
+            s += exp(x - m);
+        }
+        atomicAdd(hist[okey(x) >> 20], 1u);
+    }
+    red_m[t] = m;
+    red_s[t] = s;
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        barrier();
+        if (t < h) {
+            const float m2 = red_m[t + h], s2 = red_s[t + h];
+            const float mm = max(red_m[t], m2);
+            // exp(-inf - -inf) is NaN: a side with nothing contributes nothing.
+            const float a = red_s[t] == 0.0 ? 0.0 : red_s[t] * exp(red_m[t] - mm);
+            const float c = s2 == 0.0 ? 0.0 : s2 * exp(m2 - mm);
+            red_m[t] = mm;
+            red_s[t] = a + c;
+        }
+    }
+    barrier();
+    const float row_max = red_m[0];
+    const float row_lse = row_max + log(red_s[0]);
+
+    // ---- select: levels of 12, 12 and 8 key bits ----
+    uint prefix = 0u;   // key bits fixed so far (the top `nfixed` bits)
+    uint nfixed = 0u;
+    uint need = k;      // how many still to take from keys with this prefix
+    bool whole = false; // the last chosen bin is taken entirely
+    for (uint level = 0u; level < 3u; level++) {
+        const uint bits = level < 2u ? 12u : 8u;
+        const uint shift = 32u - nfixed - bits;
+        const uint nb = 1u << bits;
+        if (level > 0u) {
+            for (uint b = t; b < BINS; b += WG) {
+                hist[b] = 0u;
+            }
+            barrier();
+            for (uint i = t; i < p.v; i += WG) {
+                const uint key = okey(logits[base + i]);
+                if ((key >> (32u - nfixed)) == prefix) {
+                    atomicAdd(hist[(key >> shift) & (nb - 1u)], 1u);
+                }
+            }
+            barrier();
+        }
+        // Bins per invocation (contiguous), then a suffix scan over invocations.
+        const uint per = (nb + WG - 1u) / WG;
+        uint local = 0u;
+        for (uint j = 0u; j < per; j++) {
+            const uint b = t * per + j;
+            local += b < nb ? hist[b] : 0u;
+        }
+        scan_a[t] = local;
+        suffix_scan();
+        // above(t): count in bins after this invocation's range.
+        uint above = t + 1u < WG ? scan_a[t + 1u] : 0u;
+        for (uint jj = per; jj > 0u; jj--) {
+            const uint b = t * per + jj - 1u;
+            if (b >= nb) {
+                continue;
+            }
+            const uint c = hist[b];
+            if (above < need && above + c >= need) {
+                sel_bin = b;
+                sel_need = need - above;
+            }
+            above += c;
+        }
+        barrier();
+        const uint b = sel_bin;
+        need = sel_need;
+        prefix = (prefix << bits) | b;
+        nfixed += bits;
+        whole = hist[b] == need;
+        barrier();
+        if (whole) {
+            break;
+        }
+    }
+
+    // ---- collect: keys above the prefix, then `need` keys equal to it in id order ----
+    const uint chunk = (p.v + WG - 1u) / WG;
+    const uint lo = min(t * chunk, p.v), hi = min(lo + chunk, p.v);
+    uint n_above = 0u, n_eq = 0u;
+    for (uint i = lo; i < hi; i++) {
+        const uint kp = okey(logits[base + i]) >> (32u - nfixed);
+        n_above += kp > prefix ? 1u : 0u;
+        n_eq += kp == prefix ? 1u : 0u;
+    }
+    // Exclusive positions: equal keys by a prefix scan of n_eq, then keys above by one
+    // of n_above.
+    scan_b[t] = n_eq;
+    prefix_scan();
+    const uint eq_before = scan_b[t] - n_eq;
+    barrier();
+    scan_b[t] = n_above;
+    prefix_scan();
+    const uint above_before = scan_b[t] - n_above;
+    const uint total_above = scan_b[WG - 1u];
+    uint ia = above_before, ie = eq_before;
+    for (uint i = lo; i < hi; i++) {
+        const uint key = okey(logits[base + i]);
+        const uint kp = key >> (32u - nfixed);
+        if (kp > prefix) {
+            if (ia < KMAX) {
+                cand_key[ia] = key;
+                cand_id[ia] = i;
+            }
+            ia++;
+        } else if (kp == prefix) {
+            if (ie < need) {
+                cand_key[total_above + ie] = key;
+                cand_id[total_above + ie] = i;
+            }
+            ie++;
+        }
+    }
+    barrier();
+    // ---- rank sort of the k candidates: key descending, id ascending ----
+    if (t == 0u) {
+        dst[p.d_off + row * (2u + 2u * k)] = row_max;
+        dst[p.d_off + row * (2u + 2u * k) + 1u] = row_lse;
+    }
+    if (t < k) {
+        const uint my_key = cand_key[t], my_id = cand_id[t];
+        uint rank = 0u;
+        for (uint j = 0u; j < k; j++) {
+            const uint kj = cand_key[j], ij = cand_id[j];
+            rank += (kj > my_key || (kj == my_key && ij < my_id)) ? 1u : 0u;
+        }
+        const uint o = p.d_off + row * (2u + 2u * k) + 2u + 2u * rank;
+        dst[o] = float(my_id);
+        dst[o + 1u] = logits[base + my_id];
+    }
+}
