@@ -55,13 +55,24 @@ void main() {
     const uint ab = p.a_off + row * p.ne0;
     const uint bb = p.b_off + row * p.ne0;
 
+    // RMS_UNROLL elements per invocation and round, all loaded before any is used: a
+    // decode row is one workgroup, so no other warps hide the loads' latency.
     float ss = 0.0;
-    for (uint i = tid; i < p.ne0; i += WG_X) {
-        const float v = a[ab + i] + b[bb + i];
-        ss += v * v;
+    for (uint i0 = tid; i0 < p.ne0; i0 += RMS_UNROLL * WG_X) {
+        float v[RMS_UNROLL];
+        [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
+            const uint i = i0 + c * WG_X;
+            v[c] = i < p.ne0 ? a[ab + i] + b[bb + i] : 0.0;
+        }
+        [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
+            ss += v[c] * v[c];
 #ifdef SUM
-        sum_out[p.s_off + row * p.ne0 + i] = v;
+            const uint i = i0 + c * WG_X;
+            if (i < p.ne0) {
+                sum_out[p.s_off + row * p.ne0 + i] = v[c];
+            }
 #endif
+        }
     }
     ss = rms_norm_sum(ss);
 

@@ -52,9 +52,16 @@ void main() {
     const uint xb = p.x_off + row * p.ne0;
 
     float ss = 0.0;
-    for (uint i = tid; i < p.ne0; i += WG_X) {
-        const float v = x[xb + i];
-        ss += v * v;
+    // RMS_UNROLL loads in flight per invocation (common/rms_norm_reduce.glsl).
+    for (uint i0 = tid; i0 < p.ne0; i0 += RMS_UNROLL * WG_X) {
+        float v[RMS_UNROLL];
+        [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
+            const uint i = i0 + c * WG_X;
+            v[c] = i < p.ne0 ? x[xb + i] : 0.0;
+        }
+        [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
+            ss += v[c] * v[c];
+        }
     }
     ss = rms_norm_sum(ss);
 

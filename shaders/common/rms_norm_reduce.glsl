@@ -8,6 +8,11 @@
 // - otherwise: a shared-memory tree; WG_X must be a power of two.
 #ifndef COMMON_RMS_NORM_REDUCE_GLSL
 #define COMMON_RMS_NORM_REDUCE_GLSL
+#extension GL_EXT_control_flow_attributes : require
+
+// Elements each invocation loads per round before using them (one row per workgroup
+// leaves no other warps to hide load latency).
+#define RMS_UNROLL 8u
 
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require

@@ -126,14 +126,6 @@ pub fn run(a: &RunArgs) -> Result<()> {
             a.n_predict
         )));
     }
-    // Warm-up, as llama.cpp does: one pass of each shape the run uses (prompt batch,
-    // single token) so pipeline creation is not counted in the speed line.
-    let n_batch = prompt.len().min(a.batch.max(1));
-    s.forward(&prompt[..n_batch], false)?;
-    if n_batch > 1 {
-        s.forward(&prompt[..1], false)?;
-    }
-    s.reset();
     let mut sampler = Sampler::new(SamplerParams {
         temp: a.temp,
         top_k: a.top_k,
@@ -143,15 +135,6 @@ pub fn run(a: &RunArgs) -> Result<()> {
         seed: a.seed,
         ..Default::default()
     });
-    eprintln!(
-        "model: {} ({}, {} layers) on {} (qkv {}), ready in {:.2} s",
-        path.display(),
-        model.hp.arch.name(),
-        model.hp.n_layer,
-        s.backend_names().join(" + "),
-        s.opts.qkv,
-        t_load.elapsed().as_secs_f64()
-    );
     // The sampler's chain reads only the top-k logits: where it can, the device reduces
     // the logits to those (Op::TopK) and only 2 + 2k floats come back per token.
     let max_k = crate::backend::vulkan::dispatch::top_k::MAX_K as usize;
@@ -165,6 +148,24 @@ pub fn run(a: &RunArgs) -> Result<()> {
             None => s.forward(t, false),
         }
     };
+    // Warm-up, as llama.cpp does: one pass of each graph the run uses (prompt batch,
+    // single token, each with its TOP_K) so planning, recording and pipeline creation are
+    // not counted in the speed line.
+    let n_batch = prompt.len().min(a.batch.max(1));
+    fwd(&mut s, &prompt[..n_batch])?;
+    if n_batch > 1 {
+        fwd(&mut s, &prompt[..1])?;
+    }
+    s.reset();
+    eprintln!(
+        "model: {} ({}, {} layers) on {} (qkv {}), ready in {:.2} s",
+        path.display(),
+        model.hp.arch.name(),
+        model.hp.n_layer,
+        s.backend_names().join(" + "),
+        s.opts.qkv,
+        t_load.elapsed().as_secs_f64()
+    );
     let out = std::io::stdout();
     let mut out = out.lock();
     if !a.json {

@@ -202,8 +202,26 @@ pub fn run(
         for (&q, &t) in seqs.iter().zip(&toks) {
             cached[q].push(t);
         }
+        // Where every sampling slot's chain reads only the top-k logits (and its log-probs
+        // fit), the device reduces each row to those (Op::TopK): 2 + 2k floats per row
+        // come back instead of the vocabulary.
+        let max_k = crate::backend::vulkan::dispatch::top_k::MAX_K as usize;
+        let top_k: Option<usize> = samplers
+            .iter()
+            .map(|&i| {
+                let sl = slots[i].as_ref().expect("sampling slot is active");
+                let n_probs = sl.job.params.n_probs;
+                sl.sampler
+                    .candidates_needed(max_k)
+                    .map(|k| k.max(n_probs))
+                    .filter(|&k| k <= max_k)
+            })
+            .try_fold(1usize, |acc, k| k.map(|k| acc.max(k)));
         let t0 = std::time::Instant::now();
-        let result = s.forward_batch_last(&seqs, &toks, tail.len().max(1));
+        let result = match top_k {
+            Some(k) if !tail.is_empty() => s.forward_top_k(&seqs, &toks, tail.len(), k),
+            _ => s.forward_batch_last(&seqs, &toks, tail.len().max(1)),
+        };
         metrics
             .forward_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -230,7 +248,10 @@ pub fn run(
             continue;
         }
         for (row, &i) in samplers.iter().enumerate() {
-            let row_logits = &logits[row * n_vocab..][..n_vocab];
+            let row_logits = match top_k {
+                Some(k) => Row::Top(&logits[row * (2 + 2 * k)..][..2 + 2 * k]),
+                None => Row::Logits(&logits[row * n_vocab..][..n_vocab]),
+            };
             let finished = {
                 let sl = slots[i].as_mut().expect("sampling slot is active");
                 step(
@@ -261,26 +282,51 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Samples the slot's next token from `logits`, streams its text, and says whether (and
+/// One output row of a step: the logits, or a TOP_K row (max, log-sum-exp, the k
+/// largest as (id, logit)).
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Logits(&'a [f32]),
+    Top(&'a [f32]),
+}
+
+/// Samples the slot's next token from its row, streams its text, and says whether (and
 /// why) the request is finished.
 fn step(
     sl: &mut Slot,
     tok: &Tokenizer,
-    logits: &[f32],
+    row: Row<'_>,
     capacity: usize,
     cached: usize,
 ) -> Option<&'static str> {
-    let id = sl.sampler.sample(logits, &sl.history);
+    let id = match row {
+        Row::Logits(l) => sl.sampler.sample(l, &sl.history),
+        Row::Top(t) => sl.sampler.sample_top(t),
+    };
     if tok.is_eog(id) && !sl.job.params.ignore_eos {
         flush(sl, None);
         return Some("stop");
     }
-    let (logprob, top) = if sl.job.params.n_probs > 0 {
-        let top = crate::sample::top_k_logprobs(logits, sl.job.params.n_probs);
-        let lp = crate::sample::log_softmax(logits)[id as usize];
-        (lp, top)
-    } else {
-        (0.0, Vec::new())
+    let n_probs = sl.job.params.n_probs;
+    let (logprob, top) = match row {
+        _ if n_probs == 0 => (0.0, Vec::new()),
+        Row::Logits(l) => (
+            crate::sample::log_softmax(l)[id as usize],
+            crate::sample::top_k_logprobs(l, n_probs),
+        ),
+        Row::Top(t) => {
+            // The chosen id is among the candidates (the chain draws from them).
+            let lse = f64::from(t[1]);
+            let cands: Vec<(u32, f64)> = t[2..]
+                .chunks(2)
+                .map(|c| (c[0] as u32, f64::from(c[1]) - lse))
+                .collect();
+            let lp = cands
+                .iter()
+                .find(|c| c.0 == id)
+                .map_or(f64::NEG_INFINITY, |c| c.1);
+            (lp, cands.into_iter().take(n_probs).collect())
+        }
     };
     sl.generated.push(id);
     sl.history.push(id);
