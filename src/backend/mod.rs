@@ -78,6 +78,21 @@ pub trait Backend {
     fn set_tensor(&mut self, graph: &Graph, t: TensorId, bytes: &[u8]) -> Result<()>;
     /// Reads a whole tensor back.
     fn get_tensor(&mut self, graph: &Graph, t: TensorId) -> Result<Vec<u8>>;
+    /// Reads a whole tensor into `out` (exactly its size): no allocation per call, for the
+    /// per-token logits.
+    fn get_tensor_into(&mut self, graph: &Graph, t: TensorId, out: &mut [u8]) -> Result<()> {
+        let bytes = self.get_tensor(graph, t)?;
+        if bytes.len() != out.len() {
+            return Err(crate::Error::Usage(format!(
+                "get_tensor_into `{}`: {} bytes into {}",
+                graph.tensor(t).name,
+                bytes.len(),
+                out.len()
+            )));
+        }
+        out.copy_from_slice(&bytes);
+        Ok(())
+    }
     /// Evaluates `stages` in order (a barrier between stages, none within one).
     fn compute(&mut self, graph: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()>;
     /// Forgets persistent state (KV cache contents).

@@ -6,10 +6,10 @@
 //! empty cache; `tgN+s` picks each next token with the default sampler, as `run` does);
 //! with a depth D (llama-bench's `-d`, named `tgN @ dD`) the cache first
 //! holds D tokens, filled in untimed batches of at most [`DEPTH_BATCH`]. Each measured
-//! call waits for the GPU (fence) and reads back what generation reads: the prompt's
-//! last logits, and per generated token the device's top-1 (tg) or top-k (tg+s; the
-//! default sampler then runs on those, as `vkgraph run` does). One warm-up run per mode
-//! and test is not counted.
+//! call waits for the GPU (fence) and reads results back: pp and tg the last token's
+//! logits row, as llama-bench does; tg+s only the device's top-k (`Op::TopK`), on which
+//! the default sampler then runs, as `vkgraph run` does. One warm-up run per mode and
+//! test is not counted.
 
 pub mod profile;
 pub mod table;
@@ -167,9 +167,9 @@ pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
             s.forward(&toks, false)?;
         }
         Kind::Tg => {
-            // What greedy generation reads back: the top-1 of the logits (Op::TopK).
+            // Like llama-bench: every step's logits row comes back to the host.
             for i in 0..n {
-                s.forward_top_k(&[0], &[tok(at + i)], 1, 1)?;
+                s.forward(&[tok(at + i)], false)?;
             }
         }
         Kind::TgSampled => {

@@ -668,6 +668,20 @@ impl Backend for VulkanBackend {
         Ok(out)
     }
 
+    fn get_tensor_into(&mut self, g: &Graph, t: TensorId, out: &mut [u8]) -> Result<()> {
+        let r = self.range(g, t)?;
+        if r.size as usize != out.len() {
+            return Err(Error::Usage(format!(
+                "get_tensor_into `{}`: {} bytes into {}",
+                g.tensor(t).name,
+                r.size,
+                out.len()
+            )));
+        }
+        let (buf, off) = (r.buffer.clone(), r.offset);
+        self.ctx.download(&buf, off, out)
+    }
+
     fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
         // The context outgrew (or the batch no longer needs) the split-K plan: plan again
         // for the new length and record afresh.
