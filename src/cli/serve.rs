@@ -109,11 +109,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     };
     crate::serve::serve(
         move || {
-            let s = make_session(m2, &dev, opts)?;
+            let mut s = make_session(m2, &dev, opts)?;
             eprintln!(
                 "model loaded on {} ({n_seq} slots of {} tokens)",
                 s.backend_names().join(" + "),
                 s.kv().seq_capacity()
+            );
+            let t = std::time::Instant::now();
+            let warmed = crate::serve::engine::warm_up(&mut s)?;
+            eprintln!(
+                "warmed decode batches of 1..{warmed} sequences in {:.2} s",
+                t.elapsed().as_secs_f64()
             );
             Ok(s)
         },

@@ -91,6 +91,27 @@ struct Slot {
 }
 
 /// Runs until every sender of `jobs` is gone. `n_batch`: prompt tokens per step.
+/// Plans, records and compiles the decode batches the engine will run most — 1 to
+/// `min(slots, 16)` sequences of one token each, sampled from the device's top-k with
+/// the default chain — so the first requests do not pay for pipeline creation (llama-server
+/// compiles its pipelines at start too); the cache is cleared after. Returns how many
+/// batch sizes were warmed.
+pub fn warm_up(s: &mut Session) -> crate::Result<usize> {
+    let k = Sampler::new(SamplerParams::default())
+        .candidates_needed(crate::backend::vulkan::dispatch::top_k::MAX_K as usize)
+        .unwrap_or(1);
+    let most = s
+        .kv()
+        .n_seq()
+        .min(crate::backend::vulkan::dispatch::mul_mat::MAT_VEC_MAX_N as usize);
+    for n in 1..=most {
+        let seqs: Vec<usize> = (0..n).collect();
+        s.forward_top_k(&seqs, &vec![0; n], n, k)?;
+        s.reset();
+    }
+    Ok(most)
+}
+
 pub fn run(
     mut s: Session,
     tok: Arc<Tokenizer>,

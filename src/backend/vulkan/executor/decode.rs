@@ -163,12 +163,11 @@ impl VulkanBackend {
     /// Chooses split-K shapes for the graph's decode attention nodes and sizes the
     /// scratch buffer they share (grown, zeroed, when too small).
     /// The cache length split-K attention is planned for: the current length rounded up
-    /// to a power of two (at least 128: up to 128 rows one workgroup per head group beats a
-    /// split and its merge — H200: ~7.5 µs vs ~8.3 µs at 40-48 rows, qwen3-0.6B), at most the cache's
+    /// to a power of two (at least 256), at most the cache's
     /// `n_kv` rows. Short contexts
     /// get few splits, so decode does not pay for the whole cache's grid.
     pub(super) fn split_rows_for(&self, n_kv: u32) -> u32 {
-        self.kv_len.max(1).next_power_of_two().max(128).min(n_kv)
+        self.kv_len.max(1).next_power_of_two().max(256).min(n_kv)
     }
 
     pub(super) fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
