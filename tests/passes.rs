@@ -202,3 +202,45 @@ fn golden_dumps() {
         golden(&format!("dump-{arch}-{quant}-{mode}.txt"), &text);
     }
 }
+
+/// Decode-layer fusion's stage count, locked in per arch (one-token graphs, `auto`, fusion
+/// `layer`, a backend that fuses every matmul): llama and qwen3 run 6 stages per layer
+/// (norm+QKV, RoPE/KV write, attention, attn_output+residual, norm+gate/up+SwiGLU,
+/// ffn_down+residual), qwen2 one more (its Q/K/V bias ADDs on the fused output's views),
+/// plus GET_ROWS and the norm+head; `ops` runs 9 (qwen2 10) and the norm apart. Issue 10 asks for ≤ 5: the
+/// RoPE/KV-write stage is the one left to fold.
+#[test]
+fn layer_fusion_stages_per_decode_layer() {
+    use vkgraph::passes::FusionLevel;
+    for (arch, layer, ops) in [("llama", 6, 9), ("qwen3", 6, 9), ("qwen2", 7, 10)] {
+        for (fusion, per_layer) in [(FusionLevel::Layer, layer), (FusionLevel::Ops, ops)] {
+            let m = tiny_model(arch, "q4_0");
+            let mut g = build_graph(
+                &m,
+                &BuildOpts {
+                    n_tokens: 1,
+                    n_ctx: 32,
+                    n_outputs: 1,
+                },
+            )
+            .unwrap();
+            passes::run(
+                &mut g,
+                QkvMode::Auto,
+                &SiblingLimits::default(),
+                fusion,
+                &passes::any_backend,
+            );
+            // GET_ROWS, and the head: with its norm folded in at `layer`.
+            let outside = if fusion == FusionLevel::Layer { 2 } else { 3 };
+            let want = per_layer * m.hp.n_layer + outside;
+            assert_eq!(
+                counts(&g).stages,
+                want,
+                "{arch} {fusion}: {} stages for {} layers",
+                counts(&g).stages,
+                m.hp.n_layer
+            );
+        }
+    }
+}
