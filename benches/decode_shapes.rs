@@ -120,6 +120,7 @@ fn main() {
                             2 => LayerEpi::SwiGlu,
                             _ => LayerEpi::None,
                         },
+                        scale: 1.0,
                     };
                     mul_mat_vec_layer(
                         rec,

@@ -162,7 +162,8 @@ impl Case {
                 segs,
             } => format!(
                 "type={ty},m={m}x{segs},k={k},n={n},{}{}",
-                if *norm { "norm," } else { "" },
+                // Cases without the norm also scale the product (a folded SCALE).
+                if *norm { "norm," } else { "scale," },
                 ["none", "add", "swiglu"][*epi as usize]
             ),
             Case::TopK { v, k, n, ties } => {
@@ -648,6 +649,10 @@ fn run_inner(
             let parts: Vec<&[u8]> = w.chunks(m as usize * rb).collect();
             let mut y = vec![0f32; (rows * n) as usize];
             ops::mul_mat(ty, &parts, &split, k as usize, &xn, n as usize, &mut y)?;
+            let scale = if norm { 1.0 } else { 0.5 };
+            for v in &mut y {
+                *v *= scale;
+            }
             let mut want = vec![0f32; if epi == 2 { (m * n) as usize } else { y.len() }];
             match epi {
                 1 => ops::binary(true, &y, &r, m as usize, &mut want),
@@ -676,6 +681,7 @@ fn run_inner(
                             2 => LayerEpi::SwiGlu,
                             _ => LayerEpi::None,
                         },
+                        scale,
                     };
                     mul_mat_vec_layer(
                         rec,

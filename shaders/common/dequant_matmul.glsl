@@ -39,11 +39,11 @@ layout(push_constant) uniform Push {
     uvec4 seg_woff;
 #ifdef LAYER
     // mul_mat_vec_layer.comp: element offsets of nw (binding 3) and r (binding 4), the
-    // norm's epsilon.
+    // norm's epsilon, the factor on the product (a folded SCALE; 1 for none).
     uint nw_off;
     uint r_off;
     float eps;
-    uint pad;
+    float scale;
 #endif
 } p;
 

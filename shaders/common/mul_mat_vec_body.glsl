@@ -25,6 +25,7 @@
 // - EPI = 2 (swiglu): the weight is two equal segments (gate rows, then up rows); a
 //   workgroup takes NR/2 gate rows and the up rows with the same index, and writes
 //   silu(gate) * up into dst [m/2, n].
+// Every variant multiplies the product by p.scale (a folded SCALE) before the epilogue.
 // Unused bindings are bound to x by the dispatch helper.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -168,13 +169,13 @@ void main() {
         if (!row_in(group, r)) {
             continue;
         }
-        float scale = 1.0;
+        float scale = p.scale;
         if (NORM) {
             float q = 0.0;
             for (uint g = 0u; g < gl_NumSubgroups; g++) {
                 q += red_ss[j * WG + g];
             }
-            scale = inversesqrt(q / float(p.k) + p.eps);
+            scale *= inversesqrt(q / float(p.k) + p.eps);
         }
         float s = 0.0;
         for (uint g = 0u; g < gl_NumSubgroups; g++) {

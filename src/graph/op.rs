@@ -109,7 +109,8 @@ pub enum Op {
     /// A MUL_MAT with work folded in by decode-layer fusion (`passes::layer`, DESIGN.md
     /// decision 13). Sources `[w, x]`, then `nw: f32 [k]` when `norm` is `Some(eps)`, then
     /// `r: f32 [m, n]` when `epi` is [`Epilogue::Add`]:
-    /// `dst = epi(W · x')` with `x' = rms_norm(x) * nw` (each token row) or `x' = x`.
+    /// `dst = epi(scale · W · x')` with `x' = rms_norm(x) * nw` (each token row) or `x' = x`
+    /// (`scale`: a SCALE of the product folded in, 1 otherwise).
     /// `split` as for [`Op::MulMat`]; [`Epilogue::SwiGlu`] needs two equal segments (gate
     /// rows, then up rows) and writes f32 `[m/2, n]` = `silu(gate) * up`;
     /// [`Epilogue::Add`] (unsplit weights) writes `W·x' + r`; [`Epilogue::None`] writes
@@ -118,6 +119,7 @@ pub enum Op {
         split: Vec<usize>,
         norm: Option<f32>,
         epi: Epilogue,
+        scale: f32,
     },
     /// `[logits: f32 [v, n]]` → f32 `[2 + 2k, n]`: per row its max, its log-sum-exp, then
     /// the `k` largest logits as (id, logit) pairs (the id as an f32, exact below 2^24),
@@ -156,7 +158,9 @@ impl Op {
             Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",
             Op::MoeSum => "MOE_SUM",
             Op::TopK { .. } => "TOP_K",
-            Op::MulMatLayer { split, norm, epi } => match (norm.is_some(), epi) {
+            Op::MulMatLayer {
+                split, norm, epi, ..
+            } => match (norm.is_some(), epi) {
                 (true, Epilogue::None) if split.is_empty() => "RMS_NORM_MUL_MAT",
                 (true, Epilogue::None) => "RMS_NORM_MUL_MAT_FUSED",
                 (true, Epilogue::Add) => "RMS_NORM_MUL_MAT_ADD",

@@ -1,10 +1,13 @@
 //! Decode-layer fusion (DESIGN.md decision 13): element-wise work folded into the
-//! matmuls around it, so a decode layer runs fewer dispatches and stages. Three folds,
+//! matmuls around it, so a decode layer runs fewer dispatches and stages. Four folds,
 //! each into an [`Op::MulMatLayer`]:
 //! - **SwiGLU epilogue**: SWIGLU(gate, up) over the two halves of a fused gate/up
 //!   MUL_MAT (the sibling pass's `ffn_gate_up`) becomes that matmul's epilogue;
+//! - **scale epilogue**: SCALE(MUL_MAT(W, x)) (a LoRA adapter's `s·B·(A·x)`) becomes
+//!   the matmul's factor on its product;
 //! - **residual epilogue**: ADD(MUL_MAT(W, x), r) — attention output and ffn_down plus
-//!   the residual stream — becomes `W·x + r` in the matmul;
+//!   the residual stream, or a LoRA product plus the base output it corrects — becomes
+//!   `W·x + r` in the matmul;
 //! - **norm prologue**: an RMS_NORM_MUL whose every reader is a matmul (attn_norm →
 //!   Q/K/V, ffn_norm → gate/up, result_norm → the head) disappears into those matmuls'
 //!   prologue (the mat-vec sums x² while it reads x anyway).
@@ -104,6 +107,7 @@ fn remove(g: &mut Graph, n: NodeIndex) {
 /// Runs the three folds; returns how many nodes were folded away.
 pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     let mut folded = swiglu_epilogue(g, fusable);
+    folded += scale_epilogue(g, fusable);
     folded += add_epilogue(g, fusable);
     folded += norm_prologue(g, fusable);
     if folded > 0 {
@@ -181,6 +185,7 @@ fn swiglu_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             split,
             norm: None,
             epi: Epilogue::SwiGlu,
+            scale: 1.0,
         };
         node.dst = out;
         remove(g, s);
@@ -188,6 +193,47 @@ fn swiglu_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             g,
             format!("folded {wname} + SWIGLU → MUL_MAT_SWIGLU (the epilogue writes silu(gate)·up) — 1 dispatch and 1 stage fewer"),
         );
+        done += 1;
+    }
+    done
+}
+
+/// SCALE(MUL_MAT(W, x)) → the matmul scales its product (LoRA's `s·B·(A·x)`).
+fn scale_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, producer) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for sc in order {
+        let Op::Scale { s } = g.node(sc).op else {
+            continue;
+        };
+        let t = g.node(sc).srcs[0];
+        let Some(&mm) = producer.get(&t) else {
+            continue;
+        };
+        let Op::MulMat { split } = g.node(mm).op.clone() else {
+            continue;
+        };
+        if g.root(t) != t || readers[&t].len() != 1 || g.tensor(g.node(sc).dst).ne != g.tensor(t).ne
+        {
+            continue;
+        }
+        let wname = pretty(&g.tensor(g.node(mm).srcs[0]).name);
+        if let Err(why) = fusable(g, mm) {
+            note(g, format!("kept   {wname} + SCALE: {why}"));
+            continue;
+        }
+        let out = g.node(sc).dst;
+        let node = &mut g.dag[mm];
+        node.op = Op::MulMatLayer {
+            split,
+            norm: None,
+            epi: Epilogue::None,
+            scale: s,
+        };
+        node.dst = out;
+        remove(g, sc);
+        note(g, format!("folded {wname} + SCALE ×{s} → the matmul scales its product — 1 dispatch and 1 stage fewer"));
         done += 1;
     }
     done
@@ -209,7 +255,17 @@ fn add_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             let t = g.node(a).srcs[i];
             let r = g.node(a).srcs[1 - i];
             let &mm = producer.get(&t)?;
-            let plain = matches!(&g.node(mm).op, Op::MulMat { split } if split.is_empty());
+            let plain = match &g.node(mm).op {
+                Op::MulMat { split } => split.is_empty(),
+                // A matmul with a SCALE folded in (a LoRA B factor).
+                Op::MulMatLayer {
+                    split,
+                    norm: None,
+                    epi: Epilogue::None,
+                    ..
+                } => split.is_empty(),
+                _ => false,
+            };
             let ok = plain
                 && g.root(t) == t
                 && readers[&t].len() == 1
@@ -228,10 +284,15 @@ fn add_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             continue;
         }
         let node = &mut g.dag[mm];
+        let scale = match node.op {
+            Op::MulMatLayer { scale, .. } => scale,
+            _ => 1.0,
+        };
         node.op = Op::MulMatLayer {
             split: vec![],
             norm: None,
             epi: Epilogue::Add,
+            scale,
         };
         node.srcs.push(r);
         node.dst = out;
@@ -303,11 +364,15 @@ fn norm_prologue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
                     split,
                     norm: Some(eps),
                     epi: Epilogue::None,
+                    scale: 1.0,
                 },
-                Op::MulMatLayer { split, epi, .. } => Op::MulMatLayer {
+                Op::MulMatLayer {
+                    split, epi, scale, ..
+                } => Op::MulMatLayer {
                     split,
                     norm: Some(eps),
                     epi,
+                    scale,
                 },
                 _ => unreachable!("checked above"),
             };

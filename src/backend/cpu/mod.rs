@@ -199,7 +199,12 @@ impl CpuBackend {
                 let l = self.f32s(g, s(0))?;
                 ops::top_k(&l, ne0, *k, &mut out)
             }
-            Op::MulMatLayer { split, norm, epi } => {
+            Op::MulMatLayer {
+                split,
+                norm,
+                epi,
+                scale,
+            } => {
                 // The unfused ops in sequence: RMS_NORM_MUL, MUL_MAT, then ADD or SWIGLU.
                 let mut x = self.f32s(g, s(1))?;
                 let k = g.tensor(s(1)).ne[0];
@@ -211,6 +216,10 @@ impl CpuBackend {
                 let m = g.tensor(s(0)).nrows();
                 let mut y = vec![0f32; m * g.tensor(s(1)).nrows()];
                 self.mul_mat(g, node.srcs[0], &x, split, &dt.name, &mut y)?;
+                if *scale != 1.0 {
+                    let unscaled = y.clone();
+                    ops::scale(&unscaled, *scale, &mut y);
+                }
                 match epi {
                     Epilogue::None => out.copy_from_slice(&y),
                     Epilogue::Add => {

@@ -535,6 +535,8 @@ pub struct LayerParts<'a> {
     pub norm: Option<(BufferRange<'a>, f32)>,
     /// The epilogue; [`LayerEpi::Add`] carries the residual (f32 `[m, n]`).
     pub epi: LayerEpi<'a>,
+    /// Factor on the product before the epilogue (a folded SCALE; 1 for none).
+    pub scale: f32,
 }
 
 /// The epilogue of [`mul_mat_vec_layer`].
@@ -552,7 +554,7 @@ struct LayerPush {
     nw_off: u32,
     r_off: u32,
     eps: f32,
-    pad: u32,
+    scale: f32,
 }
 
 /// Why the fused mat-vec (`mul_mat_vec_layer.comp`) cannot take weight type `ty` with
@@ -603,7 +605,7 @@ fn layer_shader(ty: GgmlType) -> Option<ShaderId> {
     })
 }
 
-/// Records `dst = epi(W · x')` (`Op::MulMatLayer`) for `n <= MAT_VEC_MAX_N` tokens: `x'`
+/// Records `dst = epi(scale · W · x')` (`Op::MulMatLayer`) for `n <= MAT_VEC_MAX_N` tokens: `x'`
 /// is `x` or, with `parts.norm`, `rms_norm(x) * nw` per token; the epilogue adds a
 /// residual (`dst` and `r` f32 `[m, n]`, unsplit weights) or, for a weight of two equal
 /// segments (gate rows, up rows), writes `silu(gate) * up` (`dst` f32 `[m/2, n]`).
@@ -664,7 +666,7 @@ pub fn mul_mat_vec_layer(
         nw_off,
         r_off,
         eps,
-        pad: 0,
+        scale: parts.scale,
     };
     let units = (k / kernel_qk(ty)) * (kernel_qk(ty) / 16);
     let cpu = caps.device_type == ash::vk::PhysicalDeviceType::CPU;

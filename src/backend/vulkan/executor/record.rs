@@ -175,7 +175,12 @@ impl VulkanBackend {
                     tiled,
                 )
             }
-            Op::MulMatLayer { split, norm, epi } => {
+            Op::MulMatLayer {
+                split,
+                norm,
+                epi,
+                scale,
+            } => {
                 use dispatch::mul_mat::{LayerEpi, LayerParts};
                 let w = st(0);
                 let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
@@ -186,6 +191,7 @@ impl VulkanBackend {
                         Epilogue::Add => LayerEpi::Add(s(node.srcs.len() - 1)?),
                         Epilogue::SwiGlu => LayerEpi::SwiGlu,
                     },
+                    scale: *scale,
                 };
                 dispatch::mul_mat::mul_mat_vec_layer(
                     rec,
