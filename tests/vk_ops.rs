@@ -332,121 +332,125 @@ fn swiglu() {
 #[test]
 fn q8_epilogues_match_quantize() {
     use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes, XQ};
-    for_each_device("q8_epilogues", |gpu| {
-        let (ne0, rows) = (96usize, 3usize);
-        let n = ne0 * rows;
-        let a = Input::f32(gpu, "a", &values(n, 3), 4);
-        let b = Input::f32(gpu, "b", &values(n, 4), 4);
-        let w = Input::f32(gpu, "w", &values(ne0, 5), 4);
-        let (cb, sb) = xq_bytes(ne0 as u32, rows as u32);
-        assert!(cb <= 512);
-        let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; 512 + sb as usize]);
-        fn xq(buf: &Buffer, cb: u64, sb: u64) -> XQ<'_> {
-            XQ {
-                codes: buf.range(0, cb),
-                scales: buf.range(512, sb),
-            }
-        }
-        for kernel in ["rms_norm_mul", "add_rms_norm_mul", "swiglu"] {
-            let case = format!("{kernel}_q8(ne0={ne0},rows={rows})");
-            let plain = Output::new(gpu, "plain", n);
-            let fused = Output::new(gpu, "fused", n);
-            let (ep, re) = (xq_buf("epilogue"), xq_buf("requantized"));
-            // add_rms_norm_mul's SUM output: the residual a + b, written by the same dispatch.
-            let sum = Output::new(gpu, "sum", n);
-            let (ne0u, rowsu) = (ne0 as u32, rows as u32);
-            run(gpu, &case, |rec| {
-                match kernel {
-                    "rms_norm_mul" => {
-                        norm::rms_norm_mul(
-                            rec,
-                            a.range(4),
-                            w.range(4),
-                            plain.range(),
-                            ne0u,
-                            rowsu,
-                            1,
-                            1e-6,
-                        )?;
-                        norm::rms_norm_mul_q8(
-                            rec,
-                            a.range(4),
-                            w.range(4),
-                            fused.range(),
-                            xq(&ep, cb, sb),
-                            ne0u,
-                            rowsu,
-                            1,
-                            1e-6,
-                        )?;
-                    }
-                    "add_rms_norm_mul" => {
-                        norm::add_rms_norm_mul(
-                            rec,
-                            a.range(4),
-                            b.range(4),
-                            w.range(4),
-                            plain.range(),
-                            ne0u,
-                            rowsu,
-                            1,
-                            1e-6,
-                        )?;
-                        norm::add_rms_norm_mul_with(
-                            rec,
-                            a.range(4),
-                            b.range(4),
-                            w.range(4),
-                            fused.range(),
-                            Some(xq(&ep, cb, sb)),
-                            Some(sum.range()),
-                            ne0u,
-                            rowsu,
-                            1,
-                            1e-6,
-                        )?;
-                    }
-                    _ => {
-                        glu::swiglu(rec, a.range(4), b.range(4), plain.range(), n as u32)?;
-                        glu::swiglu_with(
-                            rec,
-                            a.range(4),
-                            b.range(4),
-                            fused.range(),
-                            Some(xq(&ep, cb, sb)),
-                            n as u32,
-                        )?;
-                    }
-                }
-                Ok(())
-            });
-            let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
-            if kernel == "add_rms_norm_mul" {
-                let (av, bv) = (values(n, 3), values(n, 4));
-                let got = sum.read(gpu, &case);
-                for i in 0..n {
-                    assert_eq!(
-                        got[i].to_bits(),
-                        (av[i] + bv[i]).to_bits(),
-                        "{}: sum[{i}]",
-                        gpu.case(&case)
-                    );
+    // (4096, 1): a decode row, which the wide (1024-invocation) norm variants take on GPUs.
+    for (ne0, rows) in [(96usize, 3usize), (4096, 1)] {
+        for_each_device("q8_epilogues", |gpu| {
+            let n = ne0 * rows;
+            let a = Input::f32(gpu, "a", &values(n, 3), 4);
+            let b = Input::f32(gpu, "b", &values(n, 4), 4);
+            let w = Input::f32(gpu, "w", &values(ne0, 5), 4);
+            let (cb, sb) = xq_bytes(ne0 as u32, rows as u32);
+            // The scales start at the first multiple of 512 bytes after the codes.
+            let so = cb.div_ceil(512) * 512;
+            let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; (so + sb) as usize]);
+            fn xq(buf: &Buffer, cb: u64, sb: u64) -> XQ<'_> {
+                let so = cb.div_ceil(512) * 512;
+                XQ {
+                    codes: buf.range(0, cb),
+                    scales: buf.range(so, sb),
                 }
             }
-            // quantize_q8_1 reads 16-byte aligned x: a copy of the fused output at offset 0.
-            let again = Input::f32(gpu, "again", &f, 0);
-            run(gpu, &case, |rec| {
-                quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu)
-            });
-            assert!(
-                p.iter().zip(&f).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{}: q8 variant's f32 output differs from the plain kernel's",
-                gpu.case(&case)
-            );
-            common::io::assert_q8_same(gpu, &case, &ep, &re, cb, sb, 512);
-            eprintln!("{}: ok", gpu.case(&case));
-        }
-    });
+            for kernel in ["rms_norm_mul", "add_rms_norm_mul", "swiglu"] {
+                let case = format!("{kernel}_q8(ne0={ne0},rows={rows})");
+                let plain = Output::new(gpu, "plain", n);
+                let fused = Output::new(gpu, "fused", n);
+                let (ep, re) = (xq_buf("epilogue"), xq_buf("requantized"));
+                // add_rms_norm_mul's SUM output: the residual a + b, written by the same dispatch.
+                let sum = Output::new(gpu, "sum", n);
+                let (ne0u, rowsu) = (ne0 as u32, rows as u32);
+                run(gpu, &case, |rec| {
+                    match kernel {
+                        "rms_norm_mul" => {
+                            norm::rms_norm_mul(
+                                rec,
+                                a.range(4),
+                                w.range(4),
+                                plain.range(),
+                                ne0u,
+                                rowsu,
+                                1,
+                                1e-6,
+                            )?;
+                            norm::rms_norm_mul_q8(
+                                rec,
+                                a.range(4),
+                                w.range(4),
+                                fused.range(),
+                                xq(&ep, cb, sb),
+                                ne0u,
+                                rowsu,
+                                1,
+                                1e-6,
+                            )?;
+                        }
+                        "add_rms_norm_mul" => {
+                            norm::add_rms_norm_mul(
+                                rec,
+                                a.range(4),
+                                b.range(4),
+                                w.range(4),
+                                plain.range(),
+                                ne0u,
+                                rowsu,
+                                1,
+                                1e-6,
+                            )?;
+                            norm::add_rms_norm_mul_with(
+                                rec,
+                                a.range(4),
+                                b.range(4),
+                                w.range(4),
+                                fused.range(),
+                                Some(xq(&ep, cb, sb)),
+                                Some(sum.range()),
+                                ne0u,
+                                rowsu,
+                                1,
+                                1e-6,
+                            )?;
+                        }
+                        _ => {
+                            glu::swiglu(rec, a.range(4), b.range(4), plain.range(), n as u32)?;
+                            glu::swiglu_with(
+                                rec,
+                                a.range(4),
+                                b.range(4),
+                                fused.range(),
+                                Some(xq(&ep, cb, sb)),
+                                n as u32,
+                            )?;
+                        }
+                    }
+                    Ok(())
+                });
+                let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+                if kernel == "add_rms_norm_mul" {
+                    let (av, bv) = (values(n, 3), values(n, 4));
+                    let got = sum.read(gpu, &case);
+                    for i in 0..n {
+                        assert_eq!(
+                            got[i].to_bits(),
+                            (av[i] + bv[i]).to_bits(),
+                            "{}: sum[{i}]",
+                            gpu.case(&case)
+                        );
+                    }
+                }
+                // quantize_q8_1 reads 16-byte aligned x: a copy of the fused output at offset 0.
+                let again = Input::f32(gpu, "again", &f, 0);
+                run(gpu, &case, |rec| {
+                    quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu)
+                });
+                assert!(
+                    p.iter().zip(&f).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{}: q8 variant's f32 output differs from the plain kernel's",
+                    gpu.case(&case)
+                );
+                common::io::assert_q8_same(gpu, &case, &ep, &re, cb, sb, so as usize);
+                eprintln!("{}: ok", gpu.case(&case));
+            }
+        });
+    }
 }
 
 /// Perf mode (ggml `test-backend-ops perf` style): not a timed test — it asserts only that
@@ -629,7 +633,14 @@ fn perf() {
 #[test]
 fn add_rms_norm_mul() {
     for_each_device("add_rms_norm_mul", |gpu| {
-        for (ne0, nrows, w_rows) in [(7usize, 1usize, 1usize), (256, 3, 1), (1000, 4, 2)] {
+        // (4096, 1) and (2048, 2): decode rows, the wide variants on GPUs.
+        for (ne0, nrows, w_rows) in [
+            (7usize, 1usize, 1usize),
+            (256, 3, 1),
+            (1000, 4, 2),
+            (4096, 1, 1),
+            (2048, 2, 1),
+        ] {
             let case = format!("add_rms_norm_mul(ne0={ne0},rows={nrows},w_rows={w_rows})");
             let n = ne0 * nrows;
             let (a, b, w) = (values(n, 3), values(n, 4), values(ne0 * w_rows, 5));

@@ -250,7 +250,19 @@ pub fn add_rms_norm_mul_with(
     eps: f32,
 ) -> Result<()> {
     use ShaderId as S;
-    let shader = match (Reduce::best(rec.caps()), q8.is_some(), sum.is_some()) {
+    let caps = rec.caps();
+    // A few long rows (decode): 1024 invocations per row instead of 256.
+    let wide = Reduce::best(caps) == Reduce::Subgroup
+        && ne0 >= 2048
+        && nrows <= 16
+        && caps.device_type != vk::PhysicalDeviceType::CPU
+        && caps.max_compute_work_group_invocations >= 1024
+        && caps.max_compute_work_group_size[0] >= 1024;
+    let shader = match (Reduce::best(caps), q8.is_some(), sum.is_some()) {
+        (Reduce::Subgroup, false, false) if wide => S::add_rms_norm_mul_sg_wide,
+        (Reduce::Subgroup, true, false) if wide => S::add_rms_norm_mul_sg_q8_wide,
+        (Reduce::Subgroup, false, true) if wide => S::add_rms_norm_mul_sg_sum_wide,
+        (Reduce::Subgroup, true, true) if wide => S::add_rms_norm_mul_sg_q8_sum_wide,
         (Reduce::Subgroup, false, false) => S::add_rms_norm_mul_sg,
         (Reduce::Shared, false, false) => S::add_rms_norm_mul,
         (Reduce::Subgroup, true, false) => S::add_rms_norm_mul_sg_q8,
