@@ -1,0 +1,397 @@
+//! The op suite's cases: what each op instance is (`Case`), its name as `-o` and the output
+//! print it, the bytes it moves (for `--perf`), and the fixed list every run walks
+//! ([`cases`]).
+
+use crate::backend::vulkan::dispatch;
+use crate::quant::GgmlType;
+
+/// One op instance.
+#[derive(Clone, Debug)]
+pub enum Case {
+    /// Float-activation matmul: mat-vec for n ≤ 8, the tiled kernel above.
+    MulMat {
+        ty: GgmlType,
+        m: u32,
+        k: u32,
+        n: u32,
+    },
+    /// Integer-dot mat-vec over q8_1 activations (`quantize_q8_1` first).
+    MulMatVecq {
+        ty: GgmlType,
+        m: u32,
+        k: u32,
+        n: u32,
+    },
+    /// The mat-vec with decode-layer fusion (`Op::MulMatLayer`): an RMS-norm prologue
+    /// (`norm`), and epilogue `epi` = 0 none (over `segs` equal segments), 1 residual add,
+    /// 2 SwiGLU (two segments of `m` rows: gate, up).
+    MulMatLayer {
+        ty: GgmlType,
+        m: u32,
+        k: u32,
+        n: u32,
+        norm: bool,
+        epi: u8,
+        segs: u32,
+    },
+    /// `Op::TopK` over `n` rows of `v` logits; `ties`: logits rounded to a few values.
+    TopK {
+        v: u32,
+        k: u32,
+        n: u32,
+        ties: bool,
+    },
+    GetRows {
+        ty: GgmlType,
+        ne0: u32,
+        n: u32,
+    },
+    RmsNorm {
+        ne0: u32,
+        rows: u32,
+    },
+    Add {
+        ne0: u32,
+        rows: u32,
+    },
+    Swiglu {
+        n: u32,
+    },
+    Scale {
+        n: u32,
+    },
+    Rope {
+        head_dim: u32,
+        n_dims: u32,
+        n_head: u32,
+        n: u32,
+        neox: bool,
+    },
+    Attention {
+        d: u32,
+        n_head: u32,
+        n_head_kv: u32,
+        n: u32,
+        n_kv: u32,
+    },
+    /// MOE_TOPK then MOE_WEIGHTS on the device; the weights are compared (a wrong expert
+    /// set or order changes them: they are the chosen logits' softmax, largest first).
+    /// With 60 experts the logits are whole numbers, so ties decide (a wrong tie order
+    /// leaves the weights equal: that case checks the set, the CPU tests the order).
+    MoeRoute {
+        n_expert: u32,
+        k: u32,
+        n: u32,
+    },
+    /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
+    /// second expert stack of m + 5 rows after the first (a fused gate/up weight).
+    MulMatId {
+        ty: GgmlType,
+        m: u32,
+        k: u32,
+        n_expert: u32,
+        n_used: u32,
+        nx: u32,
+        n: u32,
+        fused: bool,
+    },
+    MoeSum {
+        ne0: u32,
+        n_used: u32,
+        n: u32,
+    },
+}
+
+impl Case {
+    /// The op's name (what `-o` matches).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Case::MulMat { n, .. } if *n <= dispatch::mul_mat::MAT_VEC_MAX_N => "mul_mat_vec",
+            Case::MulMat { .. } => "mul_mat",
+            Case::MulMatVecq { .. } => "mul_mat_vecq",
+            Case::MulMatLayer { .. } => "mul_mat_vec_layer",
+            Case::TopK { .. } => "top_k",
+            Case::GetRows { .. } => "get_rows",
+            Case::RmsNorm { .. } => "rms_norm",
+            Case::Add { .. } => "add",
+            Case::Swiglu { .. } => "swiglu",
+            Case::Scale { .. } => "scale",
+            Case::Rope { .. } => "rope",
+            Case::Attention { .. } => "attention",
+            Case::MoeRoute { .. } => "moe_route",
+            Case::MulMatId { .. } => "mul_mat_id",
+            Case::MoeSum { .. } => "moe_sum",
+        }
+    }
+
+    /// `op(params)`, the name a run prints.
+    pub fn name(&self) -> String {
+        let p = match self {
+            Case::MulMat { ty, m, k, n } | Case::MulMatVecq { ty, m, k, n } => {
+                format!("type={ty},m={m},k={k},n={n}")
+            }
+            Case::MulMatLayer {
+                ty,
+                m,
+                k,
+                n,
+                norm,
+                epi,
+                segs,
+            } => format!(
+                "type={ty},m={m}x{segs},k={k},n={n},{}{}",
+                // Cases without the norm also scale the product (a folded SCALE).
+                if *norm { "norm," } else { "scale," },
+                ["none", "add", "swiglu"][*epi as usize]
+            ),
+            Case::TopK { v, k, n, ties } => {
+                format!("v={v},k={k},n={n}{}", if *ties { ",ties" } else { "" })
+            }
+            Case::GetRows { ty, ne0, n } => format!("type={ty},ne0={ne0},n={n}"),
+            Case::RmsNorm { ne0, rows } | Case::Add { ne0, rows } => {
+                format!("ne0={ne0},rows={rows}")
+            }
+            Case::Swiglu { n } | Case::Scale { n } => format!("n={n}"),
+            Case::Rope {
+                head_dim,
+                n_dims,
+                n_head,
+                n,
+                neox,
+            } => format!(
+                "mode={},head_dim={head_dim},n_dims={n_dims},h={n_head},n={n}",
+                if *neox { "neox" } else { "normal" }
+            ),
+            Case::Attention {
+                d,
+                n_head,
+                n_head_kv,
+                n,
+                n_kv,
+            } => {
+                format!("d={d},h={n_head}/{n_head_kv},n={n},n_kv={n_kv}")
+            }
+            Case::MoeRoute { n_expert, k, n } => format!("experts={n_expert},k={k},n={n}"),
+            Case::MulMatId {
+                ty,
+                m,
+                k,
+                n_expert,
+                n_used,
+                nx,
+                n,
+                fused,
+            } => format!(
+                "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}",
+                if *fused {
+                    format!("+{}", m + 5)
+                } else {
+                    String::new()
+                }
+            ),
+            Case::MoeSum { ne0, n_used, n } => format!("ne0={ne0},used={n_used},n={n}"),
+        };
+        format!("{}({p})", self.op())
+    }
+
+    /// Bytes the op reads and writes (for `--perf`'s GB/s).
+    pub(super) fn bytes(&self) -> u64 {
+        match *self {
+            Case::MulMat { ty, m, k, n } | Case::MulMatVecq { ty, m, k, n } => {
+                let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
+                w + 4 * u64::from(k * n + m * n)
+            }
+            Case::MulMatLayer {
+                ty, m, k, n, segs, ..
+            } => {
+                let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m * segs);
+                w + 4 * u64::from(k * n + m * segs * n)
+            }
+            Case::TopK { v, k, n, .. } => 4 * u64::from(n * (v + 2 + 2 * k)),
+            Case::GetRows { ty, ne0, n } => {
+                u64::from(n) * (ty.row_bytes(ne0 as usize).unwrap_or(0) as u64 + 4 * u64::from(ne0))
+            }
+            Case::RmsNorm { ne0, rows } => 8 * u64::from(ne0 * rows),
+            Case::Add { ne0, rows } => 12 * u64::from(ne0 * rows),
+            Case::Swiglu { n } => 12 * u64::from(n),
+            Case::Scale { n } => 8 * u64::from(n),
+            Case::Rope {
+                head_dim,
+                n_head,
+                n,
+                ..
+            } => 8 * u64::from(head_dim * n_head * n),
+            Case::Attention {
+                d,
+                n_head,
+                n_head_kv,
+                n,
+                n_kv,
+            } => 8 * u64::from(d * n_head * n) + 4 * u64::from(d * n_head_kv * n_kv),
+            Case::MoeRoute { n_expert, k, n } => 4 * u64::from(n * (n_expert + 2 * k)),
+            Case::MulMatId {
+                ty,
+                m,
+                k,
+                n_used,
+                nx,
+                n,
+                fused,
+                ..
+            } => {
+                let m = if fused { 2 * m + 5 } else { m };
+                let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
+                u64::from(n_used * n) * w + 4 * u64::from(k * nx * n + m * n_used * n)
+            }
+            Case::MoeSum { ne0, n_used, n } => 4 * u64::from(ne0 * n * (n_used + 1) + n_used * n),
+        }
+    }
+}
+
+/// Every case, in a fixed order: 13 weight types × 5 shapes × 5 batch sizes of MUL_MAT,
+/// the 10 quantized types × 5 × 3 of the integer-dot mat-vec, GET_ROWS of every type, and
+/// the element-wise, RoPE and attention shapes the models use.
+pub fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    let shapes = [
+        (33u32, 256u32),
+        (64, 512),
+        (7, 768),
+        (100, 1024),
+        (256, 256),
+    ];
+    for ty in GgmlType::WEIGHT_TYPES {
+        for (m, k) in shapes {
+            for n in [1u32, 2, 8, 16, 17, 64] {
+                v.push(Case::MulMat { ty, m, k, n });
+            }
+        }
+    }
+    for ty in GgmlType::WEIGHT_TYPES
+        .into_iter()
+        .filter(|t| t.is_quantized())
+    {
+        for (m, k) in shapes {
+            for n in [1u32, 3, 8, 16] {
+                v.push(Case::MulMatVecq { ty, m, k, n });
+            }
+        }
+    }
+    for (vocab, k, n, ties) in [
+        (1000u32, 1u32, 1u32, false),
+        (151_936, 40, 1, false),
+        (151_936, 1, 2, true),
+        (32_000, 64, 3, true),
+        (5, 5, 1, true),
+        (4096, 40, 2, false),
+    ] {
+        v.push(Case::TopK {
+            v: vocab,
+            k,
+            n,
+            ties,
+        });
+    }
+    // Every type × each fold (norm over three segments as Q/K/V, add, norm + add, SwiGLU
+    // with and without the norm), shapes and token counts rotating.
+    for ty in GgmlType::WEIGHT_TYPES {
+        let folds = [
+            (true, 0u8, 3u32),
+            (false, 1, 1),
+            (true, 1, 1),
+            (true, 2, 2),
+            (false, 2, 2),
+        ];
+        for (i, (norm, epi, segs)) in folds.into_iter().enumerate() {
+            let (m, k, n) = [
+                (33u32, 256u32, 1u32),
+                (64, 512, 16),
+                (7, 768, 5),
+                (100, 1024, 2),
+                (20, 256, 9),
+            ][i];
+            v.push(Case::MulMatLayer {
+                ty,
+                m,
+                k,
+                n,
+                norm,
+                epi,
+                segs,
+            });
+        }
+    }
+    for ty in GgmlType::WEIGHT_TYPES {
+        for (ne0, n) in [(256u32, 1u32), (512, 5), (1024, 3)] {
+            v.push(Case::GetRows { ty, ne0, n });
+        }
+    }
+    for (ne0, rows) in [(64u32, 1u32), (576, 3), (1024, 7), (4096, 2)] {
+        v.push(Case::RmsNorm { ne0, rows });
+        v.push(Case::Add { ne0, rows });
+    }
+    for n in [1u32, 255, 1000, 4099] {
+        v.push(Case::Swiglu { n });
+        v.push(Case::Scale { n });
+    }
+    for neox in [false, true] {
+        for (head_dim, n_dims, n_head, n) in [
+            (64u32, 64u32, 3u32, 5u32),
+            (128, 128, 2, 1),
+            (128, 64, 4, 3),
+        ] {
+            v.push(Case::Rope {
+                head_dim,
+                n_dims,
+                n_head,
+                n,
+                neox,
+            });
+        }
+    }
+    for d in [64u32, 128] {
+        for (n_head, n_head_kv) in [(4u32, 2u32), (4, 4), (8, 1)] {
+            for n_kv in [1u32, 13, 300] {
+                for n in [1u32, 4] {
+                    v.push(Case::Attention {
+                        d,
+                        n_head,
+                        n_head_kv,
+                        n,
+                        n_kv,
+                    });
+                }
+            }
+        }
+    }
+    for (n_expert, k) in [(8u32, 2u32), (60, 4), (128, 8)] {
+        for n in [1u32, 5, 17] {
+            v.push(Case::MoeRoute { n_expert, k, n });
+        }
+    }
+    for ty in GgmlType::WEIGHT_TYPES {
+        for (m, k) in [(33u32, 256u32), (7, 768)] {
+            for (nx, n, fused) in [
+                (1u32, 1u32, false),
+                (1, 3, false),
+                (2, 17, false),
+                (1, 3, true),
+            ] {
+                v.push(Case::MulMatId {
+                    ty,
+                    m,
+                    k,
+                    n_expert: 8,
+                    n_used: 2,
+                    nx,
+                    n,
+                    fused,
+                });
+            }
+        }
+    }
+    for (ne0, n_used, n) in [(256u32, 2u32, 1u32), (2048, 8, 3), (100, 3, 17)] {
+        v.push(Case::MoeSum { ne0, n_used, n });
+    }
+    v
+}
