@@ -143,6 +143,45 @@ fn bench_reports_every_mode() {
         md.contains("| test | t/s off | t/s auto | speedup |"),
         "{md}"
     );
+    // --fusion as an A/B list: a compare table per level, and CSV with `fusion` appended
+    // (existing columns keep their positions).
+    let (ok, md, err) = vkgraph(&[
+        "bench",
+        "-m",
+        &m,
+        "-p",
+        "0",
+        "-n",
+        "3",
+        "-r",
+        "1",
+        "--qkv",
+        "auto",
+        "--fusion",
+        "none,layer",
+        "--cpu",
+    ]);
+    assert!(ok, "{err}");
+    assert!(md.contains("| auto fusion=none | tg3 |"), "{md}");
+    assert!(
+        md.contains("| t/s auto fusion=none | t/s auto fusion=layer | speedup |"),
+        "{md}"
+    );
+    let (ok, csv, err) = vkgraph(&[
+        "bench", "-m", &m, "-p", "0", "-n", "3", "-r", "1", "--qkv", "auto", "--fusion", "ops",
+        "--cpu", "-o", "csv",
+    ]);
+    assert!(ok, "{err}");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("model,size,params,backend,qkv,test,avg_ts,stddev_ts,fusion"),
+        "{csv}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!((row[4], row[5], row[8]), ("auto", "tg3", "ops"), "{csv}");
+    let (ok, _, err) = vkgraph(&["bench", "-m", &m, "--fusion", "most", "--cpu"]);
+    assert!(!ok && err.contains("unknown fusion level `most`"), "{err}");
 }
 
 #[test]

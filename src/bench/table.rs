@@ -166,20 +166,21 @@ pub fn json(rows: &[Row]) -> String {
 
 /// CSV with a header line.
 pub fn csv(rows: &[Row]) -> String {
-    let mut s = String::from("model,size,params,backend,qkv,fusion,test,avg_ts,stddev_ts\n");
+    // `fusion` last: columns are only ever appended (scripts read them by position).
+    let mut s = String::from("model,size,params,backend,qkv,test,avg_ts,stddev_ts,fusion\n");
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.4},{:.4}",
+            "{},{},{},{},{},{},{:.4},{:.4},{}",
             r.model,
             r.size_bytes,
             r.params,
             r.backend,
             r.qkv,
-            r.fusion,
             r.test,
             r.mean(),
-            r.sd()
+            r.sd(),
+            r.fusion
         );
     }
     s
