@@ -104,7 +104,8 @@ fn remove(g: &mut Graph, n: NodeIndex) {
     g.schedule.retain(|s| !s.is_empty());
 }
 
-/// Runs the three folds; returns how many nodes were folded away.
+/// Runs the four folds (SwiGLU, scale, add, norm, in that order); returns how many
+/// nodes were folded away.
 pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     let mut folded = swiglu_epilogue(g, fusable);
     folded += scale_epilogue(g, fusable);
