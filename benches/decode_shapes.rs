@@ -9,8 +9,11 @@
 use vkgraph::backend::vulkan::dispatch::mul_mat::{
     mul_mat, mul_mat_vec_layer, LayerEpi, LayerParts, MatVecShape,
 };
-use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
+use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, VulkanContext};
 use vkgraph::quant::{self, GgmlType};
+
+#[path = "common/gpu_time.rs"]
+mod gpu_time;
 
 const REPS: usize = 50;
 const SHAPES: [(u32, u32); 8] = [
@@ -23,29 +26,6 @@ const SHAPES: [(u32, u32); 8] = [
     (32, 8),
     (64, 8),
 ];
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder) -> vkgraph::Result<()>) -> Option<f64> {
-    let mut rec = ctx.recorder().ok()?;
-    rec.begin().ok()?;
-    for _ in 0..REPS {
-        f(&mut rec).ok()?;
-        rec.barrier().ok()?;
-    }
-    rec.timestamp("start").ok()?;
-    for _ in 0..REPS {
-        f(&mut rec).ok()?;
-        rec.barrier().ok()?;
-        rec.timestamp("rep").ok()?;
-    }
-    rec.submit_and_wait().ok()?;
-    let ts = rec.timestamps();
-    (ts.len() >= 2).then(|| median(ts.windows(2).map(|p| (p[1].ns - p[0].ns) / 1e3).collect()))
-}
 
 fn main() {
     let ctx = match VulkanContext::new(&ContextOptions::default()) {
@@ -104,7 +84,7 @@ fn main() {
             } else {
                 vec![]
             };
-            let plain = time(&ctx, &|rec| {
+            let plain = gpu_time::time(&ctx, REPS, &|rec| {
                 mul_mat(rec, ty, w.whole(), x.whole(), d.whole(), k, rows, 1, &split)
             });
             let mut line = format!(
@@ -112,7 +92,7 @@ fn main() {
                 plain.map_or("—".into(), |v| format!("{v:.2}"))
             );
             for (wg, nr) in SHAPES {
-                let us = time(&ctx, &|rec| {
+                let us = gpu_time::time(&ctx, REPS, &|rec| {
                     let parts = LayerParts {
                         norm: norm.then(|| (nw.whole(), 1e-6)),
                         epi: match epi {

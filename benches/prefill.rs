@@ -11,32 +11,10 @@ use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, mul_mat_tiled, 
 use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
 use vkgraph::quant::{self, GgmlType};
 
+#[path = "common/gpu_time.rs"]
+mod gpu_time;
+
 const REPS: usize = 20;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Runs `f` REPS times untimed, then REPS times with a barrier and a timestamp after each;
-/// the median µs.
-fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder)) -> Option<f64> {
-    let mut rec = ctx.recorder().ok()?;
-    rec.begin().ok()?;
-    for _ in 0..REPS {
-        f(&mut rec);
-        rec.barrier().ok()?;
-    }
-    rec.timestamp("start").ok()?;
-    for _ in 0..REPS {
-        f(&mut rec);
-        rec.barrier().ok()?;
-        rec.timestamp("rep").ok()?;
-    }
-    rec.submit_and_wait().ok()?;
-    let ts = rec.timestamps();
-    (ts.len() >= 2).then(|| median(ts.windows(2).map(|p| (p[1].ns - p[0].ns) / 1e3).collect()))
-}
 
 fn main() {
     let ctx = match VulkanContext::new(&ContextOptions::default()) {
@@ -120,9 +98,10 @@ fn main() {
                         &[],
                         kernel,
                     )
-                    .unwrap()
+                    .unwrap();
+                    Ok(())
                 };
-                let Some(us) = time(&ctx, &f) else {
+                let Some(us) = gpu_time::time(&ctx, REPS, &f) else {
                     println!("no timestamps on this device");
                     return;
                 };

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{Mode, Row};
-use crate::passes::QkvMode;
+use crate::passes::{FusionLevel, QkvMode};
 
 fn mode(r: &Row) -> Mode {
     Mode {
@@ -50,101 +50,84 @@ pub fn markdown(rows: &[Row]) -> String {
     }
     // Each mode against `off` at the same fusion level; each fusion level against the
     // lowest one measured in the same QKV mode.
-    let has_off = rows.iter().any(|r| r.qkv == QkvMode::Off);
-    if has_off {
-        for mode in [QkvMode::Fuse, QkvMode::Reorder, QkvMode::Auto] {
-            let pairs: Vec<(&Row, &Row)> = rows
-                .iter()
-                .filter(|r| r.qkv == mode)
-                .filter_map(|r| {
-                    rows.iter()
-                        .find(|o| {
-                            o.qkv == QkvMode::Off
-                                && o.fusion == r.fusion
-                                && o.test == r.test
-                                && o.model == r.model
-                        })
-                        .map(|o| (o, r))
-                })
-                .collect();
-            if pairs.is_empty() {
-                continue;
-            }
-            let off = self::mode(pairs[0].0);
-            let _ = writeln!(
-                s,
-                "\n| model | test | t/s {off} | t/s {} | speedup |",
-                self::mode(pairs[0].1)
+    let mut levels: Vec<FusionLevel> = rows.iter().map(|r| r.fusion).collect();
+    levels.sort();
+    levels.dedup();
+    for &fusion in &levels {
+        let off = Mode {
+            qkv: QkvMode::Off,
+            fusion,
+        };
+        for qkv in [QkvMode::Fuse, QkvMode::Reorder, QkvMode::Auto] {
+            let other = Mode { qkv, fusion };
+            compare(
+                &mut s,
+                rows,
+                off,
+                other,
+                &off.to_string(),
+                &other.to_string(),
             );
-            s += "| --- | ---: | ---: | ---: | ---: |\n";
-            for (o, r) in pairs {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {:.2} | {:.2} | {:.3} |",
-                    r.model,
-                    r.test,
-                    o.mean(),
-                    r.mean(),
-                    r.mean() / o.mean()
+        }
+    }
+    if let Some(&low) = levels.first() {
+        let mut qkvs: Vec<QkvMode> = Vec::new();
+        for r in rows {
+            if !qkvs.contains(&r.qkv) {
+                qkvs.push(r.qkv);
+            }
+        }
+        for qkv in qkvs {
+            for &level in &levels[1..] {
+                let (a, b) = (Mode { qkv, fusion: low }, Mode { qkv, fusion: level });
+                let labels = (
+                    format!("{qkv} fusion={low}"),
+                    format!("{qkv} fusion={level}"),
                 );
+                compare(&mut s, rows, a, b, &labels.0, &labels.1);
             }
         }
     }
-    compare_fusion(rows, &mut s);
     s
 }
 
-/// The fusion-level compare tables: per QKV mode, each level against the lowest measured.
-fn compare_fusion(rows: &[Row], s: &mut String) {
-    let Some(low) = rows.iter().map(|r| r.fusion).min() else {
+/// A compare table of `other` against `base` over the (model, test) pairs both measured;
+/// nothing when there are none.
+fn compare(
+    s: &mut String,
+    rows: &[Row],
+    base: Mode,
+    other: Mode,
+    base_label: &str,
+    other_label: &str,
+) {
+    let pairs: Vec<(&Row, &Row)> = rows
+        .iter()
+        .filter(|r| mode(r) == other)
+        .filter_map(|r| {
+            rows.iter()
+                .find(|o| mode(o) == base && o.test == r.test && o.model == r.model)
+                .map(|o| (o, r))
+        })
+        .collect();
+    if pairs.is_empty() {
         return;
-    };
-    let mut qkvs: Vec<QkvMode> = Vec::new();
-    for r in rows {
-        if !qkvs.contains(&r.qkv) {
-            qkvs.push(r.qkv);
-        }
     }
-    for q in qkvs {
-        let mut levels: Vec<_> = rows
-            .iter()
-            .filter(|r| r.qkv == q)
-            .map(|r| r.fusion)
-            .collect();
-        levels.sort();
-        levels.dedup();
-        for &level in levels.iter().filter(|&&l| l != low) {
-            let pairs: Vec<(&Row, &Row)> = rows
-                .iter()
-                .filter(|r| r.qkv == q && r.fusion == level)
-                .filter_map(|r| {
-                    rows.iter()
-                        .find(|o| {
-                            o.qkv == q && o.fusion == low && o.test == r.test && o.model == r.model
-                        })
-                        .map(|o| (o, r))
-                })
-                .collect();
-            if pairs.is_empty() {
-                continue;
-            }
-            let _ = writeln!(
-                s,
-                "\n| model | test | t/s {q} fusion={low} | t/s {q} fusion={level} | speedup |"
-            );
-            *s += "| --- | ---: | ---: | ---: | ---: |\n";
-            for (o, r) in pairs {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {:.2} | {:.2} | {:.3} |",
-                    r.model,
-                    r.test,
-                    o.mean(),
-                    r.mean(),
-                    r.mean() / o.mean()
-                );
-            }
-        }
+    let _ = writeln!(
+        s,
+        "\n| model | test | t/s {base_label} | t/s {other_label} | speedup |"
+    );
+    *s += "| --- | ---: | ---: | ---: | ---: |\n";
+    for (o, r) in pairs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.2} | {:.3} |",
+            r.model,
+            r.test,
+            o.mean(),
+            r.mean(),
+            r.mean() / o.mean()
+        );
     }
 }
 

@@ -142,9 +142,11 @@ pub fn run(a: &RunArgs) -> Result<()> {
         .candidates_needed(max_k)
         .map(|k| if a.json { k.max(a.n_probs) } else { k })
         .filter(|&k| k <= max_k);
+    // Sequence 0 for every token of a batch (no allocation per step).
+    let seq0 = vec![0; a.batch.max(1)];
     let fwd = |s: &mut Session, t: &[u32]| -> Result<Vec<f32>> {
         match k_dev {
-            Some(k) => s.forward_top_k(&vec![0; t.len()], t, 1, k),
+            Some(k) => s.forward_top_k(&seq0[..t.len()], t, 1, k),
             None => s.forward(t, false),
         }
     };

@@ -347,6 +347,26 @@ pub fn mul_mat_tiled(
     record(rec, ty, w, x, dst, k, m, n, split, None, tiled)
 }
 
+/// [`mul_mat`] with every choice explicit: the mat-vec launch shape (`None`: the default
+/// for the row length and device; ignored when `n > MAT_VEC_MAX_N`) and the tiled kernel
+/// (ignored when `n <= MAT_VEC_MAX_N`). What the executor records.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_with(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n: u32,
+    split: &[u32],
+    shape: Option<MatVecShape>,
+    tiled: TiledKernel,
+) -> Result<()> {
+    record(rec, ty, w, x, dst, k, m, n, split, shape, tiled)
+}
+
 /// Mat-vec launch shape: workgroup width (a power of two, 16..=1024) and rows per workgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatVecShape {
@@ -445,28 +465,7 @@ fn record(
             Kernel::VecShared
         };
         let shader = shader(ty, kernel).expect("every supported type has a mat-vec kernel");
-        // Narrow workgroups for short rows (fewer idle invocations), power of two for the
-        // shared-memory tree, at least NR * NMAX = 16 so the final write loop covers all.
-        let units = (k / qk) * (qk / 16);
-        // A CPU implementation (lavapipe) runs a workgroup as one SIMD loop: narrow groups
-        // with more rows each are ~1.8x faster there (measured on llvmpipe, K = 576..1536).
-        let cpu = caps.device_type == ash::vk::PhysicalDeviceType::CPU;
-        let shape = shape.unwrap_or(if cpu {
-            MatVecShape { wg: 16, rows: 8 }
-        } else {
-            MatVecShape {
-                wg: units.next_power_of_two().clamp(32, MMV_WG),
-                rows: MMV_ROWS,
-            }
-        });
-        let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
-        // The reduction's shared array: rows × n × wg floats.
-        let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
-        if shared > u64::from(caps.max_compute_shared_memory_size) {
-            return Err(Error::Unsupported(format!(
-                "{what}: mat-vec shape {shape:?} needs {shared} bytes of shared memory"
-            )));
-        }
+        let (shape, wg) = mat_vec_launch(caps, ty, k, n, shape, 0, &what)?;
         let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
         return rec.dispatch(
             shader,
@@ -512,6 +511,43 @@ fn record(
         )));
     }
     rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)
+}
+
+/// The mat-vec launch shape for rows of `k` values of `ty` over `n` tokens: `shape`, or the
+/// default, and the workgroup width the device takes. Narrow workgroups for short rows
+/// (fewer idle invocations), a power of two for the shared-memory tree, at least
+/// NR * NMAX = 16 so the final write loop covers all; on a CPU implementation (lavapipe,
+/// which runs a workgroup as one SIMD loop) narrow groups with more rows each, ~1.8x
+/// faster there (llvmpipe, K = 576..1536). `Error::Unsupported` when the reduction's
+/// shared arrays (rows × n × width floats, plus `extra_rows` × n × width) do not fit.
+fn mat_vec_launch(
+    caps: &Caps,
+    ty: GgmlType,
+    k: u32,
+    n: u32,
+    shape: Option<MatVecShape>,
+    extra_rows: u32,
+    what: &str,
+) -> Result<(MatVecShape, u32)> {
+    let qk = kernel_qk(ty);
+    let units = (k / qk) * (qk / 16);
+    let cpu = caps.device_type == ash::vk::PhysicalDeviceType::CPU;
+    let shape = shape.unwrap_or(if cpu {
+        MatVecShape { wg: 16, rows: 8 }
+    } else {
+        MatVecShape {
+            wg: units.next_power_of_two().clamp(32, MMV_WG),
+            rows: MMV_ROWS,
+        }
+    });
+    let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
+    let shared = u64::from(shape.rows + extra_rows) * u64::from(n) * u64::from(wg) * 4;
+    if shared > u64::from(caps.max_compute_shared_memory_size) {
+        return Err(Error::Unsupported(format!(
+            "{what}: mat-vec shape {shape:?} needs {shared} bytes of shared memory"
+        )));
+    }
+    Ok((shape, wg))
 }
 
 /// `count` workgroups as a 2-D grid `[x, y, 1]` with `x <= maxComputeWorkGroupCount[0]`;
@@ -581,7 +617,11 @@ pub fn layer_support(caps: &Caps, ty: GgmlType, k: u64, n: u64) -> std::result::
             "k = {k} is not a multiple of {ty}'s {qk}-value block"
         ));
     }
-    Ok(())
+    let k = u32::try_from(k).map_err(|_| format!("k = {k} exceeds 32 bits"))?;
+    // The default launch's shared arrays must fit (n <= MAT_VEC_MAX_N, checked above).
+    mat_vec_launch(caps, ty, k, n as u32, None, 1, "fused mat-vec")
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn layer_shader(ty: GgmlType) -> Option<ShaderId> {
@@ -668,21 +708,12 @@ pub fn mul_mat_vec_layer(
         eps,
         scale: parts.scale,
     };
-    let units = (k / kernel_qk(ty)) * (kernel_qk(ty) / 16);
-    let cpu = caps.device_type == ash::vk::PhysicalDeviceType::CPU;
-    // As mul_mat's mat-vec (rows even, for the gate/up pairs).
-    let shape = shape.unwrap_or(if cpu {
-        MatVecShape { wg: 16, rows: 8 }
-    } else {
-        MatVecShape {
-            wg: units.next_power_of_two().clamp(32, MMV_WG),
-            rows: MMV_ROWS,
-        }
-    });
+    // As mul_mat's mat-vec (rows even, for the gate/up pairs), plus the norm's
+    // per-token partial sums in shared memory.
+    let (shape, wg) = mat_vec_launch(caps, ty, k, n, shape, 1, &what)?;
     if shape.rows % 2 != 0 || !shape.wg.is_power_of_two() {
         return Err(Error::Usage(format!("{what}: bad mat-vec shape {shape:?}")));
     }
-    let wg = shape.wg.min(caps.max_compute_work_group_size[0].max(32));
     let groups = grid_2d(
         caps,
         out_rows.div_ceil(if glu { shape.rows / 2 } else { shape.rows }),

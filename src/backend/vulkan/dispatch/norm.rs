@@ -276,7 +276,6 @@ pub fn add_rms_norm_mul_with(
     count_u32(n, shader.name())?;
     check_eps(shader, eps)?;
     check_w_rows(shader, w_rows, nrows)?;
-    let caps = rec.caps();
     let (ra, a_off) = bind(caps, &a, 4, n, &format!("{shader} a"))?;
     let (rb, b_off) = bind(caps, &b, 4, n, &format!("{shader} b"))?;
     let nw = u64::from(ne0) * u64::from(w_rows);

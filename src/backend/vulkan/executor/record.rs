@@ -140,29 +140,12 @@ impl VulkanBackend {
                         None,
                     );
                 }
-                if let (Some(shape), true) = (
-                    self.mat_vec_shape,
-                    st(1).nrows() <= dispatch::mul_mat::MAT_VEC_MAX_N as usize,
-                ) {
-                    return dispatch::mul_mat::mul_mat_with_shape(
-                        rec,
-                        w.ty,
-                        s(0)?,
-                        s(1)?,
-                        dst,
-                        u(w.ne[0])?,
-                        u(w.nrows())?,
-                        u(st(1).nrows())?,
-                        &split32,
-                        shape,
-                    );
-                }
                 let tiled = if self.coopmat {
                     dispatch::mul_mat::TiledKernel::Auto
                 } else {
                     dispatch::mul_mat::TiledKernel::Scalar
                 };
-                dispatch::mul_mat::mul_mat_tiled(
+                dispatch::mul_mat::mul_mat_with(
                     rec,
                     w.ty,
                     s(0)?,
@@ -172,6 +155,7 @@ impl VulkanBackend {
                     u(w.nrows())?,
                     u(st(1).nrows())?,
                     &split32,
+                    self.mat_vec_shape,
                     tiled,
                 )
             }
