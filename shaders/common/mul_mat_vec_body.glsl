@@ -92,7 +92,6 @@ void main() {
     const uint row0 = phys_row(group, 0u);
     const uint tid = gl_LocalInvocationID.x;
     const uint n = NMAX;
-    const uint units = (p.k / QK) * CHUNKS;
 
     float acc[NR][NMAX];
     [[unroll]] for (uint r = 0u; r < NR; r++) {
@@ -111,33 +110,21 @@ void main() {
     [[unroll]] for (uint r = 0u; r < NR; r++) {
         wbase[r] = row_addr(row_in(group, r) ? phys_row(group, r) : row0).wbase;
     }
-    for (uint u = tid; u < units; u += WG) {
-        const uint b = u / CHUNKS;
-        const uint c = u % CHUNKS;
-        const uint o0 = chunk_xoff(c, 0u), o1 = chunk_xoff(c, 1u);
-        const uint o2 = chunk_xoff(c, 2u), o3 = chunk_xoff(c, 3u);
-        vec4 w[NR][4];
-        [[unroll]] for (uint r = 0u; r < NR; r++) {
-            dq_chunk(wbase[r] + b * BLOCK_BYTES, c, w[r]);
-        }
-        const uint xb = b * QK;
-        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
-            const uint e = j * p.k + xb;
-            vec4 x0 = load_x4(e + o0), x1 = load_x4(e + o1);
-            vec4 x2 = load_x4(e + o2), x3 = load_x4(e + o3);
-#ifdef LAYER
-            if (NORM) {
-                // nw is re-read per token (L1) rather than held in registers.
-                ss[j] += dot(x0, x0) + dot(x1, x1) + dot(x2, x2) + dot(x3, x3);
-                x0 *= nw4(xb + o0), x1 *= nw4(xb + o1), x2 *= nw4(xb + o2), x3 *= nw4(xb + o3);
-            }
-#endif
-            [[unroll]] for (uint r = 0u; r < NR; r++) {
-                acc[r][j] += dot(w[r][0], x0) + dot(w[r][1], x1) + dot(w[r][2], x2)
-                    + dot(w[r][3], x3);
-            }
-        }
+#ifdef GROUP
+    if (((p.seg_b >> seg_of(row0)) & 1u) != 0u) {
+#define NS(x) x##_b
+#include "mul_mat_vec_loop.glsl"
+#undef NS
+    } else {
+#define NS(x) x##_a
+#include "mul_mat_vec_loop.glsl"
+#undef NS
     }
+#else
+#define NS(x) x
+#include "mul_mat_vec_loop.glsl"
+#undef NS
+#endif
 
     // ---- reduce the NR x n partial sums over the workgroup ----------------------------
     const uint slots = NR * n;
