@@ -5,7 +5,7 @@
 //!
 //! | variable | field | meaning |
 //! |---|---|---|
-//! | `VKGRAPH_QKV` | [`Options::qkv`] | default sibling-matmul mode (off, fuse, reorder, auto) |
+//! | `VKGRAPH_QKV` | [`Options::qkv`] | default sibling-matmul mode (off, fuse, reorder, group, auto) |
 //! | `VKGRAPH_FUSION` | [`Options::fusion`] | default fusion level (none, ops, layer) |
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |

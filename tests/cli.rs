@@ -56,7 +56,7 @@ fn info_shows_v_type_differing_in_q4_k_m() {
 #[test]
 fn dump_explains_decisions() {
     let m = gen("qwen3", "q2_k");
-    let (ok, out, err) = vkgraph(&["dump", "-m", &m, "--qkv", "auto", "-n", "3", "--cpu"]);
+    let (ok, out, err) = vkgraph(&["dump", "-m", &m, "--qkv", "fuse", "-n", "3", "--cpu"]);
     assert!(ok, "{err}");
     assert!(out.contains("## SPLIT #0: CPU"), "{out}");
     assert!(
@@ -64,7 +64,17 @@ fn dump_explains_decisions() {
         "{out}"
     );
     assert!(out.contains("types differ"), "{out}");
-    for mode in ["off", "fuse", "reorder", "auto"] {
+    // auto (= group where types differ): Q/K/V of the q2_k mix as one grouped node.
+    let (ok, out, err) = vkgraph(&["dump", "-m", &m, "--qkv", "auto", "-n", "3", "--cpu"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "grouped blk.0 attn_qkv = attn_q (q2_K) + attn_k (q2_K) + attn_v (q3_K) — 1 dispatch \
+             instead of 3"
+        ),
+        "{out}"
+    );
+    for mode in ["off", "fuse", "reorder", "group", "auto"] {
         assert!(
             out.contains(&format!("| {mode} | ")),
             "summary lacks {mode}: {out}"

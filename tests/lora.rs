@@ -106,6 +106,7 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
             &Default::default(),
             vkgraph::passes::FusionLevel::Layer,
             &vkgraph::passes::any_backend,
+            &vkgraph::passes::any_group,
         );
         let d: Vec<&str> = g.decisions.iter().map(|d| d.text.as_str()).collect();
         let qkv = d

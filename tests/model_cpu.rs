@@ -60,7 +60,12 @@ fn every_qkv_mode_same_logits_on_cpu() {
         let toks = prompt(3);
         let mut base = session(arch, quant, QkvMode::Off);
         let want = base.forward(&toks, true).unwrap();
-        for mode in [QkvMode::Fuse, QkvMode::Reorder, QkvMode::Auto] {
+        for mode in [
+            QkvMode::Fuse,
+            QkvMode::Reorder,
+            QkvMode::Group,
+            QkvMode::Auto,
+        ] {
             let mut s = session(arch, quant, mode);
             let got = s.forward(&toks, true).unwrap();
             let e = nmse(&got, &want);
@@ -195,6 +200,7 @@ fn op_fusion_keeps_logits() {
             &Default::default(),
             vkgraph::passes::FusionLevel::Ops,
             &vkgraph::passes::any_backend,
+            &vkgraph::passes::any_group,
         );
         let ops: Vec<&str> = fused.order().map(|n| fused.node(n).op.name()).collect();
         // qwen3's (and qwen3moe's) per-head q_norm / k_norm fold into the ropes after them.

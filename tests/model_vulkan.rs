@@ -135,7 +135,12 @@ fn planned_with(
         Some(vk) => vk.fuses_mat_vec(g, n),
         None => Ok(()),
     };
-    vkgraph::passes::run(&mut g, mode, limits, fusion, &fusable);
+    let groupable =
+        |g: &vkgraph::graph::Graph, nodes: &[petgraph::stable_graph::NodeIndex]| match vk {
+            Some(vk) => vk.groups_mat_vec(g, nodes),
+            None => Ok(true),
+        };
+    vkgraph::passes::run(&mut g, mode, limits, fusion, &fusable, &groupable);
     g
 }
 
@@ -263,7 +268,17 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                     // Which q8_1 copies the decode graph needs and who writes them: every
                     // norm, attention and SwiGLU output through its kernel's q8 epilogue,
                     // so decode needs no quantize_q8_1 dispatch.
-                    let g = planned(&m, QkvMode::Auto, 1, true, &limits);
+                    // (Planned as the session will: this backend refuses to group Q/K/V
+                    // whose members take the int8 path.)
+                    let g = planned_with(
+                        &m,
+                        QkvMode::Auto,
+                        1,
+                        true,
+                        &limits,
+                        FusionLevel::Ops,
+                        Some(&vk),
+                    );
                     vk.prepare(&g).unwrap();
                     let copies = vk.q8_copies(&g);
                     let layers = m.hp.n_layer;

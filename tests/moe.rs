@@ -139,6 +139,7 @@ fn gate_up_experts_fuse_in_fuse_and_auto() {
             &Default::default(),
             passes::FusionLevel::Layer,
             &passes::any_backend,
+            &passes::any_group,
         );
         let fused = g
             .order()
@@ -151,7 +152,7 @@ fn gate_up_experts_fuse_in_fuse_and_auto() {
             .filter(|t| t.contains("experts"))
             .collect();
         assert_eq!(lines.len(), m.hp.n_layer, "{mode}: {lines:?}");
-        let want_fused = matches!(mode, QkvMode::Fuse | QkvMode::Auto);
+        let want_fused = matches!(mode, QkvMode::Fuse | QkvMode::Group | QkvMode::Auto);
         assert_eq!(fused, if want_fused { m.hp.n_layer } else { 0 }, "{mode}");
         if want_fused {
             assert!(

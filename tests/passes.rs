@@ -17,6 +17,16 @@ fn graph_counts(
     mode: QkvMode,
     n: usize,
 ) -> (vkgraph::graph::Graph, Counts) {
+    graph_counts_with(arch, quant, mode, n, &passes::any_group)
+}
+
+fn graph_counts_with(
+    arch: &str,
+    quant: &str,
+    mode: QkvMode,
+    n: usize,
+    groupable: passes::Groupable<'_>,
+) -> (vkgraph::graph::Graph, Counts) {
     let m = tiny_model(arch, quant);
     let mut g = build_graph(
         &m,
@@ -33,6 +43,7 @@ fn graph_counts(
         &SiblingLimits::default(),
         passes::FusionLevel::Ops,
         &passes::any_backend,
+        groupable,
     );
     g.check_schedule().unwrap();
     let c = counts(&g);
@@ -64,7 +75,7 @@ fn q4_0_fuses_every_layer() {
 #[test]
 fn q2_k_partially_fuses_with_reason() {
     // llama-quantize's q2_k gives attn_v q3_K (few heads per KV head): Q/K fuse, V joins the stage.
-    let (g, c) = graph_counts("llama", "q2_k", QkvMode::Auto, 1);
+    let (g, c) = graph_counts("llama", "q2_k", QkvMode::Fuse, 1);
     assert_eq!(c.partial, 2, "{:#?}", g.decisions);
     let d = g
         .decisions
@@ -99,6 +110,88 @@ fn q2_k_partially_fuses_with_reason() {
 }
 
 #[test]
+fn group_mode_runs_mixed_qkv_as_one_node() {
+    // q2_k: attn_q/attn_k q2_K, attn_v q3_K — one grouped node per layer (group and auto),
+    // gate/up (both q2_K) fused as before.
+    for mode in [QkvMode::Group, QkvMode::Auto] {
+        let (g, c) = graph_counts("llama", "q2_k", mode, 1);
+        assert_eq!(
+            (c.grouped, c.fused, c.partial),
+            (2, 2, 0),
+            "{:#?}",
+            g.decisions
+        );
+        for il in 0..2 {
+            let want = format!(
+                "grouped blk.{il} attn_qkv = attn_q (q2_K) + attn_k (q2_K) + attn_v (q3_K) — 1 \
+                 dispatch instead of 3"
+            );
+            assert!(
+                g.decisions.iter().any(|d| d.text == want),
+                "{mode}: missing `{want}` in {:#?}",
+                g.decisions
+            );
+        }
+        // One matmul reads each layer's attn_norm output; it is the grouped weight.
+        let grouped: Vec<_> = g
+            .order()
+            .filter(|&n| {
+                matches!(
+                    g.tensor(g.node(n).srcs[0]).kind,
+                    vkgraph::graph::TensorKind::GroupedWeight { .. }
+                )
+            })
+            .collect();
+        assert_eq!(grouped.len(), 2);
+        let w = g.tensor(g.node(grouped[0]).srcs[0]);
+        assert_eq!(w.name, "blk.0.attn_qkv.weight");
+        assert_eq!(w.type_str(), "q2_K+q3_K");
+        let split = match &g.node(grouped[0]).op {
+            vkgraph::graph::Op::MulMat { split } => split.clone(),
+            op => panic!("grouped node is {op:?}"),
+        };
+        assert_eq!(split.len(), 3);
+        assert_eq!(split.iter().sum::<usize>(), w.ne[1]);
+    }
+    // Same-type sets are not grouped (q4_0: everything fuses).
+    let (g, c) = graph_counts("llama", "q4_0", QkvMode::Group, 1);
+    assert_eq!((c.grouped, c.fused), (0, 4), "{:#?}", g.decisions);
+}
+
+#[test]
+fn group_falls_back_with_the_backends_reason() {
+    let refuse = |_: &vkgraph::graph::Graph,
+                  _: &[petgraph::stable_graph::NodeIndex]|
+     -> Result<bool, String> {
+        Err("no grouped mat-vec kernel for q2_K + q3_K".into())
+    };
+    let (g, c) = graph_counts_with("llama", "q2_k", QkvMode::Group, 1, &refuse);
+    assert_eq!((c.grouped, c.partial), (0, 2), "{:#?}", g.decisions);
+    let d = &g
+        .decisions
+        .iter()
+        .find(|d| d.text.starts_with("partial blk.0"))
+        .unwrap()
+        .text;
+    assert!(
+        d.ends_with("types differ, not grouped: no grouped mat-vec kernel for q2_K + q3_K"),
+        "{d}"
+    );
+    // A prompt batch: still one node (the weights are placed the same way), its members
+    // run one by one, and the dump counts their dispatches.
+    let batch = |_: &vkgraph::graph::Graph,
+                 _: &[petgraph::stable_graph::NodeIndex]|
+     -> Result<bool, String> { Ok(false) };
+    let (g, c) = graph_counts_with("llama", "q2_k", QkvMode::Group, 32, &batch);
+    let (_, one) = graph_counts_with("llama", "q2_k", QkvMode::Group, 32, &passes::any_group);
+    assert_eq!(c.grouped, 2);
+    assert_eq!(c.dispatches, one.dispatches + 2 * 2, "{:#?}", g.decisions);
+    assert!(g.decisions[0]
+        .text
+        .ends_with("one node; at this batch size its 3 members run as 3 dispatches in one stage"));
+}
+
+#[test]
 fn auto_respects_buffer_limit() {
     let m = tiny_model("llama", "q4_0");
     let mut g = build_graph(
@@ -118,6 +211,7 @@ fn auto_respects_buffer_limit() {
         },
         passes::FusionLevel::Ops,
         &passes::any_backend,
+        &passes::any_group,
     );
     assert!(
         g.decisions.iter().all(|d| d.text.starts_with("stage")),
@@ -143,14 +237,22 @@ fn dispatches_and_barriers_fall_off_reorder_fuse() {
             let off = graph_counts(arch, quant, QkvMode::Off, n).1;
             let re = graph_counts(arch, quant, QkvMode::Reorder, n).1;
             let fu = graph_counts(arch, quant, QkvMode::Fuse, n).1;
+            let gr = graph_counts(arch, quant, QkvMode::Group, n).1;
             let au = graph_counts(arch, quant, QkvMode::Auto, n).1;
-            let ctx = format!("{arch} {quant} n={n}: off {off:?} reorder {re:?} fuse {fu:?}");
+            let ctx = format!(
+                "{arch} {quant} n={n}: off {off:?} reorder {re:?} fuse {fu:?} group {gr:?}"
+            );
             assert_eq!(off.barriers, off.dispatches - 1, "{ctx}");
             assert_eq!(re.dispatches, off.dispatches, "{ctx}");
             assert!(re.barriers < off.barriers, "{ctx}");
             assert!(fu.dispatches < re.dispatches, "{ctx}");
             assert!(fu.barriers <= re.barriers, "{ctx}");
-            assert_eq!(au, fu, "{ctx}");
+            // group: one node per mixed-type set where fuse leaves a partial (a fused
+            // part and the rest beside it), so no more dispatches or barriers than fuse.
+            assert_eq!(gr.grouped, fu.partial, "{ctx}");
+            assert_eq!(gr.dispatches, fu.dispatches - fu.partial, "{ctx}");
+            assert!(gr.barriers <= fu.barriers, "{ctx}");
+            assert_eq!(au, gr, "{ctx}");
         }
     }
 }
@@ -197,6 +299,7 @@ fn golden_dumps() {
             &SiblingLimits::default(),
             s.opts.fusion,
             &|g, n| s.fuses_mat_vec(g, n),
+            &|g, nodes| s.groups_mat_vec(g, nodes),
         )
         .unwrap();
         golden(&format!("dump-{arch}-{quant}-{mode}.txt"), &text);
@@ -230,6 +333,7 @@ fn layer_fusion_stages_per_decode_layer() {
                 &SiblingLimits::default(),
                 fusion,
                 &passes::any_backend,
+                &passes::any_group,
             );
             // GET_ROWS, and the head: with its norm folded in at `layer`.
             let outside = if fusion == FusionLevel::Layer { 2 } else { 3 };

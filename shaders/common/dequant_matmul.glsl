@@ -44,6 +44,12 @@ layout(push_constant) uniform Push {
     uint r_off;
     float eps;
     float scale;
+#ifdef GROUP
+    // mul_mat_vec_group.comp: bytes per row of each segment (their types differ) and
+    // which segments are of TYPE_B (bit s), the others TYPE_A.
+    uvec4 seg_rb;
+    uint seg_b;
+#endif
 #endif
 } p;
 
@@ -69,22 +75,39 @@ struct RowAddr {
     uint dstride; // dst index step per token (the segment's row count)
 };
 
-RowAddr row_addr(uint i) {
-    uint start = 0u;
+// The segment of row i and its first row: segments in order, the last one takes any
+// row past the others.
+uint seg_find(uint i, out uint start) {
+    start = 0u;
     uint s = 0u;
-    // Segments in order; the last one takes any row past the others.
     for (; s + 1u < p.nseg; s++) {
         if (i < start + p.seg_rows[s]) {
             break;
         }
         start += p.seg_rows[s];
     }
+    return s;
+}
+
+RowAddr row_addr(uint i) {
+    uint start;
+    const uint s = seg_find(i, start);
     const uint rows = p.seg_rows[s];
     RowAddr a;
+#ifdef GROUP
+    a.wbase = p.seg_woff[s] + (i - start) * p.seg_rb[s];
+#else
     a.wbase = p.seg_woff[s] + (i - start) * p.row_bytes;
+#endif
     a.dbase = p.d_off + p.n * start + (i - start);
     a.dstride = rows;
     return a;
+}
+
+// The segment of row i.
+uint seg_of(uint i) {
+    uint start;
+    return seg_find(i, start);
 }
 
 #endif

@@ -26,6 +26,13 @@
 //   workgroup takes NR/2 gate rows and the up rows with the same index, and writes
 //   silu(gate) * up into dst [m/2, n].
 // Every variant multiplies the product by p.scale (a folded SCALE) before the epilogue.
+//
+// GROUP (mul_mat_vec_group.comp; needs LAYER, EPI = 0) takes segments of two weight
+// types, TYPE_A and TYPE_B (bit s of p.seg_b: segment s is TYPE_B), each with its own
+// row bytes (p.seg_rb): Q/K/V of a mixed quantization in one dispatch (DESIGN.md
+// decision 14). The dispatch makes every segment but the last a multiple of NR rows, so
+// a workgroup's rows share one segment and its type is uniform; the accumulation loop
+// (common/mul_mat_vec_loop.glsl) is compiled once per type and the workgroup runs one.
 // Unused bindings are bound to x by the dispatch helper.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require

@@ -55,6 +55,18 @@ pub trait Backend {
     fn fuses_mat_vec(&self, _graph: &Graph, _n: NodeIndex) -> std::result::Result<(), String> {
         Ok(())
     }
+    /// Whether this backend runs sibling MUL_MATs `nodes` (same input, weights of
+    /// different types) as one node over a grouped weight (`passes::Groupable`:
+    /// `Ok(true)` one dispatch at the graph's token count, `Ok(false)` separate
+    /// dispatches in one stage, `Err` why not). The default (the CPU reference) takes
+    /// every set: it runs a grouped node member by member.
+    fn groups_mat_vec(
+        &self,
+        _graph: &Graph,
+        _nodes: &[NodeIndex],
+    ) -> std::result::Result<bool, String> {
+        Ok(true)
+    }
     /// Readies the backend to run `nodes` of `graph` (those the scheduler assigned it):
     /// activation memory, the weights and KV cache those nodes use (fused groups placed
     /// contiguously), nothing for nodes assigned elsewhere. Cheap when called again for

@@ -80,7 +80,7 @@ impl LoraArgs {
 /// One sibling-matmul mode (run, dump; `bench` takes a list instead).
 #[derive(clap::Args, Debug, Clone)]
 pub struct QkvArg {
-    /// Sibling-matmul mode: off | fuse | reorder | auto (default: $VKGRAPH_QKV or auto).
+    /// Sibling-matmul mode: off | fuse | reorder | group | auto (default: $VKGRAPH_QKV or auto).
     #[arg(long)]
     pub qkv: Option<String>,
     /// Fusion level: none | ops | layer (default: $VKGRAPH_FUSION or layer).
@@ -247,7 +247,7 @@ pub struct BenchArgs {
     /// QKV modes to compare (comma-separated).
     #[arg(
         long = "qkv",
-        default_value = "off,fuse,reorder,auto",
+        default_value = "off,fuse,reorder,group,auto",
         value_delimiter = ','
     )]
     pub modes: Vec<String>,
@@ -461,7 +461,8 @@ pub fn main() -> Result<()> {
                     tokens,
                     &session.opts.limits,
                     session.opts.fusion,
-                    &|g, n| session.fuses_mat_vec(g, n)
+                    &|g, n| session.fuses_mat_vec(g, n),
+                    &|g, nodes| session.groups_mat_vec(g, nodes)
                 )?
             );
             Ok(())

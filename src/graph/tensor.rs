@@ -24,6 +24,15 @@ pub enum TensorKind {
     /// Weights of several GGUF tensors placed back to back (same type, same row
     /// length) at load time; `members` in order. The file is not changed.
     FusedWeight { members: Vec<String> },
+    /// Weights of several GGUF tensors of *different* types placed back to back at load
+    /// time (the grouped mat-vec, DESIGN.md decision 14): member `s` is `rows[s]` rows of
+    /// `ne[0]` values of `types[s]`. The tensor's own `ty` is `types[0]`; [`Tensor::nbytes`]
+    /// sums the members. The file is not changed.
+    GroupedWeight {
+        members: Vec<String>,
+        types: Vec<GgmlType>,
+        rows: Vec<usize>,
+    },
     /// An intermediate result, placed by the backend's memory planner.
     Activation,
     /// Persistent state that outlives one pass (the KV cache), by name.
@@ -53,7 +62,7 @@ impl Tensor {
         self.ne.iter().product()
     }
 
-    /// Bytes of one row.
+    /// Bytes of one row (of the first member, for a grouped weight).
     pub fn row_bytes(&self) -> usize {
         self.ty
             .row_bytes(self.ne[0])
@@ -62,7 +71,46 @@ impl Tensor {
 
     /// Bytes of the whole tensor.
     pub fn nbytes(&self) -> usize {
-        self.row_bytes() * self.nrows()
+        match &self.kind {
+            TensorKind::GroupedWeight { types, rows, .. } => types
+                .iter()
+                .zip(rows)
+                .map(|(t, r)| {
+                    t.row_bytes(self.ne[0])
+                        .expect("grouped members have whole blocks per row (checked when built)")
+                        * r
+                })
+                .sum(),
+            _ => self.row_bytes() * self.nrows(),
+        }
+    }
+
+    /// A MUL_MAT weight's segments as (type, rows): a grouped weight's members, else one
+    /// segment of the tensor's type (a fused weight's members share it).
+    pub fn weight_types(&self) -> Vec<(GgmlType, usize)> {
+        match &self.kind {
+            TensorKind::GroupedWeight { types, rows, .. } => {
+                types.iter().copied().zip(rows.iter().copied()).collect()
+            }
+            _ => vec![(self.ty, self.nrows())],
+        }
+    }
+
+    /// The type for display: `q2_K` or, for a grouped weight, `q2_K+q3_K`.
+    pub fn type_str(&self) -> String {
+        match &self.kind {
+            TensorKind::GroupedWeight { types, .. } => {
+                let mut seen: Vec<GgmlType> = Vec::new();
+                for t in types {
+                    if !seen.contains(t) {
+                        seen.push(*t);
+                    }
+                }
+                let names: Vec<&str> = seen.iter().map(|t| t.name()).collect();
+                names.join("+")
+            }
+            _ => self.ty.name().to_string(),
+        }
     }
 
     /// `ne` without trailing 1s, for display: `[256, 4]`.

@@ -137,6 +137,12 @@ fn gate_up_matmul(
     let Op::MulMat { split } = &g.node(mm).op else {
         return Err(format!("gate/up comes from {}", g.node(mm).op.name()));
     };
+    if matches!(
+        g.tensor(g.root(g.node(mm).srcs[0])).kind,
+        TensorKind::GroupedWeight { .. }
+    ) {
+        return Err("gate/up is a grouped matmul of two types (no SwiGLU epilogue there)".into());
+    }
     let (rg, ru) = (g.region(gate), g.region(up));
     let half = g.tensor(root).nbytes() / 2;
     if split.len() != 2

@@ -9,7 +9,7 @@ pub mod plan;
 pub mod sibling_matmul;
 
 pub use layer::{Fusable, FusionLevel};
-pub use sibling_matmul::{QkvMode, SiblingLimits};
+pub use sibling_matmul::{any_group, Groupable, QkvMode, SiblingLimits};
 
 use crate::graph::Graph;
 
@@ -20,21 +20,23 @@ pub fn any_backend(_: &Graph, _: petgraph::stable_graph::NodeIndex) -> Result<()
 }
 
 /// Runs the passes for `mode` at fusion level `fusion`: element-wise fusions (`Ops` and
-/// up), the sibling pass, decode-layer fusion (`Layer`, asking `fusable` per matmul),
-/// then stage formation (one node per stage for `off`, DAG levels otherwise).
+/// up), the sibling pass (asking `groupable` for mixed-type sets in `group`/`auto`),
+/// decode-layer fusion (`Layer`, asking `fusable` per matmul), then stage formation (one
+/// node per stage for `off`, DAG levels otherwise).
 pub fn run(
     g: &mut Graph,
     mode: QkvMode,
     limits: &SiblingLimits,
     fusion: FusionLevel,
     fusable: Fusable<'_>,
+    groupable: Groupable<'_>,
 ) {
     if fusion >= FusionLevel::Ops {
         fusion::rms_norm_mul(g);
         fusion::rope_set_rows(g);
         fusion::rms_norm_rope(g);
     }
-    sibling_matmul::run(g, mode, limits);
+    sibling_matmul::run(g, mode, limits, groupable);
     if fusion >= FusionLevel::Layer {
         layer::run(g, fusable);
     }

@@ -7,8 +7,14 @@
 //!   contiguous view of the fused output and every consumer is unchanged. Members of
 //!   other types stay separate; stage formation puts them beside the fused node.
 //! - `reorder`: nothing is rewritten; level stages put the siblings in one stage.
-//! - `auto`: as `fuse`, but a group is only fused where it fits the backend's limits
-//!   (fused weight within the largest buffer the device binds); otherwise reordered.
+//! - `group` (DESIGN.md decision 14): members of *different* types become one MUL_MAT
+//!   over a grouped weight (members back to back, each of its own type) that the backend
+//!   runs as one grouped mat-vec dispatch; where the backend cannot (its [`Groupable`]
+//!   says why: no kernel for the types, a member on the integer-dot path, ...), as `auto`.
+//!   Same-type sets are fused as `auto` does.
+//! - `auto`: as `group` where types differ and the backend groups them, otherwise as
+//!   `fuse`, but a set is only fused where it fits the backend's limits (fused weight
+//!   within the largest buffer the device binds); otherwise reordered.
 //! - `off`: nothing; the A/B baseline (one node per stage).
 //!
 //! Every group gets a decision line with its reason for the assignment dump.
@@ -27,20 +33,28 @@ pub enum QkvMode {
     Off,
     Fuse,
     Reorder,
+    Group,
     Auto,
 }
 
 impl QkvMode {
-    pub const ALL: [QkvMode; 4] = [QkvMode::Off, QkvMode::Fuse, QkvMode::Reorder, QkvMode::Auto];
+    pub const ALL: [QkvMode; 5] = [
+        QkvMode::Off,
+        QkvMode::Fuse,
+        QkvMode::Reorder,
+        QkvMode::Group,
+        QkvMode::Auto,
+    ];
 
     pub fn parse(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "off" => Ok(QkvMode::Off),
             "fuse" => Ok(QkvMode::Fuse),
             "reorder" => Ok(QkvMode::Reorder),
+            "group" => Ok(QkvMode::Group),
             "auto" => Ok(QkvMode::Auto),
             _ => Err(Error::Usage(format!(
-                "unknown QKV mode `{s}` (expected off, fuse, reorder or auto)"
+                "unknown QKV mode `{s}` (expected off, fuse, reorder, group or auto)"
             ))),
         }
     }
@@ -50,6 +64,7 @@ impl QkvMode {
             QkvMode::Off => "off",
             QkvMode::Fuse => "fuse",
             QkvMode::Reorder => "reorder",
+            QkvMode::Group => "group",
             QkvMode::Auto => "auto",
         }
     }
@@ -74,6 +89,20 @@ impl Default for SiblingLimits {
             max_fused_bytes: usize::MAX,
         }
     }
+}
+
+/// Whether the backend that will run sibling matmuls `nodes` (of different weight types)
+/// takes them as one grouped node: `Ok(true)` one grouped dispatch at this graph's token
+/// count, `Ok(false)` one node whose members run as separate dispatches in one stage
+/// (e.g. a prompt batch, beyond the grouped mat-vec), `Err` why not at all. Asked
+/// independently of the token count's kernel so every graph of a session places the
+/// weights the same way.
+pub type Groupable<'a> = &'a dyn Fn(&Graph, &[NodeIndex]) -> Result<bool, String>;
+
+/// A [`Groupable`] for graphs not planned for a particular backend (tests, the CPU):
+/// every set of siblings is grouped, one dispatch.
+pub fn any_group(_: &Graph, _: &[NodeIndex]) -> Result<bool, String> {
+    Ok(true)
 }
 
 /// A set of sibling matmuls.
@@ -172,7 +201,7 @@ fn block_of(g: &Graph, n: NodeIndex) -> String {
 /// Fuses `nodes` (same weight type, same inputs) into one MUL_MAT — or, for expert-indexed
 /// siblings, one MUL_MAT_ID whose weight holds the members' expert stacks one after the
 /// other; returns it.
-fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
+fn fuse(g: &mut Graph, nodes: &[NodeIndex], grouped: bool) -> NodeIndex {
     let members: Vec<String> = nodes.iter().map(|&n| weight_name(g, n).unwrap()).collect();
     let w0 = g.tensor(g.node(nodes[0]).srcs[0]).clone();
     let first = g.node(nodes[0]).clone();
@@ -194,14 +223,21 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
     } else {
         fused_name(&members)
     };
-    let fw = g.add_tensor(
-        fname.clone(),
-        w0.ty,
-        [w0.ne[0], m, w0.ne[2], 1],
+    let kind = if grouped {
+        TensorKind::GroupedWeight {
+            members: members.clone(),
+            types: nodes
+                .iter()
+                .map(|&n| g.tensor(g.node(n).srcs[0]).ty)
+                .collect(),
+            rows: split.clone(),
+        }
+    } else {
         TensorKind::FusedWeight {
             members: members.clone(),
-        },
-    );
+        }
+    };
+    let fw = g.add_tensor(fname.clone(), w0.ty, [w0.ne[0], m, w0.ne[2], 1], kind);
     let (prefix, stem) = split_name(&fname);
     let out_name = format!(
         "{stem}-{}",
@@ -246,13 +282,77 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex]) -> NodeIndex {
     fused
 }
 
+/// Groups `nodes` (of different weight types) into one MUL_MAT over a grouped weight
+/// when `groupable` and the limits allow; returns the decision text (after `grouped
+/// {blk} `) or why not.
+fn group(
+    g: &mut Graph,
+    nodes: &[NodeIndex],
+    limits: &SiblingLimits,
+    groupable: Groupable<'_>,
+) -> Result<String, String> {
+    let bytes: usize = nodes
+        .iter()
+        .map(|&n| g.tensor(g.node(n).srcs[0]).nbytes())
+        .sum();
+    if bytes > limits.max_fused_bytes {
+        return Err(format!(
+            "grouped weight too large for one buffer ({bytes} B > {} B)",
+            limits.max_fused_bytes
+        ));
+    }
+    let one_dispatch = groupable(g, nodes)?;
+    let parts: Vec<String> = nodes
+        .iter()
+        .map(|&n| {
+            let wn = weight_name(g, n).unwrap_or_default();
+            format!("{} ({})", split_name(&wn).1, g.tensor(g.node(n).srcs[0]).ty)
+        })
+        .collect();
+    let k = nodes.len();
+    let f = fuse(g, nodes, true);
+    let fname = g.tensor(g.node(f).srcs[0]).name.clone();
+    let how = if one_dispatch {
+        format!("1 dispatch instead of {k}")
+    } else {
+        format!("one node; at this batch size its {k} members run as {k} dispatches in one stage")
+    };
+    Ok(format!(
+        "{} = {} — {how}",
+        split_name(&fname).1,
+        parts.join(" + ")
+    ))
+}
+
 /// Runs the pass; records a decision per group in `g.decisions`.
-pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
+pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits, groupable: Groupable<'_>) {
     let groups = find_groups(g);
     let mut rewrote = false;
     for grp in groups {
         let blk = block_of(g, grp.nodes[0]);
         let members = describe(g, &grp.nodes);
+        // group / auto: members of different types as one grouped node, where the
+        // backend takes them (else the reason goes into the fuse/reorder line below).
+        let mut not_grouped = None;
+        if matches!(mode, QkvMode::Group | QkvMode::Auto) {
+            let ty0 = g.tensor(g.node(grp.nodes[0]).srcs[0]).ty;
+            let mixed = grp
+                .nodes
+                .iter()
+                .any(|&n| g.tensor(g.node(n).srcs[0]).ty != ty0);
+            if mixed {
+                match group(g, &grp.nodes, limits, groupable) {
+                    Ok(text) => {
+                        rewrote = true;
+                        g.decisions.push(Decision {
+                            text: format!("grouped {blk} {text}"),
+                        });
+                        continue;
+                    }
+                    Err(why) => not_grouped = Some(why),
+                }
+            }
+        }
         let text = match mode {
             QkvMode::Off => format!(
                 "off    {blk} {members} — mode off: separate dispatches, barrier after each"
@@ -260,7 +360,7 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
             QkvMode::Reorder => format!(
                 "stage  {blk} reorder {members} — mode reorder: one stage, no barrier between"
             ),
-            QkvMode::Fuse | QkvMode::Auto => {
+            QkvMode::Fuse | QkvMode::Group | QkvMode::Auto => {
                 // Partition by weight type, keeping order.
                 let mut by_type: Vec<(GgmlType, Vec<NodeIndex>)> = Vec::new();
                 for &n in &grp.nodes {
@@ -293,7 +393,7 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
                             .map(|&n| split_name(&weight_name(g, n).unwrap()).1.to_string())
                             .collect();
                         let k = nodes.len();
-                        let f = fuse(g, &nodes);
+                        let f = fuse(g, &nodes, false);
                         rewrote = true;
                         let fname = g.tensor(g.node(f).srcs[0]).name.clone();
                         parts.push(format!(
@@ -304,7 +404,10 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) {
                     }
                 }
                 let why = if too_big.is_empty() {
-                    "types differ".to_string()
+                    match &not_grouped {
+                        Some(w) => format!("types differ, not grouped: {w}"),
+                        None => "types differ".to_string(),
+                    }
                 } else {
                     format!(
                         "fused weight too large for one buffer: {}",
@@ -376,7 +479,7 @@ fn expert_siblings(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) -> bool
             ),
             _ => {
                 let k = nodes.len();
-                let f = fuse(g, &nodes);
+                let f = fuse(g, &nodes, false);
                 rewrote = true;
                 let fname = g.tensor(g.node(f).srcs[0]).name.clone();
                 format!(

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::graph::{Graph, TensorKind};
 use crate::model::{build_graph, BuildOpts, Model};
-use crate::passes::{self, plan, Fusable, FusionLevel, QkvMode, SiblingLimits};
+use crate::passes::{self, plan, Fusable, FusionLevel, Groupable, QkvMode, SiblingLimits};
 
 use super::Assignment;
 
@@ -29,6 +29,8 @@ pub struct Counts {
     pub stages: usize,
     pub barriers: usize,
     pub fused: usize,
+    /// Mixed-type sets run as one grouped node (`qkv group` / `auto`).
+    pub grouped: usize,
     pub partial: usize,
     pub reordered: usize,
     pub separate: usize,
@@ -52,6 +54,20 @@ pub fn counts(g: &Graph) -> Counts {
         .count();
     for d in &g.decisions {
         match d.text.split_whitespace().next() {
+            Some("grouped") => {
+                c.grouped += 1;
+                // A grouped node whose members run as separate dispatches (a batch
+                // beyond the grouped mat-vec): "... run as K dispatches in one stage".
+                if let Some(k) = d
+                    .text
+                    .split("run as ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|k| k.parse::<usize>().ok())
+                {
+                    c.dispatches += k - 1;
+                }
+            }
             Some("fused") => c.fused += 1,
             Some("partial") => c.partial += 1,
             Some("stage") => c.reordered += 1,
@@ -130,7 +146,9 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
             for &src in &node.srcs {
                 let t = g.tensor(src);
                 let where_ = match &g.tensor(g.root(src)).kind {
-                    TensorKind::Weight { .. } | TensorKind::FusedWeight { .. } => be.clone(),
+                    TensorKind::Weight { .. }
+                    | TensorKind::FusedWeight { .. }
+                    | TensorKind::GroupedWeight { .. } => be.clone(),
                     TensorKind::Input => "input".into(),
                     _ => be.clone(),
                 };
@@ -185,9 +203,10 @@ pub fn summary(
     limits: &SiblingLimits,
     fusion: FusionLevel,
     fusable: Fusable<'_>,
+    groupable: Groupable<'_>,
 ) -> crate::Result<String> {
     let mut s = format!(
-        "## SUMMARY (one forward pass, fusion {fusion})\n| qkv | dispatches | stages | barriers | fused | partial | reordered | folded |\n|---|---|---|---|---|---|---|---|\n",
+        "## SUMMARY (one forward pass, fusion {fusion})\n| qkv | dispatches | stages | barriers | fused | grouped | partial | reordered | folded |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for mode in QkvMode::ALL {
         let mut g = build_graph(
@@ -198,12 +217,19 @@ pub fn summary(
                 n_outputs: 1,
             },
         )?;
-        passes::run(&mut g, mode, limits, fusion, fusable);
+        passes::run(&mut g, mode, limits, fusion, fusable, groupable);
         let c = counts(&g);
         let _ = writeln!(
             s,
-            "| {mode} | {} | {} | {} | {} | {} | {} | {} |",
-            c.dispatches, c.stages, c.barriers, c.fused, c.partial, c.reordered, c.folded
+            "| {mode} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.dispatches,
+            c.stages,
+            c.barriers,
+            c.fused,
+            c.grouped,
+            c.partial,
+            c.reordered,
+            c.folded
         );
     }
     Ok(s)

@@ -68,9 +68,12 @@ pub fn layers(g: &Graph) -> HashMap<NodeIndex, Option<usize>> {
             let root = g.tensor(g.root(t));
             match (&root.kind, layer_in_name(&root.name)) {
                 (_, Some(l)) => own = own.max(Some(l)),
-                (TensorKind::Weight { .. } | TensorKind::FusedWeight { .. }, None) => {
-                    global_weight = true
-                }
+                (
+                    TensorKind::Weight { .. }
+                    | TensorKind::FusedWeight { .. }
+                    | TensorKind::GroupedWeight { .. },
+                    None,
+                ) => global_weight = true,
                 _ => {}
             }
         }
@@ -149,7 +152,9 @@ impl Assignment {
                 let t = g.tensor(root);
                 if matches!(
                     t.kind,
-                    TensorKind::Weight { .. } | TensorKind::FusedWeight { .. }
+                    TensorKind::Weight { .. }
+                        | TensorKind::FusedWeight { .. }
+                        | TensorKind::GroupedWeight { .. }
                 ) && seen.insert((b, t.name.as_str()))
                 {
                     out[b] += t.nbytes() as u64;

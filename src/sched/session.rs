@@ -197,12 +197,15 @@ impl Session {
     /// asks the first backend (the one the layers go to) which matmuls it fuses.
     pub fn optimize(&self, g: &mut Graph) {
         let fusable = |g: &Graph, n| self.fuses_mat_vec(g, n);
+        let groupable =
+            |g: &Graph, nodes: &[petgraph::stable_graph::NodeIndex]| self.groups_mat_vec(g, nodes);
         passes::run(
             g,
             self.opts.qkv,
             &self.opts.limits,
             self.opts.fusion,
             &fusable,
+            &groupable,
         );
     }
 
@@ -213,6 +216,16 @@ impl Session {
         n: petgraph::stable_graph::NodeIndex,
     ) -> std::result::Result<(), String> {
         self.backends[0].fuses_mat_vec(g, n)
+    }
+
+    /// Whether the first backend runs sibling matmuls `nodes` (of different types) as one
+    /// grouped node (`Backend::groups_mat_vec`).
+    pub fn groups_mat_vec(
+        &self,
+        g: &Graph,
+        nodes: &[petgraph::stable_graph::NodeIndex],
+    ) -> std::result::Result<bool, String> {
+        self.backends[0].groups_mat_vec(g, nodes)
     }
 
     /// Builds, optimizes and schedules the graph for `n_tokens` at the current position.

@@ -34,6 +34,16 @@ pub enum Case {
         epi: u8,
         segs: u32,
     },
+    /// A grouped weight (`TensorKind::GroupedWeight`): segments of `rows[s]` rows of
+    /// `types[s]`, one grouped mat-vec dispatch (`n` ≤ 16; optional RMS-norm prologue)
+    /// or the members one by one (`n` > 16).
+    MulMatGroup {
+        types: [GgmlType; 3],
+        rows: [u32; 3],
+        k: u32,
+        n: u32,
+        norm: bool,
+    },
     /// `Op::TopK` over `n` rows of `v` logits; `ties`: logits rounded to a few values.
     TopK {
         v: u32,
@@ -110,6 +120,10 @@ impl Case {
             Case::MulMat { .. } => "mul_mat",
             Case::MulMatVecq { .. } => "mul_mat_vecq",
             Case::MulMatLayer { .. } => "mul_mat_vec_layer",
+            Case::MulMatGroup { n, .. } if *n <= dispatch::mul_mat::MAT_VEC_MAX_N => {
+                "mul_mat_vec_group"
+            }
+            Case::MulMatGroup { .. } => "mul_mat_group",
             Case::TopK { .. } => "top_k",
             Case::GetRows { .. } => "get_rows",
             Case::RmsNorm { .. } => "rms_norm",
@@ -130,6 +144,22 @@ impl Case {
             Case::MulMat { ty, m, k, n } | Case::MulMatVecq { ty, m, k, n } => {
                 format!("type={ty},m={m},k={k},n={n}")
             }
+            Case::MulMatGroup {
+                types,
+                rows,
+                k,
+                n,
+                norm,
+            } => format!(
+                "types={}+{}+{},m={}+{}+{},k={k},n={n}{}",
+                types[0],
+                types[1],
+                types[2],
+                rows[0],
+                rows[1],
+                rows[2],
+                if *norm { ",norm" } else { "" }
+            ),
             Case::MulMatLayer {
                 ty,
                 m,
@@ -206,6 +236,17 @@ impl Case {
             } => {
                 let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m * segs);
                 w + 4 * u64::from(k * n + m * segs * n)
+            }
+            Case::MulMatGroup {
+                types, rows, k, n, ..
+            } => {
+                let w: u64 = types
+                    .iter()
+                    .zip(rows)
+                    .map(|(t, r)| t.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(r))
+                    .sum();
+                let m: u32 = rows.iter().sum();
+                w + 4 * u64::from(k * n + m * n)
             }
             Case::TopK { v, k, n, .. } => 4 * u64::from(n * (v + 2 + 2 * k)),
             Case::GetRows { ty, ne0, n } => {
@@ -318,6 +359,39 @@ pub fn cases() -> Vec<Case> {
                 norm,
                 epi,
                 segs,
+            });
+        }
+    }
+    // The grouped mat-vec: every compiled type pair as Q/K/V (a, a, b), the norm prologue
+    // and the token count rotating; rows that make the kernel halve its rows per
+    // workgroup, the bigger type first, and a prompt batch (members one by one).
+    {
+        use GgmlType as T;
+        let ks = [T::Q2K, T::Q3K, T::Q4K, T::Q5K, T::Q6K];
+        let mut i = 0u32;
+        for (x, &a) in ks.iter().enumerate() {
+            for &b in &ks[x + 1..] {
+                v.push(Case::MulMatGroup {
+                    types: [a, a, b],
+                    rows: [64, 32, 32],
+                    k: 256 * (1 + i % 2),
+                    n: [1u32, 5, 16][(i % 3) as usize],
+                    norm: i % 2 == 0,
+                });
+                i += 1;
+            }
+        }
+        for (types, rows, k, n, norm) in [
+            ([T::Q2K, T::Q2K, T::Q3K], [34u32, 18, 7], 512u32, 3u32, true),
+            ([T::Q6K, T::Q4K, T::Q4K], [16, 48, 33], 256, 1, false),
+            ([T::Q4K, T::Q4K, T::Q6K], [64, 32, 32], 512, 20, false),
+        ] {
+            v.push(Case::MulMatGroup {
+                types,
+                rows,
+                k,
+                n,
+                norm,
             });
         }
     }

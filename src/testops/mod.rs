@@ -109,7 +109,8 @@ pub fn run_case(ctx: &VulkanContext, c: &Case, perf: bool) -> (Outcome, Option<f
                 Case::MulMat { .. }
                 | Case::MulMatVecq { .. }
                 | Case::MulMatId { .. }
-                | Case::MulMatLayer { .. } => 5e-4,
+                | Case::MulMatLayer { .. }
+                | Case::MulMatGroup { .. } => 5e-4,
                 _ => 1e-5,
             };
             if e <= bound {

@@ -196,6 +196,82 @@ pub(super) fn run_inner(
                 }),
             )
         }
+        Case::MulMatGroup {
+            types,
+            rows,
+            k,
+            n,
+            norm,
+        } => {
+            use dispatch::mul_mat_group::{mul_mat_group_each, mul_mat_vec_group, GroupSegment};
+            // The weight: the segments back to back, each quantized to its own type.
+            let mut w = Vec::new();
+            let mut want = Vec::new();
+            let x = values((k * n) as usize, seed + 1);
+            let nw = values(k as usize, seed + 2);
+            let mut xn = x.clone();
+            if norm {
+                let mut t = vec![0f32; x.len()];
+                ops::rms_norm(&x, k as usize, 1e-6, &mut t);
+                ops::binary(false, &t, &nw, k as usize, &mut xn);
+            }
+            // The reference: one product per segment, each a contiguous [rows, n] block.
+            for (s, (&ty, &r)) in types.iter().zip(&rows).enumerate() {
+                let q = quant::quantize(ty, &values((r * k) as usize, seed + 10 + s as u64))?;
+                let mut y = vec![0f32; (r * n) as usize];
+                ops::mul_mat(
+                    ty,
+                    &[&q],
+                    &[r as usize],
+                    k as usize,
+                    &xn,
+                    n as usize,
+                    &mut y,
+                )?;
+                want.extend(y);
+                w.extend(q);
+            }
+            let segs: Vec<GroupSegment> = types
+                .iter()
+                .zip(&rows)
+                .map(|(&ty, &r)| GroupSegment { ty, rows: r })
+                .collect();
+            let (wb, xb, nb) = (io.put(&w)?, io.f32s(&x)?, io.f32s(&nw)?);
+            let db = io.zeros(want.len())?;
+            (
+                want,
+                db,
+                Box::new(move |rec, io| {
+                    let b = &io.bufs;
+                    if n <= dispatch::mul_mat::MAT_VEC_MAX_N {
+                        mul_mat_vec_group(
+                            rec,
+                            &segs,
+                            b[wb].whole(),
+                            b[xb].whole(),
+                            norm.then(|| (b[nb].whole(), 1e-6)),
+                            1.0,
+                            b[db].whole(),
+                            k,
+                            n,
+                            None,
+                        )
+                    } else {
+                        mul_mat_group_each(
+                            rec,
+                            &segs,
+                            b[wb].whole(),
+                            b[xb].whole(),
+                            b[db].whole(),
+                            k,
+                            n,
+                            None,
+                            dispatch::mul_mat::TiledKernel::Auto,
+                        )
+                    }
+                }),
+            )
+        }
         Case::GetRows { ty, ne0, n } => {
             let rows = 9u32;
             let table = quant::quantize(ty, &values((rows * ne0) as usize, seed))?;

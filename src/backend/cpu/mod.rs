@@ -41,7 +41,7 @@ impl CpuBackend {
         let root = g.tensor(r.root);
         let all: &[u8] = match &root.kind {
             TensorKind::Weight { name } => self.model.tensor_bytes(name)?,
-            TensorKind::FusedWeight { .. } => {
+            TensorKind::FusedWeight { .. } | TensorKind::GroupedWeight { .. } => {
                 return Err(Error::Unsupported(format!(
                     "reading fused weight `{}` as one tensor on the CPU",
                     root.name
@@ -103,10 +103,12 @@ impl CpuBackend {
     fn weight_segments(&self, g: &Graph, w: TensorId) -> Result<Vec<&[u8]>> {
         let root = g.tensor(g.root(w));
         match &root.kind {
-            TensorKind::FusedWeight { members } => members
-                .iter()
-                .map(|name| self.model.tensor_bytes(name))
-                .collect(),
+            TensorKind::FusedWeight { members } | TensorKind::GroupedWeight { members, .. } => {
+                members
+                    .iter()
+                    .map(|name| self.model.tensor_bytes(name))
+                    .collect()
+            }
             _ => Ok(vec![self.bytes(g, w)?]),
         }
     }
@@ -130,6 +132,19 @@ impl CpuBackend {
             split.to_vec()
         };
         let segs = self.weight_segments(g, wt)?;
+        if let TensorKind::GroupedWeight { types, .. } = &g.tensor(g.root(wt)).kind {
+            // Members of different types: one product per member, each into its block.
+            if segs.len() != split.len() || types.len() != split.len() {
+                return Err(Error::Usage(format!("`{name}`: split/members mismatch")));
+            }
+            let mut at = 0;
+            for ((seg, &ty), &rows) in segs.iter().zip(types).zip(&split) {
+                let block = &mut out[at * n_tok..(at + rows) * n_tok];
+                ops::mul_mat(ty, &[seg], &[rows], k, x, n_tok, block)?;
+                at += rows;
+            }
+            return Ok(());
+        }
         if segs.len() != split.len() && segs.len() != 1 {
             return Err(Error::Usage(format!("`{name}`: split/members mismatch")));
         }

@@ -20,6 +20,7 @@ pub mod get_rows;
 pub mod glu;
 pub mod moe;
 pub mod mul_mat;
+pub mod mul_mat_group;
 pub mod mul_mat_vecq;
 pub mod norm;
 pub mod rope;

@@ -289,7 +289,7 @@ fn shader(ty: GgmlType, kernel: Kernel) -> Option<ShaderId> {
 }
 
 /// Whether the device can reduce with subgroup arithmetic in compute shaders.
-fn has_subgroup_add(caps: &Caps) -> bool {
+pub(crate) fn has_subgroup_add(caps: &Caps) -> bool {
     use ash::vk::SubgroupFeatureFlags as F;
     caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC)
 }
@@ -520,7 +520,7 @@ fn record(
 /// which runs a workgroup as one SIMD loop) narrow groups with more rows each, ~1.8x
 /// faster there (llvmpipe, K = 576..1536). `Error::Unsupported` when the reduction's
 /// shared arrays (rows × n × width floats, plus `extra_rows` × n × width) do not fit.
-fn mat_vec_launch(
+pub(crate) fn mat_vec_launch(
     caps: &Caps,
     ty: GgmlType,
     k: u32,

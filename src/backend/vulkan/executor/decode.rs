@@ -7,7 +7,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::{MatVecPath, VulkanBackend};
 use crate::backend::vulkan::{dispatch, MemoryLocation};
-use crate::graph::{Graph, Op, Region, TensorId};
+use crate::graph::{Graph, Op, Region, TensorId, TensorKind};
 use crate::quant::GgmlType;
 use crate::Result;
 
@@ -42,6 +42,9 @@ impl VulkanBackend {
         let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(x.nrows())) else {
             return false;
         };
+        if matches!(w.kind, TensorKind::GroupedWeight { .. }) {
+            return false; // the grouped kernel is a float mat-vec
+        }
         let caps = self.ctx.caps();
         // Auto leaves small matrices on the float kernel: both run at the dispatch
         // latency floor there and the float one measured 0-8 % faster (H200, qwen3-0.6b
@@ -67,6 +70,17 @@ impl VulkanBackend {
                 return Err(format!("{op} is disabled on this device"));
             }
         }
+        if let Some(segs) = self.group_segments(g, node.srcs[0]) {
+            if x.nrows() > dispatch::mul_mat::MAT_VEC_MAX_N as usize {
+                return Err(format!(
+                    "{} tokens take the members' own kernels (the grouped mat-vec takes at \
+                     most {})",
+                    x.nrows(),
+                    dispatch::mul_mat::MAT_VEC_MAX_N
+                ));
+            }
+            return dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, w.ne[0] as u64);
+        }
         if self.vecq_for(w, x) {
             return Err(format!(
                 "{} takes the integer-dot mat-vec ({} {:.1} MiB)",
@@ -76,6 +90,72 @@ impl VulkanBackend {
             ));
         }
         dispatch::mul_mat::layer_support(self.ctx.caps(), w.ty, w.ne[0] as u64, x.nrows() as u64)
+    }
+
+    /// The members of a grouped weight (`TensorKind::GroupedWeight`) as kernel segments;
+    /// `None` for any other tensor.
+    pub(super) fn group_segments(
+        &self,
+        g: &Graph,
+        w: TensorId,
+    ) -> Option<Vec<dispatch::mul_mat_group::GroupSegment>> {
+        match &g.tensor(g.root(w)).kind {
+            TensorKind::GroupedWeight { types, rows, .. } => Some(
+                types
+                    .iter()
+                    .zip(rows)
+                    .map(|(&ty, &r)| dispatch::mul_mat_group::GroupSegment { ty, rows: r as u32 })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether sibling MUL_MATs `nodes` (weights of different types) run as one grouped
+    /// node here (`Backend::groups_mat_vec`): the grouped mat-vec is a float kernel, so a
+    /// member that would take the integer-dot mat-vec alone (large weights, where int8
+    /// is faster) keeps it; `Ok(false)` for a batch beyond the mat-vec (the members then
+    /// run one by one in one stage).
+    pub(super) fn groupable(
+        &self,
+        g: &Graph,
+        nodes: &[NodeIndex],
+    ) -> std::result::Result<bool, String> {
+        let mut segs = Vec::new();
+        let mut k = 0u64;
+        for &n in nodes {
+            let node = g.node(n);
+            let w = g.tensor(node.srcs[0]);
+            let mm_type = format!("MUL_MAT:{}", w.ty.name());
+            for op in ["MUL_MAT", mm_type.as_str()] {
+                if self.disabled.contains(op) {
+                    return Err(format!("{op} is disabled on this device"));
+                }
+            }
+            // At decode (one token), would this member take the integer-dot path?
+            let one = crate::graph::Tensor {
+                name: String::new(),
+                ty: GgmlType::F32,
+                ne: [w.ne[0], 1, 1, 1],
+                kind: TensorKind::Activation,
+            };
+            if self.vecq_for(w, &one) {
+                return Err(format!(
+                    "{} takes the integer-dot mat-vec at decode ({} {:.1} MiB)",
+                    w.name,
+                    w.ty,
+                    w.nbytes() as f64 / f64::from(1u32 << 20)
+                ));
+            }
+            k = w.ne[0] as u64;
+            segs.push(dispatch::mul_mat_group::GroupSegment {
+                ty: w.ty,
+                rows: w.nrows() as u32,
+            });
+        }
+        dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, k)?;
+        let n = g.tensor(g.node(nodes[0]).srcs[1]).nrows();
+        Ok(n <= dispatch::mul_mat::MAT_VEC_MAX_N as usize)
     }
 
     /// Plans the q8_1 copies of the graph's integer-dot matmul inputs: one per distinct
@@ -270,6 +350,40 @@ impl VulkanBackend {
             let node = g.node(n);
             let name = &g.tensor(node.dst).name;
             match &node.op {
+                Op::MulMat { .. } | Op::MulMatLayer { .. }
+                    if self.group_segments(g, node.srcs[0]).is_some() =>
+                {
+                    let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                    let nt = x.nrows();
+                    let segs = self.group_segments(g, node.srcs[0]).unwrap_or_default();
+                    let members: Vec<String> = segs
+                        .iter()
+                        .map(|s| format!("{}x{}", s.ty, s.rows))
+                        .collect();
+                    let what = if nt <= dispatch::mul_mat::MAT_VEC_MAX_N as usize {
+                        let norm = if matches!(node.op, Op::MulMatLayer { norm: Some(_), .. }) {
+                            ", RMS-norm prologue"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "mul_mat_vec_group (one dispatch over {} members{norm})",
+                            segs.len()
+                        )
+                    } else {
+                        format!(
+                            "{} dispatches of the members' own kernels in one stage",
+                            segs.len()
+                        )
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{} {name} {} {} n={nt}: {what}",
+                        node.op.name(),
+                        w.ne[0],
+                        members.join(" + ")
+                    );
+                }
                 Op::MulMat { .. } => {
                     let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                     let nt = x.nrows();

@@ -323,7 +323,9 @@ impl VulkanBackend {
         let root = g.tensor(r.root);
         let (buf, base) = match &root.kind {
             TensorKind::Weight { name } => (self.weights.get(name).copied(), 0),
-            TensorKind::FusedWeight { members } => (self.fused.get(members).copied(), 0),
+            TensorKind::FusedWeight { members } | TensorKind::GroupedWeight { members, .. } => {
+                (self.fused.get(members).copied(), 0)
+            }
             TensorKind::State { name } => (self.state.get(name).copied(), 0),
             _ => match self.places.get(&r.root) {
                 Some(p) => (Some(p.buf), p.offset),
@@ -370,6 +372,33 @@ impl Backend for VulkanBackend {
         let op = node.op.name().trim_end_matches("_FUSED");
         if self.disabled.contains(op) {
             return false;
+        }
+        if let Some(segs) = self.group_segments(g, node.srcs[0]) {
+            // A grouped weight: the grouped mat-vec for decode batches, the members' own
+            // kernels for larger ones.
+            let k = g.tensor(node.srcs[0]).ne[0] as u64;
+            let n = g.tensor(node.srcs[1]).nrows() as u64;
+            let types_ok = segs.iter().all(|s| {
+                !self.disabled.contains(&format!("{op}:{}", s.ty.name()))
+                    && dispatch::mul_mat::supports(s.ty)
+                    && k % u64::from(dispatch::mul_mat::kernel_qk(s.ty)) == 0
+            });
+            return types_ok
+                && match &node.op {
+                    Op::MulMat { .. } => {
+                        n > u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
+                            || dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, k)
+                                .is_ok()
+                    }
+                    Op::MulMatLayer { epi, .. } => {
+                        *epi == crate::graph::Epilogue::None
+                            && n <= u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
+                            && !self.disabled.contains("MUL_MAT")
+                            && dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, k)
+                                .is_ok()
+                    }
+                    _ => false,
+                };
         }
         match &node.op {
             Op::MulMat { .. } | Op::GetRows => {
@@ -425,6 +454,10 @@ impl Backend for VulkanBackend {
         self.layer_fusable(g, n)
     }
 
+    fn groups_mat_vec(&self, g: &Graph, nodes: &[NodeIndex]) -> std::result::Result<bool, String> {
+        self.groupable(g, nodes)
+    }
+
     fn device_bytes(&self) -> u64 {
         self.bufs.iter().map(|b| b.size()).sum()
     }
@@ -457,6 +490,7 @@ impl Backend for VulkanBackend {
                         t.kind,
                         TensorKind::Weight { .. }
                             | TensorKind::FusedWeight { .. }
+                            | TensorKind::GroupedWeight { .. }
                             | TensorKind::State { .. }
                     )
             })
@@ -470,7 +504,7 @@ impl Backend for VulkanBackend {
                 TensorKind::Weight { name } => {
                     !self.weights.contains_key(name) && seen.insert(t.name.clone())
                 }
-                TensorKind::FusedWeight { members } => {
+                TensorKind::FusedWeight { members } | TensorKind::GroupedWeight { members, .. } => {
                     !self.fused.contains_key(members) && seen.insert(t.name.clone())
                 }
                 _ => false,
@@ -499,7 +533,9 @@ impl Backend for VulkanBackend {
                         f(done, total);
                     }
                 }
-                TensorKind::FusedWeight { members } if !self.fused.contains_key(members) => {
+                TensorKind::FusedWeight { members } | TensorKind::GroupedWeight { members, .. }
+                    if !self.fused.contains_key(members) =>
+                {
                     self.upload_fused(members, &t.name)?;
                     done += t.nbytes() as u64;
                     if let Some(f) = &mut self.progress {

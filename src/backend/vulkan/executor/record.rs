@@ -20,6 +20,15 @@ pub(super) struct Extra {
 }
 
 impl VulkanBackend {
+    /// The tiled kernel prompt batches take (cooperative matrices unless turned off).
+    fn tiled_kernel(&self) -> dispatch::mul_mat::TiledKernel {
+        if self.coopmat {
+            dispatch::mul_mat::TiledKernel::Auto
+        } else {
+            dispatch::mul_mat::TiledKernel::Scalar
+        }
+    }
+
     /// Records node `n` (and what `extra` asks its kernel to write besides).
     pub(super) fn record_node(
         &self,
@@ -123,6 +132,61 @@ impl VulkanBackend {
                 q8.map(|q| self.xq(q)),
                 u(dt.nelements())?,
             ),
+            Op::MulMat { .. } | Op::MulMatLayer { .. }
+                if self.group_segments(g, node.srcs[0]).is_some() =>
+            {
+                let segs = self.group_segments(g, node.srcs[0]).expect("guarded");
+                let (k, nt) = (u(st(0).ne[0])?, u(st(1).nrows())?);
+                let (norm, scale) = match &node.op {
+                    Op::MulMatLayer {
+                        norm, epi, scale, ..
+                    } => {
+                        if *epi != Epilogue::None {
+                            return Err(Error::Unsupported(format!(
+                                "`{}`: a grouped matmul takes no epilogue",
+                                dt.name
+                            )));
+                        }
+                        (
+                            norm.map(|eps| s(2).map(|nw| (nw, eps))).transpose()?,
+                            *scale,
+                        )
+                    }
+                    _ => (None, 1.0),
+                };
+                if nt <= dispatch::mul_mat::MAT_VEC_MAX_N {
+                    return dispatch::mul_mat_group::mul_mat_vec_group(
+                        rec,
+                        &segs,
+                        s(0)?,
+                        s(1)?,
+                        norm,
+                        scale,
+                        dst,
+                        k,
+                        nt,
+                        self.mat_vec_shape,
+                    );
+                }
+                if norm.is_some() || scale != 1.0 {
+                    return Err(Error::Unsupported(format!(
+                        "`{}`: a folded norm or scale on a grouped matmul of {nt} tokens",
+                        dt.name
+                    )));
+                }
+                let tiled = self.tiled_kernel();
+                dispatch::mul_mat_group::mul_mat_group_each(
+                    rec,
+                    &segs,
+                    s(0)?,
+                    s(1)?,
+                    dst,
+                    k,
+                    nt,
+                    self.mat_vec_shape,
+                    tiled,
+                )
+            }
             Op::MulMat { split } => {
                 let w = st(0);
                 let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
@@ -140,11 +204,7 @@ impl VulkanBackend {
                         None,
                     );
                 }
-                let tiled = if self.coopmat {
-                    dispatch::mul_mat::TiledKernel::Auto
-                } else {
-                    dispatch::mul_mat::TiledKernel::Scalar
-                };
+                let tiled = self.tiled_kernel();
                 dispatch::mul_mat::mul_mat_with(
                     rec,
                     w.ty,
@@ -358,7 +418,7 @@ pub(super) fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
                 format!(
                     "{} {} {}x{} n={}",
                     node.op.name(),
-                    w.ty,
+                    w.type_str(),
                     w.ne[0],
                     w.nrows(),
                     x.nrows()
