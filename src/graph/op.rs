@@ -11,6 +11,17 @@ pub enum RopeMode {
     Neox,
 }
 
+/// The rotary embedding (and optional head norm) an [`Op::Attention`] applies to q and
+/// to the new K row it writes (`passes::layer`'s RoPE / KV-cache fold); as [`Op::Rope`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnRope {
+    pub mode: RopeMode,
+    pub n_dims: usize,
+    pub freq_base: f32,
+    pub freq_scale: f32,
+    pub norm: Option<f32>,
+}
+
 /// What a [`Op::MulMatLayer`] does with its product before writing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Epilogue {
@@ -90,7 +101,15 @@ pub enum Op {
     /// (causal; `kv::KvCache` keeps each sequence's cells contiguous) — head `h` using kv
     /// head `h / (n_head / n_head_kv)` (GQA). Rows are clamped to the cache and the range
     /// to at least one row ([`crate::backend::cpu::ops::kv_range`]).
-    Attention { scale: f32 },
+    ///
+    /// With `rope: Some(r)` (decode-layer fusion, `passes::layer`: the RoPE / KV-cache
+    /// stage folded in) the srcs are `[q, k, v, span, pos: i32 [n], cells: i32 [n],
+    /// k_new: f32 [d, n_head_kv, n], v_new: f32 [d·n_head_kv, n]]`, then `[q_w, k_w: f32 [d]]`
+    /// when `r.norm` is `Some(eps)`, and the node first does what the folded nodes did:
+    /// cache row `cells[t]` of `k` := f16(rope(k_new[t])), of `v` := f16(v_new[t]) (each head
+    /// row RMS-normalized and multiplied by `k_w` first with a norm), and q := rope(q) (with
+    /// `q_w`), all at position `pos[t]` as [`Op::Rope`] — then attends as above.
+    Attention { scale: f32, rope: Option<AttnRope> },
     /// `[logits: f32 [n_expert, n]]` → i32 `[k, n]`: per token, the `k` experts of the
     /// largest router logits, largest first (ties: the lower index first). Softmax is
     /// monotonic, so these are the top-k of the routing probabilities.
@@ -151,6 +170,7 @@ impl Op {
             Op::SetRows => "SET_ROWS",
             Op::RopeSetRows { norm: Some(_), .. } => "RMS_NORM_MUL_ROPE_SET_ROWS",
             Op::RopeSetRows { .. } => "ROPE_SET_ROWS",
+            Op::Attention { rope: Some(_), .. } => "ROPE_ATTENTION",
             Op::Attention { .. } => "ATTENTION",
             Op::MoeTopK { .. } => "MOE_TOPK",
             Op::MoeWeights => "MOE_WEIGHTS",

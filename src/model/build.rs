@@ -296,7 +296,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         let vall = g.view(cv, format!("v-{il}"), [hd, nkv, o.n_ctx, 1], 0);
         let scale = 1.0 / (hd as f32).sqrt();
         let att = g.op(
-            Op::Attention { scale },
+            Op::Attention { scale, rope: None },
             &[q, kall, vall, spans],
             format!("kqv_out-{il}"),
             f32t,

@@ -12,6 +12,14 @@
 //!   Q/K/V, ffn_norm → gate/up, result_norm → the head) disappears into those matmuls'
 //!   prologue (the mat-vec sums x² while it reads x anyway).
 //!
+//! and one into the attention ([`Op::Attention`] with `rope: Some`):
+//! - **RoPE / KV-cache prologue**: a one-token graph's ROPE of q, ROPE_SET_ROWS of k and
+//!   SET_ROWS of v (each head-normalized first in qwen3) — a stage of three small
+//!   dispatches — become the attention's prologue: the workgroup that attends the new
+//!   cache row computes it (normalized, rotated) and writes it to the cache itself, and
+//!   every workgroup rotates its q rows as it loads them. Only one token: with several,
+//!   a token's range would hold rows that other workgroups of the same dispatch write.
+//!
 //! A fold happens only where the backend that runs the matmul says it can take it
 //! (`Backend::fuses_mat_vec`: on Vulkan, float mat-vecs of ≤ 16 tokens — a matmul on the
 //! integer-dot path or a prompt batch keeps its own kernel) and the intermediate result
@@ -61,7 +69,8 @@ impl std::fmt::Display for FusionLevel {
     }
 }
 
-/// Whether the backend that will run MUL_MAT node `n` takes it fused (`Err`: why not).
+/// Whether the backend that will run node `n` — a MUL_MAT, or an ATTENTION for the RoPE /
+/// KV-cache fold — takes work folded into it (`Err`: why not).
 pub type Fusable<'a> = &'a dyn Fn(&Graph, NodeIndex) -> Result<(), String>;
 
 /// Readers per root tensor (each node source counts once) and the node writing each tensor.
@@ -104,13 +113,14 @@ fn remove(g: &mut Graph, n: NodeIndex) {
     g.schedule.retain(|s| !s.is_empty());
 }
 
-/// Runs the four folds (SwiGLU, scale, add, norm, in that order); returns how many
-/// nodes were folded away.
+/// Runs the folds (SwiGLU, scale, add, norm, RoPE / KV cache, in that order); returns how
+/// many nodes were folded away.
 pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     let mut folded = swiglu_epilogue(g, fusable);
     folded += scale_epilogue(g, fusable);
     folded += add_epilogue(g, fusable);
     folded += norm_prologue(g, fusable);
+    folded += rope_into_attention(g, fusable);
     if folded > 0 {
         g.rebuild_edges();
     }
@@ -397,6 +407,162 @@ fn norm_prologue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             ),
         );
         done += 1;
+    }
+    done
+}
+
+/// The RoPE / KV-cache stage of a one-token decode layer folded into its ATTENTION (see
+/// the module docs): ROPE(q) → attention, ROPE_SET_ROWS(k) and SET_ROWS(v) into the cache
+/// the attention reads, same positions, cells and rotation for q and k, each result read
+/// by that attention only. Returns how many nodes were folded away.
+fn rope_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, producer) = uses(g);
+    // The writer of each cache root (SET_ROWS / ROPE_SET_ROWS).
+    let mut cache_writer: HashMap<TensorId, Vec<NodeIndex>> = HashMap::new();
+    for n in g.order() {
+        if matches!(g.node(n).op, Op::SetRows | Op::RopeSetRows { .. }) {
+            cache_writer
+                .entry(g.root(g.node(n).dst))
+                .or_default()
+                .push(n);
+        }
+    }
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for att in order {
+        let Op::Attention { scale, rope: None } = g.node(att).op else {
+            continue;
+        };
+        let srcs = g.node(att).srcs.clone();
+        let name = g.tensor(g.node(att).dst).name.clone();
+        let found = (|| -> Result<(NodeIndex, NodeIndex, NodeIndex), String> {
+            if g.tensor(srcs[0]).ne[2] != 1 {
+                return Err(format!(
+                    "{} tokens (the fold takes one: other tokens' new rows would be written \
+                     by other workgroups of the same dispatch)",
+                    g.tensor(srcs[0]).ne[2]
+                ));
+            }
+            let qn = *producer.get(&srcs[0]).ok_or("q is not a node's output")?;
+            let only = |w: &[NodeIndex]| -> Option<NodeIndex> {
+                match w {
+                    [one] => Some(*one),
+                    _ => None,
+                }
+            };
+            let kn = cache_writer
+                .get(&g.root(srcs[1]))
+                .and_then(|w| only(w))
+                .ok_or("the K cache has no single writer here")?;
+            let vn = cache_writer
+                .get(&g.root(srcs[2]))
+                .and_then(|w| only(w))
+                .ok_or("the V cache has no single writer here")?;
+            let (qo, ko, vo) = (&g.node(qn).op, &g.node(kn).op, &g.node(vn).op);
+            let (
+                Op::Rope {
+                    mode,
+                    n_dims,
+                    freq_base,
+                    freq_scale,
+                    norm,
+                },
+                Op::RopeSetRows {
+                    mode: km,
+                    n_dims: kd,
+                    freq_base: kb,
+                    freq_scale: ks,
+                    norm: knorm,
+                },
+                Op::SetRows,
+            ) = (qo, ko, vo)
+            else {
+                return Err(format!(
+                    "q from {}, K cache by {}, V cache by {} (not ROPE / ROPE_SET_ROWS / SET_ROWS)",
+                    qo.name(),
+                    ko.name(),
+                    vo.name()
+                ));
+            };
+            if (mode, n_dims, freq_base, freq_scale, norm) != (km, kd, kb, ks, knorm) {
+                return Err("q and k are rotated differently".into());
+            }
+            let (qs, ks_, vs) = (&g.node(qn).srcs, &g.node(kn).srcs, &g.node(vn).srcs);
+            if qs[1] != ks_[1] || ks_[2] != vs[1] {
+                return Err(
+                    "q and k rotate at different positions or K and V go to different cells".into(),
+                );
+            }
+            let read_only_here = |t: TensorId| {
+                readers
+                    .get(&g.root(t))
+                    .is_some_and(|r| r.iter().all(|&x| x == att))
+            };
+            if !read_only_here(srcs[0]) {
+                return Err("the rotated q has other readers".into());
+            }
+            if !(read_only_here(srcs[1]) && read_only_here(srcs[2])) {
+                return Err("the cache has other readers".into());
+            }
+            fusable(g, att)?;
+            Ok((qn, kn, vn))
+        })();
+        let (qn, kn, vn) = match found {
+            Ok(v) => v,
+            Err(why) => {
+                note(g, format!("kept   {name} ROPE / KV-cache stage: {why}"));
+                continue;
+            }
+        };
+        let (qs, ks, vs) = (
+            g.node(qn).srcs.clone(),
+            g.node(kn).srcs.clone(),
+            g.node(vn).srcs.clone(),
+        );
+        let Op::Rope {
+            mode,
+            n_dims,
+            freq_base,
+            freq_scale,
+            norm,
+        } = g.node(qn).op
+        else {
+            unreachable!("checked above")
+        };
+        // [q, k, v, span] → [q_raw, k, v, span, pos, cells, k_new, v_new (, q_w, k_w)].
+        let mut new_srcs = vec![qs[0], srcs[1], srcs[2], srcs[3], qs[1], ks[2], ks[0], vs[0]];
+        if norm.is_some() {
+            new_srcs.push(*qs.last().expect("a norm weight"));
+            new_srcs.push(*ks.last().expect("a norm weight"));
+        }
+        let node = &mut g.dag[att];
+        node.op = Op::Attention {
+            scale,
+            rope: Some(crate::graph::AttnRope {
+                mode,
+                n_dims,
+                freq_base,
+                freq_scale,
+                norm,
+            }),
+        };
+        node.srcs = new_srcs;
+        let what = format!(
+            "{} (q) + {} (k) + SET_ROWS (v)",
+            g.node(qn).op.name(),
+            g.node(kn).op.name()
+        );
+        for n in [qn, kn, vn] {
+            remove(g, n);
+        }
+        note(
+            g,
+            format!(
+                "folded {what} into {name} → ROPE_ATTENTION (the attention rotates q and \
+                 writes the new K/V row) — 3 dispatches and 1 stage fewer"
+            ),
+        );
+        done += 3;
     }
     done
 }

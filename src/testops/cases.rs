@@ -84,6 +84,17 @@ pub enum Case {
         n: u32,
         n_kv: u32,
     },
+    /// The attention with the RoPE / KV-cache stage folded in (`Op::Attention` with
+    /// `rope: Some`): one token at the last of `n_kv` cells, its new K/V row written by the
+    /// kernel and attended; `norm`: qwen3's head norms too.
+    AttentionRope {
+        d: u32,
+        n_head: u32,
+        n_head_kv: u32,
+        n_kv: u32,
+        neox: bool,
+        norm: bool,
+    },
     /// MOE_TOPK then MOE_WEIGHTS on the device; the weights are compared (a wrong expert
     /// set or order changes them: they are the chosen logits' softmax, largest first).
     /// With 60 experts the logits are whole numbers, so ties decide (a wrong tie order
@@ -132,6 +143,7 @@ impl Case {
             Case::Scale { .. } => "scale",
             Case::Rope { .. } => "rope",
             Case::Attention { .. } => "attention",
+            Case::AttentionRope { .. } => "attention_rope",
             Case::MoeRoute { .. } => "moe_route",
             Case::MulMatId { .. } => "mul_mat_id",
             Case::MoeSum { .. } => "moe_sum",
@@ -220,6 +232,18 @@ impl Case {
                 }
             ),
             Case::MoeSum { ne0, n_used, n } => format!("ne0={ne0},used={n_used},n={n}"),
+            Case::AttentionRope {
+                d,
+                n_head,
+                n_head_kv,
+                n_kv,
+                neox,
+                norm,
+            } => format!(
+                "d={d},h={n_head}/{n_head_kv},kv={n_kv},mode={}{}",
+                if *neox { "neox" } else { "normal" },
+                if *norm { ",norm" } else { "" }
+            ),
         };
         format!("{}({p})", self.op())
     }
@@ -269,6 +293,13 @@ impl Case {
                 n,
                 n_kv,
             } => 8 * u64::from(d * n_head * n) + 4 * u64::from(d * n_head_kv * n_kv),
+            Case::AttentionRope {
+                d,
+                n_head,
+                n_head_kv,
+                n_kv,
+                ..
+            } => 8 * u64::from(d * n_head) + 4 * u64::from(d * n_head_kv * (n_kv + 4)),
             Case::MoeRoute { n_expert, k, n } => 4 * u64::from(n * (n_expert + 2 * k)),
             Case::MulMatId {
                 ty,
@@ -422,6 +453,24 @@ pub fn cases() -> Vec<Case> {
                 neox,
             });
         }
+    }
+    for (i, (d, n_head, n_head_kv, n_kv)) in [
+        (64u32, 4u32, 2u32, 1u32),
+        (128, 4, 2, 13),
+        (128, 8, 1, 300),
+        (64, 4, 4, 70),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(Case::AttentionRope {
+            d,
+            n_head,
+            n_head_kv,
+            n_kv,
+            neox: i % 2 == 1,
+            norm: i >= 2,
+        });
     }
     for d in [64u32, 128] {
         for (n_head, n_head_kv) in [(4u32, 2u32), (4, 4), (8, 1)] {

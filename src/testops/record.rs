@@ -487,6 +487,125 @@ pub(super) fn run_inner(
                 }),
             )
         }
+        Case::AttentionRope {
+            d,
+            n_head,
+            n_head_kv,
+            n_kv,
+            neox,
+            norm,
+        } => {
+            use crate::graph::RopeMode;
+            let (du, hk) = (d as usize, n_head_kv as usize);
+            let q = values((d * n_head) as usize, seed);
+            let k_new = values((d * n_head_kv) as usize, seed + 3);
+            let v_new = values((d * n_head_kv) as usize, seed + 4);
+            let (qw, kw) = (values(du, seed + 5), values(du, seed + 6));
+            let kv = |s| -> Vec<f16> {
+                values((d * n_head_kv * n_kv) as usize, s)
+                    .iter()
+                    .map(|&v| f16::from_f32(v))
+                    .collect()
+            };
+            let (mut k, mut v) = (kv(seed + 1), kv(seed + 2));
+            // One token at the last cell (position n_kv - 1 + 7: positions need not be cells).
+            let cell = n_kv as i32 - 1;
+            let pos = [cell + 7];
+            let span = [0, cell];
+            let mode = if neox {
+                RopeMode::Neox
+            } else {
+                RopeMode::Normal
+            };
+            let n_dims = du - 16;
+            let (base, fscale, eps) = (10000.0f32, 1.0f32, 1e-6f32);
+            // The reference: the folded nodes' work, then the attention.
+            let prep = |x: &[f32], heads: usize, w: &[f32]| {
+                let mut x = x.to_vec();
+                if norm {
+                    let mut t = vec![0f32; x.len()];
+                    ops::rms_norm(&x, du, eps, &mut t);
+                    ops::binary(false, &t, w, du, &mut x);
+                }
+                let mut out = vec![0f32; x.len()];
+                ops::rope(&x, du, heads, &pos, mode, n_dims, base, fscale, &mut out);
+                out
+            };
+            let qr = prep(&q, n_head as usize, &qw);
+            let kr = prep(&k_new, hk, &kw);
+            let row = cell as usize * du * hk;
+            let (k0, v0) = (k.clone(), v.clone());
+            for i in 0..du * hk {
+                k[row + i] = f16::from_f32(kr[i]);
+                v[row + i] = f16::from_f32(v_new[i]);
+            }
+            let scale = 1.0 / (d as f32).sqrt();
+            let mut want = vec![0f32; q.len()];
+            ops::attention(
+                &qr,
+                du,
+                n_head as usize,
+                &k,
+                &v,
+                hk,
+                n_kv as usize,
+                &span,
+                scale,
+                &mut want,
+            );
+            // The device starts from the cache without the new row.
+            let (qb, kb, vb) = (
+                io.f32s(&q)?,
+                io.put(bytemuck::cast_slice(&k0))?,
+                io.put(bytemuck::cast_slice(&v0))?,
+            );
+            let (sb, pb, cb) = (
+                io.put(bytemuck::cast_slice(&span))?,
+                io.put(bytemuck::cast_slice(&pos))?,
+                io.put(bytemuck::cast_slice(&[cell]))?,
+            );
+            let (knb, vnb, qwb, kwb) = (
+                io.f32s(&k_new)?,
+                io.f32s(&v_new)?,
+                io.f32s(&qw)?,
+                io.f32s(&kw)?,
+            );
+            let db = io.zeros(q.len())?;
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    let fold = dispatch::attention::RopeFold {
+                        pos: b[pb].whole(),
+                        cells: b[cb].whole(),
+                        k_new: b[knb].whole(),
+                        v_new: b[vnb].whole(),
+                        norm: norm.then(|| (b[qwb].whole(), b[kwb].whole(), eps)),
+                        neox,
+                        n_dims: n_dims as u32,
+                        freq_base: base,
+                        freq_scale: fscale,
+                    };
+                    dispatch::attention::attention_rope(
+                        r,
+                        b[qb].whole(),
+                        b[kb].whole(),
+                        b[vb].whole(),
+                        b[sb].whole(),
+                        b[db].whole(),
+                        None,
+                        None,
+                        fold,
+                        d,
+                        n_head,
+                        n_head_kv,
+                        n_kv,
+                        scale,
+                    )
+                }),
+            )
+        }
         Case::MoeRoute { n_expert, k, n } => {
             let mut logits = values((n_expert * n) as usize, seed);
             if n_expert == 60 {

@@ -87,6 +87,53 @@ impl CpuBackend {
         Ok(out)
     }
 
+    /// The RoPE / KV-cache part of a folded `Op::Attention` (`rope: Some`): writes the new
+    /// K and V rows into the cache as the folded ROPE_SET_ROWS and SET_ROWS did, and returns
+    /// q rotated (both head-normalized first with a norm), as the folded ROPE did.
+    fn rope_fold(
+        &mut self,
+        g: &Graph,
+        srcs: &[TensorId],
+        r: &crate::graph::AttnRope,
+        q: &[f32],
+    ) -> Result<Vec<f32>> {
+        let (qt, kt) = (g.tensor(srcs[0]), g.tensor(srcs[6]));
+        let pos = self.i32s(g, srcs[4])?;
+        let cells = self.i32s(g, srcs[5])?;
+        let d = qt.ne[0];
+        let norm_rope = |this: &Self, x: &[f32], heads: usize, w: Option<TensorId>| {
+            let mut x = x.to_vec();
+            if let (Some(eps), Some(w)) = (r.norm, w) {
+                let mut t = vec![0f32; x.len()];
+                ops::rms_norm(&x, d, eps, &mut t);
+                ops::binary(false, &t, &this.f32s(g, w)?, d, &mut x);
+            }
+            let mut out = vec![0f32; x.len()];
+            ops::rope(
+                &x,
+                d,
+                heads,
+                &pos,
+                r.mode,
+                r.n_dims,
+                r.freq_base,
+                r.freq_scale,
+                &mut out,
+            );
+            Ok::<_, Error>(out)
+        };
+        let (qw, kw) = match r.norm {
+            Some(_) => (srcs.get(8).copied(), srcs.get(9).copied()),
+            None => (None, None),
+        };
+        let k_new = norm_rope(self, &self.f32s(g, srcs[6])?, kt.ne[1], kw)?;
+        let v_new = self.f32s(g, srcs[7])?;
+        let row = kt.ne[0] * kt.ne[1];
+        write_f16_rows(&k_new, row, &cells, self.bytes_mut(g, srcs[1])?)?;
+        write_f16_rows(&v_new, row, &cells, self.bytes_mut(g, srcs[2])?)?;
+        norm_rope(self, q, qt.ne[1], qw)
+    }
+
     fn f32s(&self, g: &Graph, t: TensorId) -> Result<Vec<f32>> {
         let tt = g.tensor(t);
         let b = self.bytes(g, t)?;
@@ -317,10 +364,13 @@ impl CpuBackend {
                 write_f16_rows(&roped, t.ne[0] * t.ne[1], &rows, dst)?;
                 return Ok(());
             }
-            Op::Attention { scale } => {
+            Op::Attention { scale, rope } => {
                 let qt = g.tensor(s(0));
                 let kt = g.tensor(s(1));
-                let q = self.f32s(g, s(0))?;
+                let mut q = self.f32s(g, s(0))?;
+                if let Some(r) = rope {
+                    q = self.rope_fold(g, &node.srcs, r, &q)?;
+                }
                 let k: Vec<f16> = bytemuck::pod_collect_to_vec(self.bytes(g, s(1))?);
                 let v: Vec<f16> = bytemuck::pod_collect_to_vec(self.bytes(g, s(2))?);
                 let span = self.i32s(g, s(3))?;

@@ -69,7 +69,7 @@ pub fn attention(
     scale: f32,
 ) -> Result<()> {
     record(
-        rec, q, k, v, span, dst, None, None, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, span, dst, None, None, None, d, n_head, n_head_kv, n, n_kv, scale,
     )
 }
 
@@ -94,8 +94,109 @@ pub fn attention_with(
     scale: f32,
 ) -> Result<()> {
     record(
-        rec, q, k, v, span, dst, split, q8, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, span, dst, split, q8, None, d, n_head, n_head_kv, n, n_kv, scale,
     )
+}
+
+/// The RoPE / KV-cache stage an [`attention_rope`] dispatch does first (see
+/// `shaders/common/attention_body.glsl`, ROPE).
+pub struct RopeFold<'a> {
+    /// i32 `[n]`: the token's position.
+    pub pos: BufferRange<'a>,
+    /// i32 `[n]`: the cache row the token's new K/V row goes to.
+    pub cells: BufferRange<'a>,
+    /// f32 `[d, n_head_kv, n]`: the new K rows, before RoPE (and norm).
+    pub k_new: BufferRange<'a>,
+    /// f32 `[d, n_head_kv, n]`: the new V rows.
+    pub v_new: BufferRange<'a>,
+    /// qwen3's per-head norms: q weight, k weight (f32 `[d]` each), epsilon.
+    pub norm: Option<(BufferRange<'a>, BufferRange<'a>, f32)>,
+    pub neox: bool,
+    pub n_dims: u32,
+    pub freq_base: f32,
+    pub freq_scale: f32,
+}
+
+/// [`attention_with`] for one token (`n` = 1) with the RoPE / KV-cache stage folded in
+/// (`Op::Attention` with `rope: Some`): `q` is the raw q projection; the new K row
+/// (rotated) and V row go into cache row `cells[0]` of `k` and `v` before the attention
+/// reads it. `Error::Unsupported` for more tokens, an odd or too large `n_dims`, or a
+/// device without 16-bit storage.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_rope(
+    rec: &mut Recorder,
+    q: BufferRange<'_>,
+    k: BufferRange<'_>,
+    v: BufferRange<'_>,
+    span: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    split: Option<(BufferRange<'_>, SplitShape)>,
+    q8: Option<XQ<'_>>,
+    fold: RopeFold<'_>,
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n_kv: u32,
+    scale: f32,
+) -> Result<()> {
+    record(
+        rec,
+        q,
+        k,
+        v,
+        span,
+        dst,
+        split,
+        q8,
+        Some(fold),
+        d,
+        n_head,
+        n_head_kv,
+        1,
+        n_kv,
+        scale,
+    )
+}
+
+/// Why the RoPE-folded attention cannot run `n` tokens with head size `d` and `n_dims`
+/// rotated dims on this device (plan time: `Backend::fuses_mat_vec` on an ATTENTION).
+pub fn rope_fold_support(
+    caps: &crate::backend::vulkan::Caps,
+    d: u64,
+    n_dims: u64,
+    n: u64,
+) -> std::result::Result<(), String> {
+    if n != 1 {
+        return Err(format!("{n} tokens (the folded attention takes one)"));
+    }
+    if d == 0 || d % 8 != 0 || d > u64::from(MAX_HEAD_DIM) {
+        return Err(format!("head size {d}"));
+    }
+    if n_dims == 0 || n_dims % 2 != 0 || n_dims > d {
+        return Err(format!("{n_dims} rotated dims of {d}"));
+    }
+    if !caps.storage_16bit {
+        return Err(format!("{} lacks 16-bit storage", caps.name));
+    }
+    Ok(())
+}
+
+/// Push constants of `shaders/attention_rope.comp`: [`Push`], then the ROPE fields.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RopePush {
+    base: Push,
+    pos_off: u32,
+    cell_off: u32,
+    knew_off: u32,
+    vnew_off: u32,
+    qw_off: u32,
+    kw_off: u32,
+    n_dims: u32,
+    freq_base: f32,
+    freq_scale: f32,
+    eps: f32,
+    pad: [u32; 2],
 }
 
 /// How a split-K attention dispatch is laid out.
@@ -205,6 +306,7 @@ pub fn attention_split(
         dst,
         Some((scratch, shape)),
         None,
+        None,
         d,
         n_head,
         n_head_kv,
@@ -232,6 +334,7 @@ fn record(
     dst: BufferRange<'_>,
     split: Option<(BufferRange<'_>, SplitShape)>,
     q8: Option<XQ<'_>>,
+    fold: Option<RopeFold<'_>>,
     d: u32,
     n_head: u32,
     n_head_kv: u32,
@@ -239,11 +342,16 @@ fn record(
     n_kv: u32,
     scale: f32,
 ) -> Result<()> {
-    let shader = if q8.is_some() {
-        ShaderId::attention_q8
-    } else {
-        ShaderId::attention
+    let shader = match (q8.is_some(), fold.is_some()) {
+        (false, false) => ShaderId::attention,
+        (true, false) => ShaderId::attention_q8,
+        (false, true) => ShaderId::attention_rope,
+        (true, true) => ShaderId::attention_rope_q8,
     };
+    if let Some(f) = &fold {
+        rope_fold_support(rec.caps(), u64::from(d), u64::from(f.n_dims), u64::from(n))
+            .map_err(|e| Error::Unsupported(format!("attention with RoPE folded: {e}")))?;
+    }
     if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
         return Err(Error::Unsupported(format!(
             "attention: head size {d} (the Vulkan kernel needs a multiple of 8 up to \
@@ -331,15 +439,61 @@ fn record(
         )));
     }
     // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width,
-    // 2 = query heads per workgroup.
+    // 2 = query heads per workgroup; ROPE: 3 = NEOX, 4 = HNORM.
     let (nsplit, qb) =
         spec_shape.unwrap_or_else(|| shape(caps, d, n_head / n_head_kv, n_head, n, n_kv));
+    let groups = [n_head / qb, n, nz];
+    let bindings = [rq, rk, rv, rp, rd, rpart, rcnt, rq8, rs8];
+    let Some(f) = fold else {
+        return rec.dispatch(
+            shader,
+            &[d, nsplit * TILE, qb],
+            &bindings,
+            bytemuck::bytes_of(&push),
+            groups,
+        );
+    };
+    let nkv_new = u64::from(d) * u64::from(n_head_kv) * u64::from(n);
+    let (rpos, pos_off) = bind(caps, &f.pos, 4, u64::from(n), "attention pos")?;
+    let (rcell, cell_off) = bind(caps, &f.cells, 4, u64::from(n), "attention cells")?;
+    let (rkn, knew_off) = bind(caps, &f.k_new, 4, nkv_new, "attention new k")?;
+    let (rvn, vnew_off) = bind(caps, &f.v_new, 4, nkv_new, "attention new v")?;
+    let (rqw, qw_off, rkw, kw_off, eps) = match &f.norm {
+        Some((qw, kw, eps)) => {
+            let (a, ao) = bind(caps, qw, 4, u64::from(d), "attention q norm")?;
+            let (b, bo) = bind(caps, kw, 4, u64::from(d), "attention k norm")?;
+            (a, ao, b, bo, *eps)
+        }
+        None => (rq, 0, rq, 0, 0.0),
+    };
+    let rpush = RopePush {
+        base: push,
+        pos_off,
+        cell_off,
+        knew_off,
+        vnew_off,
+        qw_off,
+        kw_off,
+        n_dims: f.n_dims,
+        freq_base: f.freq_base,
+        freq_scale: f.freq_scale,
+        eps,
+        pad: [0; 2],
+    };
+    let mut all = bindings.to_vec();
+    all.extend([rpos, rcell, rkn, rvn, rqw, rkw]);
     rec.dispatch(
         shader,
-        &[d, nsplit * TILE, qb],
-        &[rq, rk, rv, rp, rd, rpart, rcnt, rq8, rs8],
-        bytemuck::bytes_of(&push),
-        [n_head / qb, n, nz],
+        &[
+            d,
+            nsplit * TILE,
+            qb,
+            u32::from(f.neox),
+            u32::from(f.norm.is_some()),
+        ],
+        &all,
+        bytemuck::bytes_of(&rpush),
+        groups,
     )
 }
 

@@ -62,6 +62,22 @@ impl VulkanBackend {
     /// (faster for large weights) or a prompt batch keeps its own kernel.
     pub(super) fn layer_fusable(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
         let node = g.node(n);
+        if let Op::Attention { .. } = node.op {
+            // The RoPE / KV-cache fold (passes::layer): the folded attention kernel.
+            for op in ["ATTENTION", "ROPE", "SET_ROWS"] {
+                if self.disabled.contains(op) {
+                    return Err(format!("{op} is disabled on this device"));
+                }
+            }
+            let q = g.tensor(node.srcs[0]);
+            // The rotation is not known yet here: any even n_dims <= d works.
+            return dispatch::attention::rope_fold_support(
+                self.ctx.caps(),
+                q.ne[0] as u64,
+                q.ne[0] as u64,
+                q.ne[2] as u64,
+            );
+        }
         let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
         // An op disabled here (tests force CPU fallbacks so) is not folded either.
         let mm_type = format!("MUL_MAT:{}", w.ty.name());
@@ -488,7 +504,12 @@ impl VulkanBackend {
                         ),
                         None => "one workgroup per (head group, token)".to_string(),
                     };
-                    let _ = writeln!(s, "ATTENTION {name} kv={}: {what}", dims[4]);
+                    let fold = if matches!(node.op, Op::Attention { rope: Some(_), .. }) {
+                        "; q rotated and the new K/V row written in its prologue"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(s, "{} {name} kv={}: {what}{fold}", node.op.name(), dims[4]);
                 }
                 _ => {}
             }

@@ -431,6 +431,18 @@ impl Backend for VulkanBackend {
             {
                 false
             }
+            Op::Attention { rope: Some(r), .. } => {
+                let q = g.tensor(node.srcs[0]);
+                !self.disabled.contains("ROPE")
+                    && !self.disabled.contains("SET_ROWS")
+                    && dispatch::attention::rope_fold_support(
+                        self.ctx.caps(),
+                        q.ne[0] as u64,
+                        r.n_dims as u64,
+                        q.ne[2] as u64,
+                    )
+                    .is_ok()
+            }
             Op::SetRows | Op::RopeSetRows { .. } => {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }

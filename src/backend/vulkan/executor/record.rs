@@ -319,7 +319,7 @@ impl VulkanBackend {
                     u(dt.nelements() / (t.ne[0] * t.ne[1]))?,
                 )
             }
-            Op::Attention { scale } => {
+            Op::Attention { scale, rope } => {
                 let (q, k) = (st(0), st(1));
                 let split = match (self.attn_split.get(&n), self.attn_scratch) {
                     (Some(&(shape, off)), Some(b)) => {
@@ -328,6 +328,44 @@ impl VulkanBackend {
                     }
                     _ => None,
                 };
+                if let Some(r) = rope {
+                    if q.ne[2] != 1 {
+                        return Err(Error::Unsupported(format!(
+                            "`{}`: the RoPE-folded attention takes one token, not {}",
+                            dt.name, q.ne[2]
+                        )));
+                    }
+                    let fold = dispatch::attention::RopeFold {
+                        pos: s(4)?,
+                        cells: s(5)?,
+                        k_new: s(6)?,
+                        v_new: s(7)?,
+                        norm: match r.norm {
+                            Some(eps) => Some((s(8)?, s(9)?, eps)),
+                            None => None,
+                        },
+                        neox: r.mode == RopeMode::Neox,
+                        n_dims: u(r.n_dims)?,
+                        freq_base: r.freq_base,
+                        freq_scale: r.freq_scale,
+                    };
+                    return dispatch::attention::attention_rope(
+                        rec,
+                        s(0)?,
+                        s(1)?,
+                        s(2)?,
+                        s(3)?,
+                        dst,
+                        split,
+                        q8.map(|q| self.xq(q)),
+                        fold,
+                        u(q.ne[0])?,
+                        u(q.ne[1])?,
+                        u(k.ne[1])?,
+                        u(k.ne[2])?,
+                        *scale,
+                    );
+                }
                 dispatch::attention::attention_with(
                     rec,
                     s(0)?,
@@ -431,8 +469,13 @@ pub(super) fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
             let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
             (
                 format!(
-                    "ATTENTION d={} h={}/{} n={} kv={}",
-                    q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]
+                    "{} d={} h={}/{} n={} kv={}",
+                    node.op.name(),
+                    q.ne[0],
+                    q.ne[1],
+                    k.ne[1],
+                    q.ne[2],
+                    k.ne[2]
                 ),
                 f,
             )

@@ -1,0 +1,503 @@
+// Causal multi-head attention with GQA over an f16 KV cache (see Op::Attention),
+// flash-attention style: one workgroup per (QB query heads of one kv head, query token
+// t) streams its cache rows lo..hi in tiles of T
+// rows with an online softmax (running max m and sum l, f32), so no score matrix is ever stored and
+// any context length fits in a fixed few KiB of shared memory.
+//   q   f32 [d, n_head, n]          (binding 0)
+//   k   f16 [d, n_head_kv, n_kv]    (binding 1, read as uvec4 = 8 halves)
+//   v   f16 [d, n_head_kv, n_kv]    (binding 2, read as uint  = 2 halves)
+//   span i32 [2, n]                 (binding 3: token t attends rows span[2t] ..= span[2t+1],
+//                                    its sequence's cells; hi = min(max(span[2t+1], 0) + 1,
+//                                    n_kv), lo = min(max(span[2t], 0), hi - 1): never empty,
+//                                    as cpu::ops::kv_range)
+//   dst f32 [d, n_head, n]          (binding 4)
+//   part f32 partial results        (binding 5, split-K only; else bound to dst, unused)
+//   cnt  u32 arrival counters       (binding 6, split-K only; zero between dispatches)
+//   q8   codes, (d, s) pairs        (bindings 7, 8; Q8 variant only: the output also as
+//                                    q8_1 blocks, common/q8_1.glsl, for the integer-dot
+//                                    mat-vec of attn_output; D % 32 == 0)
+// Head h reads kv head h / (n_head / n_head_kv); workgroup x covers heads x*QB ..
+// x*QB + QB - 1 (QB, specialization constant 2, divides n_head / n_head_kv).
+//
+// The workgroup is NSPLIT sub-blocks of T = 64 invocations (its width, local_size_x_id 1,
+// is chosen per dispatch: wide for decode over long contexts, narrow for prefill);
+// sub-block b takes tiles b, b + NSPLIT, ... with its own (m, l, acc), and the NSPLIT
+// partial results are merged at the end, so more loads are in flight per query. Per tile:
+// the sub-block scores its T rows (the scaled q is in shared memory), then every
+// invocation folds the tile into its own output columns (uint u = 2 halves,
+// u = j, j + T, ...). f16 is read as packed uints and unpacked with unpackHalf2x16, so no
+// 16-bit storage feature is needed. The head size D is specialization constant 0 so the
+// loops over it unroll; dispatch/attention.rs checks D % 8 == 0 and D <= 256 and turns
+// byte offsets into the element offsets below (k_off in uvec4, v_off in uint).
+//
+// Split-K (flash-decoding), when the grid has NZ = gl_NumWorkGroups.z > 1: workgroup z
+// takes only rows [z*R, (z+1)*R) of its token's causal range (R = len / NZ rounded up
+// to a tile, so short contexts leave the upper splits empty and cheap), and writes its
+// unnormalized partial result (m, l, acc) to `part`. The last of the NZ workgroups to
+// finish (an atomic counter per (head group, token), reset to 0 by that workgroup so
+// the next dispatch finds zeros) merges the NZ partials by log-sum-exp and writes dst.
+// Writers publish with memoryBarrierBuffer() before the counter increment; the merging
+// workgroup issues one after seeing the count, before reading (coherent buffers).
+//
+// ROPE (attention_rope.comp, Op::Attention with `rope: Some`, one token: passes::layer)
+// folds the decode layer's RoPE / KV-cache stage in. q (binding 0) is then the raw q
+// projection; each workgroup rotates its QB q rows as it loads them (RMS-normalized and
+// multiplied by binding 13 first when HNORM, qwen3's q_norm) at position pos[t] (binding
+// 9), as rope.comp does. The workgroup whose row range holds the token's cell (binding 10:
+// cells[t]) also computes the new K row of its kv head from k_new (binding 11; HNORM:
+// binding 14's k_norm) and copies v_new (binding 12), writes both into the cache as f16
+// and makes them visible to itself (memoryBarrierBuffer + barrier) before it reads the
+// cache; no other workgroup of the dispatch reads that row (one token). Workgroups of the
+// same kv head (QB < group size) write identical values. Specialization constants 3 =
+// NEOX (else the adjacent-pair layout), 4 = HNORM.
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_GOOGLE_include_directive : require
+
+layout(constant_id = 0) const uint D = 128;
+// Query heads per workgroup: QB heads that share one kv head (GQA) share every K/V load.
+layout(constant_id = 2) const uint QB = 1;
+
+layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x_id = 1) in;
+#define T 64
+// Invocations sharing one K row while scoring, rows scored at once by a sub-block, and
+// uvec4 of a row per invocation (its slice of q stays in registers).
+#define L 8
+#define RPP (T / L)
+#define NI ((D8 + L - 1) / L)
+const uint WG = gl_WorkGroupSize.x;
+const uint NSPLIT = WG / T;
+const uint D2 = D / 2;
+const uint D4 = D / 4;
+const uint D8 = D / 8;
+// Output uints (pairs of columns) per invocation.
+const uint COLS = (D2 + T - 1) / T;
+
+layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
+#ifdef ROPE
+// The cache is written here too (the new row), then read through these views.
+#define KV_ACCESS coherent
+#else
+#define KV_ACCESS readonly
+#endif
+layout(std430, set = 0, binding = 1) KV_ACCESS buffer K { uvec4 k4[]; };
+layout(std430, set = 0, binding = 2) KV_ACCESS buffer V { uint v2[]; };
+layout(std430, set = 0, binding = 3) readonly buffer P { int span[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer O { float dst[]; };
+layout(std430, set = 0, binding = 5) coherent buffer Part { float part[]; };
+layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
+#ifdef Q8
+#define Q8_CODES 7
+#define Q8_SCALES 8
+#include "common/q8_1.glsl"
+// The QB heads' outputs, staged for quantization in blocks of 32.
+shared float out_sh[QB * D];
+#endif
+
+layout(push_constant) uniform Push {
+    uint d;
+    uint n_head;
+    uint n_head_kv;
+    uint n;
+    uint n_kv;
+    float scale;
+    uint q_off;
+    uint k_off;
+    uint v_off;
+    uint span_off;
+    uint d_off;
+    uint part_off; // element offset of part (split-K)
+    uint cnt_off;  // element offset of cnt (split-K)
+    uint q8_off;   // Q8: element offsets of the codes and the pairs
+    uint q8s_off;
+    uint pad0;
+#ifdef ROPE
+    uint pos_off; // element offsets of pos, cells, k_new, v_new, q_w, k_w
+    uint cell_off;
+    uint knew_off;
+    uint vnew_off;
+    uint qw_off;
+    uint kw_off;
+    uint n_dims;
+    float freq_base;
+    float freq_scale;
+    float eps; // HNORM
+    uint pad1;
+    uint pad2;
+#endif
+} p;
+
+// Writes output pair u of head g (of this workgroup's QB) for token t.
+void store_out(uint t, uint h0, uint g, uint u, vec2 o) {
+    const uint ob = p.d_off + (t * p.n_head + h0 + g) * D + 2 * u;
+    dst[ob] = o.x;
+    dst[ob + 1] = o.y;
+#ifdef Q8
+    out_sh[g * D + 2 * u] = o.x;
+    out_sh[g * D + 2 * u + 1] = o.y;
+#endif
+}
+
+// Q8: after every store_out of the workgroup, its QB heads' q8_1 blocks (uniform call).
+void store_q8(uint t, uint h0) {
+#ifdef Q8
+    barrier();
+    // 8 consecutive invocations per 32-value block (the width is a multiple of 64).
+    const uint nb = D / 32;
+    for (uint g = gl_LocalInvocationID.x; g < QB * D / 4; g += gl_WorkGroupSize.x) {
+        const vec4 v = vec4(out_sh[4 * g], out_sh[4 * g + 1], out_sh[4 * g + 2], out_sh[4 * g + 3]);
+        // Heads h0.. are consecutive, so the block index runs on across them.
+        q8_store4(p.q8_off, p.q8s_off, (t * p.n_head + h0) * nb + g / 8, g % 8, v);
+    }
+#endif
+}
+
+// Shared arrays of floats are read as vec4 (4x fewer shared-memory transactions, the
+// bottleneck of prefill); f >> 2, f & 3 address float f.
+shared vec4 q_sh[QB * D4];
+shared vec4 s_part4[QB * NSPLIT * T * L / 4]; // partial dot products [head][row][lane]
+shared vec4 s_sh4[QB * WG / 4]; // scores of the current tiles (T per sub-block)
+shared vec4 p_sh4[QB * WG / 4]; // their exp(score - m_new)
+shared float m_sh[QB * NSPLIT];
+shared float l_sh[QB * NSPLIT];
+shared vec2 acc_sh[QB * NSPLIT * D2];
+shared uint last_sh;
+
+#ifdef ROPE
+#extension GL_EXT_shader_16bit_storage : require
+#include "common/rope_sincos.glsl"
+layout(constant_id = 3) const bool NEOX = false;
+layout(constant_id = 4) const bool HNORM = false;
+layout(std430, set = 0, binding = 1) coherent writeonly buffer KW { float16_t kw16[]; };
+layout(std430, set = 0, binding = 2) coherent writeonly buffer VW { float16_t vw16[]; };
+layout(std430, set = 0, binding = 9) readonly buffer RPos { int rpos[]; };
+layout(std430, set = 0, binding = 10) readonly buffer RCell { int rcell[]; };
+layout(std430, set = 0, binding = 11) readonly buffer KNew { float knew[]; };
+layout(std430, set = 0, binding = 12) readonly buffer VNew { float vnew[]; };
+layout(std430, set = 0, binding = 13) readonly buffer QNw { float qnw[]; };
+layout(std430, set = 0, binding = 14) readonly buffer KNw { float knw[]; };
+shared float rr_sh[D];  // the head row being normalized and rotated
+shared float rn_sh[WG]; // its partial sums of squares
+
+// Normalizes (HNORM, by q_w or k_w) and rotates in place the head row in rr_sh at
+// position ps, as rope.comp does. Every invocation calls it (barriers inside); rr_sh is
+// complete before the call.
+void rope_row(int ps, bool is_q) {
+    const uint tid = gl_LocalInvocationID.x;
+    if (HNORM) {
+        float part = 0.0;
+        for (uint i = tid; i < D; i += WG) {
+            part += rr_sh[i] * rr_sh[i];
+        }
+        rn_sh[tid] = part;
+        barrier();
+        float ss = 0.0;
+        for (uint i = 0; i < min(WG, D); i++) {
+            ss += rn_sh[i];
+        }
+        const float sc = inversesqrt(ss / float(D) + p.eps);
+        for (uint i = tid; i < D; i += WG) {
+            rr_sh[i] = rr_sh[i] * sc * (is_q ? qnw[p.qw_off + i] : knw[p.kw_off + i]);
+        }
+        barrier();
+    }
+    const uint half_rot = p.n_dims / 2;
+    for (uint j = tid; j < half_rot; j += WG) {
+        const uint i0 = NEOX ? j : 2 * j;
+        const uint i1 = NEOX ? j + half_rot : 2 * j + 1;
+        // freq_base^(-2j/n_dims) = exp2(-(2j/n_dims) * log2(freq_base))
+        const float inv_freq = exp2(-float(2 * j) / float(p.n_dims) * log2(p.freq_base));
+        const vec2 sc = rope_sincos(float(ps) * p.freq_scale * inv_freq);
+        const float x0 = rr_sh[i0];
+        const float x1 = rr_sh[i1];
+        rr_sh[i0] = x0 * sc.y - x1 * sc.x;
+        rr_sh[i1] = x0 * sc.x + x1 * sc.y;
+    }
+    barrier();
+}
+
+// The folded RoPE / KV-cache stage (see the header): q_sh := the QB rotated, scaled q
+// rows; the owner of the token's cell writes its new K/V row of kv head kh. Uniform.
+void rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uint r_end) {
+    const uint tid = gl_LocalInvocationID.x;
+    const int ps = rpos[p.pos_off + t];
+    for (uint g = 0; g < QB; g++) {
+        const uint qb = p.q_off + (t * p.n_head + h0 + g) * D;
+        for (uint i = tid; i < D; i += WG) {
+            rr_sh[i] = q[qb + i];
+        }
+        barrier();
+        rope_row(ps, true);
+        for (uint i = tid; i < D4; i += WG) {
+            q_sh[g * D4 + i] = vec4(rr_sh[4 * i], rr_sh[4 * i + 1], rr_sh[4 * i + 2],
+                rr_sh[4 * i + 3]) * p.scale;
+        }
+        barrier();
+    }
+    const int cell = rcell[p.cell_off + t];
+    const uint c = uint(max(cell, 0));
+    const bool inside = cell >= 0 && c >= lo && c < hi;
+    const bool owner = inside ? c >= r_begin && c < r_end : gl_WorkGroupID.z == 0u;
+    if (owner && cell >= 0 && c < p.n_kv) {
+        const uint kb = p.knew_off + (t * p.n_head_kv + kh) * D;
+        for (uint i = tid; i < D; i += WG) {
+            rr_sh[i] = knew[kb + i];
+        }
+        barrier();
+        rope_row(ps, false);
+        // Halves: k_off counts uvec4 (8 halves), v_off uint (2 halves).
+        const uint row = (c * p.n_head_kv + kh) * D;
+        const uint vb = p.vnew_off + (t * p.n_head_kv + kh) * D;
+        for (uint i = tid; i < D; i += WG) {
+            kw16[8 * p.k_off + row + i] = float16_t(rr_sh[i]);
+            vw16[2 * p.v_off + row + i] = float16_t(vnew[vb + i]);
+        }
+        memoryBarrierBuffer();
+    }
+    barrier();
+}
+#endif
+
+void main() {
+    const uint h0 = gl_WorkGroupID.x * QB; // first of the QB query heads
+    const uint t = gl_WorkGroupID.y;
+    const uint tid = gl_LocalInvocationID.x;
+    const uint sb = tid / T; // sub-block
+    const uint lt = tid % T; // invocation within the sub-block
+    const uint kh = h0 / (p.n_head / p.n_head_kv); // QB divides the group size
+    const uint kv_row8 = p.n_head_kv * D8; // uvec4 per cache row (all kv heads)
+    const uint kv_row2 = p.n_head_kv * D2; // uint per cache row
+
+    const uint hi = min(uint(max(span[p.span_off + 2 * t + 1], 0)) + 1, p.n_kv);
+    const uint lo = min(uint(max(span[p.span_off + 2 * t], 0)), hi - 1);
+    const uint len = hi - lo;
+    // This workgroup's rows [r_begin, r_end) of the causal range (all of it unless split).
+    const uint nz = gl_NumWorkGroups.z;
+    const uint z = gl_WorkGroupID.z;
+    const uint per = ((len + nz - 1) / nz + T - 1) / T * T;
+    const uint r_begin = lo + min(z * per, len);
+    const uint r_end = min(r_begin + per, hi);
+#ifdef ROPE
+    rope_prologue(t, h0, kh, lo, hi, r_begin, r_end);
+#else
+    // The QB heads' q rows are contiguous.
+    const uint qb = p.q_off + (t * p.n_head + h0) * D;
+    for (uint i = tid; i < QB * D4; i += WG) {
+        q_sh[i] = vec4(q[qb + 4 * i], q[qb + 4 * i + 1], q[qb + 4 * i + 2], q[qb + 4 * i + 3])
+            * p.scale;
+    }
+    barrier();
+#endif
+    // This invocation's slice of each head's q: uvec4 i = lane + ii * L of every K row.
+    const uint lane = lt % L;
+    vec4 qa[QB * NI];
+    vec4 qc[QB * NI];
+    [[unroll]] for (uint g = 0; g < QB; g++) {
+        [[unroll]] for (uint ii = 0; ii < NI; ii++) {
+            const uint i = min(lane + ii * L, D8 - 1);
+            qa[g * NI + ii] = q_sh[g * D4 + 2 * i];
+            qc[g * NI + ii] = q_sh[g * D4 + 2 * i + 1];
+        }
+    }
+
+    const float NEG_INF = uintBitsToFloat(0xff800000u);
+    float m[QB]; // running max of this sub-block's scores, per head
+    float l[QB]; // running sum of exp(score - m)
+    vec2 acc[QB * COLS];
+    [[unroll]] for (uint g = 0; g < QB; g++) {
+        m[g] = NEG_INF;
+        l[g] = 0.0;
+        [[unroll]] for (uint c = 0; c < COLS; c++) {
+            acc[g * COLS + c] = vec2(0.0);
+        }
+    }
+
+    const uint rounds = (r_end - r_begin + T * NSPLIT - 1) / (T * NSPLIT);
+    for (uint r = 0; r < rounds; r++) {
+        const uint k0 = r_begin + (r * NSPLIT + sb) * T;
+        const uint tile = k0 < r_end ? min(T, r_end - k0) : 0;
+        // 1. scores. L invocations share a row, each taking every L-th uvec4 of it, so a
+        // subgroup's loads cover whole contiguous rows (coalesced); the L partial dot
+        // products meet in s_part4 and invocation j of the sub-block adds those of row j.
+        // Each K value loaded serves all QB heads.
+        [[unroll]] for (uint pass = 0; pass < T / RPP; pass++) {
+            const uint row = pass * RPP + lt / L;
+            float part[QB];
+            [[unroll]] for (uint g = 0; g < QB; g++) {
+                part[g] = 0.0;
+            }
+            if (row < tile) {
+                const uint kb = p.k_off + (k0 + row) * kv_row8 + kh * D8;
+                [[unroll]] for (uint ii = 0; ii < NI; ii++) {
+                    const uint i = lane + ii * L;
+                    if (i < D8) {
+                        const uvec4 w = k4[kb + i];
+                        const vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+                        const vec4 kc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+                        [[unroll]] for (uint g = 0; g < QB; g++) {
+                            part[g] += dot(qa[g * NI + ii], ka) + dot(qc[g * NI + ii], kc);
+                        }
+                    }
+                }
+            }
+            [[unroll]] for (uint g = 0; g < QB; g++) {
+                const uint f = ((g * NSPLIT + sb) * T + row) * L + lane;
+                s_part4[f >> 2][f & 3] = part[g];
+            }
+        }
+        barrier();
+        float s[QB];
+        [[unroll]] for (uint g = 0; g < QB; g++) {
+            s[g] = NEG_INF;
+            if (lt < tile) {
+                const uint b4 = ((g * NSPLIT + sb) * T + lt) * (L / 4);
+                vec4 v = vec4(0.0);
+                [[unroll]] for (uint j = 0; j < L / 4; j++) {
+                    v += s_part4[b4 + j];
+                }
+                s[g] = (v.x + v.y) + (v.z + v.w);
+            }
+            const uint f = g * WG + tid;
+            s_sh4[f >> 2][f & 3] = s[g];
+        }
+        barrier();
+        // 2. the sub-block's new running max per head (same value in all its
+        // invocations); rows past the tile scored -inf. A non-empty tile has a finite
+        // score, so exp(m - m_new) is 0 on the first tile.
+        float m_new[QB];
+        [[unroll]] for (uint g = 0; g < QB; g++) {
+            m_new[g] = m[g];
+            if (tile > 0) {
+                vec4 m4 = vec4(NEG_INF);
+                [[unroll]] for (uint j = 0; j < T / 4; j++) {
+                    m4 = max(m4, s_sh4[(g * WG + sb * T) / 4 + j]);
+                }
+                m_new[g] = max(m[g], max(max(m4.x, m4.y), max(m4.z, m4.w)));
+            }
+            const uint f = g * WG + tid;
+            p_sh4[f >> 2][f & 3] = tile > 0 ? exp(s[g] - m_new[g]) : 0.0; // 0 past the tile
+        }
+        barrier();
+        // 3. fold the tile into l and the output columns. (s_sh is free again: it was
+        // last read before the barrier; p_sh is next written after the next barrier.)
+        // The loop runs over all T rows so it unrolls and keeps many loads in flight;
+        // rows past the tile have weight 0 and read row tile - 1 (valid data) instead.
+        if (tile > 0) {
+            [[unroll]] for (uint g = 0; g < QB; g++) {
+                const float alpha = exp(m[g] - m_new[g]);
+                l[g] *= alpha;
+                [[unroll]] for (uint c = 0; c < COLS; c++) {
+                    acc[g * COLS + c] *= alpha;
+                }
+                m[g] = m_new[g];
+            }
+            const uint vb = p.v_off + k0 * kv_row2 + kh * D2;
+            [[unroll]] for (uint j4 = 0; j4 < T / 4; j4++) {
+                vec4 p4[QB];
+                [[unroll]] for (uint g = 0; g < QB; g++) {
+                    p4[g] = p_sh4[(g * WG + sb * T) / 4 + j4];
+                    l[g] += (p4[g].x + p4[g].y) + (p4[g].z + p4[g].w);
+                }
+                [[unroll]] for (uint jj = 0; jj < 4; jj++) {
+                    const uint row = min(4 * j4 + jj, tile - 1);
+                    [[unroll]] for (uint c = 0; c < COLS; c++) {
+                        const uint u = min(lt + c * T, D2 - 1);
+                        const vec2 v = unpackHalf2x16(v2[vb + row * kv_row2 + u]);
+                        [[unroll]] for (uint g = 0; g < QB; g++) {
+                            acc[g * COLS + c] += p4[g][jj] * v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Merge the sub-blocks: out = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b.
+    // Sub-block 0 saw row r_begin, so M is finite when the range is non-empty; idle
+    // sub-blocks (m_b = -inf) add 0. An empty range (split-K only) yields m = -inf,
+    // l = 0, acc = 0.
+    [[unroll]] for (uint g = 0; g < QB; g++) {
+        if (lt == 0) {
+            m_sh[g * NSPLIT + sb] = m[g];
+            l_sh[g * NSPLIT + sb] = l[g];
+        }
+        [[unroll]] for (uint c = 0; c < COLS; c++) {
+            const uint u = lt + c * T;
+            if (u < D2) {
+                acc_sh[(g * NSPLIT + sb) * D2 + u] = acc[g * COLS + c];
+            }
+        }
+    }
+    barrier();
+    const bool empty = r_begin >= r_end;
+    // Partial record of (head group x, token t, split z): QB x (m, l, acc[D]).
+    const uint rec = D + 2;
+    const uint pbase = p.part_off + ((t * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nz) * QB * rec;
+    for (uint idx = tid; idx < QB * D2; idx += WG) {
+        const uint g = idx / D2;
+        const uint u = idx - g * D2;
+        float mx = NEG_INF;
+        [[unroll]] for (uint b = 0; b < NSPLIT; b++) {
+            mx = max(mx, m_sh[g * NSPLIT + b]);
+        }
+        float lsum = 0.0;
+        vec2 o = vec2(0.0);
+        if (!empty) {
+            [[unroll]] for (uint b = 0; b < NSPLIT; b++) {
+                const float wb = exp(m_sh[g * NSPLIT + b] - mx);
+                lsum += wb * l_sh[g * NSPLIT + b];
+                o += wb * acc_sh[(g * NSPLIT + b) * D2 + u];
+            }
+        }
+        if (nz == 1) {
+            store_out(t, h0, g, u, o / lsum);
+        } else {
+            const uint pb = pbase + (z * QB + g) * rec;
+            part[pb + 2 + 2 * u] = o.x;
+            part[pb + 3 + 2 * u] = o.y;
+            if (u == 0) {
+                part[pb] = mx;
+                part[pb + 1] = lsum;
+            }
+        }
+    }
+    if (nz == 1) {
+        store_q8(t, h0);
+        return; // uniform per dispatch
+    }
+    // Split-K: the last workgroup of this (head group, token) to arrive merges.
+    memoryBarrierBuffer();
+    barrier();
+    const uint ci = p.cnt_off + t * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (tid == 0) {
+        const uint before = atomicAdd(cnt[ci], 1u);
+        last_sh = before == nz - 1 ? 1u : 0u;
+    }
+    barrier();
+    if (last_sh == 0u) {
+        return; // uniform per workgroup
+    }
+    memoryBarrierBuffer();
+    for (uint idx = tid; idx < QB * D2; idx += WG) {
+        const uint g = idx / D2;
+        const uint u = idx - g * D2;
+        // Split 0 holds row 0, so mx is finite; empty splits (m = -inf) weigh 0.
+        float mx = NEG_INF;
+        for (uint zz = 0; zz < nz; zz++) {
+            mx = max(mx, part[pbase + (zz * QB + g) * rec]);
+        }
+        float lsum = 0.0;
+        vec2 o = vec2(0.0);
+        for (uint zz = 0; zz < nz; zz++) {
+            const uint pb = pbase + (zz * QB + g) * rec;
+            const float wz = exp(part[pb] - mx);
+            lsum += wz * part[pb + 1];
+            o += wz * vec2(part[pb + 2 + 2 * u], part[pb + 3 + 2 * u]);
+        }
+        store_out(t, h0, g, u, o / lsum);
+    }
+    if (tid == 0) {
+        cnt[ci] = 0u;
+    }
+    store_q8(t, h0);
+}
