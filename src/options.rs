@@ -11,6 +11,7 @@
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
+//! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
 
@@ -30,6 +31,8 @@ pub struct Options {
     pub coopmat: bool,
     pub mat_vec: MatVecPath,
     pub mat_vec_shape: Option<MatVecShape>,
+    /// Rows per split-K attention workgroup (`dispatch::attention::split_shape`).
+    pub attn_split_rows: Option<u32>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
 }
@@ -44,6 +47,7 @@ impl Default for Options {
             coopmat: true,
             mat_vec: MatVecPath::Auto,
             mat_vec_shape: None,
+            attn_split_rows: None,
             cache_dir: None,
             fence_timeout_s: None,
         }
@@ -94,6 +98,17 @@ impl Options {
                 return Err(bad());
             }
             o.mat_vec_shape = Some(shape);
+        }
+        if let Some(v) = get("VKGRAPH_ATTN_SPLIT_ROWS") {
+            o.attn_split_rows = Some(match v.trim() {
+                "64" => 64,
+                "128" => 128,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "VKGRAPH_ATTN_SPLIT_ROWS={v}: expected 64 or 128"
+                    )))
+                }
+            });
         }
         o.cache_dir = get("VKGRAPH_CACHE")
             .map(PathBuf::from)

@@ -136,7 +136,16 @@ fn attention_split() {
         }
         // Three tokens of different lengths in one batch; the default shape where it splits.
         cases.push((64, 4, 2, vec![700, 3, 250], 1000, sh(5, 2, 2)));
-        if let Some(s) = attention::split_shape(gpu.ctx.caps(), 128, 32, 8, 1, 4096, true) {
+        if let Some(s) = attention::split_shape(
+            gpu.ctx.caps(),
+            128,
+            32,
+            8,
+            1,
+            4096,
+            true,
+            attention::ROWS_PER_SPLIT,
+        ) {
             cases.push((128, 32, 8, vec![2999], 4096, s));
         }
         for (d, nh, nkv, pos, n_kv, shape) in cases {

@@ -542,6 +542,7 @@ fn perf() {
                 n as u32,
                 n_kv as u32,
                 false,
+                attention::ROWS_PER_SPLIT,
             ) else {
                 continue;
             };

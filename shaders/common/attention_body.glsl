@@ -165,6 +165,8 @@ shared uint last_sh;
 
 #ifdef ROPE
 #extension GL_EXT_shader_16bit_storage : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common/rope_sincos.glsl"
 layout(constant_id = 3) const bool NEOX = false;
 layout(constant_id = 4) const bool HNORM = false;
@@ -176,82 +178,108 @@ layout(std430, set = 0, binding = 11) readonly buffer KNew { float knew[]; };
 layout(std430, set = 0, binding = 12) readonly buffer VNew { float vnew[]; };
 layout(std430, set = 0, binding = 13) readonly buffer QNw { float qnw[]; };
 layout(std430, set = 0, binding = 14) readonly buffer KNw { float knw[]; };
-shared float rr_sh[D];  // the head row being normalized and rotated
-shared float rn_sh[WG]; // its partial sums of squares
+// Pairs of a head row per invocation: pair j holds the two values RoPE rotates
+// together (rope.comp's mapping; past n_dims, two values copied), so the rotation needs
+// no exchange and a row's sum of squares is one reduction.
+const uint NP = (D2 + WG - 1) / WG;
+// Per row (QB q rows, then the new K row) and subgroup: partial sums of squares (the
+// dispatch helper checks subgroups of at least 4 invocations: at most WG / 4 of them).
+const uint NSG = WG / 4;
+shared float rn_sh[(QB + 1) * NSG];
 
-// Normalizes (HNORM, by q_w or k_w) and rotates in place the head row in rr_sh at
-// position ps, as rope.comp does. Every invocation calls it (barriers inside); rr_sh is
-// complete before the call.
-void rope_row(int ps, bool is_q) {
-    const uint tid = gl_LocalInvocationID.x;
-    if (HNORM) {
-        float part = 0.0;
-        for (uint i = tid; i < D; i += WG) {
-            part += rr_sh[i] * rr_sh[i];
-        }
-        rn_sh[tid] = part;
-        barrier();
-        float ss = 0.0;
-        for (uint i = 0; i < min(WG, D); i++) {
-            ss += rn_sh[i];
-        }
-        const float sc = inversesqrt(ss / float(D) + p.eps);
-        for (uint i = tid; i < D; i += WG) {
-            rr_sh[i] = rr_sh[i] * sc * (is_q ? qnw[p.qw_off + i] : knw[p.kw_off + i]);
-        }
-        barrier();
+// The elements of pair j of a head row.
+uvec2 pair_at(uint j) {
+    const uint hr = p.n_dims / 2;
+    if (j >= hr) {
+        const uint e = p.n_dims + 2 * (j - hr);
+        return uvec2(e, e + 1);
     }
-    const uint half_rot = p.n_dims / 2;
-    for (uint j = tid; j < half_rot; j += WG) {
-        const uint i0 = NEOX ? j : 2 * j;
-        const uint i1 = NEOX ? j + half_rot : 2 * j + 1;
-        // freq_base^(-2j/n_dims) = exp2(-(2j/n_dims) * log2(freq_base))
-        const float inv_freq = exp2(-float(2 * j) / float(p.n_dims) * log2(p.freq_base));
-        const vec2 sc = rope_sincos(float(ps) * p.freq_scale * inv_freq);
-        const float x0 = rr_sh[i0];
-        const float x1 = rr_sh[i1];
-        rr_sh[i0] = x0 * sc.y - x1 * sc.x;
-        rr_sh[i1] = x0 * sc.x + x1 * sc.y;
-    }
-    barrier();
+    return NEOX ? uvec2(j, j + hr) : uvec2(2 * j, 2 * j + 1);
 }
 
 // The folded RoPE / KV-cache stage (see the header): q_sh := the QB rotated, scaled q
-// rows; the owner of the token's cell writes its new K/V row of kv head kh. Uniform.
+// rows; the owner of the token's cell writes its new K/V row of kv head kh. Every global
+// value it needs is loaded up front (one memory round trip), the head norms reduce with
+// subgroup sums, and it ends with the one barrier the attention needs anyway. Uniform.
 void rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uint r_end) {
     const uint tid = gl_LocalInvocationID.x;
     const int ps = rpos[p.pos_off + t];
-    for (uint g = 0; g < QB; g++) {
-        const uint qb = p.q_off + (t * p.n_head + h0 + g) * D;
-        for (uint i = tid; i < D; i += WG) {
-            rr_sh[i] = q[qb + i];
-        }
-        barrier();
-        rope_row(ps, true);
-        for (uint i = tid; i < D4; i += WG) {
-            q_sh[g * D4 + i] = vec4(rr_sh[4 * i], rr_sh[4 * i + 1], rr_sh[4 * i + 2],
-                rr_sh[4 * i + 3]) * p.scale;
-        }
-        barrier();
-    }
     const int cell = rcell[p.cell_off + t];
     const uint c = uint(max(cell, 0));
     const bool inside = cell >= 0 && c >= lo && c < hi;
-    const bool owner = inside ? c >= r_begin && c < r_end : gl_WorkGroupID.z == 0u;
-    if (owner && cell >= 0 && c < p.n_kv) {
-        const uint kb = p.knew_off + (t * p.n_head_kv + kh) * D;
-        for (uint i = tid; i < D; i += WG) {
-            rr_sh[i] = knew[kb + i];
+    const bool owner = (inside ? c >= r_begin && c < r_end : gl_WorkGroupID.z == 0u)
+        && cell >= 0 && c < p.n_kv;
+    const uint kb = p.knew_off + (t * p.n_head_kv + kh) * D;
+    const uint vb = p.vnew_off + (t * p.n_head_kv + kh) * D;
+    vec2 qv[QB * NP], kv[NP], vv[NP], qw[NP], kw[NP], sc[NP];
+    [[unroll]] for (uint i = 0; i < NP; i++) {
+        const uint j = min(tid + i * WG, D2 - 1); // duplicates past D2 are dropped below
+        const uvec2 e = pair_at(j);
+        [[unroll]] for (uint g = 0; g < QB; g++) {
+            const uint qb = p.q_off + (t * p.n_head + h0 + g) * D;
+            qv[g * NP + i] = vec2(q[qb + e.x], q[qb + e.y]);
+        }
+        kv[i] = owner ? vec2(knew[kb + e.x], knew[kb + e.y]) : vec2(0.0);
+        vv[i] = owner ? vec2(vnew[vb + e.x], vnew[vb + e.y]) : vec2(0.0);
+        qw[i] = HNORM ? vec2(qnw[p.qw_off + e.x], qnw[p.qw_off + e.y]) : vec2(1.0);
+        kw[i] = HNORM ? vec2(knw[p.kw_off + e.x], knw[p.kw_off + e.y]) : vec2(1.0);
+        // freq_base^(-2j/n_dims) = exp2(-(2j/n_dims) * log2(freq_base)), as rope.comp
+        const float inv_freq = exp2(-float(2 * j) / float(p.n_dims) * log2(p.freq_base));
+        sc[i] = j < p.n_dims / 2 ? rope_sincos(float(ps) * p.freq_scale * inv_freq)
+                                 : vec2(0.0, 1.0); // past n_dims: copied
+    }
+    // Head norms: 1/rms per row (QB q rows, row QB the new K row).
+    float inv[QB + 1];
+    [[unroll]] for (uint g = 0; g <= QB; g++) {
+        inv[g] = 1.0;
+    }
+    if (HNORM) {
+        [[unroll]] for (uint g = 0; g <= QB; g++) {
+            float part = 0.0;
+            [[unroll]] for (uint i = 0; i < NP; i++) {
+                const vec2 x = g < QB ? qv[g * NP + i] : kv[i];
+                part += tid + i * WG < D2 ? dot(x, x) : 0.0;
+            }
+            const float s = subgroupAdd(part);
+            if (subgroupElect()) {
+                rn_sh[g * NSG + gl_SubgroupID] = s;
+            }
         }
         barrier();
-        rope_row(ps, false);
-        // Halves: k_off counts uvec4 (8 halves), v_off uint (2 halves).
-        const uint row = (c * p.n_head_kv + kh) * D;
-        const uint vb = p.vnew_off + (t * p.n_head_kv + kh) * D;
-        for (uint i = tid; i < D; i += WG) {
-            kw16[8 * p.k_off + row + i] = float16_t(rr_sh[i]);
-            vw16[2 * p.v_off + row + i] = float16_t(vnew[vb + i]);
+        [[unroll]] for (uint g = 0; g <= QB; g++) {
+            float ss = 0.0;
+            for (uint b = 0; b < gl_NumSubgroups; b++) {
+                ss += rn_sh[g * NSG + b];
+            }
+            inv[g] = inversesqrt(ss / float(D) + p.eps);
         }
+    }
+    // Rotate (x0, x1) by sc = (sin, cos) after the norm: as rope.comp, x * scale * w.
+    [[unroll]] for (uint i = 0; i < NP; i++) {
+        const uint j = tid + i * WG;
+        if (j >= D2) {
+            continue;
+        }
+        const uvec2 e = pair_at(j);
+        [[unroll]] for (uint g = 0; g < QB; g++) {
+            const vec2 x = qv[g * NP + i] * inv[g] * qw[i];
+            const float r0 = (x.x * sc[i].y - x.y * sc[i].x) * p.scale;
+            const float r1 = (x.x * sc[i].x + x.y * sc[i].y) * p.scale;
+            const uint f0 = g * D + e.x, f1 = g * D + e.y;
+            q_sh[f0 >> 2][f0 & 3] = r0;
+            q_sh[f1 >> 2][f1 & 3] = r1;
+        }
+        if (owner) {
+            const vec2 x = kv[i] * inv[QB] * kw[i];
+            // Halves: k_off counts uvec4 (8 halves), v_off uint (2 halves).
+            const uint row = (c * p.n_head_kv + kh) * D;
+            kw16[8 * p.k_off + row + e.x] = float16_t(x.x * sc[i].y - x.y * sc[i].x);
+            kw16[8 * p.k_off + row + e.y] = float16_t(x.x * sc[i].x + x.y * sc[i].y);
+            vw16[2 * p.v_off + row + e.x] = float16_t(vv[i].x);
+            vw16[2 * p.v_off + row + e.y] = float16_t(vv[i].y);
+        }
+    }
+    if (owner) {
         memoryBarrierBuffer();
     }
     barrier();

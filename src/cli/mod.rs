@@ -507,6 +507,7 @@ pub fn make_backends(
         vk.set_mat_vec(options()?.mat_vec);
         vk.set_coopmat(options()?.coopmat);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);
+        vk.set_attn_split_rows(options()?.attn_split_rows);
         v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));

@@ -178,6 +178,13 @@ pub fn rope_fold_support(
     if !caps.storage_16bit {
         return Err(format!("{} lacks 16-bit storage", caps.name));
     }
+    use ash::vk::SubgroupFeatureFlags as F;
+    if !caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC) || caps.subgroup_size < 4 {
+        return Err(format!(
+            "{} lacks subgroup arithmetic on subgroups of >= 4 (the head norms reduce so)",
+            caps.name
+        ));
+    }
     Ok(())
 }
 
@@ -231,8 +238,9 @@ impl SplitShape {
 
 /// Most workgroups along the context in a split-K dispatch.
 const MAX_NZ: u32 = 64;
-/// Cache rows per split-K workgroup at full context (two tiles).
-const ROWS_PER_SPLIT: u32 = 128;
+/// Cache rows per split-K workgroup at full context (two tiles; 64: one tile, one
+/// sub-block, twice the workgroups — `VKGRAPH_ATTN_SPLIT_ROWS`).
+pub const ROWS_PER_SPLIT: u32 = 128;
 /// Most workgroups of a split-K dispatch in all (enough to fill a large GPU several
 /// times over; empty ones return at once).
 const MAX_SPLIT_GROUPS: u32 = 2048;
@@ -250,6 +258,7 @@ pub fn split_shape(
     n: u32,
     n_kv: u32,
     force: bool,
+    rows_per_split: u32,
 ) -> Option<SplitShape> {
     if n == 0 || n > 8 || n_head_kv == 0 || n_head % n_head_kv != 0 {
         return None;
@@ -258,8 +267,10 @@ pub fn split_shape(
         return None;
     }
     let group = n_head / n_head_kv;
+    let rows_per_split = rows_per_split.clamp(TILE, 2 * TILE);
     let mut qb = (group & group.wrapping_neg()).min(4);
-    let mut sub_blocks = 2u32;
+    // One sub-block per tile of a split's rows.
+    let mut sub_blocks = rows_per_split / TILE;
     while shared_bytes(d, sub_blocks, qb) > caps.max_compute_shared_memory_size {
         if qb > 1 {
             qb /= 2;
@@ -270,7 +281,7 @@ pub fn split_shape(
         }
     }
     let slots = (n_head / qb) * n;
-    let nz = (n_kv / ROWS_PER_SPLIT)
+    let nz = (n_kv / rows_per_split)
         .min(MAX_NZ)
         .min(MAX_SPLIT_GROUPS / slots.max(1))
         .min(caps.max_compute_work_group_count[2]);
@@ -322,6 +333,12 @@ pub fn attention_split(
 /// Q8 variant's output staging (4d per head; counted always).
 fn shared_bytes(d: u32, s: u32, qb: u32) -> u32 {
     qb * (8 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d)) + 4
+}
+
+/// What the RoPE-folded variant adds: per row (qb q rows and the K row) a partial sum
+/// per possible subgroup (width / 4 of them).
+fn fold_shared_bytes(s: u32, qb: u32) -> u32 {
+    (qb + 1) * (s * TILE / 4) * 4
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -440,8 +457,22 @@ fn record(
     }
     // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width,
     // 2 = query heads per workgroup; ROPE: 3 = NEOX, 4 = HNORM.
-    let (nsplit, qb) =
+    let (mut nsplit, qb) =
         spec_shape.unwrap_or_else(|| shape(caps, d, n_head / n_head_kv, n_head, n, n_kv));
+    if fold.is_some() {
+        // The folded variant's partial sums need room too: fewer sub-blocks if not.
+        let max = caps.max_compute_shared_memory_size;
+        while shared_bytes(d, nsplit, qb) + fold_shared_bytes(nsplit, qb) > max {
+            if nsplit == 1 || spec_shape.is_some() {
+                return Err(Error::Unsupported(format!(
+                    "attention with RoPE folded: {nsplit} sub-blocks of {qb} heads exceed {}'s \
+                     shared memory",
+                    caps.name
+                )));
+            }
+            nsplit /= 2;
+        }
+    }
     let groups = [n_head / qb, n, nz];
     let bindings = [rq, rk, rv, rp, rd, rpart, rcnt, rq8, rs8];
     let Some(f) = fold else {

@@ -266,6 +266,12 @@ impl VulkanBackend {
         self.kv_len.max(1).next_power_of_two().max(256).min(n_kv)
     }
 
+    /// Cache rows per split-K workgroup: the override, else the default.
+    pub(super) fn split_rows_per_workgroup(&self) -> u32 {
+        self.attn_split_rows
+            .unwrap_or(dispatch::attention::ROWS_PER_SPLIT)
+    }
+
     pub(super) fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
         self.attn_split.clear();
         self.split_rows = 0;
@@ -295,6 +301,7 @@ impl VulkanBackend {
                     nt,
                     rows,
                     self.force_attention_split,
+                    self.split_rows_per_workgroup(),
                 ) else {
                     continue;
                 };
@@ -495,6 +502,7 @@ impl VulkanBackend {
                         dims[3],
                         rows,
                         self.force_attention_split,
+                        self.split_rows_per_workgroup(),
                     );
                     let what = match shape {
                         Some(sh) => format!(

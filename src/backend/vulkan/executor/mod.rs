@@ -83,6 +83,8 @@ pub struct VulkanBackend {
     coopmat: bool,
     /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
     pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
+    /// Rows per split-K attention workgroup (`None`: the default).
+    pub(super) attn_split_rows: Option<u32>,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
@@ -133,6 +135,7 @@ impl VulkanBackend {
             mat_vec: MatVecPath::Auto,
             coopmat: true,
             mat_vec_shape: None,
+            attn_split_rows: None,
             force_attention_split: false,
             kv_len: 0,
             split_rows: 0,
@@ -176,6 +179,16 @@ impl VulkanBackend {
     pub fn set_mat_vec_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
         if shape != self.mat_vec_shape {
             self.mat_vec_shape = shape;
+            self.recorded.clear();
+        }
+    }
+
+    /// Overrides the cache rows per split-K attention workgroup (tuning; `None`: the
+    /// default, `dispatch::attention::ROWS_PER_SPLIT`). Takes effect at the next plan.
+    pub fn set_attn_split_rows(&mut self, rows: Option<u32>) {
+        if rows != self.attn_split_rows {
+            self.attn_split_rows = rows;
+            self.arena_uid = 0; // re-plan the split shapes
             self.recorded.clear();
         }
     }
