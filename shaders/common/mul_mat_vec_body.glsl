@@ -22,12 +22,14 @@
 //   per workgroup, so it sums x^2 on the way (the reduction carries it with the partial
 //   sums) and scales each row's dot product by 1/rms at the end: no extra pass over x.
 // - EPI = 1 (add): dst = W.x + r (binding 4, f32 [m, n] at r_off).
+// - EPI = 3 (bias): dst = W.x + b, b (binding 4) f32 [m] at r_off, row i (across the
+//   segments) of every token plus b[i]; split on write as without an epilogue.
 // - EPI = 2 (swiglu): the weight is two equal segments (gate rows, then up rows); a
 //   workgroup takes NR/2 gate rows and the up rows with the same index, and writes
 //   silu(gate) * up into dst [m/2, n].
 // Every variant multiplies the product by p.scale (a folded SCALE) before the epilogue.
 //
-// GROUP (mul_mat_vec_group.comp; needs LAYER, EPI = 0) takes segments of two weight
+// GROUP (mul_mat_vec_group.comp; needs LAYER, EPI = 0 or 3) takes segments of two weight
 // types, TYPE_A and TYPE_B (bit s of p.seg_b: segment s is TYPE_B), each with its own
 // row bytes (p.seg_rb): Q/K/V of a mixed quantization in one dispatch (DESIGN.md
 // decision 14). The dispatch makes every segment but the last a multiple of NR rows, so
@@ -186,6 +188,9 @@ void main() {
             dst[p.d_off + j * p.seg_rows[0] + row] = s / (1.0 + exp(-s)) * u;
         } else if (EPI == 1u) {
             dst[p.d_off + j * p.m + row] = s + rs[p.r_off + j * p.m + row];
+        } else if (EPI == 3u) {
+            const RowAddr a = row_addr(row);
+            dst[a.dbase + j * a.dstride] = s + rs[p.r_off + row];
         } else {
             const RowAddr a = row_addr(row);
             dst[a.dbase + j * a.dstride] = s;

@@ -31,6 +31,9 @@ pub enum Epilogue {
     Add,
     /// `silu(gate) * up` of the two segments.
     SwiGlu,
+    /// Add a per-row bias: row `i` (numbered across the segments) of every token gets
+    /// `b[i]` (qwen2's Q/K/V biases).
+    Bias,
 }
 
 /// A node's operation. Shapes are ggml order (`ne[0]` innermost). Sources are
@@ -127,7 +130,8 @@ pub enum Op {
     MulMatId { split: Vec<usize> },
     /// A MUL_MAT with work folded in by decode-layer fusion (`passes::layer`, DESIGN.md
     /// decision 13). Sources `[w, x]`, then `nw: f32 [k]` when `norm` is `Some(eps)`, then
-    /// `r: f32 [m, n]` when `epi` is [`Epilogue::Add`]:
+    /// `r: f32 [m, n]` when `epi` is [`Epilogue::Add`] (`b: f32 [m]` when it is
+    /// [`Epilogue::Bias`]):
     /// `dst = epi(scale · W · x')` with `x' = rms_norm(x) * nw` (each token row) or `x' = x`
     /// (`scale`: a SCALE of the product folded in, 1 otherwise).
     /// `split` as for [`Op::MulMat`]; [`Epilogue::SwiGlu`] needs two equal segments (gate
@@ -185,6 +189,8 @@ impl Op {
                 (true, Epilogue::None) => "RMS_NORM_MUL_MAT_FUSED",
                 (true, Epilogue::Add) => "RMS_NORM_MUL_MAT_ADD",
                 (true, Epilogue::SwiGlu) => "RMS_NORM_MUL_MAT_SWIGLU",
+                (true, Epilogue::Bias) => "RMS_NORM_MUL_MAT_BIAS",
+                (false, Epilogue::Bias) => "MUL_MAT_BIAS",
                 (false, Epilogue::None) => "MUL_MAT_LAYER",
                 (false, Epilogue::Add) => "MUL_MAT_ADD",
                 (false, Epilogue::SwiGlu) => "MUL_MAT_SWIGLU",

@@ -8,6 +8,9 @@
 //! - **residual epilogue**: ADD(MUL_MAT(W, x), r) — attention output and ffn_down plus
 //!   the residual stream, or a LoRA product plus the base output it corrects — becomes
 //!   `W·x + r` in the matmul;
+//! - **bias epilogue**: the ADDs of a fused (or grouped) matmul's segments with a 1-D
+//!   bias each — qwen2's Q/K/V biases — become `W·x + b` in the matmul, the biases
+//!   placed back to back at load time as one fused bias tensor (the mmap untouched);
 //! - **norm prologue**: an RMS_NORM_MUL whose every reader is a matmul (attn_norm →
 //!   Q/K/V, ffn_norm → gate/up, result_norm → the head) disappears into those matmuls'
 //!   prologue (the mat-vec sums x² while it reads x anyway).
@@ -113,12 +116,13 @@ fn remove(g: &mut Graph, n: NodeIndex) {
     g.schedule.retain(|s| !s.is_empty());
 }
 
-/// Runs the folds (SwiGLU, scale, add, norm, RoPE / KV cache, in that order); returns how
-/// many nodes were folded away.
+/// Runs the folds (SwiGLU, scale, add, bias, norm, RoPE / KV cache, in that order);
+/// returns how many nodes were folded away.
 pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     let mut folded = swiglu_epilogue(g, fusable);
     folded += scale_epilogue(g, fusable);
     folded += add_epilogue(g, fusable);
+    folded += bias_epilogue(g, fusable);
     folded += norm_prologue(g, fusable);
     folded += rope_into_attention(g, fusable);
     if folded > 0 {
@@ -563,6 +567,140 @@ fn rope_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             ),
         );
         done += 3;
+    }
+    done
+}
+
+/// The per-segment bias ADDs of a split MUL_MAT folded into its epilogue (see the module
+/// docs): every segment's view is read only by an ADD with a 1-D f32 bias weight of the
+/// segment's rows. The ADDs' outputs become the segment views of the matmul's output.
+fn bias_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    // Readers of each tensor itself (a segment view, not its root).
+    let mut readers: HashMap<TensorId, Vec<NodeIndex>> = HashMap::new();
+    for n in g.order() {
+        for &t in &g.node(n).srcs {
+            readers.entry(t).or_default().push(n);
+        }
+    }
+    // Segment views per matmul output root: (view tensor, byte offset).
+    let mut views: HashMap<TensorId, Vec<(TensorId, usize)>> = HashMap::new();
+    for (i, t) in g.tensors.iter().enumerate() {
+        if let TensorKind::View { base, offset } = t.kind {
+            views
+                .entry(base)
+                .or_default()
+                .push((TensorId(i as u32), offset));
+        }
+    }
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for mm in order {
+        if !g.dag.contains_node(mm) {
+            continue; // an ADD folded away above
+        }
+        let Op::MulMat { split } = g.node(mm).op.clone() else {
+            continue;
+        };
+        if split.len() < 2 {
+            continue; // an unsplit bias ADD is the residual fold's (same shapes at n = 1)
+        }
+        let out = g.node(mm).dst;
+        let n_tok = g.tensor(g.node(mm).srcs[1]).nrows();
+        let mut segs = views.get(&out).cloned().unwrap_or_default();
+        segs.sort_by_key(|&(_, off)| off);
+        // Each segment: its view, the one ADD reading it, and that ADD's bias weight.
+        let found = (|| -> Option<Vec<(TensorId, NodeIndex, TensorId)>> {
+            if segs.len() != split.len() {
+                return None;
+            }
+            let mut v = Vec::new();
+            let mut at = 0;
+            for (&(view, off), &rows) in segs.iter().zip(&split) {
+                if off != at * n_tok * 4 {
+                    return None;
+                }
+                at += rows;
+                let rs = readers.get(&view)?;
+                let &[a] = rs.as_slice() else {
+                    return None;
+                };
+                if g.node(a).op != Op::Add {
+                    return None;
+                }
+                let srcs = &g.node(a).srcs;
+                let b = if srcs[0] == view { srcs[1] } else { srcs[0] };
+                let bt = g.tensor(b);
+                let is_bias = matches!(bt.kind, TensorKind::Weight { .. })
+                    && bt.ty == GgmlType::F32
+                    && bt.nelements() == rows
+                    && (srcs[0] == view) != (srcs[1] == view);
+                if !is_bias || !matches!(g.tensor(g.node(a).dst).kind, TensorKind::Activation) {
+                    return None;
+                }
+                v.push((view, a, b));
+            }
+            Some(v)
+        })();
+        let Some(parts) = found else {
+            continue;
+        };
+        let wname = pretty(&g.tensor(g.node(mm).srcs[0]).name);
+        if let Err(why) = fusable(g, mm) {
+            note(g, format!("kept   {wname} + bias ADDs: {why}"));
+            continue;
+        }
+        // One bias tensor: the members back to back (placed so at load time).
+        let members: Vec<String> = parts
+            .iter()
+            .map(|&(_, _, b)| match &g.tensor(b).kind {
+                TensorKind::Weight { name } => name.clone(),
+                _ => unreachable!("checked above"),
+            })
+            .collect();
+        let m: usize = split.iter().sum();
+        let bname = format!(
+            "{}.bias",
+            g.tensor(g.node(mm).srcs[0])
+                .name
+                .trim_end_matches(".weight")
+        );
+        let bias = g.add_tensor(
+            bname,
+            GgmlType::F32,
+            [m, 1, 1, 1],
+            TensorKind::FusedWeight { members },
+        );
+        // The ADDs' outputs take the segment views' places.
+        let mut off = 0;
+        for (&(_, a, _), &rows) in parts.iter().zip(&split) {
+            let dst = g.node(a).dst;
+            g.tensors[dst.idx()].kind = TensorKind::View {
+                base: out,
+                offset: off * n_tok * 4,
+            };
+            off += rows;
+        }
+        let node = &mut g.dag[mm];
+        node.op = Op::MulMatLayer {
+            split,
+            norm: None,
+            epi: Epilogue::Bias,
+            scale: 1.0,
+        };
+        node.srcs.push(bias);
+        for &(_, a, _) in &parts {
+            remove(g, a);
+        }
+        note(
+            g,
+            format!(
+                "folded {wname} + {} bias ADDs → MUL_MAT_BIAS (the biases placed back to back) \
+                 — {} dispatches fewer",
+                parts.len(),
+                parts.len()
+            ),
+        );
+        done += parts.len();
     }
     done
 }

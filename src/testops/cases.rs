@@ -24,7 +24,7 @@ pub enum Case {
     },
     /// The mat-vec with decode-layer fusion (`Op::MulMatLayer`): an RMS-norm prologue
     /// (`norm`), and epilogue `epi` = 0 none (over `segs` equal segments), 1 residual add,
-    /// 2 SwiGLU (two segments of `m` rows: gate, up).
+    /// 2 SwiGLU (two segments of `m` rows: gate, up), 3 a per-row bias (over `segs`).
     MulMatLayer {
         ty: GgmlType,
         m: u32,
@@ -35,8 +35,8 @@ pub enum Case {
         segs: u32,
     },
     /// A grouped weight (`TensorKind::GroupedWeight`): segments of `rows[s]` rows of
-    /// `types[s]`, one grouped mat-vec dispatch (`n` ≤ 16; optional RMS-norm prologue)
-    /// or the members one by one (`n` > 16).
+    /// `types[s]`, one grouped mat-vec dispatch (`n` ≤ 16; optional RMS-norm prologue; a
+    /// per-row bias epilogue when `n` is odd) or the members one by one (`n` > 16).
     MulMatGroup {
         types: [GgmlType; 3],
         rows: [u32; 3],
@@ -184,7 +184,7 @@ impl Case {
                 "type={ty},m={m}x{segs},k={k},n={n},{}{}",
                 // Cases without the norm also scale the product (a folded SCALE).
                 if *norm { "norm," } else { "scale," },
-                ["none", "add", "swiglu"][*epi as usize]
+                ["none", "add", "swiglu", "bias"][*epi as usize]
             ),
             Case::TopK { v, k, n, ties } => {
                 format!("v={v},k={k},n={n}{}", if *ties { ",ties" } else { "" })
@@ -373,6 +373,7 @@ pub fn cases() -> Vec<Case> {
             (true, 1, 1),
             (true, 2, 2),
             (false, 2, 2),
+            (true, 3, 3),
         ];
         for (i, (norm, epi, segs)) in folds.into_iter().enumerate() {
             let (m, k, n) = [
@@ -381,6 +382,7 @@ pub fn cases() -> Vec<Case> {
                 (7, 768, 5),
                 (100, 1024, 2),
                 (20, 256, 9),
+                (24, 512, 3),
             ][i];
             v.push(Case::MulMatLayer {
                 ty,

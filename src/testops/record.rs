@@ -151,8 +151,16 @@ pub(super) fn run_inner(
                 *v *= scale;
             }
             let mut want = vec![0f32; if epi == 2 { (m * n) as usize } else { y.len() }];
+            let bias = values(rows as usize, seed + 4);
             match epi {
                 1 => ops::binary(true, &y, &r, m as usize, &mut want),
+                3 => {
+                    // Segment s is a [m, n] block; its row i gets bias[s·m + i].
+                    for (at, w) in want.iter_mut().enumerate() {
+                        let (seg, rest) = (at / (m * n) as usize, at % (m * n) as usize);
+                        *w = y[at] + bias[seg * m as usize + rest % m as usize];
+                    }
+                }
                 2 => {
                     let (gate, up) = y.split_at(y.len() / 2);
                     ops::swiglu(gate, up, &mut want)
@@ -160,6 +168,7 @@ pub(super) fn run_inner(
                 _ => want.copy_from_slice(&y),
             }
             let (wb, xb, nb, rbuf) = (io.put(&w)?, io.f32s(&x)?, io.f32s(&nw)?, io.f32s(&r)?);
+            let bbuf = io.f32s(&bias)?;
             let db = io.zeros(want.len())?;
             let split32: Vec<u32> = if segs > 1 {
                 vec![m; segs as usize]
@@ -176,6 +185,7 @@ pub(super) fn run_inner(
                         epi: match epi {
                             1 => LayerEpi::Add(b[rbuf].whole()),
                             2 => LayerEpi::SwiGlu,
+                            3 => LayerEpi::Bias(b[bbuf].whole()),
                             _ => LayerEpi::None,
                         },
                         scale,
@@ -236,7 +246,23 @@ pub(super) fn run_inner(
                 .zip(&rows)
                 .map(|(&ty, &r)| GroupSegment { ty, rows: r })
                 .collect();
+            // Odd token counts (all on the grouped mat-vec) add a per-row bias too.
+            let bias = n % 2 == 1;
+            let bvals = values(want.len() / n as usize, seed + 7);
+            if bias {
+                let (mut at, mut start) = (0, 0);
+                for &r in &rows {
+                    for _ in 0..n {
+                        for i in 0..r as usize {
+                            want[at] += bvals[start + i];
+                            at += 1;
+                        }
+                    }
+                    start += r as usize;
+                }
+            }
             let (wb, xb, nb) = (io.put(&w)?, io.f32s(&x)?, io.f32s(&nw)?);
+            let bb = io.f32s(&bvals)?;
             let db = io.zeros(want.len())?;
             (
                 want,
@@ -250,6 +276,7 @@ pub(super) fn run_inner(
                             b[wb].whole(),
                             b[xb].whole(),
                             norm.then(|| (b[nb].whole(), 1e-6)),
+                            bias.then(|| b[bb].whole()),
                             1.0,
                             b[db].whole(),
                             k,

@@ -292,6 +292,31 @@ impl CpuBackend {
                         let (gate, up) = y.split_at(y.len() / 2);
                         ops::swiglu(gate, up, &mut out)
                     }
+                    Epilogue::Bias => {
+                        // The bias (one f32 tensor, or the members of a fused one), then
+                        // row i of each segment block plus b[segment start + i].
+                        let bt = *node.srcs.last().expect("a bias");
+                        let mut b: Vec<f32> = Vec::new();
+                        for seg in self.weight_segments(g, bt)? {
+                            b.extend(bytemuck::pod_collect_to_vec::<u8, f32>(seg));
+                        }
+                        let nt = g.tensor(s(1)).nrows();
+                        let segs = if split.is_empty() {
+                            vec![m]
+                        } else {
+                            split.clone()
+                        };
+                        let mut start = 0;
+                        for rows in segs {
+                            for j in 0..nt {
+                                for i in 0..rows {
+                                    let at = start * nt + j * rows + i;
+                                    out[at] = y[at] + b[start + i];
+                                }
+                            }
+                            start += rows;
+                        }
+                    }
                 }
             }
             Op::Rope {

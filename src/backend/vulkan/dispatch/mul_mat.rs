@@ -580,6 +580,8 @@ pub enum LayerEpi<'a> {
     None,
     Add(BufferRange<'a>),
     SwiGlu,
+    /// A per-row bias, f32 `[m]` (rows numbered across the segments).
+    Bias(BufferRange<'a>),
 }
 
 /// Push constants of `mul_mat_vec_layer.comp`: [`Push`], then the LAYER fields.
@@ -648,7 +650,8 @@ fn layer_shader(ty: GgmlType) -> Option<ShaderId> {
 /// Records `dst = epi(scale · W · x')` (`Op::MulMatLayer`) for `n <= MAT_VEC_MAX_N` tokens: `x'`
 /// is `x` or, with `parts.norm`, `rms_norm(x) * nw` per token; the epilogue adds a
 /// residual (`dst` and `r` f32 `[m, n]`, unsplit weights) or, for a weight of two equal
-/// segments (gate rows, up rows), writes `silu(gate) * up` (`dst` f32 `[m/2, n]`).
+/// segments (gate rows, up rows), writes `silu(gate) * up` (`dst` f32 `[m/2, n]`), or adds
+/// a per-row bias (f32 `[m]`; any split).
 /// Errors as [`mul_mat`], and `Error::Unsupported` where [`layer_support`] says so.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_vec_layer(
@@ -696,6 +699,7 @@ pub fn mul_mat_vec_layer(
     };
     let (rr, r_off) = match &parts.epi {
         LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual"))?,
+        LayerEpi::Bias(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias"))?,
         _ => (rx, 0),
     };
     if m == 0 || n == 0 {
@@ -723,6 +727,7 @@ pub fn mul_mat_vec_layer(
         LayerEpi::None => 0,
         LayerEpi::Add(_) => 1,
         LayerEpi::SwiGlu => 2,
+        LayerEpi::Bias(_) => 3,
     };
     rec.dispatch(
         layer_shader(ty).expect("checked by layer_support"),

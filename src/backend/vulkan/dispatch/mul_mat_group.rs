@@ -135,9 +135,10 @@ pub fn group_support(
         .map_err(|e| e.to_string())
 }
 
-/// Records `dst = scale · W · x'` for a grouped weight `w` (segments `segs`, back to back)
-/// and `n <= MAT_VEC_MAX_N` tokens in one dispatch: `x'` is `x` or, with `norm`,
-/// `rms_norm(x) * nw` per token (nw f32 `[k]`). `dst` is split on write per segment.
+/// Records `dst = scale · W · x' (+ bias)` for a grouped weight `w` (segments `segs`, back
+/// to back) and `n <= MAT_VEC_MAX_N` tokens in one dispatch: `x'` is `x` or, with `norm`,
+/// `rms_norm(x) * nw` per token (nw f32 `[k]`); `bias` (f32 `[m]`, rows numbered across the
+/// segments) is added per row. `dst` is split on write per segment.
 /// `Error::Unsupported` where [`group_support`] says so.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_vec_group(
@@ -146,6 +147,7 @@ pub fn mul_mat_vec_group(
     w: BufferRange<'_>,
     x: BufferRange<'_>,
     norm: Option<(BufferRange<'_>, f32)>,
+    bias: Option<BufferRange<'_>>,
     scale: f32,
     dst: BufferRange<'_>,
     k: u32,
@@ -212,6 +214,10 @@ pub fn mul_mat_vec_group(
         }
         None => (rx, 0, 0.0),
     };
+    let (rb, r_off) = match &bias {
+        Some(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias"))?,
+        None => (rx, 0),
+    };
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -231,7 +237,7 @@ pub fn mul_mat_vec_group(
     let push = GroupPush {
         base: Push::new(k, m, n, &wb, x_off, 0, d_off),
         nw_off,
-        r_off: 0,
+        r_off,
         eps,
         scale,
         seg_rb,
@@ -247,10 +253,10 @@ pub fn mul_mat_vec_group(
             u32::from(x_off % 4 == 0),
             n,
             u32::from(norm.is_some()),
-            0,
+            if bias.is_some() { 3 } else { 0 },
             u32::from(nw_off % 4 == 0),
         ],
-        &[wb.range, rx, rd, rnw, rx],
+        &[wb.range, rx, rd, rnw, rb],
         bytemuck::bytes_of(&push),
         groups,
     )

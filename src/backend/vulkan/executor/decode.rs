@@ -384,11 +384,15 @@ impl VulkanBackend {
                         .map(|s| format!("{}x{}", s.ty, s.rows))
                         .collect();
                     let what = if nt <= dispatch::mul_mat::MAT_VEC_MAX_N as usize {
-                        let norm = if matches!(node.op, Op::MulMatLayer { norm: Some(_), .. }) {
-                            ", RMS-norm prologue"
-                        } else {
-                            ""
-                        };
+                        let mut norm = String::new();
+                        if let Op::MulMatLayer { norm: nm, epi, .. } = &node.op {
+                            if nm.is_some() {
+                                norm += ", RMS-norm prologue";
+                            }
+                            if *epi == crate::graph::Epilogue::Bias {
+                                norm += ", bias epilogue";
+                            }
+                        }
                         format!(
                             "mul_mat_vec_group (one dispatch over {} members{norm})",
                             segs.len()
@@ -456,6 +460,7 @@ impl VulkanBackend {
                     match epi {
                         crate::graph::Epilogue::Add => parts.push("residual-add epilogue"),
                         crate::graph::Epilogue::SwiGlu => parts.push("SwiGLU epilogue"),
+                        crate::graph::Epilogue::Bias => parts.push("bias epilogue"),
                         crate::graph::Epilogue::None => {}
                     }
                     let _ = writeln!(

@@ -404,8 +404,10 @@ impl Backend for VulkanBackend {
                                 .is_ok()
                     }
                     Op::MulMatLayer { epi, .. } => {
-                        *epi == crate::graph::Epilogue::None
-                            && n <= u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
+                        matches!(
+                            epi,
+                            crate::graph::Epilogue::None | crate::graph::Epilogue::Bias
+                        ) && n <= u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
                             && !self.disabled.contains("MUL_MAT")
                             && dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, k)
                                 .is_ok()

@@ -137,22 +137,24 @@ impl VulkanBackend {
             {
                 let segs = self.group_segments(g, node.srcs[0]).expect("guarded");
                 let (k, nt) = (u(st(0).ne[0])?, u(st(1).nrows())?);
-                let (norm, scale) = match &node.op {
+                let (norm, bias, scale) = match &node.op {
                     Op::MulMatLayer {
                         norm, epi, scale, ..
                     } => {
-                        if *epi != Epilogue::None {
-                            return Err(Error::Unsupported(format!(
-                                "`{}`: a grouped matmul takes no epilogue",
-                                dt.name
-                            )));
-                        }
-                        (
-                            norm.map(|eps| s(2).map(|nw| (nw, eps))).transpose()?,
-                            *scale,
-                        )
+                        let bias = match epi {
+                            Epilogue::None => None,
+                            Epilogue::Bias => Some(s(node.srcs.len() - 1)?),
+                            _ => {
+                                return Err(Error::Unsupported(format!(
+                                    "`{}`: a grouped matmul takes no {epi:?} epilogue",
+                                    dt.name
+                                )))
+                            }
+                        };
+                        let nw = norm.map(|eps| s(2).map(|nw| (nw, eps))).transpose()?;
+                        (nw, bias, *scale)
                     }
-                    _ => (None, 1.0),
+                    _ => (None, None, 1.0),
                 };
                 if nt <= dispatch::mul_mat::MAT_VEC_MAX_N {
                     return dispatch::mul_mat_group::mul_mat_vec_group(
@@ -161,6 +163,7 @@ impl VulkanBackend {
                         s(0)?,
                         s(1)?,
                         norm,
+                        bias,
                         scale,
                         dst,
                         k,
@@ -168,7 +171,7 @@ impl VulkanBackend {
                         self.mat_vec_shape,
                     );
                 }
-                if norm.is_some() || scale != 1.0 {
+                if norm.is_some() || bias.is_some() || scale != 1.0 {
                     return Err(Error::Unsupported(format!(
                         "`{}`: a folded norm or scale on a grouped matmul of {nt} tokens",
                         dt.name
@@ -234,6 +237,7 @@ impl VulkanBackend {
                         Epilogue::None => LayerEpi::None,
                         Epilogue::Add => LayerEpi::Add(s(node.srcs.len() - 1)?),
                         Epilogue::SwiGlu => LayerEpi::SwiGlu,
+                        Epilogue::Bias => LayerEpi::Bias(s(node.srcs.len() - 1)?),
                     },
                     scale: *scale,
                 };
