@@ -1,6 +1,6 @@
-//! The operations of the graph IR and their exact semantics (docs/ops.md has the
-//! same text with examples). Every backend implements these meanings; the CPU
-//! reference is the oracle.
+//! The operations of the graph IR and their exact semantics (the fused forms are made by
+//! `passes`, described in docs/ARCHITECTURE.md). Every backend implements these meanings;
+//! the CPU reference is the oracle.
 
 /// Rotary embedding layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
