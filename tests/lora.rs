@@ -114,6 +114,39 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
             .find(|t| t.contains("blk.0") && t.contains("attn_qkv"))
             .unwrap_or_else(|| panic!("{d:?}"));
         assert!(qkv.contains("attn_qkv.weight.lora_a = "), "{qkv}");
+        // group: a mixed-type Q/K/V (q4_k_m's layer 1: attn_v q6_K) is grouped without
+        // its adapters' A factors, which fuse among themselves beside it.
+        if quant == "q4_k_m" {
+            let mut g = vkgraph::model::build_graph(
+                &m,
+                &vkgraph::model::BuildOpts {
+                    n_tokens: 1,
+                    n_ctx: 8,
+                    n_outputs: 1,
+                },
+            )
+            .unwrap();
+            vkgraph::passes::run(
+                &mut g,
+                QkvMode::Group,
+                &Default::default(),
+                vkgraph::passes::FusionLevel::Layer,
+                &vkgraph::passes::any_backend,
+                &vkgraph::passes::any_group,
+            );
+            let d: Vec<&str> = g.decisions.iter().map(|d| d.text.as_str()).collect();
+            let qkv = d
+                .iter()
+                .find(|t| t.contains("blk.1") && t.contains("attn_qkv"))
+                .unwrap_or_else(|| panic!("{d:?}"));
+            assert!(
+                qkv.starts_with(
+                    "grouped blk.1 attn_qkv = attn_q (q4_K) + attn_k (q4_K) + attn_v (q6_K) — 1 \
+                     dispatch instead of 3; attn_qkv.weight.lora_a = "
+                ),
+                "{qkv}"
+            );
+        }
         let _ = std::fs::remove_file(&ad);
     }
 }

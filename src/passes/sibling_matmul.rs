@@ -153,6 +153,11 @@ fn fused_name(members: &[String]) -> String {
     format!("{prefix}{name}.weight")
 }
 
+/// Whether matmul `n` multiplies by a LoRA factor (`….weight.lora_a` / `.lora_b`).
+fn is_lora_factor(g: &Graph, n: NodeIndex) -> bool {
+    weight_name(g, n).is_some_and(|w| w.ends_with(".lora_a") || w.ends_with(".lora_b"))
+}
+
 fn weight_name(g: &Graph, n: NodeIndex) -> Option<String> {
     let w = g.node(n).srcs[0];
     match &g.tensor(w).kind {
@@ -333,21 +338,30 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits, groupable: Grou
         let members = describe(g, &grp.nodes);
         // group / auto: members of different types as one grouped node, where the
         // backend takes them (else the reason goes into the fuse/reorder line below).
+        // Only the model's own weights are grouping candidates: LoRA A factors reading
+        // the same activation (f32) are fused among themselves by type below.
         let mut not_grouped = None;
+        let mut grouped_text: Option<String> = None;
+        let mut todo = grp.nodes.clone();
         if matches!(mode, QkvMode::Group | QkvMode::Auto) {
-            let ty0 = g.tensor(g.node(grp.nodes[0]).srcs[0]).ty;
-            let mixed = grp
-                .nodes
+            let (base, lora): (Vec<NodeIndex>, Vec<NodeIndex>) =
+                grp.nodes.iter().partition(|&&n| !is_lora_factor(g, n));
+            let ty0 = base.first().map(|&n| g.tensor(g.node(n).srcs[0]).ty);
+            let mixed = base
                 .iter()
-                .any(|&n| g.tensor(g.node(n).srcs[0]).ty != ty0);
+                .any(|&n| Some(g.tensor(g.node(n).srcs[0]).ty) != ty0);
             if mixed {
-                match group(g, &grp.nodes, limits, groupable) {
+                match group(g, &base, limits, groupable) {
                     Ok(text) => {
                         rewrote = true;
-                        g.decisions.push(Decision {
-                            text: format!("grouped {blk} {text}"),
-                        });
-                        continue;
+                        if lora.is_empty() {
+                            g.decisions.push(Decision {
+                                text: format!("grouped {blk} {text}"),
+                            });
+                            continue;
+                        }
+                        grouped_text = Some(text);
+                        todo = lora;
                     }
                     Err(why) => not_grouped = Some(why),
                 }
@@ -363,7 +377,7 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits, groupable: Grou
             QkvMode::Fuse | QkvMode::Group | QkvMode::Auto => {
                 // Partition by weight type, keeping order.
                 let mut by_type: Vec<(GgmlType, Vec<NodeIndex>)> = Vec::new();
-                for &n in &grp.nodes {
+                for &n in &todo {
                     let ty = g.tensor(g.node(n).srcs[0]).ty;
                     match by_type.iter_mut().find(|(t, _)| *t == ty) {
                         Some((_, v)) => v.push(n),
@@ -414,7 +428,15 @@ pub fn run(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits, groupable: Grou
                         too_big.join("; ")
                     )
                 };
-                if parts.is_empty() {
+                if let Some(gt) = &grouped_text {
+                    // The base weights grouped; the LoRA factors fused or beside them.
+                    parts.extend(
+                        leftovers
+                            .iter()
+                            .map(|&n| format!("same stage: {}", describe(g, &[n]))),
+                    );
+                    format!("grouped {blk} {gt}; {}", parts.join("; "))
+                } else if parts.is_empty() {
                     format!("stage  {blk} reorder {members} — {why}")
                 } else if leftovers.is_empty() {
                     format!("fused  {blk} {}", parts.join("; "))
