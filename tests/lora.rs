@@ -43,6 +43,28 @@ fn logits(
     out
 }
 
+/// The sibling pass's decision lines for a one-token graph of `m` in `mode`.
+fn decisions(m: &Arc<Model>, mode: QkvMode) -> Vec<String> {
+    let mut g = vkgraph::model::build_graph(
+        m,
+        &vkgraph::model::BuildOpts {
+            n_tokens: 1,
+            n_ctx: 8,
+            n_outputs: 1,
+        },
+    )
+    .unwrap();
+    vkgraph::passes::run(
+        &mut g,
+        mode,
+        &Default::default(),
+        vkgraph::passes::FusionLevel::Layer,
+        &vkgraph::passes::any_backend,
+        &vkgraph::passes::any_group,
+    );
+    g.decisions.iter().map(|d| d.text.clone()).collect()
+}
+
 #[test]
 fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
     let targets = vkgraph::model::lora::TARGETS;
@@ -91,24 +113,7 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
             }
         }
         // Fusion kicks in with the adapter: Q/K/V and gate/up, and the adapters' A factors.
-        let mut g = vkgraph::model::build_graph(
-            &m,
-            &vkgraph::model::BuildOpts {
-                n_tokens: 1,
-                n_ctx: 8,
-                n_outputs: 1,
-            },
-        )
-        .unwrap();
-        vkgraph::passes::run(
-            &mut g,
-            QkvMode::Fuse,
-            &Default::default(),
-            vkgraph::passes::FusionLevel::Layer,
-            &vkgraph::passes::any_backend,
-            &vkgraph::passes::any_group,
-        );
-        let d: Vec<&str> = g.decisions.iter().map(|d| d.text.as_str()).collect();
+        let d = decisions(&m, QkvMode::Fuse);
         let qkv = d
             .iter()
             .find(|t| t.contains("blk.0") && t.contains("attn_qkv"))
@@ -117,24 +122,7 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
         // group: a mixed-type Q/K/V (q4_k_m's layer 1: attn_v q6_K) is grouped without
         // its adapters' A factors, which fuse among themselves beside it.
         if quant == "q4_k_m" {
-            let mut g = vkgraph::model::build_graph(
-                &m,
-                &vkgraph::model::BuildOpts {
-                    n_tokens: 1,
-                    n_ctx: 8,
-                    n_outputs: 1,
-                },
-            )
-            .unwrap();
-            vkgraph::passes::run(
-                &mut g,
-                QkvMode::Group,
-                &Default::default(),
-                vkgraph::passes::FusionLevel::Layer,
-                &vkgraph::passes::any_backend,
-                &vkgraph::passes::any_group,
-            );
-            let d: Vec<&str> = g.decisions.iter().map(|d| d.text.as_str()).collect();
+            let d = decisions(&m, QkvMode::Group);
             let qkv = d
                 .iter()
                 .find(|t| t.contains("blk.1") && t.contains("attn_qkv"))
