@@ -27,6 +27,20 @@ fn graph_counts_with(
     n: usize,
     groupable: passes::Groupable<'_>,
 ) -> (vkgraph::graph::Graph, Counts) {
+    let g = planned(arch, quant, mode, n, passes::FusionLevel::Ops, groupable);
+    let c = counts(&g);
+    (g, c)
+}
+
+/// The tiny model's `n`-token graph (32 cells) after the passes for `mode` at `fusion`.
+fn planned(
+    arch: &str,
+    quant: &str,
+    mode: QkvMode,
+    n: usize,
+    fusion: passes::FusionLevel,
+    groupable: passes::Groupable<'_>,
+) -> vkgraph::graph::Graph {
     let m = tiny_model(arch, quant);
     let mut g = build_graph(
         &m,
@@ -41,13 +55,12 @@ fn graph_counts_with(
         &mut g,
         mode,
         &SiblingLimits::default(),
-        passes::FusionLevel::Ops,
+        fusion,
         &passes::any_backend,
         groupable,
     );
     g.check_schedule().unwrap();
-    let c = counts(&g);
-    (g, c)
+    g
 }
 
 #[test]
@@ -318,23 +331,7 @@ fn layer_fusion_stages_per_decode_layer() {
     for (arch, layer, ops) in [("llama", 5, 9), ("qwen3", 5, 9), ("qwen2", 5, 10)] {
         for (fusion, per_layer) in [(FusionLevel::Layer, layer), (FusionLevel::Ops, ops)] {
             let m = tiny_model(arch, "q4_0");
-            let mut g = build_graph(
-                &m,
-                &BuildOpts {
-                    n_tokens: 1,
-                    n_ctx: 32,
-                    n_outputs: 1,
-                },
-            )
-            .unwrap();
-            passes::run(
-                &mut g,
-                QkvMode::Auto,
-                &SiblingLimits::default(),
-                fusion,
-                &passes::any_backend,
-                &passes::any_group,
-            );
+            let g = planned(arch, "q4_0", QkvMode::Auto, 1, fusion, &passes::any_group);
             // GET_ROWS, and the head: with its norm folded in at `layer`.
             let outside = if fusion == FusionLevel::Layer { 2 } else { 3 };
             let want = per_layer * m.hp.n_layer + outside;
@@ -356,21 +353,12 @@ fn layer_fusion_stages_per_decode_layer() {
         }
         // Two tokens: the RoPE / KV stage stays, with its reason in the dump.
         let m = tiny_model(arch, "q4_0");
-        let mut g = build_graph(
-            &m,
-            &BuildOpts {
-                n_tokens: 2,
-                n_ctx: 32,
-                n_outputs: 1,
-            },
-        )
-        .unwrap();
-        passes::run(
-            &mut g,
+        let g = planned(
+            arch,
+            "q4_0",
             QkvMode::Auto,
-            &SiblingLimits::default(),
+            2,
             FusionLevel::Layer,
-            &passes::any_backend,
             &passes::any_group,
         );
         assert_eq!(

@@ -460,12 +460,7 @@ pub(super) fn run_inner(
             n_kv,
         } => {
             let q = values((d * n_head * n) as usize, seed);
-            let kv = |s| -> Vec<f16> {
-                values((d * n_head_kv * n_kv) as usize, s)
-                    .iter()
-                    .map(|&v| f16::from_f32(v))
-                    .collect()
-            };
+            let kv = |s| f16_values((d * n_head_kv * n_kv) as usize, s);
             let (k, v) = (kv(seed + 1), kv(seed + 2));
             // The last n tokens of one sequence whose cells start at row 0.
             let pos: Vec<i32> = (0..n as i32)
@@ -528,12 +523,7 @@ pub(super) fn run_inner(
             let k_new = values((d * n_head_kv) as usize, seed + 3);
             let v_new = values((d * n_head_kv) as usize, seed + 4);
             let (qw, kw) = (values(du, seed + 5), values(du, seed + 6));
-            let kv = |s| -> Vec<f16> {
-                values((d * n_head_kv * n_kv) as usize, s)
-                    .iter()
-                    .map(|&v| f16::from_f32(v))
-                    .collect()
-            };
+            let kv = |s| f16_values((d * n_head_kv * n_kv) as usize, s);
             let (mut k, mut v) = (kv(seed + 1), kv(seed + 2));
             // One token at the last cell (position n_kv - 1 + 7: positions need not be cells).
             let cell = n_kv as i32 - 1;
@@ -621,8 +611,6 @@ pub(super) fn run_inner(
                         b[vb].whole(),
                         b[sb].whole(),
                         b[db].whole(),
-                        None,
-                        None,
                         fold,
                         d,
                         n_head,
@@ -777,4 +765,9 @@ pub(super) fn run_inner(
         None
     };
     Ok((got, want, us))
+}
+
+/// `n` pseudo-random values (as [`values`]) rounded to f16: a KV cache.
+fn f16_values(n: usize, seed: u64) -> Vec<f16> {
+    values(n, seed).iter().map(|&v| f16::from_f32(v)).collect()
 }

@@ -75,7 +75,8 @@ pub fn attention(
 
 /// [`attention`] or [`attention_split`] (`split` given), also writing the output as q8_1
 /// blocks into `q8` when given (the input of attn_output's integer-dot mat-vec; needs
-/// `d % 32 == 0`).
+/// `d % 32 == 0`), with the RoPE / KV-cache stage folded in when `fold` is given (one
+/// token: see [`attention_rope`]). What the executor records.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_with(
     rec: &mut Recorder,
@@ -86,6 +87,7 @@ pub fn attention_with(
     dst: BufferRange<'_>,
     split: Option<(BufferRange<'_>, SplitShape)>,
     q8: Option<XQ<'_>>,
+    fold: Option<RopeFold<'_>>,
     d: u32,
     n_head: u32,
     n_head_kv: u32,
@@ -94,7 +96,7 @@ pub fn attention_with(
     scale: f32,
 ) -> Result<()> {
     record(
-        rec, q, k, v, span, dst, split, q8, None, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, span, dst, split, q8, fold, d, n_head, n_head_kv, n, n_kv, scale,
     )
 }
 
@@ -117,11 +119,11 @@ pub struct RopeFold<'a> {
     pub freq_scale: f32,
 }
 
-/// [`attention_with`] for one token (`n` = 1) with the RoPE / KV-cache stage folded in
+/// [`attention`] for one token (`n` = 1) with the RoPE / KV-cache stage folded in
 /// (`Op::Attention` with `rope: Some`): `q` is the raw q projection; the new K row
 /// (rotated) and V row go into cache row `cells[0]` of `k` and `v` before the attention
-/// reads it. `Error::Unsupported` for more tokens, an odd or too large `n_dims`, or a
-/// device without 16-bit storage.
+/// reads it. `Error::Unsupported` (from every path that takes a fold) for more tokens, an
+/// odd or too large `n_dims`, or a device without 16-bit storage or subgroup arithmetic.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_rope(
     rec: &mut Recorder,
@@ -130,8 +132,6 @@ pub fn attention_rope(
     v: BufferRange<'_>,
     span: BufferRange<'_>,
     dst: BufferRange<'_>,
-    split: Option<(BufferRange<'_>, SplitShape)>,
-    q8: Option<XQ<'_>>,
     fold: RopeFold<'_>,
     d: u32,
     n_head: u32,
@@ -146,8 +146,8 @@ pub fn attention_rope(
         v,
         span,
         dst,
-        split,
-        q8,
+        None,
+        None,
         Some(fold),
         d,
         n_head,

@@ -332,14 +332,9 @@ impl VulkanBackend {
                     }
                     _ => None,
                 };
-                if let Some(r) = rope {
-                    if q.ne[2] != 1 {
-                        return Err(Error::Unsupported(format!(
-                            "`{}`: the RoPE-folded attention takes one token, not {}",
-                            dt.name, q.ne[2]
-                        )));
-                    }
-                    let fold = dispatch::attention::RopeFold {
+                // The folded RoPE / KV stage's operands (the dispatch checks one token).
+                let fold = match rope {
+                    Some(r) => Some(dispatch::attention::RopeFold {
                         pos: s(4)?,
                         cells: s(5)?,
                         k_new: s(6)?,
@@ -352,24 +347,9 @@ impl VulkanBackend {
                         n_dims: u(r.n_dims)?,
                         freq_base: r.freq_base,
                         freq_scale: r.freq_scale,
-                    };
-                    return dispatch::attention::attention_rope(
-                        rec,
-                        s(0)?,
-                        s(1)?,
-                        s(2)?,
-                        s(3)?,
-                        dst,
-                        split,
-                        q8.map(|q| self.xq(q)),
-                        fold,
-                        u(q.ne[0])?,
-                        u(q.ne[1])?,
-                        u(k.ne[1])?,
-                        u(k.ne[2])?,
-                        *scale,
-                    );
-                }
+                    }),
+                    None => None,
+                };
                 dispatch::attention::attention_with(
                     rec,
                     s(0)?,
@@ -379,6 +359,7 @@ impl VulkanBackend {
                     dst,
                     split,
                     q8.map(|q| self.xq(q)),
+                    fold,
                     u(q.ne[0])?,
                     u(q.ne[1])?,
                     u(k.ne[1])?,
