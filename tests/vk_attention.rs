@@ -123,7 +123,12 @@ fn attention_split() {
         }
         let mut cases: Vec<(usize, usize, usize, Vec<i32>, usize, attention::SplitShape)> =
             Vec::new();
-        let sh = |nz, sub_blocks, qb| attention::SplitShape { nz, sub_blocks, qb };
+        let sh = |nz, sub_blocks, qb| attention::SplitShape {
+            nz,
+            sub_blocks,
+            qb,
+            preload_v: nz % 2 == 0,
+        };
         for &len in &lens {
             // (d, heads, kv heads, shape): GQA groups of 4, 2 and 1.
             for (d, nh, nkv, shape) in [
@@ -234,6 +239,7 @@ fn attention_q8_epilogue() {
             nz: 3,
             sub_blocks: 2,
             qb: 2,
+            preload_v: true,
         };
         let scratch = gpu.buffer_from(
             "scratch",

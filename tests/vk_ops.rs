@@ -474,8 +474,21 @@ fn perf() {
         };
         let time = |name: &str, bytes: f64, out: &Output, f: &dyn Fn(&mut Recorder)| {
             let mut rec = gpu.ctx.recorder().expect("recorder");
+            // Warm-up: pipeline creation, caches, and GPU clocks: while the host builds the
+            // next case's inputs the GPU idles and drops its clocks (an H200 timed the same
+            // attention 4x slower late in a run than early), so the case first runs for
+            // >= 50 ms of wall time before it is timed.
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < std::time::Duration::from_millis(50) {
+                rec.begin().expect("begin");
+                for _ in 0..REPS {
+                    f(&mut rec);
+                    rec.barrier().expect("barrier");
+                }
+                rec.submit_and_wait().expect("submit");
+            }
             rec.begin().expect("begin");
-            f(&mut rec); // warm-up (pipeline creation, caches)
+            f(&mut rec);
             rec.barrier().expect("barrier");
             rec.timestamp("start").expect("timestamp");
             for _ in 0..REPS {
@@ -500,9 +513,17 @@ fn perf() {
             }
         };
 
-        // attention, Llama-3-8B-like heads: d = 128, 32 query heads, 8 kv heads.
-        let (d, nh, nkv) = (128usize, 32usize, 8usize);
-        for (n, n_kv) in [(1usize, 512usize), (1, 4096), (1, 32768), (512, 512)] {
+        // attention, Llama-3-8B-like heads (d = 128, 32 query heads, 8 kv heads) and
+        // Qwen3-0.6B-like ones (16 / 8): the default path, then at 4,096 rows every split
+        // shape (rows per split, query heads per workgroup, V preloaded or not).
+        let d = 128usize;
+        for (nh, nkv, n, n_kv) in [
+            (32usize, 8usize, 1usize, 512usize),
+            (32, 8, 1, 4096),
+            (16, 8, 1, 4096),
+            (32, 8, 1, 32768),
+            (32, 8, 512, 512),
+        ] {
             let q = Input::f32(&gpu, "q", &values(d * nh * n, 1), 0);
             let kv: Vec<f16> = values(d * nkv * n_kv, 2)
                 .iter()
@@ -511,13 +532,14 @@ fn perf() {
             let k = Input::f16(&gpu, "k", &kv, 0);
             let v = Input::f16(&gpu, "v", &kv, 0);
             let pos: Vec<i32> = (0..n as i32).map(|i| (n_kv - n) as i32 + i).collect();
-            let p = Input::i32(&gpu, "pos", &pos, 0);
+            let spans: Vec<i32> = pos.iter().flat_map(|&p| [0, p]).collect();
+            let p = Input::i32(&gpu, "span", &spans, 0);
             let out = Output::new(&gpu, "dst", d * nh * n);
             // K/V bytes read once per query head group (what a perfect kernel streams).
             let bytes = (2 * d * nkv * n_kv * 2 + 2 * d * nh * n * 4) as f64;
             let name = format!("attention(d={d},h={nh}/{nkv},n={n},n_kv={n_kv})");
+            let scale = 1.0 / (d as f32).sqrt();
             time(&name, bytes, &out, &|rec: &mut Recorder| {
-                let scale = 1.0 / (d as f32).sqrt();
                 attention::attention(
                     rec,
                     q.range(4),
@@ -534,7 +556,7 @@ fn perf() {
                 )
                 .expect("attention")
             });
-            let Some(shape) = attention::split_shape(
+            let Some(default) = attention::split_shape(
                 gpu.ctx.caps(),
                 d as u32,
                 nh as u32,
@@ -546,29 +568,70 @@ fn perf() {
             ) else {
                 continue;
             };
-            let sbytes = shape.scratch_bytes(d as u32, nh as u32, n as u32) as usize;
-            let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes]);
-            let name = format!("{name} split {shape:?}");
-            time(&name, bytes, &out, &|rec: &mut Recorder| {
-                let scale = 1.0 / (d as f32).sqrt();
-                attention::attention_split(
-                    rec,
-                    q.range(4),
-                    k.range(2),
-                    v.range(2),
-                    p.range(4),
-                    out.range(),
-                    scratch.whole(),
-                    shape,
-                    d as u32,
-                    nh as u32,
-                    nkv as u32,
-                    n as u32,
-                    n_kv as u32,
-                    scale,
-                )
-                .expect("attention_split")
-            });
+            let mut shapes = vec![default];
+            if n_kv == 4096 {
+                for rows in [64u32, 128, 256] {
+                    // (4 heads x 4 sub-blocks exceed 48 KiB of shared memory.)
+                    let fits = |b: u32| (nh / nkv) as u32 % b == 0 && b * rows / 64 <= 8;
+                    for qb in [1u32, 2, 4].into_iter().filter(|&b| fits(b)) {
+                        for preload_v in [false, true] {
+                            shapes.push(attention::SplitShape {
+                                nz: (n_kv as u32 / rows).min(64),
+                                sub_blocks: rows / 64,
+                                qb,
+                                preload_v,
+                            });
+                        }
+                    }
+                }
+            }
+            for shape in shapes {
+                let sbytes = shape.scratch_bytes(d as u32, nh as u32, n as u32) as usize;
+                let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes]);
+                let name = format!("{name} split {shape:?}");
+                time(&name, bytes, &out, &|rec: &mut Recorder| {
+                    attention::attention_split(
+                        rec,
+                        q.range(4),
+                        k.range(2),
+                        v.range(2),
+                        p.range(4),
+                        out.range(),
+                        scratch.whole(),
+                        shape,
+                        d as u32,
+                        nh as u32,
+                        nkv as u32,
+                        n as u32,
+                        n_kv as u32,
+                        scale,
+                    )
+                    .expect("attention_split")
+                });
+            }
+        }
+
+        // TOP_K of a qwen3 vocabulary row (what a sampled decode step adds), k = 40 and 1.
+        let v = 151_936usize;
+        let logits = Input::f32(&gpu, "logits", &values(v, 8), 0);
+        for k in [40usize, 1] {
+            let out = Output::new(&gpu, "dst", 2 + 2 * k);
+            time(
+                &format!("top_k(v={v},k={k},n=1)"),
+                (v * 4) as f64,
+                &out,
+                &|rec: &mut Recorder| {
+                    vkgraph::backend::vulkan::dispatch::top_k::top_k(
+                        rec,
+                        logits.range(4),
+                        out.range(),
+                        v as u32,
+                        k as u32,
+                        1,
+                    )
+                    .expect("top_k")
+                },
+            );
         }
 
         let (ne0, rows) = (4096usize, 512usize);

@@ -37,7 +37,11 @@
 // finish (an atomic counter per (head group, token), reset to 0 by that workgroup so
 // the next dispatch finds zeros) merges the NZ partials by log-sum-exp and writes dst.
 // Writers publish with memoryBarrierBuffer() before the counter increment; the merging
-// workgroup issues one after seeing the count, before reading (coherent buffers).
+// workgroup issues one after seeing the count, before reading (coherent buffers). A
+// partial record is (m, l, 2 pad, acc[D]) so acc reads as vec4; the merge loads every
+// split's (m, l) at once (one invocation each), then each invocation sums its vec4 of
+// acc over the splits MZ at a time (independent loads in flight: coherent loads in a
+// plain loop were issued one after another, ~30 us at NZ = 32 on an H200).
 //
 // ROPE (attention_rope.comp, Op::Attention with `rope: Some`, one token: passes::layer)
 // folds the decode layer's RoPE / KV-cache stage in. q (binding 0) is then the raw q
@@ -56,6 +60,10 @@
 layout(constant_id = 0) const uint D = 128;
 // Query heads per workgroup: QB heads that share one kv head (GQA) share every K/V load.
 layout(constant_id = 2) const uint QB = 1;
+// VPRE: each round's V words are loaded into registers before its scores are computed,
+// so the K and V loads of a tile are in flight together (T * COLS registers more per
+// invocation: the dispatch sets it for narrow decode workgroups only).
+layout(constant_id = 5) const bool VPRE = false;
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 layout(local_size_x_id = 1) in;
@@ -85,6 +93,7 @@ layout(std430, set = 0, binding = 2) KV_ACCESS buffer V { uint v2[]; };
 layout(std430, set = 0, binding = 3) readonly buffer P { int span[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer O { float dst[]; };
 layout(std430, set = 0, binding = 5) coherent buffer Part { float part[]; };
+layout(std430, set = 0, binding = 5) coherent buffer Part4 { vec4 part4[]; };
 layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
 #ifdef Q8
 #define Q8_CODES 7
@@ -162,6 +171,10 @@ shared float m_sh[QB * NSPLIT];
 shared float l_sh[QB * NSPLIT];
 shared vec2 acc_sh[QB * NSPLIT * D2];
 shared uint last_sh;
+// Split-K merge: per (head, split) the weight e^(m_z - M) / L of split z.
+#define MAX_NZ 64
+#define MZ 8
+shared float wz_sh[QB * MAX_NZ];
 
 #ifdef ROPE
 #extension GL_EXT_shader_16bit_storage : require
@@ -344,6 +357,16 @@ void main() {
     for (uint r = 0; r < rounds; r++) {
         const uint k0 = r_begin + (r * NSPLIT + sb) * T;
         const uint tile = k0 < r_end ? min(T, r_end - k0) : 0;
+        const uint vb = p.v_off + k0 * kv_row2 + kh * D2;
+        uint vpre[T * COLS];
+        if (VPRE && tile > 0) {
+            [[unroll]] for (uint j = 0; j < T; j++) {
+                const uint row = min(j, tile - 1);
+                [[unroll]] for (uint c = 0; c < COLS; c++) {
+                    vpre[j * COLS + c] = v2[vb + row * kv_row2 + min(lt + c * T, D2 - 1)];
+                }
+            }
+        }
         // 1. scores. L invocations share a row, each taking every L-th uvec4 of it, so a
         // subgroup's loads cover whole contiguous rows (coalesced); the L partial dot
         // products meet in s_part4 and invocation j of the sub-block adds those of row j.
@@ -419,7 +442,6 @@ void main() {
                 }
                 m[g] = m_new[g];
             }
-            const uint vb = p.v_off + k0 * kv_row2 + kh * D2;
             [[unroll]] for (uint j4 = 0; j4 < T / 4; j4++) {
                 vec4 p4[QB];
                 [[unroll]] for (uint g = 0; g < QB; g++) {
@@ -430,7 +452,8 @@ void main() {
                     const uint row = min(4 * j4 + jj, tile - 1);
                     [[unroll]] for (uint c = 0; c < COLS; c++) {
                         const uint u = min(lt + c * T, D2 - 1);
-                        const vec2 v = unpackHalf2x16(v2[vb + row * kv_row2 + u]);
+                        const vec2 v = unpackHalf2x16(
+                            VPRE ? vpre[(4 * j4 + jj) * COLS + c] : v2[vb + row * kv_row2 + u]);
                         [[unroll]] for (uint g = 0; g < QB; g++) {
                             acc[g * COLS + c] += p4[g][jj] * v;
                         }
@@ -458,8 +481,8 @@ void main() {
     }
     barrier();
     const bool empty = r_begin >= r_end;
-    // Partial record of (head group x, token t, split z): QB x (m, l, acc[D]).
-    const uint rec = D + 2;
+    // Partial record of (head group x, token t, split z): QB x (m, l, pad, pad, acc[D]).
+    const uint rec = D + 4;
     const uint pbase = p.part_off + ((t * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nz) * QB * rec;
     for (uint idx = tid; idx < QB * D2; idx += WG) {
         const uint g = idx / D2;
@@ -481,8 +504,8 @@ void main() {
             store_out(t, h0, g, u, o / lsum);
         } else {
             const uint pb = pbase + (z * QB + g) * rec;
-            part[pb + 2 + 2 * u] = o.x;
-            part[pb + 3 + 2 * u] = o.y;
+            part[pb + 4 + 2 * u] = o.x;
+            part[pb + 5 + 2 * u] = o.y;
             if (u == 0) {
                 part[pb] = mx;
                 part[pb + 1] = lsum;
@@ -506,23 +529,46 @@ void main() {
         return; // uniform per workgroup
     }
     memoryBarrierBuffer();
-    for (uint idx = tid; idx < QB * D2; idx += WG) {
-        const uint g = idx / D2;
-        const uint u = idx - g * D2;
-        // Split 0 holds row 0, so mx is finite; empty splits (m = -inf) weigh 0.
+    // Every split's (m, l) at once; then per head M = max m_z, L = sum e^(m_z - M) l_z,
+    // and the weight of split z. Split 0 holds row 0, so M is finite; empty splits
+    // (m = -inf) weigh 0.
+    for (uint i = tid; i < QB * nz; i += WG) {
+        const uint g = i / nz;
+        const uint zz = i - g * nz;
+        const uint pb = pbase + (zz * QB + g) * rec;
+        wz_sh[g * MAX_NZ + zz] = part[pb];
+    }
+    barrier();
+    for (uint idx = tid; idx < QB * D4; idx += WG) {
+        const uint g = idx / D4;
+        const uint u4 = idx - g * D4;
         float mx = NEG_INF;
         for (uint zz = 0; zz < nz; zz++) {
-            mx = max(mx, part[pbase + (zz * QB + g) * rec]);
+            mx = max(mx, wz_sh[g * MAX_NZ + zz]);
         }
         float lsum = 0.0;
-        vec2 o = vec2(0.0);
-        for (uint zz = 0; zz < nz; zz++) {
-            const uint pb = pbase + (zz * QB + g) * rec;
-            const float wz = exp(part[pb] - mx);
-            lsum += wz * part[pb + 1];
-            o += wz * vec2(part[pb + 2 + 2 * u], part[pb + 3 + 2 * u]);
+        vec4 o = vec4(0.0);
+        // MZ splits' loads in flight at once; past nz the last split is read again
+        // with weight 0.
+        for (uint z0 = 0; z0 < nz; z0 += MZ) {
+            float lz[MZ];
+            vec4 az[MZ];
+            [[unroll]] for (uint j = 0; j < MZ; j++) {
+                const uint zz = min(z0 + j, nz - 1);
+                const uint pb = pbase + (zz * QB + g) * rec;
+                lz[j] = part[pb + 1];
+                az[j] = part4[(pb + 4) / 4 + u4];
+            }
+            [[unroll]] for (uint j = 0; j < MZ; j++) {
+                const uint zz = min(z0 + j, nz - 1);
+                const float wz = z0 + j < nz ? exp(wz_sh[g * MAX_NZ + zz] - mx) : 0.0;
+                lsum += wz * lz[j];
+                o += wz * az[j];
+            }
         }
-        store_out(t, h0, g, u, o / lsum);
+        o /= lsum;
+        store_out(t, h0, g, 2 * u4, o.xy);
+        store_out(t, h0, g, 2 * u4 + 1, o.zw);
     }
     if (tid == 0) {
         cnt[ci] = 0u;

@@ -215,11 +215,17 @@ pub struct SplitShape {
     pub sub_blocks: u32,
     /// Query heads per workgroup (a power of two dividing the GQA group).
     pub qb: u32,
+    /// Load each tile's V rows into registers before scoring it (`VPRE`, specialization
+    /// constant 5: K and V loads in flight together). Off by default here: on an H200 at
+    /// 4,096 rows it changed nothing (20.7 vs 20.9 us, `perf` in tests/vk_ops.rs); the
+    /// unsplit narrow decode workgroups use it (tg128 +1 %).
+    pub preload_v: bool,
 }
 
 impl SplitShape {
     /// Scratch bytes a dispatch of this shape needs: one counter word per (head group,
-    /// token), then `nz × qb × (d + 2)` floats per (head group, token).
+    /// token), then `nz × qb × (d + 4)` floats per (head group, token) (a record is m, l,
+    /// two pad words and the d accumulators, 16-byte aligned).
     pub fn scratch_bytes(&self, d: u32, n_head: u32, n: u32) -> u64 {
         let (words, floats) = self.scratch_words(d, n_head, n);
         4 * (words + floats)
@@ -231,12 +237,13 @@ impl SplitShape {
         let words = slots.div_ceil(4) * 4;
         (
             words,
-            slots * u64::from(self.nz) * u64::from(self.qb) * u64::from(d + 2),
+            slots * u64::from(self.nz) * u64::from(self.qb) * u64::from(d + 4),
         )
     }
 }
 
-/// Most workgroups along the context in a split-K dispatch.
+/// Most workgroups along the context in a split-K dispatch (`MAX_NZ` in the shader: its
+/// merge holds one weight per split in shared memory).
 const MAX_NZ: u32 = 64;
 /// Cache rows per split-K workgroup at full context (two tiles; 64: one tile, one
 /// sub-block, twice the workgroups — `VKGRAPH_ATTN_SPLIT_ROWS`).
@@ -291,7 +298,12 @@ pub fn split_shape(
         .min(MAX_SPLIT_GROUPS / slots.max(1))
         .min(caps.max_compute_work_group_count[2]);
     let nz = if force { nz.max(2) } else { nz };
-    (nz >= 2).then_some(SplitShape { nz, sub_blocks, qb })
+    (nz >= 2).then_some(SplitShape {
+        nz,
+        sub_blocks,
+        qb,
+        preload_v: false,
+    })
 }
 
 /// [`attention`] with the context split over `shape.nz` workgroups (see the module docs);
@@ -335,9 +347,10 @@ pub fn attention_split(
 /// Shared memory of one workgroup with `s` sub-blocks and `qb` query heads: per query
 /// head q (4d), and per sub-block partial dot products (T rows x 8 lanes x 4), scores and
 /// weights (2 x 4T), m and l (8) and partial outputs (4d); plus the split-K flag and the
-/// Q8 variant's output staging (4d per head; counted always).
+/// Q8 variant's output staging (4d per head; counted always) and the split-K merge's
+/// per-split weights (`MAX_NZ` per head).
 fn shared_bytes(d: u32, s: u32, qb: u32) -> u32 {
-    qb * (8 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d)) + 4
+    qb * (8 * d + s * (TILE * 32 + 8 * TILE + 8 + 4 * d) + 4 * MAX_NZ) + 4
 }
 
 /// What the RoPE-folded variant adds: per row (qb q rows and the K row) a partial sum
@@ -411,6 +424,7 @@ fn record(
         Some((scratch, sh)) => {
             let group = n_head / n_head_kv;
             if sh.nz < 2
+                || sh.nz > MAX_NZ
                 || !sh.qb.is_power_of_two()
                 || group % sh.qb != 0
                 || !sh.sub_blocks.is_power_of_two()
@@ -427,7 +441,19 @@ fn record(
             let (words, floats) = sh.scratch_words(d, n_head, n);
             let (rs, s_off) = bind(caps, scratch, 4, words + floats, "attention scratch")?;
             let part_off = count_u32(u64::from(s_off) + words, "attention scratch")?;
-            (rs, rs, part_off, s_off, sh.nz, Some((sh.sub_blocks, sh.qb)))
+            if part_off % 4 != 0 {
+                return Err(Error::Usage(
+                    "attention: the split-K scratch must start at a multiple of 16 bytes".into(),
+                ));
+            }
+            (
+                rs,
+                rs,
+                part_off,
+                s_off,
+                sh.nz,
+                Some((sh.sub_blocks, sh.qb, sh.preload_v)),
+            )
         }
     };
     let (rq8, q8_off, rs8, q8s_off) = super::norm::bind_q8(caps, q8, rd, d, nq, shader)?;
@@ -461,9 +487,11 @@ fn record(
         )));
     }
     // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width,
-    // 2 = query heads per workgroup; ROPE: 3 = NEOX, 4 = HNORM.
-    let (mut nsplit, qb) =
-        spec_shape.unwrap_or_else(|| shape(caps, d, n_head / n_head_kv, n_head, n, n_kv));
+    // 2 = query heads per workgroup; ROPE: 3 = NEOX, 4 = HNORM; 5 = VPRE.
+    let (mut nsplit, qb, split_vpre) = spec_shape.unwrap_or_else(|| {
+        let (s, qb) = shape(caps, d, n_head / n_head_kv, n_head, n, n_kv);
+        (s, qb, false)
+    });
     if fold.is_some() {
         // The folded variant's partial sums need room too: fewer sub-blocks if not.
         let max = caps.max_compute_shared_memory_size;
@@ -478,12 +506,15 @@ fn record(
             nsplit /= 2;
         }
     }
+    // Unsplit decode over a short cache (narrow workgroups, registers to spare): V
+    // preloaded, so a tile's K and V loads are one memory round trip, not two.
+    let vpre = split_vpre || (split.is_none() && n <= 8 && nsplit * TILE <= PRELOAD_V_MAX_WIDTH);
     let groups = [n_head / qb, n, nz];
     let bindings = [rq, rk, rv, rp, rd, rpart, rcnt, rq8, rs8];
     let Some(f) = fold else {
         return rec.dispatch(
             shader,
-            &[d, nsplit * TILE, qb],
+            &[d, nsplit * TILE, qb, 0, 0, u32::from(vpre)],
             &bindings,
             bytemuck::bytes_of(&push),
             groups,
@@ -526,6 +557,7 @@ fn record(
             qb,
             u32::from(f.neox),
             u32::from(f.norm.is_some()),
+            u32::from(vpre),
         ],
         &all,
         bytemuck::bytes_of(&rpush),
@@ -533,6 +565,8 @@ fn record(
     )
 }
 
+/// Widest unsplit decode workgroup that preloads V (`VPRE`).
+const PRELOAD_V_MAX_WIDTH: u32 = 256;
 /// Rows per tile = invocations per sub-block (`T` in the shader).
 const TILE: u32 = 64;
 /// Most sub-blocks per workgroup.
