@@ -1,6 +1,6 @@
 #version 450
-// bindings: 2
-// push: 16
+// bindings: 4
+// push: 32
 // workgroup: 1024
 // (the real width is specialization constant 0: see dispatch/top_k.rs)
 //
@@ -18,6 +18,16 @@
 // first keys equal to T in id order (each invocation scans a contiguous id range; an
 // exclusive scan of the per-invocation counts orders them), and k invocations sort the
 // k candidates by rank. Needs k <= KMAX.
+//
+// Chunked rows (NCH = gl_NumWorkGroups.x > 1; dispatch/top_k.rs `chunks`): workgroup c
+// of a row selects within ids [c*chunk, (c+1)*chunk) (the last chunk to the row's end;
+// every chunk holds >= k ids) and writes its record (max, log-sum-exp, k pairs, as dst)
+// to `part` (binding 2); the last of the row's NCH workgroups to finish (a counter per
+// row in binding 3, reset to 0 by that workgroup) merges them: the row max and
+// log-sum-exp from the chunks', and the k largest of the NCH*k candidates (<= MAXC) by
+// rank, which is the one-workgroup answer (each of the row's top k is in its chunk's top
+// k). One workgroup per row took ~150 us for a 152k vocabulary on an H200; 64 chunks
+// (k = 1) 19 us. The rank merge is quadratic in NCH*k, so large k gets few chunks.
 #extension GL_EXT_control_flow_attributes : require
 
 layout(constant_id = 0) const uint WG = 1024;
@@ -27,13 +37,22 @@ layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 layout(std430, set = 0, binding = 0) readonly restrict buffer L { float logits[]; };
 layout(std430, set = 0, binding = 1) writeonly restrict buffer D { float dst[]; };
+layout(std430, set = 0, binding = 2) coherent buffer Part { float part[]; };
+layout(std430, set = 0, binding = 3) coherent buffer Cnt { uint cnt[]; };
 
 layout(push_constant) uniform Push {
     uint v;
     uint k;
     uint l_off;
     uint d_off;
+    uint chunk;    // ids per chunk (NCH > 1)
+    uint part_off; // element offsets in bindings 2, 3 (NCH > 1)
+    uint cnt_off;
+    uint pad;
 } p;
+
+// Most candidates a merge ranks (NCH * k; they reuse `hist`: keys, then ids).
+#define MAXC 2048u
 
 shared uint hist[BINS];
 shared uint scan_a[WG];
@@ -44,6 +63,7 @@ shared uint cand_key[KMAX];
 shared uint cand_id[KMAX];
 shared uint sel_bin;
 shared uint sel_need;
+shared uint last_sh;
 
 uint okey(float f) {
     const uint u = floatBitsToUint(f);
@@ -76,8 +96,11 @@ void prefix_scan() {
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
-    const uint row = gl_WorkGroupID.x;
-    const uint base = p.l_off + row * p.v;
+    const uint row = gl_WorkGroupID.y;
+    const uint nch = gl_NumWorkGroups.x;
+    const uint c0 = gl_WorkGroupID.x * p.chunk; // first id of this workgroup's chunk
+    const uint len = gl_WorkGroupID.x + 1u == nch ? p.v - c0 : p.chunk;
+    const uint base = p.l_off + row * p.v + c0;
     const uint k = p.k;
 
     // ---- pass 1: max, sum of exp, histogram of the top 12 key bits ----
@@ -87,7 +110,7 @@ void main() {
     barrier();
     float m = -1.0 / 0.0;
     float s = 0.0;
-    for (uint i = t; i < p.v; i += WG) {
+    for (uint i = t; i < len; i += WG) {
         const float x = logits[base + i];
         if (x > m) {
             s = s * exp(m - x) + 1.0;
@@ -129,7 +152,7 @@ void main() {
                 hist[b] = 0u;
             }
             barrier();
-            for (uint i = t; i < p.v; i += WG) {
+            for (uint i = t; i < len; i += WG) {
                 const uint key = okey(logits[base + i]);
                 if ((key >> (32u - nfixed)) == prefix) {
                     atomicAdd(hist[(key >> shift) & (nb - 1u)], 1u);
@@ -173,8 +196,8 @@ void main() {
     }
 
     // ---- collect: keys above the prefix, then `need` keys equal to it in id order ----
-    const uint chunk = (p.v + WG - 1u) / WG;
-    const uint lo = min(t * chunk, p.v), hi = min(lo + chunk, p.v);
+    const uint chunk = (len + WG - 1u) / WG;
+    const uint lo = min(t * chunk, len), hi = min(lo + chunk, len);
     uint n_above = 0u, n_eq = 0u;
     for (uint i = lo; i < hi; i++) {
         const uint kp = okey(logits[base + i]) >> (32u - nfixed);
@@ -211,9 +234,18 @@ void main() {
     }
     barrier();
     // ---- rank sort of the k candidates: key descending, id ascending ----
+    const uint rec = 2u + 2u * k;
+    // One workgroup per row: the record goes to dst; chunked: to this chunk's slot.
+    const uint ob = nch == 1u ? p.d_off + row * rec
+                              : p.part_off + (row * nch + gl_WorkGroupID.x) * rec;
     if (t == 0u) {
-        dst[p.d_off + row * (2u + 2u * k)] = row_max;
-        dst[p.d_off + row * (2u + 2u * k) + 1u] = row_lse;
+        if (nch == 1u) {
+            dst[ob] = row_max;
+            dst[ob + 1u] = row_lse;
+        } else {
+            part[ob] = row_max;
+            part[ob + 1u] = row_lse;
+        }
     }
     if (t < k) {
         const uint my_key = cand_key[t], my_id = cand_id[t];
@@ -222,8 +254,89 @@ void main() {
             const uint kj = cand_key[j], ij = cand_id[j];
             rank += (kj > my_key || (kj == my_key && ij < my_id)) ? 1u : 0u;
         }
-        const uint o = p.d_off + row * (2u + 2u * k) + 2u + 2u * rank;
-        dst[o] = float(my_id);
-        dst[o + 1u] = logits[base + my_id];
+        const uint o = ob + 2u + 2u * rank;
+        if (nch == 1u) {
+            dst[o] = float(my_id);
+            dst[o + 1u] = logits[base + my_id];
+        } else {
+            part[o] = float(c0 + my_id);
+            part[o + 1u] = logits[base + my_id];
+        }
+    }
+    if (nch == 1u) {
+        return; // uniform per dispatch
+    }
+    // ---- chunked: the row's last workgroup to finish merges the NCH records ----
+    memoryBarrierBuffer();
+    barrier();
+    if (t == 0u) {
+        const uint before = atomicAdd(cnt[p.cnt_off + row], 1u);
+        last_sh = before == nch - 1u ? 1u : 0u;
+    }
+    barrier();
+    if (last_sh == 0u) {
+        return; // uniform per workgroup
+    }
+    memoryBarrierBuffer();
+    const uint pb = p.part_off + row * nch * rec;
+    // Row max and log-sum-exp: lse = M + log(sum_c exp(lse_c - M)).
+    float mm = -1.0 / 0.0;
+    for (uint c = t; c < nch; c += WG) {
+        mm = max(mm, part[pb + c * rec]);
+    }
+    red_m[t] = mm;
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        barrier();
+        if (t < h) {
+            red_m[t] = max(red_m[t], red_m[t + h]);
+        }
+    }
+    barrier();
+    const float gmax = red_m[0];
+    float ss = 0.0;
+    for (uint c = t; c < nch; c += WG) {
+        const float l = part[pb + c * rec + 1u];
+        ss += l > -1.0 / 0.0 ? exp(l - gmax) : 0.0;
+    }
+    red_s[t] = ss;
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        barrier();
+        if (t < h) {
+            red_s[t] += red_s[t + h];
+        }
+    }
+    // The NCH * k candidates: keys in hist[0, MAXC), ids in hist[MAXC, 2 MAXC).
+    const uint nc = nch * k;
+    for (uint i = t; i < nc; i += WG) {
+        const uint c = i / k;
+        const uint j = i - c * k;
+        const uint o = pb + c * rec + 2u + 2u * j;
+        hist[i] = okey(part[o + 1u]);
+        hist[MAXC + i] = uint(part[o]);
+    }
+    barrier();
+    if (t == 0u) {
+        dst[p.d_off + row * rec] = gmax;
+        dst[p.d_off + row * rec + 1u] = gmax + log(red_s[0]);
+    }
+    // Rank of each candidate among all NCH * k (few: dispatch/top_k.rs caps them; ranking
+    // 2,040 of them so took ~140 us on an H200).
+    for (uint i = t; i < nc; i += WG) {
+        const uint my_key = hist[i], my_id = hist[MAXC + i];
+        uint rank = 0u;
+        for (uint j = 0u; j < nc; j++) {
+            const uint kj = hist[j], ij = hist[MAXC + j];
+            rank += (kj > my_key || (kj == my_key && ij < my_id)) ? 1u : 0u;
+        }
+        if (rank < k) {
+            const uint o = p.d_off + row * rec + 2u + 2u * rank;
+            dst[o] = float(my_id);
+            // The logit itself (the key is order-preserving and invertible).
+            const uint u = (my_key & 0x80000000u) != 0u ? my_key & 0x7fffffffu : ~my_key;
+            dst[o + 1u] = uintBitsToFloat(u);
+        }
+    }
+    if (t == 0u) {
+        cnt[p.cnt_off + row] = 0u;
     }
 }

@@ -614,24 +614,29 @@ fn perf() {
         // TOP_K of a qwen3 vocabulary row (what a sampled decode step adds), k = 40 and 1.
         let v = 151_936usize;
         let logits = Input::f32(&gpu, "logits", &values(v, 8), 0);
-        for k in [40usize, 1] {
-            let out = Output::new(&gpu, "dst", 2 + 2 * k);
-            time(
-                &format!("top_k(v={v},k={k},n=1)"),
-                (v * 4) as f64,
-                &out,
-                &|rec: &mut Recorder| {
-                    vkgraph::backend::vulkan::dispatch::top_k::top_k(
-                        rec,
-                        logits.range(4),
-                        out.range(),
-                        v as u32,
-                        k as u32,
-                        1,
-                    )
-                    .expect("top_k")
-                },
-            );
+        // One workgroup per row, then chunked (what the executor records).
+        use vkgraph::backend::vulkan::dispatch::top_k;
+        for k in [40u32, 1] {
+            let out = Output::new(&gpu, "dst", 2 + 2 * k as usize);
+            let sbytes = top_k::scratch_bytes(v as u32, k, 1) as usize;
+            let scratch = gpu.buffer_from("scratch", &vec![0u8; sbytes.max(4)]);
+            for chunked in [false, true] {
+                let nch = if chunked {
+                    top_k::chunks(v as u32, k)
+                } else {
+                    1
+                };
+                time(
+                    &format!("top_k(v={v},k={k},n=1) chunks={nch}"),
+                    (v * 4) as f64,
+                    &out,
+                    &|rec: &mut Recorder| {
+                        let sc = chunked.then(|| scratch.whole());
+                        top_k::top_k_chunked(rec, logits.range(4), out.range(), sc, v as u32, k, 1)
+                            .expect("top_k")
+                    },
+                );
+            }
         }
 
         let (ne0, rows) = (4096usize, 512usize);

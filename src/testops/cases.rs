@@ -44,12 +44,15 @@ pub enum Case {
         n: u32,
         norm: bool,
     },
-    /// `Op::TopK` over `n` rows of `v` logits; `ties`: logits rounded to a few values.
+    /// `Op::TopK` over `n` rows of `v` logits; `ties`: logits rounded to a few values;
+    /// `periodic`: logit i = -(i mod 1000), so every chunk of a chunked row has the same
+    /// top values (the merge's many-survivors path).
     TopK {
         v: u32,
         k: u32,
         n: u32,
         ties: bool,
+        periodic: bool,
     },
     GetRows {
         ty: GgmlType,
@@ -186,8 +189,19 @@ impl Case {
                 if *norm { "norm," } else { "scale," },
                 ["none", "add", "swiglu", "bias"][*epi as usize]
             ),
-            Case::TopK { v, k, n, ties } => {
-                format!("v={v},k={k},n={n}{}", if *ties { ",ties" } else { "" })
+            Case::TopK {
+                v,
+                k,
+                n,
+                ties,
+                periodic,
+            } => {
+                let pat = match (*ties, *periodic) {
+                    (_, true) => ",periodic",
+                    (true, _) => ",ties",
+                    _ => "",
+                };
+                format!("v={v},k={k},n={n}{pat}")
             }
             Case::GetRows { ty, ne0, n } => format!("type={ty},ne0={ne0},n={n}"),
             Case::RmsNorm { ne0, rows } | Case::Add { ne0, rows } => {
@@ -349,19 +363,21 @@ pub fn cases() -> Vec<Case> {
             }
         }
     }
-    for (vocab, k, n, ties) in [
-        (1000u32, 1u32, 1u32, false),
-        (151_936, 40, 1, false),
-        (151_936, 1, 2, true),
-        (32_000, 64, 3, true),
-        (5, 5, 1, true),
-        (4096, 40, 2, false),
+    for (vocab, k, n, ties, periodic) in [
+        (1000u32, 1u32, 1u32, false, false),
+        (151_936, 40, 1, false, false),
+        (151_936, 1, 2, true, false),
+        (32_000, 64, 3, true, false),
+        (5, 5, 1, true, false),
+        (4096, 40, 2, false, false),
+        (32_000, 64, 1, false, true),
     ] {
         v.push(Case::TopK {
             v: vocab,
             k,
             n,
             ties,
+            periodic,
         });
     }
     // Every type × each fold (norm over three segments as Q/K/V, add, norm + add, SwiGLU

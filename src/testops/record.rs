@@ -98,8 +98,19 @@ pub(super) fn run_inner(
                 )
             }
         }
-        Case::TopK { v, k, n, ties } => {
+        Case::TopK {
+            v,
+            k,
+            n,
+            ties,
+            periodic,
+        } => {
             let mut l = values((v * n) as usize, seed);
+            if periodic {
+                for (i, x) in l.iter_mut().enumerate() {
+                    *x = -((i % v as usize % 1000) as f32);
+                }
+            }
             if ties {
                 // Few distinct values (both zeros among them): ties decide the order.
                 for x in &mut l {
@@ -110,12 +121,24 @@ pub(super) fn run_inner(
             let mut want = vec![0f32; out as usize];
             ops::top_k(&l, v as usize, k as usize, &mut want);
             let (lb, db) = (io.f32s(&l)?, io.zeros(out as usize)?);
+            // As the executor runs it: rows of 512 logits or more split into chunks.
+            let sbytes = dispatch::top_k::scratch_bytes(v, k, n) as usize;
+            let sc = (sbytes > 0).then(|| io.zeros(sbytes / 4)).transpose()?;
             (
                 want,
                 db,
                 Box::new(move |r, io| {
                     let b = &io.bufs;
-                    dispatch::top_k::top_k(r, b[lb].whole(), b[db].whole(), v, k, n)
+                    let scratch = sc.map(|i| b[i].whole());
+                    dispatch::top_k::top_k_chunked(
+                        r,
+                        b[lb].whole(),
+                        b[db].whole(),
+                        scratch,
+                        v,
+                        k,
+                        n,
+                    )
                 }),
             )
         }

@@ -1,6 +1,8 @@
 //! `top_k.comp`: the `k` largest logits of each row and the row's log-sum-exp (see
-//! [`crate::graph::Op::TopK`]), one workgroup per row by radix select, so sampling reads
-//! back `2 + 2k` floats per row instead of the vocabulary.
+//! [`crate::graph::Op::TopK`]) by radix select, so sampling reads back `2 + 2k` floats per
+//! row instead of the vocabulary. With a scratch range ([`top_k_chunked`]) a row is split
+//! into [`chunks`] workgroups whose last to finish merges their results (one workgroup
+//! per 152k-logit row took ~150 us on an H200); without one, one workgroup per row.
 //!
 //! Limits: `1 <= k <= MAX_K`, `k <= v`; `v` below 2^24 (ids travel as f32).
 
@@ -20,6 +22,42 @@ struct Push {
     k: u32,
     l_off: u32,
     d_off: u32,
+    chunk: u32,
+    part_off: u32,
+    cnt_off: u32,
+    pad: u32,
+}
+
+/// Fewest logits per chunk (at least `MAX_K`, so every chunk has k candidates; small
+/// enough that the tiny test models' 1,024-entry vocabularies take the chunked path too).
+const MIN_CHUNK: u32 = 256;
+/// Most chunks per row.
+const MAX_CHUNKS: u32 = 64;
+/// Most candidates a merge ranks: chunks × k (the shader holds up to `MAXC` = 2,048).
+/// Each is ranked against all the others: on an H200 (152k logits) one workgroup per row
+/// took 153 us, 64 chunks × k = 1 took 19, but 51 chunks × k = 40 took 159 (the ranking
+/// of 2,040). With 128, k = 40 gets 3 chunks (not measured; ~1/3 of the one-workgroup
+/// time expected) until the merge selects by radix as the chunks do.
+const MAX_CANDIDATES: u32 = 128;
+
+/// Workgroups a row of `v` logits is split into for `k` (1: not split). Every chunk
+/// holds at least `MIN_CHUNK` ≥ `k` logits.
+pub fn chunks(v: u32, k: u32) -> u32 {
+    (v / MIN_CHUNK)
+        .min(MAX_CHUNKS)
+        .min(MAX_CANDIDATES / k.max(1))
+        .max(1)
+}
+
+/// Scratch bytes [`top_k_chunked`] needs for `n` rows: a counter word per row (padded
+/// to 4), then `chunks × (2 + 2k)` floats per row. 0 when rows are not split.
+pub fn scratch_bytes(v: u32, k: u32, n: u32) -> u64 {
+    let nch = chunks(v, k);
+    if nch == 1 {
+        return 0;
+    }
+    let words = u64::from(n).div_ceil(4) * 4;
+    4 * (words + u64::from(n) * u64::from(nch) * u64::from(2 + 2 * k))
 }
 
 /// The workgroup width for `caps`: the widest power of two up to 1024 the device runs
@@ -27,7 +65,7 @@ struct Push {
 fn width(caps: &Caps) -> Option<u32> {
     let mut wg = 1024u32;
     while wg >= 64 {
-        let shared = 4 * 4096 + 4 * 4 * wg + 8 * MAX_K + 8;
+        let shared = 4 * 4096 + 4 * 4 * wg + 8 * MAX_K + 12;
         if wg <= caps.max_compute_work_group_invocations
             && wg <= caps.max_compute_work_group_size[0]
             && shared <= caps.max_compute_shared_memory_size
@@ -58,11 +96,26 @@ pub fn support(caps: &Caps, v: u64, k: u64) -> std::result::Result<(), String> {
 }
 
 /// Records TOP_K: `logits` f32 `[v, n]` → `dst` f32 `[2 + 2k, n]` (max, log-sum-exp, then
-/// (id, logit) pairs, largest first, ties to the lower id).
+/// (id, logit) pairs, largest first, ties to the lower id), one workgroup per row.
 pub fn top_k(
     rec: &mut Recorder,
     logits: BufferRange<'_>,
     dst: BufferRange<'_>,
+    v: u32,
+    k: u32,
+    n: u32,
+) -> Result<()> {
+    top_k_chunked(rec, logits, dst, None, v, k, n)
+}
+
+/// [`top_k`] with each row split into [`chunks`] workgroups when `scratch` is given (at
+/// least [`scratch_bytes`] bytes, starting at a multiple of 16, its counter words zero;
+/// the dispatch leaves them zero). Same result.
+pub fn top_k_chunked(
+    rec: &mut Recorder,
+    logits: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    scratch: Option<BufferRange<'_>>,
     v: u32,
     k: u32,
     n: u32,
@@ -78,18 +131,38 @@ pub fn top_k(
     if n == 0 {
         return Ok(());
     }
-    if n > caps.max_compute_work_group_count[0] {
+    if n > caps.max_compute_work_group_count[1] {
         return Err(Error::Unsupported(format!(
             "top_k: {n} rows exceed the grid"
         )));
     }
     let wg = width(caps).expect("checked by support");
-    let push = Push { v, k, l_off, d_off };
+    let nch = if scratch.is_some() { chunks(v, k) } else { 1 };
+    let (rp, rc, part_off, cnt_off) = match scratch.filter(|_| nch > 1) {
+        None => (rd, rd, 0, 0),
+        Some(sc) => {
+            let words = u64::from(n).div_ceil(4) * 4;
+            let total = scratch_bytes(v, k, n) / 4;
+            let (rs, s_off) = bind(caps, &sc, 4, total, "top_k scratch")?;
+            let part_off = count_u32(u64::from(s_off) + words, "top_k scratch")?;
+            (rs, rs, part_off, s_off)
+        }
+    };
+    let push = Push {
+        v,
+        k,
+        l_off,
+        d_off,
+        chunk: v / nch,
+        part_off,
+        cnt_off,
+        pad: 0,
+    };
     rec.dispatch(
         ShaderId::top_k,
         &[wg],
-        &[rl, rd],
+        &[rl, rd, rp, rc],
         bytemuck::bytes_of(&push),
-        [n, 1, 1],
+        [nch, n, 1],
     )
 }

@@ -256,8 +256,9 @@ impl VulkanBackend {
         }
     }
 
-    /// Chooses split-K shapes for the graph's decode attention nodes and sizes the
-    /// scratch buffer they share (grown, zeroed, when too small).
+    /// Chooses split-K shapes for the graph's decode attention nodes, places the chunked
+    /// TOP_K nodes' merge records, and sizes the scratch buffer they share (grown,
+    /// zeroed, when too small).
     /// The cache length split-K attention is planned for: the current length rounded up
     /// to a power of two (at least 256), at most the cache's
     /// `n_kv` rows. Short contexts
@@ -274,6 +275,7 @@ impl VulkanBackend {
 
     pub(super) fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
         self.attn_split.clear();
+        self.top_k_scratch.clear();
         self.split_rows = 0;
         let align = self.align();
         let mut need = 0u64;
@@ -281,6 +283,22 @@ impl VulkanBackend {
             let mut at = 0u64;
             for &n in stage {
                 let node = g.node(n);
+                if let Op::TopK { k } = node.op {
+                    let l = g.tensor(node.srcs[0]);
+                    let (Ok(v), Ok(k), Ok(rows)) = (
+                        u32::try_from(l.ne[0]),
+                        u32::try_from(k),
+                        u32::try_from(l.nrows()),
+                    ) else {
+                        continue;
+                    };
+                    let bytes = dispatch::top_k::scratch_bytes(v, k, rows);
+                    if bytes > 0 {
+                        self.top_k_scratch.insert(n, at);
+                        at += bytes.div_ceil(align) * align;
+                    }
+                    continue;
+                }
                 if !matches!(node.op, Op::Attention { .. }) {
                     continue;
                 }

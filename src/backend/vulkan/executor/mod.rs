@@ -77,6 +77,8 @@ pub struct VulkanBackend {
     /// one stage get disjoint slices; stages reuse the bytes (a barrier separates them).
     attn_scratch: Option<usize>,
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
+    /// Chunked TOP_K nodes: the offset of their merge records in the attention scratch.
+    top_k_scratch: HashMap<NodeIndex, u64>,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
     /// Prompt matmuls on cooperative matrices where the device has them (opt-in).
@@ -132,6 +134,7 @@ impl VulkanBackend {
             recorded: HashMap::new(),
             attn_scratch: None,
             attn_split: HashMap::new(),
+            top_k_scratch: HashMap::new(),
             mat_vec: MatVecPath::Auto,
             coopmat: true,
             mat_vec_shape: None,

@@ -397,7 +397,15 @@ impl VulkanBackend {
                 )
             }
             Op::TopK { k } => {
-                dispatch::top_k::top_k(rec, s(0)?, dst, u(st(0).ne[0])?, u(*k)?, u(st(0).nrows())?)
+                let (v, k, rows) = (u(st(0).ne[0])?, u(*k)?, u(st(0).nrows())?);
+                let scratch = match (self.top_k_scratch.get(&n), self.attn_scratch) {
+                    (Some(&off), Some(b)) => {
+                        let bytes = dispatch::top_k::scratch_bytes(v, k, rows);
+                        Some(self.bufs[b].range(off, bytes))
+                    }
+                    _ => None,
+                };
+                dispatch::top_k::top_k_chunked(rec, s(0)?, dst, scratch, v, k, rows)
             }
             Op::MoeSum => {
                 let (y, w) = (st(0), st(1));
