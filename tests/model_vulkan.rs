@@ -572,6 +572,12 @@ fn prompt_matmuls_match_cpu_on_both_tiled_paths() {
 /// id, with the max and log-sum-exp of those logits, on every device, under validation.
 #[test]
 fn top_k_output_matches_the_full_logits() {
+    // The tiny vocabulary (1,024) must take the chunked kernel (chunks and their merge,
+    // counters reused over the steps), as a real vocabulary does.
+    assert!(
+        vkgraph::backend::vulkan::dispatch::top_k::chunks(1024, 40) > 1,
+        "the tiny models' TOP_K would not exercise the chunked path"
+    );
     for (dev, label) in devices() {
         for arch in ["llama", "qwen3"] {
             let m = tiny_model(arch, "q4_0");
