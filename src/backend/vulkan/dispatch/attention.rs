@@ -68,35 +68,8 @@ pub fn attention(
     n_kv: u32,
     scale: f32,
 ) -> Result<()> {
-    record(
+    attention_with(
         rec, q, k, v, span, dst, None, None, None, d, n_head, n_head_kv, n, n_kv, scale,
-    )
-}
-
-/// [`attention`] or [`attention_split`] (`split` given), also writing the output as q8_1
-/// blocks into `q8` when given (the input of attn_output's integer-dot mat-vec; needs
-/// `d % 32 == 0`), with the RoPE / KV-cache stage folded in when `fold` is given (one
-/// token: see [`attention_rope`]). What the executor records.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_with(
-    rec: &mut Recorder,
-    q: BufferRange<'_>,
-    k: BufferRange<'_>,
-    v: BufferRange<'_>,
-    span: BufferRange<'_>,
-    dst: BufferRange<'_>,
-    split: Option<(BufferRange<'_>, SplitShape)>,
-    q8: Option<XQ<'_>>,
-    fold: Option<RopeFold<'_>>,
-    d: u32,
-    n_head: u32,
-    n_head_kv: u32,
-    n: u32,
-    n_kv: u32,
-    scale: f32,
-) -> Result<()> {
-    record(
-        rec, q, k, v, span, dst, split, q8, fold, d, n_head, n_head_kv, n, n_kv, scale,
     )
 }
 
@@ -139,7 +112,7 @@ pub fn attention_rope(
     n_kv: u32,
     scale: f32,
 ) -> Result<()> {
-    record(
+    attention_with(
         rec,
         q,
         k,
@@ -325,7 +298,7 @@ pub fn attention_split(
     n_kv: u32,
     scale: f32,
 ) -> Result<()> {
-    record(
+    attention_with(
         rec,
         q,
         k,
@@ -359,8 +332,12 @@ fn fold_shared_bytes(s: u32, qb: u32) -> u32 {
     (qb + 1) * (s * TILE / 4) * 4
 }
 
+/// [`attention`] or [`attention_split`] (`split` given), also writing the output as q8_1
+/// blocks into `q8` when given (the input of attn_output's integer-dot mat-vec; needs
+/// `d % 32 == 0`), with the RoPE / KV-cache stage folded in when `fold` is given (one
+/// token: see [`attention_rope`]). What the executor records.
 #[allow(clippy::too_many_arguments)]
-fn record(
+pub fn attention_with(
     rec: &mut Recorder,
     q: BufferRange<'_>,
     k: BufferRange<'_>,

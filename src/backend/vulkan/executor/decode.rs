@@ -256,12 +256,8 @@ impl VulkanBackend {
         }
     }
 
-    /// Chooses split-K shapes for the graph's decode attention nodes, places the chunked
-    /// TOP_K nodes' merge records, and sizes the scratch buffer they share (grown,
-    /// zeroed, when too small).
     /// The cache length split-K attention is planned for: the current length rounded up
-    /// to a power of two (at least 256), at most the cache's
-    /// `n_kv` rows. Short contexts
+    /// to a power of two (at least 256), at most the cache's `n_kv` rows. Short contexts
     /// get few splits, so decode does not pay for the whole cache's grid.
     pub(super) fn split_rows_for(&self, n_kv: u32) -> u32 {
         self.kv_len.max(1).next_power_of_two().max(256).min(n_kv)
@@ -273,7 +269,12 @@ impl VulkanBackend {
             .unwrap_or(dispatch::attention::ROWS_PER_SPLIT)
     }
 
-    pub(super) fn plan_attention_scratch(&mut self, g: &Graph) -> Result<()> {
+    /// Plans the scratch of the kernels whose workgroups meet through memory — split-K
+    /// attention (partials and counters) and chunked TOP_K (chunk records and counters):
+    /// chooses the attention nodes' split shapes, gives every such node of a stage its
+    /// own slice (stages reuse the buffer behind their barriers), and grows the buffer,
+    /// zeroed, when too small.
+    pub(super) fn plan_scratch(&mut self, g: &Graph) -> Result<()> {
         self.attn_split.clear();
         self.top_k_scratch.clear();
         self.split_rows = 0;
@@ -332,20 +333,20 @@ impl VulkanBackend {
         if need == 0 {
             return Ok(());
         }
-        let have = self.attn_scratch.map(|b| self.bufs[b].size());
+        let have = self.scratch.map(|b| self.bufs[b].size());
         if have.is_none_or(|h| h < need) {
             let buf = self
                 .ctx
-                .create_buffer(need, MemoryLocation::Device, "attn_scratch")?;
+                .create_buffer(need, MemoryLocation::Device, "scratch")?;
             let mut rec = self.ctx.recorder()?;
             rec.begin()?;
             rec.fill(buf.whole(), 0)?;
             rec.submit_and_wait()?;
-            match self.attn_scratch {
+            match self.scratch {
                 Some(b) => self.bufs[b] = buf,
                 None => {
                     self.bufs.push(buf);
-                    self.attn_scratch = Some(self.bufs.len() - 1);
+                    self.scratch = Some(self.bufs.len() - 1);
                 }
             }
             self.recorded.clear();

@@ -72,12 +72,13 @@ pub struct VulkanBackend {
     /// Recorded command buffers by (graph uid, first node of the split), replayed
     /// while the memory they bind stays where it is.
     recorded: HashMap<(u64, usize), super::Recorder>,
-    /// Split-K attention scratch (counters zeroed at creation; kernels leave them zero)
-    /// and each split attention node's shape and byte offset in it. Attention nodes of
-    /// one stage get disjoint slices; stages reuse the bytes (a barrier separates them).
-    attn_scratch: Option<usize>,
+    /// Scratch of split-K attention and chunked TOP_K (`plan_scratch`; counters zeroed at
+    /// creation, kernels leave them zero); nodes of one stage get disjoint slices, stages
+    /// reuse the bytes (a barrier separates them).
+    scratch: Option<usize>,
+    /// Each split attention node's shape and byte offset in `scratch`.
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
-    /// Chunked TOP_K nodes: the offset of their merge records in the attention scratch.
+    /// Each chunked TOP_K node's byte offset in `scratch`.
     top_k_scratch: HashMap<NodeIndex, u64>,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
@@ -132,7 +133,7 @@ impl VulkanBackend {
             arena_bufs: Vec::new(),
             arena_uid: 0,
             recorded: HashMap::new(),
-            attn_scratch: None,
+            scratch: None,
             attn_split: HashMap::new(),
             top_k_scratch: HashMap::new(),
             mat_vec: MatVecPath::Auto,
@@ -588,7 +589,7 @@ impl Backend for VulkanBackend {
                 _ => {}
             }
         }
-        self.plan_attention_scratch(g)?;
+        self.plan_scratch(g)?;
         self.plan_vecq(g)?;
         // Activation arena, planned from lifetimes (backend::arena): tensors whose stage
         // ranges do not overlap share bytes. Inputs live in host-visible upload memory
@@ -752,7 +753,7 @@ impl Backend for VulkanBackend {
         // The context outgrew (or the batch no longer needs) the split-K plan: plan again
         // for the new length and record afresh.
         if self.split_rows != 0 && self.split_rows_for(u32::MAX) != self.split_rows {
-            self.plan_attention_scratch(g)?;
+            self.plan_scratch(g)?;
             self.recorded.clear();
         }
         let profiling = self.profile != ProfileMode::Off;

@@ -325,7 +325,7 @@ impl VulkanBackend {
             }
             Op::Attention { scale, rope } => {
                 let (q, k) = (st(0), st(1));
-                let split = match (self.attn_split.get(&n), self.attn_scratch) {
+                let split = match (self.attn_split.get(&n), self.scratch) {
                     (Some(&(shape, off)), Some(b)) => {
                         let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
                         Some((self.bufs[b].range(off, bytes), shape))
@@ -398,7 +398,7 @@ impl VulkanBackend {
             }
             Op::TopK { k } => {
                 let (v, k, rows) = (u(st(0).ne[0])?, u(*k)?, u(st(0).nrows())?);
-                let scratch = match (self.top_k_scratch.get(&n), self.attn_scratch) {
+                let scratch = match (self.top_k_scratch.get(&n), self.scratch) {
                     (Some(&off), Some(b)) => {
                         let bytes = dispatch::top_k::scratch_bytes(v, k, rows);
                         Some(self.bufs[b].range(off, bytes))
