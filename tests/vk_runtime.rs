@@ -109,15 +109,15 @@ fn buffer_round_trip() {
 #[test]
 fn buffer_round_trip_staging() {
     // Forces the staging path even where memory is host-visible (lavapipe), including a
-    // transfer larger than one staging chunk (16 MiB).
+    // transfer of four staging chunks (16 MiB each), so the upload ring of three wraps.
     for gpu in devices_with(|o| o.force_staging = true) {
         round_trip(&gpu, MemoryLocation::Device);
-        let n = (16 << 20) + 12345;
+        let n = 3 * (16 << 20) + 12345;
         let data = bytes(n, 7);
         let buf = gpu.buffer_from("big", &data);
         let mut back = vec![0u8; n];
         gpu.ctx.download(&buf, 0, &mut back).unwrap();
-        assert!(back == data, "{}", gpu.case("staging(size=16MiB+12345)"));
+        assert!(back == data, "{}", gpu.case("staging(size=48MiB+12345)"));
         gpu.ctx.wait_idle().unwrap();
         gpu.assert_clean("buffer_round_trip_staging");
     }

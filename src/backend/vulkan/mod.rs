@@ -58,6 +58,9 @@ use crate::{Error, Result};
 
 /// Largest staging buffer used by [`VulkanContext::upload`] / [`VulkanContext::download`].
 const STAGING_CHUNK: u64 = 16 << 20;
+/// Staging buffers uploads rotate through: the host fills one while the device copies
+/// the others.
+const UPLOAD_RING: usize = 3;
 
 /// How to open a device.
 #[derive(Clone, Debug, Default)]
@@ -84,7 +87,8 @@ pub const DEFAULT_FENCE_TIMEOUT_S: u32 = 300;
 /// Staging state for host transfers (one at a time).
 struct Transfer {
     rec: Recorder,
-    upload: Option<Buffer>,
+    /// The upload ring: each slot's recorder copies out of its staging buffer.
+    upload: Vec<(Recorder, Option<Buffer>)>,
     readback: Option<Buffer>,
 }
 
@@ -116,10 +120,13 @@ impl VulkanContext {
         let memory = Memory::new(device.clone())?;
         let pipelines = PipelineCache::new(device.clone());
         let rec = Recorder::new(device.clone(), pipelines.clone())?;
+        let upload = (0..UPLOAD_RING)
+            .map(|_| Ok((Recorder::new(device.clone(), pipelines.clone())?, None)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(VulkanContext {
             transfer: Mutex::new(Transfer {
                 rec,
-                upload: None,
+                upload,
                 readback: None,
             }),
             pipelines,
@@ -172,8 +179,10 @@ impl VulkanContext {
     }
 
     /// Copies `data` into `buf` at byte `offset` and waits until it is there. Writes
-    /// through the mapping when the memory is host-visible and coherent, else through a
-    /// staging buffer. No GPU work touching that range may be in flight.
+    /// through the mapping when the memory is host-visible and coherent, else streams it
+    /// through a ring of [`UPLOAD_RING`] staging buffers: the host copies chunk i + 1 (from
+    /// the mmap: page faults included) while the device copies chunk i. No GPU work
+    /// touching that range may be in flight.
     pub fn upload(&self, buf: &Buffer, offset: u64, data: &[u8]) -> Result<()> {
         buf.range(offset, data.len() as u64)
             .check(&format!("upload to `{}`", buf.name()))?;
@@ -182,29 +191,44 @@ impl VulkanContext {
         }
         let mut t = self.transfer()?;
         let chunk = STAGING_CHUNK.min(data.len() as u64);
-        if t.upload.as_ref().is_none_or(|s| s.size() < chunk) {
-            t.upload = None; // free the old one first
-            t.upload = Some(self.create_buffer(chunk, MemoryLocation::Upload, "staging upload")?);
-        }
-        let Transfer { rec, upload, .. } = &mut *t;
-        let staging = upload.as_ref().expect("created above");
-        for (i, piece) in data.chunks(chunk as usize).enumerate() {
-            let len = piece.len() as u64;
-            // Staging memory is always host-visible; if a driver ever says otherwise we
-            // must not silently drop data.
-            if !staging.write_mapped(0, piece)? {
-                return Err(Error::Vulkan(
-                    "staging upload buffer is not host-visible".into(),
-                ));
+        let result = (|| {
+            for (i, piece) in data.chunks(chunk as usize).enumerate() {
+                let (rec, staging) = &mut t.upload[i % UPLOAD_RING];
+                // The slot's previous copy must be done before its buffer is rewritten.
+                rec.wait()?;
+                if staging.as_ref().is_none_or(|s| s.size() < chunk) {
+                    *staging = None; // free the old one first
+                    *staging =
+                        Some(self.create_buffer(chunk, MemoryLocation::Upload, "staging upload")?);
+                }
+                let staging = staging.as_ref().expect("created above");
+                let len = piece.len() as u64;
+                // Staging memory is always host-visible; if a driver ever says otherwise
+                // we must not silently drop data.
+                if !staging.write_mapped(0, piece)? {
+                    return Err(Error::Vulkan(
+                        "staging upload buffer is not host-visible".into(),
+                    ));
+                }
+                rec.begin()?;
+                rec.copy_buffer(
+                    staging.range(0, len),
+                    buf.range(offset + i as u64 * chunk, len),
+                )?;
+                rec.submit()?;
             }
-            rec.begin()?;
-            rec.copy_buffer(
-                staging.range(0, len),
-                buf.range(offset + i as u64 * chunk, len),
-            )?;
-            rec.submit_and_wait()?;
+            Ok(())
+        })();
+        // Every chunk is in place (or, after an error, no copy is left running) before
+        // the caller goes on.
+        let mut waited = Ok(());
+        for (rec, _) in &mut t.upload {
+            let w = rec.wait();
+            if waited.is_ok() {
+                waited = w;
+            }
         }
-        Ok(())
+        result.and(waited)
     }
 
     /// Copies `out.len()` bytes from `buf` at byte `offset` into `out`, after all work
