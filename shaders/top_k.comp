@@ -25,9 +25,9 @@
 // to `part` (binding 2); the last of the row's NCH workgroups to finish (a counter per
 // row in binding 3, reset to 0 by that workgroup) merges them: the row max and
 // log-sum-exp from the chunks', and the k largest of the NCH*k candidates (<= MAXC) by
-// rank, which is the one-workgroup answer (each of the row's top k is in its chunk's top
-// k). One workgroup per row took ~150 us for a 152k vocabulary on an H200; 64 chunks
-// (k = 1) 19 us. The rank merge is quadratic in NCH*k, so large k gets few chunks.
+// the same radix select run over the candidates in shared memory, which is the
+// one-workgroup answer (each of the row's top k is in its chunk's top k). One workgroup
+// per row took ~150 us for a 152k vocabulary on an H200; 64 chunks (k = 1) 19 us.
 #extension GL_EXT_control_flow_attributes : require
 
 layout(constant_id = 0) const uint WG = 1024;
@@ -51,8 +51,8 @@ layout(push_constant) uniform Push {
     uint pad;
 } p;
 
-// Most candidates a merge ranks (NCH * k; they reuse `hist`: keys, then ids).
-#define MAXC 2048u
+// Most candidates a merge selects from (NCH * k), held in mkey / mid.
+#define MAXC 1024u
 
 shared uint hist[BINS];
 shared uint scan_a[WG];
@@ -64,6 +64,11 @@ shared uint cand_id[KMAX];
 shared uint sel_bin;
 shared uint sel_need;
 shared uint last_sh;
+// The merge's candidates: keys and global ids, chunk by chunk (each chunk's sorted by key
+// descending, ids ascending, and chunk c's ids below chunk c+1's: so among equal keys,
+// index order is id order, as the one-workgroup selection needs).
+shared uint mkey[MAXC];
+shared uint mid[MAXC];
 
 uint okey(float f) {
     const uint u = floatBitsToUint(f);
@@ -94,51 +99,32 @@ void prefix_scan() {
     barrier();
 }
 
-void main() {
+// The key of element i: logit i of the workgroup's range, or merge candidate i.
+uint key_at(bool merge, uint base, uint i) {
+    return merge ? mkey[i] : okey(logits[base + i]);
+}
+
+// The logit of a key (okey is order-preserving and invertible).
+float key_logit(uint key) {
+    return uintBitsToFloat((key & 0x80000000u) != 0u ? key & 0x7fffffffu : ~key);
+}
+
+// Radix select of the k best of n keys (key_at), ties to the lower index: leaves them in
+// cand_key / cand_id (indices) [0, k), unordered. The level-0 histogram (top 12 bits) is
+// in `hist` already when `hist0`, else built here. Uniform; ends after a barrier.
+void select_top(bool merge, uint base, uint n, uint k, bool hist0) {
     const uint t = gl_LocalInvocationID.x;
-    const uint row = gl_WorkGroupID.y;
-    const uint nch = gl_NumWorkGroups.x;
-    const uint c0 = gl_WorkGroupID.x * p.chunk; // first id of this workgroup's chunk
-    const uint len = gl_WorkGroupID.x + 1u == nch ? p.v - c0 : p.chunk;
-    const uint base = p.l_off + row * p.v + c0;
-    const uint k = p.k;
-
-    // ---- pass 1: max, sum of exp, histogram of the top 12 key bits ----
-    for (uint b = t; b < BINS; b += WG) {
-        hist[b] = 0u;
-    }
-    barrier();
-    float m = -1.0 / 0.0;
-    float s = 0.0;
-    for (uint i = t; i < len; i += WG) {
-        const float x = logits[base + i];
-        if (x > m) {
-            s = s * exp(m - x) + 1.0;
-            m = x;
-        } else if (x > -1.0 / 0.0) {
-            s += exp(x - m);
+    if (!hist0) {
+        for (uint b = t; b < BINS; b += WG) {
+            hist[b] = 0u;
         }
-        atomicAdd(hist[okey(x) >> 20], 1u);
-    }
-    red_m[t] = m;
-    red_s[t] = s;
-    for (uint h = WG / 2u; h > 0u; h >>= 1) {
         barrier();
-        if (t < h) {
-            const float m2 = red_m[t + h], s2 = red_s[t + h];
-            const float mm = max(red_m[t], m2);
-            // exp(-inf - -inf) is NaN: a side with nothing contributes nothing.
-            const float a = red_s[t] == 0.0 ? 0.0 : red_s[t] * exp(red_m[t] - mm);
-            const float c = s2 == 0.0 ? 0.0 : s2 * exp(m2 - mm);
-            red_m[t] = mm;
-            red_s[t] = a + c;
+        for (uint i = t; i < n; i += WG) {
+            atomicAdd(hist[key_at(merge, base, i) >> 20], 1u);
         }
+        barrier();
     }
-    barrier();
-    const float row_max = red_m[0];
-    const float row_lse = row_max + log(red_s[0]);
-
-    // ---- select: levels of 12, 12 and 8 key bits ----
+    // ---- levels of 12, 12 and 8 key bits ----
     uint prefix = 0u;   // key bits fixed so far (the top `nfixed` bits)
     uint nfixed = 0u;
     uint need = k;      // how many still to take from keys with this prefix
@@ -152,8 +138,8 @@ void main() {
                 hist[b] = 0u;
             }
             barrier();
-            for (uint i = t; i < len; i += WG) {
-                const uint key = okey(logits[base + i]);
+            for (uint i = t; i < n; i += WG) {
+                const uint key = key_at(merge, base, i);
                 if ((key >> (32u - nfixed)) == prefix) {
                     atomicAdd(hist[(key >> shift) & (nb - 1u)], 1u);
                 }
@@ -195,12 +181,12 @@ void main() {
         }
     }
 
-    // ---- collect: keys above the prefix, then `need` keys equal to it in id order ----
-    const uint chunk = (len + WG - 1u) / WG;
-    const uint lo = min(t * chunk, len), hi = min(lo + chunk, len);
+    // ---- collect: keys above the prefix, then `need` keys equal to it in index order ----
+    const uint chunk = (n + WG - 1u) / WG;
+    const uint lo = min(t * chunk, n), hi = min(lo + chunk, n);
     uint n_above = 0u, n_eq = 0u;
     for (uint i = lo; i < hi; i++) {
-        const uint kp = okey(logits[base + i]) >> (32u - nfixed);
+        const uint kp = key_at(merge, base, i) >> (32u - nfixed);
         n_above += kp > prefix ? 1u : 0u;
         n_eq += kp == prefix ? 1u : 0u;
     }
@@ -216,7 +202,7 @@ void main() {
     const uint total_above = scan_b[WG - 1u];
     uint ia = above_before, ie = eq_before;
     for (uint i = lo; i < hi; i++) {
-        const uint key = okey(logits[base + i]);
+        const uint key = key_at(merge, base, i);
         const uint kp = key >> (32u - nfixed);
         if (kp > prefix) {
             if (ia < KMAX) {
@@ -233,39 +219,96 @@ void main() {
         }
     }
     barrier();
-    // ---- rank sort of the k candidates: key descending, id ascending ----
-    const uint rec = 2u + 2u * k;
-    // One workgroup per row: the record goes to dst; chunked: to this chunk's slot.
-    const uint ob = nch == 1u ? p.d_off + row * rec
-                              : p.part_off + (row * nch + gl_WorkGroupID.x) * rec;
+}
+
+// Writes the k selected (cand_*) as (id, logit) pairs, largest first, ties to the lower
+// id, after (max, lse), at element o of dst (to_dst) or part; ids are c0 + index, or the
+// merge candidates' ids. Uniform.
+void write_top(bool to_dst, bool merge, uint o, uint c0, uint k, float mx, float lse) {
+    const uint t = gl_LocalInvocationID.x;
     if (t == 0u) {
-        if (nch == 1u) {
-            dst[ob] = row_max;
-            dst[ob + 1u] = row_lse;
+        if (to_dst) {
+            dst[o] = mx;
+            dst[o + 1u] = lse;
         } else {
-            part[ob] = row_max;
-            part[ob + 1u] = row_lse;
+            part[o] = mx;
+            part[o + 1u] = lse;
         }
     }
     if (t < k) {
-        const uint my_key = cand_key[t], my_id = cand_id[t];
+        const uint my_key = cand_key[t];
+        const uint my_id = merge ? mid[cand_id[t]] : c0 + cand_id[t];
         uint rank = 0u;
         for (uint j = 0u; j < k; j++) {
-            const uint kj = cand_key[j], ij = cand_id[j];
+            const uint kj = cand_key[j];
+            const uint ij = merge ? mid[cand_id[j]] : c0 + cand_id[j];
             rank += (kj > my_key || (kj == my_key && ij < my_id)) ? 1u : 0u;
         }
-        const uint o = ob + 2u + 2u * rank;
-        if (nch == 1u) {
-            dst[o] = float(my_id);
-            dst[o + 1u] = logits[base + my_id];
+        const uint w = o + 2u + 2u * rank;
+        if (to_dst) {
+            dst[w] = float(my_id);
+            dst[w + 1u] = key_logit(my_key);
         } else {
-            part[o] = float(c0 + my_id);
-            part[o + 1u] = logits[base + my_id];
+            part[w] = float(my_id);
+            part[w + 1u] = key_logit(my_key);
         }
     }
+}
+
+void main() {
+    const uint t = gl_LocalInvocationID.x;
+    const uint row = gl_WorkGroupID.y;
+    const uint nch = gl_NumWorkGroups.x;
+    const uint c0 = gl_WorkGroupID.x * p.chunk; // first id of this workgroup's chunk
+    const uint len = gl_WorkGroupID.x + 1u == nch ? p.v - c0 : p.chunk;
+    const uint base = p.l_off + row * p.v + c0;
+    const uint k = p.k;
+    const uint rec = 2u + 2u * k;
+
+    // ---- pass 1: max, sum of exp, histogram of the top 12 key bits ----
+    for (uint b = t; b < BINS; b += WG) {
+        hist[b] = 0u;
+    }
+    barrier();
+    float m = -1.0 / 0.0;
+    float s = 0.0;
+    for (uint i = t; i < len; i += WG) {
+        const float x = logits[base + i];
+        if (x > m) {
+            s = s * exp(m - x) + 1.0;
+            m = x;
+        } else if (x > -1.0 / 0.0) {
+            s += exp(x - m);
+        }
+        atomicAdd(hist[okey(x) >> 20], 1u);
+    }
+    red_m[t] = m;
+    red_s[t] = s;
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        barrier();
+        if (t < h) {
+            const float m2 = red_m[t + h], s2 = red_s[t + h];
+            const float mm = max(red_m[t], m2);
+            // exp(-inf - -inf) is NaN: a side with nothing contributes nothing.
+            const float a = red_s[t] == 0.0 ? 0.0 : red_s[t] * exp(red_m[t] - mm);
+            const float c = s2 == 0.0 ? 0.0 : s2 * exp(m2 - mm);
+            red_m[t] = mm;
+            red_s[t] = a + c;
+        }
+    }
+    barrier();
+    const float row_max = red_m[0];
+    const float row_lse = row_max + log(red_s[0]);
+
+    select_top(false, base, len, k, true);
+    // One workgroup per row: the record goes to dst; chunked: to this chunk's slot.
     if (nch == 1u) {
+        write_top(true, false, p.d_off + row * rec, c0, k, row_max, row_lse);
         return; // uniform per dispatch
     }
+    write_top(false, false, p.part_off + (row * nch + gl_WorkGroupID.x) * rec, c0, k,
+              row_max, row_lse);
+
     // ---- chunked: the row's last workgroup to finish merges the NCH records ----
     memoryBarrierBuffer();
     barrier();
@@ -305,37 +348,19 @@ void main() {
             red_s[t] += red_s[t + h];
         }
     }
-    // The NCH * k candidates: keys in hist[0, MAXC), ids in hist[MAXC, 2 MAXC).
+    // The NCH * k candidates, chunk by chunk.
     const uint nc = nch * k;
     for (uint i = t; i < nc; i += WG) {
         const uint c = i / k;
         const uint j = i - c * k;
         const uint o = pb + c * rec + 2u + 2u * j;
-        hist[i] = okey(part[o + 1u]);
-        hist[MAXC + i] = uint(part[o]);
+        mkey[i] = okey(part[o + 1u]);
+        mid[i] = uint(part[o]);
     }
     barrier();
-    if (t == 0u) {
-        dst[p.d_off + row * rec] = gmax;
-        dst[p.d_off + row * rec + 1u] = gmax + log(red_s[0]);
-    }
-    // Rank of each candidate among all NCH * k (few: dispatch/top_k.rs caps them; ranking
-    // 2,040 of them so took ~140 us on an H200).
-    for (uint i = t; i < nc; i += WG) {
-        const uint my_key = hist[i], my_id = hist[MAXC + i];
-        uint rank = 0u;
-        for (uint j = 0u; j < nc; j++) {
-            const uint kj = hist[j], ij = hist[MAXC + j];
-            rank += (kj > my_key || (kj == my_key && ij < my_id)) ? 1u : 0u;
-        }
-        if (rank < k) {
-            const uint o = p.d_off + row * rec + 2u + 2u * rank;
-            dst[o] = float(my_id);
-            // The logit itself (the key is order-preserving and invertible).
-            const uint u = (my_key & 0x80000000u) != 0u ? my_key & 0x7fffffffu : ~my_key;
-            dst[o + 1u] = uintBitsToFloat(u);
-        }
-    }
+    const float gl = gmax + log(red_s[0]);
+    select_top(true, 0u, nc, k, false);
+    write_top(true, true, p.d_off + row * rec, 0u, k, gmax, gl);
     if (t == 0u) {
         cnt[p.cnt_off + row] = 0u;
     }

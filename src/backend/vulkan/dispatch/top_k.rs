@@ -33,12 +33,11 @@ struct Push {
 const MIN_CHUNK: u32 = 256;
 /// Most chunks per row.
 const MAX_CHUNKS: u32 = 64;
-/// Most candidates a merge ranks: chunks × k (the shader holds up to `MAXC` = 2,048).
-/// Each is ranked against all the others: on an H200 (152k logits) one workgroup per row
-/// took 153 us, 64 chunks × k = 1 took 19, but 51 chunks × k = 40 took 159 (the ranking
-/// of 2,040). With 128, k = 40 gets 3 chunks (not measured; ~1/3 of the one-workgroup
-/// time expected) until the merge selects by radix as the chunks do.
-const MAX_CANDIDATES: u32 = 128;
+/// Most candidates a merge selects from: chunks × k (`MAXC` in the shader). The merge runs
+/// the chunks' radix select over them (on an H200, 152k logits: one workgroup per row
+/// 153 us, 64 chunks × k = 1 19 us; an earlier merge that ranked all 51 × 40 candidates
+/// against each other took 159).
+const MAX_CANDIDATES: u32 = 1024;
 
 /// Workgroups a row of `v` logits is split into for `k` (1: not split). Every chunk
 /// holds at least `MIN_CHUNK` ≥ `k` logits.
@@ -65,7 +64,7 @@ pub fn scratch_bytes(v: u32, k: u32, n: u32) -> u64 {
 fn width(caps: &Caps) -> Option<u32> {
     let mut wg = 1024u32;
     while wg >= 64 {
-        let shared = 4 * 4096 + 4 * 4 * wg + 8 * MAX_K + 12;
+        let shared = 4 * 4096 + 4 * 4 * wg + 8 * MAX_K + 8 * MAX_CANDIDATES + 12;
         if wg <= caps.max_compute_work_group_invocations
             && wg <= caps.max_compute_work_group_size[0]
             && shared <= caps.max_compute_shared_memory_size
