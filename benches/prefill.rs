@@ -17,7 +17,13 @@ mod gpu_time;
 const REPS: usize = 20;
 
 fn main() {
-    let ctx = match VulkanContext::new(&ContextOptions::default()) {
+    // VKGRAPH_PIPELINE_STATS=1: print the driver's statistics of each pipeline at the end
+    // (a bench sets the option itself; crate::options reads the variable for the CLI).
+    let stats = std::env::var("VKGRAPH_PIPELINE_STATS").is_ok_and(|v| v == "1");
+    let ctx = match VulkanContext::new(&ContextOptions {
+        pipeline_stats: stats,
+        ..Default::default()
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("prefill bench: no Vulkan device ({e})");
@@ -109,5 +115,8 @@ fn main() {
                 println!("| {ty} | {m} | {k} | {n} | {name} | {us:.1} | {tflops:.1} |");
             }
         }
+    }
+    for line in ctx.pipeline_stats() {
+        println!("pipeline {line}");
     }
 }

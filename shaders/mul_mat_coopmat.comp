@@ -8,19 +8,23 @@
 // common/dequant.glsl). Same bindings, push constants and split-on-write addressing as
 // mul_mat.comp (common/dequant_matmul.glsl); f16 products, f32 accumulation.
 //
-// A workgroup of 8 subgroups (2 along m x 4 along n) computes a BM x BN tile (128 weight
-// rows x 128 tokens); each subgroup multiplies its 64 x 32 sub-tile as CM x CN = 4 x 4
-// cooperative matrices of 16 x 8 (shape M x N x K = 16 x 8 x 16: A = 16 rows x 16 k of W,
-// row-major; B = 16 k x 8 tokens of x, column-major; f32 accumulators). Per BK-wide step
-// of k the W tile (dequantized) and the x tile (converted) sit in shared memory as f16,
-// both k-contiguous, in two buffers: while the subgroups multiply the tiles of step s
-// from one buffer, each thread loads its share of step s+1 from memory into registers
-// and then writes it to the other buffer, so memory latency hides behind the tensor work
-// and one barrier per step suffices. Results go through a per-subgroup shared staging
-// block (one 16 x 8 matrix at a time) to dst, so out-of-range rows/tokens are simply not
-// written. Rows past m, tokens past n and k past the row end are zero-filled.
+// A workgroup of NSUB = WM x WN = 2 x 4 subgroups computes a BM x BN tile (128 weight rows
+// x 128 tokens); each subgroup multiplies its SUB_M x SUB_N = 64 x 32 sub-tile as CM x CN
+// = 4 x 4 cooperative matrices of 16 x 8 (shape M x N x K = 16 x 8 x 16: A = 16 rows x
+// 16 k of W, row-major; B = 16 k x 8 tokens of x, column-major; f32 accumulators). Per
+// BK-wide step of k the W tile (dequantized) and the x tile (converted) sit in shared
+// memory as f16, both k-contiguous, in two buffers: while the subgroups multiply the
+// tiles of step s from one buffer, each thread loads its share of step s+1 from memory
+// into registers and then writes it to the other buffer, so memory latency hides behind
+// the tensor work and one barrier per step suffices. The shared tiles are uvec4 arrays:
+// each thread packs 8 halves into one 16-byte store, and the cooperative-matrix loads
+// address them in uvec4 units, so the driver sees 16-byte-aligned rows (H200: 148 vs 162
+// registers and 5-20 % faster than f16 arrays with 2-byte stores; docs/shaders.md).
+// Results go through a per-subgroup shared staging block (one 16 x 8 matrix at a time)
+// to dst, so out-of-range rows/tokens are simply not written. Rows past m, tokens past n
+// and k past the row end are zero-filled.
 //
-// Specialization constant 0 = workgroup size = 8 x the device's subgroup size (SPIR-V
+// Specialization constant 0 = workgroup size = NSUB x the device's subgroup size (SPIR-V
 // 1.5 without varying subgroup size: gl_SubgroupSize is the device default).
 //
 // Compiler note: build.rs's glslang predates GL_KHR_cooperative_matrix, so this file
@@ -38,15 +42,18 @@
 layout(constant_id = 0) const uint WGS = WG_X;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
+// Tile: BM weight rows x BN tokens, BK of k per step, WM x WN subgroups (dispatch/
+// mul_mat.rs `CoopTile::DEFAULT` must agree).
 #define BM 128u
 #define BN 128u
 #define BK 32u
-// Cooperative-matrix shape (M x N x K), subgroups along m and n, tiles per subgroup.
+#define WM 2u
+#define WN 4u
+// Cooperative-matrix shape (M x N x K) and tiles per subgroup.
 #define TM 16u
 #define TN 8u
 #define TK 16u
-#define WM 2u
-#define WN 4u
+#define NSUB (WM * WN)
 #define SUB_M (BM / WM)
 #define SUB_N (BN / WN)
 #define CM (SUB_M / TM)
@@ -55,69 +62,74 @@ layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 // staggers banks.
 #define SWS (BK + 8u)
 #define SXS (BK + 8u)
-// Groups of 4 values per thread and step: W tile, x tile (WGS divides both: 8 subgroups
-// of a power-of-two size <= 128).
-const uint NW = BM * (BK / 4u) / WGS;
-const uint NX = BN * (BK / 4u) / WGS;
+// Groups of 8 values per thread and step: W tile, x tile (WGS divides both: NSUB
+// subgroups of a power-of-two size; the dispatch checks).
+const uint NW = BM * (BK / 8u) / WGS;
+const uint NX = BN * (BK / 8u) / WGS;
 // Scope 3 = Subgroup (written as a number: gl_ScopeSubgroup needs another extension).
 #define MAT_A fcoopmatNV<16, 3, TM, TK>
 #define MAT_B fcoopmatNV<16, 3, TK, TN>
 #define MAT_C fcoopmatNV<32, 3, TM, TN>
 
-// Two buffers each: buffer b starts at b * BM * SWS (resp. b * BN * SXS).
-shared float16_t sw[2u * BM * SWS];
-shared float16_t sx[2u * BN * SXS];
+// Shared tiles of uvec4 (SV = 8 halves each; offsets and strides in halves / SV). Two
+// buffers each: buffer b starts at b * BM * SWS / 8
+// (resp. b * BN * SXS / 8).
+#define SV 8u
+shared uvec4 sw[2u * BM * SWS / SV];
+shared uvec4 sx[2u * BN * SXS / SV];
 // Output staging: one TM x TN matrix (column-major, 16 rows per token) per subgroup.
-shared float stage[8u * TM * TN];
+shared float stage[NSUB * TM * TN];
 // Per tile row: weight byte offset, dst index of token 0, dst step per token.
 shared uint r_w[BM];
 shared uint r_d[BM];
 shared uint r_s[BM];
 
-// This thread's share of the tiles of the step at k0, in registers: thread t takes groups
-// t*N .. t*N+N-1 (row-major over BK/4 groups per row), so one thread's W groups are
-// consecutive values of one row (one block's scale, merged loads).
-f16vec4 pw[NW];
-f16vec4 px[NX];
+uvec4 pw[NW];
+uvec4 px[NX];
 
+uvec4 pack8(vec4 a, vec4 b) {
+    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)),
+                 packFloat2x16(f16vec2(b.xy)), packFloat2x16(f16vec2(b.zw)));
+}
+
+// Thread t takes groups t*N .. t*N+N-1 (row-major over BK/8 groups per row): consecutive
+// values of one row, as below.
 void fetch(uint m0, uint n0, uint k0, uint tid) {
     [[unroll]] for (uint i = 0u; i < NW; i++) {
         const uint g = tid * NW + i;
-        const uint r = g / (BK / 4u);
-        const uint kk = k0 + 4u * (g % (BK / 4u));
-        vec4 w = vec4(0.0);
+        const uint r = g / (BK / 8u);
+        const uint kk = k0 + 8u * (g % (BK / 8u));
+        vec4 w0 = vec4(0.0), w1 = vec4(0.0);
         if (m0 + r < p.m && kk < p.k) {
-            w = dq4(r_w[r] + (kk / QK) * BLOCK_BYTES, kk % QK);
+            // k is a multiple of QK >= 16, so kk + 4 is in the same block and row.
+            const uint bb = r_w[r] + (kk / QK) * BLOCK_BYTES;
+            w0 = dq4(bb, kk % QK);
+            w1 = dq4(bb, kk % QK + 4u);
         }
-        pw[i] = f16vec4(w);
+        pw[i] = pack8(w0, w1);
     }
     [[unroll]] for (uint i = 0u; i < NX; i++) {
         const uint g = tid * NX + i;
-        const uint t = g / (BK / 4u);
-        const uint kk = k0 + 4u * (g % (BK / 4u));
+        const uint t = g / (BK / 8u);
+        const uint kk = k0 + 8u * (g % (BK / 8u));
         const uint tok = n0 + t;
-        vec4 xv = vec4(0.0);
+        vec4 x0 = vec4(0.0), x1 = vec4(0.0);
         if (tok < p.n && kk < p.k) {
-            xv = load_x4(tok * p.k + kk);
+            x0 = load_x4(tok * p.k + kk);
+            x1 = load_x4(tok * p.k + kk + 4u);
         }
-        px[i] = f16vec4(xv);
+        px[i] = pack8(x0, x1);
     }
 }
 
 void stash(uint tid, uint buf) {
     [[unroll]] for (uint i = 0u; i < NW; i++) {
         const uint g = tid * NW + i;
-        const uint at = buf * (BM * SWS) + (g / (BK / 4u)) * SWS + 4u * (g % (BK / 4u));
-        [[unroll]] for (uint e = 0u; e < 4u; e++) {
-            sw[at + e] = pw[i][e];
-        }
+        sw[buf * (BM * SWS / SV) + (g / (BK / 8u)) * (SWS / SV) + g % (BK / 8u)] = pw[i];
     }
     [[unroll]] for (uint i = 0u; i < NX; i++) {
         const uint g = tid * NX + i;
-        const uint at = buf * (BN * SXS) + (g / (BK / 4u)) * SXS + 4u * (g % (BK / 4u));
-        [[unroll]] for (uint e = 0u; e < 4u; e++) {
-            sx[at + e] = px[i][e];
-        }
+        sx[buf * (BN * SXS / SV) + (g / (BK / 8u)) * (SXS / SV) + g % (BK / 8u)] = px[i];
     }
 }
 
@@ -157,12 +169,14 @@ void main() {
         const uint xb = cur * (BN * SXS);
         [[unroll]] for (uint ks = 0u; ks < BK; ks += TK) {
             MAT_A a[CM];
-            MAT_B b[CN];
             [[unroll]] for (uint i = 0u; i < CM; i++) {
-                coopMatLoadNV(a[i], sw, wb + (wr * SUB_M + i * TM) * SWS + ks, SWS, false);
+                coopMatLoadNV(a[i], sw, (wb + (wr * SUB_M + i * TM) * SWS + ks) / SV, SWS / SV,
+                              false);
             }
+            MAT_B b[CN];
             [[unroll]] for (uint j = 0u; j < CN; j++) {
-                coopMatLoadNV(b[j], sx, xb + (wc * SUB_N + j * TN) * SXS + ks, SXS, true);
+                coopMatLoadNV(b[j], sx, (xb + (wc * SUB_N + j * TN) * SXS + ks) / SV, SXS / SV,
+                              true);
             }
             [[unroll]] for (uint i = 0u; i < CM; i++) {
                 [[unroll]] for (uint j = 0u; j < CN; j++) {

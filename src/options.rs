@@ -14,6 +14,7 @@
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
+//! | `VKGRAPH_PIPELINE_STATS=1` | [`Options::pipeline_stats`] | log the driver's statistics of every compute pipeline (registers, spills; `RUST_LOG=info`, where the device has `VK_KHR_pipeline_executable_properties`) |
 
 use std::path::PathBuf;
 
@@ -35,6 +36,7 @@ pub struct Options {
     pub attn_split_rows: Option<u32>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
+    pub pipeline_stats: bool,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             attn_split_rows: None,
             cache_dir: None,
             fence_timeout_s: None,
+            pipeline_stats: false,
         }
     }
 }
@@ -73,6 +76,7 @@ impl Options {
         }
         o.sched_debug = flag(&get, "VKGRAPH_SCHED_DEBUG")?.unwrap_or(false);
         o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(true);
+        o.pipeline_stats = flag(&get, "VKGRAPH_PIPELINE_STATS")?.unwrap_or(false);
         o.mat_vec = match flag(&get, "VKGRAPH_MMVQ")? {
             None => MatVecPath::Auto,
             Some(true) => MatVecPath::Int8,
@@ -150,9 +154,11 @@ mod tests {
             ("VKGRAPH_MMVQ", "0"),
             ("VKGRAPH_CACHE", "/tmp/c"),
             ("VKGRAPH_FENCE_TIMEOUT", "7"),
+            ("VKGRAPH_PIPELINE_STATS", "1"),
         ]))
         .unwrap();
         assert_eq!(o.fence_timeout_s, Some(7));
+        assert!(o.pipeline_stats);
         assert!(Options::from_vars(vars(&[("VKGRAPH_FENCE_TIMEOUT", "soon")])).is_err());
         assert_eq!(o.qkv, QkvMode::Reorder);
         assert!(o.sched_debug && !o.coopmat);
@@ -160,8 +166,8 @@ mod tests {
         assert_eq!(o.cache_dir, Some(PathBuf::from("/tmp/c")));
         let d = Options::from_vars(vars(&[])).unwrap();
         assert_eq!(
-            (d.qkv, d.sched_debug, d.coopmat, d.mat_vec),
-            (QkvMode::Auto, false, true, MatVecPath::Auto)
+            (d.qkv, d.sched_debug, d.coopmat, d.mat_vec, d.pipeline_stats),
+            (QkvMode::Auto, false, true, MatVecPath::Auto, false)
         );
         for bad in [
             ("VKGRAPH_QKV", "sideways"),

@@ -572,6 +572,51 @@ fn pipeline_cache_keys() {
     });
 }
 
+/// `ContextOptions::pipeline_stats` records the driver's statistics of each new pipeline
+/// where the device has `VK_KHR_pipeline_executable_properties`, and nothing without the
+/// option.
+#[test]
+fn pipeline_statistics() {
+    let run = |gpu: &Gpu| {
+        let buf = gpu.buffer_from("x", &[0u8; 64]);
+        let mut rec = gpu.ctx.recorder().unwrap();
+        rec.begin().unwrap();
+        rec.dispatch(
+            ShaderId::scale,
+            &[],
+            &[buf.whole(), buf.whole()],
+            &[0u8; 32],
+            [1, 1, 1],
+        )
+        .unwrap();
+        rec.submit_and_wait().unwrap();
+    };
+    for gpu in devices_with(|o| o.pipeline_stats = true) {
+        run(&gpu);
+        let stats = gpu.ctx.pipeline_stats();
+        let case = gpu.case("pipeline_statistics");
+        if gpu.ctx.caps().features.pipeline_executable_info.is_some() {
+            assert!(
+                stats
+                    .iter()
+                    .any(|l| l.starts_with("scale [") && l.contains('=')),
+                "{case}: {stats:?}"
+            );
+        } else {
+            assert!(stats.is_empty(), "{case}: {stats:?}");
+            eprintln!("{case}: the device has no VK_KHR_pipeline_executable_properties");
+        }
+    }
+    for gpu in devices_with(|_| {}) {
+        run(&gpu);
+        assert!(
+            gpu.ctx.pipeline_stats().is_empty(),
+            "{}",
+            gpu.case("no stats")
+        );
+    }
+}
+
 #[test]
 fn large_grid() {
     // More workgroups than maxComputeWorkGroupCount[0] allows in one dimension.

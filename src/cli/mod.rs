@@ -499,6 +499,7 @@ pub fn make_backends(
                 device_index: dev.device,
                 validation: dev.validate,
                 fence_timeout_s: options()?.fence_timeout_s,
+                pipeline_stats: options()?.pipeline_stats,
                 ..Default::default()
             },
         )?;
@@ -550,6 +551,7 @@ fn test_ops(
                 device_index: Some(caps.index),
                 validation: validate,
                 fence_timeout_s: options()?.fence_timeout_s,
+                pipeline_stats: options()?.pipeline_stats,
                 ..Default::default()
             })?;
         let (_, f, _) = crate::testops::run(&ctx, &label, op, perf, &mut std::io::stdout().lock());

@@ -39,6 +39,10 @@ pub struct Features {
     /// `vulkanMemoryModel` (core 1.2), enabled only with cooperative matrices: glslang
     /// compiles cooperative-matrix shaders to the Vulkan memory model.
     pub vulkan_memory_model: Option<vk::PhysicalDeviceVulkanMemoryModelFeatures<'static>>,
+    /// `VK_KHR_pipeline_executable_properties` (`pipelineExecutableInfo`): compiled-pipeline
+    /// statistics (registers, spills) for `VKGRAPH_PIPELINE_STATS`.
+    pub pipeline_executable_info:
+        Option<vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR<'static>>,
 }
 
 /// One cooperative-matrix configuration the device lists (`M×N×K`, types, scope).
@@ -162,6 +166,7 @@ impl Caps {
         let ext_idp = !v13 && has_ext(ash::khr::shader_integer_dot_product::NAME);
         let ext_coop = has_ext(ash::khr::cooperative_matrix::NAME);
         let ext_push = has_ext(ash::khr::push_descriptor::NAME);
+        let ext_pep = has_ext(ash::khr::pipeline_executable_properties::NAME);
 
         // ---- properties -----------------------------------------------------
         let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
@@ -198,6 +203,7 @@ impl Caps {
         let mut fidp = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
         let mut fcoop = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
         let mut fvmm = vk::PhysicalDeviceVulkanMemoryModelFeatures::default();
+        let mut fpep = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default();
         let mut core = vk::PhysicalDeviceFeatures::default();
         if v11 {
             let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f16s);
@@ -216,6 +222,9 @@ impl Caps {
                     f2 = f2.push_next(&mut fvmm);
                 }
             }
+            if ext_pep {
+                f2 = f2.push_next(&mut fpep);
+            }
             // SAFETY: only structs of supported versions/extensions are chained.
             unsafe { instance.get_physical_device_features2(pd, &mut f2) };
             core = f2.features;
@@ -226,6 +235,7 @@ impl Caps {
         fp16.p_next = std::ptr::null_mut();
         fssc.p_next = std::ptr::null_mut();
         fidp.p_next = std::ptr::null_mut();
+        fpep.p_next = std::ptr::null_mut();
         let features = Features {
             core: vk::PhysicalDeviceFeatures {
                 shader_int16: core.shader_int16,
@@ -256,6 +266,8 @@ impl Caps {
                     ..Default::default()
                 },
             ),
+            pipeline_executable_info: (ext_pep && fpep.pipeline_executable_info == vk::TRUE)
+                .then_some(fpep),
         };
         let mut extensions: Vec<&'static CStr> = Vec::new();
         if ext_ssc {
@@ -269,6 +281,9 @@ impl Caps {
         }
         if ext_push {
             extensions.push(ash::khr::push_descriptor::NAME);
+        }
+        if features.pipeline_executable_info.is_some() {
+            extensions.push(ash::khr::pipeline_executable_properties::NAME);
         }
 
         let cooperative_matrix = if features.cooperative_matrix.is_some() {

@@ -135,6 +135,7 @@ impl Device {
         let ext_names: Vec<_> = caps.extensions.iter().map(|e| e.as_ptr()).collect();
         let f = &caps.features;
         // Local copies: chaining writes their p_next fields.
+        let mut pep = f.pipeline_executable_info;
         let (mut s16, mut s8, mut fp16, mut ssc, mut idp, mut coop, mut vmm) = (
             f.storage_16bit,
             f.storage_8bit,
@@ -167,6 +168,9 @@ impl Device {
             info = info.push_next(s);
         }
         if let Some(s) = vmm.as_mut() {
+            info = info.push_next(s);
+        }
+        if let Some(s) = pep.as_mut() {
             info = info.push_next(s);
         }
         let raw = {

@@ -78,6 +78,9 @@ pub struct ContextOptions {
     /// Seconds a fence wait may take before it fails with [`crate::Error::Timeout`]
     /// (`VKGRAPH_FENCE_TIMEOUT`): `None` = [`DEFAULT_FENCE_TIMEOUT_S`], `Some(0)` = no limit.
     pub fence_timeout_s: Option<u32>,
+    /// Record the driver's statistics of every pipeline (`VKGRAPH_PIPELINE_STATS`; where
+    /// the device has `VK_KHR_pipeline_executable_properties`): [`VulkanContext::pipeline_stats`].
+    pub pipeline_stats: bool,
 }
 
 /// Fence timeout when none is given: generous for a CPU driver running a whole prompt in
@@ -118,7 +121,7 @@ impl VulkanContext {
             timeout,
         )?;
         let memory = Memory::new(device.clone())?;
-        let pipelines = PipelineCache::new(device.clone());
+        let pipelines = PipelineCache::new(device.clone(), opts.pipeline_stats);
         let rec = Recorder::new(device.clone(), pipelines.clone())?;
         let upload = (0..UPLOAD_RING)
             .map(|_| Ok((Recorder::new(device.clone(), pipelines.clone())?, None)))
@@ -162,6 +165,13 @@ impl VulkanContext {
         Recorder::new(self.device.clone(), self.pipelines.clone())
     }
 
+    /// The driver's statistics (registers, spills, ...) of each pipeline created so far,
+    /// one line each: empty unless [`ContextOptions::pipeline_stats`] and the device has
+    /// `VK_KHR_pipeline_executable_properties`.
+    pub fn pipeline_stats(&self) -> Vec<String> {
+        self.pipelines.stats()
+    }
+
     /// Number of compute pipelines created so far (the cache is keyed by shader + spec).
     pub fn pipeline_count(&self) -> usize {
         self.pipelines.len()
@@ -198,8 +208,11 @@ impl VulkanContext {
                 rec.wait()?;
                 if staging.as_ref().is_none_or(|s| s.size() < chunk) {
                     *staging = None; // free the old one first
-                    *staging =
-                        Some(self.create_buffer(chunk, MemoryLocation::Upload, "staging upload")?);
+                    *staging = Some(self.create_buffer(
+                        chunk,
+                        MemoryLocation::Upload,
+                        "staging upload",
+                    )?);
                 }
                 let staging = staging.as_ref().expect("created above");
                 let len = piece.len() as u64;

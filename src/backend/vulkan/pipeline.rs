@@ -64,15 +64,78 @@ pub(crate) struct PipelineCache {
     layouts: Mutex<HashMap<ShaderId, Arc<ShaderLayout>>>,
     /// Per shader, a short list of (specialization constants, pipeline).
     pipelines: Mutex<HashMap<ShaderId, SpecPipelines>>,
+    /// `VK_KHR_pipeline_executable_properties` loader when statistics are captured
+    /// (`ContextOptions::pipeline_stats` on a device that has the extension).
+    stats_loader: Option<ash::khr::pipeline_executable_properties::Device>,
+    /// One line per created pipeline: `shader [spec]: name=value, ...`.
+    stats: Mutex<Vec<String>>,
 }
 
 impl PipelineCache {
-    pub(crate) fn new(device: Arc<Device>) -> Arc<PipelineCache> {
+    /// `capture_stats`: record the driver's statistics of every pipeline (where the device
+    /// has `VK_KHR_pipeline_executable_properties`; ignored elsewhere).
+    pub(crate) fn new(device: Arc<Device>, capture_stats: bool) -> Arc<PipelineCache> {
+        let stats_loader = (capture_stats
+            && device.caps().features.pipeline_executable_info.is_some())
+        .then(|| {
+            ash::khr::pipeline_executable_properties::Device::new(&device.instance.raw, &device.raw)
+        });
         Arc::new(PipelineCache {
             device,
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            stats_loader,
+            stats: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Statistics of the pipelines created so far, one line each (empty unless captured).
+    pub(crate) fn stats(&self) -> Vec<String> {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The driver's statistics of `raw` (every executable), as `name=value` pairs.
+    fn capture(
+        loader: &ash::khr::pipeline_executable_properties::Device,
+        raw: vk::Pipeline,
+    ) -> Result<String> {
+        let info = vk::PipelineInfoKHR::default().pipeline(raw);
+        // SAFETY: `raw` is a live pipeline created with CAPTURE_STATISTICS.
+        let execs = unsafe { loader.get_pipeline_executable_properties(&info) }
+            .map_err(|e| vk_error("vkGetPipelineExecutablePropertiesKHR", e))?;
+        let mut out = Vec::new();
+        for (i, exec) in execs.iter().enumerate() {
+            let ei = vk::PipelineExecutableInfoKHR::default()
+                .pipeline(raw)
+                .executable_index(i as u32);
+            // SAFETY: as above; `i` is in range.
+            let stats = unsafe { loader.get_pipeline_executable_statistics(&ei) }
+                .map_err(|e| vk_error("vkGetPipelineExecutableStatisticsKHR", e))?;
+            if execs.len() > 1 {
+                out.push(format!(
+                    "[{}]",
+                    exec.name_as_c_str().unwrap_or_default().to_string_lossy()
+                ));
+            }
+            for st in &stats {
+                let name = st.name_as_c_str().unwrap_or_default().to_string_lossy();
+                // SAFETY: the union member read is the one `format` names.
+                let value = unsafe {
+                    match st.format {
+                        vk::PipelineExecutableStatisticFormatKHR::BOOL32 => {
+                            st.value.b32.to_string()
+                        }
+                        vk::PipelineExecutableStatisticFormatKHR::INT64 => st.value.i64.to_string(),
+                        vk::PipelineExecutableStatisticFormatKHR::UINT64 => {
+                            st.value.u64.to_string()
+                        }
+                        _ => st.value.f64.to_string(),
+                    }
+                };
+                out.push(format!("{name}={value}"));
+            }
+        }
+        Ok(out.join(", "))
     }
 
     /// Number of pipelines created so far.
@@ -192,7 +255,13 @@ impl PipelineCache {
         if !spec.is_empty() {
             stage = stage.specialization_info(&spec_info);
         }
+        let flags = if self.stats_loader.is_some() {
+            vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
+        } else {
+            vk::PipelineCreateFlags::empty()
+        };
         let info = vk::ComputePipelineCreateInfo::default()
+            .flags(flags)
             .stage(stage)
             .layout(layout.raw);
         // SAFETY: module and layout are live; the shader's interface matches the layout
@@ -204,6 +273,16 @@ impl PipelineCache {
         let raw = result
             .map_err(|(_, e)| vk_error(&format!("compute pipeline `{id}` (spec {spec:?})"), e))?[0];
         log::debug!("created pipeline `{id}` spec {spec:?}");
+        if let Some(loader) = &self.stats_loader {
+            let line = match Self::capture(loader, raw) {
+                Ok(s) => format!("{id} {spec:?}: {s}"),
+                Err(e) => format!("{id} {spec:?}: no statistics ({e})"),
+            };
+            log::info!("pipeline {line}");
+            if let Ok(mut v) = self.stats.lock() {
+                v.push(line);
+            }
+        }
         Ok(Pipeline {
             device: self.device.clone(),
             raw,

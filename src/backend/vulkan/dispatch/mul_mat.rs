@@ -36,13 +36,42 @@ pub const MAX_SEGMENTS: usize = 4;
 /// Tile of `mul_mat.comp` (`BM` weight rows × `BN` tokens).
 const TILE_M: u32 = 64;
 const TILE_N: u32 = 64;
-/// Tile of `mul_mat_coopmat.comp` and its subgroups per workgroup.
-const COOP_TILE_M: u32 = 128;
-const COOP_TILE_N: u32 = 128;
-const COOP_SUBGROUPS: u32 = 8;
-/// Shared memory of `mul_mat_coopmat.comp` in bytes (two buffers of the W and x tiles in
-/// f16 with 8 halves of padding per row, the output staging, the row table).
-const COOP_SHARED: u32 = 2 * (128 * 40 * 2 + 128 * 40 * 2) + 8 * 16 * 8 * 4 + 3 * 128 * 4;
+/// The tile of `mul_mat_coopmat.comp` (its `BM`, `BN`, `BK`, `WM`, `WN`): a `bm` × `bn`
+/// tile (weight rows × tokens), `bk` of k per step, `wm` × `wn` subgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CoopTile {
+    bm: u32,
+    bn: u32,
+    bk: u32,
+    wm: u32,
+    wn: u32,
+}
+
+impl CoopTile {
+    /// 128 × 128 × 32 on 2 × 4 subgroups. Smaller tiles measured slower on the H200
+    /// (64 × 128, 128 × 64, 64 × 64, BK = 64; docs/BENCHMARKS.md, seventh session).
+    const DEFAULT: CoopTile = CoopTile {
+        bm: 128,
+        bn: 128,
+        bk: 32,
+        wm: 2,
+        wn: 4,
+    };
+
+    fn subgroups(self) -> u32 {
+        self.wm * self.wn
+    }
+
+    /// Shared memory in bytes: two buffers of the W and x tiles in f16 with 8 halves of
+    /// padding per row, the output staging (one 16 × 8 f32 matrix per subgroup), the row
+    /// table (3 words per tile row).
+    fn shared_bytes(self) -> u32 {
+        2 * (self.bm + self.bn) * (self.bk + 8) * 2
+            + self.subgroups() * 16 * 8 * 4
+            + 3 * self.bm * 4
+    }
+}
+
 /// Default mat-vec workgroup width and rows per workgroup.
 const MMV_WG: u32 = 128;
 const MMV_ROWS: u32 = 2;
@@ -190,7 +219,8 @@ pub enum TiledKernel {
 /// in build.rs needs distinct A and B types, which 16×16×16 would not give).
 pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
     use vk::ComponentTypeKHR as C;
-    let wg = COOP_SUBGROUPS * caps.subgroup_size;
+    let tile = CoopTile::DEFAULT;
+    let wg = tile.subgroups() * caps.subgroup_size;
     let ready = caps.fp16
         && caps.storage_16bit
         && caps.features.vulkan_memory_model.is_some()
@@ -198,7 +228,9 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
         && caps.subgroup_size.is_power_of_two()
         && wg <= caps.max_compute_work_group_invocations
         && wg <= caps.max_compute_work_group_size[0]
-        && COOP_SHARED <= caps.max_compute_shared_memory_size;
+        && tile.shared_bytes() <= caps.max_compute_shared_memory_size
+        && (tile.bm * tile.bk / 8) % wg == 0
+        && (tile.bn * tile.bk / 8) % wg == 0;
     if !ready {
         return None;
     }
@@ -475,7 +507,7 @@ fn record(
             groups,
         );
     }
-    let (shader, tile, spec) = if match tiled {
+    let coop = match tiled {
         TiledKernel::Auto => coopmat_shape(caps).is_some(),
         TiledKernel::Scalar => false,
         TiledKernel::Coopmat => {
@@ -483,19 +515,23 @@ fn record(
                 return Err(Error::Unsupported(format!(
                     "{what}: device {} has no usable cooperative-matrix shape \
                      (needs 16x8x16 f16*f16+f32->f32, subgroup scope, shaderFloat16, \
-                     vulkanMemoryModel)",
-                    caps.name
+                     vulkanMemoryModel, {} bytes of shared memory)",
+                    caps.name,
+                    CoopTile::DEFAULT.shared_bytes()
                 )));
             }
             true
         }
-    } {
-        // Constant 0: workgroup size (8 subgroups); 1 unused; 2: x readable as vec4.
+    };
+    let (shader, tile, spec) = if coop {
+        let t = CoopTile::DEFAULT;
         let shader = shader(ty, Kernel::Coop).expect("every supported type has a coopmat kernel");
+        // Constant 0: workgroup size (the tile's subgroups); 1 unused; 2: x readable as
+        // vec4.
         (
             shader,
-            [COOP_TILE_M, COOP_TILE_N],
-            [COOP_SUBGROUPS * caps.subgroup_size, 0, x_vec4],
+            [t.bm, t.bn],
+            [t.subgroups() * caps.subgroup_size, 0, x_vec4],
         )
     } else {
         // Constant ids 0 and 1 are unused by the tiled kernel (ignored by Vulkan).
