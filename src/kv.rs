@@ -44,6 +44,17 @@ pub struct BatchCells {
     new_len: Vec<(SeqId, usize)>,
 }
 
+/// A move of cache rows within a slot that a context shift needs (`Session::shift_seq`):
+/// rows `from..from + rows` go to `to..to + rows` (`to < from`), their positions lowered
+/// by `discard`, so K is re-roped by `-discard` (the K-shift graph, `model::build`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowShift {
+    pub from: usize,
+    pub to: usize,
+    pub rows: usize,
+    pub discard: usize,
+}
+
 /// A copy of cache rows between slots that backends must perform (`Backend::copy_rows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowCopy {
@@ -134,6 +145,43 @@ impl KvCache {
         }))
     }
 
+    /// The rows a context shift of `seq` moves: its first `keep` tokens stay, the next
+    /// `discard` are dropped and the rest move down by `discard` cells and positions
+    /// (llama.cpp's `seq_rm(seq, keep, keep + discard)` + `seq_add(seq, keep + discard,
+    /// -1, -discard)`). `None` when nothing moves (the dropped tokens were the last).
+    /// Changes nothing: [`KvCache::commit_shift`] records it once the rows moved.
+    pub fn plan_shift(&self, seq: SeqId, keep: usize, discard: usize) -> Result<Option<RowShift>> {
+        let s = self.slot(seq)?;
+        if keep + discard > s.len {
+            return Err(Error::Usage(format!(
+                "context shift of sequence {seq}: keeping {keep} and dropping {discard} tokens \
+                 needs at least {} cached, it has {}",
+                keep + discard,
+                s.len
+            )));
+        }
+        let rows = s.len - keep - discard;
+        Ok((rows > 0 && discard > 0).then_some(RowShift {
+            from: s.base + keep + discard,
+            to: s.base + keep,
+            rows,
+            discard,
+        }))
+    }
+
+    /// Records a context shift of `seq` planned by [`KvCache::plan_shift`] as done.
+    pub fn commit_shift(&mut self, seq: SeqId, keep: usize, discard: usize) -> Result<()> {
+        let s = self.slot(seq)?;
+        if keep + discard > s.len {
+            return Err(Error::Usage(format!(
+                "context shift of sequence {seq}: {} tokens cached, fewer than {keep} + {discard}",
+                s.len
+            )));
+        }
+        self.slots[seq].len = s.len - discard;
+        Ok(())
+    }
+
     /// The inputs for a batch whose token `i` belongs to sequence `seqs[i]` (tokens of one
     /// sequence in order), or `ContextFull` naming the sequence that would overflow.
     pub fn plan(&self, seqs: &[SeqId]) -> Result<BatchCells> {
@@ -214,5 +262,31 @@ mod tests {
         assert_eq!(kv.len(1), 1);
         assert!(kv.plan(&[2]).is_err());
         assert!(KvCache::new(1, 2).is_err());
+    }
+
+    #[test]
+    fn a_context_shift_moves_the_tail_down() {
+        let mut kv = KvCache::new(16, 2).unwrap();
+        let b = kv.plan(&[1; 7]).unwrap();
+        kv.commit(&b);
+        assert_eq!(
+            kv.plan_shift(1, 2, 3).unwrap(),
+            Some(RowShift {
+                from: 13,
+                to: 10,
+                rows: 2,
+                discard: 3
+            })
+        );
+        // Planning changes nothing; too many tokens is an error.
+        assert_eq!(kv.len(1), 7);
+        assert!(kv.plan_shift(1, 5, 3).is_err());
+        assert!(kv.plan_shift(2, 0, 0).is_err());
+        // Dropping the last tokens moves nothing.
+        assert_eq!(kv.plan_shift(1, 4, 3).unwrap(), None);
+        kv.commit_shift(1, 2, 3).unwrap();
+        assert_eq!(kv.len(1), 4);
+        let b = kv.plan(&[1]).unwrap();
+        assert_eq!((b.pos, b.cells), (vec![4], vec![12]));
     }
 }

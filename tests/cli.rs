@@ -245,6 +245,36 @@ fn run_prints_text_json_and_speed() {
     }
 }
 
+/// `run --context-shift` generates past the context (the cache shifted twice or more;
+/// `RUST_LOG=info` shows each shift), on the CPU and on Vulkan device 0; without the
+/// flag the same run is refused up front, naming the flag.
+#[test]
+fn context_shift_generates_past_the_context() {
+    let m = gen("llama", "q8_0");
+    for dev in [&["--cpu"][..], &["--device", "0"]] {
+        let mut args = vec![
+            "run", "-m", &m, "-p", "Hello", "-n", "40", "-c", "16", "--temp", "0", "--json",
+        ];
+        args.extend_from_slice(dev);
+        let (ok, _, err) = vkgraph(&args);
+        assert!(!ok && err.contains("--context-shift"), "{dev:?}: {err}");
+        args.extend_from_slice(&["--context-shift", "--keep", "2"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
+            .args(&args)
+            .env("RUST_LOG", "vkgraph=info")
+            .output()
+            .expect("run vkgraph");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{dev:?}: {err}");
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+        let shifts = err.matches("context shift: keep 2").count();
+        assert!(
+            lines == 40 && shifts >= 2,
+            "{dev:?}: {lines} tokens, {shifts} shifts: {err}"
+        );
+    }
+}
+
 /// `--json` token texts are the pieces of the output stream: concatenated after the
 /// prompt they give exactly the plain run's text (SentencePiece's leading spaces kept).
 #[test]

@@ -54,6 +54,15 @@ pub struct RunArgs {
     /// Per-op GPU profile after the run.
     #[arg(long)]
     pub profile: bool,
+    /// When the context is full, drop half of the tokens after the first --keep and go
+    /// on (llama.cpp's context shift; the cached K is re-roped). Off: a prompt plus
+    /// -n that exceed the context are refused up front.
+    #[arg(long = "context-shift")]
+    pub context_shift: bool,
+    /// Tokens at the start of the context that a context shift keeps (llama.cpp's
+    /// --keep).
+    #[arg(long, default_value_t = 0)]
+    pub keep: usize,
     #[command(flatten)]
     pub dev: DeviceArgs,
     #[command(flatten)]
@@ -119,11 +128,22 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if prompt.is_empty() {
         return Err(Error::Usage("the prompt encodes to no tokens".into()));
     }
-    if prompt.len() + a.n_predict > n_ctx {
+    if prompt.len() + a.n_predict > n_ctx && !(a.context_shift && prompt.len() < n_ctx) {
         return Err(Error::ContextFull(format!(
-            "prompt ({} tokens) + {} to generate exceed the context of {n_ctx} (raise -c)",
+            "prompt ({} tokens) + {} to generate exceed the context of {n_ctx} (raise -c{})",
             prompt.len(),
-            a.n_predict
+            a.n_predict,
+            if prompt.len() < n_ctx {
+                " or pass --context-shift"
+            } else {
+                ""
+            }
+        )));
+    }
+    if a.context_shift && a.keep + 2 > n_ctx {
+        return Err(Error::Usage(format!(
+            "--keep {} leaves no room to shift a context of {n_ctx}",
+            a.keep
         )));
     }
     let mut sampler = Sampler::new(SamplerParams {
@@ -226,6 +246,17 @@ pub fn run(a: &RunArgs) -> Result<()> {
         prompt.push(id);
         if tok.is_eog(id) {
             break;
+        }
+        if s.n_past() >= n_ctx {
+            // Full (only with --context-shift, checked above): as llama.cpp, drop half of
+            // what follows the kept prefix.
+            let keep = a.keep.min(s.n_past());
+            let discard = (s.n_past() - keep) / 2;
+            log::info!(
+                "context shift: keep {keep}, drop {discard} of {} tokens",
+                s.n_past()
+            );
+            s.shift_seq(0, keep, discard.max(1))?;
         }
         logits = fwd(&mut s, &[id])?;
     }

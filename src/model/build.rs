@@ -38,6 +38,98 @@ pub fn cache_name(il: usize, v: bool) -> String {
     format!("cache_{}_l{il}", if v { "v" } else { "k" })
 }
 
+/// Layer `il`'s K and V cache, f16 `[head_dim, n_head_kv, n_ctx]` each (state tensors
+/// every graph of the session names alike, so backends keep them across graphs).
+fn cache_tensors(g: &mut Graph, m: &Model, il: usize, n_ctx: usize) -> (TensorId, TensorId) {
+    let (hd, nkv) = (m.hp.head_dim, m.hp.n_head_kv);
+    let mut state = |v: bool| {
+        g.add_tensor(
+            cache_name(il, v),
+            GgmlType::F16,
+            [hd, nkv, n_ctx, 1],
+            TensorKind::State {
+                name: cache_name(il, v),
+            },
+        )
+    };
+    (state(false), state(true))
+}
+
+/// The model's rotary embedding of q and k.
+fn rope_op(hp: &super::HParams) -> Op {
+    Op::Rope {
+        mode: hp.arch.rope_mode(),
+        n_dims: hp.n_rot,
+        freq_base: hp.rope_base,
+        freq_scale: hp.rope_scale,
+        norm: None,
+    }
+}
+
+/// Inputs of the K-shift graph ([`build_kv_shift`]), i32 `[rows]` each: the cache rows
+/// read, the position change of each (RoPE of K by it), the rows written.
+pub const INP_SHIFT_SRC: &str = "inp_shift_src";
+pub const INP_SHIFT_DELTA: &str = "inp_shift_delta";
+pub const INP_SHIFT_DST: &str = "inp_shift_dst";
+
+/// The graph of a context shift (llama.cpp's K-shift): `rows` cache rows of every layer
+/// are read (GET_ROWS, f16 -> f32), K rotated by its position change (ROPE: rotations
+/// compose, so a row roped at `p` becomes the row roped at `p + delta`; a qwen3 K-norm
+/// came before the RoPE and is unaffected), and written to their new rows (SET_ROWS).
+/// Every read precedes every write of a layer (hazard edges), so the rows may overlap.
+/// No outputs: the effect is the state.
+pub fn build_kv_shift(m: &Model, n_ctx: usize, rows: usize) -> Result<Graph> {
+    let hp = &m.hp;
+    if rows == 0 || rows > n_ctx {
+        return Err(Error::Usage(format!(
+            "a K-shift of {rows} rows in a cache of {n_ctx}"
+        )));
+    }
+    let (hd, nkv) = (hp.head_dim, hp.n_head_kv);
+    let f32t = GgmlType::F32;
+    let mut g = Graph::new();
+    let input = |g: &mut Graph, name: &str| {
+        g.add_tensor(name, GgmlType::I32, [rows, 1, 1, 1], TensorKind::Input)
+    };
+    let src = input(&mut g, INP_SHIFT_SRC);
+    let delta = input(&mut g, INP_SHIFT_DELTA);
+    let dst = input(&mut g, INP_SHIFT_DST);
+    g.inputs = vec![src, delta, dst];
+    let rope = rope_op(hp);
+    for il in 0..hp.n_layer {
+        let (ck, cv) = cache_tensors(&mut g, m, il, n_ctx);
+        for (cache, v) in [(ck, false), (cv, true)] {
+            let which = if v { "v" } else { "k" };
+            let all = g.view(
+                cache,
+                format!("{which}_cache_rows-{il}"),
+                [hd * nkv, n_ctx, 1, 1],
+                0,
+            );
+            let mut cur = g.op(
+                Op::GetRows,
+                &[all, src],
+                format!("{which}_shift_read-{il}"),
+                f32t,
+                [hd * nkv, rows, 1, 1],
+            );
+            if !v {
+                let k3 = g.reshape(cur, [hd, nkv, rows, 1]);
+                let roped = g.op(
+                    rope.clone(),
+                    &[k3, delta],
+                    format!("k_shift_rope-{il}"),
+                    f32t,
+                    [hd, nkv, rows, 1],
+                );
+                cur = g.reshape(roped, [hd * nkv, rows, 1, 1]);
+            }
+            g.push_node(Op::SetRows, &[cur, dst], all);
+        }
+    }
+    Ok(g)
+}
+
 fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
     let t = m.tensor(name)?;
     let mut ne = [1usize; 4];
@@ -237,13 +329,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             q = norm(&mut g, q, qn, format!("Qcur_normed-{il}"), [hd, nh, n, 1]);
             k = norm(&mut g, k, kn, format!("Kcur_normed-{il}"), [hd, nkv, n, 1]);
         }
-        let rope = Op::Rope {
-            mode: hp.arch.rope_mode(),
-            n_dims: hp.n_rot,
-            freq_base: hp.rope_base,
-            freq_scale: hp.rope_scale,
-            norm: None,
-        };
+        let rope = rope_op(hp);
         q = g.op(
             rope.clone(),
             &[q, positions],
@@ -260,22 +346,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
         );
 
         // KV cache: write row cells[t] (SET_ROWS), then attend over the token's span.
-        let ck = g.add_tensor(
-            cache_name(il, false),
-            GgmlType::F16,
-            [hd, nkv, o.n_ctx, 1],
-            TensorKind::State {
-                name: cache_name(il, false),
-            },
-        );
-        let cv = g.add_tensor(
-            cache_name(il, true),
-            GgmlType::F16,
-            [hd, nkv, o.n_ctx, 1],
-            TensorKind::State {
-                name: cache_name(il, true),
-            },
-        );
+        let (ck, cv) = cache_tensors(&mut g, m, il, o.n_ctx);
         let k_rows = g.view(
             ck,
             format!("k_cache_rows-{il}"),

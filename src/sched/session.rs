@@ -358,20 +358,38 @@ impl Session {
         };
         let (g, a) = (&planned.0, &planned.1);
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let holder = self.execute(g, a, |name| match name {
+            build::INP_TOKENS => Some(&ids),
+            build::INP_POS => Some(&cells.pos),
+            build::INP_KV_CELL => Some(&cells.cells),
+            build::INP_KV_SPAN => Some(&cells.spans),
+            _ => None,
+        })?;
+        let out = g.outputs[0];
+        let b = holder[&g.root(out)];
+        let mut values = vec![0f32; g.tensor(out).nelements()];
+        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut values))?;
+        self.kv.commit(&cells);
+        Ok(values)
+    }
+
+    /// Readies every backend that runs part of `a` for `g`, uploads the graph inputs
+    /// (`value` of each by name), and evaluates the splits in order, copying the tensors
+    /// that cross them. Returns which backend holds each root written.
+    fn execute<'v>(
+        &mut self,
+        g: &Graph,
+        a: &Assignment,
+        value: impl Fn(&str) -> Option<&'v Vec<i32>>,
+    ) -> Result<std::collections::HashMap<crate::graph::TensorId, usize>> {
         let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
         for &b in &used {
             let be = &mut self.backends[b];
             be.prepare_for(g, a.nodes_of(b))?;
             for &t in &g.inputs {
-                let data = match g.tensor(t).name.as_str() {
-                    build::INP_TOKENS => &ids,
-                    build::INP_POS => &cells.pos,
-                    build::INP_KV_CELL => &cells.cells,
-                    build::INP_KV_SPAN => &cells.spans,
-                    other => {
-                        return Err(Error::Usage(format!("graph input `{other}` has no value")))
-                    }
-                };
+                let name = g.tensor(t).name.as_str();
+                let data = value(name)
+                    .ok_or_else(|| Error::Usage(format!("graph input `{name}` has no value")))?;
                 be.set_tensor(g, t, bytemuck::cast_slice(data))?;
             }
         }
@@ -387,11 +405,29 @@ impl Session {
                 holder.insert(g.root(g.node(nd).dst), s.backend);
             }
         }
-        let out = g.outputs[0];
-        let b = holder[&g.root(out)];
-        let mut values = vec![0f32; g.tensor(out).nelements()];
-        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut values))?;
-        self.kv.commit(&cells);
-        Ok(values)
+        Ok(holder)
+    }
+
+    /// Context shift of sequence `seq` (llama.cpp's `--context-shift`): keeps its first
+    /// `keep` tokens, drops the next `discard`, and moves the rest down by `discard`
+    /// cells and positions on every backend that holds cache rows, K re-roped by
+    /// `-discard` (`model::build::build_kv_shift`), so generation continues with room
+    /// for `discard` more tokens. On an error the bookkeeping is unchanged.
+    pub fn shift_seq(&mut self, seq: crate::kv::SeqId, keep: usize, discard: usize) -> Result<()> {
+        let Some(sh) = self.kv.plan_shift(seq, keep, discard)? else {
+            return self.kv.commit_shift(seq, keep, discard);
+        };
+        let g = build::build_kv_shift(&self.model, self.opts.n_ctx, sh.rows)?;
+        let a = assign(&g, &self.backends, self.opts.placement)?;
+        let src: Vec<i32> = (0..sh.rows).map(|r| (sh.from + r) as i32).collect();
+        let dst: Vec<i32> = (0..sh.rows).map(|r| (sh.to + r) as i32).collect();
+        let delta = vec![-(sh.discard as i32); sh.rows];
+        self.execute(&g, &a, |name| match name {
+            build::INP_SHIFT_SRC => Some(&src),
+            build::INP_SHIFT_DELTA => Some(&delta),
+            build::INP_SHIFT_DST => Some(&dst),
+            _ => None,
+        })?;
+        self.kv.commit_shift(seq, keep, discard)
     }
 }

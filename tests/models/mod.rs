@@ -13,33 +13,40 @@ use vkgraph::model::{Arch, Model};
 /// Path of the tiny `arch` model in scheme `quant` (generated on first use): preset
 /// `tiny`, or `tiny-moe` for qwen3moe.
 pub fn tiny(arch: &str, quant: &str) -> PathBuf {
+    let o = GenOptions {
+        arch: Arch::parse(arch).unwrap(),
+        preset: Preset::find(if arch == "qwen3moe" {
+            "tiny-moe"
+        } else {
+            "tiny"
+        })
+        .unwrap(),
+        ftype: Ftype::parse(quant).unwrap(),
+        seed: 42,
+    };
+    generated(&format!("tiny-{arch}-{quant}.gguf"), &o)
+}
+
+/// Path of the model `o` generates, as `file` in the test-model directory (generated on
+/// first use; `file` must name `o` uniquely).
+pub fn generated(file: &str, o: &GenOptions) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "vkgraph-test-models-g{}",
         vkgraph::model::gen::GENERATOR_VERSION
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("tiny-{arch}-{quant}.gguf"));
+    let path = dir.join(file);
     // Tests run on several threads; generate each file once (the writer's temporary
     // file name is per path).
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
-        let o = GenOptions {
-            arch: Arch::parse(arch).unwrap(),
-            preset: Preset::find(if arch == "qwen3moe" {
-                "tiny-moe"
-            } else {
-                "tiny"
-            })
-            .unwrap(),
-            ftype: Ftype::parse(quant).unwrap(),
-            seed: 42,
-        };
-        generate(&o, &path).unwrap();
+        generate(o, &path).unwrap();
     }
     path
 }
 
+/// The tiny `arch` model, opened.
 pub fn tiny_model(arch: &str, quant: &str) -> Arc<Model> {
     Arc::new(Model::open(tiny(arch, quant)).unwrap())
 }
