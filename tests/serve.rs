@@ -270,6 +270,54 @@ fn completions_match_greedy_stream_and_parallel_on_cpu() {
     srv.stop();
 }
 
+/// `serve --context-shift`: a request may ask for more tokens than its slot holds; a full
+/// slot drops half of what follows `n_keep` and goes on, giving the tokens of the library
+/// session doing the same shifts. Without the flag such a request is a 400.
+#[test]
+fn context_shift_lets_a_request_outgrow_its_slot() {
+    let (n_ctx, keep, n) = (16usize, 2usize, 40usize);
+    let p = models::prompt(5);
+    let body = json!({"prompt": p, "max_tokens": n, "temperature": 0, "logprobs": 1,
+                      "ignore_eos": true, "n_keep": keep});
+    let srv = Server::start_with(&["-np", "1", "-c", "16"], &["--cpu"]);
+    let (st, v) = srv.post("/v1/completions", body.clone());
+    assert_eq!(st, 400, "{v}");
+    drop(srv);
+    let srv = Server::start_with(&["-np", "1", "-c", "16"], &["--cpu", "--context-shift"]);
+    let (st, v) = srv.post("/v1/completions", body);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], json!(n), "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], json!("length"), "{v}");
+    // The library, shifting as the engine does: before feeding a token to a full cache.
+    let m = models::tiny_model("llama", "q4_0");
+    let mut s = Session::new(
+        m.clone(),
+        vec![Box::new(CpuBackend::new(Arc::clone(&m)))],
+        SessionOptions {
+            n_ctx,
+            ..Default::default()
+        },
+    );
+    let mut l = s.forward(&p, false).unwrap();
+    let mut want = Vec::new();
+    let mut shifts = 0;
+    while want.len() < n {
+        let t = models::argmax(&l);
+        want.push(t);
+        if want.len() == n {
+            break;
+        }
+        let len = s.n_past();
+        if len >= n_ctx {
+            s.shift_seq(0, keep, ((len - keep) / 2).max(1)).unwrap();
+            shifts += 1;
+        }
+        l = s.forward(&[t], false).unwrap();
+    }
+    assert!(shifts >= 2, "{shifts} shifts");
+    assert_eq!(ids(&v), want, "server vs library with context shifts");
+}
+
 #[test]
 fn bad_requests_are_4xx_and_the_server_keeps_serving() {
     let srv = Server::start(&["--cpu", "--api-key", "sekrit"]);

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY`.
     #[arg(long = "api-key")]
     pub api_key: Option<String>,
+    /// When a slot's context is full, drop half of its tokens after the request's
+    /// `n_keep` (default 0) and go on, K re-roped (llama-server's --context-shift); off,
+    /// the answer ends there with finish_reason "length".
+    #[arg(long = "context-shift")]
+    pub context_shift: bool,
     /// A Jinja chat template to use instead of the model's.
     #[arg(long = "chat-template-file")]
     pub chat_template_file: Option<PathBuf>,
@@ -106,6 +111,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         n_batch: a.batch.max(1),
         model_id,
         queue: a.queue,
+        context_shift: a.context_shift,
     };
     crate::serve::serve(
         move || {

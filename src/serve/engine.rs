@@ -34,6 +34,8 @@ pub struct GenParams {
     pub n_probs: usize,
     /// Keep generating past end-of-generation tokens (llama.cpp's `ignore_eos`, benchmarks).
     pub ignore_eos: bool,
+    /// Tokens a context shift keeps at the start (llama-server's `n_keep`).
+    pub n_keep: usize,
 }
 
 /// One generation request and where its events go.
@@ -112,11 +114,14 @@ pub fn warm_up(s: &mut Session) -> crate::Result<usize> {
     Ok(most)
 }
 
+/// `context_shift`: a decoding slot whose context is full drops half of its tokens after
+/// `n_keep` (`Session::shift_seq`) instead of ending with "length".
 pub fn run(
     mut s: Session,
     tok: Arc<Tokenizer>,
     jobs: mpsc::Receiver<Job>,
     n_batch: usize,
+    context_shift: bool,
     metrics: Arc<Metrics>,
 ) {
     let n_seq = s.kv().n_seq();
@@ -195,6 +200,30 @@ pub fn run(
             .count();
         let share = n_batch.max(1).div_ceil(prefilling.max(1));
         let mut samplers: Vec<usize> = Vec::new(); // slot index per tail row
+        if context_shift {
+            let cap = s.kv().seq_capacity();
+            for slot in slots.iter_mut() {
+                let Some(sl) = slot else { continue };
+                let len = s.kv().len(sl.seq);
+                if sl.next.is_none() || len < cap {
+                    continue;
+                }
+                // Full, as llama-server: drop half of what follows the kept prefix.
+                let keep = sl.job.params.n_keep.min(len - 1);
+                let discard = ((len - keep) / 2).max(1);
+                match s.shift_seq(sl.seq, keep, discard) {
+                    Ok(()) => {
+                        cached[sl.seq].drain(keep..keep + discard);
+                    }
+                    Err(e) => {
+                        let _ = sl.job.events.send(Event::Error(e.to_string()));
+                        let _ = s.truncate_seq(sl.seq, 0);
+                        cached[sl.seq].clear();
+                        *slot = None;
+                    }
+                }
+            }
+        }
         for (i, slot) in slots.iter_mut().enumerate() {
             let Some(sl) = slot else { continue };
             if let Some(t) = sl.next.take() {
@@ -275,13 +304,13 @@ pub fn run(
             };
             let finished = {
                 let sl = slots[i].as_mut().expect("sampling slot is active");
-                step(
-                    sl,
-                    &tok,
-                    row_logits,
-                    s.kv().seq_capacity(),
-                    s.kv().len(sl.seq),
-                )
+                // With context shifts a full slot shifts before its next token.
+                let capacity = if context_shift {
+                    usize::MAX
+                } else {
+                    s.kv().seq_capacity()
+                };
+                step(sl, &tok, row_logits, capacity, s.kv().len(sl.seq))
             };
             if let Some(reason) = finished {
                 let sl = slots[i].take().expect("active");

@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub model_id: String,
     /// Requests that may wait for a slot; more get 503 with `Retry-After`.
     pub queue: usize,
+    /// A full slot drops half of its tokens after the request's `n_keep` and goes on
+    /// (llama-server's `--context-shift`); off, generation ends there ("length").
+    pub context_shift: bool,
 }
 
 struct AppState {
@@ -81,13 +84,13 @@ pub fn serve(
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
     let (up_tx, up_rx) = mpsc::channel::<Result<(usize, usize)>>();
     let metrics = Arc::new(Metrics::default());
-    let (m2, t2, n_batch) = (metrics.clone(), tok.clone(), cfg.n_batch);
+    let (m2, t2, n_batch, shift) = (metrics.clone(), tok.clone(), cfg.n_batch, cfg.context_shift);
     std::thread::Builder::new()
         .name("vkgraph-engine".into())
         .spawn(move || match make_session() {
             Ok(s) => {
                 let _ = up_tx.send(Ok((s.kv().seq_capacity(), s.kv().n_seq())));
-                engine::run(s, t2, jobs_rx, n_batch, m2);
+                engine::run(s, t2, jobs_rx, n_batch, shift, m2);
             }
             Err(e) => {
                 let _ = up_tx.send(Err(e));
@@ -265,7 +268,14 @@ async fn generate(st: Arc<AppState>, headers: HeaderMap, body: Bytes, chat: bool
     let parsed = (|| {
         authorized(&st, &headers)?;
         let v = request::json_body(&body)?;
-        GenRequest::parse(&v, chat, &st.tok, &st.template, st.capacity)
+        GenRequest::parse(
+            &v,
+            chat,
+            &st.tok,
+            &st.template,
+            st.capacity,
+            st.cfg.context_shift,
+        )
     })();
     let req = match parsed {
         Ok(r) => r,

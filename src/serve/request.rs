@@ -246,13 +246,16 @@ fn tools(v: &Value) -> R<Option<Value>> {
 }
 
 impl GenRequest {
-    /// Parses a chat or text completion request against a slot of `capacity` cells.
+    /// Parses a chat or text completion request against a slot of `capacity` cells;
+    /// with `context_shift` (`serve --context-shift`) `max_tokens` may exceed what the
+    /// context leaves after the prompt.
     pub fn parse(
         v: &Value,
         chat: bool,
         tok: &Tokenizer,
         tmpl: &ChatTemplate,
         capacity: usize,
+        context_shift: bool,
     ) -> R<GenRequest> {
         let tool_defs = if chat { tools(v)? } else { None };
         let prompt = if chat {
@@ -287,7 +290,7 @@ impl GenRequest {
             None => opt_uint(v, "max_completion_tokens")?.or(opt_uint(v, "n_predict")?),
         };
         let max_tokens = match asked {
-            Some(n) if n as usize > room => {
+            Some(n) if n as usize > room && !context_shift => {
                 return Err(ApiError::bad(format!(
                     "`max_tokens` {n} exceeds what the context leaves after the prompt ({room})"
                 )))
@@ -345,6 +348,7 @@ impl GenRequest {
                 stop,
                 n_probs,
                 ignore_eos: opt_bool(v, "ignore_eos")?.unwrap_or(false),
+                n_keep: opt_uint(v, "n_keep")?.map_or(0, |n| n as usize),
             },
             stream: opt_bool(v, "stream")?.unwrap_or(false),
             tools: tool_defs.is_some(),
