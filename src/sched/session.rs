@@ -58,6 +58,9 @@ pub struct Session {
     /// Planned graphs by (batch size, logits for all tokens, mode): the graph does not
     /// depend on the position, so generation builds, optimizes and schedules once.
     plans: std::collections::HashMap<PlanKey, Arc<(Graph, Assignment)>>,
+    /// Scheduled K-shift graphs by rows moved (a run's shifts all move as many rows, so
+    /// backends replay one recording).
+    shift_plans: std::collections::HashMap<usize, Arc<(Graph, Assignment)>>,
 }
 
 impl Session {
@@ -81,6 +84,7 @@ impl Session {
             opts,
             kv,
             plans: Default::default(),
+            shift_plans: Default::default(),
         })
     }
 
@@ -417,12 +421,21 @@ impl Session {
         let Some(sh) = self.kv.plan_shift(seq, keep, discard)? else {
             return self.kv.commit_shift(seq, keep, discard);
         };
-        let g = build::build_kv_shift(&self.model, self.opts.n_ctx, sh.rows)?;
-        let a = assign(&g, &self.backends, self.opts.placement)?;
+        let planned = match self.shift_plans.get(&sh.rows) {
+            Some(p) => p.clone(),
+            None => {
+                let g = build::build_kv_shift(&self.model, self.opts.n_ctx, sh.rows)?;
+                let a = assign(&g, &self.backends, self.opts.placement)?;
+                let p = Arc::new((g, a));
+                self.shift_plans.insert(sh.rows, p.clone());
+                p
+            }
+        };
+        let (g, a) = (&planned.0, &planned.1);
         let src: Vec<i32> = (0..sh.rows).map(|r| (sh.from + r) as i32).collect();
         let dst: Vec<i32> = (0..sh.rows).map(|r| (sh.to + r) as i32).collect();
         let delta = vec![-(sh.discard as i32); sh.rows];
-        self.execute(&g, &a, |name| match name {
+        self.execute(g, a, |name| match name {
             build::INP_SHIFT_SRC => Some(&src),
             build::INP_SHIFT_DELTA => Some(&delta),
             build::INP_SHIFT_DST => Some(&dst),
