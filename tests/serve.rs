@@ -316,6 +316,11 @@ fn context_shift_lets_a_request_outgrow_its_slot() {
     }
     assert!(shifts >= 2, "{shifts} shifts");
     assert_eq!(ids(&v), want, "server vs library with context shifts");
+    let (_, metrics) = srv.request("GET", "/metrics", "", &[]);
+    assert!(
+        metrics.contains(&format!("vkgraph_context_shifts_total {shifts}\n")),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub cached_prompt_tokens: AtomicU64,
     /// Nanoseconds spent in forward passes.
     pub forward_ns: AtomicU64,
+    /// Context shifts done (`serve --context-shift`).
+    pub context_shifts: AtomicU64,
 }
 
 struct Slot {
@@ -214,6 +216,7 @@ pub fn run(
                 match s.shift_seq(sl.seq, keep, discard) {
                     Ok(()) => {
                         cached[sl.seq].drain(keep..keep + discard);
+                        metrics.context_shifts.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
                         let _ = sl.job.events.send(Event::Error(e.to_string()));

@@ -189,6 +189,7 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> String {
          # TYPE vkgraph_prompt_tokens_total counter\nvkgraph_prompt_tokens_total {}\n\
          # TYPE vkgraph_prompt_tokens_cached_total counter\nvkgraph_prompt_tokens_cached_total {}\n\
          # TYPE vkgraph_tokens_predicted_total counter\nvkgraph_tokens_predicted_total {}\n\
+         # TYPE vkgraph_context_shifts_total counter\nvkgraph_context_shifts_total {}\n\
          # TYPE vkgraph_requests_processing gauge\nvkgraph_requests_processing {}\n\
          # TYPE vkgraph_requests_deferred gauge\nvkgraph_requests_deferred {}\n\
          # TYPE vkgraph_slots_total gauge\nvkgraph_slots_total {}\n\
@@ -197,6 +198,7 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> String {
         g(&m.prompt_tokens),
         g(&m.cached_prompt_tokens),
         g(&m.generated_tokens),
+        g(&m.context_shifts),
         g(&m.busy_slots),
         g(&m.queued),
         st.n_seq,
