@@ -27,14 +27,15 @@ cargo test --release "$@"
 "${CARGO_TARGET_DIR}/release/vkgraph" test-ops --validate | grep -E "passed|validated"
 
 # The cargo-fuzz target (fuzz/, docs/testing.md "Fuzzing") must keep building and running:
-# built against the same target directory, then run on two tiny models and 2,000 random
-# inputs (stable has no coverage instrumentation: a smoke run, not a campaign).
+# built against the same target directory, then run on the micro models scripts/fuzz.sh
+# seeds with and 2,000 random inputs (stable has no coverage instrumentation: a smoke
+# run, not a campaign; scripts/fuzz.sh runs one on nightly).
 cargo build --release --manifest-path fuzz/Cargo.toml
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-for arch in qwen3 llama; do
-  "${CARGO_TARGET_DIR}/release/vkgraph" gen-model --arch "$arch" --preset tiny \
-    -o "$seeds/tiny-$arch.gguf" >/dev/null
+for arch in qwen3 qwen2 llama; do
+  "${CARGO_TARGET_DIR}/release/vkgraph" gen-model --arch "$arch" --preset micro \
+    --quant q8_0 -o "$seeds/micro-$arch.gguf" >/dev/null
 done
-"${CARGO_TARGET_DIR}/release/gguf_loader" "$seeds" -runs=2000 -max_len=1500000 \
+"${CARGO_TARGET_DIR}/release/gguf_loader" "$seeds" -runs=2000 -max_len=65536 \
   -rss_limit_mb=4096 2>&1 | grep -E "^Done|INITED"

@@ -37,7 +37,24 @@ pub struct Preset {
     pub n_ff_exp: usize,
 }
 
-pub const PRESETS: [Preset; 6] = [
+pub const PRESETS: [Preset; 7] = [
+    // Fuzzing seeds (scripts/fuzz.sh): a few kB of tensors, so a mutant runs in well
+    // under a millisecond.
+    Preset {
+        name: "micro",
+        n_layer: 1,
+        n_embd: 32,
+        n_ff: 64,
+        n_head: 4,
+        n_head_kv: 2,
+        head_dim: 8,
+        n_vocab: 512,
+        tied: true,
+        rope_base: 10000.0,
+        n_expert: 0,
+        n_expert_used: 0,
+        n_ff_exp: 0,
+    },
     Preset {
         name: "tiny",
         n_layer: 2,
