@@ -210,8 +210,9 @@ pub fn run(
                 if sl.next.is_none() || len < cap {
                     continue;
                 }
-                // Full, as llama-server: drop half of what follows the kept prefix.
-                let keep = sl.job.params.n_keep.min(len - 1);
+                // Full, as llama-server: drop half of what follows the kept prefix (which
+                // leaves at least 4 cells to shift, as there).
+                let keep = sl.job.params.n_keep.min(cap.saturating_sub(4)).min(len - 1);
                 let discard = ((len - keep) / 2).max(1);
                 match s.shift_seq(sl.seq, keep, discard) {
                     Ok(()) => {
