@@ -10,34 +10,11 @@ mod models;
 use std::sync::Arc;
 
 use models::{argmax, nmse, tiny_model};
-use vkgraph::backend::cpu::CpuBackend;
-use vkgraph::backend::vulkan::VulkanBackend;
-use vkgraph::backend::Backend;
 use vkgraph::model::Model;
-use vkgraph::sched::session::{Session, SessionOptions};
 
 const STEPS: usize = 4;
 
-/// A session over fresh backends: Vulkan device `dev` (then the CPU) or the CPU alone.
-fn session(m: &Arc<Model>, dev: Option<usize>, n_ctx: usize, n_seq: usize) -> Session {
-    let mut b: Vec<Box<dyn Backend>> = Vec::new();
-    if let Some(d) = dev {
-        b.push(Box::new(
-            VulkanBackend::new(m.clone(), &common::options(d)).unwrap(),
-        ));
-    }
-    b.push(Box::new(CpuBackend::new(m.clone())));
-    Session::try_new(
-        m.clone(),
-        b,
-        SessionOptions {
-            n_ctx,
-            n_seq,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-}
+use common::session;
 
 /// Logits after the prompt and after each greedy step, one sequence alone.
 fn alone(m: &Arc<Model>, dev: Option<usize>, prompt: &[u32]) -> Vec<Vec<f32>> {

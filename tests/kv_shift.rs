@@ -13,13 +13,10 @@ mod models;
 use std::sync::Arc;
 
 use models::{argmax, generated, nmse, prompt, tiny_model};
-use vkgraph::backend::cpu::CpuBackend;
-use vkgraph::backend::vulkan::VulkanBackend;
-use vkgraph::backend::Backend;
 use vkgraph::model::gen::{GenOptions, Preset};
 use vkgraph::model::quant_mix::Ftype;
 use vkgraph::model::{Arch, Model};
-use vkgraph::sched::session::{Session, SessionOptions};
+use vkgraph::sched::session::Session;
 
 const KEEP: usize = 3;
 const DISCARD: usize = 5;
@@ -40,22 +37,7 @@ fn one_layer(arch: &str) -> Arc<Model> {
 }
 
 fn session(m: &Arc<Model>, dev: Option<usize>) -> Session {
-    let mut b: Vec<Box<dyn Backend>> = Vec::new();
-    if let Some(d) = dev {
-        b.push(Box::new(
-            VulkanBackend::new(m.clone(), &common::options(d)).unwrap(),
-        ));
-    }
-    b.push(Box::new(CpuBackend::new(m.clone())));
-    Session::try_new(
-        m.clone(),
-        b,
-        SessionOptions {
-            n_ctx: 32,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    common::session(m, dev, 32, 1)
 }
 
 /// Logits of `next` after `tokens` with a shift, and after only the kept tokens.

@@ -248,15 +248,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
             break;
         }
         if s.n_past() >= n_ctx {
-            // Full (only with --context-shift, checked above): as llama.cpp, drop half of
-            // what follows the kept prefix.
-            let keep = a.keep.min(s.n_past());
-            let discard = (s.n_past() - keep) / 2;
-            log::info!(
-                "context shift: keep {keep}, drop {discard} of {} tokens",
-                s.n_past()
-            );
-            s.shift_seq(0, keep, discard.max(1))?;
+            // Full (only with --context-shift, checked above).
+            let n = s.n_past();
+            let (keep, discard) = s.shift_full_seq(0, a.keep)?;
+            log::info!("context shift: keep {keep}, drop {discard} of {n} tokens");
         }
         logits = fwd(&mut s, &[id])?;
     }

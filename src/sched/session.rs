@@ -412,6 +412,24 @@ impl Session {
         Ok(holder)
     }
 
+    /// The context shift of a full sequence, as llama.cpp's `--context-shift` does it:
+    /// keeps its first `n_keep` tokens (at most what leaves 4 cells of the slot to shift),
+    /// drops half of the rest (at least one) via [`Session::shift_seq`]. Returns (kept,
+    /// dropped). `run --context-shift` and `serve --context-shift` share this rule.
+    pub fn shift_full_seq(
+        &mut self,
+        seq: crate::kv::SeqId,
+        n_keep: usize,
+    ) -> Result<(usize, usize)> {
+        let len = self.kv.len(seq);
+        let keep = n_keep
+            .min(self.kv.seq_capacity().saturating_sub(4))
+            .min(len.saturating_sub(1));
+        let discard = ((len - keep) / 2).max(1);
+        self.shift_seq(seq, keep, discard)?;
+        Ok((keep, discard))
+    }
+
     /// Context shift of sequence `seq` (llama.cpp's `--context-shift`): keeps its first
     /// `keep` tokens, drops the next `discard`, and moves the rest down by `discard`
     /// cells and positions on every backend that holds cache rows, K re-roped by

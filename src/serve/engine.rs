@@ -206,16 +206,11 @@ pub fn run(
             let cap = s.kv().seq_capacity();
             for slot in slots.iter_mut() {
                 let Some(sl) = slot else { continue };
-                let len = s.kv().len(sl.seq);
-                if sl.next.is_none() || len < cap {
+                if sl.next.is_none() || s.kv().len(sl.seq) < cap {
                     continue;
                 }
-                // Full, as llama-server: drop half of what follows the kept prefix (which
-                // leaves at least 4 cells to shift, as there).
-                let keep = sl.job.params.n_keep.min(cap.saturating_sub(4)).min(len - 1);
-                let discard = ((len - keep) / 2).max(1);
-                match s.shift_seq(sl.seq, keep, discard) {
-                    Ok(()) => {
+                match s.shift_full_seq(sl.seq, sl.job.params.n_keep) {
+                    Ok((keep, discard)) => {
                         cached[sl.seq].drain(keep..keep + discard);
                         metrics.context_shifts.fetch_add(1, Ordering::Relaxed);
                     }

@@ -83,6 +83,34 @@ pub fn options(index: usize) -> ContextOptions {
     }
 }
 
+/// A session over fresh backends: Vulkan device `dev` (validated, then the CPU) or the
+/// CPU alone, `n_ctx` cells shared by `n_seq` sequences.
+pub fn session(
+    m: &std::sync::Arc<vkgraph::model::Model>,
+    dev: Option<usize>,
+    n_ctx: usize,
+    n_seq: usize,
+) -> vkgraph::sched::session::Session {
+    use vkgraph::backend::Backend;
+    let mut b: Vec<Box<dyn Backend>> = Vec::new();
+    if let Some(d) = dev {
+        b.push(Box::new(
+            vkgraph::backend::vulkan::VulkanBackend::new(m.clone(), &options(d)).unwrap(),
+        ));
+    }
+    b.push(Box::new(vkgraph::backend::cpu::CpuBackend::new(m.clone())));
+    vkgraph::sched::session::Session::try_new(
+        m.clone(),
+        b,
+        vkgraph::sched::session::SessionOptions {
+            n_ctx,
+            n_seq,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// Opens every Vulkan device (panicking loudly if there is none).
 pub fn devices_with(tweak: impl Fn(&mut ContextOptions)) -> Vec<Gpu> {
     let _ = env_logger::builder().is_test(true).try_init();
