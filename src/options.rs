@@ -9,6 +9,7 @@
 //! | `VKGRAPH_FUSION` | [`Options::fusion`] | default fusion level (none, ops, layer) |
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
+//! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
@@ -30,6 +31,8 @@ pub struct Options {
     pub fusion: FusionLevel,
     pub sched_debug: bool,
     pub coopmat: bool,
+    /// MUL_MAT_ID of prompt batches grouped by expert (`dispatch::moe::groups_by_expert`).
+    pub moe_group: bool,
     pub mat_vec: MatVecPath,
     pub mat_vec_shape: Option<MatVecShape>,
     /// Rows per split-K attention workgroup (`dispatch::attention::split_shape`).
@@ -47,6 +50,7 @@ impl Default for Options {
             fusion: FusionLevel::Layer,
             sched_debug: false,
             coopmat: true,
+            moe_group: true,
             mat_vec: MatVecPath::Auto,
             mat_vec_shape: None,
             attn_split_rows: None,
@@ -76,6 +80,7 @@ impl Options {
         }
         o.sched_debug = flag(&get, "VKGRAPH_SCHED_DEBUG")?.unwrap_or(false);
         o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(true);
+        o.moe_group = flag(&get, "VKGRAPH_MOE_GROUP")?.unwrap_or(true);
         o.pipeline_stats = flag(&get, "VKGRAPH_PIPELINE_STATS")?.unwrap_or(false);
         o.mat_vec = match flag(&get, "VKGRAPH_MMVQ")? {
             None => MatVecPath::Auto,
@@ -155,8 +160,10 @@ mod tests {
             ("VKGRAPH_CACHE", "/tmp/c"),
             ("VKGRAPH_FENCE_TIMEOUT", "7"),
             ("VKGRAPH_PIPELINE_STATS", "1"),
+            ("VKGRAPH_MOE_GROUP", "0"),
         ]))
         .unwrap();
+        assert!(!o.moe_group);
         assert_eq!(o.fence_timeout_s, Some(7));
         assert!(o.pipeline_stats);
         assert!(Options::from_vars(vars(&[("VKGRAPH_FENCE_TIMEOUT", "soon")])).is_err());
@@ -169,6 +176,7 @@ mod tests {
             (d.qkv, d.sched_debug, d.coopmat, d.mat_vec, d.pipeline_stats),
             (QkvMode::Auto, false, true, MatVecPath::Auto, false)
         );
+        assert!(d.moe_group);
         for bad in [
             ("VKGRAPH_QKV", "sideways"),
             ("VKGRAPH_MMVQ", "2"),

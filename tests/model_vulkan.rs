@@ -508,8 +508,8 @@ fn split_attention_replans_as_the_context_grows() {
     }
 }
 
-/// Prompts long enough for the tiled matmuls (17 tokens, n > 16): the device's default
-/// prompt path (the cooperative-matrix kernel where the device has it: f16 products,
+/// Prompts long enough for the tiled matmuls (17 tokens, n > 16; qwen3moe's expert
+/// matmuls grouped by expert): the device's default prompt path (the cooperative-matrix kernel where the device has it: f16 products,
 /// NMSE vs the exact CPU within 1e-3) and the scalar kernel (f32, within 1e-4), on every
 /// arch and mix, logits at every position, under validation. With
 /// `VKGRAPH_EXPECT_COOPMAT=1` (the GPU machine's runs) a device without the
@@ -523,6 +523,10 @@ fn prompt_matmuls_match_cpu_on_both_tiled_paths() {
         ("qwen3", "q4_k_m"),
         ("llama", "q2_k"),
         ("qwen3", "f16"),
+        // MUL_MAT_ID of 17 tokens x 2 slots: grouped by expert (moe_group, then the
+        // expert-indexed tile of each path); gate/up fused, down apart.
+        ("qwen3moe", "q4_0"),
+        ("qwen3moe", "q4_k_m"),
     ];
     for (dev, label) in devices() {
         for &(arch, quant) in &cases {
@@ -551,6 +555,29 @@ fn prompt_matmuls_match_cpu_on_both_tiled_paths() {
                         ..Default::default()
                     },
                 );
+                if arch == "qwen3moe" {
+                    // The expert matmuls of the 17-token step take the grouped path.
+                    let (g, a) = s.plan(17, true).unwrap();
+                    let kernels: String = s
+                        .describe_kernels(&g, &a)
+                        .into_iter()
+                        .map(|(_, lines)| lines)
+                        .collect();
+                    let path = if on {
+                        "moe_group + mul_mat_id_coopmat"
+                    } else {
+                        "moe_group + mul_mat_id_tiled"
+                    };
+                    let ids: Vec<&str> = kernels
+                        .lines()
+                        .filter(|l| l.contains("MUL_MAT_ID"))
+                        .collect();
+                    assert!(
+                        ids.len() >= 4 && ids.iter().all(|l| l.contains(path)),
+                        "{case}: every expert matmul (2 layers x gate/up, down) should run \
+                         `{path}`:\n{kernels}"
+                    );
+                }
                 for (i, t) in steps.iter().enumerate() {
                     let got = s.forward(t, true).unwrap();
                     let e = nmse(&got, &want[i]);

@@ -1,5 +1,7 @@
-// Bindings, push constants and row/segment addressing shared by mul_mat_vec.comp and
-// mul_mat.comp (see Op::MulMat and src/backend/vulkan/dispatch/mul_mat.rs).
+// Bindings, push constants and row/segment addressing shared by mul_mat_vec.comp,
+// mul_mat.comp and mul_mat_coopmat.comp (see Op::MulMat and
+// src/backend/vulkan/dispatch/mul_mat.rs), and with ID by their expert-indexed forms
+// mul_mat_id_tiled.comp / mul_mat_id_coopmat.comp (Op::MulMatId, dispatch/moe.rs).
 //
 // binding 0: weights, any type (read through common/dequant.glsl)
 // binding 1: x, f32 [k, n], starting at element x_off
@@ -37,6 +39,16 @@ layout(push_constant) uniform Push {
     uint x2_off;
     uvec4 seg_rows;
     uvec4 seg_woff;
+#ifdef ID
+    // The expert-indexed forms (Op::MulMatId): n counts (token, slot) pairs, each segment
+    // is a whole stack of n_expert matrices of seg_rows[s] rows, and binding 3 holds, from
+    // word id_off, the grouping by expert (mul_mat_id_tiled.comp, mul_mat_id_coopmat.comp:
+    // common/moe_group.glsl) or the ids (mul_mat_vec_id.comp).
+    uint n_used;
+    uint nx;
+    uint n_expert;
+    uint id_off;
+#endif
 #ifdef LAYER
     // mul_mat_vec_layer.comp: element offsets of nw (binding 3) and r (binding 4), the
     // norm's epsilon, the factor on the product (a folded SCALE; 1 for none).
@@ -68,6 +80,19 @@ vec4 load_x4(uint e) {
 }
 #endif
 
+#ifdef ID
+// The expert whose matrices row_addr addresses (set by main).
+uint id_expert;
+
+// The x row (token, slot) pair `pair` = t * n_used + s reads: x is [k, nx, n] with nx = 1
+// (every slot reads the token's row) or nx = n_used (slot s reads its own).
+uint pair_x_row(uint pair) {
+    const uint t = pair / p.n_used;
+    const uint s = pair % p.n_used;
+    return t * p.nx + s % p.nx;
+}
+#endif
+
 // Where row i lives and where its results go.
 struct RowAddr {
     uint wbase;   // byte offset of the row in binding 0
@@ -96,6 +121,8 @@ RowAddr row_addr(uint i) {
     RowAddr a;
 #ifdef GROUP
     a.wbase = p.seg_woff[s] + (i - start) * p.seg_rb[s];
+#elif defined(ID)
+    a.wbase = p.seg_woff[s] + (id_expert * rows + (i - start)) * p.row_bytes;
 #else
     a.wbase = p.seg_woff[s] + (i - start) * p.row_bytes;
 #endif

@@ -36,6 +36,13 @@
 // a workgroup's rows share one segment and its type is uniform; the accumulation loop
 // (common/mul_mat_vec_loop.glsl) is compiled once per type and the workgroup runs one.
 // Unused bindings are bound to x by the dispatch helper.
+//
+// ID (mul_mat_vec_id.comp, Op::MulMatId for decode; NMAX = 1, no LAYER): workgroup z is a
+// (token, slot) pair; its expert is ids[id_off + pair] (binding 3), row_addr adds that
+// expert's matrix offset, x is the pair's row (pair_x_row) and the results go to dst
+// column `pair` (split on write over pairs: stack s's results are a contiguous
+// [seg_rows[s], n_used, n] block). An expert id out of
+// range writes 0.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #ifdef SUBGROUP
@@ -52,6 +59,16 @@ layout(constant_id = 3) const uint NMAX = 1;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 shared float red[NR * NMAX * WG];
+
+#ifdef ID
+layout(std430, set = 0, binding = 3) readonly restrict buffer IDS { int ids[]; };
+// The x row of token j and the dst column of its results (see ID above).
+#define X_ROW(j) id_xrow
+#define OUT_COL(j) id_pair
+#else
+#define X_ROW(j) (j)
+#define OUT_COL(j) (j)
+#endif
 
 #ifdef LAYER
 layout(constant_id = 4) const bool NORM = false;
@@ -101,6 +118,21 @@ void main() {
     const uint row0 = phys_row(group, 0u);
     const uint tid = gl_LocalInvocationID.x;
     const uint n = NMAX;
+#ifdef ID
+    const uint id_pair = gl_WorkGroupID.z;
+    const uint id_xrow = pair_x_row(id_pair);
+    const int id_e = ids[p.id_off + id_pair];
+    if (id_e < 0 || uint(id_e) >= p.n_expert) {
+        for (uint r = tid; r < NR; r += WG) {
+            if (row0 + r < p.m) {
+                const RowAddr a = row_addr(row0 + r);
+                dst[a.dbase + id_pair * a.dstride] = 0.0;
+            }
+        }
+        return; // uniform per workgroup
+    }
+    id_expert = uint(id_e);
+#endif
 
     float acc[NR][NMAX];
     [[unroll]] for (uint r = 0u; r < NR; r++) {
@@ -206,7 +238,7 @@ void main() {
         const uint row = row0 + r;
         if (row < p.m) {
             const RowAddr a = row_addr(row);
-            dst[a.dbase + j * a.dstride] = s;
+            dst[a.dbase + OUT_COL(j) * a.dstride] = s;
         }
     }
 #endif
@@ -233,7 +265,7 @@ void main() {
         const uint row = row0 + r;
         if (row < p.m) {
             const RowAddr a = row_addr(row);
-            dst[a.dbase + j * a.dstride] = red[(r * NMAX + j) * WG];
+            dst[a.dbase + OUT_COL(j) * a.dstride] = red[(r * NMAX + j) * WG];
         }
     }
 #endif

@@ -15,7 +15,7 @@
         }
         const uint xb = b * NS(QK);
         [[unroll]] for (uint j = 0u; j < NMAX; j++) {
-            const uint e = j * p.k + xb;
+            const uint e = X_ROW(j) * p.k + xb;
             vec4 x0 = load_x4(e + o0), x1 = load_x4(e + o1);
             vec4 x2 = load_x4(e + o2), x3 = load_x4(e + o3);
 #ifdef LAYER

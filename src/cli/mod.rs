@@ -507,6 +507,7 @@ pub fn make_backends(
         let mut vk = vk;
         vk.set_mat_vec(options()?.mat_vec);
         vk.set_coopmat(options()?.coopmat);
+        vk.set_moe_group(options()?.moe_group);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);
         vk.set_attn_split_rows(options()?.attn_split_rows);
         v.push(Box::new(vk));

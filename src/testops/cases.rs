@@ -108,7 +108,8 @@ pub enum Case {
         n: u32,
     },
     /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
-    /// second expert stack of m + 5 rows after the first (a fused gate/up weight).
+    /// second expert stack of m + 5 rows after the first (a fused gate/up weight). More
+    /// than 16 tokens take the grouped-by-expert kernels.
     MulMatId {
         ty: GgmlType,
         m: u32,
@@ -511,12 +512,14 @@ pub fn cases() -> Vec<Case> {
         }
     }
     for ty in GgmlType::WEIGHT_TYPES {
+        // n <= 16: the per-pair kernel; n > 16: grouped by expert (dispatch::moe).
         for (m, k) in [(33u32, 256u32), (7, 768)] {
             for (nx, n, fused) in [
                 (1u32, 1u32, false),
                 (1, 3, false),
                 (2, 17, false),
                 (1, 3, true),
+                (1, 40, true),
             ] {
                 v.push(Case::MulMatId {
                     ty,
@@ -529,6 +532,21 @@ pub fn cases() -> Vec<Case> {
                     fused,
                 });
             }
+        }
+        // Grouped: several row tiles (a fused 130 + 135 rows); 3 experts, so every pair
+        // goes to expert 0 (2 x 70 pairs: more than one column tile of the bucket, and a
+        // token whose two slots chose the same expert).
+        for (m, n_expert, nx, n) in [(130u32, 8u32, 2u32, 24u32), (33, 3, 1, 70)] {
+            v.push(Case::MulMatId {
+                ty,
+                m,
+                k: 256,
+                n_expert,
+                n_used: 2,
+                nx,
+                n,
+                fused: m == 130,
+            });
         }
     }
     for (ne0, n_used, n) in [(256u32, 2u32, 1u32), (2048, 8, 3), (100, 3, 17)] {

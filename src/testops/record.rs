@@ -725,12 +725,16 @@ pub(super) fn run_inner(
                 io.put(bytemuck::cast_slice(&ids))?,
                 io.zeros(want.len())?,
             );
+            // Prompt batches run grouped by expert (where the device takes it) and need
+            // the grouping's scratch, as the executor plans it.
+            let words = dispatch::moe::grouping_words(n_expert, n_used * n);
+            let gb = io.zeros(words as usize)?;
             (
                 want,
                 db,
                 Box::new(move |r, io| {
                     let b = &io.bufs;
-                    dispatch::moe::mul_mat_id(
+                    dispatch::moe::mul_mat_id_with(
                         r,
                         ty,
                         b[wb].whole(),
@@ -744,6 +748,7 @@ pub(super) fn run_inner(
                         n_used,
                         n,
                         &split,
+                        Some((b[gb].whole(), dispatch::mul_mat::TiledKernel::Auto)),
                     )
                 }),
             )

@@ -1,16 +1,25 @@
 //! Mixture-of-experts kernels (qwen3moe): `moe_route.comp` (`moe_topk`, `moe_weights`:
-//! see `Op::MoeTopK`, `Op::MoeWeights`), `mul_mat_id.comp` (`Op::MulMatId`, one variant
-//! per weight type) and `moe_sum.comp` (`Op::MoeSum`).
+//! see `Op::MoeTopK`, `Op::MoeWeights`), the expert-indexed matmul (`Op::MulMatId`, one
+//! variant per weight type) and `moe_sum.comp` (`Op::MoeSum`).
 //!
 //! Invariants: element offsets and counts travel in push constants as for every helper
 //! (`dispatch::bind`); the expert-indexed matmul's weights are bound as one range of
 //! `n_expert` matrices (2-byte elements, f32 4) and addressed in bytes, so the whole
-//! 3-D tensor must stay under 4 GiB of byte offsets; `MUL_MAT_ID` runs one workgroup per
-//! (row, token × slot), so `m` and `n_used · n` must fit the device's workgroup counts
-//! (`Error::Unsupported` otherwise).
+//! 3-D tensor must stay under 4 GiB of byte offsets.
+//! - Decode batches (up to `MAT_VEC_MAX_N` tokens) run `mul_mat_vec_id.comp`, the float
+//!   mat-vec of the dense path with workgroup z = (token, slot) pair, so `n_used · n`
+//!   must fit the device's workgroup count along z (`Error::Unsupported` otherwise).
+//! - Prompt batches (more than `MAT_VEC_MAX_N` tokens, [`groups_by_expert`]) group the
+//!   (token, slot) pairs by expert first (`moe_group.comp`, into a scratch range of
+//!   [`grouping_words`] words the executor plans) and then run the dense tiled matmul's
+//!   tile over each expert's pairs (`mul_mat_id_coopmat.comp`, or `mul_mat_id_tiled.comp`,
+//!   scalar), so an expert's weights are read once per tile of pairs, not once per pair.
+//!   Results equal the mat-vec's within the tiled kernels' rounding (coopmat: f16
+//!   products).
 
 use bytemuck::{Pod, Zeroable};
 
+use super::mul_mat::{self, TiledKernel, WeightBinding};
 use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::quant::GgmlType;
@@ -134,53 +143,12 @@ pub fn supports_topk(caps: &Caps) -> bool {
         && caps.subgroup_size <= ShaderId::moe_topk.workgroup()[0]
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct IdPush {
-    k: u32,
-    m: u32,
-    nx: u32,
-    n_used: u32,
-    n_expert: u32,
-    x_off: u32,
-    d_off: u32,
-    ids_off: u32,
-    row_bytes: u32,
-    nseg: u32,
-    /// Rows per expert and first byte of each segment (a fused weight's members).
-    seg_rows: [u32; 2],
-    seg_woff: [u32; 2],
-    pad: [u32; 2],
-}
-
 /// Most members a fused expert-indexed weight may have (gate and up).
 pub const MAX_ID_SEGMENTS: usize = 2;
 
-/// The `mul_mat_id.comp` variant for weight type `ty`.
-fn id_shader(ty: GgmlType) -> Option<ShaderId> {
-    use GgmlType as T;
-    use ShaderId as S;
-    Some(match ty {
-        T::F32 => S::mul_mat_id_f32,
-        T::F16 => S::mul_mat_id_f16,
-        T::BF16 => S::mul_mat_id_bf16,
-        T::Q4_0 => S::mul_mat_id_q4_0,
-        T::Q4_1 => S::mul_mat_id_q4_1,
-        T::Q5_0 => S::mul_mat_id_q5_0,
-        T::Q5_1 => S::mul_mat_id_q5_1,
-        T::Q8_0 => S::mul_mat_id_q8_0,
-        T::Q2K => S::mul_mat_id_q2_K,
-        T::Q3K => S::mul_mat_id_q3_K,
-        T::Q4K => S::mul_mat_id_q4_K,
-        T::Q5K => S::mul_mat_id_q5_K,
-        T::Q6K => S::mul_mat_id_q6_K,
-        _ => return None,
-    })
-}
-
 /// Whether `mul_mat_id` has a kernel for weight type `ty`.
 pub fn supports_mul_mat_id(ty: GgmlType) -> bool {
-    id_shader(ty).is_some()
+    vec_id_shader(ty, false).is_some()
 }
 
 /// `dst[t][s] = W[ids[s][t]] · x[t][s mod nx]` (see `Op::MulMatId`): `w` is `n_expert`
@@ -188,7 +156,8 @@ pub fn supports_mul_mat_id(ty: GgmlType) -> bool {
 /// `[n_used, n]`, `dst` f32 `[m, n_used, n]`. With a non-empty `split` (at most
 /// [`MAX_ID_SEGMENTS`] row counts summing to `m`) `w` holds each member's whole expert
 /// stack after the other and dst is split on write: member `s` is a contiguous
-/// `[split[s], n_used, n]` block.
+/// `[split[s], n_used, n]` block. Runs `mul_mat_vec_id.comp` (the float mat-vec, workgroup
+/// z = pair) whatever `n` is: [`mul_mat_id_with`] groups prompt batches by expert.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_id(
     rec: &mut Recorder,
@@ -205,6 +174,154 @@ pub fn mul_mat_id(
     n: u32,
     split: &[u32],
 ) -> Result<()> {
+    mul_mat_id_with(
+        rec, ty, w, x, ids, dst, k, m, n_expert, nx, n_used, n, split, None,
+    )
+}
+
+/// Most buckets (`n_expert` + 1) `moe_group.comp` counts in shared memory.
+pub const MAX_GROUP_BUCKETS: u32 = 1024;
+
+/// Words of the grouping `moe_group.comp` writes for `n_expert` experts and `pairs`
+/// (token, slot) pairs (layout in `shaders/common/moe_group.glsl`).
+pub fn grouping_words(n_expert: u32, pairs: u32) -> u64 {
+    2 * (u64::from(n_expert) + 1) + u64::from(pairs)
+}
+
+/// Whether a MUL_MAT_ID of `n` tokens over `n_expert` experts of type `ty` runs grouped
+/// by expert on this device (and so needs a grouping scratch range): prompt batches
+/// (more than `MAT_VEC_MAX_N` tokens), at most [`MAX_GROUP_BUCKETS`] − 1 experts, a
+/// tiled kernel for the type and 16-bit storage. Otherwise the per-pair kernel runs.
+pub fn groups_by_expert(caps: &Caps, ty: GgmlType, n_expert: u32, n: u32) -> bool {
+    n > mul_mat::MAT_VEC_MAX_N
+        && n_expert < MAX_GROUP_BUCKETS
+        && caps.storage_16bit
+        && id_tiled_shader(ty, false).is_some()
+}
+
+/// Whether the expert-indexed coopmat kernel fits this device where the dense one does:
+/// the dense tile's shared memory plus the two per-column words (`c_x`, `c_d`). Where it
+/// does not, the grouped path takes the scalar kernel.
+pub fn coopmat_fits(caps: &Caps) -> bool {
+    mul_mat::coopmat_shape(caps).is_some()
+        && mul_mat::coopmat_shared_bytes() + 8 * mul_mat::coopmat_tile_n()
+            <= caps.max_compute_shared_memory_size
+}
+
+/// The expert-indexed float mat-vec (`mul_mat_vec_id.comp`) for `ty`: the subgroup
+/// reduction, or (`shared`) the shared-memory tree.
+fn vec_id_shader(ty: GgmlType, shared: bool) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match (shared, ty) {
+        (false, T::F32) => S::mul_mat_vec_id_f32,
+        (false, T::F16) => S::mul_mat_vec_id_f16,
+        (false, T::BF16) => S::mul_mat_vec_id_bf16,
+        (false, T::Q4_0) => S::mul_mat_vec_id_q4_0,
+        (false, T::Q4_1) => S::mul_mat_vec_id_q4_1,
+        (false, T::Q5_0) => S::mul_mat_vec_id_q5_0,
+        (false, T::Q5_1) => S::mul_mat_vec_id_q5_1,
+        (false, T::Q8_0) => S::mul_mat_vec_id_q8_0,
+        (false, T::Q2K) => S::mul_mat_vec_id_q2_K,
+        (false, T::Q3K) => S::mul_mat_vec_id_q3_K,
+        (false, T::Q4K) => S::mul_mat_vec_id_q4_K,
+        (false, T::Q5K) => S::mul_mat_vec_id_q5_K,
+        (false, T::Q6K) => S::mul_mat_vec_id_q6_K,
+        (true, T::F32) => S::mul_mat_vec_id_f32_shmem,
+        (true, T::F16) => S::mul_mat_vec_id_f16_shmem,
+        (true, T::BF16) => S::mul_mat_vec_id_bf16_shmem,
+        (true, T::Q4_0) => S::mul_mat_vec_id_q4_0_shmem,
+        (true, T::Q4_1) => S::mul_mat_vec_id_q4_1_shmem,
+        (true, T::Q5_0) => S::mul_mat_vec_id_q5_0_shmem,
+        (true, T::Q5_1) => S::mul_mat_vec_id_q5_1_shmem,
+        (true, T::Q8_0) => S::mul_mat_vec_id_q8_0_shmem,
+        (true, T::Q2K) => S::mul_mat_vec_id_q2_K_shmem,
+        (true, T::Q3K) => S::mul_mat_vec_id_q3_K_shmem,
+        (true, T::Q4K) => S::mul_mat_vec_id_q4_K_shmem,
+        (true, T::Q5K) => S::mul_mat_vec_id_q5_K_shmem,
+        (true, T::Q6K) => S::mul_mat_vec_id_q6_K_shmem,
+        _ => return None,
+    })
+}
+
+/// The expert-indexed tiled kernel for `ty` (`coop`: on cooperative matrices).
+fn id_tiled_shader(ty: GgmlType, coop: bool) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match (coop, ty) {
+        (false, T::F32) => S::mul_mat_id_tiled_f32,
+        (false, T::F16) => S::mul_mat_id_tiled_f16,
+        (false, T::BF16) => S::mul_mat_id_tiled_bf16,
+        (false, T::Q4_0) => S::mul_mat_id_tiled_q4_0,
+        (false, T::Q4_1) => S::mul_mat_id_tiled_q4_1,
+        (false, T::Q5_0) => S::mul_mat_id_tiled_q5_0,
+        (false, T::Q5_1) => S::mul_mat_id_tiled_q5_1,
+        (false, T::Q8_0) => S::mul_mat_id_tiled_q8_0,
+        (false, T::Q2K) => S::mul_mat_id_tiled_q2_K,
+        (false, T::Q3K) => S::mul_mat_id_tiled_q3_K,
+        (false, T::Q4K) => S::mul_mat_id_tiled_q4_K,
+        (false, T::Q5K) => S::mul_mat_id_tiled_q5_K,
+        (false, T::Q6K) => S::mul_mat_id_tiled_q6_K,
+        (true, T::F32) => S::mul_mat_id_coopmat_f32,
+        (true, T::F16) => S::mul_mat_id_coopmat_f16,
+        (true, T::BF16) => S::mul_mat_id_coopmat_bf16,
+        (true, T::Q4_0) => S::mul_mat_id_coopmat_q4_0,
+        (true, T::Q4_1) => S::mul_mat_id_coopmat_q4_1,
+        (true, T::Q5_0) => S::mul_mat_id_coopmat_q5_0,
+        (true, T::Q5_1) => S::mul_mat_id_coopmat_q5_1,
+        (true, T::Q8_0) => S::mul_mat_id_coopmat_q8_0,
+        (true, T::Q2K) => S::mul_mat_id_coopmat_q2_K,
+        (true, T::Q3K) => S::mul_mat_id_coopmat_q3_K,
+        (true, T::Q4K) => S::mul_mat_id_coopmat_q4_K,
+        (true, T::Q5K) => S::mul_mat_id_coopmat_q5_K,
+        (true, T::Q6K) => S::mul_mat_id_coopmat_q6_K,
+        _ => return None,
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GroupPush {
+    n_expert: u32,
+    pairs: u32,
+    ids_off: u32,
+    g_off: u32,
+}
+
+/// Push constants of the expert-indexed kernels (`mul_mat_vec_id`, `mul_mat_id_tiled`,
+/// `mul_mat_id_coopmat`): the dense matmuls' block (with `n` = pairs), then `ID`'s fields
+/// (`shaders/common/dequant_matmul.glsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct IdPush {
+    base: mul_mat::Push,
+    n_used: u32,
+    nx: u32,
+    n_expert: u32,
+    id_off: u32,
+}
+
+/// [`mul_mat_id`] with a grouping scratch range: `Some((scratch, tiled))` where
+/// [`groups_by_expert`] holds runs the grouped path on `tiled`'s kernel family, with
+/// `scratch` at least [`grouping_words`] words; `None`, or a batch it does not hold for,
+/// runs the decode kernel per (token, slot) pair. What the executor records.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_mat_id_with(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    ids: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    k: u32,
+    m: u32,
+    n_expert: u32,
+    nx: u32,
+    n_used: u32,
+    n: u32,
+    split: &[u32],
+    grouping: Option<(BufferRange<'_>, TiledKernel)>,
+) -> Result<()> {
     let what = format!("mul_mat_id({ty}, k={k}, m={m}, experts={n_expert})");
     let segs: Vec<u32> = if split.is_empty() {
         vec![m]
@@ -218,8 +335,9 @@ pub fn mul_mat_id(
             "{what}: split {split:?} (at most {MAX_ID_SEGMENTS} row counts summing to m)"
         )));
     }
-    let shader =
-        id_shader(ty).ok_or_else(|| Error::Unsupported(format!("{what}: no kernel for {ty}")))?;
+    if !supports_mul_mat_id(ty) {
+        return Err(Error::Unsupported(format!("{what}: no kernel for {ty}")));
+    }
     if nx != 1 && nx != n_used {
         return Err(Error::Usage(format!(
             "{what}: nx = {nx} is neither 1 nor n_used"
@@ -247,45 +365,108 @@ pub fn mul_mat_id(
     let nd = u64::from(m) * pairs;
     count_u32(nd, &what)?;
     let (rd, d_off) = bind(caps, &dst, 4, nd, "mul_mat_id dst")?;
-    let max = caps.max_compute_work_group_count;
-    if m > max[0] || pairs > u64::from(max[1]) {
-        return Err(Error::Unsupported(format!(
-            "{what}: {m} x {pairs} workgroups exceed {}'s limits",
-            caps.name
-        )));
-    }
-    let mut seg_rows = [0u32; 2];
-    let mut seg_woff = [0u32; 2];
+    let mut seg_rows = [0u32; 4];
+    let mut seg_woff = [0u32; 4];
     let mut at = w_off;
     for (s, &rows) in segs.iter().enumerate() {
         seg_rows[s] = rows;
         seg_woff[s] = at as u32; // < w_off + w_bytes, checked above
         at += u64::from(rows) * row_bytes * u64::from(n_expert);
     }
-    let push = IdPush {
-        k,
-        m,
-        nx,
-        n_used,
-        n_expert,
-        x_off,
-        d_off,
-        ids_off,
-        row_bytes: row_bytes as u32,
-        nseg: segs.len() as u32,
-        seg_rows,
-        seg_woff,
-        pad: [0; 2],
-    };
     if pairs == 0 || m == 0 {
         return Ok(());
     }
+    let max = caps.max_compute_work_group_count;
+    let wb = WeightBinding {
+        range: rw,
+        nseg: segs.len() as u32,
+        row_bytes: row_bytes as u32,
+        seg_rows,
+        seg_woff,
+    };
+    let x_vec4 = u32::from(x_off % 4 == 0);
+    if let Some((scratch, tiled)) = grouping.filter(|_| groups_by_expert(caps, ty, n_expert, n)) {
+        // Prompt: moe_group.comp writes the grouping; after a barrier the expert-indexed
+        // tile runs over each expert's pairs.
+        let pairs = pairs as u32; // count_u32(m · pairs) above
+        let (rg, g_off) = bind(
+            caps,
+            &scratch,
+            4,
+            grouping_words(n_expert, pairs),
+            "mul_mat_id grouping",
+        )?;
+        let tiled = match tiled {
+            TiledKernel::Auto if !coopmat_fits(caps) => TiledKernel::Scalar,
+            t => t,
+        };
+        let launch = mul_mat::tiled_launch(caps, tiled, x_vec4, &what)?;
+        let tiled_shader = id_tiled_shader(ty, launch.coop).expect("checked by groups_by_expert");
+        let groups = [
+            m.div_ceil(launch.tile[0]),
+            n.div_ceil(launch.tile[1]),
+            n_expert + 1,
+        ];
+        if groups.iter().zip(max).any(|(&g, mx)| g > mx) {
+            return Err(Error::Unsupported(format!(
+                "{what}: {groups:?} workgroups exceed {}'s limits",
+                caps.name
+            )));
+        }
+        let push = IdPush {
+            base: mul_mat::Push::new(k, m, pairs, &wb, x_off, 0, d_off),
+            n_used,
+            nx,
+            n_expert,
+            id_off: g_off,
+        };
+        let gpush = GroupPush {
+            n_expert,
+            pairs,
+            ids_off,
+            g_off,
+        };
+        rec.dispatch(
+            ShaderId::moe_group,
+            &[],
+            &[ri, rg],
+            bytemuck::bytes_of(&gpush),
+            [1, 1, 1],
+        )?;
+        rec.barrier()?;
+        return rec.dispatch(
+            tiled_shader,
+            &launch.spec,
+            &[wb.range, rx, rd, rg],
+            bytemuck::bytes_of(&push),
+            groups,
+        );
+    }
+    // Decode: the float mat-vec per pair, NR rows per workgroup, workgroup z = pair.
+    if pairs > u64::from(max[2]) {
+        return Err(Error::Unsupported(format!(
+            "{what}: {pairs} token x slot pairs exceed {}'s {} workgroups along z",
+            caps.name, max[2]
+        )));
+    }
+    let shader = vec_id_shader(ty, !mul_mat::has_subgroup_add(caps))
+        .ok_or_else(|| Error::Unsupported(format!("{what}: no kernel for {ty}")))?;
+    let (shape, wg) = mul_mat::mat_vec_launch(caps, ty, k, 1, None, 0, &what)?;
+    let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
+    groups[2] = pairs as u32;
+    let push = IdPush {
+        base: mul_mat::Push::new(k, m, pairs as u32, &wb, x_off, 0, d_off),
+        n_used,
+        nx,
+        n_expert,
+        id_off: ids_off,
+    };
     rec.dispatch(
         shader,
-        &[],
-        &[rw, rx, rd, ri],
+        &[wg, shape.rows, x_vec4, 1],
+        &[wb.range, rx, rd, ri],
         bytemuck::bytes_of(&push),
-        [m, pairs as u32, 1],
+        groups,
     )
 }
 

@@ -245,6 +245,17 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
     })
 }
 
+/// Shared memory of `mul_mat_coopmat.comp`'s tile in bytes (its expert-indexed form adds
+/// two words per tile column: `dispatch::moe`).
+pub(crate) fn coopmat_shared_bytes() -> u32 {
+    CoopTile::DEFAULT.shared_bytes()
+}
+
+/// Columns of `mul_mat_coopmat.comp`'s tile.
+pub(crate) fn coopmat_tile_n() -> u32 {
+    CoopTile::DEFAULT.bn
+}
+
 /// Values per kernel block: the ggml block, or 16 for the float types.
 pub(crate) fn kernel_qk(ty: GgmlType) -> u32 {
     if ty.is_quantized() {
@@ -507,6 +518,40 @@ fn record(
             groups,
         );
     }
+    let launch = tiled_launch(caps, tiled, x_vec4, &what)?;
+    let shader = shader(ty, launch.kernel).expect("every supported type has tiled kernels");
+    let (tile, spec) = (launch.tile, launch.spec);
+    let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
+    let max = caps.max_compute_work_group_count;
+    if groups[0] > max[0] || groups[1] > max[1] {
+        return Err(Error::Unsupported(format!(
+            "{what}: {groups:?} workgroups exceed {}'s limits",
+            caps.name
+        )));
+    }
+    rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)
+}
+
+/// How a tiled kernel is launched: which family, its tile (weight rows × columns) and the
+/// specialization constants (0: workgroup size of the coopmat kernel; 2: x readable as
+/// vec4).
+pub(crate) struct TiledLaunch {
+    kernel: Kernel,
+    /// Whether it is the cooperative-matrix kernel.
+    pub coop: bool,
+    pub tile: [u32; 2],
+    pub spec: [u32; 3],
+}
+
+/// The tiled kernel `tiled` asks for on this device (shared by `mul_mat` and the
+/// expert-indexed `mul_mat_id` of `dispatch::moe`). `TiledKernel::Coopmat` where
+/// [`coopmat_shape`] is `None` is `Error::Unsupported`.
+pub(crate) fn tiled_launch(
+    caps: &Caps,
+    tiled: TiledKernel,
+    x_vec4: u32,
+    what: &str,
+) -> Result<TiledLaunch> {
     let coop = match tiled {
         TiledKernel::Auto => coopmat_shape(caps).is_some(),
         TiledKernel::Scalar => false,
@@ -523,30 +568,23 @@ fn record(
             true
         }
     };
-    let (shader, tile, spec) = if coop {
+    Ok(if coop {
         let t = CoopTile::DEFAULT;
-        let shader = shader(ty, Kernel::Coop).expect("every supported type has a coopmat kernel");
-        // Constant 0: workgroup size (the tile's subgroups); 1 unused; 2: x readable as
-        // vec4.
-        (
-            shader,
-            [t.bm, t.bn],
-            [t.subgroups() * caps.subgroup_size, 0, x_vec4],
-        )
+        TiledLaunch {
+            kernel: Kernel::Coop,
+            coop,
+            tile: [t.bm, t.bn],
+            spec: [t.subgroups() * caps.subgroup_size, 0, x_vec4],
+        }
     } else {
-        // Constant ids 0 and 1 are unused by the tiled kernel (ignored by Vulkan).
-        let shader = shader(ty, Kernel::Tiled).expect("checked by supports()");
-        (shader, [TILE_M, TILE_N], [0, 0, x_vec4])
-    };
-    let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
-    let max = caps.max_compute_work_group_count;
-    if groups[0] > max[0] || groups[1] > max[1] {
-        return Err(Error::Unsupported(format!(
-            "{what}: {groups:?} workgroups exceed {}'s limits",
-            caps.name
-        )));
-    }
-    rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)
+        // Constant ids 0 and 1 are unused by the scalar kernel (ignored by Vulkan).
+        TiledLaunch {
+            kernel: Kernel::Tiled,
+            coop,
+            tile: [TILE_M, TILE_N],
+            spec: [0, 0, x_vec4],
+        }
+    })
 }
 
 /// The mat-vec launch shape for rows of `k` values of `ty` over `n` tokens: `shape`, or the

@@ -270,13 +270,15 @@ impl VulkanBackend {
     }
 
     /// Plans the scratch of the kernels whose workgroups meet through memory — split-K
-    /// attention (partials and counters) and chunked TOP_K (chunk records and counters):
+    /// attention (partials and counters), chunked TOP_K (chunk records and counters) and
+    /// MUL_MAT_ID grouped by expert (the grouping its first dispatch writes):
     /// chooses the attention nodes' split shapes, gives every such node of a stage its
     /// own slice (stages reuse the buffer behind their barriers), and grows the buffer,
     /// zeroed, when too small.
     pub(super) fn plan_scratch(&mut self, g: &Graph) -> Result<()> {
         self.attn_split.clear();
         self.top_k_scratch.clear();
+        self.moe_scratch.clear();
         self.split_rows = 0;
         let align = self.align();
         let mut need = 0u64;
@@ -297,6 +299,24 @@ impl VulkanBackend {
                     if bytes > 0 {
                         self.top_k_scratch.insert(n, at);
                         at += bytes.div_ceil(align) * align;
+                    }
+                    continue;
+                }
+                if let Op::MulMatId { .. } = node.op {
+                    let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+                    let (Ok(ne), Ok(nu), Ok(nt)) = (
+                        u32::try_from(w.ne[2]),
+                        u32::try_from(ids.ne[0]),
+                        u32::try_from(ids.ne[1]),
+                    ) else {
+                        continue;
+                    };
+                    if self.moe_group
+                        && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, ne, nt)
+                    {
+                        let words = dispatch::moe::grouping_words(ne, nu.saturating_mul(nt));
+                        self.moe_scratch.insert(n, at);
+                        at += (4 * words).div_ceil(align) * align;
                     }
                     continue;
                 }
@@ -500,11 +520,40 @@ impl VulkanBackend {
                     } else {
                         format!(", {} stacks in one dispatch", split.len())
                     };
+                    let grouped = self.moe_group
+                        && dispatch::moe::groups_by_expert(
+                            caps,
+                            w.ty,
+                            w.ne[2] as u32,
+                            ids.ne[1] as u32,
+                        );
+                    let per_pair = if dispatch::mul_mat::has_subgroup_add(caps) {
+                        "mul_mat_vec_id (float mat-vec per token x slot"
+                    } else {
+                        "mul_mat_id (one workgroup per row and token x slot"
+                    };
+                    let what = if !grouped {
+                        let why = if self.moe_group {
+                            "each chosen expert read per token"
+                        } else {
+                            "VKGRAPH_MOE_GROUP=0"
+                        };
+                        format!("{per_pair}{members}; {why})")
+                    } else if self.coopmat && dispatch::moe::coopmat_fits(caps) {
+                        format!(
+                            "moe_group + mul_mat_id_coopmat (tokens grouped by expert, each \
+                             expert's weights read once per 128 of its tokens; cooperative \
+                             matrices{members})"
+                        )
+                    } else {
+                        format!(
+                            "moe_group + mul_mat_id_tiled (tokens grouped by expert, each \
+                             expert's weights read once per 64 of its tokens; scalar tiled{members})"
+                        )
+                    };
                     let _ = writeln!(
                         s,
-                        "{} {name} {} {}x{}, {} experts, {} used, n={}: mul_mat_id (float mat-vec \
-                         per row and token x slot{members}; a prompt re-reads each chosen expert \
-                         per token)",
+                        "{} {name} {} {}x{}, {} experts, {} used, n={}: {what}",
                         node.op.name(),
                         w.ty,
                         w.ne[0],

@@ -80,6 +80,11 @@ pub struct VulkanBackend {
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
     /// Each chunked TOP_K node's byte offset in `scratch`.
     top_k_scratch: HashMap<NodeIndex, u64>,
+    /// Each MUL_MAT_ID node grouped by expert: the byte offset of its grouping in
+    /// `scratch` (`dispatch::moe::groups_by_expert`).
+    moe_scratch: HashMap<NodeIndex, u64>,
+    /// Whether prompt batches' MUL_MAT_IDs are grouped by expert (`set_moe_group`).
+    moe_group: bool,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
     /// Prompt matmuls on cooperative matrices where the device has them (opt-in).
@@ -136,6 +141,8 @@ impl VulkanBackend {
             scratch: None,
             attn_split: HashMap::new(),
             top_k_scratch: HashMap::new(),
+            moe_scratch: HashMap::new(),
+            moe_group: true,
             mat_vec: MatVecPath::Auto,
             coopmat: true,
             mat_vec_shape: None,
@@ -175,6 +182,18 @@ impl VulkanBackend {
     pub fn set_coopmat(&mut self, on: bool) {
         if on != self.coopmat {
             self.coopmat = on;
+            self.recorded.clear();
+        }
+    }
+
+    /// Runs the expert matmuls (MUL_MAT_ID) of prompt batches grouped by expert (the
+    /// default: each expert's weights read once per tile of its tokens); `false`
+    /// (`VKGRAPH_MOE_GROUP=0`) keeps the per-(token, slot) mat-vec, for A/B runs. Takes
+    /// effect for graphs prepared afterwards.
+    pub fn set_moe_group(&mut self, on: bool) {
+        if on != self.moe_group {
+            self.moe_group = on;
+            self.arena_uid = 0; // re-plan the scratch
             self.recorded.clear();
         }
     }

@@ -380,7 +380,15 @@ impl VulkanBackend {
             Op::MulMatId { split } => {
                 let (w, x, ids) = (st(0), st(1), st(2));
                 let split: Vec<u32> = split.iter().map(|&r| u(r)).collect::<Result<_>>()?;
-                dispatch::moe::mul_mat_id(
+                let pairs = u(ids.nelements())?;
+                let grouping = match (self.moe_scratch.get(&n), self.scratch) {
+                    (Some(&off), Some(b)) => {
+                        let words = dispatch::moe::grouping_words(u(w.ne[2])?, pairs);
+                        Some((self.bufs[b].range(off, 4 * words), self.tiled_kernel()))
+                    }
+                    _ => None,
+                };
+                dispatch::moe::mul_mat_id_with(
                     rec,
                     w.ty,
                     s(0)?,
@@ -394,6 +402,7 @@ impl VulkanBackend {
                     u(ids.ne[0])?,
                     u(ids.ne[1])?,
                     &split,
+                    grouping,
                 )
             }
             Op::TopK { k } => {

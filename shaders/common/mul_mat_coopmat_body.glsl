@@ -1,0 +1,238 @@
+// The body of the cooperative-matrix tiled matmul: mul_mat_coopmat.comp (dense, Op::MulMat)
+// and, with ID defined, mul_mat_id_coopmat.comp (expert-indexed, Op::MulMatId, tokens
+// grouped by expert). The algorithm is described in mul_mat_coopmat.comp.
+//
+// Columns of a tile: dense, tile column c is token n0 + c. With ID, the workgroup works
+// for expert (bucket) gl_WorkGroupID.z and its tile columns are entries n0 + c of that
+// expert's list of (token, slot) pairs written by moe_group.comp into binding 3
+// (common/moe_group.glsl); c_x / c_d hold each column's x row and dst column (the pair).
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_NV_cooperative_matrix : require
+#include "dequant_matmul.glsl"
+
+layout(constant_id = 0) const uint WGS = WG_X;
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+
+// Tile: BM weight rows x BN tokens, BK of k per step, WM x WN subgroups (dispatch/
+// mul_mat.rs `CoopTile::DEFAULT` must agree).
+#define BM 128u
+#define BN 128u
+#define BK 32u
+#define WM 2u
+#define WN 4u
+// Cooperative-matrix shape (M x N x K) and tiles per subgroup.
+#define TM 16u
+#define TN 8u
+#define TK 16u
+#define NSUB (WM * WN)
+#define SUB_M (BM / WM)
+#define SUB_N (BN / WN)
+#define CM (SUB_M / TM)
+#define CN (SUB_N / TN)
+// Row strides of the shared tiles in halves: +8 keeps rows 16-byte aligned and
+// staggers banks.
+#define SWS (BK + 8u)
+#define SXS (BK + 8u)
+// Groups of 8 values per thread and step: W tile, x tile (WGS divides both: NSUB
+// subgroups of a power-of-two size; the dispatch checks).
+const uint NW = BM * (BK / 8u) / WGS;
+const uint NX = BN * (BK / 8u) / WGS;
+// Scope 3 = Subgroup (written as a number: gl_ScopeSubgroup needs another extension).
+#define MAT_A fcoopmatNV<16, 3, TM, TK>
+#define MAT_B fcoopmatNV<16, 3, TK, TN>
+#define MAT_C fcoopmatNV<32, 3, TM, TN>
+
+// Shared tiles of uvec4 (SV = 8 halves each; offsets and strides in halves / SV). Two
+// buffers each: buffer b starts at b * BM * SWS / 8
+// (resp. b * BN * SXS / 8).
+#define SV 8u
+shared uvec4 sw[2u * BM * SWS / SV];
+shared uvec4 sx[2u * BN * SXS / SV];
+// Output staging: one TM x TN matrix (column-major, 16 rows per token) per subgroup.
+shared float stage[NSUB * TM * TN];
+// Per tile row: weight byte offset, dst index of token 0, dst step per token.
+shared uint r_w[BM];
+shared uint r_d[BM];
+shared uint r_s[BM];
+
+#ifdef ID
+#include "moe_group.glsl"
+// This workgroup's bucket: its pair count and whether its weights exist (the last
+// bucket holds pairs whose id is out of range; they get 0).
+uint id_count;
+bool id_weights;
+#define W_OK id_weights
+#else
+#define COL_OK(c) (n0 + (c) < p.n)
+#define COL_X(c) ((n0 + (c)) * p.k)
+#define COL_D(c) (n0 + (c))
+#define W_OK true
+#endif
+
+uvec4 pw[NW];
+uvec4 px[NX];
+
+uvec4 pack8(vec4 a, vec4 b) {
+    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)),
+                 packFloat2x16(f16vec2(b.xy)), packFloat2x16(f16vec2(b.zw)));
+}
+
+// Thread t takes groups t*N .. t*N+N-1 (row-major over BK/8 groups per row): consecutive
+// values of one row, as below.
+void fetch(uint m0, uint n0, uint k0, uint tid) {
+    [[unroll]] for (uint i = 0u; i < NW; i++) {
+        const uint g = tid * NW + i;
+        const uint r = g / (BK / 8u);
+        const uint kk = k0 + 8u * (g % (BK / 8u));
+        vec4 w0 = vec4(0.0), w1 = vec4(0.0);
+        if (m0 + r < p.m && kk < p.k && W_OK) {
+            // k is a multiple of QK >= 16, so kk + 4 is in the same block and row.
+            const uint bb = r_w[r] + (kk / QK) * BLOCK_BYTES;
+            w0 = dq4(bb, kk % QK);
+            w1 = dq4(bb, kk % QK + 4u);
+        }
+        pw[i] = pack8(w0, w1);
+    }
+    [[unroll]] for (uint i = 0u; i < NX; i++) {
+        const uint g = tid * NX + i;
+        const uint t = g / (BK / 8u);
+        const uint kk = k0 + 8u * (g % (BK / 8u));
+        vec4 x0 = vec4(0.0), x1 = vec4(0.0);
+        if (COL_OK(t) && kk < p.k) {
+            x0 = load_x4(COL_X(t) + kk);
+            x1 = load_x4(COL_X(t) + kk + 4u);
+        }
+        px[i] = pack8(x0, x1);
+    }
+}
+
+void stash(uint tid, uint buf) {
+    [[unroll]] for (uint i = 0u; i < NW; i++) {
+        const uint g = tid * NW + i;
+        sw[buf * (BM * SWS / SV) + (g / (BK / 8u)) * (SWS / SV) + g % (BK / 8u)] = pw[i];
+    }
+    [[unroll]] for (uint i = 0u; i < NX; i++) {
+        const uint g = tid * NX + i;
+        sx[buf * (BN * SXS / SV) + (g / (BK / 8u)) * (SXS / SV) + g % (BK / 8u)] = px[i];
+    }
+}
+
+// One BM x BN tile: rows m0.., columns n0.. (r_w / r_d / r_s, and with ID c_x / c_d, set).
+void mul_tile(uint m0, uint n0, uint tid) {
+    const uint sid = gl_SubgroupID;
+    const uint wr = sid / WN; // sub-tile row (0..WM-1)
+    const uint wc = sid % WN; // sub-tile column (0..WN-1)
+
+    MAT_C acc[CM * CN];
+    [[unroll]] for (uint c = 0u; c < CM * CN; c++) {
+        acc[c] = MAT_C(0.0);
+    }
+    fetch(m0, n0, 0u, tid);
+    stash(tid, 0u);
+    barrier();
+
+#ifdef ID
+    // A subgroup whose columns are all past the bucket's end skips the products
+    // (uniform in the subgroup); it still loads its share of the tiles.
+    const bool live = n0 + wc * SUB_N < id_count;
+#else
+    const bool live = true;
+#endif
+    uint cur = 0u;
+    for (uint k0 = 0u; k0 < p.k; k0 += BK) {
+        const bool more = k0 + BK < p.k;
+        if (more) {
+            fetch(m0, n0, k0 + BK, tid);
+        }
+        const uint wb = cur * (BM * SWS);
+        const uint xb = cur * (BN * SXS);
+        if (live) {
+            [[unroll]] for (uint ks = 0u; ks < BK; ks += TK) {
+                MAT_A a[CM];
+                [[unroll]] for (uint i = 0u; i < CM; i++) {
+                    coopMatLoadNV(a[i], sw, (wb + (wr * SUB_M + i * TM) * SWS + ks) / SV,
+                                  SWS / SV, false);
+                }
+                MAT_B b[CN];
+                [[unroll]] for (uint j = 0u; j < CN; j++) {
+                    coopMatLoadNV(b[j], sx, (xb + (wc * SUB_N + j * TN) * SXS + ks) / SV,
+                                  SXS / SV, true);
+                }
+                [[unroll]] for (uint i = 0u; i < CM; i++) {
+                    [[unroll]] for (uint j = 0u; j < CN; j++) {
+                        acc[i * CN + j] = coopMatMulAddNV(a[i], b[j], acc[i * CN + j]);
+                    }
+                }
+            }
+        }
+        // The other buffer was last read in the previous step, which the barrier that
+        // ended it closed for every subgroup.
+        if (more) {
+            stash(tid, cur ^ 1u);
+        }
+        barrier();
+        cur ^= 1u;
+    }
+
+    // Write out one 16 x 8 matrix at a time: stage[sbase + t * TM + r] holds row r,
+    // token t of it. The staging block is the subgroup's own.
+    const uint sbase = sid * (TM * TN);
+    const uint lane = gl_SubgroupInvocationID;
+    [[unroll]] for (uint i = 0u; i < CM; i++) {
+        [[unroll]] for (uint j = 0u; j < CN; j++) {
+            coopMatStoreNV(acc[i * CN + j], stage, sbase, TM, true);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            const uint lr0 = wr * SUB_M + i * TM;
+            const uint c0 = wc * SUB_N + j * TN;
+            for (uint e = lane; e < TM * TN; e += gl_SubgroupSize) {
+                const uint lr = lr0 + e % TM;
+                const uint c = c0 + e / TM;
+                if (m0 + lr < p.m && COL_OK(c)) {
+                    dst[r_d[lr] + COL_D(c) * r_s[lr]] = stage[sbase + e];
+                }
+            }
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+        }
+    }
+}
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint m0 = gl_WorkGroupID.x * BM;
+#ifdef ID
+    id_expert = gl_WorkGroupID.z;
+    id_weights = id_expert < p.n_expert;
+    id_count = group_count(id_expert);
+    if (gl_WorkGroupID.y * BN >= id_count) {
+        return; // uniform: the whole workgroup leaves (most buckets get few pairs)
+    }
+#endif
+    for (uint r = tid; r < BM; r += WGS) {
+        if (m0 + r < p.m) {
+            const RowAddr ad = row_addr(m0 + r);
+            r_w[r] = ad.wbase;
+            r_d[r] = ad.dbase;
+            r_s[r] = ad.dstride;
+        }
+    }
+#ifdef ID
+    // Tiles y, y + grid y, ... of the bucket (more than one only when a token's ids
+    // repeat an expert: MOE_TOPK's never do).
+    for (uint n0 = gl_WorkGroupID.y * BN; n0 < id_count; n0 += gl_NumWorkGroups.y * BN) {
+        set_columns(n0, id_count, tid, WGS);
+        barrier();
+        mul_tile(m0, n0, tid);
+        // mul_tile ends with the output loop: its reads of c_d finish before the next
+        // tile's columns are written.
+        barrier();
+    }
+#else
+    barrier();
+    mul_tile(m0, gl_WorkGroupID.y * BN, tid);
+#endif
+}

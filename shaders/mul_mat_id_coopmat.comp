@@ -1,0 +1,23 @@
+#version 450
+// bindings: 4
+// push: 80
+// workgroup: 256
+//
+// Expert-indexed matmul for prompt batches on cooperative matrices (Op::MulMatId with
+// more than MAT_VEC_MAX_N tokens): the tile of mul_mat_coopmat.comp (128 weight rows x
+// 128 columns, f16 products, f32 accumulation) where the columns are the (token, slot)
+// pairs that chose one expert, so each expert's weights are dequantized once per 128
+// pairs instead of once per pair as the decode kernel (mul_mat_vec_id.comp) reads them.
+//
+// Grid: (m / 128 row tiles, n / 128 column tiles, n_expert + 1 buckets); workgroup z runs
+// the tiles of bucket z of the grouping moe_group.comp wrote (binding 3,
+// common/moe_group.glsl) and leaves at once when the bucket has fewer pairs than its y
+// offset. The last bucket (ids out of range) writes 0. dst is split on write as for
+// mul_mat_vec_id.comp: stack s's results are a contiguous [seg_rows[s], n_used, n] block.
+// Bindings 0-2 and the first 64 bytes of push constants are mul_mat_coopmat.comp's
+// (common/dequant_matmul.glsl, with n = n_used * n pairs).
+//
+// Specialization constants as mul_mat_coopmat.comp's. Compiled with COOPMAT_NV_TO_KHR
+// (see the compiler note there).
+#define ID
+#include "common/mul_mat_coopmat_body.glsl"
