@@ -4,8 +4,9 @@
 //! kernel (`mul_mat.comp`) and, where the device has the shape, the cooperative-matrix one
 //! (`mul_mat_coopmat.comp`). Each figure is the median of `REPS` dispatches timed by GPU
 //! timestamps with a barrier after each; TFLOPS counts 2·m·k·n. `cargo bench --bench
-//! prefill` (on lavapipe, `VKGRAPH_BENCH_SMALL=1` shrinks the shapes). It measures; it
-//! asserts nothing about speed.
+//! prefill` (on lavapipe, `VKGRAPH_BENCH_SMALL=1` shrinks the shapes;
+//! `VKGRAPH_BENCH_TYPES=q4_0,q4_K` keeps only those types). It measures; it asserts
+//! nothing about speed.
 
 use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, mul_mat_tiled, TiledKernel};
 use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
@@ -48,7 +49,13 @@ fn main() {
     );
     println!("| type | m | k | n | kernel | µs | TFLOPS |");
     println!("|---|---:|---:|---:|---|---:|---:|");
+    let only: Option<Vec<String>> = std::env::var("VKGRAPH_BENCH_TYPES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     for ty in GgmlType::WEIGHT_TYPES {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|t| t == ty.name())) {
+            continue;
+        }
         for &(m, k) in shapes {
             let Some(row_bytes) = ty.row_bytes(k) else {
                 continue;

@@ -749,6 +749,7 @@ pub(super) fn run_inner(
                         n,
                         &split,
                         Some((b[gb].whole(), dispatch::mul_mat::TiledKernel::Auto)),
+                        None,
                     )
                 }),
             )

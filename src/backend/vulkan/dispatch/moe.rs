@@ -175,7 +175,7 @@ pub fn mul_mat_id(
     split: &[u32],
 ) -> Result<()> {
     mul_mat_id_with(
-        rec, ty, w, x, ids, dst, k, m, n_expert, nx, n_used, n, split, None,
+        rec, ty, w, x, ids, dst, k, m, n_expert, nx, n_used, n, split, None, None,
     )
 }
 
@@ -304,7 +304,9 @@ struct IdPush {
 /// [`mul_mat_id`] with a grouping scratch range: `Some((scratch, tiled))` where
 /// [`groups_by_expert`] holds runs the grouped path on `tiled`'s kernel family, with
 /// `scratch` at least [`grouping_words`] words; `None`, or a batch it does not hold for,
-/// runs the decode kernel per (token, slot) pair. What the executor records.
+/// runs the decode kernel per (token, slot) pair, with the mat-vec launch `shape` (`None`:
+/// the default for the row length and device; `VKGRAPH_MMV_SHAPE`). What the executor
+/// records.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_id_with(
     rec: &mut Recorder,
@@ -321,6 +323,7 @@ pub fn mul_mat_id_with(
     n: u32,
     split: &[u32],
     grouping: Option<(BufferRange<'_>, TiledKernel)>,
+    shape: Option<mul_mat::MatVecShape>,
 ) -> Result<()> {
     let what = format!("mul_mat_id({ty}, k={k}, m={m}, experts={n_expert})");
     let segs: Vec<u32> = if split.is_empty() {
@@ -451,7 +454,7 @@ pub fn mul_mat_id_with(
     }
     let shader = vec_id_shader(ty, !mul_mat::has_subgroup_add(caps))
         .ok_or_else(|| Error::Unsupported(format!("{what}: no kernel for {ty}")))?;
-    let (shape, wg) = mul_mat::mat_vec_launch(caps, ty, k, 1, None, 0, &what)?;
+    let (shape, wg) = mul_mat::mat_vec_launch(caps, ty, k, 1, shape, 0, &what)?;
     let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
     groups[2] = pairs as u32;
     let push = IdPush {

@@ -403,6 +403,7 @@ impl VulkanBackend {
                     u(ids.ne[1])?,
                     &split,
                     grouping,
+                    self.mat_vec_shape,
                 )
             }
             Op::TopK { k } => {
