@@ -53,7 +53,10 @@ fn main() {
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     for ty in GgmlType::WEIGHT_TYPES {
-        if only.as_ref().is_some_and(|o| !o.iter().any(|t| t == ty.name())) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|t| t == ty.name()))
+        {
             continue;
         }
         for &(m, k) in shapes {

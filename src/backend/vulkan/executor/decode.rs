@@ -270,8 +270,9 @@ impl VulkanBackend {
     }
 
     /// Plans the scratch of the kernels whose workgroups meet through memory — split-K
-    /// attention (partials and counters), chunked TOP_K (chunk records and counters) and
-    /// MUL_MAT_ID grouped by expert (the grouping its first dispatch writes):
+    /// attention (partials and counters), chunked TOP_K (chunk records and counters) and,
+    /// in a buffer of its own (no zero counters there), MUL_MAT_ID grouped by expert (the
+    /// grouping its first dispatch writes):
     /// chooses the attention nodes' split shapes, gives every such node of a stage its
     /// own slice (stages reuse the buffer behind their barriers), and grows the buffer,
     /// zeroed, when too small.
@@ -282,8 +283,10 @@ impl VulkanBackend {
         self.split_rows = 0;
         let align = self.align();
         let mut need = 0u64;
+        let mut moe_need = 0u64;
         for stage in &g.schedule {
             let mut at = 0u64;
+            let mut moe_at = 0u64;
             for &n in stage {
                 let node = g.node(n);
                 if let Op::TopK { k } = node.op {
@@ -315,8 +318,8 @@ impl VulkanBackend {
                         && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, ne, nt)
                     {
                         let words = dispatch::moe::grouping_words(ne, nu.saturating_mul(nt));
-                        self.moe_scratch.insert(n, at);
-                        at += (4 * words).div_ceil(align) * align;
+                        self.moe_scratch.insert(n, moe_at);
+                        moe_at += (4 * words).div_ceil(align) * align;
                     }
                     continue;
                 }
@@ -349,6 +352,22 @@ impl VulkanBackend {
                 at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
             }
             need = need.max(at);
+            moe_need = moe_need.max(moe_at);
+        }
+        let have = self.moe_scratch_buf.map(|b| self.bufs[b].size());
+        if moe_need > 0 && have.is_none_or(|h| h < moe_need) {
+            // No zero fill: moe_group.comp writes every word it hands the tiled kernel.
+            let buf = self
+                .ctx
+                .create_buffer(moe_need, MemoryLocation::Device, "moe_scratch")?;
+            match self.moe_scratch_buf {
+                Some(b) => self.bufs[b] = buf,
+                None => {
+                    self.bufs.push(buf);
+                    self.moe_scratch_buf = Some(self.bufs.len() - 1);
+                }
+            }
+            self.recorded.clear();
         }
         if need == 0 {
             return Ok(());

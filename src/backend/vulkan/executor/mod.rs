@@ -80,8 +80,12 @@ pub struct VulkanBackend {
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
     /// Each chunked TOP_K node's byte offset in `scratch`.
     top_k_scratch: HashMap<NodeIndex, u64>,
-    /// Each MUL_MAT_ID node grouped by expert: the byte offset of its grouping in
-    /// `scratch` (`dispatch::moe::groups_by_expert`).
+    /// The groupings of MUL_MAT_ID nodes grouped by expert (`dispatch::moe::
+    /// groups_by_expert`): a buffer of its own, since the grouping leaves non-zero words
+    /// where `scratch`'s kernels need zero counters. Nodes of one stage get disjoint
+    /// slices, stages reuse the bytes.
+    moe_scratch_buf: Option<usize>,
+    /// Each grouped MUL_MAT_ID node's byte offset in `moe_scratch_buf`.
     moe_scratch: HashMap<NodeIndex, u64>,
     /// Whether prompt batches' MUL_MAT_IDs are grouped by expert (`set_moe_group`).
     moe_group: bool,
@@ -141,6 +145,7 @@ impl VulkanBackend {
             scratch: None,
             attn_split: HashMap::new(),
             top_k_scratch: HashMap::new(),
+            moe_scratch_buf: None,
             moe_scratch: HashMap::new(),
             moe_group: true,
             mat_vec: MatVecPath::Auto,

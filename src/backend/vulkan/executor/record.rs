@@ -381,7 +381,7 @@ impl VulkanBackend {
                 let (w, x, ids) = (st(0), st(1), st(2));
                 let split: Vec<u32> = split.iter().map(|&r| u(r)).collect::<Result<_>>()?;
                 let pairs = u(ids.nelements())?;
-                let grouping = match (self.moe_scratch.get(&n), self.scratch) {
+                let grouping = match (self.moe_scratch.get(&n), self.moe_scratch_buf) {
                     (Some(&off), Some(b)) => {
                         let words = dispatch::moe::grouping_words(u(w.ne[2])?, pairs);
                         Some((self.bufs[b].range(off, 4 * words), self.tiled_kernel()))
