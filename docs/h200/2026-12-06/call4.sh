@@ -3,7 +3,8 @@
 # by values computed in registers (probe.patch; not on main); (2) the expert-indexed
 # decode mat-vec's launch shape (VKGRAPH_MMV_SHAPE) on qwen3-30b-a3b q4_0, per-op profile;
 # (3) vkgraph bench on qwen3-30b-a3b q4_0 and llama-8b q4_0 (grouping on and off) beside
-# llama.cpp CUDA's llama-bench, built in this command.
+# llama.cpp CUDA's llama-bench, built in this command; the model_vulkan tests of the
+# MoE scratch fix.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tgz logs); }
 (bash .anchor/anchor-build.sh > $L/anchor.txt 2>&1) &
@@ -20,6 +21,7 @@ for b in base NO_W NO_X NO_WX; do
   VKGRAPH_BENCH_TYPES=q4_0,q4_K timeout 60 /tmp/probe/prefill-$b > $L/probe-$b.txt 2>&1
   echo "$b: $(grep coopmat $L/probe-$b.txt | awk -F'|' '{printf "%s %s %s: %s us %s TF; ", $2, $3, $4, $7, $8}')"
 done; pack
+(cd $man && timeout 100 $D/model_vulkan --test-threads 1 moe_prompt_then prompt_matmuls > $L/t-model_vulkan.txt 2>&1; echo "model_vulkan (moe_prompt_then, prompt_matmuls) rc=$? $(grep 'test result' $L/t-model_vulkan.txt | cut -c1-50)")
 echo "t=$SECONDS wait gen"; wait $GP; tail -2 $L/gen.txt
 for s in default 32x2 32x4 64x2 64x4 128x4 256x2; do
   if [ $s = default ]; then unset VKGRAPH_MMV_SHAPE; else export VKGRAPH_MMV_SHAPE=$s; fi
