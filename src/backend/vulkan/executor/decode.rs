@@ -560,14 +560,15 @@ impl VulkanBackend {
                         format!("{per_pair}{members}; {why})")
                     } else if self.coopmat && dispatch::moe::coopmat_fits(caps) {
                         format!(
-                            "moe_group + mul_mat_id_coopmat (tokens grouped by expert, each \
-                             expert's weights read once per 128 of its tokens; cooperative \
-                             matrices{members})"
+                            "moe_group + mul_mat_id_coopmat (2 dispatches, a barrier between; \
+                             tokens grouped by expert, each expert's weights read once per 128 \
+                             of its tokens; cooperative matrices{members})"
                         )
                     } else {
                         format!(
-                            "moe_group + mul_mat_id_tiled (tokens grouped by expert, each \
-                             expert's weights read once per 64 of its tokens; scalar tiled{members})"
+                            "moe_group + mul_mat_id_tiled (2 dispatches, a barrier between; \
+                             tokens grouped by expert, each expert's weights read once per 64 \
+                             of its tokens; scalar tiled{members})"
                         )
                     };
                     let _ = writeln!(
