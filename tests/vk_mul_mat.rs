@@ -641,6 +641,41 @@ fn mul_mat_coopmat() {
             };
             let label = ",offsets=w+2B/x+1/d+3";
             mul_mat_case(gpu, ty, &w, k, &[40], 70, off, label, None, cm);
+            // x converted to f16 once (the executor's path: `x16`), the kernel reading
+            // halves; 16 bytes into its buffer, several row and token tiles, a split.
+            for (split, n) in [(vec![257usize], 200usize), (vec![7, 150, 16], 17)] {
+                let w = quantized(ty, split.iter().sum(), k, 141);
+                let x16 = gpu.buffer_from("x16", &vec![0u8; 16 + 2 * k * n]);
+                let x16r = x16.range(16, (2 * k * n) as u64);
+                mul_mat_case_with(
+                    gpu,
+                    ty,
+                    &w,
+                    k,
+                    &split,
+                    n,
+                    ALIGNED,
+                    "mul_mat_coopmat",
+                    ",x=f16",
+                    &|rec, wr, xr, dr, sp| {
+                        let (k32, m32, n32) = (k as u32, wr_rows(&split), n as u32);
+                        dispatch::mul_mat::mul_mat_with(
+                            rec,
+                            ty,
+                            wr,
+                            xr,
+                            dr,
+                            k32,
+                            m32,
+                            n32,
+                            sp,
+                            None,
+                            cm,
+                            Some(x16r),
+                        )
+                    },
+                );
+            }
         }
     });
 }

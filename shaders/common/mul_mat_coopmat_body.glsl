@@ -15,6 +15,11 @@
 
 layout(constant_id = 0) const uint WGS = WG_X;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+// Constant 1: x is f16 (binding 1 read as uvec4s of 8 halves; x_off in halves, a multiple
+// of 8) instead of f32 — the dispatch converts x once per matmul, so the tiles load half
+// the bytes and convert nothing (the kernel is load-bound: docs/shaders.md).
+layout(constant_id = 1) const bool X_F16 = false;
+layout(std430, set = 0, binding = 1) readonly restrict buffer XH { uvec4 xh[]; };
 
 // Tile: BM weight rows x BN tokens, BK of k per step, WM x WN subgroups (dispatch/
 // mul_mat.rs `CoopTile::DEFAULT` must agree).
@@ -100,12 +105,15 @@ void fetch(uint m0, uint n0, uint k0, uint tid) {
         const uint g = tid * NX + i;
         const uint t = g / (BK / 8u);
         const uint kk = k0 + 8u * (g % (BK / 8u));
-        vec4 x0 = vec4(0.0), x1 = vec4(0.0);
+        uvec4 v = uvec4(0u);
         if (COL_OK(t) && kk < p.k) {
-            x0 = load_x4(COL_X(t) + kk);
-            x1 = load_x4(COL_X(t) + kk + 4u);
+            if (X_F16) {
+                v = xh[(p.x_off + COL_X(t) + kk) >> 3];
+            } else {
+                v = pack8(load_x4(COL_X(t) + kk), load_x4(COL_X(t) + kk + 4u));
+            }
         }
-        px[i] = pack8(x0, x1);
+        px[i] = v;
     }
 }
 

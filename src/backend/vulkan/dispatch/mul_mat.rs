@@ -367,6 +367,7 @@ pub fn mul_mat(
         split,
         None,
         TiledKernel::Scalar,
+        None,
     )
 }
 
@@ -387,12 +388,15 @@ pub fn mul_mat_tiled(
     split: &[u32],
     tiled: TiledKernel,
 ) -> Result<()> {
-    record(rec, ty, w, x, dst, k, m, n, split, None, tiled)
+    record(rec, ty, w, x, dst, k, m, n, split, None, tiled, None)
 }
 
 /// [`mul_mat`] with every choice explicit: the mat-vec launch shape (`None`: the default
 /// for the row length and device; ignored when `n > MAT_VEC_MAX_N`) and the tiled kernel
-/// (ignored when `n <= MAT_VEC_MAX_N`). What the executor records.
+/// (ignored when `n <= MAT_VEC_MAX_N`). `x16`: room for an f16 copy of x (`k·n` halves,
+/// 16-byte aligned) — where the cooperative-matrix kernel runs, x is converted into it
+/// once and the kernel reads halves (a barrier between); `None` or another kernel: x is
+/// read as f32. What the executor records.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_with(
     rec: &mut Recorder,
@@ -406,8 +410,9 @@ pub fn mul_mat_with(
     split: &[u32],
     shape: Option<MatVecShape>,
     tiled: TiledKernel,
+    x16: Option<BufferRange<'_>>,
 ) -> Result<()> {
-    record(rec, ty, w, x, dst, k, m, n, split, shape, tiled)
+    record(rec, ty, w, x, dst, k, m, n, split, shape, tiled, x16)
 }
 
 /// Mat-vec launch shape: workgroup width (a power of two, 16..=1024) and rows per workgroup.
@@ -450,6 +455,7 @@ pub fn mul_mat_with_shape(
         split,
         Some(shape),
         TiledKernel::Scalar,
+        None,
     )
 }
 
@@ -466,6 +472,7 @@ fn record(
     split: &[u32],
     shape: Option<MatVecShape>,
     tiled: TiledKernel,
+    x16: Option<BufferRange<'_>>,
 ) -> Result<()> {
     let what = format!("mul_mat(type={ty},m={m},k={k},n={n})");
     if !supports(ty) {
@@ -520,7 +527,7 @@ fn record(
     }
     let launch = tiled_launch(caps, tiled, x_vec4, &what)?;
     let shader = shader(ty, launch.kernel).expect("every supported type has tiled kernels");
-    let (tile, spec) = (launch.tile, launch.spec);
+    let (tile, mut spec) = (launch.tile, launch.spec);
     let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
     let max = caps.max_compute_work_group_count;
     if groups[0] > max[0] || groups[1] > max[1] {
@@ -528,6 +535,24 @@ fn record(
             "{what}: {groups:?} workgroups exceed {}'s limits",
             caps.name
         )));
+    }
+    if let Some(x16) = x16.filter(|_| launch.coop) {
+        // x → f16 once, then the kernel reads uvec4s of 8 halves (constant 1).
+        let (rh, h_off) = bind(caps, &x16, 2, kn, &format!("{what} x16"))?;
+        if h_off % 8 == 0 {
+            super::copy::copy_f32_f16(rec, x, x16, kn)?;
+            rec.barrier()?;
+            let mut push = push;
+            push.x_off = h_off;
+            spec[1] = 1;
+            return rec.dispatch(
+                shader,
+                &spec,
+                &[rw, rh, rd],
+                bytemuck::bytes_of(&push),
+                groups,
+            );
+        }
     }
     rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)
 }

@@ -280,13 +280,17 @@ impl VulkanBackend {
         self.attn_split.clear();
         self.top_k_scratch.clear();
         self.moe_scratch.clear();
+        self.x16_scratch.clear();
         self.split_rows = 0;
         let align = self.align();
         let mut need = 0u64;
         let mut moe_need = 0u64;
+        let mut x16_need = 0u64;
+        let coop = self.coopmat_prefill();
         for stage in &g.schedule {
             let mut at = 0u64;
             let mut moe_at = 0u64;
+            let mut x16_at = 0u64;
             for &n in stage {
                 let node = g.node(n);
                 if let Op::TopK { k } = node.op {
@@ -302,6 +306,19 @@ impl VulkanBackend {
                     if bytes > 0 {
                         self.top_k_scratch.insert(n, at);
                         at += bytes.div_ceil(align) * align;
+                    }
+                    continue;
+                }
+                if let Op::MulMat { .. } = node.op {
+                    // A prompt matmul on the coopmat kernel reads an f16 copy of x.
+                    let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                    let nt = x.nrows() as u64;
+                    if coop
+                        && nt > u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
+                        && self.group_segments(g, node.srcs[0]).is_none()
+                    {
+                        self.x16_scratch.insert(n, x16_at);
+                        x16_at += (2 * w.ne[0] as u64 * nt).div_ceil(align) * align;
                     }
                     continue;
                 }
@@ -353,6 +370,22 @@ impl VulkanBackend {
             }
             need = need.max(at);
             moe_need = moe_need.max(moe_at);
+            x16_need = x16_need.max(x16_at);
+        }
+        let have = self.x16_buf.map(|b| self.bufs[b].size());
+        if x16_need > 0 && have.is_none_or(|h| h < x16_need) {
+            // No fill: each matmul writes its slice before reading it.
+            let buf = self
+                .ctx
+                .create_buffer(x16_need, MemoryLocation::Device, "x16_scratch")?;
+            match self.x16_buf {
+                Some(b) => self.bufs[b] = buf,
+                None => {
+                    self.bufs.push(buf);
+                    self.x16_buf = Some(self.bufs.len() - 1);
+                }
+            }
+            self.recorded.clear();
         }
         let have = self.moe_scratch_buf.map(|b| self.bufs[b].size());
         if moe_need > 0 && have.is_none_or(|h| h < moe_need) {

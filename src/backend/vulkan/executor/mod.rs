@@ -87,6 +87,11 @@ pub struct VulkanBackend {
     moe_scratch_buf: Option<usize>,
     /// Each grouped MUL_MAT_ID node's byte offset in `moe_scratch_buf`.
     moe_scratch: HashMap<NodeIndex, u64>,
+    /// f16 copies of the prompt matmuls' x for the cooperative-matrix kernel
+    /// (`dispatch::mul_mat::mul_mat_with`'s `x16`): per stage disjoint slices.
+    x16_buf: Option<usize>,
+    /// Each such MUL_MAT node's byte offset in `x16_buf`.
+    x16_scratch: HashMap<NodeIndex, u64>,
     /// Whether prompt batches' MUL_MAT_IDs are grouped by expert (`set_moe_group`).
     moe_group: bool,
     /// Which mat-vec kernels decode matmuls use.
@@ -146,6 +151,8 @@ impl VulkanBackend {
             attn_split: HashMap::new(),
             top_k_scratch: HashMap::new(),
             moe_scratch_buf: None,
+            x16_buf: None,
+            x16_scratch: HashMap::new(),
             moe_scratch: HashMap::new(),
             moe_group: true,
             mat_vec: MatVecPath::Auto,
@@ -187,6 +194,7 @@ impl VulkanBackend {
     pub fn set_coopmat(&mut self, on: bool) {
         if on != self.coopmat {
             self.coopmat = on;
+            self.arena_uid = 0; // re-plan the scratch (the f16 copies of x)
             self.recorded.clear();
         }
     }

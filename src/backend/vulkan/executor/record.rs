@@ -208,6 +208,13 @@ impl VulkanBackend {
                     );
                 }
                 let tiled = self.tiled_kernel();
+                let x16 = match (self.x16_scratch.get(&n), self.x16_buf) {
+                    (Some(&off), Some(b)) => {
+                        let bytes = 2 * st(1).nelements() as u64;
+                        Some(self.bufs[b].range(off, bytes))
+                    }
+                    _ => None,
+                };
                 dispatch::mul_mat::mul_mat_with(
                     rec,
                     w.ty,
@@ -220,6 +227,7 @@ impl VulkanBackend {
                     &split32,
                     self.mat_vec_shape,
                     tiled,
+                    x16,
                 )
             }
             Op::MulMatLayer {
