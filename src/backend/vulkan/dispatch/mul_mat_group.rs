@@ -296,7 +296,18 @@ pub fn mul_mat_group_each(
         let ws = w.buffer.range(w.offset + wat, wb);
         let ds = dst.buffer.range(dst.offset + dat, db);
         super::mul_mat::mul_mat_with(
-            rec, seg.ty, ws, x, ds, k, seg.rows, n, &[], shape, tiled, None,
+            rec,
+            seg.ty,
+            ws,
+            x,
+            ds,
+            k,
+            seg.rows,
+            n,
+            &[],
+            shape,
+            tiled,
+            None,
         )?;
         wat += wb;
         dat += db;
