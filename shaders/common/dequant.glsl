@@ -20,7 +20,10 @@
 //                      nibbles of q4_0's bytes), so a thread that owns a chunk loads each
 //                      byte once. Chunks of a block partition its values.
 //   dq_chunk(bb, c, v) the 4 groups of chunk c (v[g] = values chunk_xoff(c, g)..+3)
-//   (QK, BLOCK_BYTES and CHUNKS are consts; with TYPE_A/TYPE_B every name has _a / _b.)
+//   CHUNK_SPAN         the chunks of a block fill aligned runs of CHUNK_SPAN values, in
+//                      order (chunk c lies in run c / (CHUNK_SPAN / 16)); groups 0-1 and
+//                      2-3 of a chunk are each 8 consecutive values, 8-aligned
+//   (QK, BLOCK_BYTES, CHUNKS and CHUNK_SPAN are consts; with TYPE_A/TYPE_B every name has _a / _b.)
 //
 // dq4 is exact: it repeats the CPU reference's operations in the same order (src/quant),
 // marked `precise` so no FMA contraction changes a rounding; get_rows compares bits.

@@ -198,22 +198,28 @@ vec4 NS(dq4)(uint bb, uint o) {
 
 const uint NS(CHUNKS) = NS(QK) / 16u;
 
+// NS(CHUNK_SPAN): the aligned run of a block's values that holds a chunk's 4 groups (a
+// chunk's groups 0-1 and 2-3 are each 8 consecutive values, 8-aligned, in every type).
 #if (DQ_TYPE == T_F32) || (DQ_TYPE == T_F16) || (DQ_TYPE == T_BF16) || (DQ_TYPE == T_Q8_0)
+const uint NS(CHUNK_SPAN) = 16u;
 // 16 consecutive values.
 uint NS(chunk_xoff)(uint c, uint g) {
     return 16u * c + 4u * g;
 }
 #elif (DQ_TYPE == T_Q4_0) || (DQ_TYPE == T_Q4_1) || (DQ_TYPE == T_Q5_0) || (DQ_TYPE == T_Q5_1)
+const uint NS(CHUNK_SPAN) = 32u;
 // Legacy 4/5-bit: 8 bytes of qs = values 8c..8c+7 (low nibbles) and 16+8c.. (high).
 uint NS(chunk_xoff)(uint c, uint g) {
     return 8u * c + 4u * (g & 1u) + 16u * (g >> 1);
 }
 #elif (DQ_TYPE == T_Q4_K) || (DQ_TYPE == T_Q5_K)
+const uint NS(CHUNK_SPAN) = 64u;
 // 8 bytes of qs (l = 8*(c%4)) of 64-value sub-block pair c/4: low and high nibbles.
 uint NS(chunk_xoff)(uint c, uint g) {
     return 64u * (c / 4u) + 8u * (c & 3u) + 4u * (g & 1u) + 32u * (g >> 1);
 }
 #else
+const uint NS(CHUNK_SPAN) = 128u;
 // q2_K, q3_K, q6_K: 4 bytes (l = 4*(c%8)) of half c/8 hold one value of each 32-run.
 uint NS(chunk_xoff)(uint c, uint g) {
     return 128u * (c / 8u) + 4u * (c & 7u) + 32u * g;

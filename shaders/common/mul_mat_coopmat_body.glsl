@@ -25,7 +25,7 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer XH { uvec4 xh[]; }
 // mul_mat.rs `CoopTile::DEFAULT` must agree).
 #define BM 128u
 #define BN 128u
-#define BK 32u
+#define BK 64u
 #define WM 2u
 #define WN 4u
 // Cooperative-matrix shape (M x N x K) and tiles per subgroup.
@@ -45,17 +45,22 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer XH { uvec4 xh[]; }
 // subgroups of a power-of-two size; the dispatch checks).
 const uint NW = BM * (BK / 8u) / WGS;
 const uint NX = BN * (BK / 8u) / WGS;
+// The W tile is fetched by chunks (common/dequant.glsl: 16 values whose packed bytes and
+// scales are loaded once) where a chunk's values lie inside one step (CHUNK_SPAN <= BK:
+// every type but q2_K, q3_K, q6_K), else by groups of 8 (dq4 twice). A thread fetches
+// NWC chunks = NW groups either way.
+const bool CHUNKED = CHUNK_SPAN <= BK;
+const uint NWC = NW / 2u;
 // Scope 3 = Subgroup (written as a number: gl_ScopeSubgroup needs another extension).
 #define MAT_A fcoopmatNV<16, 3, TM, TK>
 #define MAT_B fcoopmatNV<16, 3, TK, TN>
 #define MAT_C fcoopmatNV<32, 3, TM, TN>
 
-// Shared tiles of uvec4 (SV = 8 halves each; offsets and strides in halves / SV). Two
-// buffers each: buffer b starts at b * BM * SWS / 8
-// (resp. b * BN * SXS / 8).
+// Shared tiles of uvec4 (SV = 8 halves each; offsets and strides in halves / SV), one
+// buffer each: the next step waits in registers (pw, px) while this one is multiplied.
 #define SV 8u
-shared uvec4 sw[2u * BM * SWS / SV];
-shared uvec4 sx[2u * BN * SXS / SV];
+shared uvec4 sw[BM * SWS / SV];
+shared uvec4 sx[BN * SXS / SV];
 // Output staging: one TM x TN matrix (column-major, 16 rows per token) per subgroup.
 shared float stage[NSUB * TM * TN];
 // Per tile row: weight byte offset, dst index of token 0, dst step per token.
@@ -88,18 +93,34 @@ uvec4 pack8(vec4 a, vec4 b) {
 // Thread t takes groups t*N .. t*N+N-1 (row-major over BK/8 groups per row): consecutive
 // values of one row, as below.
 void fetch(uint m0, uint n0, uint k0, uint tid) {
-    [[unroll]] for (uint i = 0u; i < NW; i++) {
-        const uint g = tid * NW + i;
-        const uint r = g / (BK / 8u);
-        const uint kk = k0 + 8u * (g % (BK / 8u));
-        vec4 w0 = vec4(0.0), w1 = vec4(0.0);
-        if (m0 + r < p.m && kk < p.k && W_OK) {
-            // k is a multiple of QK >= 16, so kk + 4 is in the same block and row.
-            const uint bb = r_w[r] + (kk / QK) * BLOCK_BYTES;
-            w0 = dq4(bb, kk % QK);
-            w1 = dq4(bb, kk % QK + 4u);
+    if (CHUNKED) {
+        // Chunk u = tid * NWC + i: row u / (BK / 16), chunk gc = k0 / 16 + u % (BK / 16)
+        // of the row (blocks in order, CHUNKS each); its two runs of 8 go to pw[2i], pw[2i+1].
+        [[unroll]] for (uint i = 0u; i < NWC; i++) {
+            const uint u = tid * NWC + i;
+            const uint r = u / (BK / 16u);
+            const uint gc = k0 / 16u + u % (BK / 16u);
+            vec4 v[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+            if (m0 + r < p.m && (gc / CHUNKS) * QK < p.k && W_OK) {
+                dq_chunk(r_w[r] + (gc / CHUNKS) * BLOCK_BYTES, gc % CHUNKS, v);
+            }
+            pw[2u * i] = pack8(v[0], v[1]);
+            pw[2u * i + 1u] = pack8(v[2], v[3]);
         }
-        pw[i] = pack8(w0, w1);
+    } else {
+        [[unroll]] for (uint i = 0u; i < NW; i++) {
+            const uint g = tid * NW + i;
+            const uint r = g / (BK / 8u);
+            const uint kk = k0 + 8u * (g % (BK / 8u));
+            vec4 w0 = vec4(0.0), w1 = vec4(0.0);
+            if (m0 + r < p.m && kk < p.k && W_OK) {
+                // k is a multiple of QK >= 16, so kk + 4 is in the same block and row.
+                const uint bb = r_w[r] + (kk / QK) * BLOCK_BYTES;
+                w0 = dq4(bb, kk % QK);
+                w1 = dq4(bb, kk % QK + 4u);
+            }
+            pw[i] = pack8(w0, w1);
+        }
     }
     [[unroll]] for (uint i = 0u; i < NX; i++) {
         const uint g = tid * NX + i;
@@ -117,14 +138,28 @@ void fetch(uint m0, uint n0, uint k0, uint tid) {
     }
 }
 
-void stash(uint tid, uint buf) {
+// Where pw[j] of the step at k0 goes in the W tile, in uvec4 units (row-major, SWS / SV
+// per row).
+uint w_slot(uint tid, uint j, uint k0) {
+    if (CHUNKED) {
+        // As fetch: chunk u of the step, run j % 2 of it (groups 0-1 or 2-3), which
+        // starts at value chunk_xoff(c, 2 (j % 2)) of its block: within the step.
+        const uint u = tid * NWC + j / 2u;
+        const uint gc = k0 / 16u + u % (BK / 16u);
+        const uint v0 = (gc / CHUNKS) * QK + chunk_xoff(gc % CHUNKS, 2u * (j % 2u)) - k0;
+        return (u / (BK / 16u)) * (SWS / SV) + v0 / 8u;
+    }
+    const uint g = tid * NW + j;
+    return (g / (BK / 8u)) * (SWS / SV) + g % (BK / 8u);
+}
+
+void stash(uint tid, uint k0) {
     [[unroll]] for (uint i = 0u; i < NW; i++) {
-        const uint g = tid * NW + i;
-        sw[buf * (BM * SWS / SV) + (g / (BK / 8u)) * (SWS / SV) + g % (BK / 8u)] = pw[i];
+        sw[w_slot(tid, i, k0)] = pw[i];
     }
     [[unroll]] for (uint i = 0u; i < NX; i++) {
         const uint g = tid * NX + i;
-        sx[buf * (BN * SXS / SV) + (g / (BK / 8u)) * (SXS / SV) + g % (BK / 8u)] = px[i];
+        sx[(g / (BK / 8u)) * (SXS / SV) + g % (BK / 8u)] = px[i];
     }
 }
 
@@ -149,24 +184,21 @@ void mul_tile(uint m0, uint n0, uint tid) {
 #else
     const bool live = true;
 #endif
-    uint cur = 0u;
     for (uint k0 = 0u; k0 < p.k; k0 += BK) {
         const bool more = k0 + BK < p.k;
         if (more) {
-            fetch(m0, n0, k0 + BK, tid);
+            fetch(m0, n0, k0 + BK, tid); // in flight while the tiles are multiplied
         }
-        const uint wb = cur * (BM * SWS);
-        const uint xb = cur * (BN * SXS);
         if (live) {
             [[unroll]] for (uint ks = 0u; ks < BK; ks += TK) {
                 MAT_A a[CM];
                 [[unroll]] for (uint i = 0u; i < CM; i++) {
-                    coopMatLoadNV(a[i], sw, (wb + (wr * SUB_M + i * TM) * SWS + ks) / SV,
+                    coopMatLoadNV(a[i], sw, ((wr * SUB_M + i * TM) * SWS + ks) / SV,
                                   SWS / SV, false);
                 }
                 MAT_B b[CN];
                 [[unroll]] for (uint j = 0u; j < CN; j++) {
-                    coopMatLoadNV(b[j], sx, (xb + (wc * SUB_N + j * TN) * SXS + ks) / SV,
+                    coopMatLoadNV(b[j], sx, ((wc * SUB_N + j * TN) * SXS + ks) / SV,
                                   SXS / SV, true);
                 }
                 [[unroll]] for (uint i = 0u; i < CM; i++) {
@@ -176,13 +208,11 @@ void mul_tile(uint m0, uint n0, uint tid) {
                 }
             }
         }
-        // The other buffer was last read in the previous step, which the barrier that
-        // ended it closed for every subgroup.
         if (more) {
-            stash(tid, cur ^ 1u);
+            barrier(); // every subgroup is done with this step's tiles
+            stash(tid, k0 + BK);
+            barrier();
         }
-        barrier();
-        cur ^= 1u;
     }
 
     // Write out one 16 x 8 matrix at a time: stage[sbase + t * TM + r] holds row r,

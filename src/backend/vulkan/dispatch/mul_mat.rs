@@ -48,12 +48,14 @@ struct CoopTile {
 }
 
 impl CoopTile {
-    /// 128 × 128 × 32 on 2 × 4 subgroups. Smaller tiles measured slower on the H200
-    /// (64 × 128, 128 × 64, 64 × 64, BK = 64; docs/BENCHMARKS.md, seventh session).
+    /// 128 × 128 × 64 on 2 × 4 subgroups, one shared buffer per tile (the next step
+    /// waits in registers). Smaller tiles measured slower on the H200 (64 × 128, 128 × 64,
+    /// 64 × 64; docs/BENCHMARKS.md, seventh session); BK = 32 with two buffers is what
+    /// ran before the ninth session.
     const DEFAULT: CoopTile = CoopTile {
         bm: 128,
         bn: 128,
-        bk: 32,
+        bk: 64,
         wm: 2,
         wn: 4,
     };
@@ -62,11 +64,11 @@ impl CoopTile {
         self.wm * self.wn
     }
 
-    /// Shared memory in bytes: two buffers of the W and x tiles in f16 with 8 halves of
-    /// padding per row, the output staging (one 16 × 8 f32 matrix per subgroup), the row
-    /// table (3 words per tile row).
+    /// Shared memory in bytes: the W and x tiles in f16 with 8 halves of padding per
+    /// row, the output staging (one 16 × 8 f32 matrix per subgroup), the row table (3
+    /// words per tile row).
     fn shared_bytes(self) -> u32 {
-        2 * (self.bm + self.bn) * (self.bk + 8) * 2
+        (self.bm + self.bn) * (self.bk + 8) * 2
             + self.subgroups() * 16 * 8 * 4
             + 3 * self.bm * 4
     }
@@ -229,7 +231,7 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
         && wg <= caps.max_compute_work_group_invocations
         && wg <= caps.max_compute_work_group_size[0]
         && tile.shared_bytes() <= caps.max_compute_shared_memory_size
-        && (tile.bm * tile.bk / 8) % wg == 0
+        && (tile.bm * tile.bk / 16) % wg == 0
         && (tile.bn * tile.bk / 8) % wg == 0;
     if !ready {
         return None;
