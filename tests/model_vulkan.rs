@@ -249,6 +249,8 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
             cases.push((arch, quant));
         }
     }
+    // qwen3moe: the expert matmuls take the integer-dot MUL_MAT_ID (mul_mat_vecq_id.comp).
+    cases.push(("qwen3moe", "q4_0"));
     for (dev, label) in devices() {
         for &(arch, quant) in &cases {
             let m = tiny_model(arch, quant);
@@ -267,7 +269,8 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 if path == MatVecPath::Int8 {
                     // Which q8_1 copies the decode graph needs and who writes them: every
                     // norm, attention and SwiGLU output through its kernel's q8 epilogue,
-                    // so decode needs no quantize_q8_1 dispatch.
+                    // so decode needs no quantize_q8_1 dispatch (qwen3moe: the ffn norm's
+                    // copy feeds the experts' gate/up, the SwiGLU's their down).
                     // (Planned as the session will: this backend refuses to group Q/K/V
                     // whose members take the int8 path.)
                     let g = planned_with(
@@ -296,14 +299,30 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                         ..Default::default()
                     },
                 );
+                let mut flipped = 0;
                 for (i, t) in steps().iter().enumerate() {
                     let got = s.forward(t, true).unwrap();
                     assert!(
                         got.iter().all(|v| v.is_finite()),
                         "{case}: non-finite logits"
                     );
+                    // qwen3moe: the q8 rounding of the attention projections alone moves
+                    // near-tied router logits enough to swap an expert in the tiny model
+                    // at one step (NMSE 1.3e-2 at step 0 on lavapipe even with the experts
+                    // on the float kernel; the other steps ~2e-4). So one step may reach
+                    // 5e-2, the others keep the bound; the expert kernel itself is checked
+                    // per type by test-ops' mul_mat_vecq_id cases (NMSE <= 5e-4). A wrong
+                    // expert kernel gives NMSE ~1 at every step.
                     let e = nmse(&got, &want[i]);
-                    assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
+                    if arch == "qwen3moe" && path == MatVecPath::Int8 && e > bound {
+                        flipped += 1;
+                        assert!(
+                            e <= 5e-2 && flipped <= 1,
+                            "{case} step {i}: NMSE vs CPU {e:e} ({flipped} steps over {bound:e})"
+                        );
+                    } else {
+                        assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
+                    }
                     eprintln!("{case} step {i}: ok (NMSE {e:.2e})");
                 }
                 drop(s);

@@ -109,7 +109,8 @@ pub enum Case {
     },
     /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
     /// second expert stack of m + 5 rows after the first (a fused gate/up weight). More
-    /// than 16 tokens take the grouped-by-expert kernels.
+    /// than 16 tokens take the grouped-by-expert kernels; `q8` (decode batches,
+    /// quantized types): the integer-dot kernel on a q8_1 copy of x.
     MulMatId {
         ty: GgmlType,
         m: u32,
@@ -119,6 +120,7 @@ pub enum Case {
         nx: u32,
         n: u32,
         fused: bool,
+        q8: bool,
     },
     MoeSum {
         ne0: u32,
@@ -149,6 +151,7 @@ impl Case {
             Case::Attention { .. } => "attention",
             Case::AttentionRope { .. } => "attention_rope",
             Case::MoeRoute { .. } => "moe_route",
+            Case::MulMatId { q8: true, .. } => "mul_mat_vecq_id",
             Case::MulMatId { .. } => "mul_mat_id",
             Case::MoeSum { .. } => "moe_sum",
         }
@@ -238,6 +241,7 @@ impl Case {
                 nx,
                 n,
                 fused,
+                ..
             } => format!(
                 "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}",
                 if *fused {
@@ -530,7 +534,23 @@ pub fn cases() -> Vec<Case> {
                     nx,
                     n,
                     fused,
+                    q8: false,
                 });
+            }
+            if ty.is_quantized() {
+                for (nx, n, fused) in [(1u32, 1u32, false), (2, 3, false), (1, 3, true)] {
+                    v.push(Case::MulMatId {
+                        ty,
+                        m,
+                        k,
+                        n_expert: 8,
+                        n_used: 2,
+                        nx,
+                        n,
+                        fused,
+                        q8: true,
+                    });
+                }
             }
         }
         // Grouped: several row tiles (a fused 130 + 135 rows); 3 experts, so every pair
@@ -546,6 +566,7 @@ pub fn cases() -> Vec<Case> {
                 nx,
                 n,
                 fused: m == 130,
+                q8: false,
             });
         }
     }

@@ -681,7 +681,14 @@ pub(super) fn run_inner(
             nx,
             n,
             fused,
+            q8,
         } => {
+            if q8 && !dispatch::moe::vecq_id_supports(ctx.caps(), ty, k, n) {
+                return Err(Error::Unsupported(format!(
+                    "no integer-dot mat-vec for {ty} on {}",
+                    ctx.caps().name
+                )));
+            }
             // Member stacks (one, or two of m and m + 5 rows), stored one after the other.
             let split: Vec<u32> = if fused { vec![m, m + 5] } else { vec![m] };
             let mut w = Vec::new();
@@ -729,11 +736,25 @@ pub(super) fn run_inner(
             // the grouping's scratch, as the executor plans it.
             let words = dispatch::moe::grouping_words(n_expert, n_used * n);
             let gb = io.zeros(words as usize)?;
+            // q8: x's q8_1 copy (every row of [k, nx, n]), quantized first.
+            let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nx * n);
+            let (qc, qs) = (
+                io.put(&vec![0u8; cb as usize])?,
+                io.put(&vec![0u8; sb as usize])?,
+            );
             (
                 want,
                 db,
                 Box::new(move |r, io| {
                     let b = &io.bufs;
+                    let xq = || dispatch::mul_mat_vecq::XQ {
+                        codes: b[qc].whole(),
+                        scales: b[qs].whole(),
+                    };
+                    if q8 {
+                        dispatch::mul_mat_vecq::quantize_q8_1(r, b[xb].whole(), xq(), k, nx * n)?;
+                        r.barrier()?;
+                    }
                     dispatch::moe::mul_mat_id_with(
                         r,
                         ty,
@@ -750,6 +771,7 @@ pub(super) fn run_inner(
                         &split,
                         Some((b[gb].whole(), dispatch::mul_mat::TiledKernel::Auto)),
                         None,
+                        q8.then(xq),
                     )
                 }),
             )

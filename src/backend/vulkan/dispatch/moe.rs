@@ -20,6 +20,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::mul_mat::{self, TiledKernel, WeightBinding};
+use super::mul_mat_vecq::{self, XQ};
 use super::{bind, count_u32, groups_1d};
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::quant::GgmlType;
@@ -151,6 +152,33 @@ pub fn supports_mul_mat_id(ty: GgmlType) -> bool {
     vec_id_shader(ty, false).is_some()
 }
 
+/// Whether a decode `MUL_MAT_ID` of `n` tokens of `ty` with rows of `k` can take the
+/// integer-dot kernel (`mul_mat_vecq_id.comp`): what the dense one needs
+/// (`mul_mat_vecq::supports`) for one x row per workgroup.
+pub fn vecq_id_supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
+    vecq_id_shader(ty).is_some()
+        && n <= mul_mat::MAT_VEC_MAX_N
+        && mul_mat_vecq::supports(caps, ty, k, 1)
+}
+
+fn vecq_id_shader(ty: GgmlType) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match ty {
+        T::Q4_0 => S::mul_mat_vecq_id_q4_0,
+        T::Q4_1 => S::mul_mat_vecq_id_q4_1,
+        T::Q5_0 => S::mul_mat_vecq_id_q5_0,
+        T::Q5_1 => S::mul_mat_vecq_id_q5_1,
+        T::Q8_0 => S::mul_mat_vecq_id_q8_0,
+        T::Q2K => S::mul_mat_vecq_id_q2_K,
+        T::Q3K => S::mul_mat_vecq_id_q3_K,
+        T::Q4K => S::mul_mat_vecq_id_q4_K,
+        T::Q5K => S::mul_mat_vecq_id_q5_K,
+        T::Q6K => S::mul_mat_vecq_id_q6_K,
+        _ => return None,
+    })
+}
+
 /// `dst[t][s] = W[ids[s][t]] · x[t][s mod nx]` (see `Op::MulMatId`): `w` is `n_expert`
 /// matrices of `m` rows of `k` values of `ty`, `x` f32 `[k, nx, n]`, `ids` i32
 /// `[n_used, n]`, `dst` f32 `[m, n_used, n]`. With a non-empty `split` (at most
@@ -175,7 +203,7 @@ pub fn mul_mat_id(
     split: &[u32],
 ) -> Result<()> {
     mul_mat_id_with(
-        rec, ty, w, x, ids, dst, k, m, n_expert, nx, n_used, n, split, None, None,
+        rec, ty, w, x, ids, dst, k, m, n_expert, nx, n_used, n, split, None, None, None,
     )
 }
 
@@ -304,9 +332,12 @@ struct IdPush {
 /// [`mul_mat_id`] with a grouping scratch range: `Some((scratch, tiled))` where
 /// [`groups_by_expert`] holds runs the grouped path on `tiled`'s kernel family, with
 /// `scratch` at least [`grouping_words`] words; `None`, or a batch it does not hold for,
-/// runs the decode kernel per (token, slot) pair, with the mat-vec launch `shape` (`None`:
-/// the default for the row length and device; `VKGRAPH_MMV_SHAPE`). What the executor
-/// records.
+/// runs the decode kernel per (token, slot) pair: with `xq` (x's q8_1 copy, every row
+/// of `[k, nx, n]`, written before this dispatch: `mul_mat_vecq::quantize_q8_1` or a
+/// producer's q8 epilogue) and where [`vecq_id_supports`] holds the integer-dot kernel
+/// `mul_mat_vecq_id.comp`, else the float `mul_mat_vec_id.comp` with the mat-vec launch
+/// `shape` (`None`: the default for the row length and device; `VKGRAPH_MMV_SHAPE`).
+/// What the executor records.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_id_with(
     rec: &mut Recorder,
@@ -324,6 +355,7 @@ pub fn mul_mat_id_with(
     split: &[u32],
     grouping: Option<(BufferRange<'_>, TiledKernel)>,
     shape: Option<mul_mat::MatVecShape>,
+    xq: Option<XQ<'_>>,
 ) -> Result<()> {
     let what = format!("mul_mat_id({ty}, k={k}, m={m}, experts={n_expert})");
     let segs: Vec<u32> = if split.is_empty() {
@@ -451,6 +483,35 @@ pub fn mul_mat_id_with(
             "{what}: {pairs} token x slot pairs exceed {}'s {} workgroups along z",
             caps.name, max[2]
         )));
+    }
+    if let Some(xq) = xq.filter(|_| vecq_id_supports(caps, ty, k, n)) {
+        // Integer dot products on x's q8_1 copy (all k·nx·n values).
+        let (rq, q_off) = bind(caps, &xq.codes, 4, nxe / 4, &format!("{what} codes"))?;
+        let (rs, s_off) = bind(caps, &xq.scales, 8, nxe / 32, &format!("{what} scales"))?;
+        if q_off % 4 != 0 {
+            return Err(Error::Unsupported(format!(
+                "{what}: the codes must start at a multiple of 16 bytes"
+            )));
+        }
+        let (shape, wg) = mul_mat_vecq::launch(caps, k, 1, None, &what)?;
+        let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
+        groups[2] = pairs as u32;
+        let push = IdPush {
+            base: mul_mat::Push::new(k, m, pairs as u32, &wb, q_off, s_off, d_off),
+            n_used,
+            nx,
+            n_expert,
+            id_off: ids_off,
+        };
+        let shader = vecq_id_shader(ty).expect("checked by vecq_id_supports");
+        let align = mul_mat_vecq::w_align(ty, &wb);
+        return rec.dispatch(
+            shader,
+            &[wg, shape.rows, 0, 1, 0, 0, 0, align],
+            &[wb.range, rq, rs, rd, ri],
+            bytemuck::bytes_of(&push),
+            groups,
+        );
     }
     let shader = vec_id_shader(ty, !mul_mat::has_subgroup_add(caps))
         .ok_or_else(|| Error::Unsupported(format!("{what}: no kernel for {ty}")))?;

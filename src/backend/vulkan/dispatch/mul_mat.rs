@@ -68,9 +68,7 @@ impl CoopTile {
     /// row, the output staging (one 16 × 8 f32 matrix per subgroup), the row table (3
     /// words per tile row).
     fn shared_bytes(self) -> u32 {
-        (self.bm + self.bn) * (self.bk + 8) * 2
-            + self.subgroups() * 16 * 8 * 4
-            + 3 * self.bm * 4
+        (self.bm + self.bn) * (self.bk + 8) * 2 + self.subgroups() * 16 * 8 * 4 + 3 * self.bm * 4
     }
 }
 

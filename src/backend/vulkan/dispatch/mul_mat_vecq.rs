@@ -72,7 +72,7 @@ fn shader(ty: GgmlType) -> Option<ShaderId> {
 /// q4_K / q5_K whose segments, rows and blocks all start at 16-byte multiples (their
 /// 16-byte fields are then loaded as one uvec4), else 4 when everything is word-aligned,
 /// else 2.
-fn w_align(ty: GgmlType, wb: &super::mul_mat::WeightBinding<'_>) -> u32 {
+pub(crate) fn w_align(ty: GgmlType, wb: &super::mul_mat::WeightBinding<'_>) -> u32 {
     let block = ty.row_bytes(ty.block_size()).unwrap_or(2) as u32;
     let starts = wb.seg_woff[..wb.nseg as usize]
         .iter()
@@ -105,6 +105,34 @@ pub fn supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
 /// dot products are hardware-accelerated (and it is not a CPU implementation).
 pub fn preferred(caps: &Caps) -> bool {
     caps.integer_dot_4x8_signed_accelerated && caps.device_type != ash::vk::PhysicalDeviceType::CPU
+}
+
+/// The launch shape for rows of `k` values over `n` tokens (`shape`, or the default) and
+/// the workgroup width the device takes: one 32-value unit per invocation and row per
+/// step, a workgroup no wider than the row has units (short rows: one subgroup, no idle
+/// invocations), at least a subgroup. `Error::Unsupported` when the reduction's shared
+/// array does not fit.
+pub(crate) fn launch(
+    caps: &Caps,
+    k: u32,
+    n: u32,
+    shape: Option<MatVecShape>,
+    what: &str,
+) -> Result<(MatVecShape, u32)> {
+    let shape = shape.unwrap_or(MatVecShape {
+        wg: (k / 32)
+            .next_power_of_two()
+            .clamp(caps.subgroup_size.clamp(8, WG), WG),
+        rows: ROWS,
+    });
+    let wg = shape.wg.min(caps.max_compute_work_group_size[0]);
+    let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
+    if shared > u64::from(caps.max_compute_shared_memory_size) || shape.rows == 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: shape {shape:?} needs {shared} bytes of shared memory"
+        )));
+    }
+    Ok((shape, wg))
 }
 
 /// Records the q8_1 quantization of f32 `x [k, n]` into `out`.
@@ -193,21 +221,7 @@ pub fn mul_mat_vecq(
         return Ok(());
     }
     let push = Push::new(k, m, n, &wb, q_off, s_off, d_off);
-    // One 32-value unit per invocation and row per step: a workgroup no wider than the
-    // row has units (short rows: one subgroup, no idle invocations), at least a subgroup.
-    let shape = shape.unwrap_or(MatVecShape {
-        wg: (k / 32)
-            .next_power_of_two()
-            .clamp(caps.subgroup_size.clamp(8, WG), WG),
-        rows: ROWS,
-    });
-    let wg = shape.wg.min(caps.max_compute_work_group_size[0]);
-    let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
-    if shared > u64::from(caps.max_compute_shared_memory_size) || shape.rows == 0 {
-        return Err(Error::Unsupported(format!(
-            "{what}: shape {shape:?} needs {shared} bytes of shared memory"
-        )));
-    }
+    let (shape, wg) = launch(caps, k, n, shape, &what)?;
     let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
     let shader = shader(ty).expect("checked by supports()");
     let align = w_align(ty, &wb);

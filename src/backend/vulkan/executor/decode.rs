@@ -33,8 +33,35 @@ impl VulkanBackend {
     /// Whether matmul node `n` runs on the integer-dot path.
     pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
-        matches!(node.op, Op::MulMat { .. })
-            && self.vecq_for(g.tensor(node.srcs[0]), g.tensor(node.srcs[1]))
+        match node.op {
+            Op::MulMat { .. } => self.vecq_for(g.tensor(node.srcs[0]), g.tensor(node.srcs[1])),
+            Op::MulMatId { .. } => self.vecq_id_for(g, n),
+            _ => false,
+        }
+    }
+
+    /// Whether decode MUL_MAT_ID node `n` takes the integer-dot kernel
+    /// (`mul_mat_vecq_id.comp`): as [`Self::vecq_for`], with the weight bytes one dispatch
+    /// reads (the chosen experts' matrices) in place of the whole stack's.
+    pub(super) fn vecq_id_for(&self, g: &Graph, n: NodeIndex) -> bool {
+        let node = g.node(n);
+        let (w, x, ids) = (
+            g.tensor(node.srcs[0]),
+            g.tensor(node.srcs[1]),
+            g.tensor(node.srcs[2]),
+        );
+        let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(ids.ne[1])) else {
+            return false;
+        };
+        let per_expert = w.nbytes() / w.ne[2].max(1);
+        let read = per_expert * ids.nelements().min(w.ne[2]);
+        let big_enough = self.mat_vec == MatVecPath::Int8 || read >= VECQ_MIN_BYTES;
+        self.int8_mat_vec()
+            && big_enough
+            && x.ty == GgmlType::F32
+            && !(self.moe_group
+                && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, w.ne[2] as u32, nt))
+            && dispatch::moe::vecq_id_supports(self.ctx.caps(), w.ty, k, nt)
     }
 
     /// Whether a matmul of weight `w` and input `x` would take the integer-dot path.
@@ -579,7 +606,19 @@ impl VulkanBackend {
                             w.ne[2] as u32,
                             ids.ne[1] as u32,
                         );
-                    let per_pair = if dispatch::mul_mat::has_subgroup_add(caps) {
+                    let vecq = self.uses_vecq(g, n).then(|| {
+                        let by = q8_producer(g, node.srcs[1], w.ne[0] as u32)
+                            .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
+                                format!("the {} epilogue", g.node(p).op.name())
+                            });
+                        format!(
+                            "mul_mat_vecq_id (int8 dot products per token x slot; q8_1 x \
+                             written by {by}"
+                        )
+                    });
+                    let per_pair = if let Some(v) = vecq.as_deref() {
+                        v
+                    } else if dispatch::mul_mat::has_subgroup_add(caps) {
                         "mul_mat_vec_id (float mat-vec per token x slot"
                     } else {
                         "mul_mat_id (one workgroup per row and token x slot"

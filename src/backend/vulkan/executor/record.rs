@@ -412,6 +412,7 @@ impl VulkanBackend {
                     &split,
                     grouping,
                     self.mat_vec_shape,
+                    self.xq_node.get(&n).map(|&slot| self.xq(slot)),
                 )
             }
             Op::TopK { k } => {
