@@ -736,6 +736,8 @@ pub(super) fn run_inner(
             // the grouping's scratch, as the executor plans it.
             let words = dispatch::moe::grouping_words(n_expert, n_used * n);
             let gb = io.zeros(words as usize)?;
+            // Room for x in f16, which the coopmat grouped kernel reads (as the executor plans).
+            let hb = io.zeros(((k * nx * n) as usize).div_ceil(2))?;
             // q8: x's q8_1 copy (every row of [k, nx, n]), quantized first.
             let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nx * n);
             let (qc, qs) = (
@@ -769,7 +771,11 @@ pub(super) fn run_inner(
                         n_used,
                         n,
                         &split,
-                        Some((b[gb].whole(), dispatch::mul_mat::TiledKernel::Auto)),
+                        Some(dispatch::moe::Grouping {
+                            scratch: b[gb].whole(),
+                            tiled: dispatch::mul_mat::TiledKernel::Auto,
+                            x16: Some(b[hb].whole()),
+                        }),
                         None,
                         q8.then(xq),
                     )

@@ -329,9 +329,20 @@ struct IdPush {
     id_off: u32,
 }
 
-/// [`mul_mat_id`] with a grouping scratch range: `Some((scratch, tiled))` where
-/// [`groups_by_expert`] holds runs the grouped path on `tiled`'s kernel family, with
-/// `scratch` at least [`grouping_words`] words; `None`, or a batch it does not hold for,
+/// What a prompt batch grouped by expert needs besides the operands (planned by the
+/// executor): the grouping's scratch range (at least [`grouping_words`] words), the tiled
+/// kernel family, and room for an f16 copy of x (`k·nx·n` halves, 16-byte aligned) that
+/// the cooperative-matrix kernel reads instead of x when given (converted beside the
+/// grouping, before the same barrier).
+#[derive(Clone, Copy, Debug)]
+pub struct Grouping<'a> {
+    pub scratch: BufferRange<'a>,
+    pub tiled: TiledKernel,
+    pub x16: Option<BufferRange<'a>>,
+}
+
+/// [`mul_mat_id`] with a [`Grouping`]: where [`groups_by_expert`] holds it runs the
+/// grouped path on its tiled kernel family; `None`, or a batch it does not hold for,
 /// runs the decode kernel per (token, slot) pair: with `xq` (x's q8_1 copy, every row
 /// of `[k, nx, n]`, written before this dispatch: `mul_mat_vecq::quantize_q8_1` or a
 /// producer's q8 epilogue) and where [`vecq_id_supports`] holds the integer-dot kernel
@@ -353,7 +364,7 @@ pub fn mul_mat_id_with(
     n_used: u32,
     n: u32,
     split: &[u32],
-    grouping: Option<(BufferRange<'_>, TiledKernel)>,
+    grouping: Option<Grouping<'_>>,
     shape: Option<mul_mat::MatVecShape>,
     xq: Option<XQ<'_>>,
 ) -> Result<()> {
@@ -420,7 +431,12 @@ pub fn mul_mat_id_with(
         seg_woff,
     };
     let x_vec4 = u32::from(x_off % 4 == 0);
-    if let Some((scratch, tiled)) = grouping.filter(|_| groups_by_expert(caps, ty, n_expert, n)) {
+    if let Some(Grouping {
+        scratch,
+        tiled,
+        x16,
+    }) = grouping.filter(|_| groups_by_expert(caps, ty, n_expert, n))
+    {
         // Prompt: moe_group.comp writes the grouping; after a barrier the expert-indexed
         // tile runs over each expert's pairs.
         let pairs = pairs as u32; // count_u32(m · pairs) above
@@ -448,7 +464,7 @@ pub fn mul_mat_id_with(
                 caps.name
             )));
         }
-        let push = IdPush {
+        let mut push = IdPush {
             base: mul_mat::Push::new(k, m, pairs, &wb, x_off, 0, d_off),
             n_used,
             nx,
@@ -461,6 +477,17 @@ pub fn mul_mat_id_with(
             ids_off,
             g_off,
         };
+        let (mut spec, mut rx) = (launch.spec, rx);
+        if let Some(x16) = x16.filter(|_| launch.coop) {
+            // x → f16 beside the grouping; the kernel reads uvec4s of 8 halves (constant 1).
+            let (rh, h_off) = bind(caps, &x16, 2, nxe, &format!("{what} x16"))?;
+            if h_off % 8 == 0 {
+                super::copy::copy_f32_f16(rec, x, x16, nxe)?;
+                push.base.x_off = h_off;
+                spec[1] = 1;
+                rx = rh;
+            }
+        }
         rec.dispatch(
             ShaderId::moe_group,
             &[],
@@ -471,7 +498,7 @@ pub fn mul_mat_id_with(
         rec.barrier()?;
         return rec.dispatch(
             tiled_shader,
-            &launch.spec,
+            &spec,
             &[wb.range, rx, rd, rg],
             bytemuck::bytes_of(&push),
             groups,

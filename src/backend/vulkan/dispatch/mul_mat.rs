@@ -84,7 +84,7 @@ pub(crate) struct Push {
     m: u32,
     n: u32,
     nseg: u32,
-    x_off: u32,
+    pub(crate) x_off: u32,
     d_off: u32,
     row_bytes: u32,
     /// mul_mat_vecq: element offset of the (d, s) pairs in binding 2; else unused.

@@ -364,6 +364,12 @@ impl VulkanBackend {
                         let words = dispatch::moe::grouping_words(ne, nu.saturating_mul(nt));
                         self.moe_scratch.insert(n, moe_at);
                         moe_at += (4 * words).div_ceil(align) * align;
+                        if coop && dispatch::moe::coopmat_fits(self.ctx.caps()) {
+                            // The expert-indexed coopmat tile reads an f16 copy of x too.
+                            let x = g.tensor(node.srcs[1]);
+                            self.x16_scratch.insert(n, x16_at);
+                            x16_at += (2 * x.nelements() as u64).div_ceil(align) * align;
+                        }
                     }
                     continue;
                 }

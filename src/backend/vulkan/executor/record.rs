@@ -389,10 +389,18 @@ impl VulkanBackend {
                 let (w, x, ids) = (st(0), st(1), st(2));
                 let split: Vec<u32> = split.iter().map(|&r| u(r)).collect::<Result<_>>()?;
                 let pairs = u(ids.nelements())?;
+                let x16 = match (self.x16_scratch.get(&n), self.x16_buf) {
+                    (Some(&off), Some(b)) => Some(self.bufs[b].range(off, 2 * x.nelements() as u64)),
+                    _ => None,
+                };
                 let grouping = match (self.moe_scratch.get(&n), self.moe_scratch_buf) {
                     (Some(&off), Some(b)) => {
                         let words = dispatch::moe::grouping_words(u(w.ne[2])?, pairs);
-                        Some((self.bufs[b].range(off, 4 * words), self.tiled_kernel()))
+                        Some(dispatch::moe::Grouping {
+                            scratch: self.bufs[b].range(off, 4 * words),
+                            tiled: self.tiled_kernel(),
+                            x16,
+                        })
                     }
                     _ => None,
                 };
