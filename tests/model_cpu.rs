@@ -159,7 +159,8 @@ fn layer_fusion_keeps_logits() {
     }
 }
 
-/// Op fusion (rms_norm+mul, add+rms_norm+mul, rope+set_rows, head norm+rope) changes
+/// Op fusion (rms_norm+mul, add+rms_norm+mul, rope+set_rows, head norm+rope, moe_sum+add)
+/// changes
 /// dispatches, not results: the
 /// builder's raw graph and the fused one give the same logits on the CPU reference.
 #[test]
@@ -218,6 +219,12 @@ fn op_fusion_keeps_logits() {
             assert!(ops.contains(op), "{arch}: no {op} in {ops:?}");
         }
         assert!(!ops.contains(&"RMS_NORM"), "{arch}: unfused norm left");
+        if arch == "qwen3moe" {
+            // Each layer's residual ADD folds into its MOE_SUM.
+            let n = ops.iter().filter(|&&o| o == "MOE_SUM_ADD").count();
+            assert_eq!(n, m.hp.n_layer, "{arch}: MOE_SUM_ADD per layer in {ops:?}");
+            assert!(!ops.contains(&"MOE_SUM"), "{arch}: unfolded MOE_SUM");
+        }
         let e = nmse(&eval(&m, &fused), &eval(&m, &raw));
         assert!(e < 1e-12, "{arch}: fused vs raw NMSE {e:e}");
     }

@@ -150,8 +150,10 @@ pub enum Op {
     /// needs of the vocabulary (`crate::sample`), read back instead of every logit.
     TopK { k: usize },
     /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
-    /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted).
-    MoeSum,
+    /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted). With `residual`
+    /// (`passes::fusion::moe_sum_add`, MOE_SUM_ADD) a third source `r: f32 [ne0, n]` is
+    /// added to the rounded sum: `dst = r + f32(Σ)`, the residual ADD that followed.
+    MoeSum { residual: bool },
 }
 
 impl Op {
@@ -180,7 +182,8 @@ impl Op {
             Op::MoeWeights => "MOE_WEIGHTS",
             Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
             Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",
-            Op::MoeSum => "MOE_SUM",
+            Op::MoeSum { residual: false } => "MOE_SUM",
+            Op::MoeSum { residual: true } => "MOE_SUM_ADD",
             Op::TopK { .. } => "TOP_K",
             Op::MulMatLayer {
                 split, norm, epi, ..

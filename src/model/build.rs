@@ -544,7 +544,7 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
         [e, k, n, 1],
     );
     Ok(g.op(
-        Op::MoeSum,
+        Op::MoeSum { residual: false },
         &[down, weights],
         format!("ffn_moe_out-{il}"),
         f32t,

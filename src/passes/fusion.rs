@@ -8,9 +8,12 @@
 //! - the ROPE of K whose only reader is the KV-cache SET_ROWS becomes one ROPE_SET_ROWS
 //!   (rotate and write f16 rows), one dispatch and one stage less per layer;
 //! - a per-head RMS_NORM_MUL (qwen3's q_norm / k_norm) whose only reader is a ROPE or
-//!   ROPE_SET_ROWS folds into it (`norm: Some(eps)`): two dispatches and one stage less.
+//!   ROPE_SET_ROWS folds into it (`norm: Some(eps)`): two dispatches and one stage less;
+//! - the residual ADD of a MOE_SUM whose only reader it is becomes one MOE_SUM_ADD
+//!   (qwen3moe): one dispatch and one stage less per layer.
 
 use crate::graph::{Graph, Op, TensorKind};
+use crate::quant::GgmlType;
 
 /// Removes a node folded into another from the DAG and the schedule.
 fn remove_node(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
@@ -78,6 +81,48 @@ pub fn rms_norm_mul(g: &mut Graph) -> usize {
         g.rebuild_edges();
     }
     fused
+}
+
+/// Rewrites ADD(MOE_SUM(y, w), r) (either operand order) into MOE_SUM_ADD(y, w, r) when
+/// the ADD is the sum's only reader and a plain element-wise f32 sum. Returns the number
+/// rewritten.
+pub fn moe_sum_add(g: &mut Graph) -> usize {
+    let (order, readers, producer) = uses(g);
+    let mut done = 0;
+    for &a in &order {
+        let Some(node) = g.dag.node_weight(a) else {
+            continue;
+        };
+        if node.op != Op::Add || node.srcs.len() != 2 {
+            continue;
+        }
+        let (dst, srcs) = (node.dst, node.srcs.clone());
+        for (i, &t) in srcs.iter().enumerate() {
+            let r = srcs[1 - i];
+            let Some(&m) = producer.get(&t) else { continue };
+            let same = |x| g.tensor(x).ne == g.tensor(dst).ne && g.tensor(x).ty == GgmlType::F32;
+            if g.node(m).op != (Op::MoeSum { residual: false })
+                || readers.get(&g.root(t)) != Some(&1)
+                || !matches!(g.tensor(t).kind, TensorKind::Activation)
+                || !same(t)
+                || !same(r)
+                || !same(dst)
+            {
+                continue;
+            }
+            let (y, w) = (g.node(m).srcs[0], g.node(m).srcs[1]);
+            let anode = &mut g.dag[a];
+            anode.op = Op::MoeSum { residual: true };
+            anode.srcs = vec![y, w, r];
+            remove_node(g, m);
+            done += 1;
+            break;
+        }
+    }
+    if done > 0 {
+        g.rebuild_edges();
+    }
+    done
 }
 
 /// Rewrites RMS_NORM_MUL(ADD(a, b), w) into ADD_RMS_NORM_MUL(a, b, w) (the ADD stays).

@@ -35,6 +35,7 @@ pub fn run(
         fusion::rms_norm_mul(g);
         fusion::rope_set_rows(g);
         fusion::rms_norm_rope(g);
+        fusion::moe_sum_add(g);
     }
     sibling_matmul::run(g, mode, limits, groupable);
     if fusion >= FusionLevel::Layer {

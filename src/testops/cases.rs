@@ -122,10 +122,12 @@ pub enum Case {
         fused: bool,
         q8: bool,
     },
+    /// MOE_SUM; `residual`: MOE_SUM_ADD (a residual added to the sum).
     MoeSum {
         ne0: u32,
         n_used: u32,
         n: u32,
+        residual: bool,
     },
 }
 
@@ -153,7 +155,10 @@ impl Case {
             Case::MoeRoute { .. } => "moe_route",
             Case::MulMatId { q8: true, .. } => "mul_mat_vecq_id",
             Case::MulMatId { .. } => "mul_mat_id",
-            Case::MoeSum { .. } => "moe_sum",
+            Case::MoeSum {
+                residual: false, ..
+            } => "moe_sum",
+            Case::MoeSum { residual: true, .. } => "moe_sum_add",
         }
     }
 
@@ -250,7 +255,7 @@ impl Case {
                     String::new()
                 }
             ),
-            Case::MoeSum { ne0, n_used, n } => format!("ne0={ne0},used={n_used},n={n}"),
+            Case::MoeSum { ne0, n_used, n, .. } => format!("ne0={ne0},used={n_used},n={n}"),
             Case::AttentionRope {
                 d,
                 n_head,
@@ -334,7 +339,12 @@ impl Case {
                 let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
                 u64::from(n_used * n) * w + 4 * u64::from(k * nx * n + m * n_used * n)
             }
-            Case::MoeSum { ne0, n_used, n } => 4 * u64::from(ne0 * n * (n_used + 1) + n_used * n),
+            Case::MoeSum {
+                ne0,
+                n_used,
+                n,
+                residual,
+            } => 4 * u64::from(ne0 * n * (n_used + 1 + u32::from(residual)) + n_used * n),
         }
     }
 }
@@ -571,7 +581,14 @@ pub fn cases() -> Vec<Case> {
         }
     }
     for (ne0, n_used, n) in [(256u32, 2u32, 1u32), (2048, 8, 3), (100, 3, 17)] {
-        v.push(Case::MoeSum { ne0, n_used, n });
+        for residual in [false, true] {
+            v.push(Case::MoeSum {
+                ne0,
+                n_used,
+                n,
+                residual,
+            });
+        }
     }
     v
 }

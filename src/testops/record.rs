@@ -782,19 +782,34 @@ pub(super) fn run_inner(
                 }),
             )
         }
-        Case::MoeSum { ne0, n_used, n } => {
+        Case::MoeSum {
+            ne0,
+            n_used,
+            n,
+            residual,
+        } => {
             let y = values((ne0 * n_used * n) as usize, seed);
             let wv = values((n_used * n) as usize, seed + 1);
+            let rv = values((ne0 * n) as usize, seed + 2);
             let mut want = vec![0f32; (ne0 * n) as usize];
             ops::moe_sum(&y, ne0 as usize, n_used as usize, &wv, &mut want);
-            let (yb, wb, db) = (io.f32s(&y)?, io.f32s(&wv)?, io.zeros(want.len())?);
+            if residual {
+                want.iter_mut().zip(&rv).for_each(|(o, r)| *o += r);
+            }
+            let (yb, wb, rb, db) = (
+                io.f32s(&y)?,
+                io.f32s(&wv)?,
+                io.f32s(&rv)?,
+                io.zeros(want.len())?,
+            );
             (
                 want,
                 db,
                 Box::new(move |r, io| {
                     let b = &io.bufs;
                     let (y, w, d) = (b[yb].whole(), b[wb].whole(), b[db].whole());
-                    dispatch::moe::moe_sum(r, y, w, d, ne0, n_used, n)
+                    let res = residual.then(|| b[rb].whole());
+                    dispatch::moe::moe_sum(r, y, w, res, d, ne0, n_used, n)
                 }),
             )
         }

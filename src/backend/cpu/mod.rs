@@ -442,7 +442,7 @@ impl CpuBackend {
                     ops::mul_mat_id(w.ty, wb, ne0, rows, &x, xt.ne[1], &ids, n_used, blk)?;
                 }
             }
-            Op::MoeSum => {
+            Op::MoeSum { residual } => {
                 let n_used = g.tensor(s(0)).ne[1];
                 ops::moe_sum(
                     &self.f32s(g, s(0))?,
@@ -451,6 +451,12 @@ impl CpuBackend {
                     &self.f32s(g, s(1))?,
                     &mut out,
                 );
+                if *residual {
+                    // The ADD it replaced: f32 sum of the rounded expert sum and r.
+                    for (o, r) in out.iter_mut().zip(self.f32s(g, s(2))?.iter()) {
+                        *o += r;
+                    }
+                }
             }
         }
         self.bytes_mut(g, node.dst)?

@@ -570,21 +570,29 @@ struct SumPush {
     y_off: u32,
     w_off: u32,
     d_off: u32,
-    pad: [u32; 2],
+    r_off: u32,
+    pad: u32,
 }
 
-/// `dst[t] = Σ_s w[s][t] · y[t][s]` (see `Op::MoeSum`): `y` f32 `[ne0, n_used, n]`, `w` f32
-/// `[n_used, n]`, `dst` f32 `[ne0, n]`.
+/// `dst[t] = Σ_s w[s][t] · y[t][s]` (see `Op::MoeSum`), plus `residual[t]` when given
+/// (MOE_SUM_ADD, `moe_sum_add.comp`'s variant): `y` f32 `[ne0, n_used, n]`, `w` f32
+/// `[n_used, n]`, `residual` and `dst` f32 `[ne0, n]`.
+#[allow(clippy::too_many_arguments)]
 pub fn moe_sum(
     rec: &mut Recorder,
     y: BufferRange<'_>,
     w: BufferRange<'_>,
+    residual: Option<BufferRange<'_>>,
     dst: BufferRange<'_>,
     ne0: u32,
     n_used: u32,
     n: u32,
 ) -> Result<()> {
-    let shader = ShaderId::moe_sum;
+    let shader = if residual.is_some() {
+        ShaderId::moe_sum_add
+    } else {
+        ShaderId::moe_sum
+    };
     let caps = rec.caps();
     let nd = u64::from(ne0) * u64::from(n);
     let ny = nd * u64::from(n_used);
@@ -592,6 +600,12 @@ pub fn moe_sum(
     let (ry, y_off) = bind(caps, &y, 4, ny, "moe_sum y")?;
     let (rw, w_off) = bind(caps, &w, 4, u64::from(n_used) * u64::from(n), "moe_sum w")?;
     let (rd, d_off) = bind(caps, &dst, 4, nd, "moe_sum dst")?;
+    // The plain variant declares no binding 3: y stands in for it.
+    let (rr, r_off) = match residual {
+        Some(r) => bind(caps, &r, 4, nd, "moe_sum residual")?,
+        None => (ry, 0),
+    };
+    let bindings = [ry, rw, rd, rr];
     let push = SumPush {
         ne0,
         n_used,
@@ -599,17 +613,12 @@ pub fn moe_sum(
         y_off,
         w_off,
         d_off,
-        pad: [0; 2],
+        r_off,
+        pad: 0,
     };
     if nd == 0 {
         return Ok(());
     }
     let groups = groups_1d(caps, shader, nd)?;
-    rec.dispatch(
-        shader,
-        &[],
-        &[ry, rw, rd],
-        bytemuck::bytes_of(&push),
-        groups,
-    )
+    rec.dispatch(shader, &[], &bindings, bytemuck::bytes_of(&push), groups)
 }

@@ -390,7 +390,9 @@ impl VulkanBackend {
                 let split: Vec<u32> = split.iter().map(|&r| u(r)).collect::<Result<_>>()?;
                 let pairs = u(ids.nelements())?;
                 let x16 = match (self.x16_scratch.get(&n), self.x16_buf) {
-                    (Some(&off), Some(b)) => Some(self.bufs[b].range(off, 2 * x.nelements() as u64)),
+                    (Some(&off), Some(b)) => {
+                        Some(self.bufs[b].range(off, 2 * x.nelements() as u64))
+                    }
                     _ => None,
                 };
                 let grouping = match (self.moe_scratch.get(&n), self.moe_scratch_buf) {
@@ -434,12 +436,13 @@ impl VulkanBackend {
                 };
                 dispatch::top_k::top_k_chunked(rec, s(0)?, dst, scratch, v, k, rows)
             }
-            Op::MoeSum => {
+            Op::MoeSum { residual } => {
                 let (y, w) = (st(0), st(1));
                 dispatch::moe::moe_sum(
                     rec,
                     s(0)?,
                     s(1)?,
+                    if *residual { Some(s(2)?) } else { None },
                     dst,
                     u(y.ne[0])?,
                     u(y.ne[1])?,
