@@ -2,13 +2,15 @@
 //! prompt shapes (m × k = 4096 × 14336 ffn_down, 4096 × 4096 attn_q/attn_output, 14336 ×
 //! 4096 ffn_gate), n = 512 tokens (`VKGRAPH_BENCH_N` changes it), on the scalar tiled
 //! kernel (`mul_mat.comp`) and, where the device has the shape, the cooperative-matrix one
-//! (`mul_mat_coopmat.comp`). Each figure is the median of `REPS` dispatches timed by GPU
+//! (`mul_mat_coopmat.comp`) twice: x read as f32, and x converted to f16 first (the
+//! conversion dispatch and its barrier included in the time: what the executor records
+//! for a prompt matmul). Each figure is the median of `REPS` dispatches timed by GPU
 //! timestamps with a barrier after each; TFLOPS counts 2·m·k·n. `cargo bench --bench
 //! prefill` (on lavapipe, `VKGRAPH_BENCH_SMALL=1` shrinks the shapes;
 //! `VKGRAPH_BENCH_TYPES=q4_0,q4_K` keeps only those types). It measures; it asserts
 //! nothing about speed.
 
-use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, mul_mat_tiled, TiledKernel};
+use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, mul_mat_with, TiledKernel};
 use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
 use vkgraph::quant::{self, GgmlType};
 
@@ -91,18 +93,24 @@ fn main() {
             let d = ctx
                 .create_buffer((m * n * 4) as u64, MemoryLocation::Device, "d")
                 .unwrap();
-            let kernels: &[(TiledKernel, &str)] = if coop {
+            // Room for x in f16: the coopmat kernel's x16 path converts x into it first (a
+            // dispatch and a barrier, timed with it), as the executor records prompt matmuls.
+            let x16 = ctx
+                .create_buffer((k * n * 2) as u64, MemoryLocation::Device, "x16")
+                .unwrap();
+            let kernels: &[(TiledKernel, bool, &str)] = if coop {
                 &[
-                    (TiledKernel::Scalar, "mul_mat"),
-                    (TiledKernel::Coopmat, "mul_mat_coopmat"),
+                    (TiledKernel::Scalar, false, "mul_mat"),
+                    (TiledKernel::Coopmat, false, "mul_mat_coopmat (x f32)"),
+                    (TiledKernel::Coopmat, true, "mul_mat_coopmat (x f16, incl. convert)"),
                 ]
             } else {
-                &[(TiledKernel::Scalar, "mul_mat")]
+                &[(TiledKernel::Scalar, false, "mul_mat")]
             };
-            for &(kernel, name) in kernels {
+            for &(kernel, half, name) in kernels {
                 let f = |rec: &mut Recorder| {
                     let (k, m, n) = (k as u32, m as u32, n as u32);
-                    mul_mat_tiled(
+                    mul_mat_with(
                         rec,
                         ty,
                         w.whole(),
@@ -112,7 +120,9 @@ fn main() {
                         m,
                         n,
                         &[],
+                        None,
                         kernel,
+                        half.then(|| x16.whole()),
                     )
                     .unwrap();
                     Ok(())
