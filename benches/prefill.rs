@@ -102,7 +102,11 @@ fn main() {
                 &[
                     (TiledKernel::Scalar, false, "mul_mat"),
                     (TiledKernel::Coopmat, false, "mul_mat_coopmat (x f32)"),
-                    (TiledKernel::Coopmat, true, "mul_mat_coopmat (x f16, incl. convert)"),
+                    (
+                        TiledKernel::Coopmat,
+                        true,
+                        "mul_mat_coopmat (x f16, incl. convert)",
+                    ),
                 ]
             } else {
                 &[(TiledKernel::Scalar, false, "mul_mat")]

@@ -12,6 +12,7 @@
 //! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
+//! | `VKGRAPH_MMVQ_SHAPE=WGxROWS` | [`Options::mat_vecq_shape`] | the same for the integer-dot mat-vec, dense and expert-indexed (rows 1..=16; unset: chosen per shape) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
@@ -35,6 +36,7 @@ pub struct Options {
     pub moe_group: bool,
     pub mat_vec: MatVecPath,
     pub mat_vec_shape: Option<MatVecShape>,
+    pub mat_vecq_shape: Option<MatVecShape>,
     /// Rows per split-K attention workgroup (`dispatch::attention::split_shape`).
     pub attn_split_rows: Option<u32>,
     pub cache_dir: Option<PathBuf>,
@@ -53,6 +55,7 @@ impl Default for Options {
             moe_group: true,
             mat_vec: MatVecPath::Auto,
             mat_vec_shape: None,
+            mat_vecq_shape: None,
             attn_split_rows: None,
             cache_dir: None,
             fence_timeout_s: None,
@@ -88,25 +91,10 @@ impl Options {
             Some(false) => MatVecPath::Float,
         };
         if let Some(v) = get("VKGRAPH_MMV_SHAPE") {
-            let bad = || {
-                Error::Usage(format!(
-                    "VKGRAPH_MMV_SHAPE={v}: expected WGxROWS (a power of two 16..=1024, an even row count)"
-                ))
-            };
-            let (wg, rows) = v.split_once('x').ok_or_else(bad)?;
-            let shape = MatVecShape {
-                wg: wg.parse().map_err(|_| bad())?,
-                rows: rows.parse().map_err(|_| bad())?,
-            };
-            if !shape.wg.is_power_of_two()
-                || !(16..=1024).contains(&shape.wg)
-                || shape.rows == 0
-                || shape.rows % 2 != 0
-                || shape.rows > 16
-            {
-                return Err(bad());
-            }
-            o.mat_vec_shape = Some(shape);
+            o.mat_vec_shape = Some(parse_shape("VKGRAPH_MMV_SHAPE", &v, true)?);
+        }
+        if let Some(v) = get("VKGRAPH_MMVQ_SHAPE") {
+            o.mat_vecq_shape = Some(parse_shape("VKGRAPH_MMVQ_SHAPE", &v, false)?);
         }
         if let Some(v) = get("VKGRAPH_ATTN_SPLIT_ROWS") {
             o.attn_split_rows = Some(match v.trim() {
@@ -186,4 +174,29 @@ mod tests {
             assert!(e.unwrap_err().to_string().contains(bad.0), "{bad:?}");
         }
     }
+}
+
+/// A `WGxROWS` launch shape: the width a power of two 16..=1024, 1..=16 rows (an even
+/// count where `even_rows`: the float mat-vec's GLU pairs rows).
+fn parse_shape(name: &str, v: &str, even_rows: bool) -> Result<MatVecShape> {
+    let bad = || {
+        Error::Usage(format!(
+            "{name}={v}: expected WGxROWS (a power of two 16..=1024, {} row count up to 16)",
+            if even_rows { "an even" } else { "a" }
+        ))
+    };
+    let (wg, rows) = v.split_once('x').ok_or_else(bad)?;
+    let shape = MatVecShape {
+        wg: wg.parse().map_err(|_| bad())?,
+        rows: rows.parse().map_err(|_| bad())?,
+    };
+    if !shape.wg.is_power_of_two()
+        || !(16..=1024).contains(&shape.wg)
+        || shape.rows == 0
+        || (even_rows && shape.rows % 2 != 0)
+        || shape.rows > 16
+    {
+        return Err(bad());
+    }
+    Ok(shape)
 }

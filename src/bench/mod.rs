@@ -240,6 +240,43 @@ pub fn run(
     Ok(rows)
 }
 
+/// The GPU profile of one prompt batch of `n_prompt` tokens (from an empty cache) in each
+/// mode, per node, as markdown.
+pub fn profile_pp(
+    s: &mut Session,
+    model_name: &str,
+    modes: &[Mode],
+    n_prompt: usize,
+) -> Result<String> {
+    use crate::backend::ProfileMode;
+    let mut out = String::new();
+    let n_vocab = s.model.hp.n_vocab as u32;
+    let prompt: Vec<u32> = (0..n_prompt as u32).map(|i| (i * 7919) % n_vocab).collect();
+    for &mode in modes {
+        s.opts.qkv = mode.qkv;
+        s.opts.fusion = mode.fusion;
+        s.reset();
+        s.forward(&prompt, false)?; // plans and records the prompt shape
+        s.reset();
+        s.set_profile(ProfileMode::PerNode);
+        s.take_profile();
+        s.forward(&prompt, false)?;
+        s.set_profile(ProfileMode::Off);
+        let times = s.take_profile();
+        if times.is_empty() {
+            out += &format!("\n### {model_name} qkv={mode}: no GPU timestamps on this backend\n");
+            break;
+        }
+        let gpu_us: f64 = times.iter().map(|t| t.ns).sum::<f64>() / 1e3;
+        out += &format!(
+            "\n### {model_name} pp{n_prompt} (one prompt batch), qkv={mode}: {gpu_us:.1} µs GPU\n"
+        );
+        out += &profile::table(&times, ProfileMode::PerNode, 1);
+    }
+    s.reset();
+    Ok(out)
+}
+
 /// The GPU profile of one tg step (after a 16-token prompt) in each mode, measured
 /// per stage and per node, as markdown.
 pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[Mode]) -> Result<String> {

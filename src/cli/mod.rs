@@ -259,7 +259,8 @@ pub struct BenchArgs {
     /// Output format: md, json or csv.
     #[arg(short = 'o', long, default_value = "md")]
     pub output: String,
-    /// After the measurements, profile one tg step per mode (per stage and per node).
+    /// After the measurements, profile one tg step per mode (per stage and per node), and
+    /// one prompt batch of the first nonzero `-p` size (per node).
     #[arg(long)]
     pub profile: bool,
     #[command(flatten)]
@@ -329,6 +330,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
         rows.extend(bench::run(&mut s, &name, &tests, &modes, a.reps.max(1))?);
         if a.profile {
             profiles.push(bench::profile_tg(&mut s, &name, &modes)?);
+            if let Some(&np) = a.n_prompt.iter().find(|&&p| p > 0) {
+                profiles.push(bench::profile_pp(&mut s, &name, &modes, np)?);
+            }
         }
     }
     let text = match a.output.as_str() {
@@ -509,6 +513,7 @@ pub fn make_backends(
         vk.set_coopmat(options()?.coopmat);
         vk.set_moe_group(options()?.moe_group);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);
+        vk.set_mat_vecq_shape(options()?.mat_vecq_shape);
         vk.set_attn_split_rows(options()?.attn_split_rows);
         v.push(Box::new(vk));
     }

@@ -777,7 +777,7 @@ pub(super) fn run_inner(
                             x16: Some(b[hb].whole()),
                         }),
                         None,
-                        q8.then(xq),
+                        q8.then(|| (xq(), None)),
                     )
                 }),
             )

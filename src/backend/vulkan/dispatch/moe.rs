@@ -345,8 +345,8 @@ pub struct Grouping<'a> {
 /// grouped path on its tiled kernel family; `None`, or a batch it does not hold for,
 /// runs the decode kernel per (token, slot) pair: with `xq` (x's q8_1 copy, every row
 /// of `[k, nx, n]`, written before this dispatch: `mul_mat_vecq::quantize_q8_1` or a
-/// producer's q8 epilogue) and where [`vecq_id_supports`] holds the integer-dot kernel
-/// `mul_mat_vecq_id.comp`, else the float `mul_mat_vec_id.comp` with the mat-vec launch
+/// producer's q8 epilogue; with its launch shape override) and where [`vecq_id_supports`]
+/// holds the integer-dot kernel `mul_mat_vecq_id.comp`, else the float `mul_mat_vec_id.comp` with the mat-vec launch
 /// `shape` (`None`: the default for the row length and device; `VKGRAPH_MMV_SHAPE`).
 /// What the executor records.
 #[allow(clippy::too_many_arguments)]
@@ -366,7 +366,7 @@ pub fn mul_mat_id_with(
     split: &[u32],
     grouping: Option<Grouping<'_>>,
     shape: Option<mul_mat::MatVecShape>,
-    xq: Option<XQ<'_>>,
+    xq: Option<(XQ<'_>, Option<mul_mat::MatVecShape>)>,
 ) -> Result<()> {
     let what = format!("mul_mat_id({ty}, k={k}, m={m}, experts={n_expert})");
     let segs: Vec<u32> = if split.is_empty() {
@@ -511,7 +511,7 @@ pub fn mul_mat_id_with(
             caps.name, max[2]
         )));
     }
-    if let Some(xq) = xq.filter(|_| vecq_id_supports(caps, ty, k, n)) {
+    if let Some((xq, qshape)) = xq.filter(|_| vecq_id_supports(caps, ty, k, n)) {
         // Integer dot products on x's q8_1 copy (all k·nx·n values).
         let (rq, q_off) = bind(caps, &xq.codes, 4, nxe / 4, &format!("{what} codes"))?;
         let (rs, s_off) = bind(caps, &xq.scales, 8, nxe / 32, &format!("{what} scales"))?;
@@ -520,7 +520,7 @@ pub fn mul_mat_id_with(
                 "{what}: the codes must start at a multiple of 16 bytes"
             )));
         }
-        let (shape, wg) = mul_mat_vecq::launch(caps, k, 1, None, &what)?;
+        let (shape, wg) = mul_mat_vecq::launch(caps, k, 1, qshape, &what)?;
         let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
         groups[2] = pairs as u32;
         let push = IdPush {

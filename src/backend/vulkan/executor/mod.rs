@@ -100,6 +100,8 @@ pub struct VulkanBackend {
     coopmat: bool,
     /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
     pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
+    /// The integer-dot mat-vec's override (`VKGRAPH_MMVQ_SHAPE`; `None`: per shape).
+    pub(super) mat_vecq_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// Rows per split-K attention workgroup (`None`: the default).
     pub(super) attn_split_rows: Option<u32>,
     /// Split decode attention over the context even where the device would not (tests).
@@ -158,6 +160,7 @@ impl VulkanBackend {
             mat_vec: MatVecPath::Auto,
             coopmat: true,
             mat_vec_shape: None,
+            mat_vecq_shape: None,
             attn_split_rows: None,
             force_attention_split: false,
             kv_len: 0,
@@ -215,6 +218,14 @@ impl VulkanBackend {
     pub fn set_mat_vec_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
         if shape != self.mat_vec_shape {
             self.mat_vec_shape = shape;
+            self.recorded.clear();
+        }
+    }
+
+    /// Overrides the integer-dot mat-vec's launch shape (tuning; `None`: chosen per shape).
+    pub fn set_mat_vecq_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
+        if shape != self.mat_vecq_shape {
+            self.mat_vecq_shape = shape;
             self.recorded.clear();
         }
     }

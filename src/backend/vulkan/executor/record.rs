@@ -204,7 +204,7 @@ impl VulkanBackend {
                         u(w.nrows())?,
                         u(st(1).nrows())?,
                         &split32,
-                        None,
+                        self.mat_vecq_shape,
                     );
                 }
                 let tiled = self.tiled_kernel();
@@ -422,7 +422,9 @@ impl VulkanBackend {
                     &split,
                     grouping,
                     self.mat_vec_shape,
-                    self.xq_node.get(&n).map(|&slot| self.xq(slot)),
+                    self.xq_node
+                        .get(&n)
+                        .map(|&slot| (self.xq(slot), self.mat_vecq_shape)),
                 )
             }
             Op::TopK { k } => {
