@@ -62,6 +62,7 @@ shared float red[NR * NMAX * WG];
 
 #ifdef ID
 layout(std430, set = 0, binding = 3) readonly restrict buffer IDS { int ids[]; };
+#include "common/id_pair.glsl"
 // The x row of token j and the dst column of its results (see ID above).
 #define X_ROW(j) id_xrow
 #define OUT_COL(j) id_pair
@@ -121,17 +122,9 @@ void main() {
 #ifdef ID
     const uint id_pair = gl_WorkGroupID.z;
     const uint id_xrow = pair_x_row(id_pair);
-    const int id_e = ids[p.id_off + id_pair];
-    if (id_e < 0 || uint(id_e) >= p.n_expert) {
-        for (uint r = tid; r < NR; r += WG) {
-            if (row0 + r < p.m) {
-                const RowAddr a = row_addr(row0 + r);
-                dst[a.dbase + id_pair * a.dstride] = 0.0;
-            }
-        }
+    if (!id_pair_begin(id_pair, row0, NR, tid, WG)) {
         return; // uniform per workgroup
     }
-    id_expert = uint(id_e);
 #endif
 
     float acc[NR][NMAX];

@@ -14,6 +14,7 @@ layout(std430, set = 0, binding = 2) readonly restrict buffer XD { vec2 xds[]; }
 #ifdef ID
 // The expert of each (token, slot) pair (binding 4: binding 3 is dst on the Q8_X layout).
 layout(std430, set = 0, binding = 4) readonly restrict buffer IDS { int ids[]; };
+#include "id_pair.glsl"
 #define X_UNIT(j) (id_xrow * units)
 #define OUT_COL(j) id_pair
 #else
@@ -201,17 +202,9 @@ void main() {
     // row, its dst column; a pair whose id is out of range gets 0.
     const uint id_pair = gl_WorkGroupID.z;
     const uint id_xrow = pair_x_row(id_pair);
-    const int id_e = ids[p.id_off + id_pair];
-    if (id_e < 0 || uint(id_e) >= p.n_expert) {
-        for (uint r = tid; r < NR; r += WG) {
-            if (row0 + r < p.m) {
-                const RowAddr a = row_addr(row0 + r);
-                dst[a.dbase + id_pair * a.dstride] = 0.0;
-            }
-        }
+    if (!id_pair_begin(id_pair, row0, NR, tid, WG)) {
         return; // uniform per workgroup
     }
-    id_expert = uint(id_e);
 #endif
 
     float acc[NR][NMAX];
