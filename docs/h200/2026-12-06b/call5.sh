@@ -26,7 +26,7 @@ for b in D E; do
 done; pack
 echo "t=$SECONDS wait gen"; wait $GP; tail -1 $L/gen.txt
 for m in l8 q30 q06; do
-  for i in 1 2; do
+  for i in 1; do
     for b in d e; do
       if [ $b = e ]; then X=$V; else X=$AB/vkgraph-d; fi
       timeout 40 $X bench -m /tmp/$m.gguf -p 512 -n 0 -r 3 --qkv auto > $L/pp-$m-$b$i.txt 2>&1
