@@ -12,17 +12,15 @@
 // x 128 tokens); each subgroup multiplies its SUB_M x SUB_N = 64 x 32 sub-tile as CM x CN
 // = 4 x 4 cooperative matrices of 16 x 8 (shape M x N x K = 16 x 8 x 16: A = 16 rows x
 // 16 k of W, row-major; B = 16 k x 8 tokens of x, column-major; f32 accumulators). Per
-// BK-wide step of k the W tile (dequantized) and the x tile (converted) sit in shared
-// memory as f16, both k-contiguous, in two buffers: while the subgroups multiply the
-// tiles of step s from one buffer, each thread loads its share of step s+1 from memory
-// into registers and then writes it to the other buffer, so memory latency hides behind
-// the tensor work and one barrier per step suffices. The shared tiles are uvec4 arrays:
-// each thread packs 8 halves into one 16-byte store, and the cooperative-matrix loads
-// address them in uvec4 units, so the driver sees 16-byte-aligned rows (H200: 148 vs 162
-// registers and 5-20 % faster than f16 arrays with 2-byte stores; docs/shaders.md).
-// Results go through a per-subgroup shared staging block (one 16 x 8 matrix at a time)
-// to dst, so out-of-range rows/tokens are simply not written. Rows past m, tokens past n
-// and k past the row end are zero-filled.
+// BK = 64 step of k the W tile (dequantized by 16-value chunks where a chunk lies in one
+// step) and the x tile (f16, converted once per matmul by the dispatch, or converted here
+// from f32) sit in shared memory as f16, both k-contiguous, one buffer each: while the
+// subgroups multiply step s, each thread loads its share of step s+1 into registers; a
+// barrier, the stores, a barrier. The shared tiles are uvec4 arrays: each thread stores 8
+// halves at once, and the cooperative-matrix loads address them in uvec4 units, so the
+// driver sees 16-byte-aligned rows. Results go through a per-subgroup shared staging
+// block (one 16 x 8 matrix at a time) to dst, so out-of-range rows/tokens are simply not
+// written. Rows past m, tokens past n and k past the row end are zero-filled.
 //
 // The body lives in common/mul_mat_coopmat_body.glsl, shared with mul_mat_id_coopmat.comp
 // (the same tile over tokens grouped by expert).
