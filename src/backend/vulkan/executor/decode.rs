@@ -30,6 +30,35 @@ pub(super) struct XqSlot {
 }
 
 impl VulkanBackend {
+    // ---- decode tuning overrides (options.rs: VKGRAPH_MMV_SHAPE, VKGRAPH_MMVQ_SHAPE,
+    // VKGRAPH_ATTN_SPLIT_ROWS) ----
+
+    /// Overrides the decode mat-vec launch shape (tuning; `None`: chosen per shape).
+    pub fn set_mat_vec_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
+        if shape != self.mat_vec_shape {
+            self.mat_vec_shape = shape;
+            self.recorded.clear();
+        }
+    }
+
+    /// Overrides the integer-dot mat-vec's launch shape (tuning; `None`: chosen per shape).
+    pub fn set_mat_vecq_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
+        if shape != self.mat_vecq_shape {
+            self.mat_vecq_shape = shape;
+            self.recorded.clear();
+        }
+    }
+
+    /// Overrides the cache rows per split-K attention workgroup (tuning; `None`: the
+    /// default, `dispatch::attention::ROWS_PER_SPLIT`). Takes effect at the next plan.
+    pub fn set_attn_split_rows(&mut self, rows: Option<u32>) {
+        if rows != self.attn_split_rows {
+            self.attn_split_rows = rows;
+            self.arena_uid = 0; // re-plan the split shapes
+            self.recorded.clear();
+        }
+    }
+
     /// Whether matmul node `n` runs on the integer-dot path.
     pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
