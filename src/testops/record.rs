@@ -704,7 +704,7 @@ pub(super) fn run_inner(
             let m_all: u32 = split.iter().sum();
             let x = values((k * nx * n) as usize, seed + 1);
             // Experts n_expert-2 and n_expert-1 receive no token.
-            let ids: Vec<i32> = (0..n * n_used)
+            let mut ids: Vec<i32> = (0..n * n_used)
                 .map(|i| ((i * 3 + i / n_used) % (n_expert - 2)) as i32)
                 .collect();
             let pairs = (n_used * n) as usize;
@@ -725,12 +725,27 @@ pub(super) fn run_inner(
                     blk,
                 )?;
             }
+            // Ids out of range (-1 and n_expert; MOE_TOPK never writes them) give 0: every
+            // kernel's guard (the per-pair ones, and the grouping's last bucket).
+            for (p, bad) in [(1usize, -1i32), (pairs - 1, n_expert as i32)] {
+                if p == 0 || p >= pairs || (p == 1 && pairs < 3) {
+                    continue;
+                }
+                ids[p] = bad;
+                let mut at = 0;
+                for &(_, _, rows) in &stacks {
+                    let rows = rows as usize;
+                    want[at + p * rows..at + (p + 1) * rows].fill(0.0);
+                    at += rows * pairs;
+                }
+            }
             let split = if fused { split } else { vec![] };
+            // dst starts as 7.0 everywhere: a value a kernel leaves unwritten fails.
             let (wb, xb, ib, db) = (
                 io.put(&w)?,
                 io.f32s(&x)?,
                 io.put(bytemuck::cast_slice(&ids))?,
-                io.zeros(want.len())?,
+                io.f32s(&vec![7.0; want.len()])?,
             );
             // Prompt batches run grouped by expert (where the device takes it) and need
             // the grouping's scratch, as the executor plans it.
