@@ -69,6 +69,20 @@ impl VulkanBackend {
         }
     }
 
+    /// Whether MUL_MAT_ID node `n` runs grouped by expert here (a prompt batch,
+    /// `dispatch::moe::groups_by_expert`, grouping on): the one rule the support check,
+    /// the scratch plan, the int8 choice and the dump share.
+    pub(super) fn moe_grouped(&self, g: &Graph, n: NodeIndex) -> bool {
+        let node = g.node(n);
+        let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+        match (u32::try_from(w.ne[2]), u32::try_from(ids.ne[1])) {
+            (Ok(ne), Ok(nt)) => {
+                self.moe_group && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, ne, nt)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether decode MUL_MAT_ID node `n` takes the integer-dot kernel
     /// (`mul_mat_vecq_id.comp`): as [`Self::vecq_for`], with the weight bytes one dispatch
     /// reads (the chosen experts' matrices) in place of the whole stack's.
@@ -88,8 +102,7 @@ impl VulkanBackend {
         self.int8_mat_vec()
             && big_enough
             && x.ty == GgmlType::F32
-            && !(self.moe_group
-                && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, w.ne[2] as u32, nt))
+            && !self.moe_grouped(g, n)
             && dispatch::moe::vecq_id_supports(self.ctx.caps(), w.ty, k, nt)
     }
 
@@ -387,9 +400,7 @@ impl VulkanBackend {
                     ) else {
                         continue;
                     };
-                    if self.moe_group
-                        && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, ne, nt)
-                    {
+                    if self.moe_grouped(g, n) {
                         let words = dispatch::moe::grouping_words(ne, nu.saturating_mul(nt));
                         self.moe_scratch.insert(n, moe_at);
                         moe_at += (4 * words).div_ceil(align) * align;
@@ -634,13 +645,7 @@ impl VulkanBackend {
                     } else {
                         format!(", {} stacks in one dispatch", split.len())
                     };
-                    let grouped = self.moe_group
-                        && dispatch::moe::groups_by_expert(
-                            caps,
-                            w.ty,
-                            w.ne[2] as u32,
-                            ids.ne[1] as u32,
-                        );
+                    let grouped = self.moe_grouped(g, n);
                     let vecq = self.uses_vecq(g, n).then(|| {
                         let by = q8_producer(g, node.srcs[1], w.ne[0] as u32)
                             .map_or("a quantize_q8_1 dispatch".to_string(), |p| {

@@ -491,10 +491,8 @@ impl Backend for VulkanBackend {
             .is_ok(),
             Op::MulMatId { .. } => {
                 let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
-                let (ne, nt) = (w.ne[2] as u32, ids.ne[1] as u32);
                 // The mat-vec path takes a (token, slot) pair per workgroup along z.
-                let grouped = self.moe_group
-                    && dispatch::moe::groups_by_expert(self.ctx.caps(), w.ty, ne, nt);
+                let grouped = self.moe_grouped(g, n);
                 !self.disabled.contains(&format!("{op}:{}", w.ty.name()))
                     && dispatch::moe::supports_mul_mat_id(w.ty)
                     && (grouped
