@@ -1,6 +1,6 @@
 #version 450
-// bindings: 7
-// push: 48
+// bindings: 8
+// push: 64
 // workgroup: 256
 //
 // dst[r, i] = (a + b)[r, i] / sqrt(mean_i((a + b)[r, i]^2) + eps) * w[r % w_rows, i]:
@@ -12,6 +12,12 @@
 // ne0 % 32 == 0) for the integer-dot mat-vec; the others leave bindings 4-5 unused.
 // SUM variants also write a + b itself to binding 6 (the residual the ADD node would
 // write: the executor then records no separate ADD dispatch); the others leave it unused.
+// MOE variants (moe_sum_rms_norm_mul*, Op::MoeSumRmsNormMul) take a mixture-of-experts
+// layer's output in place of b: b is then y, the experts' outputs f32 [ne0, n_used, nrows],
+// and binding 7 their weights f32 [n_used, nrows]; the value normalized is
+// a + sum_s mw[s] * y[s], summed as moe_sum.comp sums (the slots in order, then a), so the
+// SUM output is the MOE_SUM_ADD node's residual (the executor records that node no more).
+// The other variants leave binding 7 unused.
 // Bindings are narrowed ranges; *_off are element offsets (dispatch/norm.rs).
 #extension GL_GOOGLE_include_directive : require
 #include "common/rms_norm_reduce.glsl"
@@ -30,6 +36,9 @@ layout(std430, set = 0, binding = 3) writeonly buffer D { float d[]; };
 #ifdef SUM
 layout(std430, set = 0, binding = 6) writeonly buffer S { float sum_out[]; };
 #endif
+#ifdef MOE
+layout(std430, set = 0, binding = 7) readonly buffer MW { float mw[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint ne0;
@@ -44,7 +53,26 @@ layout(push_constant) uniform Push {
     uint ds_off;
     uint s_off;  // SUM: element offset of the sum
     uint pad1;
+    uint n_used; // MOE: experts per token; element offset of their weights
+    uint m_off;
+    uint pad2;
+    uint pad3;
 } p;
+
+// Element i of row `row` before the norm: a + b, or (MOE) a + the weighted expert sum.
+float value(uint row, uint i) {
+#ifdef MOE
+    float acc = 0.0;
+    for (uint s = 0u; s < p.n_used; s++) {
+        const uint ts = row * p.n_used + s;
+        acc += mw[p.m_off + ts] * b[p.b_off + ts * p.ne0 + i];
+    }
+    acc += a[p.a_off + row * p.ne0 + i];
+    return acc;
+#else
+    return a[p.a_off + row * p.ne0 + i] + b[p.b_off + row * p.ne0 + i];
+#endif
+}
 
 void main() {
     const uint row = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -52,8 +80,6 @@ void main() {
         return; // uniform per workgroup: no barrier below is skipped by part of it
     }
     const uint tid = gl_LocalInvocationID.x;
-    const uint ab = p.a_off + row * p.ne0;
-    const uint bb = p.b_off + row * p.ne0;
 
     // RMS_UNROLL elements per invocation and round, all loaded before any is used: a
     // decode row is one workgroup, so no other warps hide the loads' latency.
@@ -62,7 +88,7 @@ void main() {
         float v[RMS_UNROLL];
         [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
             const uint i = i0 + c * WG_X;
-            v[c] = i < p.ne0 ? a[ab + i] + b[bb + i] : 0.0;
+            v[c] = i < p.ne0 ? value(row, i) : 0.0;
         }
         [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
             ss += v[c] * v[c];
@@ -86,14 +112,14 @@ void main() {
         vec4 v;
         [[unroll]] for (uint c = 0u; c < 4u; c++) {
             const uint e = 4u * g + c;
-            v[c] = (a[ab + e] + b[bb + e]) * scale * w[wb + e];
+            v[c] = value(row, e) * scale * w[wb + e];
             d[db + e] = v[c];
         }
         q8_store4(p.q_off, p.ds_off, row * nb + g / 8u, g % 8u, v);
     }
 #else
     for (uint i = tid; i < p.ne0; i += WG_X) {
-        d[db + i] = (a[ab + i] + b[bb + i]) * scale * w[wb + i];
+        d[db + i] = value(row, i) * scale * w[wb + i];
     }
 #endif
 }

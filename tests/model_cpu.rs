@@ -224,6 +224,42 @@ fn op_fusion_keeps_logits() {
             let n = ops.iter().filter(|&&o| o == "MOE_SUM_ADD").count();
             assert_eq!(n, m.hp.n_layer, "{arch}: MOE_SUM_ADD per layer in {ops:?}");
             assert!(!ops.contains(&"MOE_SUM"), "{arch}: unfolded MOE_SUM");
+            // The next norm (each later layer's attn_norm, then result_norm) reads the
+            // MOE_SUM_ADD's operands and runs in its stage.
+            let n = ops
+                .iter()
+                .filter(|&&o| o == "MOE_SUM_ADD_RMS_NORM_MUL")
+                .count();
+            assert_eq!(
+                n, m.hp.n_layer,
+                "{arch}: MOE_SUM_ADD_RMS_NORM_MUL per layer in {ops:?}"
+            );
+            // Staged by DAG levels (not `off`'s one node per stage): one stage holds both.
+            let mut staged = raw.clone();
+            vkgraph::passes::run(
+                &mut staged,
+                QkvMode::Fuse,
+                &Default::default(),
+                vkgraph::passes::FusionLevel::Ops,
+                &vkgraph::passes::any_backend,
+                &vkgraph::passes::any_group,
+            );
+            let mut paired = 0;
+            for stage in &staged.schedule {
+                paired += vkgraph::passes::fusion::residual_add_folds(&staged, stage)
+                    .iter()
+                    .filter(|&&(m, _)| staged.node(m).op.name() == "MOE_SUM_ADD_RMS_NORM_MUL")
+                    .count();
+                let here: Vec<&str> = stage.iter().map(|&n| staged.node(n).op.name()).collect();
+                if here.contains(&"MOE_SUM_ADD_RMS_NORM_MUL") {
+                    assert!(
+                        here.contains(&"MOE_SUM_ADD"),
+                        "{arch}: norm not beside its sum: {here:?}"
+                    );
+                }
+            }
+            // ... and the Vulkan executor records each pair as one dispatch.
+            assert_eq!(paired, m.hp.n_layer, "{arch}: MOE_SUM_ADD folds");
         }
         let e = nmse(&eval(&m, &fused), &eval(&m, &raw));
         assert!(e < 1e-12, "{arch}: fused vs raw NMSE {e:e}");

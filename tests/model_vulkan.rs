@@ -333,17 +333,27 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
 }
 
 /// The executor records one dispatch per node, except that each ADD_RMS_NORM_MUL also
-/// writes its residual ADD's sum (the ADD records nothing) outside the `off` baseline.
+/// writes its residual ADD's sum (the ADD records nothing) outside the `off` baseline, and
+/// each MOE_SUM_ADD_RMS_NORM_MUL its MOE_SUM_ADD's (qwen3moe on the integer-dot mat-vec,
+/// where the attention norm stays a node of its own to write q8_1 for Q/K/V).
 #[test]
 fn residual_adds_fold_into_their_norms() {
+    use vkgraph::backend::vulkan::MatVecPath;
     for (dev, label) in devices() {
-        for arch in ["llama", "qwen3"] {
+        for arch in ["llama", "qwen3", "qwen3moe"] {
             let m = tiny_model(arch, "q4_0");
             for mode in [QkvMode::Off, QkvMode::Auto] {
                 let mut vk = vk_backend(&m, dev);
-                vk.set_mat_vec(vkgraph::backend::vulkan::MatVecPath::Float);
+                let moe = arch == "qwen3moe";
+                vk.set_mat_vec(if moe {
+                    MatVecPath::Int8
+                } else {
+                    MatVecPath::Float
+                });
                 let limits = vk.sibling_limits();
-                let g = planned(&m, mode, 1, false, &limits);
+                // Planned as a session plans (this backend does not group Q/K/V whose
+                // members take the int8 path).
+                let g = planned_with(&m, mode, 1, false, &limits, FusionLevel::Ops, Some(&vk));
                 vk.prepare(&g).unwrap();
                 let ids = [3i32];
                 let pos = [0i32];
@@ -353,8 +363,26 @@ fn residual_adds_fold_into_their_norms() {
                 let nodes = g.order().count() as u32;
                 let norms = g
                     .order()
-                    .filter(|&n| matches!(g.node(n).op, vkgraph::graph::Op::AddRmsNormMul { .. }))
+                    .filter(|&n| {
+                        matches!(
+                            g.node(n).op,
+                            vkgraph::graph::Op::AddRmsNormMul { .. }
+                                | vkgraph::graph::Op::MoeSumRmsNormMul { .. }
+                        )
+                    })
                     .count() as u32;
+                let moe_norms = g
+                    .order()
+                    .filter(|&n| {
+                        matches!(g.node(n).op, vkgraph::graph::Op::MoeSumRmsNormMul { .. })
+                    })
+                    .count();
+                if moe {
+                    assert!(
+                        moe_norms > 0,
+                        "[{label}] {arch}: no MOE_SUM_ADD_RMS_NORM_MUL"
+                    );
+                }
                 let want = if mode == QkvMode::Off {
                     nodes
                 } else {

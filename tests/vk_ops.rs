@@ -19,6 +19,16 @@ use vkgraph::backend::vulkan::dispatch::{attention, glu, norm, rope};
 use vkgraph::backend::vulkan::{Buffer, Recorder};
 use vkgraph::graph::RopeMode;
 
+/// The q8_1 copy in `buf` for `cb` bytes of codes and `sb` of scales: the scales start at
+/// the first multiple of 512 bytes after the codes.
+fn xq(buf: &Buffer, cb: u64, sb: u64) -> vkgraph::backend::vulkan::dispatch::mul_mat_vecq::XQ<'_> {
+    let so = cb.div_ceil(512) * 512;
+    vkgraph::backend::vulkan::dispatch::mul_mat_vecq::XQ {
+        codes: buf.range(0, cb),
+        scales: buf.range(so, sb),
+    }
+}
+
 #[test]
 fn rms_norm() {
     for_each_device("rms_norm", |gpu| {
@@ -331,7 +341,7 @@ fn swiglu() {
 /// add_rms_norm_mul's residual-sum output is the exact a + b.
 #[test]
 fn q8_epilogues_match_quantize() {
-    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes, XQ};
+    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes};
     // (4096, 1): a decode row, which the wide (1024-invocation) norm variants take on GPUs.
     for (ne0, rows) in [(96usize, 3usize), (4096, 1)] {
         for_each_device("q8_epilogues", |gpu| {
@@ -343,13 +353,6 @@ fn q8_epilogues_match_quantize() {
             // The scales start at the first multiple of 512 bytes after the codes.
             let so = cb.div_ceil(512) * 512;
             let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; (so + sb) as usize]);
-            fn xq(buf: &Buffer, cb: u64, sb: u64) -> XQ<'_> {
-                let so = cb.div_ceil(512) * 512;
-                XQ {
-                    codes: buf.range(0, cb),
-                    scales: buf.range(so, sb),
-                }
-            }
             for kernel in ["rms_norm_mul", "add_rms_norm_mul", "swiglu"] {
                 let case = format!("{kernel}_q8(ne0={ne0},rows={rows})");
                 let plain = Output::new(gpu, "plain", n);
@@ -694,6 +697,116 @@ fn perf() {
                 glu::swiglu(rec, g.range(4), u.range(4), out.range(), ne as u32).expect("swiglu")
             },
         );
+    }
+}
+
+/// `moe_sum_rms_norm_mul` (MOE_SUM_ADD_RMS_NORM_MUL: the next layer's norm over a
+/// mixture-of-experts layer's output, fused) against the CPU's MOE_SUM_ADD, RMS_NORM and
+/// MUL; with its extra outputs as the executor records it: the sum (the MOE_SUM_ADD
+/// node's value, against the GPU's own moe_sum_add of the same operands) and the q8_1
+/// blocks (against quantize_q8_1 of its f32 output), the f32 output bit-identical to the
+/// plain variant's.
+#[test]
+fn moe_sum_rms_norm_mul() {
+    use vkgraph::backend::vulkan::dispatch::moe;
+    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes};
+    // (2048, 1, 8): a 30B-A3B decode row, the wide variants on GPUs.
+    for (ne0, rows, n_used) in [(96usize, 3usize, 2usize), (2048, 1, 8), (2048, 2, 8)] {
+        for_each_device("moe_sum_rms_norm_mul", |gpu| {
+            let case = format!("moe_sum_rms_norm_mul(ne0={ne0},rows={rows},used={n_used})");
+            let n = ne0 * rows;
+            let (y, wts, r, w) = (
+                values(n * n_used, 3),
+                values(n_used * rows, 4),
+                values(n, 5),
+                values(ne0, 6),
+            );
+            let yin = Input::f32(gpu, "y", &y, 4);
+            let win = Input::f32(gpu, "wts", &wts, 1);
+            let rin = Input::f32(gpu, "r", &r, 2);
+            let nin = Input::f32(gpu, "w", &w, 0);
+            let (plain, fused, sum, gpu_sum) = (
+                Output::new(gpu, "plain", n),
+                Output::new(gpu, "fused", n),
+                Output::new(gpu, "sum", n),
+                Output::new(gpu, "moe_sum_add", n),
+            );
+            let (cb, sb) = xq_bytes(ne0 as u32, rows as u32);
+            let so = cb.div_ceil(512) * 512;
+            let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; (so + sb) as usize]);
+            let (ep, re) = (xq_buf("epilogue"), xq_buf("requantized"));
+            let (ne0u, rowsu, usedu) = (ne0 as u32, rows as u32, n_used as u32);
+            run(gpu, &case, |rec| {
+                norm::moe_sum_rms_norm_mul(
+                    rec,
+                    rin.range(4),
+                    yin.range(4),
+                    win.range(4),
+                    usedu,
+                    nin.range(4),
+                    plain.range(),
+                    None,
+                    None,
+                    ne0u,
+                    rowsu,
+                    1,
+                    1e-6,
+                )?;
+                norm::moe_sum_rms_norm_mul(
+                    rec,
+                    rin.range(4),
+                    yin.range(4),
+                    win.range(4),
+                    usedu,
+                    nin.range(4),
+                    fused.range(),
+                    Some(xq(&ep, cb, sb)),
+                    Some(sum.range()),
+                    ne0u,
+                    rowsu,
+                    1,
+                    1e-6,
+                )?;
+                moe::moe_sum(
+                    rec,
+                    yin.range(4),
+                    win.range(4),
+                    Some(rin.range(4)),
+                    gpu_sum.range(),
+                    ne0u,
+                    usedu,
+                    rowsu,
+                )
+            });
+            let mut want_sum = vec![0f32; n];
+            ops::moe_sum(&y, ne0, n_used, &wts, &mut want_sum);
+            want_sum.iter_mut().zip(&r).for_each(|(o, r)| *o += r);
+            let mut normed = vec![0f32; n];
+            ops::rms_norm(&want_sum, ne0, 1e-6, &mut normed);
+            let mut want = vec![0f32; n];
+            ops::binary(false, &normed, &w, ne0, &mut want);
+            let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+            check(gpu, &case, &p, &want);
+            assert!(
+                p.iter().zip(&f).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{}: the q8/sum variant's f32 output differs from the plain one's",
+                gpu.case(&case)
+            );
+            let got_sum = sum.read(gpu, &case);
+            check(gpu, &format!("{case} sum"), &got_sum, &want_sum);
+            check(
+                gpu,
+                &format!("{case} sum vs moe_sum_add"),
+                &got_sum,
+                &gpu_sum.read(gpu, &case),
+            );
+            let again = Input::f32(gpu, "again", &f, 0);
+            run(gpu, &case, |rec| {
+                quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu)
+            });
+            common::io::assert_q8_same(gpu, &case, &ep, &re, cb, sb, so as usize);
+            eprintln!("{}: ok", gpu.case(&case));
+        });
     }
 }
 

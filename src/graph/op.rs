@@ -52,6 +52,11 @@ pub enum Op {
     /// reading the residual sum directly, so it need not wait for the ADD that also
     /// writes it (`passes::fusion`).
     AddRmsNormMul { eps: f32 },
+    /// `[y: f32 [ne0, n_used, rows], wts: f32 [n_used, rows], r: f32 [ne0, rows], w: f32
+    /// [ne0, rw]]` → `rms_norm(s) * w` with `s` = what MOE_SUM_ADD(y, wts, r) writes: the
+    /// next layer's norm reading a mixture-of-experts layer's output directly, so it runs
+    /// beside the MOE_SUM_ADD instead of after it (`passes::fusion::add_rms_norm_mul`).
+    MoeSumRmsNormMul { eps: f32 },
     /// `[a: f32 [ne0, ra], b: f32 [ne0, rb]]` → `a * b`, row `r` of `a` with row `r % rb` of `b`.
     Mul,
     /// `[a, b]` → `a + b`, broadcast as [`Op::Mul`].
@@ -164,6 +169,7 @@ impl Op {
             Op::RmsNorm { .. } => "RMS_NORM",
             Op::RmsNormMul { .. } => "RMS_NORM_MUL",
             Op::AddRmsNormMul { .. } => "ADD_RMS_NORM_MUL",
+            Op::MoeSumRmsNormMul { .. } => "MOE_SUM_ADD_RMS_NORM_MUL",
             Op::Mul => "MUL",
             Op::Add => "ADD",
             Op::Scale { .. } => "SCALE",

@@ -10,7 +10,10 @@
 //! - a per-head RMS_NORM_MUL (qwen3's q_norm / k_norm) whose only reader is a ROPE or
 //!   ROPE_SET_ROWS folds into it (`norm: Some(eps)`): two dispatches and one stage less;
 //! - the residual ADD of a MOE_SUM whose only reader it is becomes one MOE_SUM_ADD
-//!   (qwen3moe): one dispatch and one stage less per layer.
+//!   (qwen3moe): one dispatch and one stage less per layer;
+//! - an RMS_NORM_MUL of a MOE_SUM_ADD's result reads the MOE_SUM_ADD's operands instead
+//!   (MOE_SUM_ADD_RMS_NORM_MUL: the next layer's attention norm), so both run in one stage;
+//!   the Vulkan executor then records the pair as one dispatch ([`residual_add_folds`]).
 
 use crate::graph::{Graph, Op, TensorKind};
 use crate::quant::GgmlType;
@@ -125,8 +128,9 @@ pub fn moe_sum_add(g: &mut Graph) -> usize {
     done
 }
 
-/// Rewrites RMS_NORM_MUL(ADD(a, b), w) into ADD_RMS_NORM_MUL(a, b, w) (the ADD stays).
-/// Returns the number rewritten.
+/// Rewrites RMS_NORM_MUL(ADD(a, b), w) into ADD_RMS_NORM_MUL(a, b, w) and
+/// RMS_NORM_MUL(MOE_SUM_ADD(y, wts, r), w) into MOE_SUM_ADD_RMS_NORM_MUL(y, wts, r, w)
+/// (the ADD / MOE_SUM_ADD stays: the next residual reads it). Returns the number rewritten.
 pub fn add_rms_norm_mul(g: &mut Graph) -> usize {
     let order: Vec<_> = g.order().collect();
     let mut producer = std::collections::HashMap::new();
@@ -140,6 +144,19 @@ pub fn add_rms_norm_mul(g: &mut Graph) -> usize {
         };
         let (x, w) = (g.node(m).srcs[0], g.node(m).srcs[1]);
         let Some(&a) = producer.get(&x) else { continue };
+        if g.node(a).op == (Op::MoeSum { residual: true }) {
+            // The sum's sources are [y, wts, r]; y and wts are read whole, as MOE_SUM_ADD
+            // reads them, so only the residual's shape needs checking.
+            let srcs = g.node(a).srcs.clone();
+            if g.tensor(srcs[2]).ne != g.tensor(x).ne || g.tensor(x).ty != GgmlType::F32 {
+                continue;
+            }
+            let node = &mut g.dag[m];
+            node.op = Op::MoeSumRmsNormMul { eps };
+            node.srcs = vec![srcs[0], srcs[1], srcs[2], w];
+            done += 1;
+            continue;
+        }
         if g.node(a).op != Op::Add {
             continue;
         }
@@ -256,8 +273,8 @@ pub fn rms_norm_rope(g: &mut Graph) -> usize {
 }
 
 /// The residual ADDs a backend may fold into the ADD_RMS_NORM_MUL of the same stage
-/// (which computes the same sum from the same operands): (norm, add) pairs of `stage`,
-/// each ADD at most once. Not for graphs with a barrier after every node (the `off`
+/// (which computes the same sum from the same operands), and likewise the MOE_SUM_ADDs
+/// into a MOE_SUM_ADD_RMS_NORM_MUL: (norm, add) pairs of `stage`, each ADD at most once. Not for graphs with a barrier after every node (the `off`
 /// baseline). The Vulkan executor records each pair as one dispatch; the dump counts them.
 pub fn residual_add_folds(
     g: &Graph,
@@ -272,13 +289,15 @@ pub fn residual_add_folds(
     }
     for &m in stage {
         let norm = g.node(m);
-        if !matches!(norm.op, Op::AddRmsNormMul { .. }) {
-            continue;
-        }
+        let (sum_op, operands) = match norm.op {
+            Op::AddRmsNormMul { .. } => (Op::Add, 2),
+            Op::MoeSumRmsNormMul { .. } => (Op::MoeSum { residual: true }, 3),
+            _ => continue,
+        };
         let add = stage.iter().copied().find(|&a| {
             let an = g.node(a);
-            an.op == Op::Add
-                && an.srcs[..] == norm.srcs[..2]
+            an.op == sum_op
+                && an.srcs[..] == norm.srcs[..operands]
                 && g.tensor(an.dst).ne == g.tensor(norm.dst).ne
                 && g.tensor(an.dst).ty == crate::quant::GgmlType::F32
                 && !pairs.iter().any(|&(_, b)| b == a)

@@ -129,6 +129,13 @@ pub enum Case {
         n: u32,
         residual: bool,
     },
+    /// MOE_SUM_ADD_RMS_NORM_MUL: the next norm over a MOE_SUM_ADD's value, one dispatch
+    /// that also writes that value (as the executor records the pair).
+    MoeSumNorm {
+        ne0: u32,
+        n_used: u32,
+        n: u32,
+    },
 }
 
 impl Case {
@@ -159,6 +166,7 @@ impl Case {
                 residual: false, ..
             } => "moe_sum",
             Case::MoeSum { residual: true, .. } => "moe_sum_add",
+            Case::MoeSumNorm { .. } => "moe_sum_add_rms_norm_mul",
         }
     }
 
@@ -255,7 +263,9 @@ impl Case {
                     String::new()
                 }
             ),
-            Case::MoeSum { ne0, n_used, n, .. } => format!("ne0={ne0},used={n_used},n={n}"),
+            Case::MoeSum { ne0, n_used, n, .. } | Case::MoeSumNorm { ne0, n_used, n } => {
+                format!("ne0={ne0},used={n_used},n={n}")
+            }
             Case::AttentionRope {
                 d,
                 n_head,
@@ -345,6 +355,10 @@ impl Case {
                 n,
                 residual,
             } => 4 * u64::from(ne0 * n * (n_used + 1 + u32::from(residual)) + n_used * n),
+            // y, the weights, r, the norm weight row, dst and the sum.
+            Case::MoeSumNorm { ne0, n_used, n } => {
+                4 * u64::from(ne0 * n * (n_used + 3) + n_used * n + ne0)
+            }
         }
     }
 }
@@ -589,6 +603,15 @@ pub fn cases() -> Vec<Case> {
                 residual,
             });
         }
+    }
+    // (2048, 8, 1): a 30B-A3B decode row (the wide variant on GPUs).
+    for (ne0, n_used, n) in [
+        (256u32, 2u32, 1u32),
+        (2048, 8, 1),
+        (2048, 8, 3),
+        (100, 3, 17),
+    ] {
+        v.push(Case::MoeSumNorm { ne0, n_used, n });
     }
     v
 }

@@ -828,6 +828,49 @@ pub(super) fn run_inner(
                 }),
             )
         }
+        Case::MoeSumNorm { ne0, n_used, n } => {
+            let y = values((ne0 * n_used * n) as usize, seed);
+            let wv = values((n_used * n) as usize, seed + 1);
+            let rv = values((ne0 * n) as usize, seed + 2);
+            let nw = values(ne0 as usize, seed + 3);
+            let mut sum = vec![0f32; (ne0 * n) as usize];
+            ops::moe_sum(&y, ne0 as usize, n_used as usize, &wv, &mut sum);
+            sum.iter_mut().zip(&rv).for_each(|(o, r)| *o += r);
+            let mut normed = vec![0f32; sum.len()];
+            ops::rms_norm(&sum, ne0 as usize, 1e-6, &mut normed);
+            let mut want = vec![0f32; sum.len()];
+            ops::binary(false, &normed, &nw, ne0 as usize, &mut want);
+            let (yb, wb, rb, nb, db, sb) = (
+                io.f32s(&y)?,
+                io.f32s(&wv)?,
+                io.f32s(&rv)?,
+                io.f32s(&nw)?,
+                io.zeros(want.len())?,
+                io.zeros(want.len())?,
+            );
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    dispatch::norm::moe_sum_rms_norm_mul(
+                        r,
+                        b[rb].whole(),
+                        b[yb].whole(),
+                        b[wb].whole(),
+                        n_used,
+                        b[nb].whole(),
+                        b[db].whole(),
+                        None,
+                        Some(b[sb].whole()),
+                        ne0,
+                        n,
+                        1,
+                        1e-6,
+                    )
+                }),
+            )
+        }
     };
     let n_out = want.len();
     let mut rec = ctx.recorder()?;

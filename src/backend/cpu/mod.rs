@@ -241,6 +241,24 @@ impl CpuBackend {
                 ops::rms_norm(&sum, ne0, *eps, &mut t);
                 ops::binary(false, &t, &self.f32s(g, s(2))?, ne0, &mut out)
             }
+            Op::MoeSumRmsNormMul { eps } => {
+                // MOE_SUM_ADD's value, computed as it computes it, then RMS_NORM_MUL.
+                let n_used = g.tensor(s(0)).ne[1];
+                let mut sum = vec![0f32; out.len()];
+                ops::moe_sum(
+                    &self.f32s(g, s(0))?,
+                    ne0,
+                    n_used,
+                    &self.f32s(g, s(1))?,
+                    &mut sum,
+                );
+                for (o, r) in sum.iter_mut().zip(self.f32s(g, s(2))?.iter()) {
+                    *o += r;
+                }
+                let mut t = vec![0f32; out.len()];
+                ops::rms_norm(&sum, ne0, *eps, &mut t);
+                ops::binary(false, &t, &self.f32s(g, s(3))?, ne0, &mut out)
+            }
             Op::Mul | Op::Add => {
                 let add = node.op == Op::Add;
                 ops::binary(

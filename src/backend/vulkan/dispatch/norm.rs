@@ -213,6 +213,9 @@ struct AddPush {
     ds_off: u32,
     s_off: u32,
     pad: u32,
+    n_used: u32,
+    m_off: u32,
+    pad2: [u32; 2],
 }
 
 /// `dst = rms_norm(a + b) * w` over `nrows` rows of `ne0` (row `r` of `w` is `r % w_rows`):
@@ -249,6 +252,68 @@ pub fn add_rms_norm_mul_with(
     w_rows: u32,
     eps: f32,
 ) -> Result<()> {
+    sum_rms_norm_mul(rec, a, b, None, w, dst, q8, sum, ne0, nrows, w_rows, eps)
+}
+
+/// The experts' weighted outputs of a mixture-of-experts layer, `r` (the residual) added
+/// and RMS-normalized (Op::MoeSumRmsNormMul): `s = r + Σ_j wts[j][t] · y[t][j]` summed as
+/// [`super::moe::moe_sum`] sums, `dst = rms_norm(s) * w`, and `s` itself into `sum` when
+/// given (the MOE_SUM_ADD node folded into this dispatch). `y`: f32 `[ne0, n_used,
+/// nrows]`, `wts`: f32 `[n_used, nrows]`; `q8` as in [`add_rms_norm_mul_with`].
+#[allow(clippy::too_many_arguments)]
+pub fn moe_sum_rms_norm_mul(
+    rec: &mut Recorder,
+    r: BufferRange<'_>,
+    y: BufferRange<'_>,
+    wts: BufferRange<'_>,
+    n_used: u32,
+    w: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    q8: Option<XQ<'_>>,
+    sum: Option<BufferRange<'_>>,
+    ne0: u32,
+    nrows: u32,
+    w_rows: u32,
+    eps: f32,
+) -> Result<()> {
+    if n_used == 0 {
+        return Err(Error::Usage(
+            "moe_sum_rms_norm_mul: no experts per token (n_used = 0)".into(),
+        ));
+    }
+    sum_rms_norm_mul(
+        rec,
+        r,
+        y,
+        Some((wts, n_used)),
+        w,
+        dst,
+        q8,
+        sum,
+        ne0,
+        nrows,
+        w_rows,
+        eps,
+    )
+}
+
+/// `shaders/add_rms_norm_mul.comp` in all its variants: `b` is the second addend, or with
+/// `moe` = (weights, n_used) the experts' outputs to sum.
+#[allow(clippy::too_many_arguments)]
+fn sum_rms_norm_mul(
+    rec: &mut Recorder,
+    a: BufferRange<'_>,
+    b: BufferRange<'_>,
+    moe: Option<(BufferRange<'_>, u32)>,
+    w: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    q8: Option<XQ<'_>>,
+    sum: Option<BufferRange<'_>>,
+    ne0: u32,
+    nrows: u32,
+    w_rows: u32,
+    eps: f32,
+) -> Result<()> {
     use ShaderId as S;
     let caps = rec.caps();
     // A few long rows (decode): 1024 invocations per row instead of 256.
@@ -258,32 +323,55 @@ pub fn add_rms_norm_mul_with(
         && caps.device_type != vk::PhysicalDeviceType::CPU
         && caps.max_compute_work_group_invocations >= 1024
         && caps.max_compute_work_group_size[0] >= 1024;
-    let shader = match (Reduce::best(caps), q8.is_some(), sum.is_some()) {
-        (Reduce::Subgroup, false, false) if wide => S::add_rms_norm_mul_sg_wide,
-        (Reduce::Subgroup, true, false) if wide => S::add_rms_norm_mul_sg_q8_wide,
-        (Reduce::Subgroup, false, true) if wide => S::add_rms_norm_mul_sg_sum_wide,
-        (Reduce::Subgroup, true, true) if wide => S::add_rms_norm_mul_sg_q8_sum_wide,
-        (Reduce::Subgroup, false, false) => S::add_rms_norm_mul_sg,
-        (Reduce::Shared, false, false) => S::add_rms_norm_mul,
-        (Reduce::Subgroup, true, false) => S::add_rms_norm_mul_sg_q8,
-        (Reduce::Shared, true, false) => S::add_rms_norm_mul_q8,
-        (Reduce::Subgroup, false, true) => S::add_rms_norm_mul_sg_sum,
-        (Reduce::Shared, false, true) => S::add_rms_norm_mul_sum,
-        (Reduce::Subgroup, true, true) => S::add_rms_norm_mul_sg_q8_sum,
-        (Reduce::Shared, true, true) => S::add_rms_norm_mul_q8_sum,
+    let sg = Reduce::best(caps) == Reduce::Subgroup;
+    let shader = match (moe.is_some(), sg, q8.is_some(), sum.is_some()) {
+        (false, true, false, false) if wide => S::add_rms_norm_mul_sg_wide,
+        (false, true, true, false) if wide => S::add_rms_norm_mul_sg_q8_wide,
+        (false, true, false, true) if wide => S::add_rms_norm_mul_sg_sum_wide,
+        (false, true, true, true) if wide => S::add_rms_norm_mul_sg_q8_sum_wide,
+        (false, true, false, false) => S::add_rms_norm_mul_sg,
+        (false, false, false, false) => S::add_rms_norm_mul,
+        (false, true, true, false) => S::add_rms_norm_mul_sg_q8,
+        (false, false, true, false) => S::add_rms_norm_mul_q8,
+        (false, true, false, true) => S::add_rms_norm_mul_sg_sum,
+        (false, false, false, true) => S::add_rms_norm_mul_sum,
+        (false, true, true, true) => S::add_rms_norm_mul_sg_q8_sum,
+        (false, false, true, true) => S::add_rms_norm_mul_q8_sum,
+        (true, true, false, false) if wide => S::moe_sum_rms_norm_mul_sg_wide,
+        (true, true, true, false) if wide => S::moe_sum_rms_norm_mul_sg_q8_wide,
+        (true, true, false, true) if wide => S::moe_sum_rms_norm_mul_sg_sum_wide,
+        (true, true, true, true) if wide => S::moe_sum_rms_norm_mul_sg_q8_sum_wide,
+        (true, true, false, false) => S::moe_sum_rms_norm_mul_sg,
+        (true, false, false, false) => S::moe_sum_rms_norm_mul,
+        (true, true, true, false) => S::moe_sum_rms_norm_mul_sg_q8,
+        (true, false, true, false) => S::moe_sum_rms_norm_mul_q8,
+        (true, true, false, true) => S::moe_sum_rms_norm_mul_sg_sum,
+        (true, false, false, true) => S::moe_sum_rms_norm_mul_sum,
+        (true, true, true, true) => S::moe_sum_rms_norm_mul_sg_q8_sum,
+        (true, false, true, true) => S::moe_sum_rms_norm_mul_q8_sum,
     };
     let n = u64::from(ne0) * u64::from(nrows);
     count_u32(n, shader.name())?;
     check_eps(shader, eps)?;
     check_w_rows(shader, w_rows, nrows)?;
+    let n_used = moe.as_ref().map_or(1, |m| m.1);
+    let ny = n * u64::from(n_used);
+    count_u32(ny, shader.name())?;
     let (ra, a_off) = bind(caps, &a, 4, n, &format!("{shader} a"))?;
-    let (rb, b_off) = bind(caps, &b, 4, n, &format!("{shader} b"))?;
+    let (rb, b_off) = bind(caps, &b, 4, ny, &format!("{shader} b"))?;
     let nw = u64::from(ne0) * u64::from(w_rows);
     let (rw, w_off) = bind(caps, &w, 4, nw, &format!("{shader} w"))?;
     let (rd, d_off) = bind(caps, &dst, 4, n, &format!("{shader} dst"))?;
     let (rq, q_off, rs, ds_off) = bind_q8(caps, q8, rd, ne0, n, shader)?;
     let (rsum, s_off) = match &sum {
         Some(sum) => bind(caps, sum, 4, n, &format!("{shader} sum"))?,
+        None => (rd, 0),
+    };
+    let (rm, m_off) = match &moe {
+        Some((wts, _)) => {
+            let nm = u64::from(n_used) * u64::from(nrows);
+            bind(caps, wts, 4, nm, &format!("{shader} expert weights"))?
+        }
         None => (rd, 0),
     };
     let push = AddPush {
@@ -299,6 +387,9 @@ pub fn add_rms_norm_mul_with(
         ds_off,
         s_off,
         pad: 0,
+        n_used,
+        m_off,
+        pad2: [0; 2],
     };
     if n == 0 {
         return Ok(());
@@ -308,7 +399,7 @@ pub fn add_rms_norm_mul_with(
     rec.dispatch(
         shader,
         &[],
-        &[ra, rb, rw, rd, rq, rs, rsum],
+        &[ra, rb, rw, rd, rq, rs, rsum, rm],
         bytemuck::bytes_of(&push),
         groups,
     )

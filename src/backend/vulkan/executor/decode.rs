@@ -517,7 +517,9 @@ fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
     k % 32 == 0
         && dst.ty == GgmlType::F32
         && match node.op {
-            Op::RmsNormMul { .. } | Op::AddRmsNormMul { .. } => dst.ne[0] == k as usize,
+            Op::RmsNormMul { .. } | Op::AddRmsNormMul { .. } | Op::MoeSumRmsNormMul { .. } => {
+                dst.ne[0] == k as usize
+            }
             Op::SwiGlu => dst.nelements() % (k as usize) == 0 && dst.ne[0] == k as usize,
             // The output [d, n_head, n] is read as [d * n_head, n]; blocks stay in a head.
             Op::Attention { .. } => dst.ne[0] % 32 == 0 && dst.ne[0] * dst.ne[1] == k as usize,
