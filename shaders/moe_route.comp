@@ -7,9 +7,7 @@
 // - moe_topk (Op::MoeTopK): one subgroup per token (WG_X / subgroup size tokens per
 //   workgroup; the dispatch needs subgroup arithmetic and a subgroup of at most WG_X);
 //   writes ids = the k experts of the largest logits, largest first, ties to the lower
-//   index. Pass s takes the best expert that comes after pass s-1's in that strict order
-//   (logit descending, index ascending), so no "taken" list: each lane scans experts
-//   lane, lane + subgroup size, ..., then subgroupMax / subgroupMin pick the winner.
+//   index (common/moe_topk.glsl, shared with moe_router.comp).
 //   Binding 2 is not used (the dispatch binds ids there too).
 // - moe_weights (WEIGHTS, Op::MoeWeights): one invocation per token (1-D on a 2-D grid,
 //   common/index.glsl); reads ids, writes w: f32 [k, n] = the softmax of the chosen
@@ -30,6 +28,7 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer I { int ids[]; };
 layout(std430, set = 0, binding = 2) writeonly restrict buffer W { float wts[]; };
 #else
 layout(std430, set = 0, binding = 1) writeonly restrict buffer I { int ids[]; };
+#include "common/moe_topk.glsl"
 #endif
 
 layout(push_constant) uniform Push {
@@ -50,31 +49,7 @@ void main() {
     if (t >= p.n) {
         return; // uniform per subgroup
     }
-    const uint base = p.l_off + t * p.n_expert;
-    const uint lane = gl_SubgroupInvocationID;
-    const int NONE = 0x7fffffff;
-    float pl = 0.0;
-    int pe = -1; // none chosen yet
-    for (uint s = 0u; s < p.k; s++) {
-        float bl = 0.0;
-        int be = -1;
-        for (uint e = lane; e < p.n_expert; e += gl_SubgroupSize) {
-            const float l = logits[base + e];
-            const bool after = pe < 0 || l < pl || (l == pl && int(e) > pe);
-            if (after && (be < 0 || l > bl)) {
-                bl = l;
-                be = int(e);
-            }
-        }
-        // The best over the lanes; among equal logits the lowest index.
-        const float m = subgroupMax(be < 0 ? -3.402823466e38 : bl);
-        const int e = subgroupMin(be >= 0 && bl == m ? be : NONE);
-        if (lane == 0u) {
-            ids[p.i_off + t * p.k + s] = e;
-        }
-        pl = m;
-        pe = e;
-    }
+    moe_topk_token(p.l_off + t * p.n_expert, p.i_off + t * p.k, p.n_expert, p.k);
 #else
     const uint t = flat_index();
     if (t >= p.n) {

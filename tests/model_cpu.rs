@@ -260,6 +260,19 @@ fn op_fusion_keeps_logits() {
             }
             // ... and the Vulkan executor records each pair as one dispatch.
             assert_eq!(paired, m.hp.n_layer, "{arch}: MOE_SUM_ADD folds");
+            // Each layer's MOE_TOPK reads the router's operands (4 tokens: a decode-sized
+            // batch), beside the router MUL_MAT, which the executor records inside it.
+            let n = ops.iter().filter(|&&o| o == "MOE_ROUTER_TOPK").count();
+            assert_eq!(
+                n, m.hp.n_layer,
+                "{arch}: MOE_ROUTER_TOPK per layer in {ops:?}"
+            );
+            let routers: usize = staged
+                .schedule
+                .iter()
+                .map(|stage| vkgraph::passes::fusion::router_topk_folds(&staged, stage).len())
+                .sum();
+            assert_eq!(routers, m.hp.n_layer, "{arch}: router folds");
         }
         let e = nmse(&eval(&m, &fused), &eval(&m, &raw));
         assert!(e < 1e-12, "{arch}: fused vs raw NMSE {e:e}");

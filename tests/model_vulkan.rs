@@ -335,7 +335,8 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
 /// The executor records one dispatch per node, except that each ADD_RMS_NORM_MUL also
 /// writes its residual ADD's sum (the ADD records nothing) outside the `off` baseline, and
 /// each MOE_SUM_ADD_RMS_NORM_MUL its MOE_SUM_ADD's (qwen3moe on the integer-dot mat-vec,
-/// where the attention norm stays a node of its own to write q8_1 for Q/K/V).
+/// where the attention norm stays a node of its own to write q8_1 for Q/K/V), and each
+/// MOE_ROUTER_TOPK its router MUL_MAT's.
 #[test]
 fn residual_adds_fold_into_their_norms() {
     use vkgraph::backend::vulkan::MatVecPath;
@@ -371,22 +372,23 @@ fn residual_adds_fold_into_their_norms() {
                         )
                     })
                     .count() as u32;
-                let moe_norms = g
-                    .order()
-                    .filter(|&n| {
-                        matches!(g.node(n).op, vkgraph::graph::Op::MoeSumRmsNormMul { .. })
-                    })
-                    .count();
+                let count = |f: fn(&vkgraph::graph::Op) -> bool| {
+                    g.order().filter(|&n| f(&g.node(n).op)).count() as u32
+                };
+                let moe_norms =
+                    count(|op| matches!(op, vkgraph::graph::Op::MoeSumRmsNormMul { .. }));
+                let routers = count(|op| matches!(op, vkgraph::graph::Op::MoeRouterTopK { .. }));
                 if moe {
                     assert!(
                         moe_norms > 0,
                         "[{label}] {arch}: no MOE_SUM_ADD_RMS_NORM_MUL"
                     );
+                    assert!(routers > 0, "[{label}] {arch}: no MOE_ROUTER_TOPK");
                 }
                 let want = if mode == QkvMode::Off {
                     nodes
                 } else {
-                    nodes - norms
+                    nodes - norms - routers
                 };
                 let (dispatches, _) = vk.last_recorded_counts();
                 assert!(

@@ -154,6 +154,12 @@ pub enum Op {
     /// largest first, ties to the lower id ([`f32::total_cmp`] order) — what a sampler
     /// needs of the vocabulary (`crate::sample`), read back instead of every logit.
     TopK { k: usize },
+    /// `[router: f32 [k_dim, n_expert], x: f32 [k_dim, n]]` → i32 `[k, n]`: MOE_TOPK of the
+    /// router's logits `router · x`, computed here (`passes::fusion::moe_router_topk`: the
+    /// router MUL_MAT stays, since MOE_WEIGHTS reads its logits, and runs in this node's
+    /// stage; the Vulkan executor records the pair as one dispatch, the logits written on
+    /// the way).
+    MoeRouterTopK { k: usize },
     /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
     /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted). With `residual`
     /// (`passes::fusion::moe_sum_add`, MOE_SUM_ADD) a third source `r: f32 [ne0, n]` is
@@ -185,6 +191,7 @@ impl Op {
             Op::Attention { rope: Some(_), .. } => "ROPE_ATTENTION",
             Op::Attention { .. } => "ATTENTION",
             Op::MoeTopK { .. } => "MOE_TOPK",
+            Op::MoeRouterTopK { .. } => "MOE_ROUTER_TOPK",
             Op::MoeWeights => "MOE_WEIGHTS",
             Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
             Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",

@@ -13,7 +13,10 @@
 //!   (qwen3moe): one dispatch and one stage less per layer;
 //! - an RMS_NORM_MUL of a MOE_SUM_ADD's result reads the MOE_SUM_ADD's operands instead
 //!   (MOE_SUM_ADD_RMS_NORM_MUL: the next layer's attention norm), so both run in one stage;
-//!   the Vulkan executor then records the pair as one dispatch ([`residual_add_folds`]).
+//!   the Vulkan executor then records the pair as one dispatch ([`residual_add_folds`]);
+//! - a MOE_TOPK of a decode batch's f32 router MUL_MAT reads the router's operands instead
+//!   (MOE_ROUTER_TOPK), so it runs beside the matmul, which the Vulkan executor then
+//!   records inside it ([`router_topk_folds`]): one stage and one dispatch less per layer.
 
 use crate::graph::{Graph, Op, TensorKind};
 use crate::quant::GgmlType;
@@ -304,6 +307,78 @@ pub fn residual_add_folds(
         });
         if let Some(a) = add {
             pairs.push((m, a));
+        }
+    }
+    pairs
+}
+
+/// Most tokens a MOE_ROUTER_TOPK takes (`MAX_N` in `shaders/moe_router.comp`): decode
+/// batches; prompt batches keep the router matmul and MOE_TOPK apart.
+pub const ROUTER_TOPK_MAX_N: usize = 8;
+
+/// Rewrites MOE_TOPK(MUL_MAT(router, x)) into MOE_ROUTER_TOPK(router, x) when the router
+/// is an unsplit f32 matrix and x has at most [`ROUTER_TOPK_MAX_N`] tokens; the MUL_MAT
+/// stays (MOE_WEIGHTS reads its logits). Returns the number rewritten.
+pub fn moe_router_topk(g: &mut Graph) -> usize {
+    let (order, _, producer) = uses(g);
+    let mut done = 0;
+    for &t in &order {
+        let Op::MoeTopK { k } = g.node(t).op else {
+            continue;
+        };
+        let logits = g.node(t).srcs[0];
+        let Some(&m) = producer.get(&logits) else {
+            continue;
+        };
+        let (w, x) = match &g.node(m).op {
+            Op::MulMat { split } if split.is_empty() => (g.node(m).srcs[0], g.node(m).srcs[1]),
+            _ => continue,
+        };
+        if g.tensor(w).ty != GgmlType::F32
+            || g.tensor(x).ty != GgmlType::F32
+            || g.tensor(x).nrows() > ROUTER_TOPK_MAX_N
+            || g.tensor(logits).ne[0] != g.tensor(w).nrows()
+        {
+            continue;
+        }
+        let node = &mut g.dag[t];
+        node.op = Op::MoeRouterTopK { k };
+        node.srcs = vec![w, x];
+        done += 1;
+    }
+    if done > 0 {
+        g.rebuild_edges();
+    }
+    done
+}
+
+/// The router MUL_MATs a backend may record inside the MOE_ROUTER_TOPK of the same stage
+/// (same operands: the fused kernel writes the logits too): (topk, matmul) pairs of
+/// `stage`. Not for graphs with a barrier after every node (the `off` baseline).
+pub fn router_topk_folds(
+    g: &Graph,
+    stage: &[petgraph::stable_graph::NodeIndex],
+) -> Vec<(
+    petgraph::stable_graph::NodeIndex,
+    petgraph::stable_graph::NodeIndex,
+)> {
+    let mut pairs = Vec::new();
+    if g.barrier_every_node {
+        return pairs;
+    }
+    for &t in stage {
+        let topk = g.node(t);
+        if !matches!(topk.op, Op::MoeRouterTopK { .. }) {
+            continue;
+        }
+        let mm = stage.iter().copied().find(|&m| {
+            let mn = g.node(m);
+            matches!(&mn.op, Op::MulMat { split } if split.is_empty())
+                && mn.srcs[..] == topk.srcs[..]
+                && !pairs.iter().any(|&(_, b)| b == m)
+        });
+        if let Some(m) = mm {
+            pairs.push((t, m));
         }
     }
     pairs

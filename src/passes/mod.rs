@@ -45,6 +45,7 @@ pub fn run(
         // After the layer folds: a norm of a residual sum left unfolded reads the sum's
         // operands, so it runs beside the ADD instead of after it.
         fusion::add_rms_norm_mul(g);
+        fusion::moe_router_topk(g);
     }
     g.barrier_every_node = mode == QkvMode::Off;
     if mode == QkvMode::Off {

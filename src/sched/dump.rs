@@ -173,6 +173,18 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
             let _ = writeln!(s, "{}", d.text);
         }
     }
+    let routers: usize = g
+        .schedule
+        .iter()
+        .map(|stage| crate::passes::fusion::router_topk_folds(g, stage).len())
+        .sum();
+    if routers > 0 {
+        let _ = writeln!(
+            s,
+            "folded router MUL_MAT into MOE_ROUTER_TOPK x{routers} — on Vulkan one dispatch \
+             computes the logits and picks the experts ({routers} dispatches fewer than nodes)"
+        );
+    }
     let folded = folded_adds(g);
     if folded > 0 {
         // The MOE_SUM_ADDs among them (the rest are residual ADDs).

@@ -107,6 +107,14 @@ pub enum Case {
         k: u32,
         n: u32,
     },
+    /// MOE_ROUTER_TOPK (the router matmul and the top-k in one dispatch), checked through
+    /// MOE_WEIGHTS of the logits and ids it writes.
+    MoeRouterTopK {
+        k_dim: u32,
+        n_expert: u32,
+        k: u32,
+        n: u32,
+    },
     /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
     /// second expert stack of m + 5 rows after the first (a fused gate/up weight). More
     /// than 16 tokens take the grouped-by-expert kernels; `q8` (decode batches,
@@ -160,6 +168,7 @@ impl Case {
             Case::Attention { .. } => "attention",
             Case::AttentionRope { .. } => "attention_rope",
             Case::MoeRoute { .. } => "moe_route",
+            Case::MoeRouterTopK { .. } => "moe_router_topk",
             Case::MulMatId { q8: true, .. } => "mul_mat_vecq_id",
             Case::MulMatId { .. } => "mul_mat_id",
             Case::MoeSum {
@@ -245,6 +254,12 @@ impl Case {
                 format!("d={d},h={n_head}/{n_head_kv},n={n},n_kv={n_kv}")
             }
             Case::MoeRoute { n_expert, k, n } => format!("experts={n_expert},k={k},n={n}"),
+            Case::MoeRouterTopK {
+                k_dim,
+                n_expert,
+                k,
+                n,
+            } => format!("k_dim={k_dim},experts={n_expert},k={k},n={n}"),
             Case::MulMatId {
                 ty,
                 m,
@@ -335,6 +350,12 @@ impl Case {
                 ..
             } => 8 * u64::from(d * n_head) + 4 * u64::from(d * n_head_kv * (n_kv + 4)),
             Case::MoeRoute { n_expert, k, n } => 4 * u64::from(n * (n_expert + 2 * k)),
+            Case::MoeRouterTopK {
+                k_dim,
+                n_expert,
+                k,
+                n,
+            } => 4 * u64::from(k_dim * (n_expert + n) + n * (n_expert + 2 * k)),
             Case::MulMatId {
                 ty,
                 m,
@@ -538,6 +559,22 @@ pub fn cases() -> Vec<Case> {
         for n in [1u32, 5, 17] {
             v.push(Case::MoeRoute { n_expert, k, n });
         }
+    }
+    // (2048, 128, 8, n): Qwen3-30B-A3B's router at decode; (64, 60, 4, 5): whole-number
+    // operands, so many logits tie exactly (on the CPU and the GPU alike) and the tie rule
+    // decides; (256, 8, 2, 1): the tiny-moe preset's.
+    for (k_dim, n_expert, k, n) in [
+        (2048u32, 128u32, 8u32, 1u32),
+        (2048, 128, 8, 8),
+        (64, 60, 4, 5),
+        (256, 8, 2, 1),
+    ] {
+        v.push(Case::MoeRouterTopK {
+            k_dim,
+            n_expert,
+            k,
+            n,
+        });
     }
     for ty in GgmlType::WEIGHT_TYPES {
         // n <= 16: the per-pair kernel; n > 16: grouped by expert (dispatch::moe).

@@ -672,6 +672,63 @@ pub(super) fn run_inner(
                 }),
             )
         }
+        Case::MoeRouterTopK {
+            k_dim,
+            n_expert,
+            k,
+            n,
+        } => {
+            let (ku, eu, nu) = (k_dim as usize, n_expert as usize, n as usize);
+            let mut w = values(ku * eu, seed);
+            let mut x = values(ku * nu, seed + 1);
+            if n_expert == 60 {
+                // Small whole numbers: exact dot products, many of them equal.
+                w.iter_mut().for_each(|v| *v = (*v * 0.5).floor());
+                x.iter_mut().for_each(|v| *v = (*v * 0.5).floor());
+            } else {
+                // Logits of order 1, so all k weights matter (not one near 1, the rest ~0).
+                let s = 1.0 / (4.0 * (k_dim as f32).sqrt());
+                w.iter_mut().for_each(|v| *v *= s);
+            }
+            let wb8: &[u8] = bytemuck::cast_slice(&w);
+            let mut logits = vec![0f32; eu * nu];
+            ops::mul_mat(quant::GgmlType::F32, &[wb8], &[eu], ku, &x, nu, &mut logits)?;
+            let mut ids = vec![0i32; k as usize * nu];
+            ops::moe_topk(&logits, eu, k as usize, &mut ids);
+            let mut want = vec![0f32; ids.len()];
+            ops::moe_weights(&logits, eu, &ids, k as usize, &mut want);
+            let scratch = dispatch::moe::router_topk_scratch_bytes(n_expert, n) as usize / 4;
+            let (wb, xb, lb, ib, sb, db) = (
+                io.f32s(&w)?,
+                io.f32s(&x)?,
+                io.zeros(logits.len())?,
+                io.zeros(ids.len())?,
+                io.zeros(scratch)?,
+                io.zeros(ids.len())?,
+            );
+            (
+                want,
+                db,
+                Box::new(move |r, io| {
+                    let b = &io.bufs;
+                    let (l, i) = (b[lb].whole(), b[ib].whole());
+                    dispatch::moe::moe_router_topk(
+                        r,
+                        b[wb].whole(),
+                        b[xb].whole(),
+                        l,
+                        i,
+                        b[sb].whole(),
+                        k_dim,
+                        n_expert,
+                        k,
+                        n,
+                    )?;
+                    r.barrier()?;
+                    dispatch::moe::moe_weights(r, l, i, b[db].whole(), n_expert, k, n)
+                }),
+            )
+        }
         Case::MulMatId {
             ty,
             m,

@@ -428,6 +428,18 @@ impl CpuBackend {
                     .copy_from_slice(bytemuck::cast_slice(&ids));
                 return Ok(());
             }
+            Op::MoeRouterTopK { k } => {
+                // The router MUL_MAT's logits, computed as it computes them, then MOE_TOPK.
+                let (ne, nt) = (g.tensor(s(0)).nrows(), g.tensor(s(1)).nrows());
+                let mut logits = vec![0f32; ne * nt];
+                let x = self.f32s(g, s(1))?;
+                self.mul_mat(g, node.srcs[0], &x, &[], &dt.name, &mut logits)?;
+                let mut ids = vec![0i32; dt.nelements()];
+                ops::moe_topk(&logits, ne, *k, &mut ids);
+                self.bytes_mut(g, node.dst)?
+                    .copy_from_slice(bytemuck::cast_slice(&ids));
+                return Ok(());
+            }
             Op::MoeWeights => {
                 let ids = self.i32s(g, s(1))?;
                 let k = g.tensor(s(1)).ne[0];

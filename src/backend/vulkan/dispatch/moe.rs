@@ -144,6 +144,124 @@ pub fn supports_topk(caps: &Caps) -> bool {
         && caps.subgroup_size <= ShaderId::moe_topk.workgroup()[0]
 }
 
+/// Rows per workgroup of `moe_router.comp` (`RPW`).
+const ROUTER_RPW: u32 = 2;
+
+/// Why `moe_router_topk` cannot run `k` of `n_expert` experts for `n` tokens of rows of
+/// `k_dim` on this device, or `Ok`: the top-k's needs ([`supports_topk`]), at most
+/// `passes::fusion::ROUTER_TOPK_MAX_N` tokens, rows of a multiple of 4 values, and a
+/// subgroup dividing the invocations of a row (`WG_X / RPW`).
+pub fn router_topk_support(caps: &Caps, k_dim: u64, n_expert: u64, k: u64, n: u64) -> Result<()> {
+    let shader = ShaderId::moe_router;
+    let per_row = shader.workgroup()[0] / ROUTER_RPW;
+    let why = if !supports_topk(caps) {
+        "no subgroup arithmetic (or too wide a subgroup) for the top-k".to_string()
+    } else if per_row % caps.subgroup_size != 0 {
+        format!(
+            "subgroup of {} does not divide {per_row} invocations per row",
+            caps.subgroup_size
+        )
+    } else if n == 0 || n > crate::passes::fusion::ROUTER_TOPK_MAX_N as u64 {
+        format!(
+            "{n} tokens (1..={})",
+            crate::passes::fusion::ROUTER_TOPK_MAX_N
+        )
+    } else if k_dim == 0 || k_dim % 4 != 0 {
+        format!("rows of {k_dim} values (a multiple of 4 needed)")
+    } else if k == 0 || k > n_expert {
+        format!("{k} experts of {n_expert}")
+    } else if n_expert * k_dim > u64::from(u32::MAX) {
+        format!("{n_expert} x {k_dim} router values exceed 32-bit indices")
+    } else {
+        return Ok(());
+    };
+    Err(Error::Unsupported(format!("{shader}: {why}")))
+}
+
+/// Bytes of scratch `moe_router_topk` needs: its counter, and room for the logits when
+/// no router MUL_MAT output receives them.
+pub fn router_topk_scratch_bytes(n_expert: u32, n: u32) -> u64 {
+    16 + 4 * u64::from(n_expert) * u64::from(n)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RouterPush {
+    k_dim: u32,
+    n_expert: u32,
+    n: u32,
+    k: u32,
+    w_off: u32,
+    x_off: u32,
+    l_off: u32,
+    i_off: u32,
+    c_off: u32,
+    pad: [u32; 3],
+}
+
+/// The router `logits = w · x` (`w`: f32 `[k_dim, n_expert]`, `x`: f32 `[k_dim, n]`) and
+/// the top-`k` expert ids of each token (`[k, n]` i32, as [`moe_topk`]) in one dispatch
+/// (`moe_router.comp`, Op::MoeRouterTopK). `logits` receives the logits (the router
+/// MUL_MAT node's output when the executor folds that node in; else scratch); `scratch`
+/// starts with the dispatch's counter, zero before and after (see
+/// [`router_topk_scratch_bytes`]).
+#[allow(clippy::too_many_arguments)]
+pub fn moe_router_topk(
+    rec: &mut Recorder,
+    w: BufferRange<'_>,
+    x: BufferRange<'_>,
+    logits: BufferRange<'_>,
+    ids: BufferRange<'_>,
+    scratch: BufferRange<'_>,
+    k_dim: u32,
+    n_expert: u32,
+    k: u32,
+    n: u32,
+) -> Result<()> {
+    let shader = ShaderId::moe_router;
+    let caps = rec.caps();
+    router_topk_support(caps, k_dim.into(), n_expert.into(), k.into(), n.into())?;
+    let nw = u64::from(k_dim) * u64::from(n_expert);
+    let nx = u64::from(k_dim) * u64::from(n);
+    let (rw, w_off) = bind(caps, &w, 16, nw / 4, &format!("{shader} router"))?;
+    let (rx, x_off) = bind(caps, &x, 16, nx / 4, &format!("{shader} x"))?;
+    let (rl, l_off) = bind(
+        caps,
+        &logits,
+        4,
+        u64::from(n_expert) * u64::from(n),
+        "moe logits",
+    )?;
+    let (ri, i_off) = bind(caps, &ids, 4, u64::from(k) * u64::from(n), "moe ids")?;
+    let (rc, c_off) = bind(caps, &scratch, 4, 1, &format!("{shader} counter"))?;
+    let push = RouterPush {
+        k_dim,
+        n_expert,
+        n,
+        k,
+        w_off,
+        x_off,
+        l_off,
+        i_off,
+        c_off,
+        pad: [0; 3],
+    };
+    let groups = [n_expert.div_ceil(ROUTER_RPW), 1, 1];
+    if groups[0] > caps.max_compute_work_group_count[0] {
+        return Err(Error::Unsupported(format!(
+            "{shader}: {} workgroups exceed the device's {}",
+            groups[0], caps.max_compute_work_group_count[0]
+        )));
+    }
+    rec.dispatch(
+        shader,
+        &[],
+        &[rw, rx, rl, ri, rc],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}
+
 /// Most members a fused expert-indexed weight may have (gate and up).
 pub const MAX_ID_SEGMENTS: usize = 2;
 

@@ -339,7 +339,8 @@ impl VulkanBackend {
     }
 
     /// Plans the scratch of the kernels whose workgroups meet through memory — split-K
-    /// attention (partials and counters), chunked TOP_K (chunk records and counters) and,
+    /// attention (partials and counters), chunked TOP_K (chunk records and counters),
+    /// MOE_ROUTER_TOPK (a counter, room for logits) and,
     /// in a buffer of its own (no zero counters there), MUL_MAT_ID grouped by expert (the
     /// grouping its first dispatch writes):
     /// chooses the attention nodes' split shapes, gives every such node of a stage its
@@ -348,6 +349,7 @@ impl VulkanBackend {
     pub(super) fn plan_scratch(&mut self, g: &Graph) -> Result<()> {
         self.attn_split.clear();
         self.top_k_scratch.clear();
+        self.router_scratch.clear();
         self.moe_scratch.clear();
         self.x16_scratch.clear();
         self.split_rows = 0;
@@ -376,6 +378,17 @@ impl VulkanBackend {
                         self.top_k_scratch.insert(n, at);
                         at += bytes.div_ceil(align) * align;
                     }
+                    continue;
+                }
+                if let Op::MoeRouterTopK { .. } = node.op {
+                    let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                    let (Ok(ne), Ok(nt)) = (u32::try_from(w.nrows()), u32::try_from(x.nrows()))
+                    else {
+                        continue;
+                    };
+                    self.router_scratch.insert(n, at);
+                    let bytes = dispatch::moe::router_topk_scratch_bytes(ne, nt);
+                    at += bytes.div_ceil(align) * align;
                     continue;
                 }
                 if let Op::MulMat { .. } = node.op {

@@ -80,6 +80,9 @@ pub struct VulkanBackend {
     attn_split: HashMap<NodeIndex, (dispatch::attention::SplitShape, u64)>,
     /// Each chunked TOP_K node's byte offset in `scratch`.
     top_k_scratch: HashMap<NodeIndex, u64>,
+    /// Each MOE_ROUTER_TOPK node's byte offset in `scratch` (its counter, then room for
+    /// logits no router MUL_MAT receives).
+    router_scratch: HashMap<NodeIndex, u64>,
     /// The groupings of MUL_MAT_ID nodes grouped by expert (`dispatch::moe::
     /// groups_by_expert`): a buffer of its own, since the grouping leaves non-zero words
     /// where `scratch`'s kernels need zero counters. Nodes of one stage get disjoint
@@ -152,6 +155,7 @@ impl VulkanBackend {
             scratch: None,
             attn_split: HashMap::new(),
             top_k_scratch: HashMap::new(),
+            router_scratch: HashMap::new(),
             moe_scratch_buf: None,
             x16_buf: None,
             x16_scratch: HashMap::new(),
@@ -483,6 +487,18 @@ impl Backend for VulkanBackend {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }
             Op::MoeTopK { .. } => dispatch::moe::supports_topk(self.ctx.caps()),
+            Op::MoeRouterTopK { k } => {
+                let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+                w.ty == GgmlType::F32
+                    && dispatch::moe::router_topk_support(
+                        self.ctx.caps(),
+                        w.ne[0] as u64,
+                        w.nrows() as u64,
+                        *k as u64,
+                        x.nrows() as u64,
+                    )
+                    .is_ok()
+            }
             Op::TopK { k } => dispatch::top_k::support(
                 self.ctx.caps(),
                 g.tensor(node.srcs[0]).ne[0] as u64,
@@ -848,13 +864,20 @@ impl Backend for VulkanBackend {
         // Residual ADDs whose sum an ADD_RMS_NORM_MUL of the same stage can write itself
         // (the fusion pass gives both the same operands): one dispatch instead of two.
         // Not with a barrier after every node (the `off` baseline, per-node profiles).
+        // Likewise the router MUL_MAT beside its MOE_ROUTER_TOPK: the fused kernel writes
+        // the logits into the matmul's output.
         let mut sum_into: HashMap<NodeIndex, TensorId> = HashMap::new();
+        let mut logits_into: HashMap<NodeIndex, TensorId> = HashMap::new();
         let mut absorbed: HashSet<NodeIndex> = HashSet::new();
         if !every {
             for stage in stages {
                 for (m, a) in crate::passes::fusion::residual_add_folds(g, stage) {
                     absorbed.insert(a);
                     sum_into.insert(m, g.node(a).dst);
+                }
+                for (t, m) in crate::passes::fusion::router_topk_folds(g, stage) {
+                    absorbed.insert(m);
+                    logits_into.insert(t, g.node(m).dst);
                 }
             }
         }
@@ -885,6 +908,7 @@ impl Backend for VulkanBackend {
                 let extra = record::Extra {
                     q8: epilogue.get(&n).copied(),
                     sum: sum_into.get(&n).copied(),
+                    logits: logits_into.get(&n).copied(),
                 };
                 self.record_node(&mut rec, g, n, extra)?;
             }

@@ -15,8 +15,11 @@ use crate::{Error, Result};
 pub(super) struct Extra {
     /// The q8_1 slot of its output (a q8 epilogue).
     pub q8: Option<usize>,
-    /// ADD_RMS_NORM_MUL: the residual ADD's output, written by this dispatch too.
+    /// ADD_RMS_NORM_MUL / MOE_SUM_ADD_RMS_NORM_MUL: the residual ADD's (MOE_SUM_ADD's)
+    /// output, written by this dispatch too.
     pub sum: Option<TensorId>,
+    /// MOE_ROUTER_TOPK: the router MUL_MAT's output, written by this dispatch too.
+    pub logits: Option<TensorId>,
 }
 
 impl VulkanBackend {
@@ -394,6 +397,35 @@ impl VulkanBackend {
             Op::MoeTopK { k } => {
                 let l = st(0);
                 dispatch::moe::moe_topk(rec, s(0)?, dst, u(l.ne[0])?, u(*k)?, u(l.nrows())?)
+            }
+            Op::MoeRouterTopK { k } => {
+                let (w, x) = (st(0), st(1));
+                let (kd, ne, nt) = (u(w.ne[0])?, u(w.nrows())?, u(x.nrows())?);
+                let (Some(&off), Some(b)) = (self.router_scratch.get(&n), self.scratch) else {
+                    return Err(Error::Unsupported(format!(
+                        "{}: no scratch planned for MOE_ROUTER_TOPK",
+                        g.tensor(node.dst).name
+                    )));
+                };
+                let bytes = dispatch::moe::router_topk_scratch_bytes(ne, nt);
+                let scratch = self.bufs[b].range(off, bytes);
+                let logits = match extra.logits {
+                    Some(t) => self.range(g, t)?,
+                    // Unfolded (the `off` baseline): the logits go after the counter.
+                    None => self.bufs[b].range(off + 16, bytes - 16),
+                };
+                dispatch::moe::moe_router_topk(
+                    rec,
+                    s(0)?,
+                    s(1)?,
+                    logits,
+                    dst,
+                    scratch,
+                    kd,
+                    ne,
+                    u(*k)?,
+                    nt,
+                )
             }
             Op::MoeWeights => {
                 let l = st(0);

@@ -1,0 +1,117 @@
+#version 450
+// bindings: 5
+// push: 48
+// workgroup: 256
+//
+// A mixture-of-experts layer's router and its top-k in one dispatch (Op::MoeRouterTopK,
+// decode batches of up to MAX_N tokens): logits[t][e] = dot(W[e], x[t]) for the n_expert
+// rows of W (f32 [k_dim, n_expert], binding 0) and the n tokens of x (f32 [k_dim, n],
+// binding 1), then ids[t] = the k experts of the largest logits, as moe_topk computes them
+// (common/moe_topk.glsl: largest first, ties to the lower index).
+//
+// Workgroup g computes rows g*RPW .. g*RPW + RPW-1 for every token: TPR = WG_X / RPW
+// invocations per row sum vec4 products over k (strided by TPR), reduced by subgroupAdd
+// and then over the row's subgroups in shared memory (TPR is a multiple of the subgroup
+// size: the dispatch checks), and write logits (binding 2: the router MUL_MAT node's
+// output, which MOE_WEIGHTS reads, or a scratch slice). The last workgroup to finish
+// (an atomic counter, binding 4, zero between dispatches: that workgroup resets it)
+// chooses every token's experts, one subgroup per token, into ids (binding 3). Writers
+// publish with memoryBarrierBuffer() before the counter increment; the last workgroup
+// issues one after seeing the count, before reading (coherent buffers), as top_k.comp's
+// chunk merge does. Offsets: w_off, x_off in vec4s; the others in elements
+// (dispatch/moe.rs `moe_router_topk`).
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+
+layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
+// Rows (experts) per workgroup; tokens at most (dispatch/moe.rs ROUTER_MAX_N).
+#define RPW 2u
+#define MAX_N 8u
+const uint TPR = WG_X / RPW;
+
+layout(std430, set = 0, binding = 0) readonly restrict buffer W { vec4 w4[]; };
+layout(std430, set = 0, binding = 1) readonly restrict buffer X { vec4 x4[]; };
+layout(std430, set = 0, binding = 2) coherent buffer L { float logits[]; };
+layout(std430, set = 0, binding = 3) writeonly restrict buffer I { int ids[]; };
+layout(std430, set = 0, binding = 4) coherent buffer C { uint cnt[]; };
+#include "common/moe_topk.glsl"
+
+layout(push_constant) uniform Push {
+    uint k_dim;    // values per row, a multiple of 4
+    uint n_expert;
+    uint n;        // tokens, at most MAX_N
+    uint k;        // experts chosen per token
+    uint w_off;    // vec4 offsets of W and x
+    uint x_off;
+    uint l_off;    // element offsets of logits, ids and the counter
+    uint i_off;
+    uint c_off;
+    uint pad0;
+    uint pad1;
+    uint pad2;
+} p;
+
+// Per subgroup and token: its share of a row's dot product.
+shared float part[WG_X * MAX_N];
+shared uint last_sh;
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint k4 = p.k_dim / 4u;
+    const uint row = gl_WorkGroupID.x * RPW + tid / TPR;
+    float acc[MAX_N];
+    [[unroll]] for (uint t = 0u; t < MAX_N; t++) {
+        acc[t] = 0.0;
+    }
+    if (row < p.n_expert) {
+        for (uint j = tid % TPR; j < k4; j += TPR) {
+            const vec4 wv = w4[p.w_off + row * k4 + j];
+            [[unroll]] for (uint t = 0u; t < MAX_N; t++) {
+                if (t < p.n) {
+                    acc[t] += dot(wv, x4[p.x_off + t * k4 + j]);
+                }
+            }
+        }
+    }
+    [[unroll]] for (uint t = 0u; t < MAX_N; t++) {
+        const float s = subgroupAdd(acc[t]);
+        if (subgroupElect()) {
+            part[gl_SubgroupID * MAX_N + t] = s;
+        }
+    }
+    barrier();
+    const uint spr = TPR / gl_SubgroupSize; // subgroups per row
+    if (tid < RPW * MAX_N) {
+        const uint rl = tid / MAX_N;
+        const uint t = tid % MAX_N;
+        const uint r = gl_WorkGroupID.x * RPW + rl;
+        if (r < p.n_expert && t < p.n) {
+            float s = 0.0;
+            for (uint q = 0u; q < spr; q++) {
+                s += part[(rl * spr + q) * MAX_N + t];
+            }
+            logits[p.l_off + t * p.n_expert + r] = s;
+        }
+    }
+
+    // ---- the last workgroup to finish chooses the experts ----
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) {
+        const uint before = atomicAdd(cnt[p.c_off], 1u);
+        last_sh = before == gl_NumWorkGroups.x - 1u ? 1u : 0u;
+    }
+    barrier();
+    if (last_sh == 0u) {
+        return; // uniform per workgroup
+    }
+    memoryBarrierBuffer();
+    for (uint t = gl_SubgroupID; t < p.n; t += gl_NumSubgroups) {
+        moe_topk_token(p.l_off + t * p.n_expert, p.i_off + t * p.k, p.n_expert, p.k);
+    }
+    if (tid == 0u) {
+        cnt[p.c_off] = 0u;
+    }
+}
