@@ -22,9 +22,15 @@ layout(constant_id = 1) const bool X_F16 = false;
 layout(std430, set = 0, binding = 1) readonly restrict buffer XH { uvec4 xh[]; };
 
 // Tile: BM weight rows x BN tokens, BK of k per step, WM x WN subgroups (dispatch/
-// mul_mat.rs `CoopTile::DEFAULT` must agree).
+// mul_mat.rs `CoopTile::DENSE` / `CoopTile::ID` must agree). The including .comp may
+// set BM and BN (the dense kernel: 64 x 256, so each dequantized W value serves 256
+// tokens; the expert-indexed one keeps 128 x 128: an expert's bucket is seldom full).
+#ifndef BM
 #define BM 128u
+#endif
+#ifndef BN
 #define BN 128u
+#endif
 #define BK 64u
 #define WM 2u
 #define WN 4u
@@ -61,8 +67,9 @@ const uint NWC = NW / 2u;
 #define SV 8u
 shared uvec4 sw[BM * SWS / SV];
 shared uvec4 sx[BN * SXS / SV];
-// Output staging: one TM x TN matrix (column-major, 16 rows per token) per subgroup.
-shared float stage[NSUB * TM * TN];
+// Output staging: one TM x TN matrix (column-major, 16 rows per token, f32 as uint bits)
+// per subgroup, in the W tile's memory once the products are done (STAGE4 uvec4 each).
+#define STAGE4 (TM * TN / 4u)
 // Per tile row: weight byte offset, dst index of token 0, dst step per token.
 shared uint r_w[BM];
 shared uint r_d[BM];
@@ -177,12 +184,12 @@ void mul_tile(uint m0, uint n0, uint tid) {
     stash(tid, 0u);
     barrier();
 
+    // A subgroup whose columns are all past the batch's (the bucket's) end skips the
+    // products (uniform in the subgroup); it still loads its share of the tiles.
 #ifdef ID
-    // A subgroup whose columns are all past the bucket's end skips the products
-    // (uniform in the subgroup); it still loads its share of the tiles.
     const bool live = n0 + wc * SUB_N < id_count;
 #else
-    const bool live = true;
+    const bool live = n0 + wc * SUB_N < p.n;
 #endif
     for (uint k0 = 0u; k0 < p.k; k0 += BK) {
         const bool more = k0 + BK < p.k;
@@ -215,13 +222,15 @@ void mul_tile(uint m0, uint n0, uint tid) {
         }
     }
 
-    // Write out one 16 x 8 matrix at a time: stage[sbase + t * TM + r] holds row r,
-    // token t of it. The staging block is the subgroup's own.
-    const uint sbase = sid * (TM * TN);
+    // The W tile becomes the staging area: every subgroup is done reading it.
+    barrier();
+    // Write out one 16 x 8 matrix at a time: staged value e (row e % TM, token e / TM)
+    // is word e % 4 of sw[sbase + e / 4]. The staging block is the subgroup's own.
+    const uint sbase = sid * STAGE4;
     const uint lane = gl_SubgroupInvocationID;
     [[unroll]] for (uint i = 0u; i < CM; i++) {
         [[unroll]] for (uint j = 0u; j < CN; j++) {
-            coopMatStoreNV(acc[i * CN + j], stage, sbase, TM, true);
+            coopMatStoreNV(acc[i * CN + j], sw, sbase, TM / 4u, true);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
             const uint lr0 = wr * SUB_M + i * TM;
@@ -230,7 +239,7 @@ void mul_tile(uint m0, uint n0, uint tid) {
                 const uint lr = lr0 + e % TM;
                 const uint c = c0 + e / TM;
                 if (m0 + lr < p.m && COL_OK(c)) {
-                    dst[r_d[lr] + COL_D(c) * r_s[lr]] = stage[sbase + e];
+                    dst[r_d[lr] + COL_D(c) * r_s[lr]] = uintBitsToFloat(sw[sbase + e / 4u][e % 4u]);
                 }
             }
             subgroupMemoryBarrierShared();

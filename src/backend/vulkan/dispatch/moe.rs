@@ -346,12 +346,10 @@ pub fn groups_by_expert(caps: &Caps, ty: GgmlType, n_expert: u32, n: u32) -> boo
 }
 
 /// Whether the expert-indexed coopmat kernel fits this device where the dense one does:
-/// the dense tile's shared memory plus the two per-column words (`c_x`, `c_d`). Where it
-/// does not, the grouped path takes the scalar kernel.
+/// its tile's shared memory plus the two per-column words (`c_x`, `c_d`). Where it does
+/// not, the grouped path takes the scalar kernel.
 pub fn coopmat_fits(caps: &Caps) -> bool {
-    mul_mat::coopmat_shape(caps).is_some()
-        && mul_mat::coopmat_shared_bytes() + 8 * mul_mat::coopmat_tile_n()
-            <= caps.max_compute_shared_memory_size
+    mul_mat::coopmat_id_fits(caps)
 }
 
 /// The expert-indexed float mat-vec (`mul_mat_vec_id.comp`) for `ty`: the subgroup
@@ -569,7 +567,7 @@ pub fn mul_mat_id_with(
             TiledKernel::Auto if !coopmat_fits(caps) => TiledKernel::Scalar,
             t => t,
         };
-        let launch = mul_mat::tiled_launch(caps, tiled, x_vec4, &what)?;
+        let launch = mul_mat::tiled_launch(caps, tiled, x_vec4, true, &what)?;
         let tiled_shader = id_tiled_shader(ty, launch.coop).expect("checked by groups_by_expert");
         let groups = [
             m.div_ceil(launch.tile[0]),

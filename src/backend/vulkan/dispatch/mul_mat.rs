@@ -36,8 +36,9 @@ pub const MAX_SEGMENTS: usize = 4;
 /// Tile of `mul_mat.comp` (`BM` weight rows × `BN` tokens).
 const TILE_M: u32 = 64;
 const TILE_N: u32 = 64;
-/// The tile of `mul_mat_coopmat.comp` (its `BM`, `BN`, `BK`, `WM`, `WN`): a `bm` × `bn`
-/// tile (weight rows × tokens), `bk` of k per step, `wm` × `wn` subgroups.
+/// The tile of `mul_mat_coopmat.comp` / `mul_mat_id_coopmat.comp` (their `BM`, `BN`, `BK`,
+/// `WM`, `WN`): a `bm` × `bn` tile (weight rows × tokens), `bk` of k per step, `wm` × `wn`
+/// subgroups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct CoopTile {
     bm: u32,
@@ -48,11 +49,21 @@ struct CoopTile {
 }
 
 impl CoopTile {
-    /// 128 × 128 × 64 on 2 × 4 subgroups, one shared buffer per tile (the next step
-    /// waits in registers). Smaller tiles measured slower on the H200 (64 × 128, 128 × 64,
-    /// 64 × 64; docs/BENCHMARKS.md, seventh session); BK = 32 with two buffers is what
-    /// ran before the ninth session.
-    const DEFAULT: CoopTile = CoopTile {
+    /// The dense kernel: 64 × 256 × 64 on 2 × 4 subgroups, one shared buffer per tile
+    /// (the next step waits in registers): each dequantized weight value serves 256
+    /// tokens. Before the ninth session: 128 × 128 × 32 with two buffers; smaller tiles
+    /// measured slower on the H200 (64 × 128, 128 × 64, 64 × 64; docs/BENCHMARKS.md,
+    /// seventh session).
+    const DENSE: CoopTile = CoopTile {
+        bm: 64,
+        bn: 256,
+        bk: 64,
+        wm: 2,
+        wn: 4,
+    };
+    /// The expert-indexed kernel: 128 × 128 × 64 (an expert's bucket of pairs seldom fills
+    /// 256 columns).
+    const ID: CoopTile = CoopTile {
         bm: 128,
         bn: 128,
         bk: 64,
@@ -65,10 +76,19 @@ impl CoopTile {
     }
 
     /// Shared memory in bytes: the W and x tiles in f16 with 8 halves of padding per
-    /// row, the output staging (one 16 × 8 f32 matrix per subgroup), the row table (3
-    /// words per tile row).
+    /// row, the row table (3 words per tile row). The output staging (one 16 × 8 f32
+    /// matrix per subgroup) reuses the W tile.
     fn shared_bytes(self) -> u32 {
-        (self.bm + self.bn) * (self.bk + 8) * 2 + self.subgroups() * 16 * 8 * 4 + 3 * self.bm * 4
+        (self.bm + self.bn) * (self.bk + 8) * 2 + 3 * self.bm * 4
+    }
+
+    /// Whether the kernel's layout works for workgroups of `wg` invocations within
+    /// `shared` bytes (`extra`: the expert-indexed form's per-column words).
+    fn fits(self, wg: u32, shared: u32, extra: u32) -> bool {
+        self.shared_bytes() + extra <= shared
+            && self.bm * (self.bk + 8) * 2 >= self.subgroups() * 16 * 8 * 4
+            && (self.bm * self.bk / 16) % wg == 0
+            && (self.bn * self.bk / 8) % wg == 0
     }
 }
 
@@ -219,7 +239,7 @@ pub enum TiledKernel {
 /// in build.rs needs distinct A and B types, which 16×16×16 would not give).
 pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
     use vk::ComponentTypeKHR as C;
-    let tile = CoopTile::DEFAULT;
+    let tile = CoopTile::DENSE;
     let wg = tile.subgroups() * caps.subgroup_size;
     let ready = caps.fp16
         && caps.storage_16bit
@@ -228,9 +248,7 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
         && caps.subgroup_size.is_power_of_two()
         && wg <= caps.max_compute_work_group_invocations
         && wg <= caps.max_compute_work_group_size[0]
-        && tile.shared_bytes() <= caps.max_compute_shared_memory_size
-        && (tile.bm * tile.bk / 16) % wg == 0
-        && (tile.bn * tile.bk / 8) % wg == 0;
+        && tile.fits(wg, caps.max_compute_shared_memory_size, 0);
     if !ready {
         return None;
     }
@@ -245,15 +263,18 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
     })
 }
 
-/// Shared memory of `mul_mat_coopmat.comp`'s tile in bytes (its expert-indexed form adds
-/// two words per tile column: `dispatch::moe`).
-pub(crate) fn coopmat_shared_bytes() -> u32 {
-    CoopTile::DEFAULT.shared_bytes()
-}
-
-/// Columns of `mul_mat_coopmat.comp`'s tile.
-pub(crate) fn coopmat_tile_n() -> u32 {
-    CoopTile::DEFAULT.bn
+/// Whether `mul_mat_id_coopmat.comp`'s tile fits this device where [`coopmat_shape`]
+/// finds the dense one usable: its shared tiles plus two words per tile column (`c_x`,
+/// `c_d`: `dispatch::moe`).
+pub(crate) fn coopmat_id_fits(caps: &Caps) -> bool {
+    let t = CoopTile::ID;
+    coopmat_shape(caps).is_some()
+        && t.subgroups() == CoopTile::DENSE.subgroups()
+        && t.fits(
+            t.subgroups() * caps.subgroup_size,
+            caps.max_compute_shared_memory_size,
+            8 * t.bn,
+        )
 }
 
 /// Values per kernel block: the ggml block, or 16 for the float types.
@@ -525,7 +546,7 @@ fn record(
             groups,
         );
     }
-    let launch = tiled_launch(caps, tiled, x_vec4, &what)?;
+    let launch = tiled_launch(caps, tiled, x_vec4, false, &what)?;
     let shader = shader(ty, launch.kernel).expect("every supported type has tiled kernels");
     let (tile, mut spec) = (launch.tile, launch.spec);
     let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
@@ -575,8 +596,10 @@ pub(crate) fn tiled_launch(
     caps: &Caps,
     tiled: TiledKernel,
     x_vec4: u32,
+    id: bool,
     what: &str,
 ) -> Result<TiledLaunch> {
+    let t = if id { CoopTile::ID } else { CoopTile::DENSE };
     let coop = match tiled {
         TiledKernel::Auto => coopmat_shape(caps).is_some(),
         TiledKernel::Scalar => false,
@@ -587,14 +610,13 @@ pub(crate) fn tiled_launch(
                      (needs 16x8x16 f16*f16+f32->f32, subgroup scope, shaderFloat16, \
                      vulkanMemoryModel, {} bytes of shared memory)",
                     caps.name,
-                    CoopTile::DEFAULT.shared_bytes()
+                    t.shared_bytes()
                 )));
             }
             true
         }
     };
     Ok(if coop {
-        let t = CoopTile::DEFAULT;
         TiledLaunch {
             kernel: Kernel::Coop,
             coop,
