@@ -59,13 +59,30 @@ layout(push_constant) uniform Push {
     uint pad3;
 } p;
 
+#ifdef MOE
+// The row's values, computed once (the sum reads n_used + 1 values each): the second
+// pass reads them here. ne0 <= MOE_MAX_NE0 (dispatch/norm.rs checks).
+#define MOE_MAX_NE0 4096u
+shared float vals[MOE_MAX_NE0];
+#endif
+
 // Element i of row `row` before the norm: a + b, or (MOE) a + the weighted expert sum.
 float value(uint row, uint i) {
 #ifdef MOE
+    // Slots 8 at a time, their loads issued together; summed in order, as moe_sum.comp.
     float acc = 0.0;
-    for (uint s = 0u; s < p.n_used; s++) {
-        const uint ts = row * p.n_used + s;
-        acc += mw[p.m_off + ts] * b[p.b_off + ts * p.ne0 + i];
+    for (uint s0 = 0u; s0 < p.n_used; s0 += 8u) {
+        float wv[8], yv[8];
+        [[unroll]] for (uint c = 0u; c < 8u; c++) {
+            const uint ts = row * p.n_used + min(s0 + c, p.n_used - 1u);
+            wv[c] = mw[p.m_off + ts];
+            yv[c] = b[p.b_off + ts * p.ne0 + i];
+        }
+        [[unroll]] for (uint c = 0u; c < 8u; c++) {
+            if (s0 + c < p.n_used) {
+                acc += wv[c] * yv[c];
+            }
+        }
     }
     acc += a[p.a_off + row * p.ne0 + i];
     return acc;
@@ -89,6 +106,11 @@ void main() {
         [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
             const uint i = i0 + c * WG_X;
             v[c] = i < p.ne0 ? value(row, i) : 0.0;
+#ifdef MOE
+            if (i < p.ne0) {
+                vals[i] = v[c];
+            }
+#endif
         }
         [[unroll]] for (uint c = 0u; c < RMS_UNROLL; c++) {
             ss += v[c] * v[c];
@@ -101,6 +123,12 @@ void main() {
         }
     }
     ss = rms_norm_sum(ss);
+#ifdef MOE
+    barrier(); // vals complete (uniform: a workgroup is one row)
+#define VALUE(row, i) vals[i]
+#else
+#define VALUE(row, i) value(row, i)
+#endif
 
     const float scale = inversesqrt(ss / float(p.ne0) + p.eps);
     const uint db = p.d_off + row * p.ne0;
@@ -112,14 +140,14 @@ void main() {
         vec4 v;
         [[unroll]] for (uint c = 0u; c < 4u; c++) {
             const uint e = 4u * g + c;
-            v[c] = value(row, e) * scale * w[wb + e];
+            v[c] = VALUE(row, e) * scale * w[wb + e];
             d[db + e] = v[c];
         }
         q8_store4(p.q_off, p.ds_off, row * nb + g / 8u, g % 8u, v);
     }
 #else
     for (uint i = tid; i < p.ne0; i += WG_X) {
-        d[db + i] = value(row, i) * scale * w[wb + i];
+        d[db + i] = VALUE(row, i) * scale * w[wb + i];
     }
 #endif
 }

@@ -15,7 +15,8 @@
 // size: the dispatch checks), and write logits (binding 2: the router MUL_MAT node's
 // output, which MOE_WEIGHTS reads, or a scratch slice). The last workgroup to finish
 // (an atomic counter, binding 4, zero between dispatches: that workgroup resets it)
-// chooses every token's experts, one subgroup per token, into ids (binding 3). Writers
+// copies every token's logits into shared memory in one round of loads and chooses each
+// token's experts from there, one subgroup per token, into ids (binding 3). Writers
 // publish with memoryBarrierBuffer() before the counter increment; the last workgroup
 // issues one after seeing the count, before reading (coherent buffers), as top_k.comp's
 // chunk merge does. Offsets: w_off, x_off in vec4s; the others in elements
@@ -26,7 +27,8 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
-// Rows (experts) per workgroup; tokens at most (dispatch/moe.rs ROUTER_MAX_N).
+// Rows (experts) per workgroup; tokens at most (passes::fusion::ROUTER_TOPK_MAX_N);
+// experts at most MAX_E (below; dispatch/moe.rs ROUTER_MAX_EXPERTS).
 #define RPW 2u
 #define MAX_N 8u
 const uint TPR = WG_X / RPW;
@@ -36,6 +38,11 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer X { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) coherent buffer L { float logits[]; };
 layout(std430, set = 0, binding = 3) writeonly restrict buffer I { int ids[]; };
 layout(std430, set = 0, binding = 4) coherent buffer C { uint cnt[]; };
+// The last workgroup's copy of every token's logits (read k times by the top-k: from
+// shared memory, not k rounds of coherent loads).
+#define MAX_E 256u
+shared float lsh[MAX_N * MAX_E];
+#define TOPK_LOGIT(i) lsh[i]
 #include "common/moe_topk.glsl"
 
 layout(push_constant) uniform Push {
@@ -53,8 +60,9 @@ layout(push_constant) uniform Push {
     uint pad2;
 } p;
 
-// Per subgroup and token: its share of a row's dot product.
-shared float part[WG_X * MAX_N];
+// Per subgroup and token: its share of a row's dot product (subgroups of at least 4
+// invocations: the dispatch checks).
+shared float part[(WG_X / 4u) * MAX_N];
 shared uint last_sh;
 
 void main() {
@@ -66,11 +74,22 @@ void main() {
         acc[t] = 0.0;
     }
     if (row < p.n_expert) {
-        for (uint j = tid % TPR; j < k4; j += TPR) {
-            const vec4 wv = w4[p.w_off + row * k4 + j];
+        // UNR vec4s of the row in flight per round.
+        const uint UNR = 4u;
+        for (uint j0 = tid % TPR; j0 < k4; j0 += UNR * TPR) {
+            vec4 wv[UNR];
+            [[unroll]] for (uint c = 0u; c < UNR; c++) {
+                const uint j = j0 + c * TPR;
+                wv[c] = j < k4 ? w4[p.w_off + row * k4 + j] : vec4(0.0);
+            }
             [[unroll]] for (uint t = 0u; t < MAX_N; t++) {
                 if (t < p.n) {
-                    acc[t] += dot(wv, x4[p.x_off + t * k4 + j]);
+                    [[unroll]] for (uint c = 0u; c < UNR; c++) {
+                        const uint j = j0 + c * TPR;
+                        if (j < k4) {
+                            acc[t] += dot(wv[c], x4[p.x_off + t * k4 + j]);
+                        }
+                    }
                 }
             }
         }
@@ -108,8 +127,12 @@ void main() {
         return; // uniform per workgroup
     }
     memoryBarrierBuffer();
+    for (uint i = tid; i < p.n * p.n_expert; i += WG_X) {
+        lsh[i] = logits[p.l_off + i];
+    }
+    barrier();
     for (uint t = gl_SubgroupID; t < p.n; t += gl_NumSubgroups) {
-        moe_topk_token(p.l_off + t * p.n_expert, p.i_off + t * p.k, p.n_expert, p.k);
+        moe_topk_token(t * p.n_expert, p.i_off + t * p.k, p.n_expert, p.k);
     }
     if (tid == 0u) {
         cnt[p.c_off] = 0u;

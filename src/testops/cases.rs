@@ -641,9 +641,11 @@ pub fn cases() -> Vec<Case> {
             });
         }
     }
-    // (2048, 8, 1): a 30B-A3B decode row (the wide variant on GPUs).
+    // (2048, 8, 1): a 30B-A3B decode row (the wide variant on GPUs); (256, 10, 2): slots
+    // beyond the kernel's first round of 8.
     for (ne0, n_used, n) in [
         (256u32, 2u32, 1u32),
+        (256, 10, 2),
         (2048, 8, 1),
         (2048, 8, 3),
         (100, 3, 17),

@@ -146,17 +146,20 @@ pub fn supports_topk(caps: &Caps) -> bool {
 
 /// Rows per workgroup of `moe_router.comp` (`RPW`).
 const ROUTER_RPW: u32 = 2;
+/// Most experts `moe_router.comp` takes (`MAX_E`: its shared copy of the logits).
+pub const ROUTER_MAX_EXPERTS: u32 = 256;
 
 /// Why `moe_router_topk` cannot run `k` of `n_expert` experts for `n` tokens of rows of
 /// `k_dim` on this device, or `Ok`: the top-k's needs ([`supports_topk`]), at most
-/// `passes::fusion::ROUTER_TOPK_MAX_N` tokens, rows of a multiple of 4 values, and a
-/// subgroup dividing the invocations of a row (`WG_X / RPW`).
+/// `passes::fusion::ROUTER_TOPK_MAX_N` tokens, at most [`ROUTER_MAX_EXPERTS`] experts, rows
+/// of a multiple of 4 values, and a
+/// subgroup of at least 4 invocations dividing the invocations of a row (`WG_X / RPW`).
 pub fn router_topk_support(caps: &Caps, k_dim: u64, n_expert: u64, k: u64, n: u64) -> Result<()> {
     let shader = ShaderId::moe_router;
     let per_row = shader.workgroup()[0] / ROUTER_RPW;
     let why = if !supports_topk(caps) {
         "no subgroup arithmetic (or too wide a subgroup) for the top-k".to_string()
-    } else if per_row % caps.subgroup_size != 0 {
+    } else if per_row % caps.subgroup_size != 0 || caps.subgroup_size < 4 {
         format!(
             "subgroup of {} does not divide {per_row} invocations per row",
             caps.subgroup_size
@@ -168,6 +171,8 @@ pub fn router_topk_support(caps: &Caps, k_dim: u64, n_expert: u64, k: u64, n: u6
         )
     } else if k_dim == 0 || k_dim % 4 != 0 {
         format!("rows of {k_dim} values (a multiple of 4 needed)")
+    } else if n_expert > u64::from(ROUTER_MAX_EXPERTS) {
+        format!("{n_expert} experts (at most {ROUTER_MAX_EXPERTS})")
     } else if k == 0 || k > n_expert {
         format!("{k} experts of {n_expert}")
     } else if n_expert * k_dim > u64::from(u32::MAX) {

@@ -281,6 +281,7 @@ pub fn moe_sum_rms_norm_mul(
             "moe_sum_rms_norm_mul: no experts per token (n_used = 0)".into(),
         ));
     }
+    moe_sum_rms_norm_support(rec.caps(), ne0)?;
     sum_rms_norm_mul(
         rec,
         r,
@@ -295,6 +296,28 @@ pub fn moe_sum_rms_norm_mul(
         w_rows,
         eps,
     )
+}
+
+/// Longest row the MOE variants take (`MOE_MAX_NE0`: the row's values stay in shared
+/// memory between the two passes).
+pub const MOE_SUM_MAX_NE0: u32 = 4096;
+
+/// Why [`moe_sum_rms_norm_mul`] cannot take rows of `ne0` on this device, or `Ok`: rows
+/// of at most [`MOE_SUM_MAX_NE0`] and room for them in shared memory.
+pub fn moe_sum_rms_norm_support(caps: &Caps, ne0: u32) -> Result<()> {
+    let need = 4 * MOE_SUM_MAX_NE0 + 4096;
+    if ne0 > MOE_SUM_MAX_NE0 {
+        return Err(Error::Unsupported(format!(
+            "moe_sum_rms_norm_mul: rows of {ne0} values (at most {MOE_SUM_MAX_NE0})"
+        )));
+    }
+    if caps.max_compute_shared_memory_size < need {
+        return Err(Error::Unsupported(format!(
+            "moe_sum_rms_norm_mul: needs {need} bytes of shared memory, the device has {}",
+            caps.max_compute_shared_memory_size
+        )));
+    }
+    Ok(())
 }
 
 /// `shaders/add_rms_norm_mul.comp` in all its variants: `b` is the second addend, or with

@@ -487,6 +487,11 @@ impl Backend for VulkanBackend {
                 g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
             }
             Op::MoeTopK { .. } => dispatch::moe::supports_topk(self.ctx.caps()),
+            Op::MoeSumRmsNormMul { .. } => {
+                u32::try_from(g.tensor(node.dst).ne[0]).is_ok_and(|ne0| {
+                    dispatch::norm::moe_sum_rms_norm_support(self.ctx.caps(), ne0).is_ok()
+                })
+            }
             Op::MoeRouterTopK { k } => {
                 let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                 w.ty == GgmlType::F32
