@@ -275,41 +275,62 @@ pub fn rms_norm_rope(g: &mut Graph) -> usize {
     done
 }
 
-/// The residual ADDs a backend may fold into the ADD_RMS_NORM_MUL of the same stage
-/// (which computes the same sum from the same operands), and likewise the MOE_SUM_ADDs
-/// into a MOE_SUM_ADD_RMS_NORM_MUL: (norm, add) pairs of `stage`, each ADD at most once. Not for graphs with a barrier after every node (the `off`
-/// baseline). The Vulkan executor records each pair as one dispatch; the dump counts them.
-pub fn residual_add_folds(
+type Pairs = Vec<(
+    petgraph::stable_graph::NodeIndex,
+    petgraph::stable_graph::NodeIndex,
+)>;
+
+/// (host, partner) pairs of `stage` whose partner the host's dispatch computes too: for
+/// each host node (`partner_of` gives the op its partner must have and how many of the
+/// host's first sources it shares), the first node of the stage with that op, exactly
+/// those sources and an output `fits` accepts, each partner at most once. None for graphs
+/// with a barrier after every node (the `off` baseline: each node records its own
+/// dispatch there).
+fn stage_pairs(
     g: &Graph,
     stage: &[petgraph::stable_graph::NodeIndex],
-) -> Vec<(
-    petgraph::stable_graph::NodeIndex,
-    petgraph::stable_graph::NodeIndex,
-)> {
-    let mut pairs = Vec::new();
+    partner_of: impl Fn(&crate::graph::Node) -> Option<(Op, usize)>,
+    fits: impl Fn(&crate::graph::Tensor, &crate::graph::Tensor) -> bool,
+) -> Pairs {
+    let mut pairs = Pairs::new();
     if g.barrier_every_node {
         return pairs;
     }
-    for &m in stage {
-        let norm = g.node(m);
-        let (sum_op, operands) = match norm.op {
-            Op::AddRmsNormMul { .. } => (Op::Add, 2),
-            Op::MoeSumRmsNormMul { .. } => (Op::MoeSum { residual: true }, 3),
-            _ => continue,
+    for &h in stage {
+        let host = g.node(h);
+        let Some((op, operands)) = partner_of(host) else {
+            continue;
         };
-        let add = stage.iter().copied().find(|&a| {
-            let an = g.node(a);
-            an.op == sum_op
-                && an.srcs[..] == norm.srcs[..operands]
-                && g.tensor(an.dst).ne == g.tensor(norm.dst).ne
-                && g.tensor(an.dst).ty == crate::quant::GgmlType::F32
-                && !pairs.iter().any(|&(_, b)| b == a)
+        let partner = stage.iter().copied().find(|&p| {
+            let pn = g.node(p);
+            pn.op == op
+                && pn.srcs[..] == host.srcs[..operands]
+                && fits(g.tensor(host.dst), g.tensor(pn.dst))
+                && !pairs.iter().any(|&(_, b)| b == p)
         });
-        if let Some(a) = add {
-            pairs.push((m, a));
+        if let Some(p) = partner {
+            pairs.push((h, p));
         }
     }
     pairs
+}
+
+/// The residual ADDs a backend may fold into the ADD_RMS_NORM_MUL of the same stage
+/// (which computes the same sum from the same operands), and likewise the MOE_SUM_ADDs
+/// into a MOE_SUM_ADD_RMS_NORM_MUL: (norm, add) pairs of `stage` ([`stage_pairs`]). The
+/// Vulkan executor records each pair as one dispatch; the dump counts them.
+pub fn residual_add_folds(g: &Graph, stage: &[petgraph::stable_graph::NodeIndex]) -> Pairs {
+    stage_pairs(
+        g,
+        stage,
+        |norm| match norm.op {
+            Op::AddRmsNormMul { .. } => Some((Op::Add, 2)),
+            Op::MoeSumRmsNormMul { .. } => Some((Op::MoeSum { residual: true }, 3)),
+            _ => None,
+        },
+        // The sum has the norm's shape (an ADD of the same operands could broadcast).
+        |norm, sum| sum.ne == norm.ne && sum.ty == GgmlType::F32,
+    )
 }
 
 /// Most tokens a MOE_ROUTER_TOPK takes (`MAX_N` in `shaders/moe_router.comp`): decode
@@ -354,32 +375,15 @@ pub fn moe_router_topk(g: &mut Graph) -> usize {
 
 /// The router MUL_MATs a backend may record inside the MOE_ROUTER_TOPK of the same stage
 /// (same operands: the fused kernel writes the logits too): (topk, matmul) pairs of
-/// `stage`. Not for graphs with a barrier after every node (the `off` baseline).
-pub fn router_topk_folds(
-    g: &Graph,
-    stage: &[petgraph::stable_graph::NodeIndex],
-) -> Vec<(
-    petgraph::stable_graph::NodeIndex,
-    petgraph::stable_graph::NodeIndex,
-)> {
-    let mut pairs = Vec::new();
-    if g.barrier_every_node {
-        return pairs;
-    }
-    for &t in stage {
-        let topk = g.node(t);
-        if !matches!(topk.op, Op::MoeRouterTopK { .. }) {
-            continue;
-        }
-        let mm = stage.iter().copied().find(|&m| {
-            let mn = g.node(m);
-            matches!(&mn.op, Op::MulMat { split } if split.is_empty())
-                && mn.srcs[..] == topk.srcs[..]
-                && !pairs.iter().any(|&(_, b)| b == m)
-        });
-        if let Some(m) = mm {
-            pairs.push((t, m));
-        }
-    }
-    pairs
+/// `stage` ([`stage_pairs`]).
+pub fn router_topk_folds(g: &Graph, stage: &[petgraph::stable_graph::NodeIndex]) -> Pairs {
+    stage_pairs(
+        g,
+        stage,
+        |topk| match topk.op {
+            Op::MoeRouterTopK { .. } => Some((Op::MulMat { split: vec![] }, 2)),
+            _ => None,
+        },
+        |_, logits| logits.ty == GgmlType::F32,
+    )
 }
