@@ -700,6 +700,92 @@ fn perf() {
     }
 }
 
+/// `moe_router_topk` (MOE_ROUTER_TOPK: the router matmul and the top-k in one dispatch)
+/// chooses exactly the CPU's experts in the CPU's order — ids compared bit for bit, since
+/// the op suite checks them through the weights, which equal logits cannot tell apart —
+/// and exactly what the separate `moe_topk` picks from the logits it wrote. Whole-number
+/// operands make many logits tie exactly (on both sides); the tie rule (lower id first)
+/// decides. The dispatch runs twice on one counter (the last workgroup resets it).
+#[test]
+fn moe_router_topk_ids_exact() {
+    use vkgraph::backend::vulkan::dispatch::moe;
+    use vkgraph::quant::GgmlType;
+    for (k_dim, n_expert, k, n, whole) in [
+        (64usize, 60usize, 4usize, 5usize, true),
+        (256, 128, 8, 8, true),
+        (2048, 128, 8, 3, false),
+    ] {
+        for_each_device("moe_router_topk_ids", |gpu| {
+            let case = format!("moe_router_topk(k_dim={k_dim},experts={n_expert},k={k},n={n})");
+            let (mut w, mut x) = (values(k_dim * n_expert, 7), values(k_dim * n, 8));
+            if whole {
+                w.iter_mut().for_each(|v| *v = (*v * 0.5).floor());
+                x.iter_mut().for_each(|v| *v = (*v * 0.5).floor());
+            }
+            let mut logits = vec![0f32; n_expert * n];
+            let wb: &[u8] = bytemuck::cast_slice(&w);
+            ops::mul_mat(GgmlType::F32, &[wb], &[n_expert], k_dim, &x, n, &mut logits).unwrap();
+            let mut want = vec![0i32; k * n];
+            ops::moe_topk(&logits, n_expert, k, &mut want);
+            let (win, xin) = (Input::f32(gpu, "w", &w, 0), Input::f32(gpu, "x", &x, 0));
+            let scratch = moe::router_topk_scratch_bytes(n_expert as u32, n as u32) as usize / 4;
+            let cnt = Input::f32(gpu, "scratch", &vec![0f32; scratch], 0);
+            let (lg, ids, again, sep) = (
+                Output::new(gpu, "logits", n_expert * n),
+                Output::new(gpu, "ids", k * n),
+                Output::new(gpu, "ids again", k * n),
+                Output::new(gpu, "moe_topk ids", k * n),
+            );
+            let (kd, ne, ku, nu) = (k_dim as u32, n_expert as u32, k as u32, n as u32);
+            run(gpu, &case, |rec| {
+                moe::moe_router_topk(
+                    rec,
+                    win.range(4),
+                    xin.range(4),
+                    lg.range(),
+                    ids.range(),
+                    cnt.range(4),
+                    kd,
+                    ne,
+                    ku,
+                    nu,
+                )?;
+                rec.barrier()?;
+                moe::moe_router_topk(
+                    rec,
+                    win.range(4),
+                    xin.range(4),
+                    lg.range(),
+                    again.range(),
+                    cnt.range(4),
+                    kd,
+                    ne,
+                    ku,
+                    nu,
+                )?;
+                rec.barrier()?;
+                moe::moe_topk(rec, lg.range(), sep.range(), ne, ku, nu)
+            });
+            let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits() as i32).collect::<Vec<i32>>();
+            let got = bits(ids.read(gpu, &case));
+            assert_eq!(got, want, "{}: ids differ from the CPU's", gpu.case(&case));
+            assert_eq!(
+                bits(again.read(gpu, &case)),
+                want,
+                "{}: second dispatch",
+                gpu.case(&case)
+            );
+            assert_eq!(
+                bits(sep.read(gpu, &case)),
+                want,
+                "{}: moe_topk of the logits",
+                gpu.case(&case)
+            );
+            eprintln!("{}: ok", gpu.case(&case));
+        });
+    }
+}
+
 /// `moe_sum_rms_norm_mul` (MOE_SUM_ADD_RMS_NORM_MUL: the next layer's norm over a
 /// mixture-of-experts layer's output, fused) against the CPU's MOE_SUM_ADD, RMS_NORM and
 /// MUL; with its extra outputs as the executor records it: the sum (the MOE_SUM_ADD
