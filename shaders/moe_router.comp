@@ -7,7 +7,7 @@
 // decode batches of up to MAX_N tokens): logits[t][e] = dot(W[e], x[t]) for the n_expert
 // rows of W (f32 [k_dim, n_expert], binding 0) and the n tokens of x (f32 [k_dim, n],
 // binding 1), then ids[t] = the k experts of the largest logits, as moe_topk computes them
-// (largest first, ties to the lower index).
+// (common/moe_topk.glsl: largest first, ties to the lower index).
 //
 // Workgroup g computes rows g*RPW .. g*RPW + RPW-1 for every token: TPR = WG_X / RPW
 // invocations per row sum vec4 products over k (strided by TPR), reduced by subgroupAdd
@@ -15,9 +15,8 @@
 // size: the dispatch checks), and write logits (binding 2: the router MUL_MAT node's
 // output, which MOE_WEIGHTS reads, or a scratch slice). The last workgroup to finish
 // (an atomic counter, binding 4, zero between dispatches: that workgroup resets it)
-// copies every token's logits into shared memory in one round of loads and ranks every
-// (token, expert) there in one pass — an invocation per pair counts the experts that come
-// before it — writing the k best of each token into ids (binding 3). Writers
+// copies every token's logits into shared memory in one round of loads and chooses each
+// token's experts from there, one subgroup per token, into ids (binding 3). Writers
 // publish with memoryBarrierBuffer() before the counter increment; the last workgroup
 // issues one after seeing the count, before reading (coherent buffers), as top_k.comp's
 // chunk merge does. Offsets: w_off, x_off in vec4s; the others in elements
@@ -39,10 +38,12 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer X { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) coherent buffer L { float logits[]; };
 layout(std430, set = 0, binding = 3) writeonly restrict buffer I { int ids[]; };
 layout(std430, set = 0, binding = 4) coherent buffer C { uint cnt[]; };
-// The last workgroup's copy of every token's logits (each read n_expert times by the
-// ranking below: from shared memory, not coherent loads).
+// The last workgroup's copy of every token's logits (read k times by the top-k: from
+// shared memory, not k rounds of coherent loads).
 #define MAX_E 256u
 shared float lsh[MAX_N * MAX_E];
+#define TOPK_LOGIT(i) lsh[i]
+#include "common/moe_topk.glsl"
 
 layout(push_constant) uniform Push {
     uint k_dim;    // values per row, a multiple of 4
@@ -127,26 +128,11 @@ void main() {
     }
     memoryBarrierBuffer();
     for (uint i = tid; i < p.n * p.n_expert; i += WG_X) {
-        const float l = logits[p.l_off + i];
-        lsh[i] = isnan(l) ? -1.0 / 0.0 : l;
+        lsh[i] = logits[p.l_off + i];
     }
     barrier();
-    // Each (token, expert)'s rank in its token's strict order (logit descending, index
-    // ascending; NaN as -inf): the experts of rank < k are the token's choice, in rank
-    // order — what moe_topk's k passes give, in one pass of comparisons.
-    for (uint q = tid; q < p.n * p.n_expert; q += WG_X) {
-        const uint t = q / p.n_expert;
-        const uint e = q % p.n_expert;
-        const uint base = t * p.n_expert;
-        const float le = lsh[q];
-        uint rank = 0u;
-        for (uint j = 0u; j < p.n_expert; j++) {
-            const float lj = lsh[base + j];
-            rank += (lj > le || (lj == le && j < e)) ? 1u : 0u;
-        }
-        if (rank < p.k) {
-            ids[p.i_off + t * p.k + rank] = int(e);
-        }
+    for (uint t = gl_SubgroupID; t < p.n; t += gl_NumSubgroups) {
+        moe_topk_token(t * p.n_expert, p.i_off + t * p.k, p.n_expert, p.k);
     }
     if (tid == 0u) {
         cnt[p.c_off] = 0u;
