@@ -506,6 +506,51 @@ fn forced_cpu_fallback_matches() {
     }
 }
 
+/// The two MoE folds where the device does not take the fused node (forced off here, as a
+/// device without the kernel's needs would refuse it at plan time): MOE_ROUTER_TOPK or
+/// MOE_SUM_ADD_RMS_NORM_MUL runs on the CPU — computing the router product or the expert
+/// sum itself — while its partner node stays on the GPU, and the logits match the CPU's.
+/// At fusion `ops` (the norms stay nodes of their own) on the float mat-vec.
+#[test]
+fn moe_folds_fall_back_to_the_cpu() {
+    for (dev, label) in devices() {
+        let m = tiny_model("qwen3moe", "q4_0");
+        let want = cpu_logits(&m, &steps());
+        for disabled in ["MOE_ROUTER_TOPK", "MOE_SUM_ADD_RMS_NORM_MUL"] {
+            let case = format!("[{label}] moe fallback(disable={disabled})");
+            let mut vk = vk_backend(&m, dev);
+            vk.set_mat_vec(vkgraph::backend::vulkan::MatVecPath::Float);
+            vk.disable(disabled);
+            let bound = cpu_bound(&vk);
+            let mut s = Session::new(
+                m.clone(),
+                vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+                SessionOptions {
+                    qkv: QkvMode::Auto,
+                    fusion: FusionLevel::Ops,
+                    n_ctx: N_CTX,
+                    ..Default::default()
+                },
+            );
+            let (g, a) = s.plan(1, true).unwrap();
+            assert!(a.splits.len() > 1, "{case}: expected CPU splits");
+            let dump = vkgraph::sched::dump::dump(&g, &a);
+            assert!(
+                dump.lines()
+                    .any(|l| l.contains(&format!("({disabled})")) && l.contains("[CPU]")),
+                "{case}: no {disabled} node on the CPU:\n{dump}"
+            );
+            for (i, t) in steps().iter().enumerate() {
+                let got = s.forward(t, true).unwrap();
+                let e = nmse(&got, &want[i]);
+                assert!(e <= bound, "{case} step {i}: NMSE {e:e}");
+            }
+            eprintln!("{case}: ok");
+        }
+        assert_device_clean(dev, "moe fallback");
+    }
+}
+
 /// Split-K attention planned for the current context length, re-planned as it grows
 /// (256, 512, … rows): 300 decode steps in a cache of 600 cells, forced split, every
 /// step's logits against the CPU reference, under validation. Crossing 256 re-plans and
