@@ -471,6 +471,32 @@ fn validation_clean_in_every_mode() {
     }
 }
 
+/// A session of `vk` (some op disabled) and the CPU, `auto`, at fusion level `fusion`, and
+/// the NMSE bound its logits must keep against the CPU reference.
+fn fallback_session(m: &Arc<Model>, vk: VulkanBackend, fusion: FusionLevel) -> (Session, f64) {
+    let bound = cpu_bound(&vk);
+    let s = Session::new(
+        m.clone(),
+        vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+        SessionOptions {
+            qkv: QkvMode::Auto,
+            fusion,
+            n_ctx: N_CTX,
+            ..Default::default()
+        },
+    );
+    (s, bound)
+}
+
+/// Runs [`steps`] in `s`, each step's logits within `bound` (NMSE) of `want`'s.
+fn assert_steps_match(s: &mut Session, want: &[Vec<f32>], bound: f64, case: &str) {
+    for (i, t) in steps().iter().enumerate() {
+        let got = s.forward(t, true).unwrap();
+        let e = nmse(&got, &want[i]);
+        assert!(e <= bound, "{case} step {i}: NMSE {e:e}");
+    }
+}
+
 #[test]
 fn forced_cpu_fallback_matches() {
     for (dev, label) in devices() {
@@ -480,16 +506,7 @@ fn forced_cpu_fallback_matches() {
             let case = format!("[{label}] fallback(disable={disabled})");
             let mut vk = vk_backend(&m, dev);
             vk.disable(disabled);
-            let bound = cpu_bound(&vk);
-            let mut s = Session::new(
-                m.clone(),
-                vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
-                SessionOptions {
-                    qkv: QkvMode::Auto,
-                    n_ctx: N_CTX,
-                    ..Default::default()
-                },
-            );
+            let (mut s, bound) = fallback_session(&m, vk, SessionOptions::default().fusion);
             let (g, a) = s.plan(5, true).unwrap();
             assert!(a.splits.len() > 1, "{case}: expected CPU splits");
             let dump = vkgraph::sched::dump::dump(&g, &a);
@@ -497,11 +514,7 @@ fn forced_cpu_fallback_matches() {
                 dump.contains("[CPU]") && dump.contains(": CPU #"),
                 "{case}: dump shows no CPU split:\n{dump}"
             );
-            for (i, t) in steps().iter().enumerate() {
-                let got = s.forward(t, true).unwrap();
-                let e = nmse(&got, &want[i]);
-                assert!(e <= bound, "{case} step {i}: NMSE {e:e}");
-            }
+            assert_steps_match(&mut s, &want, bound, &case);
         }
     }
 }
@@ -521,17 +534,7 @@ fn moe_folds_fall_back_to_the_cpu() {
             let mut vk = vk_backend(&m, dev);
             vk.set_mat_vec(vkgraph::backend::vulkan::MatVecPath::Float);
             vk.disable(disabled);
-            let bound = cpu_bound(&vk);
-            let mut s = Session::new(
-                m.clone(),
-                vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
-                SessionOptions {
-                    qkv: QkvMode::Auto,
-                    fusion: FusionLevel::Ops,
-                    n_ctx: N_CTX,
-                    ..Default::default()
-                },
-            );
+            let (mut s, bound) = fallback_session(&m, vk, FusionLevel::Ops);
             let (g, a) = s.plan(1, true).unwrap();
             assert!(a.splits.len() > 1, "{case}: expected CPU splits");
             let dump = vkgraph::sched::dump::dump(&g, &a);
@@ -540,11 +543,7 @@ fn moe_folds_fall_back_to_the_cpu() {
                     .any(|l| l.contains(&format!("({disabled})")) && l.contains("[CPU]")),
                 "{case}: no {disabled} node on the CPU:\n{dump}"
             );
-            for (i, t) in steps().iter().enumerate() {
-                let got = s.forward(t, true).unwrap();
-                let e = nmse(&got, &want[i]);
-                assert!(e <= bound, "{case} step {i}: NMSE {e:e}");
-            }
+            assert_steps_match(&mut s, &want, bound, &case);
             eprintln!("{case}: ok");
         }
         assert_device_clean(dev, "moe fallback");

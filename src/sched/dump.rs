@@ -185,41 +185,31 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
              computes the logits and picks the experts ({routers} dispatches fewer than nodes)"
         );
     }
-    let folded = folded_adds(g);
-    if folded > 0 {
-        // The MOE_SUM_ADDs among them (the rest are residual ADDs).
-        let moe: usize = g
-            .schedule
-            .iter()
-            .flat_map(|stage| crate::passes::fusion::residual_add_folds(g, stage))
-            .filter(|&(m, _)| matches!(g.node(m).op, crate::graph::Op::MoeSumRmsNormMul { .. }))
-            .count();
-        let adds = folded - moe;
-        if adds > 0 {
-            let _ = writeln!(
-                s,
-                "folded residual ADD into ADD_RMS_NORM_MUL x{adds} — on Vulkan the norm's \
-                 dispatch writes the sum too ({adds} dispatches fewer than nodes)"
-            );
-        }
-        if moe > 0 {
-            let _ = writeln!(
-                s,
-                "folded MOE_SUM_ADD into MOE_SUM_ADD_RMS_NORM_MUL x{moe} — on Vulkan the \
-                 norm's dispatch writes the layer output too ({moe} dispatches fewer than nodes)"
-            );
+    // Residual ADDs and MOE_SUM_ADDs folded into the norm beside them, counted by kind.
+    let (mut adds, mut moe) = (0usize, 0usize);
+    for stage in &g.schedule {
+        for (m, _) in crate::passes::fusion::residual_add_folds(g, stage) {
+            match g.node(m).op {
+                crate::graph::Op::MoeSumRmsNormMul { .. } => moe += 1,
+                _ => adds += 1,
+            }
         }
     }
+    if adds > 0 {
+        let _ = writeln!(
+            s,
+            "folded residual ADD into ADD_RMS_NORM_MUL x{adds} — on Vulkan the norm's \
+             dispatch writes the sum too ({adds} dispatches fewer than nodes)"
+        );
+    }
+    if moe > 0 {
+        let _ = writeln!(
+            s,
+            "folded MOE_SUM_ADD into MOE_SUM_ADD_RMS_NORM_MUL x{moe} — on Vulkan the \
+             norm's dispatch writes the layer output too ({moe} dispatches fewer than nodes)"
+        );
+    }
     s
-}
-
-/// Residual ADDs (and MOE_SUM_ADDs) folded into their stage's ADD_RMS_NORM_MUL (and
-/// MOE_SUM_ADD_RMS_NORM_MUL) (`passes::fusion::residual_add_folds`, the rule the Vulkan executor records by).
-pub fn folded_adds(g: &Graph) -> usize {
-    g.schedule
-        .iter()
-        .map(|stage| crate::passes::fusion::residual_add_folds(g, stage).len())
-        .sum()
 }
 
 /// A summary table over all four modes for a model and batch size at fusion level
