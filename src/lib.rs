@@ -14,6 +14,7 @@ pub mod gguf;
 pub mod graph;
 pub mod kv;
 pub mod model;
+pub mod ops;
 pub mod options;
 pub mod passes;
 pub mod quant;

@@ -131,6 +131,31 @@ fn flag(get: &impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>
     }
 }
 
+/// A `WGxROWS` launch shape: the width a power of two 16..=1024, 1..=16 rows (an even
+/// count where `even_rows`: the float mat-vec's GLU pairs rows).
+fn parse_shape(name: &str, v: &str, even_rows: bool) -> Result<MatVecShape> {
+    let bad = || {
+        Error::Usage(format!(
+            "{name}={v}: expected WGxROWS (a power of two 16..=1024, {} row count up to 16)",
+            if even_rows { "an even" } else { "a" }
+        ))
+    };
+    let (wg, rows) = v.split_once('x').ok_or_else(bad)?;
+    let shape = MatVecShape {
+        wg: wg.parse().map_err(|_| bad())?,
+        rows: rows.parse().map_err(|_| bad())?,
+    };
+    if !shape.wg.is_power_of_two()
+        || !(16..=1024).contains(&shape.wg)
+        || shape.rows == 0
+        || (even_rows && shape.rows % 2 != 0)
+        || shape.rows > 16
+    {
+        return Err(bad());
+    }
+    Ok(shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,29 +199,4 @@ mod tests {
             assert!(e.unwrap_err().to_string().contains(bad.0), "{bad:?}");
         }
     }
-}
-
-/// A `WGxROWS` launch shape: the width a power of two 16..=1024, 1..=16 rows (an even
-/// count where `even_rows`: the float mat-vec's GLU pairs rows).
-fn parse_shape(name: &str, v: &str, even_rows: bool) -> Result<MatVecShape> {
-    let bad = || {
-        Error::Usage(format!(
-            "{name}={v}: expected WGxROWS (a power of two 16..=1024, {} row count up to 16)",
-            if even_rows { "an even" } else { "a" }
-        ))
-    };
-    let (wg, rows) = v.split_once('x').ok_or_else(bad)?;
-    let shape = MatVecShape {
-        wg: wg.parse().map_err(|_| bad())?,
-        rows: rows.parse().map_err(|_| bad())?,
-    };
-    if !shape.wg.is_power_of_two()
-        || !(16..=1024).contains(&shape.wg)
-        || shape.rows == 0
-        || (even_rows && shape.rows % 2 != 0)
-        || shape.rows > 16
-    {
-        return Err(bad());
-    }
-    Ok(shape)
 }

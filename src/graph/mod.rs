@@ -11,7 +11,7 @@
 mod op;
 mod tensor;
 
-pub use op::{AttnRope, Epilogue, Op, RopeMode};
+pub use op::{AttnRope, CustomOp, Epilogue, Op, RopeMode};
 pub use tensor::{Tensor, TensorId, TensorKind};
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};

@@ -165,52 +165,29 @@ pub enum Op {
     /// (`passes::fusion::moe_sum_add`, MOE_SUM_ADD) a third source `r: f32 [ne0, n]` is
     /// added to the rounded sum: `dst = r + f32(Σ)`, the residual ADD that followed.
     MoeSum { residual: bool },
+    /// An op defined by its own row of the op table, outside this enum (e.g. a test's toy
+    /// op): its name, kernels, support and cost all come from `row`; `params` are its
+    /// numbers, for its kernels to read.
+    Custom(CustomOp),
+}
+
+/// An [`Op::Custom`]: a row of the op table ([`crate::ops::OpRow`]) and its parameters.
+#[derive(Clone, Debug)]
+pub struct CustomOp {
+    pub row: &'static crate::ops::OpRow,
+    pub params: Vec<f32>,
+}
+
+impl PartialEq for CustomOp {
+    /// The same row (by address: rows are statics) with the same parameters.
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.row, other.row) && self.params == other.params
+    }
 }
 
 impl Op {
-    /// ggml-style op name for dumps and test names.
+    /// ggml-style op name for dumps and test names (its op-table row's `name`).
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::GetRows => "GET_ROWS",
-            Op::RmsNorm { .. } => "RMS_NORM",
-            Op::RmsNormMul { .. } => "RMS_NORM_MUL",
-            Op::AddRmsNormMul { .. } => "ADD_RMS_NORM_MUL",
-            Op::MoeSumRmsNormMul { .. } => "MOE_SUM_ADD_RMS_NORM_MUL",
-            Op::Mul => "MUL",
-            Op::Add => "ADD",
-            Op::Scale { .. } => "SCALE",
-            Op::MulMat { split } if split.is_empty() => "MUL_MAT",
-            Op::MulMat { .. } => "MUL_MAT_FUSED",
-            Op::Rope { norm: Some(_), .. } => "RMS_NORM_MUL_ROPE",
-            Op::Rope { .. } => "ROPE",
-            Op::SwiGlu => "SWIGLU",
-            Op::Cpy => "CPY",
-            Op::SetRows => "SET_ROWS",
-            Op::RopeSetRows { norm: Some(_), .. } => "RMS_NORM_MUL_ROPE_SET_ROWS",
-            Op::RopeSetRows { .. } => "ROPE_SET_ROWS",
-            Op::Attention { rope: Some(_), .. } => "ROPE_ATTENTION",
-            Op::Attention { .. } => "ATTENTION",
-            Op::MoeTopK { .. } => "MOE_TOPK",
-            Op::MoeRouterTopK { .. } => "MOE_ROUTER_TOPK",
-            Op::MoeWeights => "MOE_WEIGHTS",
-            Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
-            Op::MulMatId { .. } => "MUL_MAT_ID_FUSED",
-            Op::MoeSum { residual: false } => "MOE_SUM",
-            Op::MoeSum { residual: true } => "MOE_SUM_ADD",
-            Op::TopK { .. } => "TOP_K",
-            Op::MulMatLayer {
-                split, norm, epi, ..
-            } => match (norm.is_some(), epi) {
-                (true, Epilogue::None) if split.is_empty() => "RMS_NORM_MUL_MAT",
-                (true, Epilogue::None) => "RMS_NORM_MUL_MAT_FUSED",
-                (true, Epilogue::Add) => "RMS_NORM_MUL_MAT_ADD",
-                (true, Epilogue::SwiGlu) => "RMS_NORM_MUL_MAT_SWIGLU",
-                (true, Epilogue::Bias) => "RMS_NORM_MUL_MAT_BIAS",
-                (false, Epilogue::Bias) => "MUL_MAT_BIAS",
-                (false, Epilogue::None) => "MUL_MAT_LAYER",
-                (false, Epilogue::Add) => "MUL_MAT_ADD",
-                (false, Epilogue::SwiGlu) => "MUL_MAT_SWIGLU",
-            },
-        }
+        (crate::ops::row(self).name)(self)
     }
 }

@@ -20,19 +20,20 @@ use std::sync::Arc;
 use petgraph::stable_graph::NodeIndex;
 
 mod decode;
-mod record;
+pub(crate) mod record;
+pub(crate) mod support;
+
+pub use record::Extra;
 
 use super::dispatch;
 use super::{Buffer, BufferRange, ContextOptions, MemoryLocation, VulkanContext};
 use crate::backend::arena;
 use crate::backend::{Backend, LoadProgress, NodeTime, ProfileMode};
-use crate::graph::{Graph, Op, Region, TensorId, TensorKind};
+use crate::graph::{Graph, Region, TensorId, TensorKind};
 use crate::model::Model;
 use crate::passes::{plan, SiblingLimits};
-use crate::quant::GgmlType;
 use crate::{Error, Result};
 use decode::XqSlot;
-use record::node_cost;
 
 /// Where a root tensor lives on the device: buffer index in `bufs`, byte offset.
 #[derive(Clone, Copy, Debug)]
@@ -406,122 +407,7 @@ impl Backend for VulkanBackend {
     }
 
     fn supports(&self, g: &Graph, n: NodeIndex) -> bool {
-        let node = g.node(n);
-        let op = node.op.name().trim_end_matches("_FUSED");
-        if self.disabled.contains(op) {
-            return false;
-        }
-        if let Some(segs) = self.group_segments(g, node.srcs[0]) {
-            // A grouped weight: the grouped mat-vec for decode batches, the members' own
-            // kernels for larger ones.
-            let k = g.tensor(node.srcs[0]).ne[0] as u64;
-            let n = g.tensor(node.srcs[1]).nrows() as u64;
-            let types_ok = segs.iter().all(|s| {
-                !self.disabled.contains(&format!("{op}:{}", s.ty.name()))
-                    && dispatch::mul_mat::supports(s.ty)
-                    && k % u64::from(dispatch::mul_mat::kernel_qk(s.ty)) == 0
-            });
-            return types_ok
-                && match &node.op {
-                    Op::MulMat { .. } => {
-                        n > u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
-                            || dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, k)
-                                .is_ok()
-                    }
-                    Op::MulMatLayer { epi, .. } => {
-                        matches!(
-                            epi,
-                            crate::graph::Epilogue::None | crate::graph::Epilogue::Bias
-                        ) && n <= u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
-                            && !self.disabled.contains("MUL_MAT")
-                            && dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, k)
-                                .is_ok()
-                    }
-                    _ => false,
-                };
-        }
-        match &node.op {
-            Op::MulMat { .. } | Op::GetRows => {
-                let w = g.tensor(node.srcs[0]);
-                let ty = w.ty;
-                // Rows the kernels' blocks cannot tile (e.g. a rank-8 LoRA B factor in
-                // f32) stay on the CPU.
-                let k_ok = matches!(node.op, Op::GetRows)
-                    || (w.ne[0] as u64) % u64::from(dispatch::mul_mat::kernel_qk(ty)) == 0;
-                !self.disabled.contains(&format!("{op}:{}", ty.name()))
-                    && dispatch::mul_mat::supports(ty)
-                    && k_ok
-            }
-            Op::MulMatLayer { .. } => {
-                let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
-                dispatch::mul_mat::layer_support(
-                    self.ctx.caps(),
-                    w.ty,
-                    w.ne[0] as u64,
-                    x.nrows() as u64,
-                )
-                .is_ok()
-                    && !self.disabled.contains("MUL_MAT")
-                    && !self.disabled.contains(&format!("MUL_MAT:{}", w.ty.name()))
-            }
-            Op::Cpy => matches!(g.tensor(node.dst).ty, GgmlType::F16 | GgmlType::F32),
-            // The folded head norm reduces a head row in one workgroup of 256.
-            Op::Rope { norm: Some(_), .. } | Op::RopeSetRows { norm: Some(_), .. }
-                if g.tensor(node.srcs[0]).ne[0] > 512 =>
-            {
-                false
-            }
-            Op::Attention { rope: Some(r), .. } => {
-                let q = g.tensor(node.srcs[0]);
-                !self.disabled.contains("ROPE")
-                    && !self.disabled.contains("SET_ROWS")
-                    && dispatch::attention::rope_fold_support(
-                        self.ctx.caps(),
-                        q.ne[0] as u64,
-                        r.n_dims as u64,
-                        q.ne[2] as u64,
-                    )
-                    .is_ok()
-            }
-            Op::SetRows | Op::RopeSetRows { .. } => {
-                g.tensor(node.dst).ty == GgmlType::F16 && self.ctx.caps().storage_16bit
-            }
-            Op::MoeTopK { .. } => dispatch::moe::supports_topk(self.ctx.caps()),
-            Op::MoeSumRmsNormMul { .. } => {
-                u32::try_from(g.tensor(node.dst).ne[0]).is_ok_and(|ne0| {
-                    dispatch::norm::moe_sum_rms_norm_support(self.ctx.caps(), ne0).is_ok()
-                })
-            }
-            Op::MoeRouterTopK { k } => {
-                let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
-                w.ty == GgmlType::F32
-                    && dispatch::moe::router_topk_support(
-                        self.ctx.caps(),
-                        w.ne[0] as u64,
-                        w.nrows() as u64,
-                        *k as u64,
-                        x.nrows() as u64,
-                    )
-                    .is_ok()
-            }
-            Op::TopK { k } => dispatch::top_k::support(
-                self.ctx.caps(),
-                g.tensor(node.srcs[0]).ne[0] as u64,
-                *k as u64,
-            )
-            .is_ok(),
-            Op::MulMatId { .. } => {
-                let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
-                // The mat-vec path takes a (token, slot) pair per workgroup along z.
-                let grouped = self.moe_grouped(g, n);
-                !self.disabled.contains(&format!("{op}:{}", w.ty.name()))
-                    && dispatch::moe::supports_mul_mat_id(w.ty)
-                    && (grouped
-                        || ids.nelements() as u64
-                            <= u64::from(self.ctx.caps().max_compute_work_group_count[2]))
-            }
-            _ => true,
-        }
+        self.support(g, n).is_ok()
     }
 
     fn fuses_mat_vec(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
@@ -910,15 +796,16 @@ impl Backend for VulkanBackend {
                 rec.barrier()?;
             }
             if !absorbed.contains(&n) {
-                let extra = record::Extra {
+                let extra = Extra {
                     q8: epilogue.get(&n).copied(),
                     sum: sum_into.get(&n).copied(),
                     logits: logits_into.get(&n).copied(),
                 };
-                self.record_node(&mut rec, g, n, extra)?;
+                (crate::ops::row(&g.node(n).op).vk_record)(self, &mut rec, g, n, &extra)?;
             }
             if profiling {
-                pending.push(node_cost(g, n));
+                let c = crate::ops::cost(g, n);
+                pending.push((c.label, c.bytes, c.flops));
             }
         }
         if profiling && !pending.is_empty() {

@@ -1,25 +1,27 @@
-//! Recording one graph node: the op → dispatch-helper mapping of the Vulkan executor
-//! (buffer ranges of the node's tensors, sizes as u32, the decode-path choices planned in
-//! `decode`), and each node's profile label, bytes and flops.
+//! The Vulkan dispatch of each op: the `vk_record` column of the op table
+//! ([`crate::ops`]). Each function records one node — the buffer ranges of its tensors,
+//! sizes as u32, the decode-path choices planned in `decode` — through the dispatch
+//! helpers of `backend::vulkan::dispatch`.
 
 use petgraph::stable_graph::NodeIndex;
 
 use super::VulkanBackend;
-use crate::backend::vulkan::{dispatch, Recorder};
-use crate::graph::{Epilogue, Graph, Op, RopeMode, TensorId};
+use crate::backend::vulkan::{dispatch, BufferRange, Recorder};
+use crate::graph::{Epilogue, Graph, Node, Op, RopeMode, Tensor, TensorId};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
-/// What a node's kernel writes besides its own output (planned by the executor).
+/// What a node's kernel writes besides its own output (planned by the executor: the
+/// folds of `passes::fusion` that it records as one dispatch).
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Extra {
+pub struct Extra {
     /// The q8_1 slot of its output (a q8 epilogue).
-    pub q8: Option<usize>,
+    pub(crate) q8: Option<usize>,
     /// ADD_RMS_NORM_MUL / MOE_SUM_ADD_RMS_NORM_MUL: the residual ADD's (MOE_SUM_ADD's)
     /// output, written by this dispatch too.
-    pub sum: Option<TensorId>,
+    pub(crate) sum: Option<TensorId>,
     /// MOE_ROUTER_TOPK: the router MUL_MAT's output, written by this dispatch too.
-    pub logits: Option<TensorId>,
+    pub(crate) logits: Option<TensorId>,
 }
 
 impl VulkanBackend {
@@ -32,530 +34,739 @@ impl VulkanBackend {
         }
     }
 
-    /// Records node `n` (and what `extra` asks its kernel to write besides).
-    pub(super) fn record_node(
-        &self,
-        rec: &mut Recorder,
-        g: &Graph,
-        n: NodeIndex,
-        extra: Extra,
-    ) -> Result<()> {
-        let q8 = extra.q8;
-        let node = g.node(n);
-        let s = |i: usize| self.range(g, node.srcs[i]);
-        let st = |i: usize| g.tensor(node.srcs[i]);
-        // A head norm folded into ROPE / ROPE_SET_ROWS: its weight is the last source
-        // (as the CPU reference reads it).
-        let head_norm = |norm: Option<f32>| {
-            norm.map(|eps| s(node.srcs.len() - 1).map(|w| dispatch::rope::RowNorm { w, eps }))
-                .transpose()
-        };
-        let dst = self.range(g, node.dst)?;
-        let dt = g.tensor(node.dst);
-        let u = |v: usize| -> Result<u32> {
-            u32::try_from(v)
-                .map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", dt.name)))
-        };
-        match &node.op {
-            Op::GetRows => {
-                let t = st(0);
-                dispatch::get_rows::get_rows(
-                    rec,
-                    t.ty,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    u(t.ne[0])?,
-                    u(st(1).nelements())?,
-                )
-            }
-            Op::RmsNorm { eps } => {
-                dispatch::norm::rms_norm(rec, s(0)?, dst, u(st(0).ne[0])?, u(st(0).nrows())?, *eps)
-            }
-            Op::RmsNormMul { eps } if q8.is_some() => dispatch::norm::rms_norm_mul_q8(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                self.xq(q8.expect("guarded")),
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-                *eps,
-            ),
-            Op::RmsNormMul { eps } => dispatch::norm::rms_norm_mul(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-                *eps,
-            ),
-            Op::AddRmsNormMul { eps } => dispatch::norm::add_rms_norm_mul_with(
-                rec,
-                s(0)?,
-                s(1)?,
-                s(2)?,
-                dst,
-                q8.map(|q| self.xq(q)),
-                extra.sum.map(|t| self.range(g, t)).transpose()?,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(2).nrows())?,
-                *eps,
-            ),
-            Op::MoeSumRmsNormMul { eps } => dispatch::norm::moe_sum_rms_norm_mul(
-                rec,
-                s(2)?,
-                s(0)?,
-                s(1)?,
-                u(st(0).ne[1])?,
-                s(3)?,
-                dst,
-                q8.map(|q| self.xq(q)),
-                extra.sum.map(|t| self.range(g, t)).transpose()?,
-                u(st(2).ne[0])?,
-                u(st(2).nrows())?,
-                u(st(3).nrows())?,
-                *eps,
-            ),
-            Op::Mul => dispatch::binary::mul(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-            ),
-            Op::Add => dispatch::binary::add(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(st(1).nrows())?,
-            ),
-            Op::Scale { s: f } => {
-                dispatch::scale::scale(rec, s(0)?, dst, st(0).nelements() as u64, *f, 0.0)
-            }
-            Op::SwiGlu => dispatch::glu::swiglu_with(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                q8.map(|q| self.xq(q)),
-                u(dt.nelements())?,
-            ),
-            Op::MulMat { .. } | Op::MulMatLayer { .. }
-                if self.group_segments(g, node.srcs[0]).is_some() =>
-            {
-                let segs = self.group_segments(g, node.srcs[0]).expect("guarded");
-                let (k, nt) = (u(st(0).ne[0])?, u(st(1).nrows())?);
-                let (norm, bias, scale) = match &node.op {
-                    Op::MulMatLayer {
-                        norm, epi, scale, ..
-                    } => {
-                        let bias = match epi {
-                            Epilogue::None => None,
-                            Epilogue::Bias => Some(s(node.srcs.len() - 1)?),
-                            _ => {
-                                return Err(Error::Unsupported(format!(
-                                    "`{}`: a grouped matmul takes no {epi:?} epilogue",
-                                    dt.name
-                                )))
-                            }
-                        };
-                        let nw = norm.map(|eps| s(2).map(|nw| (nw, eps))).transpose()?;
-                        (nw, bias, *scale)
-                    }
-                    _ => (None, None, 1.0),
-                };
-                if nt <= dispatch::mul_mat::MAT_VEC_MAX_N {
-                    return dispatch::mul_mat_group::mul_mat_vec_group(
-                        rec,
-                        &segs,
-                        s(0)?,
-                        s(1)?,
-                        norm,
-                        bias,
-                        scale,
-                        dst,
-                        k,
-                        nt,
-                        self.mat_vec_shape,
-                    );
-                }
-                if norm.is_some() || bias.is_some() || scale != 1.0 {
-                    return Err(Error::Unsupported(format!(
-                        "`{}`: a folded norm or scale on a grouped matmul of {nt} tokens",
-                        dt.name
-                    )));
-                }
-                let tiled = self.tiled_kernel();
-                dispatch::mul_mat_group::mul_mat_group_each(
-                    rec,
-                    &segs,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    k,
-                    nt,
-                    self.mat_vec_shape,
-                    tiled,
-                )
-            }
-            Op::MulMat { split } => {
-                let w = st(0);
-                let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
-                if let Some(&slot) = self.xq_node.get(&n) {
-                    return dispatch::mul_mat_vecq::mul_mat_vecq(
-                        rec,
-                        w.ty,
-                        s(0)?,
-                        self.xq(slot),
-                        dst,
-                        u(w.ne[0])?,
-                        u(w.nrows())?,
-                        u(st(1).nrows())?,
-                        &split32,
-                        self.mat_vecq_shape,
-                    );
-                }
-                let tiled = self.tiled_kernel();
-                let x16 = match (self.x16_scratch.get(&n), self.x16_buf) {
-                    (Some(&off), Some(b)) => {
-                        let bytes = 2 * st(1).nelements() as u64;
-                        Some(self.bufs[b].range(off, bytes))
-                    }
-                    _ => None,
-                };
-                dispatch::mul_mat::mul_mat_with(
-                    rec,
-                    w.ty,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    u(w.ne[0])?,
-                    u(w.nrows())?,
-                    u(st(1).nrows())?,
-                    &split32,
-                    self.mat_vec_shape,
-                    tiled,
-                    x16,
-                )
-            }
-            Op::MulMatLayer {
-                split,
-                norm,
-                epi,
-                scale,
-            } => {
-                use dispatch::mul_mat::{LayerEpi, LayerParts};
-                let w = st(0);
-                let split32: Vec<u32> = split.iter().map(|&v| v as u32).collect();
-                let parts = LayerParts {
-                    norm: norm.map(|eps| s(2).map(|nw| (nw, eps))).transpose()?,
-                    epi: match epi {
-                        Epilogue::None => LayerEpi::None,
-                        Epilogue::Add => LayerEpi::Add(s(node.srcs.len() - 1)?),
-                        Epilogue::SwiGlu => LayerEpi::SwiGlu,
-                        Epilogue::Bias => LayerEpi::Bias(s(node.srcs.len() - 1)?),
-                    },
-                    scale: *scale,
-                };
-                dispatch::mul_mat::mul_mat_vec_layer(
-                    rec,
-                    w.ty,
-                    s(0)?,
-                    s(1)?,
-                    parts,
-                    dst,
-                    u(w.ne[0])?,
-                    u(w.nrows())?,
-                    u(st(1).nrows())?,
-                    &split32,
-                    self.mat_vec_shape,
-                )
-            }
-            Op::Rope {
-                mode,
-                n_dims,
-                freq_base,
-                freq_scale,
-                norm,
-            } => {
-                let t = st(0);
-                let norm = head_norm(*norm)?;
-                dispatch::rope::rope_with(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    dst,
-                    norm,
-                    u(t.ne[0])?,
-                    u(t.ne[1])?,
-                    u(t.ne[2] * t.ne[3])?,
-                    *mode == RopeMode::Neox,
-                    u(*n_dims)?,
-                    *freq_base,
-                    *freq_scale,
-                )
-            }
-            Op::Cpy => match dt.ty {
-                GgmlType::F16 => {
-                    dispatch::copy::copy_f32_f16(rec, s(0)?, dst, dt.nelements() as u64)
-                }
-                GgmlType::F32 => {
-                    dispatch::copy::copy_f32_f32(rec, s(0)?, dst, dt.nelements() as u64)
-                }
-                t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
-            },
-            Op::SetRows => dispatch::set_rows::set_rows_f16(
-                rec,
-                s(0)?,
-                s(1)?,
-                dst,
-                u(st(0).ne[0])?,
-                u(st(0).nrows())?,
-                u(dt.nrows())?,
-            ),
-            Op::RopeSetRows {
-                mode,
-                n_dims,
-                freq_base,
-                freq_scale,
-                norm,
-            } => {
-                let t = st(0);
-                let norm = head_norm(*norm)?;
-                dispatch::rope::rope_set_rows_with(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    s(2)?,
-                    dst,
-                    norm,
-                    u(t.ne[0])?,
-                    u(t.ne[1])?,
-                    u(t.ne[2] * t.ne[3])?,
-                    *mode == RopeMode::Neox,
-                    u(*n_dims)?,
-                    *freq_base,
-                    *freq_scale,
-                    u(dt.nelements() / (t.ne[0] * t.ne[1]))?,
-                )
-            }
-            Op::Attention { scale, rope } => {
-                let (q, k) = (st(0), st(1));
-                let split = match (self.attn_split.get(&n), self.scratch) {
-                    (Some(&(shape, off)), Some(b)) => {
-                        let bytes = shape.scratch_bytes(u(q.ne[0])?, u(q.ne[1])?, u(q.ne[2])?);
-                        Some((self.bufs[b].range(off, bytes), shape))
-                    }
-                    _ => None,
-                };
-                // The folded RoPE / KV stage's operands (the dispatch checks one token).
-                let fold = match rope {
-                    Some(r) => Some(dispatch::attention::RopeFold {
-                        pos: s(4)?,
-                        cells: s(5)?,
-                        k_new: s(6)?,
-                        v_new: s(7)?,
-                        norm: match r.norm {
-                            Some(eps) => Some((s(8)?, s(9)?, eps)),
-                            None => None,
-                        },
-                        neox: r.mode == RopeMode::Neox,
-                        n_dims: u(r.n_dims)?,
-                        freq_base: r.freq_base,
-                        freq_scale: r.freq_scale,
-                    }),
-                    None => None,
-                };
-                dispatch::attention::attention_with(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    s(2)?,
-                    s(3)?,
-                    dst,
-                    split,
-                    q8.map(|q| self.xq(q)),
-                    fold,
-                    u(q.ne[0])?,
-                    u(q.ne[1])?,
-                    u(k.ne[1])?,
-                    u(q.ne[2])?,
-                    u(k.ne[2])?,
-                    *scale,
-                )
-            }
-            Op::MoeTopK { k } => {
-                let l = st(0);
-                dispatch::moe::moe_topk(rec, s(0)?, dst, u(l.ne[0])?, u(*k)?, u(l.nrows())?)
-            }
-            Op::MoeRouterTopK { k } => {
-                let (w, x) = (st(0), st(1));
-                let (kd, ne, nt) = (u(w.ne[0])?, u(w.nrows())?, u(x.nrows())?);
-                let (Some(&off), Some(b)) = (self.router_scratch.get(&n), self.scratch) else {
-                    return Err(Error::Unsupported(format!(
-                        "{}: no scratch planned for MOE_ROUTER_TOPK",
-                        g.tensor(node.dst).name
-                    )));
-                };
-                let bytes = dispatch::moe::router_topk_scratch_bytes(ne, nt);
-                let scratch = self.bufs[b].range(off, bytes);
-                let logits = match extra.logits {
-                    Some(t) => self.range(g, t)?,
-                    // Unfolded (the `off` baseline): the logits go after the counter.
-                    None => self.bufs[b].range(off + 16, bytes - 16),
-                };
-                dispatch::moe::moe_router_topk(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    logits,
-                    dst,
-                    scratch,
-                    kd,
-                    ne,
-                    u(*k)?,
-                    nt,
-                )
-            }
-            Op::MoeWeights => {
-                let l = st(0);
-                let k = u(st(1).ne[0])?;
-                dispatch::moe::moe_weights(rec, s(0)?, s(1)?, dst, u(l.ne[0])?, k, u(l.nrows())?)
-            }
-            Op::MulMatId { split } => {
-                let (w, x, ids) = (st(0), st(1), st(2));
-                let split: Vec<u32> = split.iter().map(|&r| u(r)).collect::<Result<_>>()?;
-                let pairs = u(ids.nelements())?;
-                let x16 = match (self.x16_scratch.get(&n), self.x16_buf) {
-                    (Some(&off), Some(b)) => {
-                        Some(self.bufs[b].range(off, 2 * x.nelements() as u64))
-                    }
-                    _ => None,
-                };
-                let grouping = match (self.moe_scratch.get(&n), self.moe_scratch_buf) {
-                    (Some(&off), Some(b)) => {
-                        let words = dispatch::moe::grouping_words(u(w.ne[2])?, pairs);
-                        Some(dispatch::moe::Grouping {
-                            scratch: self.bufs[b].range(off, 4 * words),
-                            tiled: self.tiled_kernel(),
-                            x16,
-                        })
-                    }
-                    _ => None,
-                };
-                dispatch::moe::mul_mat_id_with(
-                    rec,
-                    w.ty,
-                    s(0)?,
-                    s(1)?,
-                    s(2)?,
-                    dst,
-                    u(w.ne[0])?,
-                    u(w.ne[1])?,
-                    u(w.ne[2])?,
-                    u(x.ne[1])?,
-                    u(ids.ne[0])?,
-                    u(ids.ne[1])?,
-                    &split,
-                    grouping,
-                    self.mat_vec_shape,
-                    self.xq_node
-                        .get(&n)
-                        .map(|&slot| (self.xq(slot), self.mat_vecq_shape)),
-                )
-            }
-            Op::TopK { k } => {
-                let (v, k, rows) = (u(st(0).ne[0])?, u(*k)?, u(st(0).nrows())?);
-                let scratch = match (self.top_k_scratch.get(&n), self.scratch) {
-                    (Some(&off), Some(b)) => {
-                        let bytes = dispatch::top_k::scratch_bytes(v, k, rows);
-                        Some(self.bufs[b].range(off, bytes))
-                    }
-                    _ => None,
-                };
-                dispatch::top_k::top_k_chunked(rec, s(0)?, dst, scratch, v, k, rows)
-            }
-            Op::MoeSum { residual } => {
-                let (y, w) = (st(0), st(1));
-                dispatch::moe::moe_sum(
-                    rec,
-                    s(0)?,
-                    s(1)?,
-                    if *residual { Some(s(2)?) } else { None },
-                    dst,
-                    u(y.ne[0])?,
-                    u(y.ne[1])?,
-                    u(w.ne[1])?,
-                )
-            }
-        }
+    /// The device memory of tensor `t` of `g` (following views): what a kernel of the op
+    /// table binds (`crate::ops::OpRow::vk_record`).
+    pub fn tensor_range(&self, g: &Graph, t: TensorId) -> Result<BufferRange<'_>> {
+        self.range(g, t)
     }
 }
 
-/// Profile label, bytes moved and flops of one node.
-pub(super) fn node_cost(g: &Graph, n: NodeIndex) -> (String, u64, u64) {
-    let node = g.node(n);
-    let dst = g.tensor(node.dst);
-    let srcs: Vec<&crate::graph::Tensor> = node.srcs.iter().map(|&s| g.tensor(s)).collect();
-    let mut bytes = srcs.iter().map(|t| t.nbytes() as u64).sum::<u64>() + dst.nbytes() as u64;
-    if let Op::MulMatId { .. } = node.op {
-        // Only the chosen experts' matrices are read: at most one per (token, slot).
-        let (w, ids) = (srcs[0], srcs[2]);
-        let per_expert = (w.nbytes() / w.ne[2].max(1)) as u64;
-        let read = (ids.nelements().min(w.ne[2]) as u64) * per_expert;
-        bytes = bytes - w.nbytes() as u64 + read;
+/// One node being recorded.
+struct At<'a> {
+    be: &'a VulkanBackend,
+    g: &'a Graph,
+    node: &'a Node,
+    dt: &'a Tensor,
+}
+
+impl<'a> At<'a> {
+    fn new(be: &'a VulkanBackend, g: &'a Graph, n: NodeIndex) -> Self {
+        let node = g.node(n);
+        At {
+            be,
+            g,
+            node,
+            dt: g.tensor(node.dst),
+        }
     }
-    let (label, flops) = match &node.op {
-        Op::MulMat { .. } | Op::MulMatLayer { .. } | Op::GetRows => {
-            let w = srcs[0];
-            let x = srcs[1];
-            let f = if matches!(node.op, Op::GetRows) {
-                0
-            } else {
-                2 * (w.ne[0] * w.nrows() * x.nrows()) as u64
-            };
-            (
-                format!(
-                    "{} {} {}x{} n={}",
-                    node.op.name(),
-                    w.type_str(),
-                    w.ne[0],
-                    w.nrows(),
-                    x.nrows()
-                ),
-                f,
-            )
-        }
-        Op::Attention { .. } => {
-            let (q, k) = (srcs[0], srcs[1]);
-            let f = 4 * (q.ne[0] * q.ne[1] * q.ne[2] * k.ne[2]) as u64;
-            (
-                format!(
-                    "{} d={} h={}/{} n={} kv={}",
-                    node.op.name(),
-                    q.ne[0],
-                    q.ne[1],
-                    k.ne[1],
-                    q.ne[2],
-                    k.ne[2]
-                ),
-                f,
-            )
-        }
-        op => (
-            format!("{} {}", op.name(), dst.shape_str()),
-            dst.nelements() as u64,
-        ),
+    /// Source `i`'s device range.
+    fn s(&self, i: usize) -> Result<BufferRange<'a>> {
+        self.be.range(self.g, self.node.srcs[i])
+    }
+    fn st(&self, i: usize) -> &'a Tensor {
+        self.g.tensor(self.node.srcs[i])
+    }
+    fn dst(&self) -> Result<BufferRange<'a>> {
+        self.be.range(self.g, self.node.dst)
+    }
+    /// A size as the kernels' u32.
+    fn u(&self, v: usize) -> Result<u32> {
+        u32::try_from(v)
+            .map_err(|_| Error::Unsupported(format!("`{}`: size {v} exceeds u32", self.dt.name)))
+    }
+    /// A head norm folded into ROPE / ROPE_SET_ROWS: its weight is the last source (as
+    /// the CPU reference reads it).
+    fn head_norm(&self, norm: Option<f32>) -> Result<Option<dispatch::rope::RowNorm<'a>>> {
+        norm.map(|eps| {
+            self.s(self.node.srcs.len() - 1)
+                .map(|w| dispatch::rope::RowNorm { w, eps })
+        })
+        .transpose()
+    }
+    fn q8(&self, extra: &Extra) -> Option<dispatch::mul_mat_vecq::XQ<'a>> {
+        extra.q8.map(|q| self.be.xq(q))
+    }
+    /// The error for a row called with another op (a table bug).
+    fn wrong(&self, row: &str) -> Error {
+        Error::Usage(format!(
+            "the Vulkan dispatch `{row}` called for {} `{}`",
+            self.node.op.name(),
+            self.dt.name
+        ))
+    }
+}
+
+/// The signature every `vk_record` entry has.
+pub(crate) type Rec<'r> = &'r mut Recorder;
+
+pub(crate) fn get_rows(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let t = a.st(0);
+    dispatch::get_rows::get_rows(
+        rec,
+        t.ty,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        a.u(t.ne[0])?,
+        a.u(a.st(1).nelements())?,
+    )
+}
+
+pub(crate) fn rms_norm(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::RmsNorm { eps } = a.node.op else {
+        return Err(a.wrong("rms_norm"));
     };
-    (label, bytes, flops)
+    let x = a.st(0);
+    dispatch::norm::rms_norm(rec, a.s(0)?, a.dst()?, a.u(x.ne[0])?, a.u(x.nrows())?, eps)
+}
+
+pub(crate) fn rms_norm_mul(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    extra: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::RmsNormMul { eps } = a.node.op else {
+        return Err(a.wrong("rms_norm_mul"));
+    };
+    let (ne0, rows, rw) = (
+        a.u(a.st(0).ne[0])?,
+        a.u(a.st(0).nrows())?,
+        a.u(a.st(1).nrows())?,
+    );
+    match a.q8(extra) {
+        Some(xq) => {
+            dispatch::norm::rms_norm_mul_q8(rec, a.s(0)?, a.s(1)?, a.dst()?, xq, ne0, rows, rw, eps)
+        }
+        None => dispatch::norm::rms_norm_mul(rec, a.s(0)?, a.s(1)?, a.dst()?, ne0, rows, rw, eps),
+    }
+}
+
+pub(crate) fn add_rms_norm_mul(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    extra: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::AddRmsNormMul { eps } = a.node.op else {
+        return Err(a.wrong("add_rms_norm_mul"));
+    };
+    dispatch::norm::add_rms_norm_mul_with(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.s(2)?,
+        a.dst()?,
+        a.q8(extra),
+        extra.sum.map(|t| be.range(g, t)).transpose()?,
+        a.u(a.st(0).ne[0])?,
+        a.u(a.st(0).nrows())?,
+        a.u(a.st(2).nrows())?,
+        eps,
+    )
+}
+
+pub(crate) fn moe_sum_rms_norm_mul(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    extra: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::MoeSumRmsNormMul { eps } = a.node.op else {
+        return Err(a.wrong("moe_sum_rms_norm_mul"));
+    };
+    dispatch::norm::moe_sum_rms_norm_mul(
+        rec,
+        a.s(2)?,
+        a.s(0)?,
+        a.s(1)?,
+        a.u(a.st(0).ne[1])?,
+        a.s(3)?,
+        a.dst()?,
+        a.q8(extra),
+        extra.sum.map(|t| be.range(g, t)).transpose()?,
+        a.u(a.st(2).ne[0])?,
+        a.u(a.st(2).nrows())?,
+        a.u(a.st(3).nrows())?,
+        eps,
+    )
+}
+
+/// ADD and MUL.
+pub(crate) fn binary(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let (ne0, ra, rb) = (
+        a.u(a.st(0).ne[0])?,
+        a.u(a.st(0).nrows())?,
+        a.u(a.st(1).nrows())?,
+    );
+    match a.node.op {
+        Op::Add => dispatch::binary::add(rec, a.s(0)?, a.s(1)?, a.dst()?, ne0, ra, rb),
+        Op::Mul => dispatch::binary::mul(rec, a.s(0)?, a.s(1)?, a.dst()?, ne0, ra, rb),
+        _ => Err(a.wrong("binary")),
+    }
+}
+
+pub(crate) fn scale(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::Scale { s } = a.node.op else {
+        return Err(a.wrong("scale"));
+    };
+    dispatch::scale::scale(rec, a.s(0)?, a.dst()?, a.st(0).nelements() as u64, s, 0.0)
+}
+
+pub(crate) fn swiglu(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    extra: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    dispatch::glu::swiglu_with(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        a.q8(extra),
+        a.u(a.dt.nelements())?,
+    )
+}
+
+/// A MUL_MAT or MUL_MAT_LAYER over a grouped weight (members of different types).
+fn mul_mat_grouped(
+    a: &At<'_>,
+    rec: Rec<'_>,
+    segs: &[dispatch::mul_mat_group::GroupSegment],
+) -> Result<()> {
+    let (k, nt) = (a.u(a.st(0).ne[0])?, a.u(a.st(1).nrows())?);
+    let (norm, bias, scale) = match &a.node.op {
+        Op::MulMatLayer {
+            norm, epi, scale, ..
+        } => {
+            let bias = match epi {
+                Epilogue::None => None,
+                Epilogue::Bias => Some(a.s(a.node.srcs.len() - 1)?),
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "`{}`: a grouped matmul takes no {epi:?} epilogue",
+                        a.dt.name
+                    )))
+                }
+            };
+            let nw = norm.map(|eps| a.s(2).map(|nw| (nw, eps))).transpose()?;
+            (nw, bias, *scale)
+        }
+        _ => (None, None, 1.0),
+    };
+    if nt <= dispatch::mul_mat::MAT_VEC_MAX_N {
+        return dispatch::mul_mat_group::mul_mat_vec_group(
+            rec,
+            segs,
+            a.s(0)?,
+            a.s(1)?,
+            norm,
+            bias,
+            scale,
+            a.dst()?,
+            k,
+            nt,
+            a.be.mat_vec_shape,
+        );
+    }
+    if norm.is_some() || bias.is_some() || scale != 1.0 {
+        return Err(Error::Unsupported(format!(
+            "`{}`: a folded norm or scale on a grouped matmul of {nt} tokens",
+            a.dt.name
+        )));
+    }
+    dispatch::mul_mat_group::mul_mat_group_each(
+        rec,
+        segs,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        k,
+        nt,
+        a.be.mat_vec_shape,
+        a.be.tiled_kernel(),
+    )
+}
+
+pub(crate) fn mul_mat(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    if let Some(segs) = be.group_segments(g, a.node.srcs[0]) {
+        return mul_mat_grouped(&a, rec, &segs);
+    }
+    let Op::MulMat { split } = &a.node.op else {
+        return Err(a.wrong("mul_mat"));
+    };
+    let w = a.st(0);
+    let split32: Vec<u32> = split.iter().map(|&v| a.u(v)).collect::<Result<_>>()?;
+    let (k, m, nt) = (a.u(w.ne[0])?, a.u(w.nrows())?, a.u(a.st(1).nrows())?);
+    if let Some(&slot) = be.xq_node.get(&n) {
+        return dispatch::mul_mat_vecq::mul_mat_vecq(
+            rec,
+            w.ty,
+            a.s(0)?,
+            be.xq(slot),
+            a.dst()?,
+            k,
+            m,
+            nt,
+            &split32,
+            be.mat_vecq_shape,
+        );
+    }
+    let x16 = match (be.x16_scratch.get(&n), be.x16_buf) {
+        (Some(&off), Some(b)) => {
+            let bytes = 2 * a.st(1).nelements() as u64;
+            Some(be.bufs[b].range(off, bytes))
+        }
+        _ => None,
+    };
+    dispatch::mul_mat::mul_mat_with(
+        rec,
+        w.ty,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        k,
+        m,
+        nt,
+        &split32,
+        be.mat_vec_shape,
+        be.tiled_kernel(),
+        x16,
+    )
+}
+
+pub(crate) fn mul_mat_layer(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    use dispatch::mul_mat::{LayerEpi, LayerParts};
+    let a = At::new(be, g, n);
+    if let Some(segs) = be.group_segments(g, a.node.srcs[0]) {
+        return mul_mat_grouped(&a, rec, &segs);
+    }
+    let Op::MulMatLayer {
+        split,
+        norm,
+        epi,
+        scale,
+    } = &a.node.op
+    else {
+        return Err(a.wrong("mul_mat_layer"));
+    };
+    let w = a.st(0);
+    let split32: Vec<u32> = split.iter().map(|&v| a.u(v)).collect::<Result<_>>()?;
+    let last = a.node.srcs.len() - 1;
+    let parts = LayerParts {
+        norm: norm.map(|eps| a.s(2).map(|nw| (nw, eps))).transpose()?,
+        epi: match epi {
+            Epilogue::None => LayerEpi::None,
+            Epilogue::Add => LayerEpi::Add(a.s(last)?),
+            Epilogue::SwiGlu => LayerEpi::SwiGlu,
+            Epilogue::Bias => LayerEpi::Bias(a.s(last)?),
+        },
+        scale: *scale,
+    };
+    dispatch::mul_mat::mul_mat_vec_layer(
+        rec,
+        w.ty,
+        a.s(0)?,
+        a.s(1)?,
+        parts,
+        a.dst()?,
+        a.u(w.ne[0])?,
+        a.u(w.nrows())?,
+        a.u(a.st(1).nrows())?,
+        &split32,
+        be.mat_vec_shape,
+    )
+}
+
+pub(crate) fn rope(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::Rope {
+        mode,
+        n_dims,
+        freq_base,
+        freq_scale,
+        norm,
+    } = a.node.op
+    else {
+        return Err(a.wrong("rope"));
+    };
+    let t = a.st(0);
+    dispatch::rope::rope_with(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        a.head_norm(norm)?,
+        a.u(t.ne[0])?,
+        a.u(t.ne[1])?,
+        a.u(t.ne[2] * t.ne[3])?,
+        mode == RopeMode::Neox,
+        a.u(n_dims)?,
+        freq_base,
+        freq_scale,
+    )
+}
+
+pub(crate) fn cpy(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let count = a.dt.nelements() as u64;
+    match a.dt.ty {
+        GgmlType::F16 => dispatch::copy::copy_f32_f16(rec, a.s(0)?, a.dst()?, count),
+        GgmlType::F32 => dispatch::copy::copy_f32_f32(rec, a.s(0)?, a.dst()?, count),
+        t => Err(Error::Unsupported(format!("CPY to {t} on Vulkan"))),
+    }
+}
+
+pub(crate) fn set_rows(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    dispatch::set_rows::set_rows_f16(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        a.u(a.st(0).ne[0])?,
+        a.u(a.st(0).nrows())?,
+        a.u(a.dt.nrows())?,
+    )
+}
+
+pub(crate) fn rope_set_rows(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::RopeSetRows {
+        mode,
+        n_dims,
+        freq_base,
+        freq_scale,
+        norm,
+    } = a.node.op
+    else {
+        return Err(a.wrong("rope_set_rows"));
+    };
+    let t = a.st(0);
+    dispatch::rope::rope_set_rows_with(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.s(2)?,
+        a.dst()?,
+        a.head_norm(norm)?,
+        a.u(t.ne[0])?,
+        a.u(t.ne[1])?,
+        a.u(t.ne[2] * t.ne[3])?,
+        mode == RopeMode::Neox,
+        a.u(n_dims)?,
+        freq_base,
+        freq_scale,
+        a.u(a.dt.nelements() / (t.ne[0] * t.ne[1]))?,
+    )
+}
+
+pub(crate) fn attention(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    extra: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::Attention { scale, rope } = &a.node.op else {
+        return Err(a.wrong("attention"));
+    };
+    let (q, k) = (a.st(0), a.st(1));
+    let split = match (be.attn_split.get(&n), be.scratch) {
+        (Some(&(shape, off)), Some(b)) => {
+            let bytes = shape.scratch_bytes(a.u(q.ne[0])?, a.u(q.ne[1])?, a.u(q.ne[2])?);
+            Some((be.bufs[b].range(off, bytes), shape))
+        }
+        _ => None,
+    };
+    // The folded RoPE / KV stage's operands (the dispatch checks one token).
+    let fold = match rope {
+        Some(r) => Some(dispatch::attention::RopeFold {
+            pos: a.s(4)?,
+            cells: a.s(5)?,
+            k_new: a.s(6)?,
+            v_new: a.s(7)?,
+            norm: match r.norm {
+                Some(eps) => Some((a.s(8)?, a.s(9)?, eps)),
+                None => None,
+            },
+            neox: r.mode == RopeMode::Neox,
+            n_dims: a.u(r.n_dims)?,
+            freq_base: r.freq_base,
+            freq_scale: r.freq_scale,
+        }),
+        None => None,
+    };
+    dispatch::attention::attention_with(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.s(2)?,
+        a.s(3)?,
+        a.dst()?,
+        split,
+        a.q8(extra),
+        fold,
+        a.u(q.ne[0])?,
+        a.u(q.ne[1])?,
+        a.u(k.ne[1])?,
+        a.u(q.ne[2])?,
+        a.u(k.ne[2])?,
+        *scale,
+    )
+}
+
+pub(crate) fn moe_topk(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::MoeTopK { k } = a.node.op else {
+        return Err(a.wrong("moe_topk"));
+    };
+    let l = a.st(0);
+    dispatch::moe::moe_topk(
+        rec,
+        a.s(0)?,
+        a.dst()?,
+        a.u(l.ne[0])?,
+        a.u(k)?,
+        a.u(l.nrows())?,
+    )
+}
+
+pub(crate) fn moe_router_topk(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    extra: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::MoeRouterTopK { k } = a.node.op else {
+        return Err(a.wrong("moe_router_topk"));
+    };
+    let (w, x) = (a.st(0), a.st(1));
+    let (kd, ne, nt) = (a.u(w.ne[0])?, a.u(w.nrows())?, a.u(x.nrows())?);
+    let (Some(&off), Some(b)) = (be.router_scratch.get(&n), be.scratch) else {
+        return Err(Error::Unsupported(format!(
+            "{}: no scratch planned for MOE_ROUTER_TOPK",
+            a.dt.name
+        )));
+    };
+    let bytes = dispatch::moe::router_topk_scratch_bytes(ne, nt);
+    let scratch = be.bufs[b].range(off, bytes);
+    let logits = match extra.logits {
+        Some(t) => be.range(g, t)?,
+        // Unfolded (the `off` baseline): the logits go after the counter.
+        None => be.bufs[b].range(off + 16, bytes - 16),
+    };
+    dispatch::moe::moe_router_topk(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        logits,
+        a.dst()?,
+        scratch,
+        kd,
+        ne,
+        a.u(k)?,
+        nt,
+    )
+}
+
+pub(crate) fn moe_weights(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let l = a.st(0);
+    let k = a.u(a.st(1).ne[0])?;
+    dispatch::moe::moe_weights(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        a.dst()?,
+        a.u(l.ne[0])?,
+        k,
+        a.u(l.nrows())?,
+    )
+}
+
+pub(crate) fn mul_mat_id(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::MulMatId { split } = &a.node.op else {
+        return Err(a.wrong("mul_mat_id"));
+    };
+    let (w, x, ids) = (a.st(0), a.st(1), a.st(2));
+    let split: Vec<u32> = split.iter().map(|&r| a.u(r)).collect::<Result<_>>()?;
+    let pairs = a.u(ids.nelements())?;
+    let x16 = match (be.x16_scratch.get(&n), be.x16_buf) {
+        (Some(&off), Some(b)) => Some(be.bufs[b].range(off, 2 * x.nelements() as u64)),
+        _ => None,
+    };
+    let grouping = match (be.moe_scratch.get(&n), be.moe_scratch_buf) {
+        (Some(&off), Some(b)) => {
+            let words = dispatch::moe::grouping_words(a.u(w.ne[2])?, pairs);
+            Some(dispatch::moe::Grouping {
+                scratch: be.bufs[b].range(off, 4 * words),
+                tiled: be.tiled_kernel(),
+                x16,
+            })
+        }
+        _ => None,
+    };
+    dispatch::moe::mul_mat_id_with(
+        rec,
+        w.ty,
+        a.s(0)?,
+        a.s(1)?,
+        a.s(2)?,
+        a.dst()?,
+        a.u(w.ne[0])?,
+        a.u(w.ne[1])?,
+        a.u(w.ne[2])?,
+        a.u(x.ne[1])?,
+        a.u(ids.ne[0])?,
+        a.u(ids.ne[1])?,
+        &split,
+        grouping,
+        be.mat_vec_shape,
+        be.xq_node
+            .get(&n)
+            .map(|&slot| (be.xq(slot), be.mat_vecq_shape)),
+    )
+}
+
+pub(crate) fn top_k(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::TopK { k } = a.node.op else {
+        return Err(a.wrong("top_k"));
+    };
+    let (v, k, rows) = (a.u(a.st(0).ne[0])?, a.u(k)?, a.u(a.st(0).nrows())?);
+    let scratch = match (be.top_k_scratch.get(&n), be.scratch) {
+        (Some(&off), Some(b)) => {
+            let bytes = dispatch::top_k::scratch_bytes(v, k, rows);
+            Some(be.bufs[b].range(off, bytes))
+        }
+        _ => None,
+    };
+    dispatch::top_k::top_k_chunked(rec, a.s(0)?, a.dst()?, scratch, v, k, rows)
+}
+
+pub(crate) fn moe_sum(
+    be: &VulkanBackend,
+    rec: Rec<'_>,
+    g: &Graph,
+    n: NodeIndex,
+    _: &Extra,
+) -> Result<()> {
+    let a = At::new(be, g, n);
+    let Op::MoeSum { residual } = a.node.op else {
+        return Err(a.wrong("moe_sum"));
+    };
+    let (y, w) = (a.st(0), a.st(1));
+    dispatch::moe::moe_sum(
+        rec,
+        a.s(0)?,
+        a.s(1)?,
+        if residual { Some(a.s(2)?) } else { None },
+        a.dst()?,
+        a.u(y.ne[0])?,
+        a.u(y.ne[1])?,
+        a.u(w.ne[1])?,
+    )
 }
