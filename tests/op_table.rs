@@ -2,8 +2,11 @@
 //! toy `TOY_AFFINE` (`y = a·x + b`) defined by its own row, with no edit to the crate —
 //! runs on the CPU and on Vulkan through the row alone: the scheduler asks its support
 //! predicate at plan time (a case it refuses runs on the CPU, never fails when recorded),
-//! the dump names it, the profile costs it, and both backends give the reference values.
-//! Then the built-in rows: every op's row names it as `Op::name` always did.
+//! the dump names it (and says why a refused node is on the CPU), the profile costs it,
+//! and both backends give the reference values.
+//! Then the built-in rows: every op's row names it as `Op::name` always did, and each
+//! shape constraint of their Vulkan predicates, forced, sends the node to the CPU at plan
+//! time with the reason in the dump and the CPU's exact result.
 
 mod common;
 mod models;
@@ -162,6 +165,10 @@ fn a_toy_op_runs_from_its_row_alone() {
         let (g, x, y) = toy_graph(TOY_MAX + 1, a, b);
         let mut bs = backends();
         assert!(!vk_support(&bs, &g), "{case}: the predicate refuses");
+        // The dump says why the node is on the CPU.
+        let text = dump::dump(&g, &assign(&g, &bs, Placement::default()).unwrap());
+        let want_line = format!("# fallback: Vulkan0: TOY_AFFINE takes at most {TOY_MAX} values");
+        assert!(text.contains(&want_line), "{case}: dump:\n{text}");
         let (got, who) = run(&mut bs, &g, x, y);
         assert_eq!(who, "CPU", "{case}: planned onto the CPU");
         assert_eq!(got, want(TOY_MAX + 1), "{case}");
@@ -209,5 +216,189 @@ fn built_in_rows_keep_the_op_names() {
     for (op, name) in cases {
         assert_eq!(op.name(), name, "{op:?}");
         assert_eq!((vkgraph::ops::row(&op).name)(&op), name);
+    }
+}
+
+/// One single-node graph that breaks a constraint of its op's Vulkan support predicate.
+struct Forced {
+    what: &'static str,
+    g: Graph,
+    /// Each input and its bytes.
+    inputs: Vec<(TensorId, Vec<u8>)>,
+    out: TensorId,
+    /// What the refusal must say.
+    reason: &'static str,
+}
+
+fn f32_input(g: &mut Graph, name: &str, ne: [usize; 4], seed: u64) -> (TensorId, Vec<u8>) {
+    let t = g.add_tensor(name, GgmlType::F32, ne, TensorKind::Input);
+    g.inputs.push(t);
+    let v = common::values(g.tensor(t).nelements(), seed);
+    (t, bytemuck::cast_slice(&v).to_vec())
+}
+
+fn i32_input(g: &mut Graph, name: &str, v: Vec<i32>) -> (TensorId, Vec<u8>) {
+    let t = g.add_tensor(name, GgmlType::I32, [v.len(), 1, 1, 1], TensorKind::Input);
+    g.inputs.push(t);
+    (t, bytemuck::cast_slice(&v).to_vec())
+}
+
+/// The constraints tests can break on any device (shapes, not device features).
+fn forced_cases() -> Vec<Forced> {
+    use vkgraph::graph::RopeMode;
+    let mut v = Vec::new();
+    // A head norm folded into ROPE reduces a head row in one workgroup: at most 512.
+    {
+        let mut g = Graph::new();
+        let x = f32_input(&mut g, "x", [1024, 2, 3, 1], 1);
+        let pos = i32_input(&mut g, "pos", vec![0, 5, 9]);
+        let w = f32_input(&mut g, "w", [1024, 1, 1, 1], 2);
+        let op = Op::Rope {
+            mode: RopeMode::Neox,
+            n_dims: 64,
+            freq_base: 1e4,
+            freq_scale: 1.0,
+            norm: Some(1e-6),
+        };
+        let out = g.op(op, &[x.0, pos.0, w.0], "y", GgmlType::F32, [1024, 2, 3, 1]);
+        g.outputs.push(out);
+        v.push(Forced {
+            what: "RMS_NORM_MUL_ROPE head 1024",
+            g,
+            inputs: vec![x, pos, w],
+            out,
+            reason: "head norm over rows of 1024",
+        });
+    }
+    // The expert sum + next norm keeps its row in shared memory: at most 4096 values.
+    {
+        let mut g = Graph::new();
+        let ne0 = 4096 + 512;
+        let y = f32_input(&mut g, "y", [ne0, 2, 1, 1], 3);
+        let wts = f32_input(&mut g, "wts", [2, 1, 1, 1], 4);
+        let r = f32_input(&mut g, "r", [ne0, 1, 1, 1], 5);
+        let w = f32_input(&mut g, "w", [ne0, 1, 1, 1], 6);
+        let out = g.op(
+            Op::MoeSumRmsNormMul { eps: 1e-6 },
+            &[y.0, wts.0, r.0, w.0],
+            "out",
+            GgmlType::F32,
+            [ne0, 1, 1, 1],
+        );
+        g.outputs.push(out);
+        v.push(Forced {
+            what: "MOE_SUM_ADD_RMS_NORM_MUL rows of 4608",
+            g,
+            inputs: vec![y, wts, r, w],
+            out,
+            reason: "at most 4096",
+        });
+    }
+    // The fused router + top-k takes decode batches only.
+    {
+        let mut g = Graph::new();
+        let n = vkgraph::passes::fusion::ROUTER_TOPK_MAX_N + 1;
+        let router = f32_input(&mut g, "router", [64, 8, 1, 1], 7);
+        let x = f32_input(&mut g, "x", [64, n, 1, 1], 8);
+        let out = g.op(
+            Op::MoeRouterTopK { k: 2 },
+            &[router.0, x.0],
+            "ids",
+            GgmlType::I32,
+            [2, n, 1, 1],
+        );
+        g.outputs.push(out);
+        v.push(Forced {
+            what: "MOE_ROUTER_TOPK of 9 tokens",
+            g,
+            inputs: vec![router, x],
+            out,
+            reason: "9 tokens",
+        });
+    }
+    // TOP_K keeps at most 64 candidates per row.
+    {
+        let mut g = Graph::new();
+        let l = f32_input(&mut g, "logits", [1000, 2, 1, 1], 9);
+        let k = 65;
+        let out = g.op(
+            Op::TopK { k },
+            &[l.0],
+            "top",
+            GgmlType::F32,
+            [2 + 2 * k, 2, 1, 1],
+        );
+        g.outputs.push(out);
+        v.push(Forced {
+            what: "TOP_K k = 65",
+            g,
+            inputs: vec![l],
+            out,
+            reason: "k = 65 outside",
+        });
+    }
+    // The matmul kernels tile rows in 16-value blocks (a rank-8 LoRA factor's shape).
+    {
+        let mut g = Graph::new();
+        let w = f32_input(&mut g, "w", [8, 4, 1, 1], 10);
+        let x = f32_input(&mut g, "x", [8, 3, 1, 1], 11);
+        let out = g.op(
+            Op::MulMat { split: vec![] },
+            &[w.0, x.0],
+            "y",
+            GgmlType::F32,
+            [4, 3, 1, 1],
+        );
+        g.outputs.push(out);
+        v.push(Forced {
+            what: "MUL_MAT f32 k = 8",
+            g,
+            inputs: vec![w, x],
+            out,
+            reason: "not whole 16-value kernel blocks",
+        });
+    }
+    v
+}
+
+/// Plans `f.g` on `backends` and runs its one node; its output bytes and who ran it.
+fn run_forced(backends: &mut [Box<dyn Backend>], f: &Forced) -> (Vec<u8>, usize) {
+    let a = assign(&f.g, backends, Placement::default()).expect("plan");
+    let n = f.g.order().next().expect("one node");
+    let b = a.backend_of[&n];
+    let be = &mut backends[b];
+    be.prepare_for(&f.g, a.nodes_of(b)).expect("prepare");
+    for (t, bytes) in &f.inputs {
+        be.set_tensor(&f.g, *t, bytes).expect("set input");
+    }
+    be.compute(&f.g, &f.g.schedule).expect("compute");
+    (be.get_tensor(&f.g, f.out).expect("output"), b)
+}
+
+#[test]
+fn each_forced_constraint_falls_back_to_the_cpu_when_planned() {
+    let m = models::tiny_model("llama", "q4_0");
+    for gpu in common::devices() {
+        for f in forced_cases() {
+            let case = gpu.case(f.what);
+            let vk = VulkanBackend::new(m.clone(), &common::options(gpu.ctx.caps().index)).unwrap();
+            let n = f.g.order().next().unwrap();
+            let why = vk.support(&f.g, n).expect_err(&case);
+            assert!(why.contains(f.reason), "{case}: refused because {why:?}");
+            let mut both: Vec<Box<dyn Backend>> =
+                vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))];
+            let text = dump::dump(&f.g, &assign(&f.g, &both, Placement::default()).unwrap());
+            assert!(
+                text.contains(&format!("# fallback: Vulkan0: {why}")),
+                "{case}:\n{text}"
+            );
+            let (got, b) = run_forced(&mut both, &f);
+            assert_eq!(b, 1, "{case}: planned onto the CPU");
+            let mut cpu: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(m.clone()))];
+            let (want, _) = run_forced(&mut cpu, &f);
+            assert_eq!(got, want, "{case}: the CPU's result");
+            drop(both);
+            gpu.assert_clean(&case);
+        }
     }
 }

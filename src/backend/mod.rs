@@ -47,6 +47,11 @@ pub trait Backend {
     fn name(&self) -> String;
     /// Whether this backend can evaluate node `n` (op and types).
     fn supports(&self, graph: &Graph, n: NodeIndex) -> bool;
+    /// Why this backend does not take node `n` (its op-table row's support predicate),
+    /// for the dump; `None` when it does, or when it has nothing to say.
+    fn refusal(&self, _graph: &Graph, _n: NodeIndex) -> Option<String> {
+        None
+    }
 
     /// Whether this backend would run MUL_MAT node `n` with work folded around it
     /// (`Op::MulMatLayer`: an RMS-norm prologue, an add or SwiGLU epilogue) as one kernel;

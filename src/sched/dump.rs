@@ -159,6 +159,9 @@ pub fn dump(g: &Graph, a: &Assignment) -> String {
                     fmt_size(t.nbytes())
                 );
             }
+            if let Some(why) = a.fallbacks.get(&n) {
+                let _ = write!(line, "   # fallback: {why}");
+            }
             let _ = writeln!(s, "{line}");
             idx += 1;
         }

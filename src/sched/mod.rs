@@ -125,6 +125,9 @@ pub struct Assignment {
     pub names: Vec<String>,
     /// Nodes per backend, in graph order ([`Assignment::nodes_of`]).
     pub nodes: Vec<Vec<NodeIndex>>,
+    /// Nodes that a backend of higher priority (within their placement) refused, with
+    /// its reason (`Backend::refusal`): `Vulkan0: no matmul kernel for …`, for the dump.
+    pub fallbacks: HashMap<NodeIndex, String>,
 }
 
 fn touches_state(g: &Graph, n: NodeIndex) -> bool {
@@ -174,6 +177,7 @@ pub fn assign(
     let pinned = pinned_to_last(g, placement);
     let last = backends.len().saturating_sub(1);
     let mut backend_of = HashMap::new();
+    let mut fallbacks = HashMap::new();
     let mut state_owner: HashMap<TensorId, usize> = HashMap::new();
     for n in g.order() {
         let first = if pinned.get(&n) == Some(&true) {
@@ -190,6 +194,19 @@ pub fn assign(
                     g.tensor(g.node(n).dst).name
                 ))
             })?;
+        let refused: Vec<String> = (first..b)
+            .map(|i| {
+                let why = backends[i].refusal(g, n);
+                format!(
+                    "{}: {}",
+                    backends[i].name(),
+                    why.as_deref().unwrap_or("refused")
+                )
+            })
+            .collect();
+        if !refused.is_empty() {
+            fallbacks.insert(n, refused.join("; "));
+        }
         if touches_state(g, n) {
             let node = g.node(n);
             for t in std::iter::once(node.dst).chain(node.srcs.iter().copied()) {
@@ -261,5 +278,6 @@ pub fn assign(
         splits,
         names: backends.iter().map(|b| b.name()).collect(),
         nodes,
+        fallbacks,
     })
 }

@@ -390,7 +390,10 @@ impl Session {
         for &b in &used {
             let be = &mut self.backends[b];
             be.prepare_for(g, a.nodes_of(b))?;
-            for &t in &g.inputs {
+            // Each input goes to the backends whose nodes read it (they hold no memory
+            // for the others).
+            let reads = g.roots_used_by(a.nodes_of(b));
+            for &t in g.inputs.iter().filter(|&&t| reads.contains(&g.root(t))) {
                 let name = g.tensor(t).name.as_str();
                 let data = value(name)
                     .ok_or_else(|| Error::Usage(format!("graph input `{name}` has no value")))?;

@@ -267,11 +267,17 @@ impl Backend for CpuBackend {
 
     fn prepare_for(&mut self, g: &Graph, nodes: &[NodeIndex]) -> Result<()> {
         self.roots.clear();
-        // KV cache only for the layers assigned here (the weights stay in the mapping).
+        // Memory only for what the nodes assigned here touch: activations, inputs, the KV
+        // cache of their layers (the weights stay in the mapping).
         let touched = g.roots_used_by(nodes);
         for (i, t) in g.tensors.iter().enumerate() {
             match &t.kind {
-                TensorKind::Input | TensorKind::Activation => {
+                // The activations of the nodes assigned here; every input (a few
+                // ints, and callers may write them all).
+                TensorKind::Input => {
+                    self.roots.insert(TensorId(i as u32), vec![0u8; t.nbytes()]);
+                }
+                TensorKind::Activation if touched.contains(&TensorId(i as u32)) => {
                     self.roots.insert(TensorId(i as u32), vec![0u8; t.nbytes()]);
                 }
                 TensorKind::State { name } if touched.contains(&TensorId(i as u32)) => {

@@ -188,47 +188,79 @@ impl VulkanContext {
             .map_err(|_| Error::Vulkan("transfer mutex poisoned".into()))
     }
 
-    /// Copies `data` into `buf` at byte `offset` and waits until it is there. Writes
-    /// through the mapping when the memory is host-visible and coherent, else streams it
-    /// through a ring of [`UPLOAD_RING`] staging buffers: the host copies chunk i + 1 (from
-    /// the mmap: page faults included) while the device copies chunk i. No GPU work
-    /// touching that range may be in flight.
+    /// Copies `data` into `buf` at byte `offset` and waits until it is there (one
+    /// [`VulkanContext::upload_many`] job).
     pub fn upload(&self, buf: &Buffer, offset: u64, data: &[u8]) -> Result<()> {
-        buf.range(offset, data.len() as u64)
-            .check(&format!("upload to `{}`", buf.name()))?;
-        if data.is_empty() || (!self.force_staging && buf.write_mapped(offset, data)?) {
+        self.upload_many(&[(buf, offset, data)], |_| {})
+    }
+
+    /// Copies each job's bytes into its buffer at its byte offset and waits until all
+    /// are there; `done(bytes)` is called as each job's last byte is handed to the
+    /// device. Writes through the mapping when the memory is host-visible and coherent,
+    /// else streams every job's chunks through one ring of [`UPLOAD_RING`] staging
+    /// buffers: the host copies the next chunk (from the mmap: page faults included)
+    /// while the device copies the previous ones, across jobs — a tensor's upload does
+    /// not wait for the one before it. No GPU work touching those ranges may be in
+    /// flight. After an error no copy is left running; the jobs' ranges may hold part of
+    /// their bytes.
+    pub fn upload_many(
+        &self,
+        jobs: &[(&Buffer, u64, &[u8])],
+        mut done: impl FnMut(u64),
+    ) -> Result<()> {
+        let mut staged: Vec<(&Buffer, u64, &[u8])> = Vec::new();
+        for &(buf, offset, data) in jobs {
+            buf.range(offset, data.len() as u64)
+                .check(&format!("upload to `{}`", buf.name()))?;
+            if data.is_empty() || (!self.force_staging && buf.write_mapped(offset, data)?) {
+                done(data.len() as u64);
+            } else {
+                staged.push((buf, offset, data));
+            }
+        }
+        if staged.is_empty() {
             return Ok(());
         }
         let mut t = self.transfer()?;
-        let chunk = STAGING_CHUNK.min(data.len() as u64);
+        let chunk = staged
+            .iter()
+            .map(|j| j.2.len() as u64)
+            .max()
+            .unwrap_or(1)
+            .min(STAGING_CHUNK);
+        let mut slot = 0usize;
         let result = (|| {
-            for (i, piece) in data.chunks(chunk as usize).enumerate() {
-                let (rec, staging) = &mut t.upload[i % UPLOAD_RING];
-                // The slot's previous copy must be done before its buffer is rewritten.
-                rec.wait()?;
-                if staging.as_ref().is_none_or(|s| s.size() < chunk) {
-                    *staging = None; // free the old one first
-                    *staging = Some(self.create_buffer(
-                        chunk,
-                        MemoryLocation::Upload,
-                        "staging upload",
-                    )?);
+            for &(buf, offset, data) in &staged {
+                for (i, piece) in data.chunks(chunk as usize).enumerate() {
+                    let (rec, staging) = &mut t.upload[slot % UPLOAD_RING];
+                    slot += 1;
+                    // The slot's previous copy must be done before its buffer is rewritten.
+                    rec.wait()?;
+                    if staging.as_ref().is_none_or(|s| s.size() < chunk) {
+                        *staging = None; // free the old one first
+                        *staging = Some(self.create_buffer(
+                            chunk,
+                            MemoryLocation::Upload,
+                            "staging upload",
+                        )?);
+                    }
+                    let staging = staging.as_ref().expect("created above");
+                    let len = piece.len() as u64;
+                    // Staging memory is always host-visible; if a driver ever says
+                    // otherwise we must not silently drop data.
+                    if !staging.write_mapped(0, piece)? {
+                        return Err(Error::Vulkan(
+                            "staging upload buffer is not host-visible".into(),
+                        ));
+                    }
+                    rec.begin()?;
+                    rec.copy_buffer(
+                        staging.range(0, len),
+                        buf.range(offset + i as u64 * chunk, len),
+                    )?;
+                    rec.submit()?;
                 }
-                let staging = staging.as_ref().expect("created above");
-                let len = piece.len() as u64;
-                // Staging memory is always host-visible; if a driver ever says otherwise
-                // we must not silently drop data.
-                if !staging.write_mapped(0, piece)? {
-                    return Err(Error::Vulkan(
-                        "staging upload buffer is not host-visible".into(),
-                    ));
-                }
-                rec.begin()?;
-                rec.copy_buffer(
-                    staging.range(0, len),
-                    buf.range(offset + i as u64 * chunk, len),
-                )?;
-                rec.submit()?;
+                done(data.len() as u64);
             }
             Ok(())
         })();

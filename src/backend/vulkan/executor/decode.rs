@@ -253,7 +253,7 @@ impl VulkanBackend {
         let mut at = 0u64;
         let mut by_region: Vec<(Region, usize)> = Vec::new();
         for n in g.order() {
-            if !self.uses_vecq(g, n) {
+            if !self.assigned.contains(&n) || !self.uses_vecq(g, n) {
                 continue;
             }
             let node = g.node(n);
@@ -362,7 +362,7 @@ impl VulkanBackend {
             let mut at = 0u64;
             let mut moe_at = 0u64;
             let mut x16_at = 0u64;
-            for &n in stage {
+            for &n in stage.iter().filter(|n| self.assigned.contains(n)) {
                 let node = g.node(n);
                 if let Op::TopK { k } = node.op {
                     let l = g.tensor(node.srcs[0]);

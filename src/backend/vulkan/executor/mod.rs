@@ -122,6 +122,9 @@ pub struct VulkanBackend {
     xq_slots: Vec<XqSlot>,
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
+    /// The nodes of the prepared graph the scheduler assigned here (`prepare_for`):
+    /// the activation arena and the scratch plans cover these only.
+    assigned: HashSet<NodeIndex>,
     pub profile: ProfileMode,
     progress: Option<LoadProgress>,
     /// Timestamps of the last `compute` calls (cleared by `take_times`).
@@ -174,6 +177,7 @@ impl VulkanBackend {
             xq_node: HashMap::new(),
             xq_slots: Vec::new(),
             disabled: HashSet::new(),
+            assigned: HashSet::new(),
             profile: ProfileMode::Off,
             progress: None,
             times: Vec::new(),
@@ -324,36 +328,67 @@ impl VulkanBackend {
         Ok(self.bufs.len() - 1)
     }
 
-    fn upload_weight(&mut self, name: &str) -> Result<usize> {
-        if let Some(&b) = self.weights.get(name) {
-            return Ok(b);
+    /// Creates the buffers of the weights among `ts` not on the device yet (a single
+    /// tensor, or a fused / grouped weight's members back to back) and uploads them all
+    /// as one stream through the staging ring (`VulkanContext::upload_many`: a tensor
+    /// does not wait for the one before it), reporting progress as each is handed over.
+    /// They are registered only once every byte is in place, so an error leaves no
+    /// weight half-written (the next `prepare_for` uploads them again).
+    fn upload_weights(&mut self, ts: &[&crate::graph::Tensor], total: u64) -> Result<()> {
+        enum Key {
+            Single(String),
+            Fused(Vec<String>),
         }
         let model = self.model.clone();
-        let data = model.tensor_bytes(name)?;
-        let b = self.new_buffer(data.len() as u64, name)?;
-        self.ctx.upload(&self.bufs[b], 0, data)?;
-        self.weights.insert(name.to_string(), b);
-        Ok(b)
-    }
-
-    fn upload_fused(&mut self, members: &[String], name: &str) -> Result<usize> {
-        if let Some(&b) = self.fused.get(members) {
-            return Ok(b);
+        let mut planned: Vec<(Key, usize, Vec<&[u8]>)> = Vec::new();
+        let mut seen: HashSet<Vec<String>> = HashSet::new();
+        for t in ts {
+            let (key, names) = match &t.kind {
+                TensorKind::Weight { name } if !self.weights.contains_key(name) => {
+                    (Key::Single(name.clone()), vec![name.clone()])
+                }
+                TensorKind::FusedWeight { members } | TensorKind::GroupedWeight { members, .. }
+                    if !self.fused.contains_key(members) =>
+                {
+                    (Key::Fused(members.clone()), members.clone())
+                }
+                _ => continue,
+            };
+            // A tied embedding appears twice in the graph.
+            if !seen.insert(names.clone()) {
+                continue;
+            }
+            let datas = names
+                .iter()
+                .map(|m| model.tensor_bytes(m))
+                .collect::<Result<Vec<_>>>()?;
+            let size = datas.iter().map(|d| d.len() as u64).sum();
+            let b = self.new_buffer(size, &t.name)?;
+            planned.push((key, b, datas));
         }
-        let model = self.model.clone();
-        let datas = members
-            .iter()
-            .map(|m| model.tensor_bytes(m))
-            .collect::<Result<Vec<_>>>()?;
-        let total: u64 = datas.iter().map(|d| d.len() as u64).sum();
-        let b = self.new_buffer(total, name)?;
-        let mut off = 0;
-        for d in datas {
-            self.ctx.upload(&self.bufs[b], off, d)?;
-            off += d.len() as u64;
+        let mut jobs: Vec<(&Buffer, u64, &[u8])> = Vec::new();
+        for (_, b, datas) in &planned {
+            let mut off = 0;
+            for d in datas {
+                jobs.push((&self.bufs[*b], off, d));
+                off += d.len() as u64;
+            }
         }
-        self.fused.insert(members.to_vec(), b);
-        Ok(b)
+        let progress = &mut self.progress;
+        let mut done = 0;
+        self.ctx.upload_many(&jobs, |bytes| {
+            done += bytes;
+            if let Some(f) = progress.as_mut() {
+                f(done, total);
+            }
+        })?;
+        for (key, b, _) in planned {
+            match key {
+                Key::Single(name) => self.weights.insert(name, b),
+                Key::Fused(members) => self.fused.insert(members, b),
+            };
+        }
+        Ok(())
     }
 
     /// The buffer range of a tensor (following views).
@@ -410,6 +445,10 @@ impl Backend for VulkanBackend {
         self.support(g, n).is_ok()
     }
 
+    fn refusal(&self, g: &Graph, n: NodeIndex) -> Option<String> {
+        self.support(g, n).err()
+    }
+
     fn fuses_mat_vec(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
         self.layer_fusable(g, n)
     }
@@ -439,6 +478,9 @@ impl Backend for VulkanBackend {
         // the scheduler put on another backend costs this one no memory. Only weights some
         // node reads: a pass may leave tensors nothing uses (the members of a fused
         // group), and uploading them would double the memory.
+        // Everything below — weights, KV cache, scratch, the activation arena — is for
+        // the nodes assigned here only.
+        self.assigned = nodes.iter().copied().collect();
         let used = g.roots_used_by(nodes);
         let used_weights: Vec<&crate::graph::Tensor> = g
             .tensors
@@ -483,39 +525,20 @@ impl Backend for VulkanBackend {
             })
             .sum();
         self.check_budget(total, state_new)?;
-        let mut done = 0;
-        for t in used_weights {
-            match &t.kind {
-                TensorKind::Weight { name } if !self.weights.contains_key(name) => {
-                    self.upload_weight(name)?;
-                    done += t.nbytes() as u64;
-                    if let Some(f) = &mut self.progress {
-                        f(done, total);
-                    }
+        self.upload_weights(&used_weights, total)?;
+        for t in &used_weights {
+            if let TensorKind::State { name } = &t.kind {
+                let need = t.nbytes() as u64;
+                let have = self.state.get(name).map(|&b| self.bufs[b].size());
+                if have.is_none_or(|h| h < need) {
+                    let b = self.new_buffer(need, name)?;
+                    let mut rec = self.ctx.recorder()?;
+                    rec.begin()?;
+                    rec.fill(self.bufs[b].whole(), 0)?;
+                    rec.submit_and_wait()?;
+                    self.state.insert(name.clone(), b);
+                    self.recorded.clear();
                 }
-                TensorKind::FusedWeight { members } | TensorKind::GroupedWeight { members, .. }
-                    if !self.fused.contains_key(members) =>
-                {
-                    self.upload_fused(members, &t.name)?;
-                    done += t.nbytes() as u64;
-                    if let Some(f) = &mut self.progress {
-                        f(done, total);
-                    }
-                }
-                TensorKind::State { name } => {
-                    let need = t.nbytes() as u64;
-                    let have = self.state.get(name).map(|&b| self.bufs[b].size());
-                    if have.is_none_or(|h| h < need) {
-                        let b = self.new_buffer(need, name)?;
-                        let mut rec = self.ctx.recorder()?;
-                        rec.begin()?;
-                        rec.fill(self.bufs[b].whole(), 0)?;
-                        rec.submit_and_wait()?;
-                        self.state.insert(name.clone(), b);
-                        self.recorded.clear();
-                    }
-                }
-                _ => {}
             }
         }
         self.plan_scratch(g)?;
@@ -530,7 +553,7 @@ impl Backend for VulkanBackend {
         let outputs: HashSet<TensorId> = g.outputs.iter().map(|&t| g.root(t)).collect();
         let mut span: HashMap<TensorId, (usize, usize)> = HashMap::new();
         for (si, stage) in g.schedule.iter().enumerate() {
-            for &n in stage {
+            for &n in stage.iter().filter(|n| self.assigned.contains(n)) {
                 let node = g.node(n);
                 for t in node.srcs.iter().chain(std::iter::once(&node.dst)) {
                     let e = span.entry(g.root(*t)).or_insert((si, si));
