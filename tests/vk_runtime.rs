@@ -124,6 +124,58 @@ fn buffer_round_trip_staging() {
 }
 
 #[test]
+fn upload_many_streams_tensors_through_one_ring() {
+    // Weights upload as one run (VulkanContext::upload_many): jobs of odd sizes into
+    // several buffers and offsets, one spanning two staging chunks, all through the ring
+    // of three without a wait per job; `done` reports each job's bytes in order.
+    for gpu in devices_with(|o| o.force_staging = true) {
+        let case = gpu.case("upload_many");
+        let sizes = [5usize, (16 << 20) + 777, 4097, 1, 300_000];
+        let bufs: Vec<Buffer> = (0..3)
+            .map(|i| {
+                gpu.ctx
+                    .create_buffer(40 << 20, MemoryLocation::Device, &format!("um{i}"))
+                    .unwrap()
+            })
+            .collect();
+        let datas: Vec<Vec<u8>> = sizes.iter().map(|&n| bytes(n, n as u64 + 3)).collect();
+        // Job j: buffer j % 3, after the previous job in that buffer plus 13 bytes.
+        let mut at = [0u64; 3];
+        let mut jobs = Vec::new();
+        for (j, d) in datas.iter().enumerate() {
+            let b = j % 3;
+            jobs.push((&bufs[b], at[b] + 13, d.as_slice()));
+            at[b] += 13 + d.len() as u64;
+        }
+        let mut reported = Vec::new();
+        gpu.ctx
+            .upload_many(&jobs, |n| reported.push(n))
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let want: Vec<u64> = sizes.iter().map(|&n| n as u64).collect();
+        assert_eq!(reported, want, "{case}: progress per job");
+        for (j, &(buf, off, data)) in jobs.iter().enumerate() {
+            let mut back = vec![0u8; data.len()];
+            gpu.ctx.download(buf, off, &mut back).unwrap();
+            assert!(back == data, "{case}: job {j} differs");
+        }
+        // A job out of its buffer's range is refused before anything is copied.
+        let small = gpu
+            .ctx
+            .create_buffer(16, MemoryLocation::Device, "small")
+            .unwrap();
+        let bad = [
+            (&bufs[0], 0u64, datas[0].as_slice()),
+            (&small, 8, datas[3].as_slice()),
+            (&small, 12, datas[2].as_slice()),
+        ];
+        let err = gpu.ctx.upload_many(&bad, |_| {}).expect_err("out of range");
+        assert!(err.to_string().contains("small"), "{case}: {err}");
+        gpu.ctx.wait_idle().unwrap();
+        gpu.assert_clean(&case);
+    }
+}
+
+#[test]
 fn buffer_errors() {
     for_each_device("buffer_errors", |gpu| {
         let c = gpu.ctx.caps();

@@ -201,17 +201,21 @@ impl VulkanContext {
     /// buffers: the host copies the next chunk (from the mmap: page faults included)
     /// while the device copies the previous ones, across jobs — a tensor's upload does
     /// not wait for the one before it. No GPU work touching those ranges may be in
-    /// flight. After an error no copy is left running; the jobs' ranges may hold part of
-    /// their bytes.
+    /// flight. A job outside its buffer fails the call before any byte moves; after
+    /// another error no copy is left running, and the jobs' ranges may hold part of their
+    /// bytes.
     pub fn upload_many(
         &self,
         jobs: &[(&Buffer, u64, &[u8])],
         mut done: impl FnMut(u64),
     ) -> Result<()> {
-        let mut staged: Vec<(&Buffer, u64, &[u8])> = Vec::new();
+        // Every range is checked before any byte moves.
         for &(buf, offset, data) in jobs {
             buf.range(offset, data.len() as u64)
                 .check(&format!("upload to `{}`", buf.name()))?;
+        }
+        let mut staged: Vec<(&Buffer, u64, &[u8])> = Vec::new();
+        for &(buf, offset, data) in jobs {
             if data.is_empty() || (!self.force_staging && buf.write_mapped(offset, data)?) {
                 done(data.len() as u64);
             } else {
