@@ -39,7 +39,7 @@ fn toy_params(g: &Graph, n: NodeIndex) -> Result<(f32, f32)> {
 fn toy_cpu(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
     let (a, b) = toy_params(g, n)?;
     let node = g.node(n);
-    let x = be.read_f32s(g, node.srcs[0])?;
+    let x = be.f32s(g, node.srcs[0])?;
     let y: Vec<f32> = x.iter().map(|v| a * v + b).collect();
     be.write_f32s(g, node.dst, &y)
 }
@@ -64,8 +64,8 @@ fn toy_vk_record(
 ) -> Result<()> {
     let (a, b) = toy_params(g, n)?;
     let node = g.node(n);
-    let x = be.tensor_range(g, node.srcs[0])?;
-    let y = be.tensor_range(g, node.dst)?;
+    let x = be.range(g, node.srcs[0])?;
+    let y = be.range(g, node.dst)?;
     let len = g.tensor(node.srcs[0]).nelements() as u64;
     assert!(
         len as usize <= TOY_MAX,

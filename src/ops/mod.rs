@@ -30,12 +30,12 @@ pub struct OpRow {
     /// The name in dumps, profiles and test names (ggml style), per the op's parameters.
     pub name: fn(&Op) -> &'static str,
     /// The CPU reference kernel: evaluates node `n` and writes its output
-    /// ([`CpuBackend::read_f32s`], [`CpuBackend::write_f32s`]).
+    /// ([`CpuBackend::f32s`], [`CpuBackend::write_f32s`]).
     pub cpu: fn(&mut CpuBackend, &Graph, NodeIndex) -> Result<()>,
     /// Whether the Vulkan backend runs node `n` (`Err`: why not). Asked when the
     /// scheduler plans; what it accepts, `vk_record` must record.
     pub vk_support: fn(&VulkanBackend, &Graph, NodeIndex) -> Support,
-    /// Records node `n`'s dispatch(es) ([`VulkanBackend::tensor_range`] binds its
+    /// Records node `n`'s dispatch(es) ([`VulkanBackend::range`] binds its
     /// tensors); `Extra` carries what the executor's folds ask the kernel to write too.
     pub vk_record: fn(&VulkanBackend, &mut Recorder, &Graph, NodeIndex, &Extra) -> Result<()>,
     /// The profile's label, bytes moved and flops of node `n`.

@@ -260,25 +260,39 @@ pub(crate) fn mul_mat_layer(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Res
     put(be, &a, &out)
 }
 
-pub(crate) fn rope(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
-    let a = At::new(g, n);
-    let Op::Rope {
+/// ROPE's value (each head row RMS-normalized and multiplied first with a head norm):
+/// what ROPE writes and ROPE_SET_ROWS stores.
+fn roped(be: &CpuBackend, a: &At<'_>) -> Result<Vec<f32>> {
+    let (Op::Rope {
         mode,
         n_dims,
         freq_base,
         freq_scale,
         norm,
-    } = a.node.op
+    }
+    | Op::RopeSetRows {
+        mode,
+        n_dims,
+        freq_base,
+        freq_scale,
+        norm,
+    }) = a.node.op
     else {
         return Err(a.wrong("rope"));
     };
     let t = a.st(0);
-    let pos = be.i32s(g, a.s(1))?;
-    let x = be.head_norm(g, &a.node.srcs, norm)?;
-    let mut out = a.out();
+    let pos = be.i32s(a.g, a.s(1))?;
+    let x = be.head_norm(a.g, &a.node.srcs, norm)?;
+    let mut out = vec![0f32; x.len()];
     ops::rope(
         &x, t.ne[0], t.ne[1], &pos, mode, n_dims, freq_base, freq_scale, &mut out,
     );
+    Ok(out)
+}
+
+pub(crate) fn rope(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
+    let a = At::new(g, n);
+    let out = roped(be, &a)?;
     put(be, &a, &out)
 }
 
@@ -307,23 +321,8 @@ pub(crate) fn set_rows(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<(
 
 pub(crate) fn rope_set_rows(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
     let a = At::new(g, n);
-    let Op::RopeSetRows {
-        mode,
-        n_dims,
-        freq_base,
-        freq_scale,
-        norm,
-    } = a.node.op
-    else {
-        return Err(a.wrong("rope_set_rows"));
-    };
+    let roped = roped(be, &a)?;
     let t = a.st(0);
-    let pos = be.i32s(g, a.s(1))?;
-    let x = be.head_norm(g, &a.node.srcs, norm)?;
-    let mut roped = vec![0f32; x.len()];
-    ops::rope(
-        &x, t.ne[0], t.ne[1], &pos, mode, n_dims, freq_base, freq_scale, &mut roped,
-    );
     let rows = be.i32s(g, a.s(2))?;
     let dst = be.bytes_mut(g, a.node.dst)?;
     write_f16_rows(&roped, t.ne[0] * t.ne[1], &rows, dst)

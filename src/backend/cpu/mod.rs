@@ -139,7 +139,9 @@ impl CpuBackend {
         norm_rope(self, q, qt.ne[1], qw)
     }
 
-    pub(crate) fn f32s(&self, g: &Graph, t: TensorId) -> Result<Vec<f32>> {
+    /// A tensor's values as f32 (dequantized; following views): what a kernel of the op
+    /// table reads (`crate::ops::OpRow::cpu`).
+    pub fn f32s(&self, g: &Graph, t: TensorId) -> Result<Vec<f32>> {
         let tt = g.tensor(t);
         let b = self.bytes(g, t)?;
         let mut out = vec![0f32; tt.nelements()];
@@ -213,12 +215,6 @@ impl CpuBackend {
         } else {
             ops::mul_mat(w.ty, &segs, &split, k, x, n_tok, out)
         }
-    }
-
-    /// A tensor's values as f32 (dequantized; following views): what a custom op's CPU
-    /// kernel reads (`crate::ops::OpRow::cpu`).
-    pub fn read_f32s(&self, g: &Graph, t: TensorId) -> Result<Vec<f32>> {
-        self.f32s(g, t)
     }
 
     /// Writes f32 `values` into tensor `t` (an activation of the current graph, exactly its

@@ -391,8 +391,9 @@ impl VulkanBackend {
         Ok(())
     }
 
-    /// The buffer range of a tensor (following views).
-    fn range(&self, g: &Graph, t: TensorId) -> Result<BufferRange<'_>> {
+    /// The device memory of tensor `t` of `g` (following views): what a kernel of the op
+    /// table binds (`crate::ops::OpRow::vk_record`).
+    pub fn range(&self, g: &Graph, t: TensorId) -> Result<BufferRange<'_>> {
         let r = g.region(t);
         let root = g.tensor(r.root);
         let (buf, base) = match &root.kind {

@@ -33,12 +33,6 @@ impl VulkanBackend {
             dispatch::mul_mat::TiledKernel::Scalar
         }
     }
-
-    /// The device memory of tensor `t` of `g` (following views): what a kernel of the op
-    /// table binds (`crate::ops::OpRow::vk_record`).
-    pub fn tensor_range(&self, g: &Graph, t: TensorId) -> Result<BufferRange<'_>> {
-        self.range(g, t)
-    }
 }
 
 /// One node being recorded.
@@ -428,6 +422,38 @@ pub(crate) fn mul_mat_layer(
     )
 }
 
+/// ROPE / ROPE_SET_ROWS's rotation as the dispatch takes it: the head norm, neox, n_dims,
+/// freq_base, freq_scale.
+type RopeArgs<'a> = (Option<dispatch::rope::RowNorm<'a>>, bool, u32, f32, f32);
+
+fn rope_args<'a>(a: &At<'a>) -> Result<RopeArgs<'a>> {
+    let (Op::Rope {
+        mode,
+        n_dims,
+        freq_base,
+        freq_scale,
+        norm,
+    }
+    | Op::RopeSetRows {
+        mode,
+        n_dims,
+        freq_base,
+        freq_scale,
+        norm,
+    }) = a.node.op
+    else {
+        return Err(a.wrong("rope"));
+    };
+    let neox = mode == RopeMode::Neox;
+    Ok((
+        a.head_norm(norm)?,
+        neox,
+        a.u(n_dims)?,
+        freq_base,
+        freq_scale,
+    ))
+}
+
 pub(crate) fn rope(
     be: &VulkanBackend,
     rec: Rec<'_>,
@@ -436,28 +462,19 @@ pub(crate) fn rope(
     _: &Extra,
 ) -> Result<()> {
     let a = At::new(be, g, n);
-    let Op::Rope {
-        mode,
-        n_dims,
-        freq_base,
-        freq_scale,
-        norm,
-    } = a.node.op
-    else {
-        return Err(a.wrong("rope"));
-    };
+    let (norm, neox, n_dims, freq_base, freq_scale) = rope_args(&a)?;
     let t = a.st(0);
     dispatch::rope::rope_with(
         rec,
         a.s(0)?,
         a.s(1)?,
         a.dst()?,
-        a.head_norm(norm)?,
+        norm,
         a.u(t.ne[0])?,
         a.u(t.ne[1])?,
         a.u(t.ne[2] * t.ne[3])?,
-        mode == RopeMode::Neox,
-        a.u(n_dims)?,
+        neox,
+        n_dims,
         freq_base,
         freq_scale,
     )
@@ -506,16 +523,7 @@ pub(crate) fn rope_set_rows(
     _: &Extra,
 ) -> Result<()> {
     let a = At::new(be, g, n);
-    let Op::RopeSetRows {
-        mode,
-        n_dims,
-        freq_base,
-        freq_scale,
-        norm,
-    } = a.node.op
-    else {
-        return Err(a.wrong("rope_set_rows"));
-    };
+    let (norm, neox, n_dims, freq_base, freq_scale) = rope_args(&a)?;
     let t = a.st(0);
     dispatch::rope::rope_set_rows_with(
         rec,
@@ -523,12 +531,12 @@ pub(crate) fn rope_set_rows(
         a.s(1)?,
         a.s(2)?,
         a.dst()?,
-        a.head_norm(norm)?,
+        norm,
         a.u(t.ne[0])?,
         a.u(t.ne[1])?,
         a.u(t.ne[2] * t.ne[3])?,
-        mode == RopeMode::Neox,
-        a.u(n_dims)?,
+        neox,
+        n_dims,
         freq_base,
         freq_scale,
         a.u(a.dt.nelements() / (t.ne[0] * t.ne[1]))?,
