@@ -101,6 +101,7 @@ fn main() {
                             _ => LayerEpi::None,
                         },
                         scale: 1.0,
+                        int8: false,
                     };
                     mul_mat_vec_layer(
                         rec,

@@ -12,8 +12,13 @@
 //   d_x * (A_a * isum_a + A_b * isum_b - (M_a * xsum_a + M_b * xsum_b)) + B * s_x
 // where isum_a/b are the integer dot products of the unit's two 16-value halves,
 // A the halves' weight scales, M (q2_K only) their min scales times the halves' integer
-// activation sums, and B (q4_1, q5_1, q4_K, q5_K) the weight offset times s_x, the f32
-// sum of the 32 original activations.
+// activation sums, and B (q4_1, q5_1) the weight offset times s_x, the f32 sum of the
+// 32 original activations. q4_K and q5_K (KCHUNK) take a different unit: an invocation's
+// unit is one 16-byte chunk of the block's 4-bit codes, whose low nibbles are half of
+// sub-block 2p and whose high nibbles the same half of 2p + 1, so a subgroup's code loads
+// are contiguous and none is loaded twice; per chunk
+//   d_xa * A_a * isum_a + d_xb * A_b * isum_b - [first half only] (M_a * s_xa + M_b * s_xb)
+// with A the sub-blocks' d·scale, M their dmin·min and s_x the x units' sums.
 //
 // Layout, push constants and split-on-write addressing: common/dequant_matmul.glsl
 // (Q8_X: x_off indexes binding 1's words, x2_off binding 2's pairs). One workgroup

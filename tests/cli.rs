@@ -439,9 +439,27 @@ fn dump_names_each_kernel_and_why() {
         "{out}"
     );
     assert!(out.contains("ATTENTION kqv_out-0"), "{out}");
+    // The integer-dot path takes the same folds in its own kernel...
     let o = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
         .args(args)
         .env("VKGRAPH_MMVQ", "1")
+        .output()
+        .expect("run vkgraph");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains(
+            "RMS_NORM_MUL_MAT_SWIGLU ffn_swiglu-0 q4_0 256x1024 n=1: mul_mat_vecq_layer (int8 \
+             dot products, x quantized to q8_1 in the kernel; RMS-norm prologue, SwiGLU epilogue)"
+        ),
+        "{out}"
+    );
+    // ...and without it (VKGRAPH_MMVQ_LAYER=0) keeps them apart, their kernels writing the
+    // q8_1 copies the integer-dot mat-vec reads.
+    let o = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
+        .args(args)
+        .env("VKGRAPH_MMVQ", "1")
+        .env("VKGRAPH_MMVQ_LAYER", "0")
         .output()
         .expect("run vkgraph");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -453,6 +471,7 @@ fn dump_names_each_kernel_and_why() {
         "{out}"
     );
     assert!(out.contains("written by the SWIGLU epilogue"), "{out}");
+    assert!(out.contains("its fused form is off (VKGRAPH_MMVQ_LAYER=0)"), "{out}");
 }
 
 /// `--fit` picks the placement from the device's memory and says what it chose; `--lora`

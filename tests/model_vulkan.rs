@@ -238,8 +238,10 @@ fn tiny_models_match_cpu_in_every_mode() {
 }
 
 /// The decode kernels that are not every device's default, forced: the integer-dot
-/// mat-vec (q8_1 activations; NMSE vs the exact CPU within 1e-3, q8 rounding) and the
-/// split-K attention (exact), alone and together, on every arch and mix, under validation.
+/// mat-vec (q8_1 activations; NMSE vs the exact CPU within 1e-3, q8 rounding) with the
+/// decode-layer folds in its own kernel (`mul_mat_vecq_layer`, the default) and without
+/// (`set_mat_vecq_layer(false)`: the folded ops as stages of their own), and the split-K
+/// attention (exact), alone and together, on every arch and mix, under validation.
 #[test]
 fn tiny_models_match_cpu_on_forced_decode_paths() {
     use vkgraph::backend::vulkan::MatVecPath;
@@ -255,17 +257,45 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
         for &(arch, quant) in &cases {
             let m = tiny_model(arch, quant);
             let want = cpu_logits(&m, &steps());
-            for (path, split, bound) in [
-                (MatVecPath::Int8, false, 1e-3),
-                (MatVecPath::Float, true, 1e-4),
-                (MatVecPath::Int8, true, 1e-3),
+            for (path, split, bound, layer) in [
+                (MatVecPath::Int8, false, 1e-3, true),
+                (MatVecPath::Float, true, 1e-4, true),
+                (MatVecPath::Int8, true, 1e-3, true),
+                (MatVecPath::Int8, false, 1e-3, false),
             ] {
-                let case =
-                    format!("[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split})");
+                let case = format!(
+                    "[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split},\
+                     vecq_layer={layer})"
+                );
                 let mut vk = vk_backend(&m, dev);
                 vk.set_mat_vec(path);
+                vk.set_mat_vecq_layer(layer);
                 vk.force_attention_split(split);
                 let limits = vk.sibling_limits();
+                if path == MatVecPath::Int8 && layer && arch != "qwen3moe" {
+                    // With the folds in the integer-dot kernel, a decode layer is as short
+                    // as on the float path (norm, RoPE / KV write and residual adds and
+                    // SwiGLU folded: Q/K/V, attention, output, gate/up, down) and no
+                    // matmul reads a q8_1 copy: each quantizes its x itself.
+                    let g = planned_with(
+                        &m,
+                        QkvMode::Auto,
+                        1,
+                        true,
+                        &limits,
+                        FusionLevel::Layer,
+                        Some(&vk),
+                    );
+                    vk.prepare(&g).unwrap();
+                    let copies = vk.q8_copies(&g);
+                    assert!(copies.is_empty(), "{case}: q8 copies {copies:?}");
+                    let layers = m.hp.n_layer;
+                    assert!(
+                        g.schedule.len() <= 5 * layers + 2,
+                        "{case}: {} stages for {layers} layers",
+                        g.schedule.len()
+                    );
+                }
                 if path == MatVecPath::Int8 {
                     // Which q8_1 copies the decode graph needs and who writes them: every
                     // norm, attention and SwiGLU output through its kernel's q8 epilogue,

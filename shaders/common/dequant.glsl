@@ -53,12 +53,34 @@ uint ld16(uint b) {
 }
 
 // 32 bits (little-endian) at even byte offset b (b % 4 == 0 whenever W_ALIGN >= 4 and
-// the field is word-aligned in its block).
+// the field is word-aligned in its block). At b = 4i + 2 the aligned word i holds the low
+// half (bytes b - 2 .. b + 1: the binding starts 4-aligned, so b - 2 is inside it) and one
+// 16-bit load the high half: the aligned load is common to both cases, so a subgroup
+// whose lanes straddle both issues two loads, not three.
 uint ld32(uint b) {
+    const uint w = w32[b >> 2];
     if (W_ALIGN >= 4u || (b & 2u) == 0u) {
-        return w32[b >> 2];
+        return w;
     }
-    return uint(w16[b >> 1]) | (uint(w16[(b >> 1) + 1u]) << 16);
+    return (w >> 16) | (uint(w16[(b >> 1) + 1u]) << 16);
+}
+
+// 16 bytes at even byte offset b: one uvec4 where W_ALIGN == 16 (the caller guarantees b
+// is then a 16-byte multiple), else the four aligned words from b & ~3 and, at b = 4i + 2,
+// the last two bytes as one 16-bit load (never past b + 16, so never past the binding),
+// funnel-shifted: five loads at most, where four 32-bit loads of mixed alignment took up
+// to twelve (the aligned and unaligned paths of ld32 both run in a mixed subgroup).
+uvec4 ld128(uint b) {
+    if (W_ALIGN >= 16u) {
+        return w128[b >> 4];
+    }
+    const uint i = b >> 2;
+    const uvec4 w = uvec4(w32[i], w32[i + 1u], w32[i + 2u], w32[i + 3u]);
+    if (W_ALIGN >= 4u || (b & 2u) == 0u) {
+        return w;
+    }
+    const uint t = uint(w16[(b >> 1) + 7u]);
+    return (w >> 16) | (uvec4(w.yzw, t) << 16);
 }
 
 // Byte i (0..3) of word w, and the 4 bytes of w as a uvec4.

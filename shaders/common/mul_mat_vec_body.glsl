@@ -71,45 +71,7 @@ layout(std430, set = 0, binding = 3) readonly restrict buffer IDS { int ids[]; }
 #define OUT_COL(j) (j)
 #endif
 
-#ifdef LAYER
-layout(constant_id = 4) const bool NORM = false;
-layout(constant_id = 5) const uint EPI = 0u;
-layout(constant_id = 6) const bool NW_VEC4 = false;
-layout(std430, set = 0, binding = 3) readonly restrict buffer NW { float nws[]; };
-layout(std430, set = 0, binding = 3) readonly restrict buffer NW4 { vec4 nw4s[]; };
-layout(std430, set = 0, binding = 4) readonly restrict buffer R { float rs[]; };
-shared float red_ss[NMAX * WG];
-const bool GLU = EPI == 2u;
-// The dispatch's rows: row group g covers physical rows g*NR .. (a gate/up pair per two
-// rows with GLU: gate row L and up row h + L for L = g*NR/2 + r/2).
-uint phys_row(uint group, uint r) {
-    if (GLU) {
-        return (r % 2u == 0u ? 0u : p.seg_rows[0]) + group * (NR / 2u) + r / 2u;
-    }
-    return group * NR + r;
-}
-// 4 consecutive norm-weight values (one vec4 load when nw_off % 4 == 0: NW_VEC4).
-vec4 nw4(uint e) {
-    const uint i = p.nw_off + e;
-    if (NW_VEC4) {
-        return nw4s[i >> 2];
-    }
-    return vec4(nws[i], nws[i + 1u], nws[i + 2u], nws[i + 3u]);
-}
-#else
-const bool NORM = false;
-const bool GLU = false;
-uint phys_row(uint group, uint r) {
-    return group * NR + r;
-}
-#endif
-// Whether physical row `row` exists (GLU: its logical row is below the gate count).
-bool row_in(uint group, uint r) {
-    if (GLU) {
-        return group * (NR / 2u) + r / 2u < p.seg_rows[0];
-    }
-    return group * NR + r < p.m;
-}
+#include "mat_vec_layer.glsl"
 
 void main() {
     const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -172,55 +134,11 @@ void main() {
         }
     }
 #ifdef LAYER
-    if (NORM) {
-        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
-            const float s = subgroupAdd(ss[j]);
-            if (subgroupElect()) {
-                red_ss[j * WG + gl_SubgroupID] = s;
-            }
-        }
-    }
+    store_ss(ss);
 #endif
     barrier();
 #ifdef LAYER
-    // One output per (logical row, token): a gate/up pair with GLU.
-    const uint per = GLU ? 2u : 1u;
-    for (uint t = tid; t < slots / per; t += WG) {
-        const uint r = (t / n) * per, j = t % n;
-        if (!row_in(group, r)) {
-            continue;
-        }
-        float scale = p.scale;
-        if (NORM) {
-            float q = 0.0;
-            for (uint g = 0u; g < gl_NumSubgroups; g++) {
-                q += red_ss[j * WG + g];
-            }
-            scale *= inversesqrt(q / float(p.k) + p.eps);
-        }
-        float s = 0.0;
-        for (uint g = 0u; g < gl_NumSubgroups; g++) {
-            s += red[(r * NMAX + j) * WG + g];
-        }
-        s *= scale;
-        const uint row = phys_row(group, r);
-        if (GLU) {
-            float u = 0.0;
-            for (uint g = 0u; g < gl_NumSubgroups; g++) {
-                u += red[((r + 1u) * NMAX + j) * WG + g];
-            }
-            u *= scale;
-            dst[p.d_off + j * p.seg_rows[0] + row] = s / (1.0 + exp(-s)) * u;
-        } else if (EPI == 1u) {
-            dst[p.d_off + j * p.m + row] = s + rs[p.r_off + j * p.m + row];
-        } else if (EPI == 3u) {
-            const RowAddr a = row_addr(row);
-            dst[a.dbase + j * a.dstride] = s + rs[p.r_off + row];
-        } else {
-            const RowAddr a = row_addr(row);
-            dst[a.dbase + j * a.dstride] = s;
-        }
-    }
+#include "mat_vec_layer_out.glsl"
 #else
     for (uint t = tid; t < slots; t += WG) {
         const uint r = t / n, j = t % n;

@@ -1,16 +1,32 @@
-// The body of the integer-dot mat-vec (MMVQ): mul_mat_vecq.comp (dense, Op::MulMat) and,
-// with ID defined, mul_mat_vecq_id.comp (expert-indexed, Op::MulMatId at decode: workgroup
-// z = (token, slot) pair, NMAX = 1). The algorithm is described in mul_mat_vecq.comp.
+// The body of the integer-dot mat-vec (MMVQ): mul_mat_vecq.comp (dense, Op::MulMat),
+// with ID defined mul_mat_vecq_id.comp (expert-indexed, Op::MulMatId at decode: workgroup
+// z = (token, slot) pair, NMAX = 1), and with LAYER mul_mat_vecq_layer.comp (Op::MulMatLayer:
+// the decode-layer folds of mul_mat_vec_layer.comp on the integer-dot path). The algorithm
+// is described in mul_mat_vecq.comp.
+//
+// LAYER reads x as f32 (binding 1; dst binding 2, the norm weight 3, residual / bias 4:
+// the float fused mat-vec's layout, common/mat_vec_layer.glsl) and quantizes each 32-value
+// unit to q8_1 where it reads it (q8_quant32: the arithmetic of the q8_1 writers), once
+// per workgroup for its NR rows. With NORM the unit is x·nw, and the squares of the raw
+// x values are summed on the way: rms_norm(x)·nw = (x·nw) / rms, and 1/rms, one number
+// per token, multiplies the dot products at the end (mat_vec_layer_out.glsl), so the
+// norm needs no pass of its own and the RMS_NORM_MUL before the matmul disappears.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_spirv_intrinsics : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#ifndef LAYER
 #define Q8_X
+#endif
 #include "dequant_matmul.glsl"
 
+#ifdef LAYER
+#include "q8_1.glsl"
+#else
 layout(std430, set = 0, binding = 1) readonly restrict buffer XQ { uvec4 xq[]; };
 layout(std430, set = 0, binding = 2) readonly restrict buffer XD { vec2 xds[]; };
+#endif
 #ifdef ID
 // The expert of each (token, slot) pair (binding 4: binding 3 is dst on the Q8_X layout).
 layout(std430, set = 0, binding = 4) readonly restrict buffer IDS { int ids[]; };
@@ -51,6 +67,30 @@ layout(constant_id = 1) const uint NR = 2;
 layout(constant_id = 3) const uint NMAX = 1;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
+#include "mat_vec_layer.glsl"
+
+#ifdef LAYER
+// x unit u (values 32u .. 32u + 31) of token j, times nw with NORM, as q8_1 codes (values
+// 0..15 in a, 16..31 in b) and (d, s); with NORM adds the squares of the raw values of
+// half `hf` (0, 1; 2: both) to ss — each x value is counted by exactly one invocation.
+vec2 x_unit(uint j, uint u, uint hf, inout float ss, out uvec4 a, out uvec4 b) {
+    const uint e = j * p.k + 32u * u;
+    vec4 v[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        v[i] = load_x4(e + 4u * i);
+    }
+    if (NORM) {
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+            if (hf == 2u || i / 4u == hf) {
+                ss += dot(v[i], v[i]);
+            }
+            v[i] *= nw4(32u * u + 4u * i);
+        }
+    }
+    return q8_quant32(v, a, b);
+}
+#endif
+
 // One decoded 32-value unit of one row: int8 codes of values 0..15 (wa) and 16..31
 // (wb) in x's order, and the coefficients of the formula above.
 struct Unit {
@@ -61,20 +101,37 @@ struct Unit {
     float b; // B
 };
 
-// 16 bytes at byte b. One uvec4 load where W_ALIGN == 16 (q4_K, q5_K: every call site
-// below is at a 16-byte multiple of the block start for those types), else four words.
-uvec4 ld128(uint b) {
-    if (W_ALIGN >= 16u) {
-        return w128[b >> 4];
-    }
-    return uvec4(ld32(b), ld32(b + 4u), ld32(b + 8u), ld32(b + 12u));
-}
-
 #if defined(TYPE_Q4_0) || defined(TYPE_Q4_1) || defined(TYPE_Q5_0) || defined(TYPE_Q5_1) \
     || defined(TYPE_Q8_0)
 #define SUBS 1u
 #else
 #define SUBS 8u
+#endif
+
+#if defined(TYPE_Q4_K) || defined(TYPE_Q5_K) || defined(TYPE_Q6_K)
+// The 16-byte chunks of a q4_K / q5_K / q6_K block's 4-bit codes are the units (KCHUNK,
+// see main): chunk s covers half s % 2 of two x units, KX_A(s) and KX_A(s) + KX_D.
+#define KCHUNK
+#ifdef TYPE_Q6_K
+#define KX_A(s) (4u * ((s) / 4u) + (((s) & 3u) >> 1))
+#define KX_D 2u
+#else
+#define KX_A(s) ((s) & 6u)
+#define KX_D 1u
+#endif
+#endif
+
+#if defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+
+// Scale and min (6 bits each) of sub-block j (0..7) from the 12 scale bytes as 3 words,
+// without a branch (a subgroup's lanes take both halves of j at once).
+uvec2 sc_mn_k4(uvec3 sw, uint j) {
+    const uint sh = 8u * (j & 3u);
+    const uint lo = sw.x >> sh, ml = sw.y >> sh, hi = sw.z >> sh;
+    const uvec2 low = uvec2(lo & 63u, ml & 63u);
+    const uvec2 high = uvec2((hi & 15u) | (((lo >> 6) & 3u) << 4), ((hi >> 4) & 15u) | (((ml >> 6) & 3u) << 4));
+    return j < 4u ? low : high;
+}
 #endif
 
 // Unit s (0..SUBS-1) of the block at byte bb.
@@ -126,41 +183,42 @@ Unit dq_unit(uint bb, uint s) {
     r.wb = ld128(bb + 18u);
     r.a = vec2(ldh(bb));
 #elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+    // KCHUNK: s is the block's 16-byte quant chunk (see main): its low nibbles are values
+    // 16·hf .. 16·hf + 15 of sub-block 2p, its high nibbles the same values of 2p + 1.
+    const uint pr = s >> 1, hf = s & 1u;
     const vec2 dm = unpackHalf2x16(ld32(bb));
     const uvec3 sw = uvec3(ld32(bb + 4u), ld32(bb + 8u), ld32(bb + 12u));
-    uint sc, mn;
-    if (s < 4u) {
-        sc = (sw.x >> (8u * s)) & 63u;
-        mn = (sw.y >> (8u * s)) & 63u;
-    } else {
-        const uint a = sw.z >> (8u * (s - 4u));
-        sc = (a & 15u) | (((sw.x >> (8u * (s - 4u))) >> 6 & 3u) << 4);
-        mn = ((a >> 4) & 15u) | (((sw.y >> (8u * (s - 4u))) >> 6 & 3u) << 4);
-    }
-    const uint qb = bb + QS_AT + 32u * (s / 2u);
-    const uint sh = 4u * (s & 1u);
-    r.wa = (ld128(qb) >> sh) & 0x0f0f0f0fu;
-    r.wb = (ld128(qb + 16u) >> sh) & 0x0f0f0f0fu;
+    const uvec2 s0 = sc_mn_k4(sw, 2u * pr), s1 = sc_mn_k4(sw, 2u * pr + 1u);
+    const uvec4 q = ld128(bb + QS_AT + 32u * pr + 16u * hf);
+    r.wa = q & 0x0f0f0f0fu;
+    r.wb = (q >> 4) & 0x0f0f0f0fu;
 #ifdef TYPE_Q5_K
-    r.wa |= ((ld128(bb + 16u) >> s) & 0x01010101u) << 4;
-    r.wb |= ((ld128(bb + 32u) >> s) & 0x01010101u) << 4;
+    const uvec4 qh = ld128(bb + 16u + 16u * hf);
+    r.wa |= ((qh >> (2u * pr)) & 0x01010101u) << 4;
+    r.wb |= ((qh >> (2u * pr + 1u)) & 0x01010101u) << 4;
 #endif
-    r.a = vec2(dm.x * float(sc));
-    r.b = -dm.y * float(mn);
+    r.a = dm.x * vec2(float(s0.x), float(s1.x));
+    // The offsets -dmin·m of both sub-blocks, applied once per sub-block (by hf = 0).
+    r.mn = hf == 0u ? -dm.y * vec2(float(s0.y), float(s1.y)) : vec2(0.0);
 #elif defined(TYPE_Q6_K)
-    const uint h = s / 4u, t = s & 3u;
+    // KCHUNK: s is a 16-byte chunk of the block's low 4-bit planes (ql): in half h of the
+    // block, chunk cc = s % 4 holds values 16·hf .. 16·hf + 15 (hf = cc % 2) of 32-value
+    // sub-block ta = cc / 2 in its low nibbles and of ta + 2 in its high nibbles; their
+    // 2-bit high parts are bit pairs ta and ta + 2 of the same 16 bytes of qh.
+    const uint h = s / 4u, cc = s & 3u, ta = cc >> 1, hf = cc & 1u;
     const float d = ldh(bb + 208u);
-    const uint lb = bb + 64u * h + 32u * (t & 1u);
-    const uint hb = bb + 128u + 32u * h;
-    const uint ls = 4u * (t / 2u), hs = 2u * t;
-    const uvec4 ua = ((ld128(lb) >> ls) & 0x0f0f0f0fu) | (((ld128(hb) >> hs) & 0x03030303u) << 4);
-    const uvec4 ub = ((ld128(lb + 16u) >> ls) & 0x0f0f0f0fu) | (((ld128(hb + 16u) >> hs) & 0x03030303u) << 4);
+    const uvec4 ql = ld128(bb + 64u * h + 16u * cc);
+    const uvec4 qh = ld128(bb + 128u + 32u * h + 16u * hf);
+    const uvec4 ua = (ql & 0x0f0f0f0fu) | (((qh >> (2u * ta)) & 0x03030303u) << 4);
+    const uvec4 ub = ((ql >> 4) & 0x0f0f0f0fu) | (((qh >> (2u * ta + 4u)) & 0x03030303u) << 4);
     const uint c = 0x20202020u;
     r.wa = uvec4(sub_bytes(ua.x, c), sub_bytes(ua.y, c), sub_bytes(ua.z, c), sub_bytes(ua.w, c));
     r.wb = uvec4(sub_bytes(ub.x, c), sub_bytes(ub.y, c), sub_bytes(ub.z, c), sub_bytes(ub.w, c));
-    // scales[2s], scales[2s + 1] (int8)
-    const uint sc2 = ld16(bb + 192u + 2u * s);
-    r.a = d * vec2(float((int(sc2) << 24) >> 24), float((int(sc2) << 16) >> 24));
+    // int8 scales of 16 values: [2·(4h + ta) + hf] and [2·(4h + ta + 2) + hf].
+    const uint sa = 8u * h + 2u * ta + hf;
+    const int ka = (int(ld8(bb + 192u + sa)) << 24) >> 24;
+    const int kb = (int(ld8(bb + 196u + sa)) << 24) >> 24;
+    r.a = d * vec2(float(ka), float(kb));
 #elif defined(TYPE_Q3_K)
     const uint h = s / 4u, t = s & 3u;
     const float d = ldh(bb + 108u);
@@ -191,12 +249,14 @@ Unit dq_unit(uint bb, uint s) {
 shared float red[NR * NMAX * WG];
 
 void main() {
-    const uint row0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * NR;
-    if (row0 >= p.m) {
+    const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (!row_in(group, 0u)) {
         return; // uniform per workgroup
     }
+    const uint row0 = phys_row(group, 0u);
     const uint tid = gl_LocalInvocationID.x;
     const uint units = p.k / 32u;
+    const uint n = NMAX;
 #ifdef ID
     // Workgroup z is a (token, slot) pair: its expert's rows, its token's (or slot's) x
     // row, its dst column; a pair whose id is out of range gets 0.
@@ -213,10 +273,14 @@ void main() {
             acc[r][j] = 0.0;
         }
     }
+    float ss[NMAX]; // NORM: this invocation's share of sum(x^2) per token
+    [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+        ss[j] = 0.0;
+    }
     // Rows past m (last workgroup) re-read row0; their sums are dropped.
     uint wbase[NR];
     [[unroll]] for (uint r = 0u; r < NR; r++) {
-        wbase[r] = row_addr(row0 + r < p.m ? row0 + r : row0).wbase;
+        wbase[r] = row_addr(row_in(group, r) ? phys_row(group, r) : row0).wbase;
     }
     for (uint u = tid; u < units; u += WG) {
         const uint blk = u / SUBS, s = u % SUBS;
@@ -225,10 +289,37 @@ void main() {
             w[r] = dq_unit(wbase[r] + blk * BLOCK_BYTES, s);
         }
         [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+#ifdef KCHUNK
+            // Chunk s holds half hf of x units 2p and 2p + 1 of the block (8 per block).
+#ifdef LAYER
+            uvec4 a0, b0, a1, b1;
+            const vec2 ds = x_unit(j, blk * 8u + KX_A(s), s & 1u, ss[j], a0, b0);
+            const vec2 ds1 = x_unit(j, blk * 8u + KX_A(s) + KX_D, s & 1u, ss[j], a1, b1);
+            const uvec4 xa = (s & 1u) == 0u ? a0 : b0;
+            const uvec4 xb = (s & 1u) == 0u ? a1 : b1;
+#else
+            const uint xu = X_UNIT(j) + blk * 8u + KX_A(s);
+            const uvec4 xa = xq[(p.x_off >> 2) + 2u * xu + (s & 1u)];
+            const uvec4 xb = xq[(p.x_off >> 2) + 2u * (xu + KX_D) + (s & 1u)];
+            const vec2 ds = xds[p.x2_off + xu];
+            const vec2 ds1 = xds[p.x2_off + xu + KX_D];
+#endif
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                const float ia = float(sdot4(w[r].wa, xa));
+                const float ib = float(sdot4(w[r].wb, xb));
+                acc[r][j] += ds.x * (w[r].a.x * ia) + ds1.x * (w[r].a.y * ib)
+                    + (w[r].mn.x * ds.y + w[r].mn.y * ds1.y);
+            }
+#else
+#ifdef LAYER
+            uvec4 xa, xb;
+            const vec2 ds = x_unit(j, u, 2u, ss[j], xa, xb);
+#else
             const uint xu = X_UNIT(j) + u;
             const uvec4 xa = xq[(p.x_off >> 2) + 2u * xu];
             const uvec4 xb = xq[(p.x_off >> 2) + 2u * xu + 1u];
             const vec2 ds = xds[p.x2_off + xu];
+#endif
 #ifdef TYPE_Q2_K
             const float sa = float(sdot4(uvec4(0x01010101u), xa));
             const float sb = float(sdot4(uvec4(0x01010101u), xb));
@@ -242,6 +333,7 @@ void main() {
 #endif
                 acc[r][j] += ds.x * v + w[r].b * ds.y;
             }
+#endif
         }
     }
 
@@ -254,6 +346,11 @@ void main() {
             }
         }
     }
+#ifdef LAYER
+    store_ss(ss);
+    barrier();
+#include "mat_vec_layer_out.glsl"
+#else
     barrier();
     for (uint t = tid; t < slots; t += WG) {
         const uint r = t / NMAX, j = t % NMAX;
@@ -267,4 +364,5 @@ void main() {
             dst[a.dbase + OUT_COL(j) * a.dstride] = s;
         }
     }
+#endif
 }

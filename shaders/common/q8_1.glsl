@@ -5,8 +5,8 @@
 // epilogues of rms_norm / add_rms_norm_mul / swiglu), so all round alike; the arithmetic
 // repeats llama.cpp's quantize_row_q8_1 (id = 1/d, v * id).
 //
-// The including shader defines Q8_CODES (binding of the codes) and Q8_SCALES (binding of
-// the pairs) before the #include.
+// A writer through q8_store4 defines Q8_CODES (binding of the codes) and Q8_SCALES
+// (binding of the pairs) before the #include; q8_quant32 needs neither.
 //
 // Writers hand over a block as 8 lanes of 4 values (q8_store4): 8 consecutive
 // invocations of one subgroup (the subgroup size is a multiple of 8; dispatch code
@@ -20,15 +20,38 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 
-layout(std430, set = 0, binding = Q8_CODES) writeonly restrict buffer Q8C { uint q8_codes[]; };
-layout(std430, set = 0, binding = Q8_SCALES) writeonly restrict buffer Q8S { vec2 q8_scales[]; };
-
 uint q8_pack(vec4 v, float id) {
     precise vec4 s = v * id;
     const ivec4 q = ivec4(sign(s) * floor(abs(s) + 0.5));
     return uint(q.x & 255) | (uint(q.y & 255) << 8) | (uint(q.z & 255) << 16)
         | (uint(q.w & 255) << 24);
 }
+
+// One block quantized by one invocation (the integer-dot fused mat-vec quantizes x as
+// it reads it, common/mul_mat_vecq_body.glsl): the 32 values as 8 vec4s; codes of values
+// 0..15 in a, 16..31 in b, (d, s) returned. The same arithmetic as q8_store4, s summed
+// in its tree order (each vec4 as a pair of pairs, then lanes 1, 2, 4 apart), so both
+// writers give the same bits for the same values.
+vec2 q8_quant32(vec4 v[8], out uvec4 a, out uvec4 b) {
+    float amax = 0.0;
+    float t[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const vec4 av = abs(v[i]);
+        amax = max(amax, max(max(av.x, av.y), max(av.z, av.w)));
+        precise float ti = (v[i].x + v[i].y) + (v[i].z + v[i].w);
+        t[i] = ti;
+    }
+    precise float sum = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+    const float d = amax / 127.0;
+    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    a = uvec4(q8_pack(v[0], id), q8_pack(v[1], id), q8_pack(v[2], id), q8_pack(v[3], id));
+    b = uvec4(q8_pack(v[4], id), q8_pack(v[5], id), q8_pack(v[6], id), q8_pack(v[7], id));
+    return vec2(d, sum);
+}
+
+#ifdef Q8_CODES
+layout(std430, set = 0, binding = Q8_CODES) writeonly restrict buffer Q8C { uint q8_codes[]; };
+layout(std430, set = 0, binding = Q8_SCALES) writeonly restrict buffer Q8S { vec2 q8_scales[]; };
 
 // Lane `lane` (= gl_SubgroupInvocationID % 8, the 4 values 4 * lane .. of block blk)
 // of the 8 invocations writing block `blk`; all 8 must call it together.
@@ -47,5 +70,6 @@ void q8_store4(uint q_off, uint ds_off, uint blk, uint lane, vec4 v) {
         q8_scales[ds_off + blk] = vec2(d, sum);
     }
 }
+#endif
 
 #endif

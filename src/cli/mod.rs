@@ -510,6 +510,7 @@ pub fn make_backends(
         limits = vk.sibling_limits();
         let mut vk = vk;
         vk.set_mat_vec(options()?.mat_vec);
+        vk.set_mat_vecq_layer(options()?.mat_vecq_layer);
         vk.set_coopmat(options()?.coopmat);
         vk.set_moe_group(options()?.moe_group);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);

@@ -33,6 +33,8 @@ pub enum Case {
         norm: bool,
         epi: u8,
         segs: u32,
+        /// The integer-dot fused mat-vec (`mul_mat_vecq_layer`, x quantized in the kernel).
+        int8: bool,
     },
     /// A grouped weight (`TensorKind::GroupedWeight`): segments of `rows[s]` rows of
     /// `types[s]`, one grouped mat-vec dispatch (`n` ≤ 16; optional RMS-norm prologue; a
@@ -153,6 +155,7 @@ impl Case {
             Case::MulMat { n, .. } if *n <= dispatch::mul_mat::MAT_VEC_MAX_N => "mul_mat_vec",
             Case::MulMat { .. } => "mul_mat",
             Case::MulMatVecq { .. } => "mul_mat_vecq",
+            Case::MulMatLayer { int8: true, .. } => "mul_mat_vecq_layer",
             Case::MulMatLayer { .. } => "mul_mat_vec_layer",
             Case::MulMatGroup { n, .. } if *n <= dispatch::mul_mat::MAT_VEC_MAX_N => {
                 "mul_mat_vec_group"
@@ -209,6 +212,7 @@ impl Case {
                 norm,
                 epi,
                 segs,
+                ..
             } => format!(
                 "type={ty},m={m}x{segs},k={k},n={n},{}{}",
                 // Cases without the norm also scale the product (a folded SCALE).
@@ -458,6 +462,34 @@ pub fn cases() -> Vec<Case> {
                 norm,
                 epi,
                 segs,
+                int8: false,
+            });
+        }
+    }
+    // The integer-dot fused mat-vec: every quantized type × each fold, token counts up to
+    // 8 (its x is quantized in the kernel, per token).
+    for ty in GgmlType::WEIGHT_TYPES {
+        if !ty.is_quantized() {
+            continue;
+        }
+        let folds = [
+            (true, 0u8, 3u32, 33u32, 256u32, 1u32),
+            (false, 1, 1, 64, 512, 8),
+            (true, 1, 1, 7, 768, 5),
+            (true, 2, 2, 100, 1024, 2),
+            (false, 2, 2, 20, 256, 3),
+            (true, 3, 3, 24, 512, 1),
+        ];
+        for (norm, epi, segs, m, k, n) in folds {
+            v.push(Case::MulMatLayer {
+                ty,
+                m,
+                k,
+                n,
+                norm,
+                epi,
+                segs,
+                int8: true,
             });
         }
     }

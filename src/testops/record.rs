@@ -150,6 +150,7 @@ pub(super) fn run_inner(
             norm,
             epi,
             segs,
+            int8,
         } => {
             use dispatch::mul_mat::{mul_mat_vec_layer, LayerEpi, LayerParts};
             let rows = m * segs;
@@ -212,6 +213,7 @@ pub(super) fn run_inner(
                             _ => LayerEpi::None,
                         },
                         scale,
+                        int8,
                     };
                     mul_mat_vec_layer(
                         rec,

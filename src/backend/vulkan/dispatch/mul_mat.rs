@@ -694,6 +694,10 @@ pub struct LayerParts<'a> {
     pub epi: LayerEpi<'a>,
     /// Factor on the product before the epilogue (a folded SCALE; 1 for none).
     pub scale: f32,
+    /// The integer-dot kernel (`mul_mat_vecq_layer.comp`: x quantized to q8_1 by the
+    /// workgroup as it reads it, the quantized types only; [`vecq_layer_support`]) instead
+    /// of the float one.
+    pub int8: bool,
 }
 
 /// The epilogue of [`mul_mat_vec_layer`].
@@ -747,6 +751,65 @@ pub fn layer_support(caps: &Caps, ty: GgmlType, k: u64, n: u64) -> std::result::
         .map_err(|e| e.to_string())
 }
 
+/// Why the integer-dot fused mat-vec (`mul_mat_vecq_layer.comp`) cannot take weight type
+/// `ty` with rows of `k` for `n` tokens here, or `Ok`: the integer-dot mat-vec's needs
+/// (`mul_mat_vecq::supports`) and its default launch's shared arrays with the norm's.
+pub fn vecq_layer_support(
+    caps: &Caps,
+    ty: GgmlType,
+    k: u64,
+    n: u64,
+) -> std::result::Result<(), String> {
+    let (Ok(k32), Ok(n32)) = (u32::try_from(k), u32::try_from(n)) else {
+        return Err(format!("k = {k} or n = {n} exceeds 32 bits"));
+    };
+    if vecq_layer_shader(ty).is_none() || !super::mul_mat_vecq::supports(caps, ty, k32, n32) {
+        return Err(format!(
+            "no integer-dot fused mat-vec for {ty} with k = {k}, n = {n} on {}",
+            caps.name
+        ));
+    }
+    vecq_layer_launch(caps, k32, n32, None, "integer-dot fused mat-vec")
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The integer-dot mat-vec's launch (`mul_mat_vecq::launch`) with room for the norm's
+/// per-token sums beside the partial sums, and an even row count (the gate/up pairs).
+fn vecq_layer_launch(
+    caps: &Caps,
+    k: u32,
+    n: u32,
+    shape: Option<MatVecShape>,
+    what: &str,
+) -> Result<(MatVecShape, u32)> {
+    let (shape, wg) = super::mul_mat_vecq::launch(caps, k, n, shape, 1, what)?;
+    if shape.rows % 2 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: shape {shape:?}: the fused kernel pairs rows (an even count)"
+        )));
+    }
+    Ok((shape, wg))
+}
+
+fn vecq_layer_shader(ty: GgmlType) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match ty {
+        T::Q4_0 => S::mul_mat_vecq_layer_q4_0,
+        T::Q4_1 => S::mul_mat_vecq_layer_q4_1,
+        T::Q5_0 => S::mul_mat_vecq_layer_q5_0,
+        T::Q5_1 => S::mul_mat_vecq_layer_q5_1,
+        T::Q8_0 => S::mul_mat_vecq_layer_q8_0,
+        T::Q2K => S::mul_mat_vecq_layer_q2_K,
+        T::Q3K => S::mul_mat_vecq_layer_q3_K,
+        T::Q4K => S::mul_mat_vecq_layer_q4_K,
+        T::Q5K => S::mul_mat_vecq_layer_q5_K,
+        T::Q6K => S::mul_mat_vecq_layer_q6_K,
+        _ => return None,
+    })
+}
+
 fn layer_shader(ty: GgmlType) -> Option<ShaderId> {
     use GgmlType as T;
     use ShaderId as S;
@@ -788,10 +851,15 @@ pub fn mul_mat_vec_layer(
     split: &[u32],
     shape: Option<MatVecShape>,
 ) -> Result<()> {
-    let what = format!("mul_mat_vec_layer(type={ty},m={m},k={k},n={n})");
+    let kernel = if parts.int8 { "mul_mat_vecq_layer" } else { "mul_mat_vec_layer" };
+    let what = format!("{kernel}(type={ty},m={m},k={k},n={n})");
     let caps = rec.caps();
-    layer_support(caps, ty, u64::from(k), u64::from(n))
-        .map_err(|e| Error::Unsupported(format!("{what}: {e}")))?;
+    if parts.int8 {
+        vecq_layer_support(caps, ty, u64::from(k), u64::from(n))
+    } else {
+        layer_support(caps, ty, u64::from(k), u64::from(n))
+    }
+    .map_err(|e| Error::Unsupported(format!("{what}: {e}")))?;
     let glu = matches!(parts.epi, LayerEpi::SwiGlu);
     if glu && (split.len() != 2 || split[0] != split[1]) {
         return Err(Error::Usage(format!(
@@ -835,7 +903,11 @@ pub fn mul_mat_vec_layer(
     };
     // As mul_mat's mat-vec (rows even, for the gate/up pairs), plus the norm's
     // per-token partial sums in shared memory.
-    let (shape, wg) = mat_vec_launch(caps, ty, k, n, shape, 1, &what)?;
+    let (shape, wg) = if parts.int8 {
+        vecq_layer_launch(caps, k, n, shape, &what)?
+    } else {
+        mat_vec_launch(caps, ty, k, n, shape, 1, &what)?
+    };
     if shape.rows % 2 != 0 || !shape.wg.is_power_of_two() {
         return Err(Error::Usage(format!("{what}: bad mat-vec shape {shape:?}")));
     }
@@ -850,8 +922,14 @@ pub fn mul_mat_vec_layer(
         LayerEpi::SwiGlu => 2,
         LayerEpi::Bias(_) => 3,
     };
+    let (shader, w_align) = if parts.int8 {
+        let s = vecq_layer_shader(ty).expect("checked by vecq_layer_support");
+        (s, super::mul_mat_vecq::w_align(ty, &wb))
+    } else {
+        (layer_shader(ty).expect("checked by layer_support"), 2)
+    };
     rec.dispatch(
-        layer_shader(ty).expect("checked by layer_support"),
+        shader,
         &[
             wg,
             shape.rows,
@@ -860,6 +938,7 @@ pub fn mul_mat_vec_layer(
             u32::from(parts.norm.is_some()),
             epi,
             u32::from(nw_off % 4 == 0),
+            w_align,
         ],
         &[wb.range, rx, rd, rnw, rr],
         bytemuck::bytes_of(&push),

@@ -111,12 +111,14 @@ pub fn preferred(caps: &Caps) -> bool {
 /// the workgroup width the device takes: one 32-value unit per invocation and row per
 /// step, a workgroup no wider than the row has units (short rows: one subgroup, no idle
 /// invocations), at least a subgroup. `Error::Unsupported` when the reduction's shared
-/// array does not fit.
+/// arrays (rows × n × width floats, plus `extra_rows` × n × width: the fused kernel's
+/// norm sums) do not fit.
 pub(crate) fn launch(
     caps: &Caps,
     k: u32,
     n: u32,
     shape: Option<MatVecShape>,
+    extra_rows: u32,
     what: &str,
 ) -> Result<(MatVecShape, u32)> {
     let shape = shape.unwrap_or(MatVecShape {
@@ -126,7 +128,7 @@ pub(crate) fn launch(
         rows: ROWS,
     });
     let wg = shape.wg.min(caps.max_compute_work_group_size[0]);
-    let shared = u64::from(shape.rows) * u64::from(n) * u64::from(wg) * 4;
+    let shared = u64::from(shape.rows + extra_rows) * u64::from(n) * u64::from(wg) * 4;
     if shared > u64::from(caps.max_compute_shared_memory_size) || shape.rows == 0 {
         return Err(Error::Unsupported(format!(
             "{what}: shape {shape:?} needs {shared} bytes of shared memory"
@@ -221,7 +223,7 @@ pub fn mul_mat_vecq(
         return Ok(());
     }
     let push = Push::new(k, m, n, &wb, q_off, s_off, d_off);
-    let (shape, wg) = launch(caps, k, n, shape, &what)?;
+    let (shape, wg) = launch(caps, k, n, shape, 0, &what)?;
     let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
     let shader = shader(ty).expect("checked by supports()");
     let align = w_align(ty, &wb);

@@ -106,6 +106,17 @@ impl VulkanBackend {
             && dispatch::moe::vecq_id_supports(self.ctx.caps(), w.ty, k, nt)
     }
 
+    /// Whether MUL_MAT_LAYER node `n` runs the integer-dot fused mat-vec
+    /// (`mul_mat_vecq_layer.comp`): its weight takes the integer-dot path (the rule
+    /// `layer_fusable` applied when the folds were planned).
+    pub(super) fn vecq_layer_for(&self, g: &Graph, n: NodeIndex) -> bool {
+        let node = g.node(n);
+        self.mat_vecq_layer
+            && matches!(node.op, Op::MulMatLayer { .. })
+            && self.group_segments(g, node.srcs[0]).is_none()
+            && self.vecq_for(g.tensor(node.srcs[0]), g.tensor(node.srcs[1]))
+    }
+
     /// Whether a matmul of weight `w` and input `x` would take the integer-dot path.
     pub(super) fn vecq_for(&self, w: &crate::graph::Tensor, x: &crate::graph::Tensor) -> bool {
         let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(x.nrows())) else {
@@ -127,8 +138,9 @@ impl VulkanBackend {
     }
 
     /// Why MUL_MAT node `n` cannot take work folded around it (`Op::MulMatLayer`), or
-    /// `Ok`: the fused kernel is a float mat-vec, so a matmul on the integer-dot path
-    /// (faster for large weights) or a prompt batch keeps its own kernel.
+    /// `Ok`: a matmul on the integer-dot path (large weights) takes the integer-dot fused
+    /// mat-vec (unless `set_mat_vecq_layer(false)`), any other the float one; a prompt
+    /// batch keeps its own kernel.
     pub(super) fn layer_fusable(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
         let node = g.node(n);
         if let Op::Attention { .. } = node.op {
@@ -167,12 +179,21 @@ impl VulkanBackend {
             return dispatch::mul_mat_group::group_support(self.ctx.caps(), &segs, w.ne[0] as u64);
         }
         if self.vecq_for(w, x) {
-            return Err(format!(
-                "{} takes the integer-dot mat-vec ({} {:.1} MiB)",
-                w.name,
+            if !self.mat_vecq_layer {
+                return Err(format!(
+                    "{} takes the integer-dot mat-vec ({} {:.1} MiB) and its fused form is off \
+                     (VKGRAPH_MMVQ_LAYER=0)",
+                    w.name,
+                    w.ty,
+                    w.nbytes() as f64 / f64::from(1u32 << 20)
+                ));
+            }
+            return dispatch::mul_mat::vecq_layer_support(
+                self.ctx.caps(),
                 w.ty,
-                w.nbytes() as f64 / f64::from(1u32 << 20)
-            ));
+                w.ne[0] as u64,
+                x.nrows() as u64,
+            );
         }
         dispatch::mul_mat::layer_support(self.ctx.caps(), w.ty, w.ne[0] as u64, x.nrows() as u64)
     }
@@ -642,9 +663,14 @@ impl VulkanBackend {
                         crate::graph::Epilogue::Bias => parts.push("bias epilogue"),
                         crate::graph::Epilogue::None => {}
                     }
+                    let kernel = if self.vecq_layer_for(g, n) {
+                        "mul_mat_vecq_layer (int8 dot products, x quantized to q8_1 in the kernel"
+                    } else {
+                        "mul_mat_vec_layer (float mat-vec"
+                    };
                     let _ = writeln!(
                         s,
-                        "{} {name} {} {}x{} n={}: mul_mat_vec_layer (float mat-vec; {})",
+                        "{} {name} {} {}x{} n={}: {kernel}; {})",
                         node.op.name(),
                         w.ty,
                         w.ne[0],

@@ -100,6 +100,8 @@ pub struct VulkanBackend {
     moe_group: bool,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
+    /// Whether integer-dot decode matmuls take folded work (`set_mat_vecq_layer`).
+    pub(super) mat_vecq_layer: bool,
     /// Prompt matmuls on cooperative matrices where the device has them (opt-in).
     coopmat: bool,
     /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
@@ -166,6 +168,7 @@ impl VulkanBackend {
             moe_scratch: HashMap::new(),
             moe_group: true,
             mat_vec: MatVecPath::Auto,
+            mat_vecq_layer: true,
             coopmat: true,
             mat_vec_shape: None,
             mat_vecq_shape: None,
@@ -194,6 +197,19 @@ impl VulkanBackend {
     pub fn set_mat_vec(&mut self, path: MatVecPath) {
         if path != self.mat_vec {
             self.mat_vec = path;
+            self.arena_uid = 0;
+            self.recorded.clear();
+        }
+    }
+
+    /// Lets decode matmuls on the integer-dot path take the decode-layer folds
+    /// (`passes::layer`) in their own kernel, `mul_mat_vecq_layer.comp` (the default);
+    /// `false` (`VKGRAPH_MMVQ_LAYER=0`) keeps those folds to float mat-vecs, so the norm,
+    /// residual add and SwiGLU around an integer-dot matmul stay separate stages. Takes
+    /// effect for graphs built afterwards (the folds are planned at build time).
+    pub fn set_mat_vecq_layer(&mut self, on: bool) {
+        if on != self.mat_vecq_layer {
+            self.mat_vecq_layer = on;
             self.arena_uid = 0;
             self.recorded.clear();
         }

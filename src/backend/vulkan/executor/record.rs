@@ -406,6 +406,7 @@ pub(crate) fn mul_mat_layer(
             Epilogue::Bias => LayerEpi::Bias(a.s(last)?),
         },
         scale: *scale,
+        int8: be.vecq_layer_for(g, n),
     };
     dispatch::mul_mat::mul_mat_vec_layer(
         rec,
@@ -418,7 +419,12 @@ pub(crate) fn mul_mat_layer(
         a.u(w.nrows())?,
         a.u(a.st(1).nrows())?,
         &split32,
-        be.mat_vec_shape,
+        if be.vecq_layer_for(g, n) {
+            // The fused kernel pairs gate/up rows: an odd override keeps the default.
+            be.mat_vecq_shape.filter(|s| s.rows % 2 == 0)
+        } else {
+            be.mat_vec_shape
+        },
     )
 }
 
