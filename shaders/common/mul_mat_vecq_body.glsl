@@ -69,27 +69,6 @@ layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 #include "mat_vec_layer.glsl"
 
-#ifdef LAYER
-// x unit u (values 32u .. 32u + 31) of token j, times nw with NORM, as q8_1 codes (values
-// 0..15 in a, 16..31 in b) and (d, s); with NORM adds the squares of the raw values of
-// half `hf` (0, 1; 2: both) to ss — each x value is counted by exactly one invocation.
-vec2 x_unit(uint j, uint u, uint hf, inout float ss, out uvec4 a, out uvec4 b) {
-    const uint e = j * p.k + 32u * u;
-    vec4 v[8];
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        v[i] = load_x4(e + 4u * i);
-    }
-    if (NORM) {
-        [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            if (hf == 2u || i / 4u == hf) {
-                ss += dot(v[i], v[i]);
-            }
-            v[i] *= nw4(32u * u + 4u * i);
-        }
-    }
-    return q8_quant32(v, a, b);
-}
-#endif
 
 // One decoded 32-value unit of one row: int8 codes of values 0..15 (wa) and 16..31
 // (wb) in x's order, and the coefficients of the formula above.
@@ -246,6 +225,60 @@ Unit dq_unit(uint bb, uint s) {
     return r;
 }
 
+#ifdef LAYER
+#ifdef KCHUNK
+// Half hf (values 16·hf .. 16·hf + 15) of x unit u of token j, times nw with NORM, as q8_1
+// codes with the whole unit's (d, s): the other half is quantized by the partner
+// invocation (lane ^ 1: chunk s ^ 1 of the same block, the same units, the same trip
+// count), met through one shuffle for max|v| and one for the sum, so each x value is
+// loaded once per workgroup. With NORM adds the squares of the raw values to ss.
+vec2 x_half(uint j, uint u, uint hf, inout float ss, out uvec4 c) {
+    const uint o = 32u * u + 16u * hf;
+    vec4 v[4];
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        v[i] = load_x4(j * p.k + o + 4u * i);
+    }
+    if (NORM) {
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            ss += dot(v[i], v[i]);
+            v[i] *= nw4(o + 4u * i);
+        }
+    }
+    float amax = 0.0;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        const vec4 av = abs(v[i]);
+        amax = max(amax, max(max(av.x, av.y), max(av.z, av.w)));
+    }
+    precise float sum = ((v[0].x + v[0].y) + (v[0].z + v[0].w)) + ((v[1].x + v[1].y) + (v[1].z + v[1].w))
+        + (((v[2].x + v[2].y) + (v[2].z + v[2].w)) + ((v[3].x + v[3].y) + (v[3].z + v[3].w)));
+    amax = max(amax, subgroupShuffleXor(amax, 1u));
+    const float other = subgroupShuffleXor(sum, 1u);
+    precise float total = hf == 0u ? sum + other : other + sum;
+    const float d = amax / 127.0;
+    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    c = uvec4(q8_pack(v[0], id), q8_pack(v[1], id), q8_pack(v[2], id), q8_pack(v[3], id));
+    return vec2(d, total);
+}
+#else
+// x unit u (values 32u .. 32u + 31) of token j, times nw with NORM, as q8_1 codes (values
+// 0..15 in a, 16..31 in b) and (d, s); with NORM adds the squares of the raw values to ss.
+vec2 x_unit(uint j, uint u, inout float ss, out uvec4 a, out uvec4 b) {
+    const uint e = j * p.k + 32u * u;
+    vec4 v[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        v[i] = load_x4(e + 4u * i);
+    }
+    if (NORM) {
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+            ss += dot(v[i], v[i]);
+            v[i] *= nw4(32u * u + 4u * i);
+        }
+    }
+    return q8_quant32(v, a, b);
+}
+#endif
+#endif
+
 shared float red[NR * NMAX * WG];
 
 void main() {
@@ -292,11 +325,9 @@ void main() {
 #ifdef KCHUNK
             // Chunk s holds half hf of x units 2p and 2p + 1 of the block (8 per block).
 #ifdef LAYER
-            uvec4 a0, b0, a1, b1;
-            const vec2 ds = x_unit(j, blk * 8u + KX_A(s), s & 1u, ss[j], a0, b0);
-            const vec2 ds1 = x_unit(j, blk * 8u + KX_A(s) + KX_D, s & 1u, ss[j], a1, b1);
-            const uvec4 xa = (s & 1u) == 0u ? a0 : b0;
-            const uvec4 xb = (s & 1u) == 0u ? a1 : b1;
+            uvec4 xa, xb;
+            const vec2 ds = x_half(j, blk * 8u + KX_A(s), s & 1u, ss[j], xa);
+            const vec2 ds1 = x_half(j, blk * 8u + KX_A(s) + KX_D, s & 1u, ss[j], xb);
 #else
             const uint xu = X_UNIT(j) + blk * 8u + KX_A(s);
             const uvec4 xa = xq[(p.x_off >> 2) + 2u * xu + (s & 1u)];
@@ -313,7 +344,7 @@ void main() {
 #else
 #ifdef LAYER
             uvec4 xa, xb;
-            const vec2 ds = x_unit(j, u, 2u, ss[j], xa, xb);
+            const vec2 ds = x_unit(j, u, ss[j], xa, xb);
 #else
             const uint xu = X_UNIT(j) + u;
             const uvec4 xa = xq[(p.x_off >> 2) + 2u * xu];
