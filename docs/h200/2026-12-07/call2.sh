@@ -5,8 +5,9 @@
 # (mul_mat_vecq_layer: the decode-layer folds on the int8 path; VKGRAPH_MMVQ_LAYER=0 off).
 # 1. K's GPU tests of the changed kernels and test-ops of both integer-dot kernels.
 # 2. benches/mat_vec, K / I / K (int8 + float, L2 + DRAM, n = 1 and 8).
-# 3. tg128, one command: llama-8b q4_0 I / K0 / K1 twice (K0 = VKGRAPH_MMVQ_LAYER=0),
-#    llama-8b q4_k_m and qwen3-0.6b q4_k_m I / K0 / K1; then K1's profile of one l8 step.
+# 3. tg128, one command: llama-8b q4_0, llama-8b q4_k_m, qwen3-0.6b q4_k_m, each I / K0 / K1
+#    (K0 = VKGRAPH_MMVQ_LAYER=0); l8 K0 / K1 at VKGRAPH_MMVQ_SHAPE=128x8; K1's profile of
+#    one l8 step.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tgz logs); }
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
@@ -36,10 +37,15 @@ echo "t=$SECONDS wait gen"; wait $GP; grep wrote $L/gen.txt | cut -c1-80
 tg() { grep -E "tg128" $1 | awk -F'|' '{printf "%s ", $(NF-1)}'; }
 b() { # label binary layer model
   VKGRAPH_MMVQ_LAYER=$3 timeout 60 $2/vkgraph bench -m /tmp/$4.gguf -p 0 -n 128 -r 3 --qkv auto > $L/$1-$4.txt 2>&1; }
-for m in l8 l8k q06k l8; do
-  [ $SECONDS -gt 500 ] && break
+for m in l8 l8k q06k; do
+  [ $SECONDS -gt 480 ] && break
   b I $I 1 $m; b K0 $K 0 $m; b K1 $K 1 $m
   echo "$m tg128 I: $(tg $L/I-$m.txt) K0: $(tg $L/K0-$m.txt) K1: $(tg $L/K1-$m.txt)"; pack
 done
+# The integer-dot launch shape at 8 rows (halves the fused kernel's x reads per row).
+if [ $SECONDS -lt 500 ]; then
+  export VKGRAPH_MMVQ_SHAPE=128x8; b K0s $K 0 l8; b K1s $K 1 l8; unset VKGRAPH_MMVQ_SHAPE
+  echo "l8 tg128 at 128x8 K0: $(tg $L/K0s-l8.txt) K1: $(tg $L/K1s-l8.txt)"; pack
+fi
 [ $SECONDS -lt 540 ] && timeout 40 $K/vkgraph bench -m /tmp/l8.gguf -p 0 -n 16 -r 1 --qkv auto --profile > $L/K1-profile-l8.txt 2>&1
 echo "t=$SECONDS"; pack; rm -rf $OUT/logs
