@@ -87,9 +87,11 @@ struct Unit {
 #define SUBS 8u
 #endif
 
-#if defined(TYPE_Q4_K) || defined(TYPE_Q5_K) || defined(TYPE_Q6_K)
-// The 16-byte chunks of a q4_K / q5_K / q6_K block's 4-bit codes are the units (KCHUNK,
-// see main): chunk s covers half s % 2 of two x units, KX_A(s) and KX_A(s) + KX_D.
+#if defined(TYPE_Q5_K) || defined(TYPE_Q6_K)
+// The 16-byte chunks of a q5_K / q6_K block's 4-bit codes are the units (KCHUNK, see
+// main): chunk s covers half s % 2 of two x units, KX_A(s) and KX_A(s) + KX_D. (q4_K keeps
+// 32-value units: its 16-byte-aligned code runs already load as whole uvec4s, and chunks
+// measured 8 % slower there on the H100 — docs/BENCHMARKS.md, twelfth session.)
 #define KCHUNK
 #ifdef TYPE_Q6_K
 #define KX_A(s) (4u * ((s) / 4u) + (((s) & 3u) >> 1))
@@ -101,7 +103,6 @@ struct Unit {
 #endif
 
 #if defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
-
 // Scale and min (6 bits each) of sub-block j (0..7) from the 12 scale bytes as 3 words,
 // without a branch (a subgroup's lanes take both halves of j at once).
 uvec2 sc_mn_k4(uvec3 sw, uint j) {
@@ -161,7 +162,19 @@ Unit dq_unit(uint bb, uint s) {
     r.wa = ld128(bb + 2u);
     r.wb = ld128(bb + 18u);
     r.a = vec2(ldh(bb));
-#elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+#elif defined(TYPE_Q4_K)
+    // A 32-value unit: sub-block s, whose codes are the low (s even) or high nibbles of 32
+    // bytes shared with its neighbour.
+    const vec2 dm = unpackHalf2x16(ld32(bb));
+    const uvec3 sw = uvec3(ld32(bb + 4u), ld32(bb + 8u), ld32(bb + 12u));
+    const uvec2 sm = sc_mn_k4(sw, s);
+    const uint qb = bb + QS_AT + 32u * (s / 2u);
+    const uint sh = 4u * (s & 1u);
+    r.wa = (ld128(qb) >> sh) & 0x0f0f0f0fu;
+    r.wb = (ld128(qb + 16u) >> sh) & 0x0f0f0f0fu;
+    r.a = vec2(dm.x * float(sm.x));
+    r.b = -dm.y * float(sm.y);
+#elif defined(TYPE_Q5_K)
     // KCHUNK: s is the block's 16-byte quant chunk (see main): its low nibbles are values
     // 16·hf .. 16·hf + 15 of sub-block 2p, its high nibbles the same values of 2p + 1.
     const uint pr = s >> 1, hf = s & 1u;

@@ -138,9 +138,9 @@ impl VulkanBackend {
     }
 
     /// Why MUL_MAT node `n` cannot take work folded around it (`Op::MulMatLayer`), or
-    /// `Ok`: a matmul on the integer-dot path (large weights) takes the integer-dot fused
-    /// mat-vec (unless `set_mat_vecq_layer(false)`), any other the float one; a prompt
-    /// batch keeps its own kernel.
+    /// `Ok`: a matmul on the integer-dot path (large weights) keeps its own kernel unless
+    /// `set_mat_vecq_layer(true)` (then the integer-dot fused mat-vec), any other takes the
+    /// float one; a prompt batch keeps its own kernel.
     pub(super) fn layer_fusable(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
         let node = g.node(n);
         if let Op::Attention { .. } = node.op {
@@ -181,8 +181,8 @@ impl VulkanBackend {
         if self.vecq_for(w, x) {
             if !self.mat_vecq_layer {
                 return Err(format!(
-                    "{} takes the integer-dot mat-vec ({} {:.1} MiB) and its fused form is off \
-                     (VKGRAPH_MMVQ_LAYER=0)",
+                    "{} takes the integer-dot mat-vec ({} {:.1} MiB); its fused form is \
+                     opt-in (VKGRAPH_MMVQ_LAYER=1)",
                     w.name,
                     w.ty,
                     w.nbytes() as f64 / f64::from(1u32 << 20)

@@ -168,7 +168,7 @@ impl VulkanBackend {
             moe_scratch: HashMap::new(),
             moe_group: true,
             mat_vec: MatVecPath::Auto,
-            mat_vecq_layer: true,
+            mat_vecq_layer: false,
             coopmat: true,
             mat_vec_shape: None,
             mat_vecq_shape: None,
@@ -203,10 +203,12 @@ impl VulkanBackend {
     }
 
     /// Lets decode matmuls on the integer-dot path take the decode-layer folds
-    /// (`passes::layer`) in their own kernel, `mul_mat_vecq_layer.comp` (the default);
-    /// `false` (`VKGRAPH_MMVQ_LAYER=0`) keeps those folds to float mat-vecs, so the norm,
-    /// residual add and SwiGLU around an integer-dot matmul stay separate stages. Takes
-    /// effect for graphs built afterwards (the folds are planned at build time).
+    /// (`passes::layer`) in their own kernel, `mul_mat_vecq_layer.comp`, which quantizes
+    /// x in every workgroup (`VKGRAPH_MMVQ_LAYER=1`). Off by default: it removes three
+    /// stages of a llama-8B layer but made its decode 37 % slower on the H100 (the
+    /// per-workgroup quantization costs more than the stages; docs/BENCHMARKS.md), so the
+    /// norm, residual add and SwiGLU around an integer-dot matmul stay separate stages.
+    /// Takes effect for graphs built afterwards (the folds are planned at build time).
     pub fn set_mat_vecq_layer(&mut self, on: bool) {
         if on != self.mat_vecq_layer {
             self.mat_vecq_layer = on;
