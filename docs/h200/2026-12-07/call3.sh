@@ -1,6 +1,7 @@
 # Call 3 (2026-12-07, twelfth session), the closing run: L = main after call 2 (the
 # mat-vec loads; q5_K / q6_K code chunks, q4_K back on 32-value units; the integer-dot
-# fused mat-vec opt-in) in target/device.tar.xz, I = main 7a2c1bf (target/device-I.tar.xz).
+# fused mat-vec opt-in) in target/device.tar.xz, I = main 7a2c1bf (vkgraph and
+# benches/mat_vec only, target/ab-I.tar.xz).
 # llama.cpp 0c1e570 CUDA's llama-bench builds in the background while all 14 GPU test
 # binaries run (scripts/device-run.sh tests), then op_table and the two integer-dot kernels
 # under the validation layer; benches/mat_vec of the K-quants, L then I; then per file
@@ -25,7 +26,7 @@ VV=/tmp/vvl; mkdir -p $VV; for f in .vvl/*.deb; do dpkg -x "$f" $VV; done; VL=$V
 for o in mul_mat_vecq mul_mat_vecq_layer; do
   (cd $man && VK_LAYER_PATH=$VV/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu $V test-ops --validate -o $o > $L/val-$o.txt 2>&1; echo "test-ops --validate -o $o rc=$? $(grep -E 'passed|validated' $L/val-$o.txt | tr '\n' ' ' | cut -c1-150)")
 done; pack
-mkdir -p /tmp/I && tar xJf target/device-I.tar.xz -C /tmp/I; I=/tmp/I/device
+mkdir -p /tmp/I && tar xJf target/ab-I.tar.xz -C /tmp/I; I=/tmp/I/ab-I
 export VKGRAPH_BENCH_TYPES=q4_K,q5_K,q6_K VKGRAPH_BENCH_SHAPES=4096x14336
 for p in "L $D" "I $I"; do set -- $p
   timeout 40 $2/mat_vec > $L/mat_vec-$1.txt 2>&1
