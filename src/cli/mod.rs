@@ -154,8 +154,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Every op × type × shape on Vulkan devices against the CPU reference.
     TestOps {
-        /// Only this op (mul_mat_vec, mul_mat, mul_mat_vecq, get_rows, rms_norm, add,
-        /// swiglu, scale, rope, attention).
+        /// Only this op (mul_mat_vec, mul_mat, mul_mat_vecq, mul_mat_vec_layer,
+        /// mul_mat_vecq_layer, get_rows, rms_norm, add, swiglu, scale, rope, attention, …;
+        /// `--list` names every case).
         #[arg(short = 'o', long = "op")]
         op: Option<String>,
         /// Only this backend: `Vulkan0`, `Vulkan1`, … (or the bare index as `vkgraph
