@@ -471,7 +471,10 @@ fn dump_names_each_kernel_and_why() {
         "{out}"
     );
     assert!(out.contains("written by the SWIGLU epilogue"), "{out}");
-    assert!(out.contains("its fused form is opt-in (VKGRAPH_MMVQ_LAYER=1)"), "{out}");
+    assert!(
+        out.contains("its fused form is opt-in (VKGRAPH_MMVQ_LAYER=1)"),
+        "{out}"
+    );
 }
 
 /// `--fit` picks the placement from the device's memory and says what it chose; `--lora`

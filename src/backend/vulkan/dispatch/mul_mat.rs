@@ -851,7 +851,11 @@ pub fn mul_mat_vec_layer(
     split: &[u32],
     shape: Option<MatVecShape>,
 ) -> Result<()> {
-    let kernel = if parts.int8 { "mul_mat_vecq_layer" } else { "mul_mat_vec_layer" };
+    let kernel = if parts.int8 {
+        "mul_mat_vecq_layer"
+    } else {
+        "mul_mat_vec_layer"
+    };
     let what = format!("{kernel}(type={ty},m={m},k={k},n={n})");
     let caps = rec.caps();
     if parts.int8 {
