@@ -397,6 +397,7 @@ pub(crate) fn mul_mat_layer(
     let w = a.st(0);
     let split32: Vec<u32> = split.iter().map(|&v| a.u(v)).collect::<Result<_>>()?;
     let last = a.node.srcs.len() - 1;
+    let int8 = be.vecq_layer_for(g, n);
     let parts = LayerParts {
         norm: norm.map(|eps| a.s(2).map(|nw| (nw, eps))).transpose()?,
         epi: match epi {
@@ -406,7 +407,7 @@ pub(crate) fn mul_mat_layer(
             Epilogue::Bias => LayerEpi::Bias(a.s(last)?),
         },
         scale: *scale,
-        int8: be.vecq_layer_for(g, n),
+        int8,
     };
     dispatch::mul_mat::mul_mat_vec_layer(
         rec,
@@ -419,7 +420,7 @@ pub(crate) fn mul_mat_layer(
         a.u(w.nrows())?,
         a.u(a.st(1).nrows())?,
         &split32,
-        if be.vecq_layer_for(g, n) {
+        if int8 {
             // The fused kernel pairs gate/up rows: an odd override keeps the default.
             be.mat_vecq_shape.filter(|s| s.rows % 2 == 0)
         } else {
