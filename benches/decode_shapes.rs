@@ -101,7 +101,7 @@ fn main() {
                             _ => LayerEpi::None,
                         },
                         scale: 1.0,
-                        int8: false,
+                        int8: None,
                     };
                     mul_mat_vec_layer(
                         rec,

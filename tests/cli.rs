@@ -448,10 +448,20 @@ fn dump_names_each_kernel_and_why() {
         .expect("run vkgraph");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // (each reads a q8_1 copy its producer's epilogue wrote, and writes the next one)
     assert!(
         out.contains(
             "RMS_NORM_MUL_MAT_SWIGLU ffn_swiglu-0 q4_0 256x1024 n=1: mul_mat_vecq_layer (int8 \
-             dot products, x quantized to q8_1 in the kernel; RMS-norm prologue, SwiGLU epilogue)"
+             dot products; q8_1 of x·nw and its sums of squares written by the MUL_MAT_ADD \
+             epilogue; its q8_1 epilogue quantizes the output for the next int8 matmul; \
+             RMS-norm prologue, SwiGLU epilogue)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "MUL_MAT_ADD ffn_inp-0 q4_0 512x256 n=1: mul_mat_vecq_layer (int8 dot products; \
+             q8_1 x written by the ROPE_ATTENTION epilogue;"
         ),
         "{out}"
     );

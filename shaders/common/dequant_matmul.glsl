@@ -24,6 +24,10 @@
 layout(std430, set = 0, binding = 1) readonly restrict buffer XS { float xs[]; };
 layout(std430, set = 0, binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float dst[]; };
+#elif defined(LAYER)
+// mul_mat_vecq_layer.comp reads back its own and other workgroups' results for its q8_1
+// epilogue (QOUT): coherent.
+layout(std430, set = 0, binding = 3) coherent restrict buffer D { float dst[]; };
 #else
 layout(std430, set = 0, binding = 3) writeonly restrict buffer D { float dst[]; };
 #endif
@@ -56,6 +60,19 @@ layout(push_constant) uniform Push {
     uint r_off;
     float eps;
     float scale;
+#ifdef Q8_X
+    // mul_mat_vecq_layer.comp: element offset in binding 6 of the per-block sums of
+    // squares of x (NORM), and in binding 7 of the q8_1 epilogue's (QOUT) codes (words),
+    // (d, s) pairs (vec2), sums of squares (floats) and block counters (words).
+    uint ss_off;
+    uint qo_codes;
+    uint qo_scales;
+    uint qo_ss;
+    uint qo_cnt;
+    uint pad_q0;
+    uint pad_q1;
+    uint pad_q2;
+#endif
 #ifdef GROUP
     // mul_mat_vec_group.comp: bytes per row of each segment (their types differ) and
     // which segments are of TYPE_B (bit s), the others TYPE_A.

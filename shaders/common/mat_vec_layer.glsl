@@ -12,8 +12,16 @@
 layout(constant_id = 4) const bool NORM = false;
 layout(constant_id = 5) const uint EPI = 0u;
 layout(constant_id = 6) const bool NW_VEC4 = false;
-layout(std430, set = 0, binding = 3) readonly restrict buffer NW { float nws[]; };
-layout(std430, set = 0, binding = 3) readonly restrict buffer NW4 { vec4 nw4s[]; };
+// The norm weight: the float kernel's prologue reads it at binding 3; the integer-dot
+// kernel (Q8_X, its dst at binding 3) reads the next norm's weight at binding 5 for its
+// q8_1 epilogue (QOUT 2).
+#ifdef Q8_X
+#define NW_BINDING 5
+#else
+#define NW_BINDING 3
+#endif
+layout(std430, set = 0, binding = NW_BINDING) readonly restrict buffer NW { float nws[]; };
+layout(std430, set = 0, binding = NW_BINDING) readonly restrict buffer NW4 { vec4 nw4s[]; };
 layout(std430, set = 0, binding = 4) readonly restrict buffer R { float rs[]; };
 shared float red_ss[NMAX * WG];
 const bool GLU = EPI == 2u;

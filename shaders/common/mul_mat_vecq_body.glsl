@@ -4,28 +4,47 @@
 // the decode-layer folds of mul_mat_vec_layer.comp on the integer-dot path). The algorithm
 // is described in mul_mat_vecq.comp.
 //
-// LAYER reads x as f32 (binding 1; dst binding 2, the norm weight 3, residual / bias 4:
-// the float fused mat-vec's layout, common/mat_vec_layer.glsl) and quantizes each 32-value
-// unit to q8_1 where it reads it (q8_quant32: the arithmetic of the q8_1 writers), once
-// per workgroup for its NR rows. With NORM the unit is x·nw, and the squares of the raw
-// x values are summed on the way: rms_norm(x)·nw = (x·nw) / rms, and 1/rms, one number
-// per token, multiplies the dot products at the end (mat_vec_layer_out.glsl), so the
-// norm needs no pass of its own and the RMS_NORM_MUL before the matmul disappears.
+// LAYER reads x as q8_1 like the plain kernel (bindings 1, 2; dst binding 3, residual /
+// bias 4, the epilogue's norm weight 5, x's sums of squares 6, the epilogue's q8_1 slot
+// 7). With NORM, x holds the
+// blocks of x·nw (not of the normalized x) and binding 6 the sums of squares of the raw
+// x per 32-value block: rms_norm(x)·nw = (x·nw) / rms, so 1/rms, one number per token
+// from those sums, multiplies the dot products at the end (mat_vec_layer_out.glsl) and
+// the norm needs no pass of its own. Those blocks and sums come from the producer's q8_1
+// epilogue (QOUT, below) or a quantize_q8_1 dispatch (its NORM form).
+//
+// QOUT (specialization constant 8; 1: q8_1 of the output, 2: of the output times the
+// next norm's weight, binding 5, plus the sums of squares of the output per block): the
+// output is quantized once, by the kernel that computes it, for the integer-dot matmuls
+// that read it next. A 32-row block of the output is spread over 32 / rows-per-workgroup
+// workgroups; each publishes its rows (memoryBarrierBuffer) and counts itself in at the
+// block's counter (binding 7), and the last to arrive reads the block back (coherent dst)
+// and writes its q8_1 codes, (d, s) and sum of squares per token, then resets the counter
+// to 0 — the arrival pattern of the split-K attention's merge.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_spirv_intrinsics : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
-#ifndef LAYER
 #define Q8_X
-#endif
 #include "dequant_matmul.glsl"
 
-#ifdef LAYER
-#include "q8_1.glsl"
-#else
 layout(std430, set = 0, binding = 1) readonly restrict buffer XQ { uvec4 xq[]; };
 layout(std430, set = 0, binding = 2) readonly restrict buffer XD { vec2 xds[]; };
+#ifdef LAYER
+// The input's sums of squares (NORM, binding 6) and the epilogue's arrays and counters
+// (QOUT, binding 7: one slot of the q8_1 scratch), at the push block's element offsets.
+// Without them the bindings hold ranges this dispatch alone may write (its dst), so the
+// declared-writable binding 7 overlaps nothing a sibling in the stage reads.
+layout(std430, set = 0, binding = 6) readonly restrict buffer QI { float qf_in[]; };
+#define Q8_CODES 7
+#define Q8_SCALES 7
+#define Q8_QUAL writeonly
+#include "q8_1.glsl"
+layout(std430, set = 0, binding = 7) buffer QF { float qf[]; };
+layout(std430, set = 0, binding = 7) buffer QC { uint qcnt[]; };
+layout(constant_id = 8) const uint QOUT = 0u;
+shared uint last_sh;
 #endif
 #ifdef ID
 // The expert of each (token, slot) pair (binding 4: binding 3 is dst on the Q8_X layout).
@@ -238,60 +257,6 @@ Unit dq_unit(uint bb, uint s) {
     return r;
 }
 
-#ifdef LAYER
-#ifdef KCHUNK
-// Half hf (values 16·hf .. 16·hf + 15) of x unit u of token j, times nw with NORM, as q8_1
-// codes with the whole unit's (d, s): the other half is quantized by the partner
-// invocation (lane ^ 1: chunk s ^ 1 of the same block, the same units, the same trip
-// count), met through one shuffle for max|v| and one for the sum, so each x value is
-// loaded once per workgroup. With NORM adds the squares of the raw values to ss.
-vec2 x_half(uint j, uint u, uint hf, inout float ss, out uvec4 c) {
-    const uint o = 32u * u + 16u * hf;
-    vec4 v[4];
-    [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        v[i] = load_x4(j * p.k + o + 4u * i);
-    }
-    if (NORM) {
-        [[unroll]] for (uint i = 0u; i < 4u; i++) {
-            ss += dot(v[i], v[i]);
-            v[i] *= nw4(o + 4u * i);
-        }
-    }
-    float amax = 0.0;
-    [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        const vec4 av = abs(v[i]);
-        amax = max(amax, max(max(av.x, av.y), max(av.z, av.w)));
-    }
-    precise float sum = ((v[0].x + v[0].y) + (v[0].z + v[0].w)) + ((v[1].x + v[1].y) + (v[1].z + v[1].w))
-        + (((v[2].x + v[2].y) + (v[2].z + v[2].w)) + ((v[3].x + v[3].y) + (v[3].z + v[3].w)));
-    amax = max(amax, subgroupShuffleXor(amax, 1u));
-    const float other = subgroupShuffleXor(sum, 1u);
-    precise float total = hf == 0u ? sum + other : other + sum;
-    const float d = amax / 127.0;
-    const float id = d != 0.0 ? 1.0 / d : 0.0;
-    c = uvec4(q8_pack(v[0], id), q8_pack(v[1], id), q8_pack(v[2], id), q8_pack(v[3], id));
-    return vec2(d, total);
-}
-#else
-// x unit u (values 32u .. 32u + 31) of token j, times nw with NORM, as q8_1 codes (values
-// 0..15 in a, 16..31 in b) and (d, s); with NORM adds the squares of the raw values to ss.
-vec2 x_unit(uint j, uint u, inout float ss, out uvec4 a, out uvec4 b) {
-    const uint e = j * p.k + 32u * u;
-    vec4 v[8];
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        v[i] = load_x4(e + 4u * i);
-    }
-    if (NORM) {
-        [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            ss += dot(v[i], v[i]);
-            v[i] *= nw4(32u * u + 4u * i);
-        }
-    }
-    return q8_quant32(v, a, b);
-}
-#endif
-#endif
-
 shared float red[NR * NMAX * WG];
 
 void main() {
@@ -337,17 +302,11 @@ void main() {
         [[unroll]] for (uint j = 0u; j < NMAX; j++) {
 #ifdef KCHUNK
             // Chunk s holds half hf of x units 2p and 2p + 1 of the block (8 per block).
-#ifdef LAYER
-            uvec4 xa, xb;
-            const vec2 ds = x_half(j, blk * 8u + KX_A(s), s & 1u, ss[j], xa);
-            const vec2 ds1 = x_half(j, blk * 8u + KX_A(s) + KX_D, s & 1u, ss[j], xb);
-#else
             const uint xu = X_UNIT(j) + blk * 8u + KX_A(s);
             const uvec4 xa = xq[(p.x_off >> 2) + 2u * xu + (s & 1u)];
             const uvec4 xb = xq[(p.x_off >> 2) + 2u * (xu + KX_D) + (s & 1u)];
             const vec2 ds = xds[p.x2_off + xu];
             const vec2 ds1 = xds[p.x2_off + xu + KX_D];
-#endif
             [[unroll]] for (uint r = 0u; r < NR; r++) {
                 const float ia = float(sdot4(w[r].wa, xa));
                 const float ib = float(sdot4(w[r].wb, xb));
@@ -355,15 +314,10 @@ void main() {
                     + (w[r].mn.x * ds.y + w[r].mn.y * ds1.y);
             }
 #else
-#ifdef LAYER
-            uvec4 xa, xb;
-            const vec2 ds = x_unit(j, u, ss[j], xa, xb);
-#else
             const uint xu = X_UNIT(j) + u;
             const uvec4 xa = xq[(p.x_off >> 2) + 2u * xu];
             const uvec4 xb = xq[(p.x_off >> 2) + 2u * xu + 1u];
             const vec2 ds = xds[p.x2_off + xu];
-#endif
 #ifdef TYPE_Q2_K
             const float sa = float(sdot4(uvec4(0x01010101u), xa));
             const float sb = float(sdot4(uvec4(0x01010101u), xb));
@@ -391,9 +345,57 @@ void main() {
         }
     }
 #ifdef LAYER
+    if (NORM) {
+        // The sums of squares of x's blocks, from the producer (units = blocks of x).
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            for (uint b = tid; b < units; b += WG) {
+                ss[j] += qf_in[p.ss_off + j * units + b];
+            }
+        }
+    }
     store_ss(ss);
     barrier();
 #include "mat_vec_layer_out.glsl"
+    if (QOUT != 0u) {
+        // The q8_1 epilogue (see the top): rows_out | 32 and m_out % 32 == 0 (checked by
+        // the dispatch), so this workgroup's rows lie in one block and every block is whole.
+        const uint rows_out = GLU ? NR / 2u : NR;
+        const uint m_out = GLU ? p.seg_rows[0] : p.m;
+        const uint blk = (group * rows_out) / 32u;
+        const uint nb = m_out / 32u;
+        memoryBarrierBuffer();
+        barrier();
+        if (tid == 0u) {
+            const uint before = atomicAdd(qcnt[p.qo_cnt + blk], 1u);
+            last_sh = before == 32u / rows_out - 1u ? 1u : 0u;
+        }
+        barrier();
+        if (last_sh == 0u) {
+            return; // uniform per workgroup
+        }
+        memoryBarrierBuffer();
+        // 8 lanes per (token, block), as q8_store4 takes them (WG % 8 == 0).
+        for (uint i = tid; i < 8u * n; i += WG) {
+            const uint j = i / 8u, lane = i % 8u;
+            const uint e = 32u * blk + 4u * lane;
+            const uint o = p.d_off + j * m_out + e;
+            vec4 v = vec4(dst[o], dst[o + 1u], dst[o + 2u], dst[o + 3u]);
+            if (QOUT == 2u) {
+                float q = dot(v, v);
+                [[unroll]] for (uint sh = 1u; sh < 8u; sh <<= 1) {
+                    q += subgroupShuffleXor(q, sh);
+                }
+                if (lane == 0u) {
+                    qf[p.qo_ss + j * nb + blk] = q;
+                }
+                v *= nw4(e);
+            }
+            q8_store4(p.qo_codes, p.qo_scales, j * nb + blk, lane, v);
+        }
+        if (tid == 0u) {
+            qcnt[p.qo_cnt + blk] = 0u;
+        }
+    }
 #else
     barrier();
     for (uint t = tid; t < slots; t += WG) {

@@ -2,11 +2,11 @@
 // values become 32 int8 codes (4 per uint, little-endian) and a (d, s) pair with
 // d = max|v| / 127, code = round(v / d) (half away from zero; 0 when d = 0) and s = the f32
 // sum of the 32 values. One function for every writer (quantize_q8_1.comp and the q8
-// epilogues of rms_norm / add_rms_norm_mul / swiglu), so all round alike; the arithmetic
+// epilogues of rms_norm / add_rms_norm_mul / swiglu / attention / mul_mat_vecq_layer), so all round alike; the arithmetic
 // repeats llama.cpp's quantize_row_q8_1 (id = 1/d, v * id).
 //
 // A writer through q8_store4 defines Q8_CODES (binding of the codes) and Q8_SCALES
-// (binding of the pairs) before the #include; q8_quant32 needs neither.
+// (binding of the pairs) before the #include.
 //
 // Writers hand over a block as 8 lanes of 4 values (q8_store4): 8 consecutive
 // invocations of one subgroup (the subgroup size is a multiple of 8; dispatch code
@@ -27,31 +27,13 @@ uint q8_pack(vec4 v, float id) {
         | (uint(q.w & 255) << 24);
 }
 
-// One block quantized by one invocation (the integer-dot fused mat-vec quantizes x as
-// it reads it, common/mul_mat_vecq_body.glsl): the 32 values as 8 vec4s; codes of values
-// 0..15 in a, 16..31 in b, (d, s) returned. The same arithmetic as q8_store4, s summed
-// in its tree order (each vec4 as a pair of pairs, then lanes 1, 2, 4 apart), so both
-// writers give the same bits for the same values.
-vec2 q8_quant32(vec4 v[8], out uvec4 a, out uvec4 b) {
-    float amax = 0.0;
-    float t[8];
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        const vec4 av = abs(v[i]);
-        amax = max(amax, max(max(av.x, av.y), max(av.z, av.w)));
-        precise float ti = (v[i].x + v[i].y) + (v[i].z + v[i].w);
-        t[i] = ti;
-    }
-    precise float sum = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-    const float d = amax / 127.0;
-    const float id = d != 0.0 ? 1.0 / d : 0.0;
-    a = uvec4(q8_pack(v[0], id), q8_pack(v[1], id), q8_pack(v[2], id), q8_pack(v[3], id));
-    b = uvec4(q8_pack(v[4], id), q8_pack(v[5], id), q8_pack(v[6], id), q8_pack(v[7], id));
-    return vec2(d, sum);
-}
-
 #ifdef Q8_CODES
-layout(std430, set = 0, binding = Q8_CODES) writeonly restrict buffer Q8C { uint q8_codes[]; };
-layout(std430, set = 0, binding = Q8_SCALES) writeonly restrict buffer Q8S { vec2 q8_scales[]; };
+// Q8_QUAL: the writer's qualifiers (without restrict where both arrays share a binding).
+#ifndef Q8_QUAL
+#define Q8_QUAL writeonly restrict
+#endif
+layout(std430, set = 0, binding = Q8_CODES) Q8_QUAL buffer Q8C { uint q8_codes[]; };
+layout(std430, set = 0, binding = Q8_SCALES) Q8_QUAL buffer Q8S { vec2 q8_scales[]; };
 
 // Lane `lane` (= gl_SubgroupInvocationID % 8, the 4 values 4 * lane .. of block blk)
 // of the 8 invocations writing block `blk`; all 8 must call it together.

@@ -33,8 +33,14 @@ pub enum Case {
         norm: bool,
         epi: u8,
         segs: u32,
-        /// The integer-dot fused mat-vec (`mul_mat_vecq_layer`, x quantized in the kernel).
+        /// The integer-dot fused mat-vec (`mul_mat_vecq_layer`; x quantized by
+        /// quantize_q8_1, of x·nw with the norm).
         int8: bool,
+        /// int8 only: its q8_1 epilogue quantizes the output times a second norm weight,
+        /// read by a second fused mat-vec with the norm (32 rows of the same type): the
+        /// case checks that second output, so the epilogue's codes, scales and sums of
+        /// squares are all checked.
+        qout: bool,
     },
     /// A grouped weight (`TensorKind::GroupedWeight`): segments of `rows[s]` rows of
     /// `types[s]`, one grouped mat-vec dispatch (`n` ≤ 16; optional RMS-norm prologue; a
@@ -212,12 +218,18 @@ impl Case {
                 norm,
                 epi,
                 segs,
+                qout,
                 ..
             } => format!(
-                "type={ty},m={m}x{segs},k={k},n={n},{}{}",
+                "type={ty},m={m}x{segs},k={k},n={n},{}{}{}",
                 // Cases without the norm also scale the product (a folded SCALE).
                 if *norm { "norm," } else { "scale," },
-                ["none", "add", "swiglu", "bias"][*epi as usize]
+                ["none", "add", "swiglu", "bias"][*epi as usize],
+                if *qout {
+                    ",q8out+norm+mat_vecq_layer"
+                } else {
+                    ""
+                }
             ),
             Case::TopK {
                 v,
@@ -463,24 +475,28 @@ pub fn cases() -> Vec<Case> {
                 epi,
                 segs,
                 int8: false,
+                qout: false,
             });
         }
     }
     // The integer-dot fused mat-vec: every quantized type × each fold, token counts up to
-    // 8 (its x is quantized in the kernel, per token).
+    // 8; the last three chain its q8_1 epilogue (whole 32-row blocks) into a second one.
     for ty in GgmlType::WEIGHT_TYPES {
         if !ty.is_quantized() {
             continue;
         }
         let folds = [
-            (true, 0u8, 3u32, 33u32, 256u32, 1u32),
-            (false, 1, 1, 64, 512, 8),
-            (true, 1, 1, 7, 768, 5),
-            (true, 2, 2, 100, 1024, 2),
-            (false, 2, 2, 20, 256, 3),
-            (true, 3, 3, 24, 512, 1),
+            (true, 0u8, 3u32, 33u32, 256u32, 1u32, false),
+            (false, 1, 1, 64, 512, 8, false),
+            (true, 1, 1, 7, 768, 5, false),
+            (true, 2, 2, 100, 1024, 2, false),
+            (false, 2, 2, 20, 256, 3, false),
+            (true, 3, 3, 24, 512, 1, false),
+            (true, 1, 1, 256, 512, 3, true),
+            (true, 2, 2, 256, 256, 1, true),
+            (false, 0, 1, 512, 256, 8, true),
         ];
-        for (norm, epi, segs, m, k, n) in folds {
+        for (norm, epi, segs, m, k, n, qout) in folds {
             v.push(Case::MulMatLayer {
                 ty,
                 m,
@@ -490,6 +506,7 @@ pub fn cases() -> Vec<Case> {
                 epi,
                 segs,
                 int8: true,
+                qout,
             });
         }
     }

@@ -151,8 +151,10 @@ pub(super) fn run_inner(
             epi,
             segs,
             int8,
+            qout,
         } => {
-            use dispatch::mul_mat::{mul_mat_vec_layer, LayerEpi, LayerParts};
+            use dispatch::mul_mat::{mul_mat_vec_layer, LayerEpi, LayerParts, LayerQ8, LayerQ8Out};
+            use dispatch::mul_mat_vecq::{quantize_q8_1_norm, xq_bytes, QuantNorm, XQ};
             let rows = m * segs;
             let w = quant::quantize(ty, &values((rows * k) as usize, seed))?;
             let x = values((k * n) as usize, seed + 1);
@@ -191,9 +193,58 @@ pub(super) fn run_inner(
                 }
                 _ => want.copy_from_slice(&y),
             }
+            // qout: a second fused mat-vec (32 rows, the norm) reads the epilogue's copy.
+            let m_out = want.len() as u32 / n;
+            let w2 = if qout {
+                quant::quantize(ty, &values((32 * m_out) as usize, seed + 5))?
+            } else {
+                vec![0u8; 4]
+            };
+            let nw2 = values(m_out as usize, seed + 6);
+            if qout {
+                let mut t = vec![0f32; want.len()];
+                ops::rms_norm(&want, m_out as usize, 1e-6, &mut t);
+                let mut xn2 = vec![0f32; want.len()];
+                ops::binary(false, &t, &nw2, m_out as usize, &mut xn2);
+                let mut y2 = vec![0f32; (32 * n) as usize];
+                ops::mul_mat(
+                    ty,
+                    &[w2.as_slice()],
+                    &[32],
+                    m_out as usize,
+                    &xn2,
+                    n as usize,
+                    &mut y2,
+                )?;
+                want = y2;
+            }
             let (wb, xb, nb, rbuf) = (io.put(&w)?, io.f32s(&x)?, io.f32s(&nw)?, io.f32s(&r)?);
             let bbuf = io.f32s(&bias)?;
-            let db = io.zeros(want.len())?;
+            let (w2b, nw2b) = (io.put(&w2)?, io.f32s(&nw2)?);
+            let d1 = io.zeros((m_out * n) as usize)?;
+            let db = if qout { io.zeros(want.len())? } else { d1 };
+            // The q8_1 scratch: x's codes, (d, s), sums of squares; the epilogue's codes,
+            // (d, s), sums of squares and counters (zero), each 256-byte aligned.
+            let mut at = 0u64;
+            let mut take = |b: u64| {
+                let o = at;
+                at += b.div_ceil(256) * 256;
+                o
+            };
+            let (cb, sb) = xq_bytes(k, n);
+            let (xc, xs, xss) = (take(cb), take(sb), take(sb / 2));
+            let (ob, osb) = xq_bytes(m_out, n);
+            let (oc, os, oss, ocnt) = (
+                take(ob),
+                take(osb),
+                take(osb / 2),
+                take(u64::from(m_out / 32) * 4),
+            );
+            let sc = if int8 {
+                io.put(&vec![0u8; at as usize])?
+            } else {
+                db
+            };
             let split32: Vec<u32> = if segs > 1 {
                 vec![m; segs as usize]
             } else {
@@ -204,6 +255,32 @@ pub(super) fn run_inner(
                 db,
                 Box::new(move |rec, io| {
                     let b = &io.bufs;
+                    let scr = &b[sc];
+                    let q8 = if int8 {
+                        let norm_in = norm.then(|| QuantNorm {
+                            nw: b[nb].whole(),
+                            ss: scr.range(xss, sb / 2),
+                        });
+                        let xq = || XQ {
+                            codes: scr.range(xc, cb),
+                            scales: scr.range(xs, sb),
+                        };
+                        quantize_q8_1_norm(rec, b[xb].whole(), xq(), k, n, norm_in)?;
+                        rec.barrier()?;
+                        Some(LayerQ8 {
+                            x: xq(),
+                            scratch: scr.whole(),
+                            ss: norm.then_some(xss),
+                            out: qout.then(|| LayerQ8Out {
+                                codes: oc,
+                                scales: os,
+                                cnt: ocnt,
+                                norm: Some((b[nw2b].whole(), oss)),
+                            }),
+                        })
+                    } else {
+                        None
+                    };
                     let parts = LayerParts {
                         norm: norm.then(|| (b[nb].whole(), 1e-6)),
                         epi: match epi {
@@ -213,7 +290,7 @@ pub(super) fn run_inner(
                             _ => LayerEpi::None,
                         },
                         scale,
-                        int8,
+                        int8: q8,
                     };
                     mul_mat_vec_layer(
                         rec,
@@ -221,11 +298,42 @@ pub(super) fn run_inner(
                         b[wb].whole(),
                         b[xb].whole(),
                         parts,
-                        b[db].whole(),
+                        b[d1].whole(),
                         k,
                         rows,
                         n,
                         &split32,
+                        None,
+                    )?;
+                    if !qout {
+                        return Ok(());
+                    }
+                    rec.barrier()?;
+                    let parts = LayerParts {
+                        norm: Some((b[nw2b].whole(), 1e-6)),
+                        epi: LayerEpi::None,
+                        scale: 1.0,
+                        int8: Some(LayerQ8 {
+                            x: XQ {
+                                codes: scr.range(oc, ob),
+                                scales: scr.range(os, osb),
+                            },
+                            scratch: scr.whole(),
+                            ss: Some(oss),
+                            out: None,
+                        }),
+                    };
+                    mul_mat_vec_layer(
+                        rec,
+                        ty,
+                        b[w2b].whole(),
+                        b[d1].whole(),
+                        parts,
+                        b[db].whole(),
+                        m_out,
+                        32,
+                        n,
+                        &[],
                         None,
                     )
                 }),

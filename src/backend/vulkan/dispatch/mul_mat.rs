@@ -686,6 +686,10 @@ pub(crate) fn grid_2d(caps: &Caps, count: u32, what: &str) -> Result<[u32; 3]> {
     Ok([x, y, 1])
 }
 
+pub use super::mul_mat_vecq_layer::{
+    vecq_layer_qout_fits, vecq_layer_rows, vecq_layer_support, LayerQ8, LayerQ8Out,
+};
+
 /// What [`mul_mat_vec_layer`] folds around the product (`Op::MulMatLayer`).
 pub struct LayerParts<'a> {
     /// RMS-norm prologue: the norm weight (f32 `[k]`) and epsilon.
@@ -694,10 +698,9 @@ pub struct LayerParts<'a> {
     pub epi: LayerEpi<'a>,
     /// Factor on the product before the epilogue (a folded SCALE; 1 for none).
     pub scale: f32,
-    /// The integer-dot kernel (`mul_mat_vecq_layer.comp`: x quantized to q8_1 by the
-    /// workgroup as it reads it, the quantized types only; [`vecq_layer_support`]) instead
-    /// of the float one.
-    pub int8: bool,
+    /// The integer-dot kernel (`mul_mat_vecq_layer.comp`, the quantized types only;
+    /// [`vecq_layer_support`]) with its q8_1 operands, instead of the float one.
+    pub int8: Option<super::mul_mat_vecq_layer::LayerQ8<'a>>,
 }
 
 /// The epilogue of [`mul_mat_vec_layer`].
@@ -709,15 +712,27 @@ pub enum LayerEpi<'a> {
     Bias(BufferRange<'a>),
 }
 
+impl LayerEpi<'_> {
+    /// The kernels' EPI specialization constant.
+    pub(crate) fn code(&self) -> u32 {
+        match self {
+            LayerEpi::None => 0,
+            LayerEpi::Add(_) => 1,
+            LayerEpi::SwiGlu => 2,
+            LayerEpi::Bias(_) => 3,
+        }
+    }
+}
+
 /// Push constants of `mul_mat_vec_layer.comp`: [`Push`], then the LAYER fields.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct LayerPush {
-    base: Push,
-    nw_off: u32,
-    r_off: u32,
-    eps: f32,
-    scale: f32,
+pub(crate) struct LayerPush {
+    pub(crate) base: Push,
+    pub(crate) nw_off: u32,
+    pub(crate) r_off: u32,
+    pub(crate) eps: f32,
+    pub(crate) scale: f32,
 }
 
 /// Why the fused mat-vec (`mul_mat_vec_layer.comp`) cannot take weight type `ty` with
@@ -749,65 +764,6 @@ pub fn layer_support(caps: &Caps, ty: GgmlType, k: u64, n: u64) -> std::result::
     mat_vec_launch(caps, ty, k, n as u32, None, 1, "fused mat-vec")
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-/// Why the integer-dot fused mat-vec (`mul_mat_vecq_layer.comp`) cannot take weight type
-/// `ty` with rows of `k` for `n` tokens here, or `Ok`: the integer-dot mat-vec's needs
-/// (`mul_mat_vecq::supports`) and its default launch's shared arrays with the norm's.
-pub fn vecq_layer_support(
-    caps: &Caps,
-    ty: GgmlType,
-    k: u64,
-    n: u64,
-) -> std::result::Result<(), String> {
-    let (Ok(k32), Ok(n32)) = (u32::try_from(k), u32::try_from(n)) else {
-        return Err(format!("k = {k} or n = {n} exceeds 32 bits"));
-    };
-    if vecq_layer_shader(ty).is_none() || !super::mul_mat_vecq::supports(caps, ty, k32, n32) {
-        return Err(format!(
-            "no integer-dot fused mat-vec for {ty} with k = {k}, n = {n} on {}",
-            caps.name
-        ));
-    }
-    vecq_layer_launch(caps, k32, n32, None, "integer-dot fused mat-vec")
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// The integer-dot mat-vec's launch (`mul_mat_vecq::launch`) with room for the norm's
-/// per-token sums beside the partial sums, and an even row count (the gate/up pairs).
-fn vecq_layer_launch(
-    caps: &Caps,
-    k: u32,
-    n: u32,
-    shape: Option<MatVecShape>,
-    what: &str,
-) -> Result<(MatVecShape, u32)> {
-    let (shape, wg) = super::mul_mat_vecq::launch(caps, k, n, shape, 1, what)?;
-    if shape.rows % 2 != 0 {
-        return Err(Error::Unsupported(format!(
-            "{what}: shape {shape:?}: the fused kernel pairs rows (an even count)"
-        )));
-    }
-    Ok((shape, wg))
-}
-
-fn vecq_layer_shader(ty: GgmlType) -> Option<ShaderId> {
-    use GgmlType as T;
-    use ShaderId as S;
-    Some(match ty {
-        T::Q4_0 => S::mul_mat_vecq_layer_q4_0,
-        T::Q4_1 => S::mul_mat_vecq_layer_q4_1,
-        T::Q5_0 => S::mul_mat_vecq_layer_q5_0,
-        T::Q5_1 => S::mul_mat_vecq_layer_q5_1,
-        T::Q8_0 => S::mul_mat_vecq_layer_q8_0,
-        T::Q2K => S::mul_mat_vecq_layer_q2_K,
-        T::Q3K => S::mul_mat_vecq_layer_q3_K,
-        T::Q4K => S::mul_mat_vecq_layer_q4_K,
-        T::Q5K => S::mul_mat_vecq_layer_q5_K,
-        T::Q6K => S::mul_mat_vecq_layer_q6_K,
-        _ => return None,
-    })
 }
 
 fn layer_shader(ty: GgmlType) -> Option<ShaderId> {
@@ -851,14 +807,14 @@ pub fn mul_mat_vec_layer(
     split: &[u32],
     shape: Option<MatVecShape>,
 ) -> Result<()> {
-    let kernel = if parts.int8 {
+    let kernel = if parts.int8.is_some() {
         "mul_mat_vecq_layer"
     } else {
         "mul_mat_vec_layer"
     };
     let what = format!("{kernel}(type={ty},m={m},k={k},n={n})");
     let caps = rec.caps();
-    if parts.int8 {
+    if parts.int8.is_some() {
         vecq_layer_support(caps, ty, u64::from(k), u64::from(n))
     } else {
         layer_support(caps, ty, u64::from(k), u64::from(n))
@@ -881,6 +837,19 @@ pub fn mul_mat_vec_layer(
     count_u32(kn, &what)?;
     count_u32(u64::from(m) * u64::from(n), &what)?;
     let wb = bind_weights(caps, ty, &w, k, m, split, &what)?;
+    if let Some(q) = &parts.int8 {
+        return super::mul_mat_vecq_layer::vecq_layer(
+            rec,
+            ty,
+            wb,
+            q,
+            &parts,
+            dst,
+            [k, m, n, out_rows],
+            shape,
+            &what,
+        );
+    }
     let (rx, x_off) = bind(caps, &x, 4, kn, &format!("{what} x"))?;
     let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
     let (rnw, nw_off, eps) = match &parts.norm {
@@ -907,11 +876,7 @@ pub fn mul_mat_vec_layer(
     };
     // As mul_mat's mat-vec (rows even, for the gate/up pairs), plus the norm's
     // per-token partial sums in shared memory.
-    let (shape, wg) = if parts.int8 {
-        vecq_layer_launch(caps, k, n, shape, &what)?
-    } else {
-        mat_vec_launch(caps, ty, k, n, shape, 1, &what)?
-    };
+    let (shape, wg) = mat_vec_launch(caps, ty, k, n, shape, 1, &what)?;
     if shape.rows % 2 != 0 || !shape.wg.is_power_of_two() {
         return Err(Error::Usage(format!("{what}: bad mat-vec shape {shape:?}")));
     }
@@ -920,20 +885,9 @@ pub fn mul_mat_vec_layer(
         out_rows.div_ceil(if glu { shape.rows / 2 } else { shape.rows }),
         &what,
     )?;
-    let epi = match parts.epi {
-        LayerEpi::None => 0,
-        LayerEpi::Add(_) => 1,
-        LayerEpi::SwiGlu => 2,
-        LayerEpi::Bias(_) => 3,
-    };
-    let (shader, w_align) = if parts.int8 {
-        let s = vecq_layer_shader(ty).expect("checked by vecq_layer_support");
-        (s, super::mul_mat_vecq::w_align(ty, &wb))
-    } else {
-        (layer_shader(ty).expect("checked by layer_support"), 2)
-    };
+    let epi = parts.epi.code();
     rec.dispatch(
-        shader,
+        layer_shader(ty).expect("checked by layer_support"),
         &[
             wg,
             shape.rows,
@@ -942,7 +896,7 @@ pub fn mul_mat_vec_layer(
             u32::from(parts.norm.is_some()),
             epi,
             u32::from(nw_off % 4 == 0),
-            w_align,
+            2,
         ],
         &[wb.range, rx, rd, rnw, rr],
         bytemuck::bytes_of(&push),

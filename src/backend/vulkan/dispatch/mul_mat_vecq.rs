@@ -47,7 +47,10 @@ struct QuantPush {
     x_off: u32,
     q_off: u32,
     ds_off: u32,
-    pad: [u32; 4],
+    k: u32,
+    nw_off: u32,
+    ss_off: u32,
+    pad0: u32,
 }
 
 fn shader(ty: GgmlType) -> Option<ShaderId> {
@@ -137,6 +140,14 @@ pub(crate) fn launch(
     Ok((shape, wg))
 }
 
+/// The norm form of [`quantize_q8_1_norm`]: the weight the values are multiplied by
+/// (f32 `[k]`) and where the per-block sums of squares of the raw values go (f32
+/// `[n·k/32]`).
+pub struct QuantNorm<'a> {
+    pub nw: BufferRange<'a>,
+    pub ss: BufferRange<'a>,
+}
+
 /// Records the q8_1 quantization of f32 `x [k, n]` into `out`.
 pub fn quantize_q8_1(
     rec: &mut Recorder,
@@ -144,6 +155,20 @@ pub fn quantize_q8_1(
     out: XQ<'_>,
     k: u32,
     n: u32,
+) -> Result<()> {
+    quantize_q8_1_norm(rec, x, out, k, n, None)
+}
+
+/// Records the q8_1 quantization of f32 `x [k, n]`, times `norm.nw` per row when given
+/// (the input `mul_mat_vecq_layer.comp`'s RMS-norm prologue reads: blocks of `x·nw` and
+/// the sums of squares of `x` per block), into `out`.
+pub fn quantize_q8_1_norm(
+    rec: &mut Recorder,
+    x: BufferRange<'_>,
+    out: XQ<'_>,
+    k: u32,
+    n: u32,
+    norm: Option<QuantNorm<'_>>,
 ) -> Result<()> {
     let what = format!("quantize_q8_1(k={k},n={n})");
     if k == 0 || k % 32 != 0 {
@@ -162,20 +187,37 @@ pub fn quantize_q8_1(
             "{what}: x must start at a multiple of 16 bytes"
         )));
     }
+    let (rnw, nw_off, rss, ss_off) = match &norm {
+        Some(q) => {
+            let (rnw, nw_off) = bind(caps, &q.nw, 4, u64::from(k), &format!("{what} norm weight"))?;
+            let (rss, ss_off) = bind(
+                caps,
+                &q.ss,
+                4,
+                vals / 32,
+                &format!("{what} sums of squares"),
+            )?;
+            (rnw, nw_off, rss, ss_off)
+        }
+        None => (rx, 0, rs, 0),
+    };
     let push = QuantPush {
         nblocks: (vals / 32) as u32,
         x_off: x_off / 4,
         q_off,
         ds_off,
-        pad: [0; 4],
+        k,
+        nw_off,
+        ss_off,
+        pad0: 0,
     };
     let shader = ShaderId::quantize_q8_1;
     // One invocation per 4 values (8 per block).
     let groups = groups_1d(caps, shader, vals / 4)?;
     rec.dispatch(
         shader,
-        &[],
-        &[rx, rq, rs],
+        &[u32::from(norm.is_some())],
+        &[rx, rq, rs, rnw, rss],
         bytemuck::bytes_of(&push),
         groups,
     )

@@ -17,6 +17,11 @@ pub(super) const VECQ_MIN_BYTES: usize = 4 << 20;
 /// One q8_1 copy of an activation: written by the node that produces the activation
 /// (a q8 epilogue) when that node has one and runs in the same submission, else by a
 /// quantize_q8_1 dispatch before the first stage that reads it.
+///
+/// A slot read by an integer-dot fused mat-vec with an RMS-norm prologue holds the blocks
+/// of `x·nw` (`nw`: the norm weight) and the per-block sums of squares of `x` (at `ss`);
+/// a slot written by a fused mat-vec's q8_1 epilogue has that kernel's block counters
+/// (at `cnt`, zero between dispatches).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct XqSlot {
     pub(super) x: TensorId,
@@ -27,6 +32,11 @@ pub(super) struct XqSlot {
     /// Byte offsets of the codes and the scales in the scratch buffer.
     pub(super) codes: u64,
     pub(super) scales: u64,
+    /// The norm weight the blocks are of `x·nw` for, with the sums of squares' offset.
+    pub(super) nw: Option<TensorId>,
+    pub(super) ss: u64,
+    /// Byte offset of the producer's block counters (a fused mat-vec producer only).
+    pub(super) cnt: Option<u64>,
 }
 
 impl VulkanBackend {
@@ -272,24 +282,49 @@ impl VulkanBackend {
         self.xq_slots.clear();
         let align = self.align();
         let mut at = 0u64;
-        let mut by_region: Vec<(Region, usize)> = Vec::new();
+        let mut take = |bytes: u64| {
+            let o = at;
+            at += bytes.div_ceil(align) * align;
+            o
+        };
+        let mut by_key: Vec<((Region, Option<Region>), usize)> = Vec::new();
+        let mut writers: Vec<NodeIndex> = Vec::new();
         for n in g.order() {
-            if !self.assigned.contains(&n) || !self.uses_vecq(g, n) {
+            if !self.assigned.contains(&n) {
+                continue;
+            }
+            let layer = self.vecq_layer_for(g, n);
+            if !layer && !self.uses_vecq(g, n) {
                 continue;
             }
             let node = g.node(n);
             let x = node.srcs[1];
-            let r = g.region(x);
-            let slot = match by_region.iter().find(|(q, _)| *q == r) {
+            let nw = match node.op {
+                Op::MulMatLayer { norm: Some(_), .. } if layer => Some(node.srcs[2]),
+                _ => None,
+            };
+            let key = (g.region(x), nw.map(|t| g.region(t)));
+            let slot = match by_key.iter().find(|(q, _)| *q == key) {
                 Some(&(_, s)) => s,
                 None => {
                     let k = g.tensor(node.srcs[0]).ne[0] as u32;
                     let nt = g.tensor(x).nrows() as u32;
                     let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
-                    let codes = at;
-                    let scales = codes + cb.div_ceil(align) * align;
-                    at = scales + sb.div_ceil(align) * align;
-                    let producer = q8_producer(g, x, k);
+                    let codes = take(cb);
+                    let scales = take(sb);
+                    let ss = if nw.is_some() {
+                        take(u64::from(k / 32) * u64::from(nt) * 4)
+                    } else {
+                        0
+                    };
+                    // One q8_1 epilogue per producer: a second copy is quantized apart.
+                    let producer = self
+                        .q8_writer(g, x, k, nw.is_some())
+                        .filter(|p| !writers.contains(p));
+                    let cnt = producer
+                        .filter(|&p| matches!(g.node(p).op, Op::MulMatLayer { .. }))
+                        .map(|_| take(u64::from(k / 32) * 4));
+                    writers.extend(producer);
                     self.xq_slots.push(XqSlot {
                         x,
                         producer,
@@ -297,8 +332,11 @@ impl VulkanBackend {
                         n: nt,
                         codes,
                         scales,
+                        nw,
+                        ss,
+                        cnt,
                     });
-                    by_region.push((r, self.xq_slots.len() - 1));
+                    by_key.push((key, self.xq_slots.len() - 1));
                     self.xq_slots.len() - 1
                 }
             };
@@ -307,8 +345,16 @@ impl VulkanBackend {
         if at == 0 {
             return Ok(());
         }
+        // The fused mat-vecs' block counters must read zero; their kernels leave them so,
+        // but other slots' codes may have used those bytes under an earlier plan.
+        let counters: Vec<(u64, u64)> = self
+            .xq_slots
+            .iter()
+            .filter_map(|s| s.cnt.map(|c| (c, u64::from(s.k / 32) * 4)))
+            .collect();
         let have = self.xq_scratch.map(|b| self.bufs[b].size());
-        if have.is_none_or(|h| h < at) {
+        let fresh = have.is_none_or(|h| h < at);
+        if fresh {
             let buf = self
                 .ctx
                 .create_buffer(at, MemoryLocation::Device, "xq_scratch")?;
@@ -321,6 +367,16 @@ impl VulkanBackend {
             }
             self.recorded.clear();
         }
+        if !counters.is_empty() && (fresh || counters != self.xq_counters) {
+            let b = &self.bufs[self.xq_scratch.expect("created above")];
+            let mut rec = self.ctx.recorder()?;
+            rec.begin()?;
+            for &(o, len) in &counters {
+                rec.fill(b.range(o, len), 0)?;
+            }
+            rec.submit_and_wait()?;
+        }
+        self.xq_counters = counters;
         Ok(())
     }
 
@@ -344,6 +400,18 @@ impl VulkanBackend {
             codes: b.range(s.codes, cb),
             scales: b.range(s.scales, sb),
         }
+    }
+
+    /// The sums of squares of slot `slot`'s raw x per block (a slot with a norm weight).
+    pub(super) fn xq_ss(&self, slot: usize) -> crate::backend::vulkan::BufferRange<'_> {
+        let s = self.xq_slots[slot];
+        let b = &self.bufs[self.xq_scratch.expect("planned with the slots")];
+        b.range(s.ss, u64::from(s.k / 32) * u64::from(s.n) * 4)
+    }
+
+    /// The whole q8_1 scratch buffer (the integer-dot fused mat-vec's binding 6).
+    pub(super) fn xq_scratch_range(&self) -> crate::backend::vulkan::BufferRange<'_> {
+        self.bufs[self.xq_scratch.expect("planned with the slots")].whole()
     }
 
     /// The cache length split-K attention is planned for: the current length rounded up
@@ -534,13 +602,62 @@ impl VulkanBackend {
     }
 }
 
+impl VulkanBackend {
+    /// The node whose kernel can write the q8_1 copy of activation `x` (rows of `k`) in
+    /// its epilogue: the node producing exactly `x`, when it has a q8 epilogue — for a
+    /// copy of `x·nw` with its sums of squares (`norm`), an integer-dot fused mat-vec's.
+    pub(super) fn q8_writer(
+        &self,
+        g: &Graph,
+        x: TensorId,
+        k: u32,
+        norm: bool,
+    ) -> Option<NodeIndex> {
+        let r = g.region(x);
+        let p = g.order().find(|&p| g.region(g.node(p).dst) == r)?;
+        if self.vecq_layer_qout(g, p, k) || (!norm && has_q8_epilogue(g, p, k)) {
+            Some(p)
+        } else {
+            None
+        }
+    }
+
+    /// Whether node `p` is an integer-dot fused mat-vec whose q8_1 epilogue can quantize
+    /// its output (rows of `k`): a residual-add, SwiGLU or plain epilogue into one
+    /// output, whole 32-row blocks, each workgroup's rows in one block.
+    pub(super) fn vecq_layer_qout(&self, g: &Graph, p: NodeIndex, k: u32) -> bool {
+        let node = g.node(p);
+        let Op::MulMatLayer { split, epi, .. } = &node.op else {
+            return false;
+        };
+        if !self.vecq_layer_for(g, p) {
+            return false;
+        }
+        let (w, x, dst) = (
+            g.tensor(node.srcs[0]),
+            g.tensor(node.srcs[1]),
+            g.tensor(node.dst),
+        );
+        let glu = *epi == crate::graph::Epilogue::SwiGlu;
+        if dst.ty != GgmlType::F32
+            || dst.ne[0] != k as usize
+            || *epi == crate::graph::Epilogue::Bias
+            || (!glu && split.len() > 1)
+        {
+            return false;
+        }
+        let shape = self.mat_vecq_shape.filter(|s| s.rows % 2 == 0);
+        dispatch::mul_mat::vecq_layer_rows(self.ctx.caps(), w.ne[0] as u32, x.nrows() as u32, shape)
+            .is_some_and(|r| {
+                dispatch::mul_mat::vecq_layer_qout_fits(k, if glu { r / 2 } else { r })
+            })
+    }
+}
+
 /// The node whose kernel can write the q8_1 copy of activation `x` (rows of `k`) in its
-/// epilogue: the node producing exactly `x`, when it has a q8 epilogue.
-fn q8_producer(g: &Graph, x: TensorId, k: u32) -> Option<NodeIndex> {
-    let r = g.region(x);
-    g.order()
-        .find(|&p| g.region(g.node(p).dst) == r)
-        .filter(|&p| has_q8_epilogue(g, p, k))
+/// epilogue, for the dump: as `VulkanBackend::q8_writer` without a norm.
+fn q8_producer(be: &VulkanBackend, g: &Graph, x: TensorId, k: u32) -> Option<NodeIndex> {
+    be.q8_writer(g, x, k, false)
 }
 
 /// Whether node `p` writes its f32 result in rows of `k` values that its kernel can also
@@ -615,7 +732,7 @@ impl VulkanBackend {
                     let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                     let nt = x.nrows();
                     let what = if self.uses_vecq(g, n) {
-                        let by = q8_producer(g, node.srcs[1], w.ne[0] as u32)
+                        let by = q8_producer(self, g, node.srcs[1], w.ne[0] as u32)
                             .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
                                 format!("the {} epilogue", g.node(p).op.name())
                             });
@@ -664,9 +781,43 @@ impl VulkanBackend {
                         crate::graph::Epilogue::None => {}
                     }
                     let kernel = if self.vecq_layer_for(g, n) {
-                        "mul_mat_vecq_layer (int8 dot products, x quantized to q8_1 in the kernel"
+                        let what = if norm.is_some() {
+                            "q8_1 of x·nw and its sums of squares"
+                        } else {
+                            "q8_1 x"
+                        };
+                        let by = self
+                            .q8_writer(g, node.srcs[1], w.ne[0] as u32, norm.is_some())
+                            .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
+                                format!("the {} epilogue", g.node(p).op.name())
+                            });
+                        // Whether an integer-dot matmul reads this node's output as q8_1
+                        // written here.
+                        let feeds = g.order().any(|c| {
+                            let cn = g.node(c);
+                            let reads =
+                                cn.srcs.len() > 1 && g.region(cn.srcs[1]) == g.region(node.dst);
+                            let int8 = self.vecq_layer_for(g, c) || self.uses_vecq(g, c);
+                            let norm = matches!(cn.op, Op::MulMatLayer { norm: Some(_), .. });
+                            reads
+                                && int8
+                                && self.q8_writer(
+                                    g,
+                                    cn.srcs[1],
+                                    g.tensor(cn.srcs[0]).ne[0] as u32,
+                                    norm,
+                                ) == Some(n)
+                        });
+                        let out = if feeds {
+                            "; its q8_1 epilogue quantizes the output for the next int8 matmul"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "mul_mat_vecq_layer (int8 dot products; {what} written by {by}{out}"
+                        )
                     } else {
-                        "mul_mat_vec_layer (float mat-vec"
+                        "mul_mat_vec_layer (float mat-vec".to_string()
                     };
                     let _ = writeln!(
                         s,
@@ -688,7 +839,7 @@ impl VulkanBackend {
                     };
                     let grouped = self.moe_grouped(g, n);
                     let vecq = self.uses_vecq(g, n).then(|| {
-                        let by = q8_producer(g, node.srcs[1], w.ne[0] as u32)
+                        let by = q8_producer(self, g, node.srcs[1], w.ne[0] as u32)
                             .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
                                 format!("the {} epilogue", g.node(p).op.name())
                             });

@@ -122,6 +122,8 @@ pub struct VulkanBackend {
     xq_scratch: Option<usize>,
     xq_node: HashMap<NodeIndex, usize>,
     xq_slots: Vec<XqSlot>,
+    /// The current plan's block counters in the q8_1 scratch (offset, bytes): zero.
+    xq_counters: Vec<(u64, u64)>,
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
     /// The nodes of the prepared graph the scheduler assigned here (`prepare_for`):
@@ -179,6 +181,7 @@ impl VulkanBackend {
             xq_scratch: None,
             xq_node: HashMap::new(),
             xq_slots: Vec::new(),
+            xq_counters: Vec::new(),
             disabled: HashSet::new(),
             assigned: HashSet::new(),
             profile: ProfileMode::Off,
@@ -833,7 +836,21 @@ impl Backend for VulkanBackend {
                 for &slot in slots {
                     let sl = self.xq_slots[slot];
                     let x = self.range(g, sl.x)?;
-                    dispatch::mul_mat_vecq::quantize_q8_1(&mut rec, x, self.xq(slot), sl.k, sl.n)?;
+                    let norm = match sl.nw {
+                        Some(nw) => Some(dispatch::mul_mat_vecq::QuantNorm {
+                            nw: self.range(g, nw)?,
+                            ss: self.xq_ss(slot),
+                        }),
+                        None => None,
+                    };
+                    dispatch::mul_mat_vecq::quantize_q8_1_norm(
+                        &mut rec,
+                        x,
+                        self.xq(slot),
+                        sl.k,
+                        sl.n,
+                        norm,
+                    )?;
                 }
                 rec.barrier()?;
             }

@@ -378,9 +378,9 @@ pub(crate) fn mul_mat_layer(
     rec: Rec<'_>,
     g: &Graph,
     n: NodeIndex,
-    _: &Extra,
+    extra: &Extra,
 ) -> Result<()> {
-    use dispatch::mul_mat::{LayerEpi, LayerParts};
+    use dispatch::mul_mat::{LayerEpi, LayerParts, LayerQ8, LayerQ8Out};
     let a = At::new(be, g, n);
     if let Some(segs) = be.group_segments(g, a.node.srcs[0]) {
         return mul_mat_grouped(&a, rec, &segs);
@@ -397,7 +397,41 @@ pub(crate) fn mul_mat_layer(
     let w = a.st(0);
     let split32: Vec<u32> = split.iter().map(|&v| a.u(v)).collect::<Result<_>>()?;
     let last = a.node.srcs.len() - 1;
-    let int8 = be.vecq_layer_for(g, n);
+    // The integer-dot kernel reads its planned q8_1 copy of x (of x·nw with a norm) and,
+    // as the producer of another slot (extra.q8), writes that one in its epilogue.
+    let int8 = if be.vecq_layer_for(g, n) {
+        let slot = *be
+            .xq_node
+            .get(&n)
+            .ok_or_else(|| a.wrong("mul_mat_layer (no q8_1 slot)"))?;
+        let sl = be.xq_slots[slot];
+        let out = match extra.q8 {
+            Some(o) => {
+                let so = be.xq_slots[o];
+                Some(LayerQ8Out {
+                    codes: so.codes,
+                    scales: so.scales,
+                    cnt: so
+                        .cnt
+                        .ok_or_else(|| a.wrong("mul_mat_layer (no block counters)"))?,
+                    norm: match so.nw {
+                        Some(nw) => Some((be.range(g, nw)?, so.ss)),
+                        None => None,
+                    },
+                })
+            }
+            None => None,
+        };
+        Some(LayerQ8 {
+            x: be.xq(slot),
+            scratch: be.xq_scratch_range(),
+            ss: sl.nw.map(|_| sl.ss),
+            out,
+        })
+    } else {
+        None
+    };
+    let int8_shape = int8.is_some();
     let parts = LayerParts {
         norm: norm.map(|eps| a.s(2).map(|nw| (nw, eps))).transpose()?,
         epi: match epi {
@@ -420,7 +454,7 @@ pub(crate) fn mul_mat_layer(
         a.u(w.nrows())?,
         a.u(a.st(1).nrows())?,
         &split32,
-        if int8 {
+        if int8_shape {
             // The fused kernel pairs gate/up rows: an odd override keeps the default.
             be.mat_vecq_shape.filter(|s| s.rows % 2 == 0)
         } else {

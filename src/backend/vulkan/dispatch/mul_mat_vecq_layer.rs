@@ -1,0 +1,300 @@
+//! `mul_mat_vecq_layer.comp`: the integer-dot mat-vec with the decode-layer folds
+//! (`Op::MulMatLayer` on the MMVQ path), recorded through `mul_mat::mul_mat_vec_layer`
+//! with [`LayerQ8`] operands.
+//!
+//! Invariants:
+//! - x is q8_1 (`mul_mat_vecq::quantize_q8_1_norm` or a producer's q8_1 epilogue); with
+//!   the RMS-norm prologue it holds the blocks of `x·nw` and the per-block sums of squares
+//!   of `x`, and the kernel scales the products by `1/rms` (the rms cancels out of the
+//!   quantization).
+//! - The q8_1 epilogue ([`LayerQ8Out`]) quantizes the output (times the next norm's
+//!   weight, with its sums of squares) for the next integer-dot matmul: the last of the
+//!   workgroups covering a 32-row block to arrive (a counter per block, zero between
+//!   dispatches) writes it. Only where [`vecq_layer_qout_fits`]: residual-add, SwiGLU or
+//!   plain epilogues into one output.
+//! - Only the ranges a dispatch reads (x's sums of squares) and writes (its epilogue's
+//!   slot) of the scratch are bound, so siblings of one stage never overlap in a
+//!   writable binding.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::bind;
+use super::mul_mat::{grid_2d, LayerEpi, LayerParts, LayerPush, MatVecShape, Push, WeightBinding};
+use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// The q8_1 operands of the integer-dot fused mat-vec (`mul_mat_vecq_layer.comp`).
+pub struct LayerQ8<'a> {
+    /// x as q8_1 (`quantize_q8_1` or a producer's q8_1 epilogue); with a norm, the blocks
+    /// of `x·nw` (the norm weight in [`LayerParts::norm`] is then not read).
+    pub x: super::mul_mat_vecq::XQ<'a>,
+    /// The q8_1 scratch buffer that `ss` and `out`'s offsets index, in bytes from the
+    /// start of this range (the kernel binds the parts it reads and writes).
+    pub scratch: BufferRange<'a>,
+    /// With a norm: the per-block sums of squares of the raw x, f32 `[n·k/32]`.
+    pub ss: Option<u64>,
+    /// The q8_1 epilogue: the output quantized for the next integer-dot matmul.
+    pub out: Option<LayerQ8Out<'a>>,
+}
+
+/// Where [`LayerQ8::out`] writes: byte offsets in the scratch of the output's q8_1 codes
+/// (`n·m_out` bytes) and `(d, s)` pairs (`n·m_out/32`), of `m_out/32` u32 block
+/// counters (zero before the dispatch, left at zero), and with `norm` the next norm's
+/// weight (f32 `[m_out]`: the blocks are of output·weight) and the offset of the output's
+/// per-block sums of squares (f32 `[n·m_out/32]`). `m_out` is the output's rows (half
+/// the weight's with SwiGLU).
+pub struct LayerQ8Out<'a> {
+    pub codes: u64,
+    pub scales: u64,
+    pub cnt: u64,
+    pub norm: Option<(BufferRange<'a>, u64)>,
+}
+
+/// Push constants of `mul_mat_vecq_layer.comp`: [`LayerPush`], then the q8_1 scratch's
+/// element offsets (bindings 6 and 7).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LayerQPush {
+    layer: LayerPush,
+    ss_off: u32,
+    qo_codes: u32,
+    qo_scales: u32,
+    qo_ss: u32,
+    qo_cnt: u32,
+    pad: [u32; 3],
+}
+
+/// Whether the q8_1 epilogue of the integer-dot fused mat-vec can quantize an output of
+/// `m_out` rows computed `rows_out` per workgroup: each workgroup's rows in one 32-row
+/// block, every block whole.
+pub fn vecq_layer_qout_fits(m_out: u32, rows_out: u32) -> bool {
+    m_out % 32 == 0 && rows_out > 0 && 32 % rows_out == 0
+}
+
+/// The rows per workgroup of the integer-dot fused mat-vec's default launch (`None`
+/// where it has none: [`vecq_layer_support`] says why).
+pub fn vecq_layer_rows(caps: &Caps, k: u32, n: u32, shape: Option<MatVecShape>) -> Option<u32> {
+    vecq_layer_launch(caps, k, n, shape, "")
+        .ok()
+        .map(|(s, _)| s.rows)
+}
+
+/// Why the integer-dot fused mat-vec (`mul_mat_vecq_layer.comp`) cannot take weight type
+/// `ty` with rows of `k` for `n` tokens here, or `Ok`: the integer-dot mat-vec's needs
+/// (`mul_mat_vecq::supports`) and its default launch's shared arrays with the norm's.
+pub fn vecq_layer_support(
+    caps: &Caps,
+    ty: GgmlType,
+    k: u64,
+    n: u64,
+) -> std::result::Result<(), String> {
+    let (Ok(k32), Ok(n32)) = (u32::try_from(k), u32::try_from(n)) else {
+        return Err(format!("k = {k} or n = {n} exceeds 32 bits"));
+    };
+    if vecq_layer_shader(ty).is_none() || !super::mul_mat_vecq::supports(caps, ty, k32, n32) {
+        return Err(format!(
+            "no integer-dot fused mat-vec for {ty} with k = {k}, n = {n} on {}",
+            caps.name
+        ));
+    }
+    vecq_layer_launch(caps, k32, n32, None, "integer-dot fused mat-vec")
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The integer-dot mat-vec's launch (`mul_mat_vecq::launch`) with room for the norm's
+/// per-token sums beside the partial sums, and an even row count (the gate/up pairs).
+fn vecq_layer_launch(
+    caps: &Caps,
+    k: u32,
+    n: u32,
+    shape: Option<MatVecShape>,
+    what: &str,
+) -> Result<(MatVecShape, u32)> {
+    let (shape, wg) = super::mul_mat_vecq::launch(caps, k, n, shape, 1, what)?;
+    if shape.rows % 2 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: shape {shape:?}: the fused kernel pairs rows (an even count)"
+        )));
+    }
+    Ok((shape, wg))
+}
+
+fn vecq_layer_shader(ty: GgmlType) -> Option<ShaderId> {
+    use GgmlType as T;
+    use ShaderId as S;
+    Some(match ty {
+        T::Q4_0 => S::mul_mat_vecq_layer_q4_0,
+        T::Q4_1 => S::mul_mat_vecq_layer_q4_1,
+        T::Q5_0 => S::mul_mat_vecq_layer_q5_0,
+        T::Q5_1 => S::mul_mat_vecq_layer_q5_1,
+        T::Q8_0 => S::mul_mat_vecq_layer_q8_0,
+        T::Q2K => S::mul_mat_vecq_layer_q2_K,
+        T::Q3K => S::mul_mat_vecq_layer_q3_K,
+        T::Q4K => S::mul_mat_vecq_layer_q4_K,
+        T::Q5K => S::mul_mat_vecq_layer_q5_K,
+        T::Q6K => S::mul_mat_vecq_layer_q6_K,
+        _ => return None,
+    })
+}
+
+/// [`mul_mat_vec_layer`]'s integer-dot form (`mul_mat_vecq_layer.comp`); `kmn` is
+/// `[k, m, n, out_rows]`, checked by the caller except for the q8_1 operands.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn vecq_layer(
+    rec: &mut Recorder,
+    ty: GgmlType,
+    wb: WeightBinding<'_>,
+    q: &LayerQ8<'_>,
+    parts: &LayerParts<'_>,
+    dst: BufferRange<'_>,
+    kmn: [u32; 4],
+    shape: Option<MatVecShape>,
+    what: &str,
+) -> Result<()> {
+    let [k, m, n, out_rows] = kmn;
+    let caps = rec.caps();
+    let kn = u64::from(k) * u64::from(n);
+    let mn = u64::from(out_rows) * u64::from(n);
+    let glu = matches!(parts.epi, LayerEpi::SwiGlu);
+    let (rq, q_off) = bind(caps, &q.x.codes, 4, kn / 4, &format!("{what} codes"))?;
+    let (rs, s_off) = bind(caps, &q.x.scales, 8, kn / 32, &format!("{what} scales"))?;
+    if q_off % 4 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: the codes must start at a multiple of 16 bytes"
+        )));
+    }
+    let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
+    // The scratch, addressed in bytes from its range's start: x's sums of squares bound
+    // read-only (binding 6), the epilogue's slot alone writable (binding 7). Where either
+    // is absent its binding holds dst, which this dispatch writes anyway.
+    let sub = |b: u64, len: u64, name: &str| -> Result<BufferRange<'_>> {
+        if b.checked_add(len).is_none_or(|e| e > q.scratch.size) {
+            return Err(Error::Usage(format!(
+                "{what}: {name} [{b}, +{len}) outside the q8_1 scratch"
+            )));
+        }
+        Ok(q.scratch.buffer.range(q.scratch.offset + b, len))
+    };
+    let (rss, ss_off) = match (q.ss, &parts.norm) {
+        (Some(b), Some(_)) => {
+            let r = sub(b, kn / 32 * 4, "sums of squares")?;
+            bind(caps, &r, 4, kn / 32, &format!("{what} sums of squares"))?
+        }
+        (None, None) => (rd, 0),
+        _ => {
+            return Err(Error::Usage(format!(
+                "{what}: a norm needs x's sums of squares and they need a norm"
+            )))
+        }
+    };
+    let rows_out_of = |rows: u32| if glu { rows / 2 } else { rows };
+    let (shape, wg) = vecq_layer_launch(caps, k, n, shape, what)?;
+    let (rnw, nw_off, ro, qo, qout) = match &q.out {
+        None => (rd, 0, rd, [0u32; 4], 0),
+        Some(o) => {
+            if !vecq_layer_qout_fits(out_rows, rows_out_of(shape.rows))
+                || matches!(parts.epi, LayerEpi::Bias(_))
+                || (!glu && wb.nseg > 1)
+            {
+                return Err(Error::Usage(format!(
+                    "{what}: no q8_1 epilogue for {out_rows} output rows, {} per workgroup \
+                     (needs whole 32-row blocks, one per workgroup, one unsplit output)",
+                    rows_out_of(shape.rows)
+                )));
+            }
+            // The slot's arrays: codes, (d, s), sums of squares, counters, in one range.
+            let (cb, sb) = super::mul_mat_vecq::xq_bytes(out_rows, n);
+            let mut parts_b = vec![
+                (o.codes, cb),
+                (o.scales, sb),
+                (o.cnt, u64::from(out_rows / 32) * 4),
+            ];
+            if let Some((_, ssb)) = &o.norm {
+                parts_b.push((*ssb, sb / 2));
+            }
+            let lo = parts_b.iter().map(|p| p.0).min().unwrap_or(0);
+            let hi = parts_b.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
+            if parts_b.iter().any(|p| (p.0 - lo) % 8 != 0) {
+                return Err(Error::Usage(format!(
+                    "{what}: the epilogue's arrays must be 8-byte aligned"
+                )));
+            }
+            let r = sub(lo, hi - lo, "the epilogue's slot")?;
+            let (ro, base) = bind(caps, &r, 8, (hi - lo) / 8, &format!("{what} q8_1 epilogue"))?;
+            let word = |b: u64| (u64::from(base) * 8 + b - lo) / 4;
+            let w32 = |v: u64| {
+                u32::try_from(v).map_err(|_| {
+                    Error::Unsupported(format!("{what}: scratch offset exceeds 32 bits"))
+                })
+            };
+            let (rnw, nw_off, qss, qout) = match &o.norm {
+                Some((nw, ssb)) => {
+                    let (r, off) = bind(
+                        caps,
+                        nw,
+                        4,
+                        u64::from(out_rows),
+                        &format!("{what} next norm weight"),
+                    )?;
+                    (r, off, w32(word(*ssb))?, 2)
+                }
+                None => (rd, 0, 0, 1),
+            };
+            let qo = [
+                w32(word(o.codes))?,
+                w32(word(o.scales) / 2)?,
+                qss,
+                w32(word(o.cnt))?,
+            ];
+            (rnw, nw_off, ro, qo, qout)
+        }
+    };
+    let (rr, r_off) = match &parts.epi {
+        LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual"))?,
+        LayerEpi::Bias(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias"))?,
+        _ => (rd, 0),
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let eps = parts.norm.as_ref().map_or(0.0, |(_, e)| *e);
+    let push = LayerQPush {
+        layer: LayerPush {
+            base: Push::new(k, m, n, &wb, q_off, s_off, d_off),
+            nw_off,
+            r_off,
+            eps,
+            scale: parts.scale,
+        },
+        ss_off,
+        qo_codes: qo[0],
+        qo_scales: qo[1],
+        qo_ss: qo[2],
+        qo_cnt: qo[3],
+        pad: [0; 3],
+    };
+    if shape.rows % 2 != 0 || !shape.wg.is_power_of_two() {
+        return Err(Error::Usage(format!("{what}: bad mat-vec shape {shape:?}")));
+    }
+    let groups = grid_2d(caps, out_rows.div_ceil(rows_out_of(shape.rows)), what)?;
+    let epi = parts.epi.code();
+    rec.dispatch(
+        vecq_layer_shader(ty).expect("checked by vecq_layer_support"),
+        &[
+            wg,
+            shape.rows,
+            1,
+            n,
+            u32::from(parts.norm.is_some()),
+            epi,
+            u32::from(nw_off % 4 == 0),
+            super::mul_mat_vecq::w_align(ty, &wb),
+            qout,
+        ],
+        &[wb.range, rq, rs, rd, rr, rnw, rss, ro],
+        bytemuck::bytes_of(&push),
+        groups,
+    )
+}
