@@ -106,6 +106,54 @@ struct Unit {
 #define SUBS 8u
 #endif
 
+#if defined(TYPE_Q2_K) || defined(TYPE_Q3_K)
+// The 16-byte chunks of a q2_K / q3_K block's 2-bit codes are the units (KCHUNK4, see
+// main): chunk c (0..3) of the block holds, in bit pairs t = 0..3 of each byte, values
+// 16·hf .. 16·hf + 15 (hf = c % 2) of the four 32-value sub-blocks 4h + t (h = c / 2),
+// so one 16-byte load serves four half x units, where a 32-value unit loaded 32 bytes
+// for 8 (and q3_K another 32 of high bits for 4).
+#define KCHUNK4
+
+// Chunk c's codes of the four sub-blocks (int8, offsets applied), their scales and (q2_K)
+// min scales times dmin.
+struct Unit4 {
+    uvec4 w[4];
+    vec4 a;
+    vec4 mn;
+};
+
+Unit4 dq_unit4(uint bb, uint c) {
+    Unit4 r;
+    const uint h = c >> 1, hf = c & 1u;
+#ifdef TYPE_Q2_K
+    const uvec4 q = ld128(bb + 16u + 32u * h + 16u * hf);
+    const vec2 dm = unpackHalf2x16(ld32(bb + 80u));
+    // scales[2·(4h + t) + hf]: bytes 8h + hf, 8h + 2 + hf, 8h + 4 + hf, 8h + 6 + hf.
+    const uvec2 sw = uvec2(ld32(bb + 8u * h), ld32(bb + 8u * h + 4u)) >> (8u * hf);
+    const uvec4 sc = uvec4(sw.x, sw.x >> 16, sw.y, sw.y >> 16) & 0xffu;
+    [[unroll]] for (uint t = 0u; t < 4u; t++) {
+        r.w[t] = (q >> (2u * t)) & 0x03030303u;
+    }
+    r.a = dm.x * vec4(sc & 15u);
+    r.mn = dm.y * vec4(sc >> 4);
+#else
+    const uvec4 q = ld128(bb + 32u + 32u * h + 16u * hf);
+    const uvec4 hm = ld128(bb + 16u * hf);
+    const float d = ldh(bb + 108u);
+    const uint cc = 0x04040404u;
+    [[unroll]] for (uint t = 0u; t < 4u; t++) {
+        const uvec4 u = ((q >> (2u * t)) & 0x03030303u) | (((hm >> (4u * h + t)) & 0x01010101u) << 2);
+        r.w[t] = uvec4(sub_bytes(u.x, cc), sub_bytes(u.y, cc), sub_bytes(u.z, cc), sub_bytes(u.w, cc));
+    }
+    const uint j = 8u * h + hf;
+    r.a = d * vec4(float(scale_k3(bb, j)), float(scale_k3(bb, j + 2u)), float(scale_k3(bb, j + 4u)),
+                   float(scale_k3(bb, j + 6u)));
+    r.mn = vec4(0.0);
+#endif
+    return r;
+}
+#endif
+
 #if defined(TYPE_Q5_K) || defined(TYPE_Q6_K)
 // The 16-byte chunks of a q5_K / q6_K block's 4-bit codes are the units (KCHUNK, see
 // main): chunk s covers half s % 2 of two x units, KX_A(s) and KX_A(s) + KX_D. (q4_K keeps
@@ -293,6 +341,42 @@ void main() {
     [[unroll]] for (uint r = 0u; r < NR; r++) {
         wbase[r] = row_addr(row_in(group, r) ? phys_row(group, r) : row0).wbase;
     }
+#ifdef KCHUNK4
+    for (uint u = tid; u < units / 2u; u += WG) {
+        const uint blk = u / 4u, c = u % 4u;
+        Unit4 w[NR];
+        [[unroll]] for (uint r = 0u; r < NR; r++) {
+            w[r] = dq_unit4(wbase[r] + blk * BLOCK_BYTES, c);
+        }
+        const uint xu0 = blk * 8u + 4u * (c >> 1); // x unit of sub-block t = 0
+        [[unroll]] for (uint j = 0u; j < NMAX; j++) {
+            uvec4 xc[4];
+            vec2 ds[4];
+            [[unroll]] for (uint t = 0u; t < 4u; t++) {
+                const uint xu = X_UNIT(j) + xu0 + t;
+                xc[t] = xq[(p.x_off >> 2) + 2u * xu + (c & 1u)];
+                ds[t] = xds[p.x2_off + xu];
+            }
+#ifdef TYPE_Q2_K
+            vec4 xs;
+            [[unroll]] for (uint t = 0u; t < 4u; t++) {
+                xs[t] = float(sdot4(uvec4(0x01010101u), xc[t]));
+            }
+#endif
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                float v = 0.0;
+                [[unroll]] for (uint t = 0u; t < 4u; t++) {
+                    float it = w[r].a[t] * float(sdot4(w[r].w[t], xc[t]));
+#ifdef TYPE_Q2_K
+                    it -= w[r].mn[t] * xs[t];
+#endif
+                    v += ds[t].x * it;
+                }
+                acc[r][j] += v;
+            }
+        }
+    }
+#else
     for (uint u = tid; u < units; u += WG) {
         const uint blk = u / SUBS, s = u % SUBS;
         Unit w[NR];
@@ -335,6 +419,7 @@ void main() {
         }
     }
 
+#endif
     const uint slots = NR * NMAX;
     [[unroll]] for (uint r = 0u; r < NR; r++) {
         [[unroll]] for (uint j = 0u; j < NMAX; j++) {

@@ -641,7 +641,7 @@ pub fn mul_mat_id_with(
                 "{what}: the codes must start at a multiple of 16 bytes"
             )));
         }
-        let (shape, wg) = mul_mat_vecq::launch(caps, k, 1, qshape, 0, &what)?;
+        let (shape, wg) = mul_mat_vecq::launch(caps, ty, k, 1, qshape, 0, &what)?;
         let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
         groups[2] = pairs as u32;
         let push = IdPush {

@@ -110,6 +110,16 @@ pub fn preferred(caps: &Caps) -> bool {
     caps.integer_dot_4x8_signed_accelerated && caps.device_type != ash::vk::PhysicalDeviceType::CPU
 }
 
+/// Values one invocation takes per row and step: a 16-byte code chunk of q2_K / q3_K
+/// (`KCHUNK4` in common/mul_mat_vecq_body.glsl) spans 64, every other unit 32.
+pub(crate) fn unit_values(ty: GgmlType) -> u32 {
+    if matches!(ty, GgmlType::Q2K | GgmlType::Q3K) {
+        64
+    } else {
+        32
+    }
+}
+
 /// The launch shape for rows of `k` values over `n` tokens (`shape`, or the default) and
 /// the workgroup width the device takes: one 32-value unit per invocation and row per
 /// step, a workgroup no wider than the row has units (short rows: one subgroup, no idle
@@ -118,6 +128,7 @@ pub fn preferred(caps: &Caps) -> bool {
 /// norm sums) do not fit.
 pub(crate) fn launch(
     caps: &Caps,
+    ty: GgmlType,
     k: u32,
     n: u32,
     shape: Option<MatVecShape>,
@@ -125,7 +136,7 @@ pub(crate) fn launch(
     what: &str,
 ) -> Result<(MatVecShape, u32)> {
     let shape = shape.unwrap_or(MatVecShape {
-        wg: (k / 32)
+        wg: (k / unit_values(ty))
             .next_power_of_two()
             .clamp(caps.subgroup_size.clamp(8, WG), WG),
         rows: ROWS,
@@ -265,7 +276,7 @@ pub fn mul_mat_vecq(
         return Ok(());
     }
     let push = Push::new(k, m, n, &wb, q_off, s_off, d_off);
-    let (shape, wg) = launch(caps, k, n, shape, 0, &what)?;
+    let (shape, wg) = launch(caps, ty, k, n, shape, 0, &what)?;
     let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
     let shader = shader(ty).expect("checked by supports()");
     let align = w_align(ty, &wb);

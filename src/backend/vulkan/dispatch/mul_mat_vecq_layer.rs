@@ -74,8 +74,14 @@ pub fn vecq_layer_qout_fits(m_out: u32, rows_out: u32) -> bool {
 
 /// The rows per workgroup of the integer-dot fused mat-vec's default launch (`None`
 /// where it has none: [`vecq_layer_support`] says why).
-pub fn vecq_layer_rows(caps: &Caps, k: u32, n: u32, shape: Option<MatVecShape>) -> Option<u32> {
-    vecq_layer_launch(caps, k, n, shape, "")
+pub fn vecq_layer_rows(
+    caps: &Caps,
+    ty: GgmlType,
+    k: u32,
+    n: u32,
+    shape: Option<MatVecShape>,
+) -> Option<u32> {
+    vecq_layer_launch(caps, ty, k, n, shape, "")
         .ok()
         .map(|(s, _)| s.rows)
 }
@@ -98,7 +104,7 @@ pub fn vecq_layer_support(
             caps.name
         ));
     }
-    vecq_layer_launch(caps, k32, n32, None, "integer-dot fused mat-vec")
+    vecq_layer_launch(caps, ty, k32, n32, None, "integer-dot fused mat-vec")
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -107,12 +113,13 @@ pub fn vecq_layer_support(
 /// per-token sums beside the partial sums, and an even row count (the gate/up pairs).
 fn vecq_layer_launch(
     caps: &Caps,
+    ty: GgmlType,
     k: u32,
     n: u32,
     shape: Option<MatVecShape>,
     what: &str,
 ) -> Result<(MatVecShape, u32)> {
-    let (shape, wg) = super::mul_mat_vecq::launch(caps, k, n, shape, 1, what)?;
+    let (shape, wg) = super::mul_mat_vecq::launch(caps, ty, k, n, shape, 1, what)?;
     if shape.rows % 2 != 0 {
         return Err(Error::Unsupported(format!(
             "{what}: shape {shape:?}: the fused kernel pairs rows (an even count)"
@@ -190,7 +197,7 @@ pub(crate) fn vecq_layer(
         }
     };
     let rows_out_of = |rows: u32| if glu { rows / 2 } else { rows };
-    let (shape, wg) = vecq_layer_launch(caps, k, n, shape, what)?;
+    let (shape, wg) = vecq_layer_launch(caps, ty, k, n, shape, what)?;
     let (rnw, nw_off, ro, qo, qout) = match &q.out {
         None => (rd, 0, rd, [0u32; 4], 0),
         Some(o) => {

@@ -647,10 +647,14 @@ impl VulkanBackend {
             return false;
         }
         let shape = self.mat_vecq_shape.filter(|s| s.rows % 2 == 0);
-        dispatch::mul_mat::vecq_layer_rows(self.ctx.caps(), w.ne[0] as u32, x.nrows() as u32, shape)
-            .is_some_and(|r| {
-                dispatch::mul_mat::vecq_layer_qout_fits(k, if glu { r / 2 } else { r })
-            })
+        dispatch::mul_mat::vecq_layer_rows(
+            self.ctx.caps(),
+            w.ty,
+            w.ne[0] as u32,
+            x.nrows() as u32,
+            shape,
+        )
+        .is_some_and(|r| dispatch::mul_mat::vecq_layer_qout_fits(k, if glu { r / 2 } else { r }))
     }
 }
 
