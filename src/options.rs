@@ -11,7 +11,7 @@
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
 //! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
-//! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, which quantizes x itself (default 0: measured slower on the H100, docs/BENCHMARKS.md; 1 for A/B) |
+//! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, `mul_mat_vecq_layer`, each quantizing its output for the next in a q8_1 epilogue (default 1: 5 stages per llama layer, +3–7 % tg128 on the H100, docs/BENCHMARKS.md; 0 for A/B) |
 //! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
 //! | `VKGRAPH_MMVQ_SHAPE=WGxROWS` | [`Options::mat_vecq_shape`] | the same for the integer-dot mat-vec, dense and expert-indexed (rows 1..=16; unset: chosen per shape) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
@@ -57,7 +57,7 @@ impl Default for Options {
             coopmat: true,
             moe_group: true,
             mat_vec: MatVecPath::Auto,
-            mat_vecq_layer: false,
+            mat_vecq_layer: true,
             mat_vec_shape: None,
             mat_vecq_shape: None,
             attn_split_rows: None,
@@ -89,7 +89,7 @@ impl Options {
         o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(true);
         o.moe_group = flag(&get, "VKGRAPH_MOE_GROUP")?.unwrap_or(true);
         o.pipeline_stats = flag(&get, "VKGRAPH_PIPELINE_STATS")?.unwrap_or(false);
-        o.mat_vecq_layer = flag(&get, "VKGRAPH_MMVQ_LAYER")?.unwrap_or(false);
+        o.mat_vecq_layer = flag(&get, "VKGRAPH_MMVQ_LAYER")?.unwrap_or(true);
         o.mat_vec = match flag(&get, "VKGRAPH_MMVQ")? {
             None => MatVecPath::Auto,
             Some(true) => MatVecPath::Int8,

@@ -439,11 +439,10 @@ fn dump_names_each_kernel_and_why() {
         "{out}"
     );
     assert!(out.contains("ATTENTION kqv_out-0"), "{out}");
-    // The integer-dot path takes the same folds in its own kernel where asked...
+    // The integer-dot path takes the same folds in its own kernel (the default)...
     let o = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
         .args(args)
         .env("VKGRAPH_MMVQ", "1")
-        .env("VKGRAPH_MMVQ_LAYER", "1")
         .output()
         .expect("run vkgraph");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -465,11 +464,12 @@ fn dump_names_each_kernel_and_why() {
         ),
         "{out}"
     );
-    // ...and by default keeps them apart, their kernels writing the q8_1 copies the
-    // integer-dot mat-vec reads.
+    // ...and with VKGRAPH_MMVQ_LAYER=0 keeps them apart, their kernels writing the q8_1
+    // copies the integer-dot mat-vec reads.
     let o = Command::new(env!("CARGO_BIN_EXE_vkgraph"))
         .args(args)
         .env("VKGRAPH_MMVQ", "1")
+        .env("VKGRAPH_MMVQ_LAYER", "0")
         .output()
         .expect("run vkgraph");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -482,7 +482,7 @@ fn dump_names_each_kernel_and_why() {
     );
     assert!(out.contains("written by the SWIGLU epilogue"), "{out}");
     assert!(
-        out.contains("its fused form is opt-in (VKGRAPH_MMVQ_LAYER=1)"),
+        out.contains("its fused form is off (VKGRAPH_MMVQ_LAYER=0)"),
         "{out}"
     );
 }

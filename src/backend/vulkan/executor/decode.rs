@@ -192,7 +192,7 @@ impl VulkanBackend {
             if !self.mat_vecq_layer {
                 return Err(format!(
                     "{} takes the integer-dot mat-vec ({} {:.1} MiB); its fused form is \
-                     opt-in (VKGRAPH_MMVQ_LAYER=1)",
+                     off (VKGRAPH_MMVQ_LAYER=0)",
                     w.name,
                     w.ty,
                     w.nbytes() as f64 / f64::from(1u32 << 20)

@@ -102,7 +102,7 @@ pub struct VulkanBackend {
     mat_vec: MatVecPath,
     /// Whether integer-dot decode matmuls take folded work (`set_mat_vecq_layer`).
     pub(super) mat_vecq_layer: bool,
-    /// Prompt matmuls on cooperative matrices where the device has them (opt-in).
+    /// Prompt matmuls on cooperative matrices where the device has them (on by default; `VKGRAPH_COOPMAT=0` for the A/B).
     coopmat: bool,
     /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
     pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
@@ -170,7 +170,7 @@ impl VulkanBackend {
             moe_scratch: HashMap::new(),
             moe_group: true,
             mat_vec: MatVecPath::Auto,
-            mat_vecq_layer: false,
+            mat_vecq_layer: true,
             coopmat: true,
             mat_vec_shape: None,
             mat_vecq_shape: None,
@@ -206,11 +206,11 @@ impl VulkanBackend {
     }
 
     /// Lets decode matmuls on the integer-dot path take the decode-layer folds
-    /// (`passes::layer`) in their own kernel, `mul_mat_vecq_layer.comp`, which quantizes
-    /// x in every workgroup (`VKGRAPH_MMVQ_LAYER=1`). Off by default: it removes three
-    /// stages of a llama-8B layer but made its decode 37 % slower on the H100 (the
-    /// per-workgroup quantization costs more than the stages; docs/BENCHMARKS.md), so the
-    /// norm, residual add and SwiGLU around an integer-dot matmul stay separate stages.
+    /// (`passes::layer`) in their own kernel, `mul_mat_vecq_layer.comp`, whose q8_1
+    /// epilogue quantizes its output for the next integer-dot matmul
+    /// (`VKGRAPH_MMVQ_LAYER`). On by default: a llama-8B decode layer is 5 stages instead
+    /// of 8 (+7 % tg128 on the H100, docs/BENCHMARKS.md); off, the norm, residual add and
+    /// SwiGLU around an integer-dot matmul are stages of their own (the A/B).
     /// Takes effect for graphs built afterwards (the folds are planned at build time).
     pub fn set_mat_vecq_layer(&mut self, on: bool) {
         if on != self.mat_vecq_layer {
