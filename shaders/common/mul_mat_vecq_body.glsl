@@ -106,12 +106,14 @@ struct Unit {
 #define SUBS 8u
 #endif
 
-#if defined(TYPE_Q2_K) || defined(TYPE_Q3_K)
+#if (defined(TYPE_Q2_K) || defined(TYPE_Q3_K)) && !defined(UNITS32)
 // The 16-byte chunks of a q2_K / q3_K block's 2-bit codes are the units (KCHUNK4, see
 // main): chunk c (0..3) of the block holds, in bit pairs t = 0..3 of each byte, values
 // 16·hf .. 16·hf + 15 (hf = c % 2) of the four 32-value sub-blocks 4h + t (h = c / 2),
 // so one 16-byte load serves four half x units, where a 32-value unit loaded 32 bytes
-// for 8 (and q3_K another 32 of high bits for 4).
+// for 8 (and q3_K another 32 of high bits for 4). UNITS32 (the `_u32` variants, for more
+// than mul_mat_vecq::CHUNK4_MAX_N tokens, where chunks measured slower) keeps the
+// 32-value units.
 #define KCHUNK4
 
 // Chunk c's codes of the four sub-blocks (int8, offsets applied), their scales and (q2_K)

@@ -53,10 +53,12 @@ struct QuantPush {
     pad0: u32,
 }
 
-fn shader(ty: GgmlType) -> Option<ShaderId> {
+fn shader(ty: GgmlType, n: u32) -> Option<ShaderId> {
     use GgmlType as T;
     use ShaderId as S;
     Some(match ty {
+        T::Q2K if !chunk4(ty, n) => S::mul_mat_vecq_q2_K_u32,
+        T::Q3K if !chunk4(ty, n) => S::mul_mat_vecq_q3_K_u32,
         T::Q4_0 => S::mul_mat_vecq_q4_0,
         T::Q4_1 => S::mul_mat_vecq_q4_1,
         T::Q5_0 => S::mul_mat_vecq_q5_0,
@@ -93,7 +95,7 @@ pub(crate) fn w_align(ty: GgmlType, wb: &super::mul_mat::WeightBinding<'_>) -> u
 /// Whether the device and shapes allow the integer-dot path for `ty` at `n` tokens.
 pub fn supports(caps: &Caps, ty: GgmlType, k: u32, n: u32) -> bool {
     use ash::vk::SubgroupFeatureFlags as F;
-    shader(ty).is_some()
+    shader(ty, n).is_some()
         && caps.integer_dot_product
         && caps.storage_16bit
         && caps.subgroup_ops.contains(F::BASIC | F::ARITHMETIC | F::SHUFFLE)
@@ -110,10 +112,21 @@ pub fn preferred(caps: &Caps) -> bool {
     caps.integer_dot_4x8_signed_accelerated && caps.device_type != ash::vk::PhysicalDeviceType::CPU
 }
 
-/// Values one invocation takes per row and step: a 16-byte code chunk of q2_K / q3_K
-/// (`KCHUNK4` in common/mul_mat_vecq_body.glsl) spans 64, every other unit 32.
-pub(crate) fn unit_values(ty: GgmlType) -> u32 {
-    if matches!(ty, GgmlType::Q2K | GgmlType::Q3K) {
+/// Most tokens for which q2_K / q3_K take their 16-byte code chunks (`KCHUNK4` in
+/// common/mul_mat_vecq_body.glsl); more take the 32-value units (the `_u32` variants).
+/// Measured on the H100 (docs/BENCHMARKS.md, thirteenth session): chunks +32 % / +36 %
+/// at n = 1, −23 % / −10 % at n = 8; n = 2..7 were not measured, 3 is a guess between.
+pub(crate) const CHUNK4_MAX_N: u32 = 3;
+
+/// Whether weight type `ty` at `n` tokens takes the q2_K / q3_K code chunks.
+pub(crate) fn chunk4(ty: GgmlType, n: u32) -> bool {
+    matches!(ty, GgmlType::Q2K | GgmlType::Q3K) && n <= CHUNK4_MAX_N
+}
+
+/// Values one invocation takes per row and step at `n` tokens: a 16-byte code chunk of
+/// q2_K / q3_K ([`chunk4`]) spans 64, every other unit 32.
+pub(crate) fn unit_values(ty: GgmlType, n: u32) -> u32 {
+    if chunk4(ty, n) {
         64
     } else {
         32
@@ -136,7 +149,7 @@ pub(crate) fn launch(
     what: &str,
 ) -> Result<(MatVecShape, u32)> {
     let shape = shape.unwrap_or(MatVecShape {
-        wg: (k / unit_values(ty))
+        wg: (k / unit_values(ty, n))
             .next_power_of_two()
             .clamp(caps.subgroup_size.clamp(8, WG), WG),
         rows: ROWS,
@@ -278,7 +291,7 @@ pub fn mul_mat_vecq(
     let push = Push::new(k, m, n, &wb, q_off, s_off, d_off);
     let (shape, wg) = launch(caps, ty, k, n, shape, 0, &what)?;
     let groups = grid_2d(caps, m.div_ceil(shape.rows), &what)?;
-    let shader = shader(ty).expect("checked by supports()");
+    let shader = shader(ty, n).expect("checked by supports()");
     let align = w_align(ty, &wb);
     rec.dispatch(
         shader,

@@ -98,7 +98,7 @@ pub fn vecq_layer_support(
     let (Ok(k32), Ok(n32)) = (u32::try_from(k), u32::try_from(n)) else {
         return Err(format!("k = {k} or n = {n} exceeds 32 bits"));
     };
-    if vecq_layer_shader(ty).is_none() || !super::mul_mat_vecq::supports(caps, ty, k32, n32) {
+    if vecq_layer_shader(ty, n32).is_none() || !super::mul_mat_vecq::supports(caps, ty, k32, n32) {
         return Err(format!(
             "no integer-dot fused mat-vec for {ty} with k = {k}, n = {n} on {}",
             caps.name
@@ -128,10 +128,12 @@ fn vecq_layer_launch(
     Ok((shape, wg))
 }
 
-fn vecq_layer_shader(ty: GgmlType) -> Option<ShaderId> {
+fn vecq_layer_shader(ty: GgmlType, n: u32) -> Option<ShaderId> {
     use GgmlType as T;
     use ShaderId as S;
     Some(match ty {
+        T::Q2K if !super::mul_mat_vecq::chunk4(ty, n) => S::mul_mat_vecq_layer_q2_K_u32,
+        T::Q3K if !super::mul_mat_vecq::chunk4(ty, n) => S::mul_mat_vecq_layer_q3_K_u32,
         T::Q4_0 => S::mul_mat_vecq_layer_q4_0,
         T::Q4_1 => S::mul_mat_vecq_layer_q4_1,
         T::Q5_0 => S::mul_mat_vecq_layer_q5_0,
@@ -288,7 +290,7 @@ pub(crate) fn vecq_layer(
     let groups = grid_2d(caps, out_rows.div_ceil(rows_out_of(shape.rows)), what)?;
     let epi = parts.epi.code();
     rec.dispatch(
-        vecq_layer_shader(ty).expect("checked by vecq_layer_support"),
+        vecq_layer_shader(ty, n).expect("checked by vecq_layer_support"),
         &[
             wg,
             shape.rows,
