@@ -1,5 +1,5 @@
 #version 450
-// bindings: 8
+// bindings: 9
 // push: 112
 // workgroup: 128
 //
@@ -11,7 +11,7 @@
 // x is q8_1 as mul_mat_vecq.comp reads it (with NORM: of x·nw, plus the per-block sums
 // of squares of x). Bindings: 0 weights, 1 x codes, 2 x (d, s), 3 dst, 4 residual / bias,
 // 5 the next norm's weight (QOUT 2), 6 x's per-block sums of squares (NORM), 7 the
-// epilogue's q8_1 slot (codes, (d, s), sums of squares, block counters). Specialization constants: 0 = WG, 1 = NR, 3 = NMAX,
+// epilogue's q8_1 slot (codes, (d, s), sums of squares), 8 its block counters. Specialization constants: 0 = WG, 1 = NR, 3 = NMAX,
 // 4 = NORM, 5 = EPI, 6 = NW_VEC4, 7 = W_ALIGN, 8 = QOUT; common/mul_mat_vecq_body.glsl
 // (LAYER) has the details.
 #define LAYER

@@ -62,8 +62,8 @@ layout(push_constant) uniform Push {
     float scale;
 #ifdef Q8_X
     // mul_mat_vecq_layer.comp: element offset in binding 6 of the per-block sums of
-    // squares of x (NORM), and in binding 7 of the q8_1 epilogue's (QOUT) codes (words),
-    // (d, s) pairs (vec2), sums of squares (floats) and block counters (words).
+    // squares of x (NORM), in binding 7 of the q8_1 epilogue's (QOUT) codes (words),
+    // (d, s) pairs (vec2) and sums of squares (floats), in binding 8 of its counters.
     uint ss_off;
     uint qo_codes;
     uint qo_scales;

@@ -6,7 +6,7 @@
 //
 // LAYER reads x as q8_1 like the plain kernel (bindings 1, 2; dst binding 3, residual /
 // bias 4, the epilogue's norm weight 5, x's sums of squares 6, the epilogue's q8_1 slot
-// 7). With NORM, x holds the
+// 7, its block counters 8). With NORM, x holds the
 // blocks of x·nw (not of the normalized x) and binding 6 the sums of squares of the raw
 // x per 32-value block: rms_norm(x)·nw = (x·nw) / rms, so 1/rms, one number per token
 // from those sums, multiplies the dot products at the end (mat_vec_layer_out.glsl) and
@@ -18,7 +18,7 @@
 // output is quantized once, by the kernel that computes it, for the integer-dot matmuls
 // that read it next. A 32-row block of the output is spread over 32 / rows-per-workgroup
 // workgroups; each publishes its rows (memoryBarrierBuffer) and counts itself in at the
-// block's counter (binding 7), and the last to arrive reads the block back (coherent dst)
+// block's counter (binding 8), and the last to arrive reads the block back (coherent dst)
 // and writes its q8_1 codes, (d, s) and sum of squares per token, then resets the counter
 // to 0 — the arrival pattern of the split-K attention's merge.
 #extension GL_GOOGLE_include_directive : require
@@ -32,17 +32,18 @@
 layout(std430, set = 0, binding = 1) readonly restrict buffer XQ { uvec4 xq[]; };
 layout(std430, set = 0, binding = 2) readonly restrict buffer XD { vec2 xds[]; };
 #ifdef LAYER
-// The input's sums of squares (NORM, binding 6) and the epilogue's arrays and counters
-// (QOUT, binding 7: one slot of the q8_1 scratch), at the push block's element offsets.
-// Without them the bindings hold ranges this dispatch alone may write (its dst), so the
-// declared-writable binding 7 overlaps nothing a sibling in the stage reads.
+// The input's sums of squares (NORM, binding 6), the epilogue's arrays (QOUT, binding 7:
+// one slot of the q8_1 scratch) and its block counters (binding 8: the scratch's counter
+// region, which holds nothing else), at the push block's element offsets. Without them
+// the bindings hold ranges this dispatch alone may write (its dst), so the
+// declared-writable bindings overlap nothing a sibling in the stage reads.
 layout(std430, set = 0, binding = 6) readonly restrict buffer QI { float qf_in[]; };
 #define Q8_CODES 7
 #define Q8_SCALES 7
 #define Q8_QUAL writeonly
 #include "q8_1.glsl"
 layout(std430, set = 0, binding = 7) buffer QF { float qf[]; };
-layout(std430, set = 0, binding = 7) buffer QC { uint qcnt[]; };
+layout(std430, set = 0, binding = 8) buffer QC { uint qcnt[]; };
 layout(constant_id = 8) const uint QOUT = 0u;
 shared uint last_sh;
 #endif

@@ -13,8 +13,8 @@
 //!   dispatches) writes it. Only where [`vecq_layer_qout_fits`]: residual-add, SwiGLU or
 //!   plain epilogues into one output.
 //! - Only the ranges a dispatch reads (x's sums of squares) and writes (its epilogue's
-//!   slot) of the scratch are bound, so siblings of one stage never overlap in a
-//!   writable binding.
+//!   slot, its block counters) of the scratch are bound, so siblings of one stage never
+//!   overlap in a writable binding.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -52,7 +52,7 @@ pub struct LayerQ8Out<'a> {
 }
 
 /// Push constants of `mul_mat_vecq_layer.comp`: [`LayerPush`], then the q8_1 scratch's
-/// element offsets (bindings 6 and 7).
+/// element offsets (bindings 6, 7 and 8).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct LayerQPush {
@@ -200,8 +200,8 @@ pub(crate) fn vecq_layer(
     };
     let rows_out_of = |rows: u32| if glu { rows / 2 } else { rows };
     let (shape, wg) = vecq_layer_launch(caps, ty, k, n, shape, what)?;
-    let (rnw, nw_off, ro, qo, qout) = match &q.out {
-        None => (rd, 0, rd, [0u32; 4], 0),
+    let (rnw, nw_off, ro, rcnt, qo, qout) = match &q.out {
+        None => (rd, 0, rd, rd, [0u32; 4], 0),
         Some(o) => {
             if !vecq_layer_qout_fits(out_rows, rows_out_of(shape.rows))
                 || matches!(parts.epi, LayerEpi::Bias(_))
@@ -213,13 +213,10 @@ pub(crate) fn vecq_layer(
                     rows_out_of(shape.rows)
                 )));
             }
-            // The slot's arrays: codes, (d, s), sums of squares, counters, in one range.
+            // The slot's arrays: codes, (d, s), sums of squares, in one range; the block
+            // counters in their own.
             let (cb, sb) = super::mul_mat_vecq::xq_bytes(out_rows, n);
-            let mut parts_b = vec![
-                (o.codes, cb),
-                (o.scales, sb),
-                (o.cnt, u64::from(out_rows / 32) * 4),
-            ];
+            let mut parts_b = vec![(o.codes, cb), (o.scales, sb)];
             if let Some((_, ssb)) = &o.norm {
                 parts_b.push((*ssb, sb / 2));
             }
@@ -251,13 +248,16 @@ pub(crate) fn vecq_layer(
                 }
                 None => (rd, 0, 0, 1),
             };
-            let qo = [
-                w32(word(o.codes))?,
-                w32(word(o.scales) / 2)?,
-                qss,
-                w32(word(o.cnt))?,
-            ];
-            (rnw, nw_off, ro, qo, qout)
+            let nb = u64::from(out_rows / 32);
+            let (rcnt, cnt_off) = bind(
+                caps,
+                &sub(o.cnt, nb * 4, "the epilogue's block counters")?,
+                4,
+                nb,
+                &format!("{what} block counters"),
+            )?;
+            let qo = [w32(word(o.codes))?, w32(word(o.scales) / 2)?, qss, cnt_off];
+            (rnw, nw_off, ro, rcnt, qo, qout)
         }
     };
     let (rr, r_off) = match &parts.epi {
@@ -302,7 +302,7 @@ pub(crate) fn vecq_layer(
             super::mul_mat_vecq::w_align(ty, &wb),
             qout,
         ],
-        &[wb.range, rq, rs, rd, rr, rnw, rss, ro],
+        &[wb.range, rq, rs, rd, rr, rnw, rss, ro, rcnt],
         bytemuck::bytes_of(&push),
         groups,
     )

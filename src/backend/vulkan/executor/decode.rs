@@ -281,14 +281,11 @@ impl VulkanBackend {
         self.xq_node.clear();
         self.xq_slots.clear();
         let align = self.align();
-        let mut at = 0u64;
-        let mut take = |bytes: u64| {
-            let o = at;
-            at += bytes.div_ceil(align) * align;
-            o
-        };
+        let round = |b: u64| b.div_ceil(align) * align;
+        // Pass 1: the slots (activation, norm weight) and who writes each.
         let mut by_key: Vec<((Region, Option<Region>), usize)> = Vec::new();
         let mut writers: Vec<NodeIndex> = Vec::new();
+        let mut counted: Vec<bool> = Vec::new();
         for n in g.order() {
             if !self.assigned.contains(&n) {
                 continue;
@@ -308,33 +305,24 @@ impl VulkanBackend {
                 Some(&(_, s)) => s,
                 None => {
                     let k = g.tensor(node.srcs[0]).ne[0] as u32;
-                    let nt = g.tensor(x).nrows() as u32;
-                    let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(k, nt);
-                    let codes = take(cb);
-                    let scales = take(sb);
-                    let ss = if nw.is_some() {
-                        take(u64::from(k / 32) * u64::from(nt) * 4)
-                    } else {
-                        0
-                    };
                     // One q8_1 epilogue per producer: a second copy is quantized apart.
                     let producer = self
                         .q8_writer(g, x, k, nw.is_some())
                         .filter(|p| !writers.contains(p));
-                    let cnt = producer
-                        .filter(|&p| matches!(g.node(p).op, Op::MulMatLayer { .. }))
-                        .map(|_| take(u64::from(k / 32) * 4));
                     writers.extend(producer);
+                    counted.push(
+                        producer.is_some_and(|p| matches!(g.node(p).op, Op::MulMatLayer { .. })),
+                    );
                     self.xq_slots.push(XqSlot {
                         x,
                         producer,
                         k,
-                        n: nt,
-                        codes,
-                        scales,
+                        n: g.tensor(x).nrows() as u32,
+                        codes: 0,
+                        scales: 0,
                         nw,
-                        ss,
-                        cnt,
+                        ss: 0,
+                        cnt: None,
                     });
                     by_key.push((key, self.xq_slots.len() - 1));
                     self.xq_slots.len() - 1
@@ -342,16 +330,32 @@ impl VulkanBackend {
             };
             self.xq_node.insert(n, slot);
         }
-        if at == 0 {
+        if self.xq_slots.is_empty() {
             return Ok(());
         }
-        // The fused mat-vecs' block counters must read zero; their kernels leave them so,
-        // but other slots' codes may have used those bytes under an earlier plan.
-        let counters: Vec<(u64, u64)> = self
-            .xq_slots
-            .iter()
-            .filter_map(|s| s.cnt.map(|c| (c, u64::from(s.k / 32) * 4)))
-            .collect();
+        // Pass 2: the layout. The fused mat-vecs' block counters come first, in a region
+        // that only ever holds counters and only grows (`xq_cnt_bytes`): kernels leave
+        // counters at zero, so the region is zero-filled only when new bytes join it.
+        let mut at = 0u64;
+        for (s, &c) in self.xq_slots.iter_mut().zip(&counted) {
+            if c {
+                s.cnt = Some(at);
+                at += round(u64::from(s.k / 32) * 4);
+            }
+        }
+        let grown = at > self.xq_cnt_bytes;
+        self.xq_cnt_bytes = self.xq_cnt_bytes.max(at);
+        at = self.xq_cnt_bytes;
+        for s in &mut self.xq_slots {
+            let (cb, sb) = dispatch::mul_mat_vecq::xq_bytes(s.k, s.n);
+            s.codes = at;
+            s.scales = s.codes + round(cb);
+            at = s.scales + round(sb);
+            if s.nw.is_some() {
+                s.ss = at;
+                at += round(u64::from(s.k / 32) * u64::from(s.n) * 4);
+            }
+        }
         let have = self.xq_scratch.map(|b| self.bufs[b].size());
         let fresh = have.is_none_or(|h| h < at);
         if fresh {
@@ -367,16 +371,17 @@ impl VulkanBackend {
             }
             self.recorded.clear();
         }
-        if !counters.is_empty() && (fresh || counters != self.xq_counters) {
+        if self.xq_cnt_bytes > 0 && (fresh || grown) {
             let b = &self.bufs[self.xq_scratch.expect("created above")];
             let mut rec = self.ctx.recorder()?;
             rec.begin()?;
-            for &(o, len) in &counters {
-                rec.fill(b.range(o, len), 0)?;
-            }
+            rec.fill(b.range(0, self.xq_cnt_bytes), 0)?;
             rec.submit_and_wait()?;
+            if grown {
+                // Codes of earlier plans lay where the region grew: re-record.
+                self.recorded.clear();
+            }
         }
-        self.xq_counters = counters;
         Ok(())
     }
 

@@ -122,8 +122,9 @@ pub struct VulkanBackend {
     xq_scratch: Option<usize>,
     xq_node: HashMap<NodeIndex, usize>,
     xq_slots: Vec<XqSlot>,
-    /// The current plan's block counters in the q8_1 scratch (offset, bytes): zero.
-    xq_counters: Vec<(u64, u64)>,
+    /// Bytes at the start of the q8_1 scratch that hold the fused mat-vecs' block
+    /// counters and nothing else (grow-only; zero between dispatches).
+    xq_cnt_bytes: u64,
     /// `OP` or `OP:type` strings this backend refuses (tests force CPU fallbacks).
     disabled: HashSet<String>,
     /// The nodes of the prepared graph the scheduler assigned here (`prepare_for`):
@@ -181,7 +182,7 @@ impl VulkanBackend {
             xq_scratch: None,
             xq_node: HashMap::new(),
             xq_slots: Vec::new(),
-            xq_counters: Vec::new(),
+            xq_cnt_bytes: 0,
             disabled: HashSet::new(),
             assigned: HashSet::new(),
             profile: ProfileMode::Off,
