@@ -1,5 +1,5 @@
-# Call 2 (2026-12-07, thirteenth session; the last device time): main 5a49d03
-# (target/device.tar.xz): q2_K / q3_K code chunks merged, the integer-dot fused mat-vec
+# Call 2 (2026-12-07, thirteenth session; the last device time): main 4b968f3
+# (target/device.tar.xz): q2_K / q3_K code chunks merged (n <= 3), the integer-dot fused mat-vec
 # the default. Its GPU tests of the integer-dot kernels (op suite, model_vulkan,
 # vk_mul_mat), then llama-8b q4_0 tg128 default / VKGRAPH_MMVQ_LAYER=0 / default.
 L=$OUT/logs; mkdir -p $L
