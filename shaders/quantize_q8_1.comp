@@ -45,10 +45,7 @@ void main() {
     }
     vec4 v = x4[p.x_off + g];
     if (NORM) {
-        float q = dot(v, v);
-        [[unroll]] for (uint sh = 1u; sh < 8u; sh <<= 1) {
-            q += subgroupShuffleXor(q, sh);
-        }
+        const float q = q8_sumsq8(v);
         if (g % 8u == 0u) {
             ss[p.ss_off + g / 8u] = q;
         }

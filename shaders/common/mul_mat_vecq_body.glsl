@@ -469,10 +469,7 @@ void main() {
             const uint o = p.d_off + j * m_out + e;
             vec4 v = vec4(dst[o], dst[o + 1u], dst[o + 2u], dst[o + 3u]);
             if (QOUT == 2u) {
-                float q = dot(v, v);
-                [[unroll]] for (uint sh = 1u; sh < 8u; sh <<= 1) {
-                    q += subgroupShuffleXor(q, sh);
-                }
+                const float q = q8_sumsq8(v);
                 if (lane == 0u) {
                     qf[p.qo_ss + j * nb + blk] = q;
                 }

@@ -27,6 +27,17 @@ uint q8_pack(vec4 v, float id) {
         | (uint(q.w & 255) << 24);
 }
 
+// The sum of squares of a block's 32 values, handed over as q8_store4 takes them (lane
+// = 4 values; the 8 lanes of the block call it together): every lane gets it. For the
+// RMS-norm that a reader of q8_1 blocks of x·nw applies (mul_mat_vecq_layer.comp).
+float q8_sumsq8(vec4 v) {
+    float q = dot(v, v);
+    [[unroll]] for (uint m = 1u; m < 8u; m <<= 1) {
+        q += subgroupShuffleXor(q, m);
+    }
+    return q;
+}
+
 #ifdef Q8_CODES
 // Q8_QUAL: the writer's qualifiers (without restrict where both arrays share a binding).
 #ifndef Q8_QUAL

@@ -634,13 +634,7 @@ pub fn mul_mat_id_with(
     }
     if let Some((xq, qshape)) = xq.filter(|_| vecq_id_supports(caps, ty, k, n)) {
         // Integer dot products on x's q8_1 copy (all k·nx·n values).
-        let (rq, q_off) = bind(caps, &xq.codes, 4, nxe / 4, &format!("{what} codes"))?;
-        let (rs, s_off) = bind(caps, &xq.scales, 8, nxe / 32, &format!("{what} scales"))?;
-        if q_off % 4 != 0 {
-            return Err(Error::Unsupported(format!(
-                "{what}: the codes must start at a multiple of 16 bytes"
-            )));
-        }
+        let (rq, q_off, rs, s_off) = mul_mat_vecq::bind_xq(caps, &xq, nxe, &what)?;
         let (shape, wg) = mul_mat_vecq::launch(caps, ty, k, 1, qshape, 0, &what)?;
         let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
         groups[2] = pairs as u32;

@@ -712,7 +712,24 @@ pub enum LayerEpi<'a> {
     Bias(BufferRange<'a>),
 }
 
-impl LayerEpi<'_> {
+impl<'a> LayerEpi<'a> {
+    /// Binds the epilogue's operand (the residual, `mn` values, or the bias, `m`), or
+    /// `unused` (a range the dispatch binds anyway) where it has none: (range, offset).
+    pub(crate) fn bind(
+        &self,
+        caps: &Caps,
+        unused: BufferRange<'a>,
+        mn: u64,
+        m: u32,
+        what: &str,
+    ) -> Result<(BufferRange<'a>, u32)> {
+        match self {
+            LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual")),
+            LayerEpi::Bias(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias")),
+            _ => Ok((unused, 0)),
+        }
+    }
+
     /// The kernels' EPI specialization constant.
     pub(crate) fn code(&self) -> u32 {
         match self {
@@ -859,11 +876,7 @@ pub fn mul_mat_vec_layer(
         }
         None => (rx, 0, 0.0),
     };
-    let (rr, r_off) = match &parts.epi {
-        LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual"))?,
-        LayerEpi::Bias(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias"))?,
-        _ => (rx, 0),
-    };
+    let (rr, r_off) = parts.epi.bind(caps, rx, mn, m, &what)?;
     if m == 0 || n == 0 {
         return Ok(());
     }

@@ -30,6 +30,24 @@ pub struct XQ<'a> {
     pub scales: BufferRange<'a>,
 }
 
+/// Binds an [`XQ`] of `vals` values for the integer-dot kernels: (codes range, offset
+/// in words — a multiple of 4: the kernels read uvec4s —, scales range, offset in pairs).
+pub(crate) fn bind_xq<'a>(
+    caps: &Caps,
+    x: &XQ<'a>,
+    vals: u64,
+    what: &str,
+) -> Result<(BufferRange<'a>, u32, BufferRange<'a>, u32)> {
+    let (rq, q_off) = bind(caps, &x.codes, 4, vals / 4, &format!("{what} codes"))?;
+    let (rs, s_off) = bind(caps, &x.scales, 8, vals / 32, &format!("{what} scales"))?;
+    if q_off % 4 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: the codes must start at a multiple of 16 bytes"
+        )));
+    }
+    Ok((rq, q_off, rs, s_off))
+}
+
 /// Bytes of the two arrays of an [`XQ`] for `x [k, n]`.
 pub fn xq_bytes(k: u32, n: u32) -> (u64, u64) {
     let vals = u64::from(k) * u64::from(n);
@@ -277,13 +295,7 @@ pub fn mul_mat_vecq(
     count_u32(vals, &what)?;
     count_u32(mn, &what)?;
     let wb = bind_weights(caps, ty, &w, k, m, split, &what)?;
-    let (rq, q_off) = bind(caps, &x.codes, 4, vals / 4, &format!("{what} codes"))?;
-    let (rs, s_off) = bind(caps, &x.scales, 8, vals / 32, &format!("{what} scales"))?;
-    if q_off % 4 != 0 {
-        return Err(Error::Unsupported(format!(
-            "{what}: the codes must start at a multiple of 16 bytes"
-        )));
-    }
+    let (rq, q_off, rs, s_off) = bind_xq(caps, &x, vals, &what)?;
     let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
     if m == 0 {
         return Ok(());

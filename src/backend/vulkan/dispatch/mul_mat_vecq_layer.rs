@@ -167,13 +167,7 @@ pub(crate) fn vecq_layer(
     let kn = u64::from(k) * u64::from(n);
     let mn = u64::from(out_rows) * u64::from(n);
     let glu = matches!(parts.epi, LayerEpi::SwiGlu);
-    let (rq, q_off) = bind(caps, &q.x.codes, 4, kn / 4, &format!("{what} codes"))?;
-    let (rs, s_off) = bind(caps, &q.x.scales, 8, kn / 32, &format!("{what} scales"))?;
-    if q_off % 4 != 0 {
-        return Err(Error::Unsupported(format!(
-            "{what}: the codes must start at a multiple of 16 bytes"
-        )));
-    }
+    let (rq, q_off, rs, s_off) = super::mul_mat_vecq::bind_xq(caps, &q.x, kn, what)?;
     let (rd, d_off) = bind(caps, &dst, 4, mn, &format!("{what} dst"))?;
     // The scratch, addressed in bytes from its range's start: x's sums of squares bound
     // read-only (binding 6), the epilogue's slot alone writable (binding 7). Where either
@@ -260,11 +254,7 @@ pub(crate) fn vecq_layer(
             (rnw, nw_off, ro, rcnt, qo, qout)
         }
     };
-    let (rr, r_off) = match &parts.epi {
-        LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual"))?,
-        LayerEpi::Bias(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias"))?,
-        _ => (rd, 0),
-    };
+    let (rr, r_off) = parts.epi.bind(caps, rd, mn, m, what)?;
     if m == 0 || n == 0 {
         return Ok(());
     }

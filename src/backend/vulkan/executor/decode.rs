@@ -55,6 +55,7 @@ impl VulkanBackend {
     pub fn set_mat_vecq_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
         if shape != self.mat_vecq_shape {
             self.mat_vecq_shape = shape;
+            self.arena_uid = 0; // re-plan the q8_1 slots (who can write them depends on it)
             self.recorded.clear();
         }
     }
@@ -414,7 +415,7 @@ impl VulkanBackend {
         b.range(s.ss, u64::from(s.k / 32) * u64::from(s.n) * 4)
     }
 
-    /// The whole q8_1 scratch buffer (the integer-dot fused mat-vec's binding 6).
+    /// The whole q8_1 scratch buffer (the integer-dot fused mat-vec binds its parts).
     pub(super) fn xq_scratch_range(&self) -> crate::backend::vulkan::BufferRange<'_> {
         self.bufs[self.xq_scratch.expect("planned with the slots")].whole()
     }
@@ -695,6 +696,19 @@ impl VulkanBackend {
         let caps = self.ctx.caps();
         let mut s = String::new();
         let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
+        // The nodes whose q8_1 epilogue writes an integer-dot matmul's input.
+        let q8_writers: std::collections::HashSet<NodeIndex> = g
+            .order()
+            .filter_map(|c| {
+                let cn = g.node(c);
+                let layer = self.vecq_layer_for(g, c);
+                if !layer && !self.uses_vecq(g, c) {
+                    return None;
+                }
+                let norm = layer && matches!(cn.op, Op::MulMatLayer { norm: Some(_), .. });
+                self.q8_writer(g, cn.srcs[1], g.tensor(cn.srcs[0]).ne[0] as u32, norm)
+            })
+            .collect();
         for &n in nodes {
             let node = g.node(n);
             let name = &g.tensor(node.dst).name;
@@ -800,24 +814,7 @@ impl VulkanBackend {
                             .map_or("a quantize_q8_1 dispatch".to_string(), |p| {
                                 format!("the {} epilogue", g.node(p).op.name())
                             });
-                        // Whether an integer-dot matmul reads this node's output as q8_1
-                        // written here.
-                        let feeds = g.order().any(|c| {
-                            let cn = g.node(c);
-                            let reads =
-                                cn.srcs.len() > 1 && g.region(cn.srcs[1]) == g.region(node.dst);
-                            let int8 = self.vecq_layer_for(g, c) || self.uses_vecq(g, c);
-                            let norm = matches!(cn.op, Op::MulMatLayer { norm: Some(_), .. });
-                            reads
-                                && int8
-                                && self.q8_writer(
-                                    g,
-                                    cn.srcs[1],
-                                    g.tensor(cn.srcs[0]).ne[0] as u32,
-                                    norm,
-                                ) == Some(n)
-                        });
-                        let out = if feeds {
+                        let out = if q8_writers.contains(&n) {
                             "; its q8_1 epilogue quantizes the output for the next int8 matmul"
                         } else {
                             ""
