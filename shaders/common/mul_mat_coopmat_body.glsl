@@ -97,14 +97,15 @@ uvec4 pack8(vec4 a, vec4 b) {
                  packFloat2x16(f16vec2(b.xy)), packFloat2x16(f16vec2(b.zw)));
 }
 
-// Thread t takes groups t*N .. t*N+N-1 (row-major over BK/8 groups per row): consecutive
-// values of one row, as below.
+// Thread t takes groups (chunks) t, t + WGS, t + 2 WGS, ... (row-major over BK/8 groups
+// per row): a subgroup's load instruction covers consecutive groups, i.e. whole rows of
+// the step, so its global loads coalesce.
 void fetch(uint m0, uint n0, uint k0, uint tid) {
     if (CHUNKED) {
-        // Chunk u = tid * NWC + i: row u / (BK / 16), chunk gc = k0 / 16 + u % (BK / 16)
+        // Chunk u = i * WGS + tid (consecutive threads, consecutive chunks of a row): row u / (BK / 16), chunk gc = k0 / 16 + u % (BK / 16)
         // of the row (blocks in order, CHUNKS each); its two runs of 8 go to pw[2i], pw[2i+1].
         [[unroll]] for (uint i = 0u; i < NWC; i++) {
-            const uint u = tid * NWC + i;
+            const uint u = i * WGS + tid;
             const uint r = u / (BK / 16u);
             const uint gc = k0 / 16u + u % (BK / 16u);
             vec4 v[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
@@ -116,7 +117,7 @@ void fetch(uint m0, uint n0, uint k0, uint tid) {
         }
     } else {
         [[unroll]] for (uint i = 0u; i < NW; i++) {
-            const uint g = tid * NW + i;
+            const uint g = i * WGS + tid;
             const uint r = g / (BK / 8u);
             const uint kk = k0 + 8u * (g % (BK / 8u));
             vec4 w0 = vec4(0.0), w1 = vec4(0.0);
@@ -129,8 +130,11 @@ void fetch(uint m0, uint n0, uint k0, uint tid) {
             pw[i] = pack8(w0, w1);
         }
     }
+    // x groups are spread across the workgroup (group g = i * WGS + tid): a subgroup's
+    // load instruction reads whole 128-byte token rows (BK / 8 consecutive uvec4s per
+    // token), not one uvec4 from each of 32 token rows.
     [[unroll]] for (uint i = 0u; i < NX; i++) {
-        const uint g = tid * NX + i;
+        const uint g = i * WGS + tid;
         const uint t = g / (BK / 8u);
         const uint kk = k0 + 8u * (g % (BK / 8u));
         uvec4 v = uvec4(0u);
@@ -151,12 +155,12 @@ uint w_slot(uint tid, uint j, uint k0) {
     if (CHUNKED) {
         // As fetch: chunk u of the step, run j % 2 of it (groups 0-1 or 2-3), which
         // starts at value chunk_xoff(c, 2 (j % 2)) of its block: within the step.
-        const uint u = tid * NWC + j / 2u;
+        const uint u = (j / 2u) * WGS + tid;
         const uint gc = k0 / 16u + u % (BK / 16u);
         const uint v0 = (gc / CHUNKS) * QK + chunk_xoff(gc % CHUNKS, 2u * (j % 2u)) - k0;
         return (u / (BK / 16u)) * (SWS / SV) + v0 / 8u;
     }
-    const uint g = tid * NW + j;
+    const uint g = j * WGS + tid;
     return (g / (BK / 8u)) * (SWS / SV) + g % (BK / 8u);
 }
 
@@ -165,7 +169,7 @@ void stash(uint tid, uint k0) {
         sw[w_slot(tid, i, k0)] = pw[i];
     }
     [[unroll]] for (uint i = 0u; i < NX; i++) {
-        const uint g = tid * NX + i;
+        const uint g = i * WGS + tid;
         sx[(g / (BK / 8u)) * (SXS / SV) + g % (BK / 8u)] = px[i];
     }
 }
