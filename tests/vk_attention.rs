@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::io::{check, run, Input, Output};
+use common::io::{check, nmse, run, Input, Output};
 use common::{for_each_device, values};
 use half::f16;
 use vkgraph::backend::cpu::ops;
-use vkgraph::backend::vulkan::dispatch::attention;
+use vkgraph::backend::vulkan::dispatch::{attention, attention_coopmat};
 
 /// The cells each token attends: `0..=pos` for even tokens, `pos/2..=pos` for odd ones
 /// (a sequence whose cells start later in the cache, as `kv::KvCache` slots do), so both
@@ -105,6 +105,120 @@ fn attention() {
             let (kr, vr) = (&k[..d * nkv * n_kv], &v[..d * nkv * n_kv]);
             ops::attention(&q, d, nh, kr, vr, nkv, n_kv, &spans(&pos), scale, &mut want);
             check(gpu, &case, &out.read(gpu, &case), &want);
+        }
+    });
+}
+
+/// NMSE bound of the cooperative-matrix prompt attention: q (scaled) and the softmax
+/// weights p enter the products as f16 (relative rounding 2^-11), so scores and weights
+/// carry ~2.4e-4 relative error each; the output's NMSE is of order (2.4e-4)^2 times a
+/// few terms, ~1e-7 — 1e-5 leaves two orders for the worst case over the shapes below.
+const NMSE_COOPMAT: f64 = 1e-5;
+
+/// The cooperative-matrix prompt attention (`attention_coopmat.comp`) against the CPU
+/// reference where the device has it (with `VKGRAPH_EXPECT_COOPMAT=1` a device without
+/// it fails the test): head sizes 64 and 128, GQA groups 1, 2, 3, 4 and 16 (rows of a
+/// workgroup span several tokens, and with 3 a token's heads straddle two subgroups),
+/// batch sizes that leave the last workgroup partly empty, spans that start past row 0
+/// (odd tokens), batches that start deep in the cache, and cache rows past n_kv holding
+/// huge values. `attention::attention` must pick the kernel for such a batch too.
+#[test]
+fn attention_coopmat() {
+    for_each_device("attention_coopmat", |gpu| {
+        let caps = gpu.ctx.caps();
+        let expect = std::env::var("VKGRAPH_EXPECT_COOPMAT").is_ok_and(|v| v == "1");
+        if let Err(why) = attention_coopmat::support(caps, 128) {
+            assert!(!expect, "VKGRAPH_EXPECT_COOPMAT=1 but {why}");
+            eprintln!(
+                "{}: {why} -- the cooperative-matrix attention is NOT TESTED on this device",
+                gpu.case("attention_coopmat")
+            );
+            return;
+        }
+        let mut cases: Vec<(usize, usize, usize, Vec<i32>, usize)> = Vec::new();
+        for d in [64usize, 128] {
+            for (nh, nkv) in [(4usize, 2usize), (8, 2), (8, 8), (12, 4), (16, 1)] {
+                for (p0, n) in [(0i32, 16i32), (0, 37), (50, 100)] {
+                    let pos: Vec<i32> = (p0..p0 + n).collect();
+                    cases.push((d, nh, nkv, pos, (p0 + n) as usize));
+                }
+            }
+        }
+        // Positions not increasing, into a cache with more rows than the batch reaches.
+        cases.push((128, 8, 2, (0..20).rev().map(|i| 3 * i).collect(), 70));
+        for (i, (d, nh, nkv, pos, n_kv)) in cases.into_iter().enumerate() {
+            let n = pos.len();
+            let case = format!(
+                "attention_coopmat(d={d},h={nh}/{nkv},n={n},n_kv={n_kv},pos0={})",
+                pos[0]
+            );
+            let scale = 1.0 / (d as f32).sqrt();
+            let seed = 7000 + i as u64;
+            let q = values(d * nh * n, seed);
+            let cap = n_kv + 5;
+            let kv_len = d * nkv * cap;
+            let mut k: Vec<f16> = values(kv_len, seed + 1)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            let mut v: Vec<f16> = values(kv_len, seed + 2)
+                .iter()
+                .map(|&v| f16::from_f32(v))
+                .collect();
+            k[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+            v[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+            let qin = Input::f32(gpu, "q", &q, 1);
+            let kin = Input::f16(gpu, "k", &k, 8);
+            let vin = Input::f16(gpu, "v", &v, 8);
+            let pin = Input::i32(gpu, "span", &spans(&pos), 3);
+            let mut want = vec![0f32; d * nh * n];
+            let (kr, vr) = (&k[..d * nkv * n_kv], &v[..d * nkv * n_kv]);
+            ops::attention(&q, d, nh, kr, vr, nkv, n_kv, &spans(&pos), scale, &mut want);
+            assert!(
+                attention_coopmat::takes(
+                    caps,
+                    d as u32,
+                    n as u32,
+                    kin.range(2).offset,
+                    vin.range(2).offset
+                ),
+                "{case}: attention::attention would not take the kernel"
+            );
+            for auto in [false, true] {
+                let out = Output::new(gpu, "dst", d * nh * n);
+                run(gpu, &case, |rec| {
+                    let args = (
+                        qin.range(4),
+                        kin.range(2),
+                        vin.range(2),
+                        pin.range(4),
+                        out.range(),
+                    );
+                    let dims = (d as u32, nh as u32, nkv as u32, n as u32, n_kv as u32);
+                    if auto {
+                        attention::attention(
+                            rec, args.0, args.1, args.2, args.3, args.4, dims.0, dims.1, dims.2,
+                            dims.3, dims.4, scale,
+                        )
+                    } else {
+                        attention_coopmat::attention_coopmat(
+                            rec, args.0, args.1, args.2, args.3, args.4, dims.0, dims.1, dims.2,
+                            dims.3, dims.4, scale,
+                        )
+                    }
+                });
+                let got = out.read(gpu, &case);
+                if let Some(j) = got.iter().position(|x| !x.is_finite()) {
+                    panic!("{}: non-finite output {} at {j}", gpu.case(&case), got[j]);
+                }
+                let e = nmse(&got, &want);
+                eprintln!("{}: NMSE {e:.2e}", gpu.case(&case));
+                assert!(
+                    e <= NMSE_COOPMAT,
+                    "{}: NMSE {e:.3e} > {NMSE_COOPMAT:e}",
+                    gpu.case(&case)
+                );
+            }
         }
     });
 }

@@ -603,6 +603,19 @@ pub fn cases() -> Vec<Case> {
                 }
             }
         }
+        // Prompt batches: on devices with cooperative matrices these take
+        // attention_coopmat.comp (dispatch::attention_coopmat::MIN_TOKENS and up).
+        for (n_head, n_head_kv) in [(8u32, 2u32), (12, 4), (16, 16)] {
+            for (n, n_kv) in [(16u32, 16u32), (40, 300)] {
+                v.push(Case::Attention {
+                    d,
+                    n_head,
+                    n_head_kv,
+                    n,
+                    n_kv,
+                });
+            }
+        }
     }
     for (n_expert, k) in [(8u32, 2u32), (60, 4), (128, 8)] {
         for n in [1u32, 5, 17] {

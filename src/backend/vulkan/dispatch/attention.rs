@@ -52,7 +52,8 @@ struct Push {
 }
 
 /// `dst = softmax(q·kᵀ·scale, causal by span) · v` per head, one workgroup per
-/// (head group, token).
+/// (head group, token) — or, for prompt batches on devices with cooperative matrices
+/// ([`super::attention_coopmat::takes`]), `attention_coopmat.comp`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     rec: &mut Recorder,
@@ -68,6 +69,11 @@ pub fn attention(
     n_kv: u32,
     scale: f32,
 ) -> Result<()> {
+    if super::attention_coopmat::takes(rec.caps(), d, n, k.offset, v.offset) {
+        return super::attention_coopmat::attention_coopmat(
+            rec, q, k, v, span, dst, d, n_head, n_head_kv, n, n_kv, scale,
+        );
+    }
     attention_with(
         rec, q, k, v, span, dst, None, None, None, d, n_head, n_head_kv, n, n_kv, scale,
     )

@@ -13,6 +13,7 @@
 //!   from `shaders/common/index.glsl`.
 
 pub mod attention;
+pub mod attention_coopmat;
 pub mod binary;
 pub mod copy;
 pub mod debug;

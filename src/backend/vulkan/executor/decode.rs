@@ -913,6 +913,14 @@ impl VulkanBackend {
                              (planned for {rows} rows, re-planned as the context grows)",
                             sh.nz, sh.qb
                         ),
+                        None if self.coopmat
+                            && dims[3] >= dispatch::attention_coopmat::MIN_TOKENS
+                            && dispatch::attention_coopmat::support(caps, dims[0]).is_ok() =>
+                        {
+                            "attention_coopmat (cooperative matrices, f16 products: 64 (token, \
+                             query head) rows of a kv head per workgroup)"
+                                .to_string()
+                        }
                         None => "one workgroup per (head group, token)".to_string(),
                     };
                     let fold = if matches!(node.op, Op::Attention { rope: Some(_), .. }) {

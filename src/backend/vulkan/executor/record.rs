@@ -621,6 +621,36 @@ pub(crate) fn attention(
         }),
         None => None,
     };
+    let q8 = a.q8(extra);
+    let (qn, kn) = (a.u(q.ne[2])?, a.u(k.ne[2])?);
+    let (k_in, v_in) = (a.s(1)?, a.s(2)?);
+    if split.is_none()
+        && fold.is_none()
+        && q8.is_none()
+        && be.coopmat
+        && dispatch::attention_coopmat::takes(
+            rec.caps(),
+            a.u(q.ne[0])?,
+            qn,
+            k_in.offset,
+            v_in.offset,
+        )
+    {
+        return dispatch::attention_coopmat::attention_coopmat(
+            rec,
+            a.s(0)?,
+            k_in,
+            v_in,
+            a.s(3)?,
+            a.dst()?,
+            a.u(q.ne[0])?,
+            a.u(q.ne[1])?,
+            a.u(k.ne[1])?,
+            qn,
+            kn,
+            *scale,
+        );
+    }
     dispatch::attention::attention_with(
         rec,
         a.s(0)?,
@@ -629,7 +659,7 @@ pub(crate) fn attention(
         a.s(3)?,
         a.dst()?,
         split,
-        a.q8(extra),
+        q8,
         fold,
         a.u(q.ne[0])?,
         a.u(q.ne[1])?,
