@@ -8,7 +8,8 @@
 # vk_mul_mat, model_vulkan), llama-8b q4_0 pp512 M V5 V7 V1 twice; the fastest (B) gets
 # test-ops mul_mat / mul_mat_id and runs the closing table: per file `vkgraph bench -p 512
 # -n 128 -r 3 --qkv auto` and `llama-bench -p 512 -n 128 -r 3 -ngl 99 -fa 1`, one
-# command; qwen3-0.6b tg128 default / VKGRAPH_MMVQ=1 / default; pp4096 on llama-8b.
+# command; qwen3-0.6b tg128 default / VKGRAPH_MMVQ=1 / default; pp4096 on llama-8b. Also
+# (while the anchor builds) S's GPU tests and A's tg128 A/B, see below.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tgz logs); }
 (bash .anchor/anchor-build.sh > $L/anchor.txt 2>&1) &
@@ -52,6 +53,27 @@ for r in a 1 b; do
   env $E timeout 30 $D/vkgraph bench -m /tmp/q06.gguf -p 0 -n 128 -r 3 --qkv auto > $L/q06-mmvq-$r.txt 2>&1
 done
 echo "q06 tg128 default: $(t $L/q06-mmvq-a.txt tg128) MMVQ=1: $(t $L/q06-mmvq-1.txt tg128) default: $(t $L/q06-mmvq-b.txt tg128)"; pack
+# S = branch shaderc-0.10-r2 8a75ae6 (shaderc 0.10: the coopmat kernels in KHR GLSL, no
+# SPIR-V rewrite; ab-V/S): its GPU tests and pp512. A = branch attn-split-eff 5e685ac (M
+# plus split-K attention running only the splits that hold rows; ab-V/A): tg128 M / A.
+S=$AV/S; A=$AV/A
+if [ $SECONDS -lt 330 ]; then
+  for x in vk_attention vk_mul_mat model_vulkan; do
+    (cd "$man" && timeout 100 $S/$x --test-threads 1 > "$L/S-$x.txt" 2>&1; echo "S $x rc=$? $(res $L/S-$x.txt)")
+  done
+  for o in mul_mat attention; do
+    timeout 60 $S/vkgraph test-ops -o $o > $L/S-test-ops-$o.txt 2>&1; echo "S test-ops -o $o rc=$? $(tail -1 $L/S-test-ops-$o.txt | cut -c1-110)"
+  done
+  timeout 30 $S/vkgraph bench -m /tmp/l8.gguf -p 512 -n 0 -r 2 --qkv auto > $L/pp-S.txt 2>&1; echo "l8 pp512 S: $(t $L/pp-S.txt pp512)"; pack
+fi
+for m in l8 q06; do
+  [ $SECONDS -gt 360 ] && break
+  for b in M A Mb Ab; do
+    case $b in M*) X=$D;; *) X=$A;; esac
+    timeout 30 $X/vkgraph bench -m /tmp/$m.gguf -p 0 -n 128 -r 3 --qkv auto > $L/tg-$m-$b.txt 2>&1
+  done
+  echo "$m tg128 M: $(t $L/tg-$m-M.txt tg128) A: $(t $L/tg-$m-A.txt tg128) M: $(t $L/tg-$m-Mb.txt tg128) A: $(t $L/tg-$m-Ab.txt tg128)"
+done; pack
 echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
 LB=/tmp/ll/build/bin/llama-bench
 for m in l8 q06 l8k; do
