@@ -55,7 +55,8 @@ done
 echo "q06 tg128 default: $(t $L/q06-mmvq-a.txt tg128) MMVQ=1: $(t $L/q06-mmvq-1.txt tg128) default: $(t $L/q06-mmvq-b.txt tg128)"; pack
 # S = branch shaderc-0.10-r2 8a75ae6 (shaderc 0.10: the coopmat kernels in KHR GLSL, no
 # SPIR-V rewrite; ab-V/S): its GPU tests and pp512. A = branch attn-split-eff 5e685ac (M
-# plus split-K attention running only the splits that hold rows; ab-V/A): tg128 M / A.
+# plus split-K attention running only the splits that hold rows; ab-V/A): its attention
+# tests (vk_attention, model_vulkan: forced split-K with the RoPE fold) and tg128 M / A.
 S=$AV/S; A=$AV/A
 if [ $SECONDS -lt 330 ]; then
   for x in vk_attention vk_mul_mat model_vulkan; do
@@ -66,6 +67,10 @@ if [ $SECONDS -lt 330 ]; then
   done
   timeout 30 $S/vkgraph bench -m /tmp/l8.gguf -p 512 -n 0 -r 2 --qkv auto > $L/pp-S.txt 2>&1; echo "l8 pp512 S: $(t $L/pp-S.txt pp512)"; pack
 fi
+for x in vk_attention model_vulkan; do
+  [ $SECONDS -gt 330 ] && break
+  (cd "$man" && timeout 100 $A/$x --test-threads 1 > "$L/A-$x.txt" 2>&1; echo "A $x rc=$? $(res $L/A-$x.txt)")
+done
 for m in l8 q06; do
   [ $SECONDS -gt 360 ] && break
   bs="M A Mb Ab"; [ $m = q06 ] && bs="M A"
