@@ -11,7 +11,7 @@
 # command; qwen3-0.6b tg128 default / VKGRAPH_MMVQ=1 / default; pp4096 on llama-8b. Also
 # (while the anchor builds) S's GPU tests and A's tg128 A/B, see below.
 L=$OUT/logs; mkdir -p $L
-pack() { (cd $OUT && tar czf logs.tgz logs); }
+pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
 (bash .anchor/anchor-build.sh > $L/anchor.txt 2>&1) &
 AP=$!
 bash scripts/device-run.sh > /dev/null 2>&1
@@ -80,17 +80,20 @@ for m in l8 q06; do
   done
   echo "$m tg128 M: $(t $L/tg-$m-M.txt tg128) A: $(t $L/tg-$m-A.txt tg128) M: $(t $L/tg-$m-Mb.txt tg128) A: $(t $L/tg-$m-Ab.txt tg128)"
 done; pack
+# vkgraph's side of the closing table first (the anchor may still be building), then
+# llama.cpp's on the same files, in the same command.
+for m in l8 q06 l8k; do
+  timeout 60 $B/vkgraph bench -m /tmp/$m.gguf -p 512 -n 128 -r 3 --qkv auto > $L/C-$m.txt 2>&1
+  echo "$m vkgraph ($best): $(t $L/C-$m.txt 'pp512|tg128')"
+done
+timeout 40 $B/vkgraph bench -m /tmp/l8.gguf -p 4096 -n 0 -r 2 --qkv auto > $L/C-l8-pp4096.txt 2>&1
+echo "l8 pp4096 vkgraph: $(t $L/C-l8-pp4096.txt pp4096)"; pack
 echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
 LB=/tmp/ll/build/bin/llama-bench
 for m in l8 q06 l8k; do
-  [ $SECONDS -gt 520 ] && break
-  timeout 60 $B/vkgraph bench -m /tmp/$m.gguf -p 512 -n 128 -r 3 --qkv auto > $L/C-$m.txt 2>&1
   [ -x $LB ] && timeout 60 $LB -m /tmp/$m.gguf -p 512 -n 128 -r 3 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
-  echo "$m vkgraph ($best): $(t $L/C-$m.txt 'pp512|tg128') | llama.cpp CUDA: $(t $L/llama-$m.txt 'pp512|tg128')"; pack
+  echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt 'pp512|tg128') (t=$SECONDS)"; pack
 done
-if [ $SECONDS -lt 520 ]; then
-  timeout 40 $B/vkgraph bench -m /tmp/l8.gguf -p 4096 -n 0 -r 2 --qkv auto > $L/C-l8-pp4096.txt 2>&1
-  [ -x $LB ] && timeout 40 $LB -m /tmp/l8.gguf -p 4096 -n 0 -r 2 -ngl 99 -fa 1 > $L/llama-l8-pp4096.txt 2>&1
-  echo "l8 pp4096 vkgraph: $(t $L/C-l8-pp4096.txt pp4096) | llama.cpp CUDA: $(t $L/llama-l8-pp4096.txt pp4096)"
-fi
+[ -x $LB ] && timeout 40 $LB -m /tmp/l8.gguf -p 4096 -n 0 -r 2 -ngl 99 -fa 1 > $L/llama-l8-pp4096.txt 2>&1
+echo "l8 pp4096 llama.cpp CUDA: $(t $L/llama-l8-pp4096.txt pp4096)"
 echo "t=$SECONDS"; pack; rm -rf $OUT/logs
