@@ -22,6 +22,22 @@ fn spans(pos: &[i32]) -> Vec<i32> {
         .collect()
 }
 
+/// A K and a V cache of `n_kv + 5` rows (kv heads `nkv`, head size `d`) of which only the
+/// first `n_kv` are valid: the rows past them hold huge values that would dominate the
+/// softmax if they were ever read.
+fn cache(d: usize, nkv: usize, n_kv: usize, seed: u64) -> (Vec<f16>, Vec<f16>) {
+    let kv_len = d * nkv * (n_kv + 5);
+    let table = |s| {
+        let mut t: Vec<f16> = values(kv_len, s)
+            .iter()
+            .map(|&v| f16::from_f32(v))
+            .collect();
+        t[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+        t
+    };
+    (table(seed + 1), table(seed + 2))
+}
+
 #[test]
 fn attention() {
     for_each_device("attention", |gpu| {
@@ -66,20 +82,7 @@ fn attention() {
             let scale = 1.0 / (d as f32).sqrt();
             let seed = (d * 1000 + nh * 100 + nkv * 10 + n) as u64 + n_kv as u64;
             let q = values(d * nh * n, seed);
-            // The cache is allocated for `cap` rows; only n_kv are valid. Unused rows hold
-            // huge values that would dominate the softmax if they were ever read.
-            let cap = n_kv + 5;
-            let kv_len = d * nkv * cap;
-            let mut k: Vec<f16> = values(kv_len, seed + 1)
-                .iter()
-                .map(|&v| f16::from_f32(v))
-                .collect();
-            let mut v: Vec<f16> = values(kv_len, seed + 2)
-                .iter()
-                .map(|&v| f16::from_f32(v))
-                .collect();
-            k[d * nkv * n_kv..].fill(f16::from_f32(3e4));
-            v[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+            let (k, v) = cache(d, nkv, n_kv, seed);
             let qin = Input::f32(gpu, "q", &q, 1);
             let kin = Input::f16(gpu, "k", &k, 8); // 16 bytes in: k is read 8 halves at a time
             let vin = Input::f16(gpu, "v", &v, 6);
@@ -155,18 +158,7 @@ fn attention_coopmat() {
             let scale = 1.0 / (d as f32).sqrt();
             let seed = 7000 + i as u64;
             let q = values(d * nh * n, seed);
-            let cap = n_kv + 5;
-            let kv_len = d * nkv * cap;
-            let mut k: Vec<f16> = values(kv_len, seed + 1)
-                .iter()
-                .map(|&v| f16::from_f32(v))
-                .collect();
-            let mut v: Vec<f16> = values(kv_len, seed + 2)
-                .iter()
-                .map(|&v| f16::from_f32(v))
-                .collect();
-            k[d * nkv * n_kv..].fill(f16::from_f32(3e4));
-            v[d * nkv * n_kv..].fill(f16::from_f32(3e4));
+            let (k, v) = cache(d, nkv, n_kv, seed);
             let qin = Input::f32(gpu, "q", &q, 1);
             let kin = Input::f16(gpu, "k", &k, 8);
             let vin = Input::f16(gpu, "v", &v, 8);

@@ -167,6 +167,39 @@ pub fn rope_fold_support(
     Ok(())
 }
 
+/// The checks every attention dispatch makes on its shape (head grouping, a non-empty
+/// cache, a finite scale, 32-bit element counts); returns the element counts of q (and
+/// dst) and of k (and v).
+pub(super) fn check_operands(
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n: u32,
+    n_kv: u32,
+    scale: f32,
+) -> Result<(u64, u64)> {
+    if n_head_kv == 0 || n_head % n_head_kv != 0 {
+        return Err(Error::Usage(format!(
+            "attention: {n_head} query heads are not a multiple of {n_head_kv} kv heads"
+        )));
+    }
+    if n_kv == 0 {
+        return Err(Error::Usage(
+            "attention: the KV cache is empty (n_kv = 0)".into(),
+        ));
+    }
+    if !scale.is_finite() {
+        return Err(Error::Usage(format!(
+            "attention: scale {scale} is not finite"
+        )));
+    }
+    let nq = u64::from(d) * u64::from(n_head) * u64::from(n);
+    let nkv = u64::from(d) * u64::from(n_head_kv) * u64::from(n_kv);
+    count_u32(nq, "attention q")?;
+    count_u32(nkv, "attention k/v")?;
+    Ok((nq, nkv))
+}
+
 /// Push constants of `shaders/attention_rope.comp`: [`Push`], then the ROPE fields.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -376,25 +409,7 @@ pub fn attention_with(
              {MAX_HEAD_DIM})"
         )));
     }
-    if n_head_kv == 0 || n_head % n_head_kv != 0 {
-        return Err(Error::Usage(format!(
-            "attention: {n_head} query heads are not a multiple of {n_head_kv} kv heads"
-        )));
-    }
-    if n_kv == 0 {
-        return Err(Error::Usage(
-            "attention: the KV cache is empty (n_kv = 0)".into(),
-        ));
-    }
-    if !scale.is_finite() {
-        return Err(Error::Usage(format!(
-            "attention: scale {scale} is not finite"
-        )));
-    }
-    let nq = u64::from(d) * u64::from(n_head) * u64::from(n);
-    let nkv = u64::from(d) * u64::from(n_head_kv) * u64::from(n_kv);
-    count_u32(nq, "attention q")?;
-    count_u32(nkv, "attention k/v")?;
+    let (nq, nkv) = check_operands(d, n_head, n_head_kv, n, n_kv, scale)?;
     let caps = rec.caps();
     let (rq, q_off) = bind(caps, &q, 4, nq, "attention q")?;
     // f16 elements: K is read as uvec4 (8 halves), V as uint (2 halves).

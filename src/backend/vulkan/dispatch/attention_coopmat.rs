@@ -17,7 +17,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{bind, count_u32};
+use super::bind;
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::{Error, Result};
 
@@ -117,25 +117,7 @@ pub fn attention_coopmat(
     let caps = rec.caps();
     support(caps, d)
         .map_err(|e| Error::Unsupported(format!("cooperative-matrix attention: {e}")))?;
-    if n_head_kv == 0 || n_head % n_head_kv != 0 {
-        return Err(Error::Usage(format!(
-            "attention: {n_head} query heads are not a multiple of {n_head_kv} kv heads"
-        )));
-    }
-    if n_kv == 0 {
-        return Err(Error::Usage(
-            "attention: the KV cache is empty (n_kv = 0)".into(),
-        ));
-    }
-    if !scale.is_finite() {
-        return Err(Error::Usage(format!(
-            "attention: scale {scale} is not finite"
-        )));
-    }
-    let nq = u64::from(d) * u64::from(n_head) * u64::from(n);
-    let nkv = u64::from(d) * u64::from(n_head_kv) * u64::from(n_kv);
-    count_u32(nq, "attention q")?;
-    count_u32(nkv, "attention k/v")?;
+    let (nq, nkv) = super::attention::check_operands(d, n_head, n_head_kv, n, n_kv, scale)?;
     let (rq, q_off) = bind(caps, &q, 4, nq, "attention q")?;
     let (rk, k_off) = bind(caps, &k, 16, nkv / 8, "attention k")?;
     let (rv, v_off) = bind(caps, &v, 16, nkv / 8, "attention v")?;
