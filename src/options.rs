@@ -8,7 +8,7 @@
 //! | `VKGRAPH_QKV` | [`Options::qkv`] | default sibling-matmul mode (off, fuse, reorder, group, auto) |
 //! | `VKGRAPH_FUSION` | [`Options::fusion`] | default fusion level (none, ops, layer) |
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
-//! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls where the device has them (default 1) |
+//! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls, and prompt attention from 16 tokens, where the device has them (default 1) |
 //! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, `mul_mat_vecq_layer`, each quantizing its output for the next in a q8_1 epilogue (default 1: 5 stages per llama layer, +3–7 % tg128 on the H100, docs/BENCHMARKS.md; 0 for A/B) |

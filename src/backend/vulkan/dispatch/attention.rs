@@ -29,27 +29,37 @@ use crate::{Error, Result};
 /// Largest head size the kernel holds (`D_MAX` in `shaders/attention.comp`).
 pub const MAX_HEAD_DIM: u32 = 256;
 
+/// The head of every attention kernel's push block (`attention.comp`,
+/// `attention_coopmat.comp`): shape, scale and the operands' element offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct PushHead {
+    pub d: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub n: u32,
+    pub n_kv: u32,
+    pub scale: f32,
+    pub q_off: u32,
+    pub k_off: u32,
+    pub v_off: u32,
+    pub span_off: u32,
+    pub d_off: u32,
+}
+
 /// Push constants of `shaders/attention.comp` (must match its `Push` block).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Push {
-    d: u32,
-    n_head: u32,
-    n_head_kv: u32,
-    n: u32,
-    n_kv: u32,
-    scale: f32,
-    q_off: u32,
-    k_off: u32,
-    v_off: u32,
-    span_off: u32,
-    d_off: u32,
+    head: PushHead,
     part_off: u32,
     cnt_off: u32,
     q8_off: u32,
     q8s_off: u32,
     pad: u32,
 }
+// `// push: 64` in attention.comp.
+const _: () = assert!(std::mem::size_of::<Push>() == 64);
 
 /// `dst = softmax(q·kᵀ·scale, causal by span) · v` per head, one workgroup per
 /// (head group, token) — or, for prompt batches on devices with cooperative matrices
@@ -456,17 +466,19 @@ pub fn attention_with(
     };
     let (rq8, q8_off, rs8, q8s_off) = super::norm::bind_q8(caps, q8, rd, d, nq, shader)?;
     let push = Push {
-        d,
-        n_head,
-        n_head_kv,
-        n,
-        n_kv,
-        scale,
-        q_off,
-        k_off,
-        v_off,
-        span_off,
-        d_off,
+        head: PushHead {
+            d,
+            n_head,
+            n_head_kv,
+            n,
+            n_kv,
+            scale,
+            q_off,
+            k_off,
+            v_off,
+            span_off,
+            d_off,
+        },
         part_off,
         cnt_off,
         q8_off,

@@ -17,6 +17,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::attention::PushHead;
 use super::bind;
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::{Error, Result};
@@ -32,23 +33,16 @@ const BC: u32 = 32;
 /// Subgroups per workgroup (`NSG`).
 const NSG: u32 = 4;
 
-/// Push constants of `shaders/attention_coopmat.comp` (must match its `Push` block).
+/// Push constants of `shaders/attention_coopmat.comp` (must match its `Push` block:
+/// `attention.comp`'s head, then a pad word).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Push {
-    d: u32,
-    n_head: u32,
-    n_head_kv: u32,
-    n: u32,
-    n_kv: u32,
-    scale: f32,
-    q_off: u32,
-    k_off: u32,
-    v_off: u32,
-    span_off: u32,
-    d_off: u32,
+    head: PushHead,
     pad: u32,
 }
+// `// push: 48` in attention_coopmat.comp.
+const _: () = assert!(std::mem::size_of::<Push>() == 48);
 
 /// Shared memory of a workgroup for head size `d`: the K and V tiles (also the q
 /// staging), the score and weight blocks, three words per row.
@@ -137,17 +131,19 @@ pub fn attention_coopmat(
         )));
     }
     let push = Push {
-        d,
-        n_head,
-        n_head_kv,
-        n,
-        n_kv,
-        scale,
-        q_off,
-        k_off,
-        v_off,
-        span_off,
-        d_off,
+        head: PushHead {
+            d,
+            n_head,
+            n_head_kv,
+            n,
+            n_kv,
+            scale,
+            q_off,
+            k_off,
+            v_off,
+            span_off,
+            d_off,
+        },
         pad: 0,
     };
     // Specialization: 0 = head size, 1 = workgroup size (NSG subgroups).
