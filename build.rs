@@ -19,8 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-#[path = "build/coopmat_spirv.rs"]
-mod coopmat_spirv;
 
 /// One shader variant to compile.
 #[derive(Clone, Debug)]
@@ -46,7 +44,6 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let shader_dir = manifest.join("shaders");
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=build/coopmat_spirv.rs");
     println!("cargo:rerun-if-changed={}", shader_dir.display());
     println!(
         "cargo:rerun-if-changed={}",
@@ -105,7 +102,7 @@ fn run(shader_dir: &Path, out_dir: &Path) -> Result<(), String> {
             .map(|_| {
                 s.spawn(|| {
                     let compiler = shaderc::Compiler::new()
-                        .ok_or_else(|| "cannot initialise shaderc".to_string());
+                        .map_err(|e| format!("cannot initialise shaderc: {e}"));
                     let mut out = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -385,7 +382,8 @@ fn compile(
     let path = shader_dir.join(&v.file);
     let source = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let includes = RefCell::new(BTreeSet::new());
-    let mut opts = shaderc::CompileOptions::new().ok_or("cannot create shaderc options")?;
+    let mut opts = shaderc::CompileOptions::new()
+        .map_err(|e| format!("cannot create shaderc options: {e}"))?;
     opts.set_target_env(
         shaderc::TargetEnv::Vulkan,
         shaderc::EnvVersion::Vulkan1_2 as u32,
@@ -431,17 +429,6 @@ fn compile(
         )
         .map_err(|e| format!("variant `{}` (shaders/{}): {e}", v.name, v.file))?;
     drop(opts);
-    let mut spv = artifact.as_binary_u8().to_vec();
-    // GLSL written with GL_NV_cooperative_matrix, shipped as SPV_KHR_cooperative_matrix
-    // (this glslang predates the KHR GLSL extension; see build/coopmat_spirv.rs).
-    if v.defines.iter().any(|(d, _)| d == "COOPMAT_NV_TO_KHR") {
-        let words: Vec<u32> = spv
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let khr = coopmat_spirv::nv_to_khr(&words)
-            .map_err(|e| format!("variant `{}` (shaders/{}): {e}", v.name, v.file))?;
-        spv = khr.iter().flat_map(|w| w.to_le_bytes()).collect();
-    }
+    let spv = artifact.as_binary_u8().to_vec();
     Ok((spv, includes.into_inner()))
 }

@@ -31,11 +31,7 @@
 // Specialization constant 0 = workgroup size = NSUB x the device's subgroup size (SPIR-V
 // 1.5 without varying subgroup size: gl_SubgroupSize is the device default).
 //
-// Compiler note: build.rs's glslang predates GL_KHR_cooperative_matrix, so this file
-// uses the GL_NV_cooperative_matrix syntax and build.rs rewrites the SPIR-V to
-// SPV_KHR_cooperative_matrix (variants with COOPMAT_NV_TO_KHR; see build/coopmat_spirv.rs).
-// The rewrite takes each matrix type's use (A, B, accumulator) from the multiply-adds,
-// so the A, B and accumulator types must differ: hence 16 x 8 x 16, not 16 x 16 x 16.
+// Written with GL_KHR_cooperative_matrix (shaderc 0.10's glslang compiles it directly).
 #define BM 64u
 #define BN 256u
 #include "common/mul_mat_coopmat_body.glsl"

@@ -17,7 +17,6 @@
 // Bindings 0-2 and the first 64 bytes of push constants are mul_mat_coopmat.comp's
 // (common/dequant_matmul.glsl, with n = n_used * n pairs).
 //
-// Specialization constants as mul_mat_coopmat.comp's. Compiled with COOPMAT_NV_TO_KHR
-// (see the compiler note there).
+// Specialization constants as mul_mat_coopmat.comp's.
 #define ID
 #include "common/mul_mat_coopmat_body.glsl"

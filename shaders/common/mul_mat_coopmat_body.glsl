@@ -10,7 +10,7 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_cooperative_matrix : require
 #include "dequant_matmul.glsl"
 
 layout(constant_id = 0) const uint WGS = WG_X;
@@ -57,10 +57,10 @@ const uint NX = BN * (BK / 8u) / WGS;
 // NWC chunks = NW groups either way.
 const bool CHUNKED = CHUNK_SPAN <= BK;
 const uint NWC = NW / 2u;
-// Scope 3 = Subgroup (written as a number: gl_ScopeSubgroup needs another extension).
-#define MAT_A fcoopmatNV<16, 3, TM, TK>
-#define MAT_B fcoopmatNV<16, 3, TK, TN>
-#define MAT_C fcoopmatNV<32, 3, TM, TN>
+// Scope 3 = Subgroup (a number: gl_ScopeSubgroup needs GL_KHR_memory_scope_semantics).
+#define MAT_A coopmat<float16_t, 3, TM, TK, gl_MatrixUseA>
+#define MAT_B coopmat<float16_t, 3, TK, TN, gl_MatrixUseB>
+#define MAT_C coopmat<float, 3, TM, TN, gl_MatrixUseAccumulator>
 
 // Shared tiles of uvec4 (SV = 8 halves each; offsets and strides in halves / SV), one
 // buffer each: the next step waits in registers (pw, px) while this one is multiplied.
@@ -204,17 +204,17 @@ void mul_tile(uint m0, uint n0, uint tid) {
             [[unroll]] for (uint ks = 0u; ks < BK; ks += TK) {
                 MAT_A a[CM];
                 [[unroll]] for (uint i = 0u; i < CM; i++) {
-                    coopMatLoadNV(a[i], sw, ((wr * SUB_M + i * TM) * SWS + ks) / SV,
-                                  SWS / SV, false);
+                    coopMatLoad(a[i], sw, ((wr * SUB_M + i * TM) * SWS + ks) / SV,
+                                SWS / SV, gl_CooperativeMatrixLayoutRowMajor);
                 }
                 MAT_B b[CN];
                 [[unroll]] for (uint j = 0u; j < CN; j++) {
-                    coopMatLoadNV(b[j], sx, ((wc * SUB_N + j * TN) * SXS + ks) / SV,
-                                  SXS / SV, true);
+                    coopMatLoad(b[j], sx, ((wc * SUB_N + j * TN) * SXS + ks) / SV,
+                                SXS / SV, gl_CooperativeMatrixLayoutColumnMajor);
                 }
                 [[unroll]] for (uint i = 0u; i < CM; i++) {
                     [[unroll]] for (uint j = 0u; j < CN; j++) {
-                        acc[i * CN + j] = coopMatMulAddNV(a[i], b[j], acc[i * CN + j]);
+                        acc[i * CN + j] = coopMatMulAdd(a[i], b[j], acc[i * CN + j]);
                     }
                 }
             }
@@ -234,7 +234,7 @@ void mul_tile(uint m0, uint n0, uint tid) {
     const uint lane = gl_SubgroupInvocationID;
     [[unroll]] for (uint i = 0u; i < CM; i++) {
         [[unroll]] for (uint j = 0u; j < CN; j++) {
-            coopMatStoreNV(acc[i * CN + j], sw, sbase, TM / 4u, true);
+            coopMatStore(acc[i * CN + j], sw, sbase, TM / 4u, gl_CooperativeMatrixLayoutColumnMajor);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
             const uint lr0 = wr * SUB_M + i * TM;
