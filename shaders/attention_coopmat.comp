@@ -33,13 +33,12 @@
 //
 // Specialization constants: 0 = D (a multiple of 16, <= 128), 1 = workgroup size =
 // NSG x the subgroup size (16, 32 or 64: lanes per row LPR = subgroup size / 16).
-// Like mul_mat_coopmat.comp this file uses the GL_NV_cooperative_matrix syntax and
-// build.rs rewrites the SPIR-V to the KHR extension (COOPMAT_NV_TO_KHR).
+// GL_KHR_cooperative_matrix, as mul_mat_coopmat.comp.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
-#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_cooperative_matrix : require
 
 layout(constant_id = 0) const uint D = 128;
 layout(constant_id = 1) const uint WGS = 128;
@@ -58,9 +57,10 @@ const uint SKS = D + 8u;
 const uint SSS = BC + 4u;
 const uint SPS = BC + 8u;
 const uint D8 = D / 8u;
-#define MAT_A fcoopmatNV<16, 3, TM, TK>
-#define MAT_B fcoopmatNV<16, 3, TK, TN>
-#define MAT_C fcoopmatNV<32, 3, TM, TN>
+// Scope 3 = Subgroup (a number: gl_ScopeSubgroup needs GL_KHR_memory_scope_semantics).
+#define MAT_A coopmat<float16_t, 3, TM, TK, gl_MatrixUseA>
+#define MAT_B coopmat<float16_t, 3, TK, TN, gl_MatrixUseB>
+#define MAT_C coopmat<float, 3, TM, TN, gl_MatrixUseAccumulator>
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer K { uvec4 k4[]; };
@@ -151,7 +151,8 @@ void main() {
     barrier();
     MAT_A qa[D / TK];
     [[unroll]] for (uint i = 0u; i < D / TK; i++) {
-        coopMatLoadNV(qa[i], skv, (sid * BR * SKS + i * TK) / 8u, SKS / 8u, false);
+        coopMatLoad(qa[i], skv, (sid * BR * SKS + i * TK) / 8u, SKS / 8u,
+                    gl_CooperativeMatrixLayoutRowMajor);
     }
     // The union of the rows' ranges (uniform).
     uint klo = p.n_kv, khi = 0u;
@@ -192,10 +193,12 @@ void main() {
                 MAT_C s = MAT_C(0.0);
                 [[unroll]] for (uint i = 0u; i < D / TK; i++) {
                     MAT_B kb;
-                    coopMatLoadNV(kb, skv, (cb * TN * SKS + i * TK) / 8u, SKS / 8u, true);
-                    s = coopMatMulAddNV(qa[i], kb, s);
+                    coopMatLoad(kb, skv, (cb * TN * SKS + i * TK) / 8u, SKS / 8u,
+                                gl_CooperativeMatrixLayoutColumnMajor);
+                    s = coopMatMulAdd(qa[i], kb, s);
                 }
-                coopMatStoreNV(s, ss, (sid * BR * SSS + cb * TN) / 4u, SSS / 4u, false);
+                coopMatStore(s, ss, (sid * BR * SSS + cb * TN) / 4u, SSS / 4u,
+                             gl_CooperativeMatrixLayoutRowMajor);
             }
             subgroupMemoryBarrierShared();
             subgroupBarrier();
@@ -224,12 +227,13 @@ void main() {
                 subgroupBarrier();
                 [[unroll]] for (uint kk = 0u; kk < BC / TK; kk++) {
                     MAT_A pa;
-                    coopMatLoadNV(pa, sp, (sid * BR * SPS + kk * TK) / 8u, SPS / 8u, false);
+                    coopMatLoad(pa, sp, (sid * BR * SPS + kk * TK) / 8u, SPS / 8u,
+                                gl_CooperativeMatrixLayoutRowMajor);
                     [[unroll]] for (uint c = 0u; c < D / TN; c++) {
                         MAT_B vb;
-                        coopMatLoadNV(vb, skv, ((BC + kk * TK) * SKS + c * TN) / 8u,
-                                      SKS / 8u, false);
-                        acc[c] = coopMatMulAddNV(pa, vb, acc[c]);
+                        coopMatLoad(vb, skv, ((BC + kk * TK) * SKS + c * TN) / 8u,
+                                    SKS / 8u, gl_CooperativeMatrixLayoutRowMajor);
+                        acc[c] = coopMatMulAdd(pa, vb, acc[c]);
                     }
                 }
             }
@@ -255,7 +259,8 @@ void main() {
     // 16 floats per column), then lane e writes row e % 16, column e / 16.
     const uint obase = sid * BR * SSS;
     [[unroll]] for (uint c = 0u; c < D / TN; c++) {
-        coopMatStoreNV(acc[c], ss, obase / 4u, TM / 4u, true);
+        coopMatStore(acc[c], ss, obase / 4u, TM / 4u,
+                     gl_CooperativeMatrixLayoutColumnMajor);
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         for (uint e = lane; e < TM * TN; e += gl_SubgroupSize) {
