@@ -5,13 +5,14 @@
 //! A workgroup takes one kv head and 64 (token, query head) rows of it, so the query heads
 //! of a GQA group share every K/V load; it walks the union of its rows' spans in tiles of
 //! 32 cache rows, computing q·kᵀ and p·v as 16 × 8 × 16 f16 products with f32
-//! accumulation, in two passes (the row maxima first, then the weighted sum: no
-//! accumulator rescaling, which KHR cooperative matrices cannot do per row). Decode
+//! accumulation, in one pass with an online softmax (the accumulators are rescaled by a
+//! matrix holding each row's factor, component-wise: KHR cooperative matrices have no
+//! per-row access). Decode
 //! (a few tokens) keeps `attention.comp` and its split-K form: a prompt has enough rows
 //! to fill the matrices.
 //!
 //! Used where [`support`] passes: the device has the 16 × 8 × 16 f16 · f16 + f32 shape
-//! (the prompt matmul's, [`super::mul_mat::coopmat_shape`]), subgroup shuffles, subgroups
+//! (the prompt matmul's, [`super::mul_mat::coopmat_shape`]), subgroup shuffles and votes, subgroups
 //! of 16–64; `d` a multiple of 16 up to [`MAX_HEAD_DIM`]; `k` and `v` start at multiples
 //! of 16 bytes (both are read 8 halves at a time).
 
@@ -45,9 +46,13 @@ struct Push {
 const _: () = assert!(std::mem::size_of::<Push>() == 48);
 
 /// Shared memory of a workgroup for head size `d`: the K and V tiles (also the q
-/// staging), the score and weight blocks, three words per row.
+/// staging), the score and weight blocks, the rescale matrices, three words per row.
 fn shared_bytes(d: u32) -> u32 {
-    2 * BC * (d + 8) * 2 + NSG * 16 * (BC + 4) * 4 + NSG * 16 * (BC + 8) * 2 + 3 * ROWS * 4
+    2 * BC * (d + 8) * 2
+        + NSG * 16 * (BC + 4) * 4
+        + NSG * 16 * (BC + 8) * 2
+        + NSG * 16 * 8 * 4
+        + 3 * ROWS * 4
 }
 
 /// Why this device cannot run the kernel for head size `d` (`Ok`: it can).
@@ -59,8 +64,8 @@ pub fn support(caps: &Caps, d: u32) -> std::result::Result<(), String> {
             caps.name
         ));
     }
-    if !caps.subgroup_ops.contains(F::BASIC | F::SHUFFLE) {
-        return Err(format!("{} lacks subgroup shuffles", caps.name));
+    if !caps.subgroup_ops.contains(F::BASIC | F::SHUFFLE | F::VOTE) {
+        return Err(format!("{} lacks subgroup shuffles or votes", caps.name));
     }
     let sg = caps.subgroup_size;
     if !(16..=64).contains(&sg) || !sg.is_power_of_two() {
