@@ -4,12 +4,12 @@
 // workgroup: 256
 //
 // Expert-indexed matmul for prompt batches on cooperative matrices (Op::MulMatId with
-// more than MAT_VEC_MAX_N tokens): the tile of mul_mat_coopmat.comp (128 weight rows x
-// 128 columns, f16 products, f32 accumulation) where the columns are the (token, slot)
-// pairs that chose one expert, so each expert's weights are dequantized once per 128
+// more than MAT_VEC_MAX_N tokens): the tile of mul_mat_coopmat.comp (BM weight rows x
+// BN columns, below; f16 products, f32 accumulation) where the columns are the (token,
+// slot) pairs that chose one expert, so each expert's weights are dequantized once per BN
 // pairs instead of once per pair as the decode kernel (mul_mat_vec_id.comp) reads them.
 //
-// Grid: (m / 128 row tiles, n / 128 column tiles, n_expert + 1 buckets); workgroup z runs
+// Grid: (m / BM row tiles, n / BN column tiles, n_expert + 1 buckets); workgroup z runs
 // the tiles of bucket z of the grouping moe_group.comp wrote (binding 3,
 // common/moe_group.glsl) and leaves at once when the bucket has fewer pairs than its y
 // offset. The last bucket (ids out of range) writes 0. dst is split on write as for
@@ -18,5 +18,22 @@
 // (common/dequant_matmul.glsl, with n = n_used * n pairs).
 //
 // Specialization constants as mul_mat_coopmat.comp's.
+//
+// Tile (dispatch/mul_mat.rs `CoopTile::ID` must agree): BM weight rows x BN pairs on WM x WN
+// subgroups. An expert's bucket is small in a prompt batch (512 tokens x 8 of 128 experts:
+// 32 pairs on average), so the tile is narrow on the pair side and light enough for
+// several workgroups per SM (each step's global-load latency hidden by the others).
+#ifndef BM
+#define BM 64u
+#endif
+#ifndef BN
+#define BN 32u
+#endif
+#ifndef WM
+#define WM 2u
+#endif
+#ifndef WN
+#define WN 2u
+#endif
 #define ID
 #include "common/mul_mat_coopmat_body.glsl"

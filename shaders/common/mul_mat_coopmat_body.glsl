@@ -32,8 +32,12 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer XH { uvec4 xh[]; }
 #define BN 128u
 #endif
 #define BK 64u
+#ifndef WM
 #define WM 2u
+#endif
+#ifndef WN
 #define WN 4u
+#endif
 // Cooperative-matrix shape (M x N x K) and tiles per subgroup.
 #define TM 16u
 #define TN 8u

@@ -61,14 +61,16 @@ impl CoopTile {
         wm: 2,
         wn: 4,
     };
-    /// The expert-indexed kernel: 128 × 128 × 64 (an expert's bucket of pairs seldom fills
-    /// 256 columns).
+    /// The expert-indexed kernel: 64 × 32 × 64 on 2 × 2 subgroups. An expert's bucket
+    /// holds few pairs in a prompt batch (512 tokens, 8 of 128 experts: 32 on average), so
+    /// the pair side is narrow and the workgroup light (several per SM). Until the
+    /// fifteenth session 128 × 128 on 2 × 4 subgroups (docs/BENCHMARKS.md).
     const ID: CoopTile = CoopTile {
-        bm: 128,
-        bn: 128,
+        bm: 64,
+        bn: 32,
         bk: 64,
         wm: 2,
-        wn: 4,
+        wn: 2,
     };
 
     fn subgroups(self) -> u32 {
@@ -269,7 +271,7 @@ pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
 pub(crate) fn coopmat_id_fits(caps: &Caps) -> bool {
     let t = CoopTile::ID;
     coopmat_shape(caps).is_some()
-        && t.subgroups() == CoopTile::DENSE.subgroups()
+        && t.subgroups() <= CoopTile::DENSE.subgroups()
         && t.fits(
             t.subgroups() * caps.subgroup_size,
             caps.max_compute_shared_memory_size,
