@@ -1,4 +1,4 @@
-# Call 5 (fifteenth session): N = branch attn-one-pass 4d1bd61+ (shaderc 0.10, the one-pass
+# Call 5 (fifteenth session): N = branch shaderc-0.10-main ac9fa9b (shaderc 0.10, the one-pass
 # coopmat prompt attention with the K/V prefetch, and the expert-indexed coopmat tile
 # 64 x 32 on 2 x 2 subgroups; target/device.tar.xz) against M = main 0ecddeb's vkgraph
 # (128 x 128 on 2 x 4) and two more ID tiles (target/ab-I.tar.xz): I1 = 64 x 64 on 2 x 2,
