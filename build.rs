@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-
 /// One shader variant to compile.
 #[derive(Clone, Debug)]
 struct Variant {
