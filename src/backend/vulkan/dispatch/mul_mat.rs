@@ -61,16 +61,16 @@ impl CoopTile {
         wm: 2,
         wn: 4,
     };
-    /// The expert-indexed kernel: 64 × 32 × 64 on 2 × 2 subgroups. An expert's bucket
-    /// holds few pairs in a prompt batch (512 tokens, 8 of 128 experts: 32 on average), so
-    /// the pair side is narrow and the workgroup light (several per SM). Until the
-    /// fifteenth session 128 × 128 on 2 × 4 subgroups (docs/BENCHMARKS.md).
+    /// The expert-indexed kernel: 128 × 128 × 64 on 2 × 4 subgroups. Narrower tiles for
+    /// the ~32-pair buckets of a 512-token batch of a 128-expert model measured no faster
+    /// (64 × 32 and 64 × 64 on 2 × 2: within noise; 128 × 32 on 4 × 1: −40 %; H100,
+    /// fifteenth session), and wide ones reuse each dequantized weight over long prompts.
     const ID: CoopTile = CoopTile {
-        bm: 64,
-        bn: 32,
+        bm: 128,
+        bn: 128,
         bk: 64,
         wm: 2,
-        wn: 2,
+        wn: 4,
     };
 
     fn subgroups(self) -> u32 {
@@ -237,8 +237,8 @@ pub enum TiledKernel {
 /// Vulkan memory model, subgroup ids, room for 8 subgroups and the shared tiles); `None`
 /// otherwise.
 ///
-/// The kernel uses M×N×K = 16×8×16, f16·f16+f32→f32 at subgroup scope (the SPIR-V rewrite
-/// in build.rs needs distinct A and B types, which 16×16×16 would not give).
+/// The kernel uses M×N×K = 16×8×16, f16·f16+f32→f32 at subgroup scope (written for the
+/// NV extension's distinct A / B types; shaderc 0.10 would compile 16×16×16 as well).
 pub fn coopmat_shape(caps: &Caps) -> Option<&CoopMatShape> {
     use vk::ComponentTypeKHR as C;
     let tile = CoopTile::DENSE;
