@@ -6,7 +6,9 @@
 //! - `L2`: one matrix, dispatched again and again (it may stay in the last-level cache);
 //! - `DRAM`: a rotation through copies of the matrix whose total exceeds 4x the cache
 //!   (`VKGRAPH_BENCH_L2_MB`, default 60 = the H200's L2), so every dispatch streams its
-//!   weights from device memory, as decode does.
+//!   weights from device memory, as decode does. The copies live in pool buffers
+//!   allocated once for the whole sweep (allocating and freeing them per type made the
+//!   later types of a sweep run up to 4x slower than alone).
 //!
 //! Each figure is the median of `REPS` dispatches timed by GPU timestamps, with a barrier
 //! after each (as between decode stages); GB/s counts weight bytes. The reference
@@ -16,7 +18,7 @@
 
 use vkgraph::backend::vulkan::dispatch::mul_mat::{mul_mat, MatVecShape};
 use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{self, XQ};
-use vkgraph::backend::vulkan::{Buffer, ContextOptions, MemoryLocation, Recorder, VulkanContext};
+use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
 use vkgraph::quant::{self, GgmlType};
 
 const REPS: usize = 40;
@@ -131,14 +133,47 @@ fn main() {
             .collect(),
         Err(_) => GgmlType::WEIGHT_TYPES.to_vec(),
     };
+    // The rotation's copies live in pool buffers allocated once for the largest case and
+    // reused by every type and shape: a sweep that allocated and freed ~250 MB per type
+    // ran its later types up to 4x slower than the same types alone in a process (H100,
+    // fifteenth session: q6_K int8 97 vs 26 µs), so nothing is allocated between the
+    // timings. Each pool is at most one storage-buffer range (128 MiB on lavapipe).
+    let limit = caps
+        .max_storage_buffer_range
+        .min(caps.max_memory_allocation_size);
+    let fits = |wbytes: u64| wbytes <= limit;
+    let align = caps.min_storage_buffer_offset_alignment.max(256);
+    // (copies, stride between copies, copies per pool) for a matrix of `wbytes`.
+    let layout = |wbytes: u64| {
+        let copies = dram_total.div_ceil(wbytes).max(2);
+        let stride = wbytes.div_ceil(align) * align;
+        (copies, stride, (limit / stride).max(1))
+    };
+    let need: Vec<(u64, u64)> = shapes
+        .iter()
+        .flat_map(|&(m, k)| {
+            types
+                .iter()
+                .map(move |t| t.row_bytes(k).unwrap() as u64 * m as u64)
+        })
+        .filter(|&w| fits(w))
+        .map(|w| {
+            let (copies, stride, per) = layout(w);
+            (copies.div_ceil(per), per.min(copies) * stride)
+        })
+        .collect();
+    let npools = need.iter().map(|n| n.0).max().unwrap_or(0);
+    let pool_bytes = need.iter().map(|n| n.1).max().unwrap_or(4);
+    let pools: Vec<_> = (0..npools)
+        .map(|i| {
+            ctx.create_buffer(pool_bytes, MemoryLocation::Device, &format!("w_pool{i}"))
+                .unwrap()
+        })
+        .collect();
     for &(m, k) in &shapes {
         for &ty in &types {
             let wbytes = ty.row_bytes(k).unwrap() * m;
-            if wbytes as u64
-                > caps
-                    .max_storage_buffer_range
-                    .min(caps.max_memory_allocation_size)
-            {
+            if !fits(wbytes as u64) {
                 println!("| {ty} | {m} | {k} | - | - | - | does not fit one buffer | | |");
                 continue;
             }
@@ -149,14 +184,12 @@ fn main() {
                 .collect();
             let q = quant::quantize(ty, &vals).unwrap();
             let data: Vec<u8> = q.iter().copied().cycle().take(wbytes).collect();
-            let copies = (dram_total as usize).div_ceil(wbytes).max(2);
-            let ws: Vec<Buffer> = (0..copies)
+            let (copies, stride, per) = layout(wbytes as u64);
+            let ws: Vec<_> = (0..copies)
                 .map(|i| {
-                    let w = ctx
-                        .create_buffer(wbytes as u64, MemoryLocation::Device, &format!("w{i}"))
-                        .unwrap();
-                    ctx.upload(&w, 0, &data).unwrap();
-                    w
+                    let (pool, at) = (&pools[(i / per) as usize], (i % per) * stride);
+                    ctx.upload(pool, at, &data).unwrap();
+                    pool.range(at, wbytes as u64)
                 })
                 .collect();
             for n in [1usize, 8] {
@@ -189,9 +222,9 @@ fn main() {
                     if !on {
                         continue;
                     }
-                    for (mode, rot) in [("L2", 1usize), ("DRAM", copies)] {
+                    for (mode, rot) in [("L2", 1usize), ("DRAM", copies as usize)] {
                         let us = time(&ctx, &|rec, i| {
-                            let w = ws[i % rot].whole();
+                            let w = ws[i % rot];
                             if path == "float" {
                                 mul_mat(rec, ty, w, x.whole(), d.whole(), k32, m32, n32, &[])
                                     .unwrap()

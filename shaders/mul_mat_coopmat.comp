@@ -32,6 +32,12 @@
 // 1.5 without varying subgroup size: gl_SubgroupSize is the device default).
 //
 // Written with GL_KHR_cooperative_matrix (shaderc 0.10's glslang compiles it directly).
+// The `_small` variants (64 x 32 on 2 x 2 subgroups: dispatch/mul_mat.rs `CoopTile::SMALL`)
+// set BM, BN, WM, WN themselves, for grids too small to fill the device with the wide tile.
+#ifndef BM
 #define BM 64u
+#endif
+#ifndef BN
 #define BN 256u
+#endif
 #include "common/mul_mat_coopmat_body.glsl"

@@ -73,6 +73,18 @@ impl CoopTile {
         wn: 4,
     };
 
+    /// The dense kernel's `_small` variants: 64 × 32 × 64 on 2 × 2 subgroups, for
+    /// matmuls whose [`CoopTile::DENSE`] grid has fewer than [`SMALL_GRID`] workgroups
+    /// (qwen3-0.6b's 1,024-row matrices at 512 tokens: 32; a MoE router's 128 rows: 4):
+    /// 8× as many workgroups, each as many k steps.
+    const SMALL: CoopTile = CoopTile {
+        bm: 64,
+        bn: 32,
+        bk: 64,
+        wm: 2,
+        wn: 2,
+    };
+
     fn subgroups(self) -> u32 {
         self.wm * self.wn
     }
@@ -93,6 +105,9 @@ impl CoopTile {
             && (self.bn * self.bk / 8) % wg == 0
     }
 }
+
+/// Dense coopmat grids with fewer workgroups than this take [`CoopTile::SMALL`].
+const SMALL_GRID: u32 = 64;
 
 /// Default mat-vec workgroup width and rows per workgroup.
 const MMV_WG: u32 = 128;
@@ -219,6 +234,8 @@ enum Kernel {
     Tiled,
     /// Tiled matrix-matrix on cooperative matrices.
     Coop,
+    /// The same on [`CoopTile::SMALL`].
+    CoopSmall,
 }
 
 /// Which tiled kernel takes batches of more than [`MAT_VEC_MAX_N`] tokens.
@@ -350,6 +367,19 @@ fn shader(ty: GgmlType, kernel: Kernel) -> Option<ShaderId> {
         (K::Coop, T::Q4K) => S::mul_mat_coopmat_q4_K,
         (K::Coop, T::Q5K) => S::mul_mat_coopmat_q5_K,
         (K::Coop, T::Q6K) => S::mul_mat_coopmat_q6_K,
+        (K::CoopSmall, T::F32) => S::mul_mat_coopmat_small_f32,
+        (K::CoopSmall, T::F16) => S::mul_mat_coopmat_small_f16,
+        (K::CoopSmall, T::BF16) => S::mul_mat_coopmat_small_bf16,
+        (K::CoopSmall, T::Q4_0) => S::mul_mat_coopmat_small_q4_0,
+        (K::CoopSmall, T::Q4_1) => S::mul_mat_coopmat_small_q4_1,
+        (K::CoopSmall, T::Q5_0) => S::mul_mat_coopmat_small_q5_0,
+        (K::CoopSmall, T::Q5_1) => S::mul_mat_coopmat_small_q5_1,
+        (K::CoopSmall, T::Q8_0) => S::mul_mat_coopmat_small_q8_0,
+        (K::CoopSmall, T::Q2K) => S::mul_mat_coopmat_small_q2_K,
+        (K::CoopSmall, T::Q3K) => S::mul_mat_coopmat_small_q3_K,
+        (K::CoopSmall, T::Q4K) => S::mul_mat_coopmat_small_q4_K,
+        (K::CoopSmall, T::Q5K) => S::mul_mat_coopmat_small_q5_K,
+        (K::CoopSmall, T::Q6K) => S::mul_mat_coopmat_small_q6_K,
         _ => return None,
     })
 }
@@ -548,7 +578,24 @@ fn record(
             groups,
         );
     }
-    let launch = tiled_launch(caps, tiled, x_vec4, false, &what)?;
+    let mut launch = tiled_launch(caps, tiled, x_vec4, false, &what)?;
+    // `Auto` takes the small tile for small grids; `Coopmat` keeps the wide one, so tests
+    // that force it (tests/vk_mul_mat.rs) still cover it at their small shapes.
+    let small = CoopTile::SMALL;
+    if tiled == TiledKernel::Auto
+        && launch.coop
+        && u64::from(m.div_ceil(launch.tile[0])) * u64::from(n.div_ceil(launch.tile[1]))
+            < u64::from(SMALL_GRID)
+        && small.fits(
+            small.subgroups() * caps.subgroup_size,
+            caps.max_compute_shared_memory_size,
+            0,
+        )
+    {
+        launch.kernel = Kernel::CoopSmall;
+        launch.tile = [small.bm, small.bn];
+        launch.spec[0] = small.subgroups() * caps.subgroup_size;
+    }
     let shader = shader(ty, launch.kernel).expect("every supported type has tiled kernels");
     let (tile, mut spec) = (launch.tile, launch.spec);
     let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
