@@ -6,9 +6,10 @@
 //! - `L2`: one matrix, dispatched again and again (it may stay in the last-level cache);
 //! - `DRAM`: a rotation through copies of the matrix whose total exceeds 4x the cache
 //!   (`VKGRAPH_BENCH_L2_MB`, default 60 = the H200's L2), so every dispatch streams its
-//!   weights from device memory, as decode does. The copies live in pool buffers
-//!   allocated once for the whole sweep (allocating and freeing them per type made the
-//!   later types of a sweep run up to 4x slower than alone).
+//!   weights from device memory, as decode does.
+//!
+//! Every weight type runs in a process of its own (a long sweep in one process drifted:
+//! see `run_per_type`); `VKGRAPH_BENCH_TYPES=q4_0,q6_K` runs the listed types in one.
 //!
 //! Each figure is the median of `REPS` dispatches timed by GPU timestamps, with a barrier
 //! after each (as between decode stages); GB/s counts weight bytes. The reference
@@ -18,7 +19,7 @@
 
 use vkgraph::backend::vulkan::dispatch::mul_mat::{mul_mat, MatVecShape};
 use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{self, XQ};
-use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
+use vkgraph::backend::vulkan::{Buffer, ContextOptions, MemoryLocation, Recorder, VulkanContext};
 use vkgraph::quant::{self, GgmlType};
 
 const REPS: usize = 40;
@@ -54,7 +55,45 @@ fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder, usize)) -> Option<f64> {
     ))
 }
 
+/// Runs the bench once per weight type, each in a fresh process (this executable with
+/// `VKGRAPH_BENCH_TYPES` set to the one type), and prints the first run's header and
+/// every run's table rows. In one process a sweep drifts: on an H100 (fifteenth session,
+/// docs/BENCHMARKS.md) its types from about the fifth on ran 1.1–4× slower than the same
+/// types alone (q6_K int8 84–97 µs vs 26), with or without the weight copies reallocated
+/// per type; the cause is not known, so each type gets a process of its own.
+fn run_per_type() -> bool {
+    let Ok(exe) = std::env::current_exe() else {
+        return false;
+    };
+    for (i, ty) in GgmlType::WEIGHT_TYPES.iter().enumerate() {
+        let out = std::process::Command::new(&exe)
+            .env("VKGRAPH_BENCH_TYPES", ty.name())
+            .args(std::env::args().skip(1))
+            .output();
+        let Ok(out) = out else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines() {
+            let row = line.starts_with(&format!("| {} |", ty.name()))
+                || line.starts_with("| (quantize_q8_1");
+            if i == 0 || row {
+                println!("{line}");
+            }
+        }
+        if !out.status.success() {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            return true;
+        }
+    }
+    true
+}
+
 fn main() {
+    // Without VKGRAPH_BENCH_TYPES every type runs in its own process (see run_per_type).
+    if std::env::var_os("VKGRAPH_BENCH_TYPES").is_none() && run_per_type() {
+        return;
+    }
     let ctx = match VulkanContext::new(&ContextOptions::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -133,47 +172,14 @@ fn main() {
             .collect(),
         Err(_) => GgmlType::WEIGHT_TYPES.to_vec(),
     };
-    // The rotation's copies live in pool buffers allocated once for the largest case and
-    // reused by every type and shape: a sweep that allocated and freed ~250 MB per type
-    // ran its later types up to 4x slower than the same types alone in a process (H100,
-    // fifteenth session: q6_K int8 97 vs 26 µs), so nothing is allocated between the
-    // timings. Each pool is at most one storage-buffer range (128 MiB on lavapipe).
-    let limit = caps
-        .max_storage_buffer_range
-        .min(caps.max_memory_allocation_size);
-    let fits = |wbytes: u64| wbytes <= limit;
-    let align = caps.min_storage_buffer_offset_alignment.max(256);
-    // (copies, stride between copies, copies per pool) for a matrix of `wbytes`.
-    let layout = |wbytes: u64| {
-        let copies = dram_total.div_ceil(wbytes).max(2);
-        let stride = wbytes.div_ceil(align) * align;
-        (copies, stride, (limit / stride).max(1))
-    };
-    let need: Vec<(u64, u64)> = shapes
-        .iter()
-        .flat_map(|&(m, k)| {
-            types
-                .iter()
-                .map(move |t| t.row_bytes(k).unwrap() as u64 * m as u64)
-        })
-        .filter(|&w| fits(w))
-        .map(|w| {
-            let (copies, stride, per) = layout(w);
-            (copies.div_ceil(per), per.min(copies) * stride)
-        })
-        .collect();
-    let npools = need.iter().map(|n| n.0).max().unwrap_or(0);
-    let pool_bytes = need.iter().map(|n| n.1).max().unwrap_or(4);
-    let pools: Vec<_> = (0..npools)
-        .map(|i| {
-            ctx.create_buffer(pool_bytes, MemoryLocation::Device, &format!("w_pool{i}"))
-                .unwrap()
-        })
-        .collect();
     for &(m, k) in &shapes {
         for &ty in &types {
             let wbytes = ty.row_bytes(k).unwrap() * m;
-            if !fits(wbytes as u64) {
+            if wbytes as u64
+                > caps
+                    .max_storage_buffer_range
+                    .min(caps.max_memory_allocation_size)
+            {
                 println!("| {ty} | {m} | {k} | - | - | - | does not fit one buffer | | |");
                 continue;
             }
@@ -184,12 +190,14 @@ fn main() {
                 .collect();
             let q = quant::quantize(ty, &vals).unwrap();
             let data: Vec<u8> = q.iter().copied().cycle().take(wbytes).collect();
-            let (copies, stride, per) = layout(wbytes as u64);
-            let ws: Vec<_> = (0..copies)
+            let copies = (dram_total as usize).div_ceil(wbytes).max(2);
+            let ws: Vec<Buffer> = (0..copies)
                 .map(|i| {
-                    let (pool, at) = (&pools[(i / per) as usize], (i % per) * stride);
-                    ctx.upload(pool, at, &data).unwrap();
-                    pool.range(at, wbytes as u64)
+                    let w = ctx
+                        .create_buffer(wbytes as u64, MemoryLocation::Device, &format!("w{i}"))
+                        .unwrap();
+                    ctx.upload(&w, 0, &data).unwrap();
+                    w
                 })
                 .collect();
             for n in [1usize, 8] {
@@ -222,9 +230,9 @@ fn main() {
                     if !on {
                         continue;
                     }
-                    for (mode, rot) in [("L2", 1usize), ("DRAM", copies as usize)] {
+                    for (mode, rot) in [("L2", 1usize), ("DRAM", copies)] {
                         let us = time(&ctx, &|rec, i| {
-                            let w = ws[i % rot];
+                            let w = ws[i % rot].whole();
                             if path == "float" {
                                 mul_mat(rec, ty, w, x.whole(), d.whole(), k32, m32, n32, &[])
                                     .unwrap()
