@@ -19,21 +19,10 @@
 //
 // Specialization constants as mul_mat_coopmat.comp's.
 //
-// Tile (dispatch/mul_mat.rs `CoopTile::ID` must agree): BM weight rows x BN pairs on WM x WN
-// subgroups. Narrower ones for the small buckets of a prompt batch (512 tokens x 8 of 128
-// experts: 32 pairs on average) measured no faster: 64 x 32 and 64 x 64 on 2 x 2 +0.5-1 %
-// (noise), 128 x 32 on 4 x 1 -40 % (H100, qwen3-30b-a3b pp512; docs/BENCHMARKS.md).
-#ifndef BM
-#define BM 128u
-#endif
-#ifndef BN
-#define BN 128u
-#endif
-#ifndef WM
-#define WM 2u
-#endif
-#ifndef WN
-#define WN 4u
-#endif
+// Tile: the body's default, 128 x 128 on 2 x 4 subgroups (dispatch/mul_mat.rs
+// `CoopTile::ID` must agree). Narrower ones for the small buckets of a prompt batch (512
+// tokens x 8 of 128 experts: 32 pairs on average) measured no faster: 64 x 32 and 64 x 64
+// on 2 x 2 +0.5-1 % (noise), 128 x 32 on 4 x 1 -40 % (H100, qwen3-30b-a3b pp512;
+// docs/BENCHMARKS.md).
 #define ID
 #include "common/mul_mat_coopmat_body.glsl"

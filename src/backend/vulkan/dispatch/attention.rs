@@ -210,6 +210,61 @@ pub(super) fn check_operands(
     Ok((nq, nkv))
 }
 
+/// The five operands of an attention dispatch bound, and its push-constant head: the
+/// shape checked by [`check_operands`], q / dst as f32, k as uvec4s of 8 halves, v in
+/// words of `v_bytes` (4: 2 halves, as `attention.comp` reads it; 16: 8 halves).
+pub(super) struct Operands<'a> {
+    pub q: BufferRange<'a>,
+    pub k: BufferRange<'a>,
+    pub v: BufferRange<'a>,
+    pub span: BufferRange<'a>,
+    pub dst: BufferRange<'a>,
+    pub head: PushHead,
+    /// Elements of q (and dst).
+    pub nq: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn bind_operands<'a>(
+    caps: &crate::backend::vulkan::Caps,
+    [q, k, v, span, dst]: [&BufferRange<'a>; 5],
+    v_bytes: u64,
+    d: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    n: u32,
+    n_kv: u32,
+    scale: f32,
+) -> Result<Operands<'a>> {
+    let (nq, nkv) = check_operands(d, n_head, n_head_kv, n, n_kv, scale)?;
+    let (rq, q_off) = bind(caps, q, 4, nq, "attention q")?;
+    let (rk, k_off) = bind(caps, k, 16, nkv / 8, "attention k")?;
+    let (rv, v_off) = bind(caps, v, v_bytes, nkv * 2 / v_bytes, "attention v")?;
+    let (rp, span_off) = bind(caps, span, 4, 2 * u64::from(n), "attention span")?;
+    let (rd, d_off) = bind(caps, dst, 4, nq, "attention dst")?;
+    Ok(Operands {
+        q: rq,
+        k: rk,
+        v: rv,
+        span: rp,
+        dst: rd,
+        head: PushHead {
+            d,
+            n_head,
+            n_head_kv,
+            n,
+            n_kv,
+            scale,
+            q_off,
+            k_off,
+            v_off,
+            span_off,
+            d_off,
+        },
+        nq,
+    })
+}
+
 /// Push constants of `shaders/attention_rope.comp`: [`Push`], then the ROPE fields.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -419,14 +474,20 @@ pub fn attention_with(
              {MAX_HEAD_DIM})"
         )));
     }
-    let (nq, nkv) = check_operands(d, n_head, n_head_kv, n, n_kv, scale)?;
     let caps = rec.caps();
-    let (rq, q_off) = bind(caps, &q, 4, nq, "attention q")?;
     // f16 elements: K is read as uvec4 (8 halves), V as uint (2 halves).
-    let (rk, k_off) = bind(caps, &k, 16, nkv / 8, "attention k")?;
-    let (rv, v_off) = bind(caps, &v, 4, nkv / 2, "attention v")?;
-    let (rp, span_off) = bind(caps, &span, 4, 2 * u64::from(n), "attention span")?;
-    let (rd, d_off) = bind(caps, &dst, 4, nq, "attention dst")?;
+    let ops = bind_operands(
+        caps,
+        [&q, &k, &v, &span, &dst],
+        4,
+        d,
+        n_head,
+        n_head_kv,
+        n,
+        n_kv,
+        scale,
+    )?;
+    let (rq, rk, rv, rp, rd, nq) = (ops.q, ops.k, ops.v, ops.span, ops.dst, ops.nq);
     let (rpart, rcnt, part_off, cnt_off, nz, spec_shape) = match &split {
         None => (rd, rd, 0, 0, 1, None),
         Some((scratch, sh)) => {
@@ -466,19 +527,7 @@ pub fn attention_with(
     };
     let (rq8, q8_off, rs8, q8s_off) = super::norm::bind_q8(caps, q8, rd, d, nq, shader)?;
     let push = Push {
-        head: PushHead {
-            d,
-            n_head,
-            n_head_kv,
-            n,
-            n_kv,
-            scale,
-            q_off,
-            k_off,
-            v_off,
-            span_off,
-            d_off,
-        },
+        head: ops.head,
         part_off,
         cnt_off,
         q8_off,

@@ -19,7 +19,6 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::attention::PushHead;
-use super::bind;
 use crate::backend::vulkan::{BufferRange, Caps, Recorder, ShaderId};
 use crate::{Error, Result};
 
@@ -116,12 +115,18 @@ pub fn attention_coopmat(
     let caps = rec.caps();
     support(caps, d)
         .map_err(|e| Error::Unsupported(format!("cooperative-matrix attention: {e}")))?;
-    let (nq, nkv) = super::attention::check_operands(d, n_head, n_head_kv, n, n_kv, scale)?;
-    let (rq, q_off) = bind(caps, &q, 4, nq, "attention q")?;
-    let (rk, k_off) = bind(caps, &k, 16, nkv / 8, "attention k")?;
-    let (rv, v_off) = bind(caps, &v, 16, nkv / 8, "attention v")?;
-    let (rp, span_off) = bind(caps, &span, 4, 2 * u64::from(n), "attention span")?;
-    let (rd, d_off) = bind(caps, &dst, 4, nq, "attention dst")?;
+    // K and V both read as uvec4s of 8 halves.
+    let ops = super::attention::bind_operands(
+        caps,
+        [&q, &k, &v, &span, &dst],
+        16,
+        d,
+        n_head,
+        n_head_kv,
+        n,
+        n_kv,
+        scale,
+    )?;
     if n == 0 || n_head == 0 {
         return Ok(());
     }
@@ -136,26 +141,14 @@ pub fn attention_coopmat(
         )));
     }
     let push = Push {
-        head: PushHead {
-            d,
-            n_head,
-            n_head_kv,
-            n,
-            n_kv,
-            scale,
-            q_off,
-            k_off,
-            v_off,
-            span_off,
-            d_off,
-        },
+        head: ops.head,
         pad: 0,
     };
     // Specialization: 0 = head size, 1 = workgroup size (NSG subgroups).
     rec.dispatch(
         ShaderId::attention_coopmat,
         &[d, NSG * caps.subgroup_size],
-        &[rq, rk, rv, rp, rd],
+        &[ops.q, ops.k, ops.v, ops.span, ops.dst],
         bytemuck::bytes_of(&push),
         [n_head_kv, blocks as u32, 1],
     )
