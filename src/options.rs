@@ -14,6 +14,7 @@
 //! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, `mul_mat_vecq_layer`, each quantizing its output for the next in a q8_1 epilogue (default 1: 5 stages per llama layer, +3–7 % tg128 on the H100, docs/BENCHMARKS.md; 0 for A/B) |
 //! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
 //! | `VKGRAPH_MMVQ_SHAPE=WGxROWS` | [`Options::mat_vecq_shape`] | the same for the integer-dot mat-vec, dense and expert-indexed (rows 1..=16; unset: chosen per shape) |
+//! | `VKGRAPH_MMVQ_ID_SHAPE=WGxROWS` | [`Options::mat_vecq_id_shape`] | the integer-dot expert-indexed mat-vec only (MUL_MAT_ID at decode; before `VKGRAPH_MMVQ_SHAPE` there; tuning) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
@@ -40,6 +41,7 @@ pub struct Options {
     pub mat_vecq_layer: bool,
     pub mat_vec_shape: Option<MatVecShape>,
     pub mat_vecq_shape: Option<MatVecShape>,
+    pub mat_vecq_id_shape: Option<MatVecShape>,
     /// Rows per split-K attention workgroup (`dispatch::attention::split_shape`).
     pub attn_split_rows: Option<u32>,
     pub cache_dir: Option<PathBuf>,
@@ -60,6 +62,7 @@ impl Default for Options {
             mat_vecq_layer: true,
             mat_vec_shape: None,
             mat_vecq_shape: None,
+            mat_vecq_id_shape: None,
             attn_split_rows: None,
             cache_dir: None,
             fence_timeout_s: None,
@@ -100,6 +103,9 @@ impl Options {
         }
         if let Some(v) = get("VKGRAPH_MMVQ_SHAPE") {
             o.mat_vecq_shape = Some(parse_shape("VKGRAPH_MMVQ_SHAPE", &v, false)?);
+        }
+        if let Some(v) = get("VKGRAPH_MMVQ_ID_SHAPE") {
+            o.mat_vecq_id_shape = Some(parse_shape("VKGRAPH_MMVQ_ID_SHAPE", &v, false)?);
         }
         if let Some(v) = get("VKGRAPH_ATTN_SPLIT_ROWS") {
             o.attn_split_rows = Some(match v.trim() {

@@ -120,7 +120,8 @@ fn moe_sum_weights_each_slot() {
 
 /// The sibling pass fuses a MoE layer's gate and up experts (same type) into one
 /// MUL_MAT_ID over both stacks in `fuse` and `auto`, says so in the dump, and leaves them
-/// apart in `off` and `reorder`; the fused graph gives the same logits on the CPU.
+/// apart in `off` and `reorder`; at fusion `layer` the SwiGLU that reads both halves is
+/// folded into it (MUL_MAT_ID_SWIGLU, a decision line per layer).
 #[test]
 fn gate_up_experts_fuse_in_fuse_and_auto() {
     use vkgraph::model::{build_graph, BuildOpts};
@@ -141,10 +142,29 @@ fn gate_up_experts_fuse_in_fuse_and_auto() {
             &passes::any_backend,
             &passes::any_group,
         );
+        // At fusion `layer` the fused gate/up also takes the SwiGLU in its epilogue.
         let fused = g
+            .order()
+            .filter(|&n| g.node(n).op.name() == "MUL_MAT_ID_SWIGLU")
+            .count();
+        let apart = g
             .order()
             .filter(|&n| g.node(n).op.name() == "MUL_MAT_ID_FUSED")
             .count();
+        assert_eq!(
+            apart, 0,
+            "{mode}: a fused gate/up without its SwiGLU epilogue"
+        );
+        let folds = g
+            .fusions
+            .iter()
+            .filter(|d| {
+                d.text.starts_with("folded blk.")
+                    && d.text
+                        .contains("ffn_gate_up_exps + SWIGLU → MUL_MAT_ID_SWIGLU")
+            })
+            .count();
+        assert_eq!(folds, fused, "{mode}: {:?}", g.fusions);
         let lines: Vec<&str> = g
             .decisions
             .iter()

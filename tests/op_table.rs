@@ -201,7 +201,20 @@ fn built_in_rows_keep_the_op_names() {
             "ROPE_ATTENTION",
         ),
         (Op::MoeSum { residual: true }, "MOE_SUM_ADD"),
-        (Op::MulMatId { split: vec![] }, "MUL_MAT_ID"),
+        (
+            Op::MulMatId {
+                split: vec![],
+                glu: false,
+            },
+            "MUL_MAT_ID",
+        ),
+        (
+            Op::MulMatId {
+                split: vec![4, 4],
+                glu: true,
+            },
+            "MUL_MAT_ID_SWIGLU",
+        ),
         (
             Op::MulMatLayer {
                 split: vec![4, 4],

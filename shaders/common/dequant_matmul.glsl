@@ -24,9 +24,9 @@
 layout(std430, set = 0, binding = 1) readonly restrict buffer XS { float xs[]; };
 layout(std430, set = 0, binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float dst[]; };
-#elif defined(LAYER)
-// mul_mat_vecq_layer.comp reads back its own and other workgroups' results for its q8_1
-// epilogue (QOUT): coherent.
+#elif defined(LAYER) || defined(ID)
+// mul_mat_vecq_layer.comp and mul_mat_vecq_id.comp read back their own and other
+// workgroups' results for their q8_1 epilogue (QOUT): coherent.
 layout(std430, set = 0, binding = 3) coherent restrict buffer D { float dst[]; };
 #else
 layout(std430, set = 0, binding = 3) writeonly restrict buffer D { float dst[]; };
@@ -52,6 +52,14 @@ layout(push_constant) uniform Push {
     uint nx;
     uint n_expert;
     uint id_off;
+#if defined(Q8_X) && !defined(LAYER)
+    // mul_mat_vecq_id.comp's q8_1 epilogue (QOUT): element offsets in binding 5 of the
+    // codes (words) and (d, s) pairs (vec2), in binding 6 of the block counters.
+    uint qo_codes;
+    uint qo_scales;
+    uint qo_cnt;
+    uint pad_i0;
+#endif
 #endif
 #ifdef LAYER
     // mul_mat_vec_layer.comp: element offsets of nw (binding 3) and r (binding 4), the

@@ -1,27 +1,55 @@
-// The (token, slot) pair setup shared by the decode expert-indexed mat-vecs
+// The (token, slot) pair setup and output shared by the decode expert-indexed mat-vecs
 // (mul_mat_vec_id.comp through common/mul_mat_vec_body.glsl, mul_mat_vecq_id.comp through
 // common/mul_mat_vecq_body.glsl): workgroup z is the pair, ids[id_off + pair] its expert.
-// The including body declares `ids` (its binding differs) and `dst` and includes
-// common/dequant_matmul.glsl (with ID) first.
+// The including body declares `ids` (its binding differs), `dst` and (with SUBGROUP_RED
+// defined: a subgroup reduction) `red`, and includes common/dequant_matmul.glsl (with
+// ID) and common/mat_vec_layer.glsl (GLU, phys_row, row_in) first.
 #ifndef COMMON_ID_PAIR_GLSL
 #define COMMON_ID_PAIR_GLSL
 
-// Sets id_expert to the pair's expert and returns true; for an id out of range writes 0
-// to the workgroup's rows row0 .. row0 + nr - 1 of the pair's dst column and returns
-// false (uniform per workgroup: the caller returns).
-bool id_pair_begin(uint pair, uint row0, uint nr, uint tid, uint wg) {
-    const int e = ids[p.id_off + pair];
-    if (e < 0 || uint(e) >= p.n_expert) {
-        for (uint r = tid; r < nr; r += wg) {
-            if (row0 + r < p.m) {
-                const RowAddr a = row_addr(row0 + r);
-                dst[a.dbase + pair * a.dstride] = 0.0;
-            }
-        }
-        return false;
+// Writes the pair's result for row slot r of the workgroup's rows (group), given its sum
+// s and, with GLU, the sum u of slot r + 1 (the up row of the same index): dst column
+// `pair` of the physical row, or with GLU silu(s) * u to row L of dst [m/2, n_used, n]
+// for the even slots (odd slots write nothing).
+void id_out(uint group, uint r, uint pair, float s, float u) {
+    if (!row_in(group, r)) {
+        return;
     }
-    id_expert = uint(e);
-    return true;
+    if (GLU) {
+        if (r % 2u == 0u) {
+            const uint l = group * (NR / 2u) + r / 2u;
+            dst[p.d_off + pair * p.seg_rows[0] + l] = s / (1.0 + exp(-s)) * u;
+        }
+        return;
+    }
+    const RowAddr a = row_addr(phys_row(group, r));
+    dst[a.dbase + pair * a.dstride] = s;
+}
+
+#ifdef SUBGROUP_RED
+// After a subgroup reduction (one partial per subgroup and row slot in red, NMAX = 1):
+// each row slot's sum, zero for a pair whose id was out of range (ok false); with GLU
+// slot r + 1 is slot r's up row.
+void id_out_subgroups(uint group, uint pair, bool ok, uint tid) {
+    for (uint r = tid; r < NR; r += WG) {
+        float s = 0.0, u = 0.0;
+        for (uint g = 0u; g < gl_NumSubgroups; g++) {
+            s += red[r * WG + g];
+            u += GLU ? red[((r + 1u) % NR) * WG + g] : 0.0;
+        }
+        id_out(group, r, pair, ok ? s : 0.0, ok ? u : 0.0);
+    }
+}
+#endif
+
+// Sets id_expert to the pair's expert and returns true; for an id out of range sets
+// expert 0 (valid memory to read) and returns false: the caller writes 0 for the pair's
+// rows (id_out with zero sums) and still takes part in any epilogue.
+bool id_pair_begin(uint pair) {
+    const int e = ids[p.id_off + pair];
+    const bool ok = e >= 0 && uint(e) < p.n_expert;
+    id_expert = ok ? uint(e) : 0u;
+    return ok;
 }
 
 #endif

@@ -3,7 +3,8 @@
 // both with LAYER defined (Op::MulMatLayer): specialization constants 4 = NORM, 5 = EPI,
 // 6 = NW_VEC4, the norm weight (binding 3) and residual / bias (binding 4), the per-token
 // sum(x^2) slots, and the physical-row mapping of a GLU epilogue (gate/up pairs).
-// Without LAYER: NORM and GLU false, rows in order. Needs NR, NMAX, WG and p (the push
+// Without LAYER: NORM false, rows in order, except for the expert-indexed kernels' GLU
+// (ID: constant 5 as EPI). Needs NR, NMAX, WG and p (the push
 // constants of common/dequant_matmul.glsl) declared first.
 #ifndef COMMON_MAT_VEC_LAYER_GLSL
 #define COMMON_MAT_VEC_LAYER_GLSL
@@ -55,8 +56,18 @@ vec4 nw4(uint e) {
 }
 #else
 const bool NORM = false;
+#ifdef ID
+// The expert-indexed decode kernels' SwiGLU epilogue (Op::MulMatId with glu): EPI = 2
+// pairs gate and up rows as below and writes silu(gate) * up (common/id_pair.glsl).
+layout(constant_id = 5) const uint EPI = 0u;
+const bool GLU = EPI == 2u;
+#else
 const bool GLU = false;
+#endif
 uint phys_row(uint group, uint r) {
+    if (GLU) {
+        return (r % 2u == 0u ? 0u : p.seg_rows[0]) + group * (NR / 2u) + r / 2u;
+    }
     return group * NR + r;
 }
 #endif

@@ -42,7 +42,9 @@
 // expert's matrix offset, x is the pair's row (pair_x_row) and the results go to dst
 // column `pair` (split on write over pairs: stack s's results are a contiguous
 // [seg_rows[s], n_used, n] block). An expert id out of
-// range writes 0.
+// range writes 0. With constant 5 (EPI) = 2 the SwiGLU epilogue: gate/up row pairs
+// (common/mat_vec_layer.glsl's GLU) and silu(gate) * up into dst [m/2, n_used, n]
+// (common/id_pair.glsl).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #ifdef SUBGROUP
@@ -62,7 +64,6 @@ shared float red[NR * NMAX * WG];
 
 #ifdef ID
 layout(std430, set = 0, binding = 3) readonly restrict buffer IDS { int ids[]; };
-#include "common/id_pair.glsl"
 // The x row of token j and the dst column of its results (see ID above).
 #define X_ROW(j) id_xrow
 #define OUT_COL(j) id_pair
@@ -72,6 +73,12 @@ layout(std430, set = 0, binding = 3) readonly restrict buffer IDS { int ids[]; }
 #endif
 
 #include "mat_vec_layer.glsl"
+#ifdef ID
+#ifdef SUBGROUP
+#define SUBGROUP_RED
+#endif
+#include "common/id_pair.glsl"
+#endif
 
 void main() {
     const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -84,9 +91,8 @@ void main() {
 #ifdef ID
     const uint id_pair = gl_WorkGroupID.z;
     const uint id_xrow = pair_x_row(id_pair);
-    if (!id_pair_begin(id_pair, row0, NR, tid, WG)) {
-        return; // uniform per workgroup
-    }
+    // An id out of range computes expert 0's rows and writes 0.
+    const bool id_ok = id_pair_begin(id_pair);
 #endif
 
     float acc[NR][NMAX];
@@ -139,6 +145,8 @@ void main() {
     barrier();
 #ifdef LAYER
 #include "mat_vec_layer_out.glsl"
+#elif defined(ID)
+    id_out_subgroups(group, id_pair, id_ok, tid);
 #else
     for (uint t = tid; t < slots; t += WG) {
         const uint r = t / n, j = t % n;
@@ -171,6 +179,12 @@ void main() {
         }
         barrier();
     }
+#ifdef ID
+    for (uint r = tid; r < NR; r += WG) {
+        const float u = GLU ? red[((r + 1u) % NR) * WG] : 0.0;
+        id_out(group, r, id_pair, id_ok ? red[r * WG] : 0.0, id_ok ? u : 0.0);
+    }
+#else
     for (uint t = tid; t < slots; t += WG) {
         const uint r = t / n, j = t % n;
         const uint row = row0 + r;
@@ -179,5 +193,6 @@ void main() {
             dst[a.dbase + OUT_COL(j) * a.dstride] = red[(r * NMAX + j) * WG];
         }
     }
+#endif
 #endif
 }

@@ -1,6 +1,6 @@
 // The body of the integer-dot mat-vec (MMVQ): mul_mat_vecq.comp (dense, Op::MulMat),
 // with ID defined mul_mat_vecq_id.comp (expert-indexed, Op::MulMatId at decode: workgroup
-// z = (token, slot) pair, NMAX = 1), and with LAYER mul_mat_vecq_layer.comp (Op::MulMatLayer:
+// z = (token, slot) pair, NMAX = 1; constant 5 = 2 its SwiGLU epilogue, common/id_pair.glsl), and with LAYER mul_mat_vecq_layer.comp (Op::MulMatLayer:
 // the decode-layer folds of mul_mat_vec_layer.comp on the integer-dot path). The algorithm
 // is described in mul_mat_vecq.comp.
 //
@@ -50,7 +50,17 @@ shared uint last_sh;
 #ifdef ID
 // The expert of each (token, slot) pair (binding 4: binding 3 is dst on the Q8_X layout).
 layout(std430, set = 0, binding = 4) readonly restrict buffer IDS { int ids[]; };
-#include "id_pair.glsl"
+// The SwiGLU form's q8_1 epilogue (QOUT = 1, specialization constant 8): the output
+// quantized for the down experts' integer-dot matmul, as LAYER's QOUT 1 does it, with a
+// block counter per (pair, block): binding 5 the slot (codes, (d, s)), binding 6 the
+// counters (both bound to dst when QOUT = 0).
+#define Q8_CODES 5
+#define Q8_SCALES 5
+#define Q8_QUAL writeonly
+#include "q8_1.glsl"
+layout(std430, set = 0, binding = 6) buffer QC { uint qcnt[]; };
+layout(constant_id = 8) const uint QOUT = 0u;
+shared uint last_sh;
 #define X_UNIT(j) (id_xrow * units)
 #define OUT_COL(j) id_pair
 #else
@@ -309,6 +319,30 @@ Unit dq_unit(uint bb, uint s) {
 }
 
 shared float red[NR * NMAX * WG];
+#ifdef ID
+#define SUBGROUP_RED
+#include "id_pair.glsl"
+#endif
+
+#if defined(LAYER) || defined(ID)
+// The q8_1 epilogues' arrival: this workgroup publishes its dst rows and counts itself in
+// at counter c; true (uniform) for the last of `arrivals`, which may then read the
+// others' rows (coherent dst) and must reset the counter to 0.
+bool arrive_last(uint c, uint arrivals) {
+    memoryBarrierBuffer();
+    barrier();
+    if (gl_LocalInvocationID.x == 0u) {
+        const uint before = atomicAdd(qcnt[c], 1u);
+        last_sh = before == arrivals - 1u ? 1u : 0u;
+    }
+    barrier();
+    const bool last = last_sh != 0u;
+    if (last) {
+        memoryBarrierBuffer();
+    }
+    return last;
+}
+#endif
 
 void main() {
     const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -324,9 +358,9 @@ void main() {
     // row, its dst column; a pair whose id is out of range gets 0.
     const uint id_pair = gl_WorkGroupID.z;
     const uint id_xrow = pair_x_row(id_pair);
-    if (!id_pair_begin(id_pair, row0, NR, tid, WG)) {
-        return; // uniform per workgroup
-    }
+    // An id out of range computes expert 0's rows and writes 0 (no early return: the
+    // q8_1 epilogue's counters need every workgroup).
+    const bool id_ok = id_pair_begin(id_pair);
 #endif
 
     float acc[NR][NMAX];
@@ -451,17 +485,9 @@ void main() {
         const uint m_out = GLU ? p.seg_rows[0] : p.m;
         const uint blk = (group * rows_out) / 32u;
         const uint nb = m_out / 32u;
-        memoryBarrierBuffer();
-        barrier();
-        if (tid == 0u) {
-            const uint before = atomicAdd(qcnt[p.qo_cnt + blk], 1u);
-            last_sh = before == 32u / rows_out - 1u ? 1u : 0u;
-        }
-        barrier();
-        if (last_sh == 0u) {
+        if (!arrive_last(p.qo_cnt + blk, 32u / rows_out)) {
             return; // uniform per workgroup
         }
-        memoryBarrierBuffer();
         // 8 lanes per (token, block), as q8_store4 takes them (WG % 8 == 0).
         for (uint i = tid; i < 8u * n; i += WG) {
             const uint j = i / 8u, lane = i % 8u;
@@ -479,6 +505,25 @@ void main() {
         }
         if (tid == 0u) {
             qcnt[p.qo_cnt + blk] = 0u;
+        }
+    }
+#elif defined(ID)
+    barrier();
+    id_out_subgroups(group, id_pair, id_ok, tid);
+    if (QOUT != 0u) {
+        // GLU only (the dispatch checks): NR / 2 output rows per workgroup dividing 32,
+        // seg_rows[0] % 32 == 0. Block qb of the pair's output row (dst [m/2, pairs]).
+        const uint rows_out = NR / 2u;
+        const uint qb = id_pair * (p.seg_rows[0] / 32u) + (group * rows_out) / 32u;
+        if (arrive_last(p.qo_cnt + qb, 32u / rows_out)) {
+            if (tid < 8u) {
+                const uint o = p.d_off + 32u * qb + 4u * tid;
+                const vec4 v = vec4(dst[o], dst[o + 1u], dst[o + 2u], dst[o + 3u]);
+                q8_store4(p.qo_codes, p.qo_scales, qb, tid, v);
+            }
+            if (tid == 0u) {
+                qcnt[p.qo_cnt + qb] = 0u;
+            }
         }
     }
 #else

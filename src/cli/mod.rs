@@ -516,6 +516,7 @@ pub fn make_backends(
         vk.set_moe_group(options()?.moe_group);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);
         vk.set_mat_vecq_shape(options()?.mat_vecq_shape);
+        vk.set_mat_vecq_id_shape(options()?.mat_vecq_id_shape);
         vk.set_attn_split_rows(options()?.attn_split_rows);
         v.push(Box::new(vk));
     }

@@ -132,7 +132,11 @@ pub enum Op {
     /// reads its own). `split` as for [`Op::MulMat`]: a fused weight's members (each a
     /// whole `[k, m_s, n_expert]` expert stack, stored one after the other), and dst holds
     /// segment after segment a contiguous `[m_s, n_used, n]` block.
-    MulMatId { split: Vec<usize> },
+    ///
+    /// With `glu` (decode-layer fusion, `passes::layer`: the SWIGLU of a fused gate/up
+    /// expert matmul folded into it) `split` is two equal segments, gate stacks then up
+    /// stacks, and dst is f32 `[m/2, n_used, n]` = `silu(gate) * up` of each pair.
+    MulMatId { split: Vec<usize>, glu: bool },
     /// A MUL_MAT with work folded in by decode-layer fusion (`passes::layer`, DESIGN.md
     /// decision 13). Sources `[w, x]`, then `nw: f32 [k]` when `norm` is `Some(eps)`, then
     /// `r: f32 [m, n]` when `epi` is [`Epilogue::Add`] (`b: f32 [m]` when it is

@@ -516,14 +516,20 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
     let wu = weight(g, m, &b("ffn_up_exps.weight"))?;
     let wd = weight(g, m, &b("ffn_down_exps.weight"))?;
     let gate = g.op(
-        Op::MulMatId { split: vec![] },
+        Op::MulMatId {
+            split: vec![],
+            glu: false,
+        },
         &[wg, cur3, ids],
         format!("ffn_moe_gate-{il}"),
         f32t,
         [fe, k, n, 1],
     );
     let up = g.op(
-        Op::MulMatId { split: vec![] },
+        Op::MulMatId {
+            split: vec![],
+            glu: false,
+        },
         &[wu, cur3, ids],
         format!("ffn_moe_up-{il}"),
         f32t,
@@ -537,7 +543,10 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
         [fe, k, n, 1],
     );
     let down = g.op(
-        Op::MulMatId { split: vec![] },
+        Op::MulMatId {
+            split: vec![],
+            glu: false,
+        },
         &[wd, act, ids],
         format!("ffn_moe_down-{il}"),
         f32t,

@@ -180,7 +180,8 @@ fn mul_mat_name(op: &Op) -> &'static str {
 
 fn mul_mat_id_name(op: &Op) -> &'static str {
     match op {
-        Op::MulMatId { split } if split.is_empty() => "MUL_MAT_ID",
+        Op::MulMatId { glu: true, .. } => "MUL_MAT_ID_SWIGLU",
+        Op::MulMatId { split, .. } if split.is_empty() => "MUL_MAT_ID",
         _ => "MUL_MAT_ID_FUSED",
     }
 }

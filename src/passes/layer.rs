@@ -2,7 +2,9 @@
 //! matmuls around it, so a decode layer runs fewer dispatches and stages. Four folds,
 //! each into an [`Op::MulMatLayer`]:
 //! - **SwiGLU epilogue**: SWIGLU(gate, up) over the two halves of a fused gate/up
-//!   MUL_MAT (the sibling pass's `ffn_gate_up`) becomes that matmul's epilogue;
+//!   MUL_MAT (the sibling pass's `ffn_gate_up`) becomes that matmul's epilogue; likewise
+//!   over a fused gate/up MUL_MAT_ID (qwen3moe's `ffn_gate_up_exps`), which becomes a
+//!   MUL_MAT_ID with `glu` (MUL_MAT_ID_SWIGLU) rather than an [`Op::MulMatLayer`];
 //! - **scale epilogue**: SCALE(MUL_MAT(W, x)) (a LoRA adapter's `s·B·(A·x)`) becomes
 //!   the matmul's factor on its product;
 //! - **residual epilogue**: ADD(MUL_MAT(W, x), r) — attention output and ffn_down plus
@@ -148,8 +150,9 @@ fn gate_up_matmul(
     let Some(&mm) = producer.get(&root) else {
         return Err("gate/up is not a matmul's output".into());
     };
-    let Op::MulMat { split } = &g.node(mm).op else {
-        return Err(format!("gate/up comes from {}", g.node(mm).op.name()));
+    let split = match &g.node(mm).op {
+        Op::MulMat { split } | Op::MulMatId { split, glu: false } => split,
+        op => return Err(format!("gate/up comes from {}", op.name())),
     };
     if matches!(
         g.tensor(g.root(g.node(mm).srcs[0])).kind,
@@ -198,21 +201,27 @@ fn swiglu_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             note(g, format!("kept   {wname} SWIGLU: {why}"));
             continue;
         }
-        let Op::MulMat { split } = g.node(mm).op.clone() else {
-            unreachable!("checked by gate_up_matmul")
+        let (op, name) = match g.node(mm).op.clone() {
+            Op::MulMat { split } => (
+                Op::MulMatLayer {
+                    split,
+                    norm: None,
+                    epi: Epilogue::SwiGlu,
+                    scale: 1.0,
+                },
+                "MUL_MAT_SWIGLU",
+            ),
+            // The experts' gate/up (qwen3moe): each (token, slot) pair's silu(gate)·up.
+            Op::MulMatId { split, .. } => (Op::MulMatId { split, glu: true }, "MUL_MAT_ID_SWIGLU"),
+            _ => unreachable!("checked by gate_up_matmul"),
         };
         let node = &mut g.dag[mm];
-        node.op = Op::MulMatLayer {
-            split,
-            norm: None,
-            epi: Epilogue::SwiGlu,
-            scale: 1.0,
-        };
+        node.op = op;
         node.dst = out;
         remove(g, s);
         note(
             g,
-            format!("folded {wname} + SWIGLU → MUL_MAT_SWIGLU (the epilogue writes silu(gate)·up) — 1 dispatch and 1 stage fewer"),
+            format!("folded {wname} + SWIGLU → {name} (the epilogue writes silu(gate)·up) — 1 dispatch and 1 stage fewer"),
         );
         done += 1;
     }

@@ -267,7 +267,10 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex], grouped: bool) -> NodeIndex {
     }
     // The fused node takes the first member's place in the order.
     let (op, srcs) = if experts {
-        (Op::MulMatId { split }, vec![fw, x, first.srcs[2]])
+        (
+            Op::MulMatId { split, glu: false },
+            vec![fw, x, first.srcs[2]],
+        )
     } else {
         (Op::MulMat { split }, vec![fw, x])
     };
@@ -465,7 +468,7 @@ fn expert_siblings(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) -> bool
     let mut by_input: BTreeMap<(u32, u32), Vec<NodeIndex>> = BTreeMap::new();
     for n in g.order() {
         let node = g.node(n);
-        let single = matches!(&node.op, Op::MulMatId { split } if split.is_empty());
+        let single = matches!(&node.op, Op::MulMatId { split, glu: false } if split.is_empty());
         if single && weight_name(g, n).is_some() {
             by_input
                 .entry((node.srcs[1].0, node.srcs[2].0))

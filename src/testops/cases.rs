@@ -126,7 +126,9 @@ pub enum Case {
     /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
     /// second expert stack of m + 5 rows after the first (a fused gate/up weight). More
     /// than 16 tokens take the grouped-by-expert kernels; `q8` (decode batches,
-    /// quantized types): the integer-dot kernel on a q8_1 copy of x.
+    /// quantized types): the integer-dot kernel on a q8_1 copy of x. `glu` (with `fused`,
+    /// decode batches): the second stack has m rows too and the kernel's SwiGLU epilogue
+    /// writes silu(gate)·up (MUL_MAT_ID_SWIGLU).
     MulMatId {
         ty: GgmlType,
         m: u32,
@@ -137,6 +139,7 @@ pub enum Case {
         n: u32,
         fused: bool,
         q8: bool,
+        glu: bool,
     },
     /// MOE_SUM; `residual`: MOE_SUM_ADD (a residual added to the sum).
     MoeSum {
@@ -285,13 +288,14 @@ impl Case {
                 nx,
                 n,
                 fused,
+                glu,
                 ..
             } => format!(
                 "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}",
-                if *fused {
-                    format!("+{}", m + 5)
-                } else {
-                    String::new()
+                match (fused, glu) {
+                    (_, true) => format!("+{m},swiglu"),
+                    (true, false) => format!("+{}", m + 5),
+                    (false, false) => String::new(),
                 }
             ),
             Case::MoeSum { ne0, n_used, n, .. } | Case::MoeSumNorm { ne0, n_used, n } => {
@@ -380,11 +384,16 @@ impl Case {
                 nx,
                 n,
                 fused,
+                glu,
                 ..
             } => {
-                let m = if fused { 2 * m + 5 } else { m };
+                let (m, out) = match (fused, glu) {
+                    (_, true) => (2 * m, m),
+                    (true, false) => (2 * m + 5, 2 * m + 5),
+                    (false, false) => (m, m),
+                };
                 let w = ty.row_bytes(k as usize).unwrap_or(0) as u64 * u64::from(m);
-                u64::from(n_used * n) * w + 4 * u64::from(k * nx * n + m * n_used * n)
+                u64::from(n_used * n) * w + 4 * u64::from(k * nx * n + out * n_used * n)
             }
             Case::MoeSum {
                 ne0,
@@ -658,6 +667,25 @@ pub fn cases() -> Vec<Case> {
                     n,
                     fused,
                     q8: false,
+                    glu: false,
+                });
+            }
+            // The SwiGLU epilogue (decode: n <= 16) on the float and integer-dot kernels.
+            for (n, q8) in [(1u32, false), (3, false), (1, true), (3, true)] {
+                if q8 && !ty.is_quantized() {
+                    continue;
+                }
+                v.push(Case::MulMatId {
+                    ty,
+                    m,
+                    k,
+                    n_expert: 8,
+                    n_used: 2,
+                    nx: 1,
+                    n,
+                    fused: true,
+                    q8,
+                    glu: true,
                 });
             }
             if ty.is_quantized() {
@@ -672,6 +700,7 @@ pub fn cases() -> Vec<Case> {
                         n,
                         fused,
                         q8: true,
+                        glu: false,
                     });
                 }
             }
@@ -690,6 +719,7 @@ pub fn cases() -> Vec<Case> {
                 n,
                 fused: m == 130,
                 q8: false,
+                glu: false,
             });
         }
     }

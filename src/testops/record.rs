@@ -849,6 +849,7 @@ pub(super) fn run_inner(
             n,
             fused,
             q8,
+            glu,
         } => {
             if q8 && !dispatch::moe::vecq_id_supports(ctx.caps(), ty, k, n) {
                 return Err(Error::Unsupported(format!(
@@ -857,7 +858,11 @@ pub(super) fn run_inner(
                 )));
             }
             // Member stacks (one, or two of m and m + 5 rows), stored one after the other.
-            let split: Vec<u32> = if fused { vec![m, m + 5] } else { vec![m] };
+            let split: Vec<u32> = match (fused, glu) {
+                (_, true) => vec![m, m],
+                (true, false) => vec![m, m + 5],
+                (false, false) => vec![m],
+            };
             let mut w = Vec::new();
             let mut stacks = Vec::new();
             for (i, &rows) in split.iter().enumerate() {
@@ -906,6 +911,13 @@ pub(super) fn run_inner(
                     at += rows * pairs;
                 }
             }
+            if glu {
+                // silu(gate)·up of the two [m, n_used, n] blocks.
+                let (gate, up) = want.split_at(want.len() / 2);
+                let mut act = vec![0f32; gate.len()];
+                ops::swiglu(gate, up, &mut act);
+                want = act;
+            }
             let split = if fused { split } else { vec![] };
             // dst starts as 7.0 everywhere: a value a kernel leaves unwritten fails.
             let (wb, xb, ib, db) = (
@@ -953,6 +965,7 @@ pub(super) fn run_inner(
                         n_used,
                         n,
                         &split,
+                        dispatch::moe::IdEpilogue { glu, q8_out: None },
                         Some(dispatch::moe::Grouping {
                             scratch: b[gb].whole(),
                             tiled: dispatch::mul_mat::TiledKernel::Auto,

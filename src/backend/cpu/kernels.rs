@@ -391,7 +391,7 @@ pub(crate) fn moe_weights(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Resul
 
 pub(crate) fn mul_mat_id(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
     let a = At::new(g, n);
-    let Op::MulMatId { split } = &a.node.op else {
+    let Op::MulMatId { split, glu } = &a.node.op else {
         return Err(a.wrong("mul_mat_id"));
     };
     let (w, xt) = (a.st(0), a.st(1));
@@ -403,7 +403,19 @@ pub(crate) fn mul_mat_id(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result
     } else {
         split.clone()
     };
-    let mut out = a.out();
+    // With the SwiGLU epilogue the product of both halves first, then silu(gate)·up.
+    let pairs = ids.len();
+    let mut out = if *glu {
+        if split.len() != 2 || split[0] != split[1] {
+            return Err(Error::Usage(format!(
+                "`{}`: a SwiGLU epilogue needs two equal segments, not {split:?}",
+                a.dt.name
+            )));
+        }
+        vec![0f32; w.ne[1] * pairs]
+    } else {
+        a.out()
+    };
     {
         let segs = be.weight_segments(g, a.s(0))?;
         if segs.len() != split.len() {
@@ -413,13 +425,18 @@ pub(crate) fn mul_mat_id(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result
             )));
         }
         // Segment after segment, each a contiguous [m_s, n_used, n] block.
-        let pairs = ids.len();
         let mut rest = &mut out[..];
         for (wb, &rows) in segs.iter().zip(&split) {
             let (blk, r) = rest.split_at_mut(rows * pairs);
             rest = r;
             ops::mul_mat_id(w.ty, wb, a.ne0, rows, &x, xt.ne[1], &ids, n_used, blk)?;
         }
+    }
+    if *glu {
+        let (gate, up) = out.split_at(out.len() / 2);
+        let mut act = a.out();
+        ops::swiglu(gate, up, &mut act);
+        return put(be, &a, &act);
     }
     put(be, &a, &out)
 }

@@ -326,7 +326,23 @@ pub fn mul_mat_id(
     split: &[u32],
 ) -> Result<()> {
     mul_mat_id_with(
-        rec, ty, w, x, ids, dst, k, m, n_expert, nx, n_used, n, split, None, None, None,
+        rec,
+        ty,
+        w,
+        x,
+        ids,
+        dst,
+        k,
+        m,
+        n_expert,
+        nx,
+        n_used,
+        n,
+        split,
+        IdEpilogue::default(),
+        None,
+        None,
+        None,
     )
 }
 
@@ -450,6 +466,104 @@ struct IdPush {
     id_off: u32,
 }
 
+/// Push constants of `mul_mat_vecq_id.comp`: [`IdPush`], then its q8_1 epilogue's
+/// element offsets (codes in words and (d, s) pairs in binding 5, counters in binding 6).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct IdqPush {
+    id: IdPush,
+    qo_codes: u32,
+    qo_scales: u32,
+    qo_cnt: u32,
+    pad: u32,
+}
+
+/// What a decode MUL_MAT_ID does with its products besides writing them (`Op::MulMatId`'s
+/// `glu`; the default: nothing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdEpilogue<'a> {
+    /// `silu(gate)·up` of a fused gate/up weight's two equal segments: dst `[m/2, pairs]`.
+    pub glu: bool,
+    /// With `glu` on the integer-dot kernel: the output also quantized to q8_1 for the
+    /// next integer-dot matmul (the down experts), so no quantize_q8_1 dispatch runs.
+    pub q8_out: Option<IdQ8Out<'a>>,
+}
+
+/// Where [`IdEpilogue::q8_out`] writes: byte offsets in `scratch` of the output's q8_1
+/// codes (`pairs·m_out` bytes), `(d, s)` pairs (`pairs·m_out/32`) and block counters
+/// (`pairs·m_out/32` u32, zero before the dispatch and left at zero).
+#[derive(Clone, Copy, Debug)]
+pub struct IdQ8Out<'a> {
+    pub scratch: BufferRange<'a>,
+    pub codes: u64,
+    pub scales: u64,
+    pub cnt: u64,
+}
+
+/// Whether the q8_1 epilogue can quantize an output of `m_out` rows written `rows_out`
+/// per workgroup: whole 32-row blocks, each workgroup's rows in one.
+pub fn id_qout_fits(m_out: u32, rows_out: u32) -> bool {
+    super::mul_mat_vecq_layer::vecq_layer_qout_fits(m_out, rows_out)
+}
+
+/// Binds [`IdQ8Out`]'s slot and counters: (slot range, counters range, [codes word,
+/// pair, counter] offsets).
+fn id_q8_out<'a>(
+    caps: &Caps,
+    o: &IdQ8Out<'a>,
+    m_out: u32,
+    pairs: u64,
+    rows_out: u32,
+    what: &str,
+) -> Result<(BufferRange<'a>, BufferRange<'a>, [u32; 3])> {
+    if !id_qout_fits(m_out, rows_out) {
+        return Err(Error::Usage(format!(
+            "{what}: no q8_1 epilogue for {m_out} output rows, {rows_out} per workgroup \
+             (needs whole 32-row blocks, each workgroup's rows in one)"
+        )));
+    }
+    let (cb, sb) = mul_mat_vecq::xq_bytes(m_out, pairs as u32);
+    let nb = u64::from(m_out / 32) * pairs;
+    let sub = |b: u64, len: u64, name: &str| -> Result<BufferRange<'a>> {
+        if b.checked_add(len).is_none_or(|e| e > o.scratch.size) {
+            return Err(Error::Usage(format!(
+                "{what}: {name} [{b}, +{len}) outside the q8_1 scratch"
+            )));
+        }
+        Ok(o.scratch.buffer.range(o.scratch.offset + b, len))
+    };
+    if o.scales < o.codes + cb || (o.scales - o.codes) % 8 != 0 {
+        return Err(Error::Usage(format!(
+            "{what}: the epilogue's (d, s) pairs must follow its codes, 8-byte aligned"
+        )));
+    }
+    let slot = sub(o.codes, o.scales + sb - o.codes, "the epilogue's slot")?;
+    let (ro, base) = bind(
+        caps,
+        &slot,
+        8,
+        slot.size / 8,
+        &format!("{what} q8_1 epilogue"),
+    )?;
+    let word = |b: u64| (u64::from(base) * 8 + b - o.codes) / 4;
+    let w32 = |v: u64| {
+        u32::try_from(v)
+            .map_err(|_| Error::Unsupported(format!("{what}: scratch offset exceeds 32 bits")))
+    };
+    let (rc, cnt_off) = bind(
+        caps,
+        &sub(o.cnt, nb * 4, "the epilogue's block counters")?,
+        4,
+        nb,
+        &format!("{what} block counters"),
+    )?;
+    Ok((
+        ro,
+        rc,
+        [w32(word(o.codes))?, w32(word(o.scales) / 2)?, cnt_off],
+    ))
+}
+
 /// What a prompt batch grouped by expert needs besides the operands (planned by the
 /// executor): the grouping's scratch range (at least [`grouping_words`] words), the tiled
 /// kernel family, and room for an f16 copy of x (`k·nx·n` halves, 16-byte aligned) that
@@ -485,6 +599,7 @@ pub fn mul_mat_id_with(
     n_used: u32,
     n: u32,
     split: &[u32],
+    epi: IdEpilogue<'_>,
     grouping: Option<Grouping<'_>>,
     shape: Option<mul_mat::MatVecShape>,
     xq: Option<(XQ<'_>, Option<mul_mat::MatVecShape>)>,
@@ -504,6 +619,12 @@ pub fn mul_mat_id_with(
     }
     if !supports_mul_mat_id(ty) {
         return Err(Error::Unsupported(format!("{what}: no kernel for {ty}")));
+    }
+    let glu = epi.glu;
+    if glu && (segs.len() != 2 || segs[0] != segs[1]) {
+        return Err(Error::Usage(format!(
+            "{what}: a SwiGLU epilogue needs two equal segments (gate, up), not {split:?}"
+        )));
     }
     if nx != 1 && nx != n_used {
         return Err(Error::Usage(format!(
@@ -529,7 +650,8 @@ pub fn mul_mat_id_with(
     count_u32(nxe, &what)?;
     let (rx, x_off) = bind(caps, &x, 4, nxe, "mul_mat_id x")?;
     let (ri, ids_off) = bind(caps, &ids, 4, pairs, "mul_mat_id ids")?;
-    let nd = u64::from(m) * pairs;
+    // With the SwiGLU epilogue one output row per gate/up pair of rows.
+    let nd = u64::from(if glu { m / 2 } else { m }) * pairs;
     count_u32(nd, &what)?;
     let (rd, d_off) = bind(caps, &dst, 4, nd, "mul_mat_id dst")?;
     let mut seg_rows = [0u32; 4];
@@ -552,6 +674,13 @@ pub fn mul_mat_id_with(
         seg_woff,
     };
     let x_vec4 = u32::from(x_off % 4 == 0);
+    // Specialization constant 5 of the decode kernels (EPI): 2 = SwiGLU.
+    let epi_code = if glu { 2 } else { 0 };
+    if epi.q8_out.is_some() && !glu {
+        return Err(Error::Usage(format!(
+            "{what}: a q8_1 epilogue needs the SwiGLU epilogue"
+        )));
+    }
     if let Some(Grouping {
         scratch,
         tiled,
@@ -560,6 +689,11 @@ pub fn mul_mat_id_with(
     {
         // Prompt: moe_group.comp writes the grouping; after a barrier the expert-indexed
         // tile runs over each expert's pairs.
+        if glu {
+            return Err(Error::Unsupported(format!(
+                "{what}: the grouped prompt kernels have no SwiGLU epilogue (decode only)"
+            )));
+        }
         let pairs = pairs as u32; // count_u32(m · pairs) above
         let (rg, g_off) = bind(
             caps,
@@ -636,28 +770,48 @@ pub fn mul_mat_id_with(
         // Integer dot products on x's q8_1 copy (all k·nx·n values).
         let (rq, q_off, rs, s_off) = mul_mat_vecq::bind_xq(caps, &xq, nxe, &what)?;
         let (shape, wg) = mul_mat_vecq::launch(caps, ty, k, 1, qshape, 0, &what)?;
+        glu_rows(glu, shape, &what)?;
         let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
         groups[2] = pairs as u32;
-        let push = IdPush {
-            base: mul_mat::Push::new(k, m, pairs as u32, &wb, q_off, s_off, d_off),
-            n_used,
-            nx,
-            n_expert,
-            id_off: ids_off,
+        // The q8_1 epilogue's slot (codes, then (d, s)) and its counters, one per 32-row
+        // block of each pair's output; without it both bindings hold dst.
+        let (ro, rc, qo) = match &epi.q8_out {
+            None => (rd, rd, [0u32; 3]),
+            Some(o) => id_q8_out(caps, o, m / 2, pairs, shape.rows / 2, &what)?,
+        };
+        let push = IdqPush {
+            id: IdPush {
+                base: mul_mat::Push::new(k, m, pairs as u32, &wb, q_off, s_off, d_off),
+                n_used,
+                nx,
+                n_expert,
+                id_off: ids_off,
+            },
+            qo_codes: qo[0],
+            qo_scales: qo[1],
+            qo_cnt: qo[2],
+            pad: 0,
         };
         let shader = vecq_id_shader(ty).expect("checked by vecq_id_supports");
         let align = mul_mat_vecq::w_align(ty, &wb);
+        let qout = u32::from(epi.q8_out.is_some());
         return rec.dispatch(
             shader,
-            &[wg, shape.rows, 0, 1, 0, 0, 0, align],
-            &[wb.range, rq, rs, rd, ri],
+            &[wg, shape.rows, 0, 1, 0, epi_code, 0, align, qout],
+            &[wb.range, rq, rs, rd, ri, ro, rc],
             bytemuck::bytes_of(&push),
             groups,
         );
     }
+    if epi.q8_out.is_some() {
+        return Err(Error::Unsupported(format!(
+            "{what}: the float expert-indexed mat-vec has no q8_1 epilogue"
+        )));
+    }
     let shader = vec_id_shader(ty, !mul_mat::has_subgroup_add(caps))
         .ok_or_else(|| Error::Unsupported(format!("{what}: no kernel for {ty}")))?;
     let (shape, wg) = mul_mat::mat_vec_launch(caps, ty, k, 1, shape, 0, &what)?;
+    glu_rows(glu, shape, &what)?;
     let mut groups = mul_mat::grid_2d(caps, m.div_ceil(shape.rows), &what)?;
     groups[2] = pairs as u32;
     let push = IdPush {
@@ -669,11 +823,22 @@ pub fn mul_mat_id_with(
     };
     rec.dispatch(
         shader,
-        &[wg, shape.rows, x_vec4, 1],
+        &[wg, shape.rows, x_vec4, 1, 0, epi_code],
         &[wb.range, rx, rd, ri],
         bytemuck::bytes_of(&push),
         groups,
     )
+}
+
+/// The SwiGLU epilogue pairs a workgroup's rows (gate row, up row): an even row count.
+fn glu_rows(glu: bool, shape: mul_mat::MatVecShape, what: &str) -> Result<()> {
+    if glu && shape.rows % 2 != 0 {
+        return Err(Error::Unsupported(format!(
+            "{what}: a SwiGLU epilogue needs an even row count per workgroup, not {}",
+            shape.rows
+        )));
+    }
+    Ok(())
 }
 
 #[repr(C)]

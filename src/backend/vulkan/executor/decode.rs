@@ -41,7 +41,7 @@ pub(super) struct XqSlot {
 
 impl VulkanBackend {
     // ---- decode tuning overrides (options.rs: VKGRAPH_MMV_SHAPE, VKGRAPH_MMVQ_SHAPE,
-    // VKGRAPH_ATTN_SPLIT_ROWS) ----
+    // VKGRAPH_MMVQ_ID_SHAPE, VKGRAPH_ATTN_SPLIT_ROWS) ----
 
     /// Overrides the decode mat-vec launch shape (tuning; `None`: chosen per shape).
     pub fn set_mat_vec_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
@@ -49,6 +49,20 @@ impl VulkanBackend {
             self.mat_vec_shape = shape;
             self.recorded.clear();
         }
+    }
+
+    /// Overrides the expert-indexed integer-dot mat-vec's launch shape (tuning; `None`:
+    /// [`Self::set_mat_vecq_shape`]'s).
+    pub fn set_mat_vecq_id_shape(&mut self, shape: Option<dispatch::mul_mat::MatVecShape>) {
+        if shape != self.mat_vecq_id_shape {
+            self.mat_vecq_id_shape = shape;
+            self.recorded.clear();
+        }
+    }
+
+    /// The launch shape override of the expert-indexed integer-dot mat-vec.
+    pub(super) fn id_vecq_shape(&self) -> Option<dispatch::mul_mat::MatVecShape> {
+        self.mat_vecq_id_shape.or(self.mat_vecq_shape)
     }
 
     /// Overrides the integer-dot mat-vec's launch shape (tuning; `None`: chosen per shape).
@@ -170,6 +184,9 @@ impl VulkanBackend {
                 q.ne[2] as u64,
             );
         }
+        if let Op::MulMatId { .. } = node.op {
+            return self.id_fusable(g, n);
+        }
         let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
         // An op disabled here (tests force CPU fallbacks so) is not folded either.
         let mm_type = format!("MUL_MAT:{}", w.ty.name());
@@ -207,6 +224,37 @@ impl VulkanBackend {
             );
         }
         dispatch::mul_mat::layer_support(self.ctx.caps(), w.ty, w.ne[0] as u64, x.nrows() as u64)
+    }
+
+    /// Whether MUL_MAT_ID node `n` takes the SwiGLU epilogue (`passes::layer`): the decode
+    /// kernels (float and integer-dot) have it, the grouped prompt kernels do not.
+    fn id_fusable(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
+        let node = g.node(n);
+        let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+        let id_type = format!("MUL_MAT_ID:{}", w.ty.name());
+        for op in ["MUL_MAT_ID", id_type.as_str(), "SWIGLU"] {
+            if self.disabled.contains(op) {
+                return Err(format!("{op} is disabled on this device"));
+            }
+        }
+        if self.moe_grouped(g, n) {
+            return Err(format!(
+                "{} tokens run grouped by expert (the prompt kernels have no epilogue)",
+                ids.ne[1]
+            ));
+        }
+        let shape = if self.vecq_id_for(g, n) {
+            self.id_vecq_shape()
+        } else {
+            self.mat_vec_shape
+        };
+        if let Some(s) = shape.filter(|s| s.rows % 2 != 0) {
+            return Err(format!(
+                "the mat-vec shape override has {} rows per workgroup (the epilogue pairs them)",
+                s.rows
+            ));
+        }
+        Ok(())
     }
 
     /// The members of a grouped weight (`TensorKind::GroupedWeight`) as kernel segments;
@@ -286,7 +334,7 @@ impl VulkanBackend {
         // Pass 1: the slots (activation, norm weight) and who writes each.
         let mut by_key: Vec<((Region, Option<Region>), usize)> = Vec::new();
         let mut writers: Vec<NodeIndex> = Vec::new();
-        let mut counted: Vec<bool> = Vec::new();
+        let mut counted: Vec<u64> = Vec::new();
         for n in g.order() {
             if !self.assigned.contains(&n) {
                 continue;
@@ -311,9 +359,13 @@ impl VulkanBackend {
                         .q8_writer(g, x, k, nw.is_some())
                         .filter(|p| !writers.contains(p));
                     writers.extend(producer);
-                    counted.push(
-                        producer.is_some_and(|p| matches!(g.node(p).op, Op::MulMatLayer { .. })),
-                    );
+                    // Fused mat-vecs count their blocks: one counter per 32-row block,
+                    // per (token, slot) pair for the expert-indexed one.
+                    counted.push(producer.map_or(0, |p| match g.node(p).op {
+                        Op::MulMatLayer { .. } => 1,
+                        Op::MulMatId { .. } => g.tensor(x).nrows() as u64,
+                        _ => 0,
+                    }));
                     self.xq_slots.push(XqSlot {
                         x,
                         producer,
@@ -339,9 +391,9 @@ impl VulkanBackend {
         // counters at zero, so the region is zero-filled only when new bytes join it.
         let mut at = 0u64;
         for (s, &c) in self.xq_slots.iter_mut().zip(&counted) {
-            if c {
+            if c > 0 {
                 s.cnt = Some(at);
-                at += round(u64::from(s.k / 32) * 4);
+                at += round(u64::from(s.k / 32) * 4 * c);
             }
         }
         let grown = at > self.xq_cnt_bytes;
@@ -621,11 +673,37 @@ impl VulkanBackend {
     ) -> Option<NodeIndex> {
         let r = g.region(x);
         let p = g.order().find(|&p| g.region(g.node(p).dst) == r)?;
-        if self.vecq_layer_qout(g, p, k) || (!norm && has_q8_epilogue(g, p, k)) {
+        if self.vecq_layer_qout(g, p, k)
+            || (!norm && (has_q8_epilogue(g, p, k) || self.vecq_id_qout(g, p, k)))
+        {
             Some(p)
         } else {
             None
         }
+    }
+
+    /// Whether node `p` is a MUL_MAT_ID_SWIGLU on the integer-dot kernel whose q8_1
+    /// epilogue can quantize its output (rows of `k`: whole 32-row blocks, each
+    /// workgroup's output rows in one).
+    pub(super) fn vecq_id_qout(&self, g: &Graph, p: NodeIndex, k: u32) -> bool {
+        let node = g.node(p);
+        if !matches!(node.op, Op::MulMatId { glu: true, .. }) || !self.vecq_id_for(g, p) {
+            return false;
+        }
+        let (w, dst) = (g.tensor(node.srcs[0]), g.tensor(node.dst));
+        let launch = dispatch::mul_mat_vecq::launch(
+            self.ctx.caps(),
+            w.ty,
+            w.ne[0] as u32,
+            1,
+            self.id_vecq_shape(),
+            0,
+            "q8_1 epilogue",
+        );
+        dst.ty == GgmlType::F32
+            && dst.ne[0] == k as usize
+            && launch
+                .is_ok_and(|(s, _)| s.rows % 2 == 0 && dispatch::moe::id_qout_fits(k, s.rows / 2))
     }
 
     /// Whether node `p` is an integer-dot fused mat-vec whose q8_1 epilogue can quantize
@@ -836,12 +914,14 @@ impl VulkanBackend {
                         parts.join(", ")
                     );
                 }
-                Op::MulMatId { split } => {
+                Op::MulMatId { split, glu } => {
                     let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
-                    let members = if split.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} stacks in one dispatch", split.len())
+                    let members = match (split.len(), glu) {
+                        (0, _) => String::new(),
+                        (s, true) => {
+                            format!(", {s} stacks in one dispatch, silu(gate)·up in its epilogue")
+                        }
+                        (s, false) => format!(", {s} stacks in one dispatch"),
                     };
                     let grouped = self.moe_grouped(g, n);
                     let vecq = self.uses_vecq(g, n).then(|| {

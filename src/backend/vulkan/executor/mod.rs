@@ -108,6 +108,8 @@ pub struct VulkanBackend {
     pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// The integer-dot mat-vec's override (`VKGRAPH_MMVQ_SHAPE`; `None`: per shape).
     pub(super) mat_vecq_shape: Option<dispatch::mul_mat::MatVecShape>,
+    /// The expert-indexed integer-dot mat-vec's (`VKGRAPH_MMVQ_ID_SHAPE`; `None`: the above).
+    pub(super) mat_vecq_id_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// Rows per split-K attention workgroup (`None`: the default).
     pub(super) attn_split_rows: Option<u32>,
     /// Split decode attention over the context even where the device would not (tests).
@@ -175,6 +177,7 @@ impl VulkanBackend {
             coopmat: true,
             mat_vec_shape: None,
             mat_vecq_shape: None,
+            mat_vecq_id_shape: None,
             attn_split_rows: None,
             force_attention_split: false,
             kv_len: 0,

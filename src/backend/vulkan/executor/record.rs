@@ -758,11 +758,26 @@ pub(crate) fn mul_mat_id(
     rec: Rec<'_>,
     g: &Graph,
     n: NodeIndex,
-    _: &Extra,
+    extra: &Extra,
 ) -> Result<()> {
     let a = At::new(be, g, n);
-    let Op::MulMatId { split } = &a.node.op else {
+    let Op::MulMatId { split, glu } = &a.node.op else {
         return Err(a.wrong("mul_mat_id"));
+    };
+    // As the producer of a q8_1 slot (extra.q8) the SwiGLU form writes it in its epilogue.
+    let q8_out = match extra.q8 {
+        Some(o) => {
+            let so = be.xq_slots[o];
+            Some(dispatch::moe::IdQ8Out {
+                scratch: be.xq_scratch_range(),
+                codes: so.codes,
+                scales: so.scales,
+                cnt: so
+                    .cnt
+                    .ok_or_else(|| a.wrong("mul_mat_id (no block counters)"))?,
+            })
+        }
+        None => None,
     };
     let (w, x, ids) = (a.st(0), a.st(1), a.st(2));
     let split: Vec<u32> = split.iter().map(|&r| a.u(r)).collect::<Result<_>>()?;
@@ -796,11 +811,12 @@ pub(crate) fn mul_mat_id(
         a.u(ids.ne[0])?,
         a.u(ids.ne[1])?,
         &split,
+        dispatch::moe::IdEpilogue { glu: *glu, q8_out },
         grouping,
         be.mat_vec_shape,
         be.xq_node
             .get(&n)
-            .map(|&slot| (be.xq(slot), be.mat_vecq_shape)),
+            .map(|&slot| (be.xq(slot), be.id_vecq_shape())),
     )
 }
 
