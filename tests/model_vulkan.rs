@@ -300,6 +300,38 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                         g.schedule.len()
                     );
                 }
+                if path == MatVecPath::Int8 && layer && arch == "qwen3moe" {
+                    // A MoE decode layer on the integer-dot kernels: Q/K/V, attention,
+                    // output + residual, ffn norm, router + top-k, gate/up experts with
+                    // SwiGLU (MUL_MAT_ID_SWIGLU, writing the down experts' q8_1 copy), down
+                    // experts, expert sum + residual + the next norm — 8 stages, and every
+                    // q8_1 copy but the first layer's input written by its producer.
+                    let g = planned_with(
+                        &m,
+                        QkvMode::Auto,
+                        1,
+                        true,
+                        &limits,
+                        FusionLevel::Layer,
+                        Some(&vk),
+                    );
+                    vk.prepare(&g).unwrap();
+                    let copies = vk.q8_copies(&g);
+                    let layers = m.hp.n_layer;
+                    let apart = copies.iter().filter(|c| c.1.is_none()).count();
+                    let by_glu = copies
+                        .iter()
+                        .filter(|c| c.1 == Some("MUL_MAT_ID_SWIGLU"))
+                        .count();
+                    assert_eq!(copies.len(), 4 * layers + 1, "{case}: q8 copies {copies:?}");
+                    assert_eq!(apart, 1, "{case}: q8 copies {copies:?}");
+                    assert_eq!(by_glu, layers, "{case}: q8 copies {copies:?}");
+                    assert!(
+                        g.schedule.len() <= 8 * layers + 2,
+                        "{case}: {} stages for {layers} layers",
+                        g.schedule.len()
+                    );
+                }
                 if path == MatVecPath::Int8 {
                     // Which q8_1 copies the decode graph needs and who writes them: every
                     // norm, attention and SwiGLU output through its kernel's q8 epilogue,

@@ -75,7 +75,8 @@ impl std::fmt::Display for FusionLevel {
 }
 
 /// Whether the backend that will run node `n` — a MUL_MAT, or an ATTENTION for the RoPE /
-/// KV-cache fold — takes work folded into it (`Err`: why not).
+/// KV-cache fold — takes work folded into it, and for an RMS_NORM_MUL whether folding it
+/// into its readers' prologue pays there (`Err`: why not).
 pub type Fusable<'a> = &'a dyn Fn(&Graph, NodeIndex) -> Result<(), String>;
 
 /// Readers per root tensor (each node source counts once) and the node writing each tensor.
@@ -364,21 +365,25 @@ fn norm_prologue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             continue;
         }
         let rs = readers.get(&t).cloned().unwrap_or_default();
-        let why = rs.iter().find_map(|&r| {
-            let node = g.node(r);
-            let is_mm = matches!(
-                node.op,
-                Op::MulMat { .. } | Op::MulMatLayer { norm: None, .. }
-            );
-            if !is_mm || node.srcs[1] != t || node.srcs[0] == t {
-                return Some(format!(
-                    "read by {} `{}`",
-                    node.op.name(),
-                    g.tensor(node.dst).name
-                ));
-            }
-            fusable(g, r).err()
-        });
+        let why = rs
+            .iter()
+            .find_map(|&r| {
+                let node = g.node(r);
+                let is_mm = matches!(
+                    node.op,
+                    Op::MulMat { .. } | Op::MulMatLayer { norm: None, .. }
+                );
+                if !is_mm || node.srcs[1] != t || node.srcs[0] == t {
+                    return Some(format!(
+                        "read by {} `{}`",
+                        node.op.name(),
+                        g.tensor(node.dst).name
+                    ));
+                }
+                fusable(g, r).err()
+            })
+            // The backend may also judge the fold itself (e.g. whether it saves a stage).
+            .or_else(|| fusable(g, nm).err());
         if rs.is_empty() {
             continue;
         }

@@ -187,6 +187,9 @@ impl VulkanBackend {
         if let Op::MulMatId { .. } = node.op {
             return self.id_fusable(g, n);
         }
+        if let Op::RmsNormMul { .. } = node.op {
+            return self.norm_fold_pays(g, n);
+        }
         let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
         // An op disabled here (tests force CPU fallbacks so) is not folded either.
         let mm_type = format!("MUL_MAT:{}", w.ty.name());
@@ -224,6 +227,38 @@ impl VulkanBackend {
             );
         }
         dispatch::mul_mat::layer_support(self.ctx.caps(), w.ty, w.ne[0] as u64, x.nrows() as u64)
+    }
+
+    /// Whether folding RMS_NORM_MUL node `n` into its readers' prologue saves a stage here.
+    /// Not after a MOE_SUM_ADD whose readers take the integer-dot path: their prologue
+    /// needs the q8_1 blocks of x·nw, which MOE_SUM_ADD cannot write (a quantize_q8_1
+    /// dispatch and its barrier would run), while the norm kept reads the sum's operands
+    /// (MOE_SUM_ADD_RMS_NORM_MUL, `passes::fusion`), absorbs the MOE_SUM_ADD and writes
+    /// the q8_1 copy of the normed x in its epilogue: 2 stages instead of 3.
+    fn norm_fold_pays(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
+        let node = g.node(n);
+        let (x, t) = (node.srcs[0], node.dst);
+        let after_moe = g
+            .order()
+            .find(|&p| g.node(p).dst == x)
+            .is_some_and(|p| g.node(p).op == Op::MoeSum { residual: true });
+        let int8 = g.order().any(|r| {
+            let rn = g.node(r);
+            matches!(rn.op, Op::MulMat { .. } | Op::MulMatLayer { .. })
+                && rn.srcs.get(1) == Some(&t)
+                && self.mat_vecq_layer
+                && self.group_segments(g, rn.srcs[0]).is_none()
+                && self.vecq_for(g.tensor(rn.srcs[0]), g.tensor(t))
+        });
+        if after_moe && int8 {
+            return Err(
+                "its input is a MOE_SUM_ADD, which has no q8_1 epilogue of x·nw for \
+                 the integer-dot prologue; kept, it becomes MOE_SUM_ADD_RMS_NORM_MUL (the sum \
+                 absorbed, q8_1 of the normed x in its epilogue) — 1 stage fewer than folding"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// Whether MUL_MAT_ID node `n` takes the SwiGLU epilogue (`passes::layer`): the decode
