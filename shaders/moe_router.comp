@@ -1,5 +1,5 @@
 #version 450
-// bindings: 5
+// bindings: 6
 // push: 48
 // workgroup: 256
 //
@@ -19,8 +19,14 @@
 // token's experts from there, one subgroup per token, into ids (binding 3). Writers
 // publish with memoryBarrierBuffer() before the counter increment; the last workgroup
 // issues one after seeing the count, before reading (coherent buffers), as top_k.comp's
-// chunk merge does. Offsets: w_off, x_off in vec4s; the others in elements
+// chunk merge does. Offsets: w_off, x_off, nw_off in vec4s; the others in elements
 // (dispatch/moe.rs `moe_router_topk`).
+//
+// NORM (moe_router_norm, Op::MoeRouterTopK with a norm): x is the raw input of the ffn
+// norm and binding 5 its weight (f32 [k_dim]): each row's invocations read every x value
+// anyway, so they sum x^2 on the way, multiply x by the weight, and scale the row's dot
+// product by 1/rms at the end — the router reads rms_norm(x)·nw without waiting for the
+// norm's own dispatch. Without NORM binding 5 is not read.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -38,6 +44,7 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer X { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) coherent buffer L { float logits[]; };
 layout(std430, set = 0, binding = 3) writeonly restrict buffer I { int ids[]; };
 layout(std430, set = 0, binding = 4) coherent buffer C { uint cnt[]; };
+layout(std430, set = 0, binding = 5) readonly restrict buffer NW { vec4 nw4[]; };
 // The last workgroup's copy of every token's logits (read k times by the top-k: from
 // shared memory, not k rounds of coherent loads).
 #define MAX_E 256u
@@ -55,14 +62,17 @@ layout(push_constant) uniform Push {
     uint l_off;    // element offsets of logits, ids and the counter
     uint i_off;
     uint c_off;
+    uint nw_off;   // NORM: the norm weight's vec4 offset and epsilon
+    float eps;
     uint pad0;
-    uint pad1;
-    uint pad2;
 } p;
 
 // Per subgroup and token: its share of a row's dot product (subgroups of at least 4
 // invocations: the dispatch checks).
 shared float part[(WG_X / 4u) * MAX_N];
+#ifdef NORM
+shared float part_ss[(WG_X / 4u) * MAX_N];
+#endif
 shared uint last_sh;
 
 void main() {
@@ -70,8 +80,10 @@ void main() {
     const uint k4 = p.k_dim / 4u;
     const uint row = gl_WorkGroupID.x * RPW + tid / TPR;
     float acc[MAX_N];
+    float ss[MAX_N]; // NORM: sum(x^2) per token over this invocation's values
     [[unroll]] for (uint t = 0u; t < MAX_N; t++) {
         acc[t] = 0.0;
+        ss[t] = 0.0;
     }
     if (row < p.n_expert) {
         // UNR vec4s of the row in flight per round.
@@ -87,7 +99,12 @@ void main() {
                     [[unroll]] for (uint c = 0u; c < UNR; c++) {
                         const uint j = j0 + c * TPR;
                         if (j < k4) {
-                            acc[t] += dot(wv[c], x4[p.x_off + t * k4 + j]);
+                            vec4 xv = x4[p.x_off + t * k4 + j];
+#ifdef NORM
+                            ss[t] += dot(xv, xv);
+                            xv *= nw4[p.nw_off + j];
+#endif
+                            acc[t] += dot(wv[c], xv);
                         }
                     }
                 }
@@ -96,8 +113,14 @@ void main() {
     }
     [[unroll]] for (uint t = 0u; t < MAX_N; t++) {
         const float s = subgroupAdd(acc[t]);
+#ifdef NORM
+        const float q = subgroupAdd(ss[t]);
+#endif
         if (subgroupElect()) {
             part[gl_SubgroupID * MAX_N + t] = s;
+#ifdef NORM
+            part_ss[gl_SubgroupID * MAX_N + t] = q;
+#endif
         }
     }
     barrier();
@@ -111,6 +134,13 @@ void main() {
             for (uint q = 0u; q < spr; q++) {
                 s += part[(rl * spr + q) * MAX_N + t];
             }
+#ifdef NORM
+            float sq = 0.0;
+            for (uint q = 0u; q < spr; q++) {
+                sq += part_ss[(rl * spr + q) * MAX_N + t];
+            }
+            s *= inversesqrt(sq / float(p.k_dim) + p.eps);
+#endif
             logits[p.l_off + t * p.n_expert + r] = s;
         }
     }

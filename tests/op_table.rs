@@ -224,7 +224,7 @@ fn built_in_rows_keep_the_op_names() {
             },
             "RMS_NORM_MUL_MAT_SWIGLU",
         ),
-        (Op::MoeRouterTopK { k: 2 }, "MOE_ROUTER_TOPK"),
+        (Op::MoeRouterTopK { k: 2, norm: None }, "MOE_ROUTER_TOPK"),
     ];
     for (op, name) in cases {
         assert_eq!(op.name(), name, "{op:?}");
@@ -314,7 +314,7 @@ fn forced_cases() -> Vec<Forced> {
         let router = f32_input(&mut g, "router", [64, 8, 1, 1], 7);
         let x = f32_input(&mut g, "x", [64, n, 1, 1], 8);
         let out = g.op(
-            Op::MoeRouterTopK { k: 2 },
+            Op::MoeRouterTopK { k: 2, norm: None },
             &[router.0, x.0],
             "ids",
             GgmlType::I32,

@@ -749,6 +749,7 @@ fn moe_router_topk_ids_exact() {
                     ne,
                     ku,
                     nu,
+                    None,
                 )?;
                 rec.barrier()?;
                 moe::moe_router_topk(
@@ -762,6 +763,7 @@ fn moe_router_topk_ids_exact() {
                     ne,
                     ku,
                     nu,
+                    None,
                 )?;
                 rec.barrier()?;
                 moe::moe_topk(rec, lg.range(), sep.range(), ne, ku, nu)

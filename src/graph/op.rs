@@ -163,7 +163,11 @@ pub enum Op {
     /// router MUL_MAT stays, since MOE_WEIGHTS reads its logits, and runs in this node's
     /// stage; the Vulkan executor records the pair as one dispatch, the logits written on
     /// the way).
-    MoeRouterTopK { k: usize },
+    /// With `norm: Some(eps)` the srcs are `[router, x, nw: f32 [k_dim]]` and the router
+    /// reads `rms_norm(x) * nw` (`passes::layer`'s router-norm fold: the ffn norm's
+    /// reader computes it itself, so it runs beside the norm instead of after it); the
+    /// router MUL_MAT folded with it is then a MUL_MAT_LAYER with the same norm prologue.
+    MoeRouterTopK { k: usize, norm: Option<f32> },
     /// `[y: f32 [ne0, n_used, n], w: f32 [n_used, n]]` → f32 `[ne0, n]`:
     /// `dst[t] = Σ_s w[s][t] · y[t][s]` (the experts' outputs, weighted). With `residual`
     /// (`passes::fusion::moe_sum_add`, MOE_SUM_ADD) a third source `r: f32 [ne0, n]` is

@@ -18,7 +18,7 @@
 //!   (MOE_ROUTER_TOPK), so it runs beside the matmul, which the Vulkan executor then
 //!   records inside it ([`router_topk_folds`]): one stage and one dispatch less per layer.
 
-use crate::graph::{Graph, Op, TensorKind};
+use crate::graph::{Epilogue, Graph, Op, TensorKind};
 use crate::quant::GgmlType;
 
 /// Removes a node folded into another from the DAG and the schedule.
@@ -351,8 +351,19 @@ pub fn moe_router_topk(g: &mut Graph) -> usize {
         let Some(&m) = producer.get(&logits) else {
             continue;
         };
-        let (w, x) = match &g.node(m).op {
-            Op::MulMat { split } if split.is_empty() => (g.node(m).srcs[0], g.node(m).srcs[1]),
+        // The router, or the router with the ffn norm in its prologue (passes::layer).
+        let (w, x, norm) = match &g.node(m).op {
+            Op::MulMat { split } if split.is_empty() => {
+                (g.node(m).srcs[0], g.node(m).srcs[1], None)
+            }
+            Op::MulMatLayer {
+                split,
+                norm: Some(eps),
+                epi: Epilogue::None,
+                scale,
+            } if split.is_empty() && *scale == 1.0 => {
+                (g.node(m).srcs[0], g.node(m).srcs[1], Some(*eps))
+            }
             _ => continue,
         };
         if g.tensor(w).ty != GgmlType::F32
@@ -362,9 +373,10 @@ pub fn moe_router_topk(g: &mut Graph) -> usize {
         {
             continue;
         }
+        let nw = norm.map(|_| g.node(m).srcs[2]);
         let node = &mut g.dag[t];
-        node.op = Op::MoeRouterTopK { k };
-        node.srcs = vec![w, x];
+        node.op = Op::MoeRouterTopK { k, norm };
+        node.srcs = [w, x].into_iter().chain(nw).collect();
         done += 1;
     }
     if done > 0 {
@@ -381,7 +393,18 @@ pub fn router_topk_folds(g: &Graph, stage: &[petgraph::stable_graph::NodeIndex])
         g,
         stage,
         |topk| match topk.op {
-            Op::MoeRouterTopK { .. } => Some((Op::MulMat { split: vec![] }, 2)),
+            Op::MoeRouterTopK { norm: None, .. } => Some((Op::MulMat { split: vec![] }, 2)),
+            Op::MoeRouterTopK {
+                norm: Some(eps), ..
+            } => Some((
+                Op::MulMatLayer {
+                    split: vec![],
+                    norm: Some(eps),
+                    epi: Epilogue::None,
+                    scale: 1.0,
+                },
+                3,
+            )),
             _ => None,
         },
         |_, logits| logits.ty == GgmlType::F32,

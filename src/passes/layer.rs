@@ -15,7 +15,9 @@
 //!   placed back to back at load time as one fused bias tensor (the mmap untouched);
 //! - **norm prologue**: an RMS_NORM_MUL whose every reader is a matmul (attn_norm →
 //!   Q/K/V, ffn_norm → gate/up, result_norm → the head) disappears into those matmuls'
-//!   prologue (the mat-vec sums x² while it reads x anyway).
+//!   prologue (the mat-vec sums x² while it reads x anyway); a MoE layer's ffn norm,
+//!   which the experts keep reading, goes into its router's prologue only (the router
+//!   then runs beside the norm: one stage fewer).
 //!
 //! and one into the attention ([`Op::Attention`] with `rope: Some`):
 //! - **RoPE / KV-cache prologue**: a one-token graph's ROPE of q, ROPE_SET_ROWS of k and
@@ -127,8 +129,9 @@ pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     folded += add_epilogue(g, fusable);
     folded += bias_epilogue(g, fusable);
     folded += norm_prologue(g, fusable);
+    let rewired = router_norm_prologue(g, fusable);
     folded += rope_into_attention(g, fusable);
-    if folded > 0 {
+    if folded + rewired > 0 {
         g.rebuild_edges();
     }
     folded
@@ -425,6 +428,66 @@ fn norm_prologue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             ),
         );
         done += 1;
+    }
+    done
+}
+
+/// A MoE layer's ffn norm stays (the experts' gate/up reads it), but its router — an f32,
+/// unsplit MUL_MAT whose logits only MOE_TOPK (and MOE_WEIGHTS) read — can compute the
+/// norm itself: it becomes a MUL_MAT_LAYER with the norm prologue over the norm's input,
+/// so it (and the MOE_ROUTER_TOPK `passes::fusion` makes of it) runs beside the norm
+/// instead of after it. Returns how many routers were rewired (no node goes away).
+fn router_norm_prologue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, _) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for nm in order {
+        let Op::RmsNormMul { eps } = g.node(nm).op else {
+            continue;
+        };
+        let (x, nw, t) = (g.node(nm).srcs[0], g.node(nm).srcs[1], g.node(nm).dst);
+        if g.tensor(nw).nelements() != g.tensor(x).ne[0] || g.root(t) != t {
+            continue;
+        }
+        let rs = readers.get(&t).cloned().unwrap_or_default();
+        for r in rs {
+            let node = g.node(r);
+            let router = matches!(&node.op, Op::MulMat { split } if split.is_empty())
+                && node.srcs[1] == t
+                && g.tensor(node.srcs[0]).ty == GgmlType::F32
+                && readers.get(&node.dst).is_some_and(|u| {
+                    u.iter()
+                        .any(|&q| matches!(g.node(q).op, Op::MoeTopK { .. }))
+                        && u.iter()
+                            .all(|&q| matches!(g.node(q).op, Op::MoeTopK { .. } | Op::MoeWeights))
+                });
+            if !router {
+                continue;
+            }
+            let wname = pretty(&g.tensor(node.srcs[0]).name);
+            let name = g.tensor(t).name.clone();
+            if let Err(why) = fusable(g, r) {
+                note(g, format!("kept   {name} before the router {wname}: {why}"));
+                continue;
+            }
+            let node = &mut g.dag[r];
+            node.op = Op::MulMatLayer {
+                split: vec![],
+                norm: Some(eps),
+                epi: Epilogue::None,
+                scale: 1.0,
+            };
+            node.srcs = vec![node.srcs[0], x, nw];
+            note(
+                g,
+                format!(
+                    "folded {name} (RMS_NORM_MUL) into the prologue of the router {wname} \
+                     (the norm stays for its other readers) — the router and its top-k run \
+                     beside the norm: 1 stage fewer"
+                ),
+            );
+            done += 1;
+        }
     }
     done
 }

@@ -122,6 +122,8 @@ pub enum Case {
         n_expert: u32,
         k: u32,
         n: u32,
+        /// The router reads rms_norm(x)·nw of the raw x (`moe_router_norm`).
+        norm: bool,
     },
     /// MUL_MAT_ID with ids that leave the last two experts without a token; `fused`: a
     /// second expert stack of m + 5 rows after the first (a fused gate/up weight). More
@@ -278,7 +280,11 @@ impl Case {
                 n_expert,
                 k,
                 n,
-            } => format!("k_dim={k_dim},experts={n_expert},k={k},n={n}"),
+                norm,
+            } => format!(
+                "k_dim={k_dim},experts={n_expert},k={k},n={n}{}",
+                if *norm { ",norm" } else { "" }
+            ),
             Case::MulMatId {
                 ty,
                 m,
@@ -375,6 +381,7 @@ impl Case {
                 n_expert,
                 k,
                 n,
+                ..
             } => 4 * u64::from(k_dim * (n_expert + n) + n * (n_expert + 2 * k)),
             Case::MulMatId {
                 ty,
@@ -640,12 +647,19 @@ pub fn cases() -> Vec<Case> {
         (64, 60, 4, 5),
         (256, 8, 2, 1),
     ] {
-        v.push(Case::MoeRouterTopK {
-            k_dim,
-            n_expert,
-            k,
-            n,
-        });
+        for norm in [false, true] {
+            // The norm form on whole-number operands would only rescale the ties away.
+            if norm && n_expert == 60 {
+                continue;
+            }
+            v.push(Case::MoeRouterTopK {
+                k_dim,
+                n_expert,
+                k,
+                n,
+                norm,
+            });
+        }
     }
     for ty in GgmlType::WEIGHT_TYPES {
         // n <= 16: the per-pair kernel; n > 16: grouped by expert (dispatch::moe).

@@ -787,6 +787,7 @@ pub(super) fn run_inner(
             n_expert,
             k,
             n,
+            norm,
         } => {
             let (ku, eu, nu) = (k_dim as usize, n_expert as usize, n as usize);
             let mut w = values(ku * eu, seed);
@@ -802,19 +803,42 @@ pub(super) fn run_inner(
             }
             let wb8: &[u8] = bytemuck::cast_slice(&w);
             let mut logits = vec![0f32; eu * nu];
-            ops::mul_mat(quant::GgmlType::F32, &[wb8], &[eu], ku, &x, nu, &mut logits)?;
+            // With the norm: x scaled far from unit RMS (the norm must undo it) and a
+            // weight around 1; the router reads rms_norm(x)·nw.
+            let eps = 1e-6f32;
+            let nw: Vec<f32> = values(ku, seed + 2).iter().map(|v| 1.0 + 0.5 * v).collect();
+            let xr = if norm {
+                x.iter_mut().for_each(|v| *v *= 7.0);
+                let mut t = vec![0f32; x.len()];
+                ops::rms_norm(&x, ku, eps, &mut t);
+                let mut normed = vec![0f32; x.len()];
+                ops::binary(false, &t, &nw, ku, &mut normed);
+                normed
+            } else {
+                x.clone()
+            };
+            ops::mul_mat(
+                quant::GgmlType::F32,
+                &[wb8],
+                &[eu],
+                ku,
+                &xr,
+                nu,
+                &mut logits,
+            )?;
             let mut ids = vec![0i32; k as usize * nu];
             ops::moe_topk(&logits, eu, k as usize, &mut ids);
             let mut want = vec![0f32; ids.len()];
             ops::moe_weights(&logits, eu, &ids, k as usize, &mut want);
             let scratch = dispatch::moe::router_topk_scratch_bytes(n_expert, n) as usize / 4;
-            let (wb, xb, lb, ib, sb, db) = (
+            let (wb, xb, lb, ib, sb, db, nb) = (
                 io.f32s(&w)?,
                 io.f32s(&x)?,
                 io.zeros(logits.len())?,
                 io.zeros(ids.len())?,
                 io.zeros(scratch)?,
                 io.zeros(ids.len())?,
+                io.f32s(&nw)?,
             );
             (
                 want,
@@ -833,6 +857,7 @@ pub(super) fn run_inner(
                         n_expert,
                         k,
                         n,
+                        norm.then(|| (b[nb].whole(), eps)),
                     )?;
                     r.barrier()?;
                     dispatch::moe::moe_weights(r, l, i, b[db].whole(), n_expert, k, n)

@@ -367,13 +367,20 @@ pub(crate) fn moe_topk(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<(
 
 pub(crate) fn moe_router_topk(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
     let a = At::new(g, n);
-    let Op::MoeRouterTopK { k } = a.node.op else {
+    let Op::MoeRouterTopK { k, norm } = a.node.op else {
         return Err(a.wrong("moe_router_topk"));
     };
-    // The router MUL_MAT's logits, computed as it computes them, then MOE_TOPK.
+    // The router MUL_MAT's logits, computed as it computes them, then MOE_TOPK; with a
+    // norm, of rms_norm(x)·nw as RMS_NORM_MUL computes it.
     let (ne, nt) = (a.st(0).nrows(), a.st(1).nrows());
     let mut logits = vec![0f32; ne * nt];
-    let x = be.f32s(g, a.s(1))?;
+    let mut x = be.f32s(g, a.s(1))?;
+    if let Some(eps) = norm {
+        let nw = be.f32s(g, a.s(2))?;
+        let mut normed = vec![0f32; x.len()];
+        norm_mul(&x, &nw, a.st(1).ne[0], eps, &mut normed);
+        x = normed;
+    }
     be.mul_mat(g, a.s(0), &x, &[], &a.dt.name, &mut logits)?;
     let mut ids = vec![0i32; a.dt.nelements()];
     ops::moe_topk(&logits, ne, k, &mut ids);

@@ -201,7 +201,9 @@ struct RouterPush {
     l_off: u32,
     i_off: u32,
     c_off: u32,
-    pad: [u32; 3],
+    nw_off: u32,
+    eps: f32,
+    pad: u32,
 }
 
 /// The router `logits = w · x` (`w`: f32 `[k_dim, n_expert]`, `x`: f32 `[k_dim, n]`) and
@@ -209,7 +211,8 @@ struct RouterPush {
 /// (`moe_router.comp`, Op::MoeRouterTopK). `logits` receives the logits (the router
 /// MUL_MAT node's output when the executor folds that node in; else scratch); `scratch`
 /// starts with the dispatch's counter, zero before and after (see
-/// [`router_topk_scratch_bytes`]).
+/// [`router_topk_scratch_bytes`]). With `norm` (the norm weight, f32 `[k_dim]`, and
+/// epsilon) the router reads `rms_norm(x) * nw` of the raw `x` (`moe_router_norm`).
 #[allow(clippy::too_many_arguments)]
 pub fn moe_router_topk(
     rec: &mut Recorder,
@@ -222,8 +225,13 @@ pub fn moe_router_topk(
     n_expert: u32,
     k: u32,
     n: u32,
+    norm: Option<(BufferRange<'_>, f32)>,
 ) -> Result<()> {
-    let shader = ShaderId::moe_router;
+    let shader = if norm.is_some() {
+        ShaderId::moe_router_norm
+    } else {
+        ShaderId::moe_router
+    };
     let caps = rec.caps();
     router_topk_support(caps, k_dim.into(), n_expert.into(), k.into(), n.into())?;
     let nw = u64::from(k_dim) * u64::from(n_expert);
@@ -239,6 +247,20 @@ pub fn moe_router_topk(
     )?;
     let (ri, i_off) = bind(caps, &ids, 4, u64::from(k) * u64::from(n), "moe ids")?;
     let (rc, c_off) = bind(caps, &scratch, 4, 1, &format!("{shader} counter"))?;
+    // Without a norm binding 5 holds x (not read).
+    let (rn, nw_off, eps) = match &norm {
+        Some((nw, eps)) => {
+            let (r, o) = bind(
+                caps,
+                nw,
+                16,
+                u64::from(k_dim) / 4,
+                &format!("{shader} norm weight"),
+            )?;
+            (r, o, *eps)
+        }
+        None => (rx, 0, 0.0),
+    };
     let push = RouterPush {
         k_dim,
         n_expert,
@@ -249,7 +271,9 @@ pub fn moe_router_topk(
         l_off,
         i_off,
         c_off,
-        pad: [0; 3],
+        nw_off,
+        eps,
+        pad: 0,
     };
     let groups = [n_expert.div_ceil(ROUTER_RPW), 1, 1];
     if groups[0] > caps.max_compute_work_group_count[0] {
@@ -261,7 +285,7 @@ pub fn moe_router_topk(
     rec.dispatch(
         shader,
         &[],
-        &[rw, rx, rl, ri, rc],
+        &[rw, rx, rl, ri, rc, rn],
         bytemuck::bytes_of(&push),
         groups,
     )

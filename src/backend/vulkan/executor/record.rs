@@ -700,7 +700,7 @@ pub(crate) fn moe_router_topk(
     extra: &Extra,
 ) -> Result<()> {
     let a = At::new(be, g, n);
-    let Op::MoeRouterTopK { k } = a.node.op else {
+    let Op::MoeRouterTopK { k, norm } = a.node.op else {
         return Err(a.wrong("moe_router_topk"));
     };
     let (w, x) = (a.st(0), a.st(1));
@@ -729,6 +729,10 @@ pub(crate) fn moe_router_topk(
         ne,
         a.u(k)?,
         nt,
+        match norm {
+            Some(eps) => Some((a.s(2)?, eps)),
+            None => None,
+        },
     )
 }
 

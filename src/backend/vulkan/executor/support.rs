@@ -180,13 +180,24 @@ pub(crate) fn moe_sum_rms_norm_mul(be: &VulkanBackend, g: &Graph, n: NodeIndex) 
 
 pub(crate) fn moe_router_topk(be: &VulkanBackend, g: &Graph, n: NodeIndex) -> Support {
     let node = g.node(n);
-    let Op::MoeRouterTopK { k } = node.op else {
+    let Op::MoeRouterTopK { k, norm } = node.op else {
         return Err(format!("{} is not MOE_ROUTER_TOPK", node.op.name()));
     };
     let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
     check(w.ty == GgmlType::F32, || {
         format!("a {} router (f32 only)", w.ty)
     })?;
+    if norm.is_some() {
+        let nw = g.tensor(node.srcs[2]);
+        check(nw.ty == GgmlType::F32 && nw.nelements() == w.ne[0], || {
+            format!(
+                "a norm weight of {} {} values for rows of {}",
+                nw.nelements(),
+                nw.ty,
+                w.ne[0]
+            )
+        })?;
+    }
     dispatch::moe::router_topk_support(
         be.ctx.caps(),
         w.ne[0] as u64,
