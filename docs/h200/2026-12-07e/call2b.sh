@@ -1,5 +1,6 @@
 # Call 2b (sixteenth session): call2.sh reordered for a shorter device budget, most
-# important first. N = main 7adbf83 (target/device.tar.xz), M = main a5972ef
+# important first. N = main 9c66276 (7adbf83's code plus tests/vk_moe.rs;
+# target/device.tar.xz), M = main a5972ef
 # (target/vkgraph-M.xz); llama.cpp 0c1e570 CUDA's llama-bench builds in the background.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
@@ -28,7 +29,9 @@ for o in moe_router_topk mul_mat_id mul_mat_vecq_id; do
   echo "test-ops --validate -o $o rc=$? $(grep -E 'passed|validated' $L/validated-$o.txt | tail -2 | tr '\n' ' ' | cut -c1-170)"
 done
 man=$(cat $D/MANIFEST_DIR)
-(cd $man && timeout 150 $D/model_vulkan --test-threads 1 > $L/test-model_vulkan.txt 2>&1; echo "model_vulkan rc=$? $(grep -E '^test result' $L/test-model_vulkan.txt | tail -1)")
+for t in vk_moe model_vulkan; do
+  (cd $man && timeout 150 $D/$t --test-threads 1 > $L/test-$t.txt 2>&1; echo "$t rc=$? $(grep -E '^test result' $L/test-$t.txt | tail -1)")
+done
 pack
 echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
 LB=/tmp/ll/build/bin/llama-bench
