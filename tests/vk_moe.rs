@@ -125,21 +125,7 @@ fn swiglu_q8_epilogue_quantizes_its_own_output() {
             let words = gpu.read_f32(&sbuf, 0, 512 + nb);
             let codes: &[u8] = bytemuck::cast_slice(&words[..(ocb as usize / 4)]);
             let ds = &words[256..256 + 2 * nb];
-            for (b, blk) in got.chunks(32).enumerate() {
-                let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                for (i, &v) in blk.iter().enumerate() {
-                    let want = (v * id).round() as i8;
-                    assert_eq!(codes[32 * b + i] as i8, want, "{case}: block {b} value {i}");
-                }
-                let sum: f32 = blk.iter().sum();
-                assert_eq!(ds[2 * b], d, "{case}: block {b} d");
-                assert!(
-                    (ds[2 * b + 1] - sum).abs() <= 1e-5 * (1.0 + sum.abs()),
-                    "{case}: block {b} sum"
-                );
-            }
+            common::assert_q8_1_blocks(&case, &got, codes, ds);
             let cnt = &words[512..512 + nb];
             assert!(
                 cnt.iter().all(|c| c.to_bits() == 0),

@@ -512,23 +512,7 @@ fn quantize_q8_1_matches_cpu() {
         let codes = gpu.read_f32(&scratch, 0, cb as usize / 4);
         let codes: &[u8] = bytemuck::cast_slice(&codes);
         let ds = gpu.read_f32(&scratch, 256, sb as usize / 4);
-        for (b, blk) in x.chunks(32).enumerate() {
-            let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            for (i, &v) in blk.iter().enumerate() {
-                let want = (v * id).round() as i8;
-                let got = codes[32 * b + i] as i8;
-                assert_eq!(got, want, "{}: block {b} value {i} ({v})", gpu.label);
-            }
-            let sum: f32 = blk.iter().sum();
-            assert_eq!(ds[2 * b], d, "{}: block {b} d", gpu.label);
-            assert!(
-                (ds[2 * b + 1] - sum).abs() <= 1e-5 * (1.0 + sum.abs()),
-                "{}: block {b} sum",
-                gpu.label
-            );
-        }
+        common::assert_q8_1_blocks(&gpu.label, &x, codes, &ds);
         eprintln!("[{}] quantize_q8_1(k={k},n={n}): ok", gpu.label);
     });
 }

@@ -177,6 +177,28 @@ pub fn for_each_device(test: &str, f: impl Fn(&Gpu)) {
     }
 }
 
+/// Checks q8_1 blocks a kernel wrote for the values `x` against a CPU q8_1 quantizer
+/// written from llama.cpp's definition: codes bit-exact, d exact, the f32 block sums up
+/// to summation order (`codes`: 32 bytes per block, `ds`: (d, s) per block).
+pub fn assert_q8_1_blocks(case: &str, x: &[f32], codes: &[u8], ds: &[f32]) {
+    for (b, blk) in x.chunks(32).enumerate() {
+        let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for (i, &v) in blk.iter().enumerate() {
+            let want = (v * id).round() as i8;
+            let got = codes[32 * b + i] as i8;
+            assert_eq!(got, want, "{case}: block {b} value {i} ({v})");
+        }
+        let sum: f32 = blk.iter().sum();
+        assert_eq!(ds[2 * b], d, "{case}: block {b} d");
+        assert!(
+            (ds[2 * b + 1] - sum).abs() <= 1e-5 * (1.0 + sum.abs()),
+            "{case}: block {b} sum"
+        );
+    }
+}
+
 /// Deterministic pseudo-random f32 values in [-4, 4) (the op suite's generator).
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
     vkgraph::testops::values(n, seed)

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use petgraph::stable_graph::NodeIndex;
 
 mod decode;
+mod fusable;
 pub(crate) mod record;
 pub(crate) mod support;
 
