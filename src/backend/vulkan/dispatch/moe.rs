@@ -548,44 +548,9 @@ fn id_q8_out<'a>(
     }
     let (cb, sb) = mul_mat_vecq::xq_bytes(m_out, pairs as u32);
     let nb = u64::from(m_out / 32) * pairs;
-    let sub = |b: u64, len: u64, name: &str| -> Result<BufferRange<'a>> {
-        if b.checked_add(len).is_none_or(|e| e > o.scratch.size) {
-            return Err(Error::Usage(format!(
-                "{what}: {name} [{b}, +{len}) outside the q8_1 scratch"
-            )));
-        }
-        Ok(o.scratch.buffer.range(o.scratch.offset + b, len))
-    };
-    if o.scales < o.codes + cb || (o.scales - o.codes) % 8 != 0 {
-        return Err(Error::Usage(format!(
-            "{what}: the epilogue's (d, s) pairs must follow its codes, 8-byte aligned"
-        )));
-    }
-    let slot = sub(o.codes, o.scales + sb - o.codes, "the epilogue's slot")?;
-    let (ro, base) = bind(
-        caps,
-        &slot,
-        8,
-        slot.size / 8,
-        &format!("{what} q8_1 epilogue"),
-    )?;
-    let word = |b: u64| (u64::from(base) * 8 + b - o.codes) / 4;
-    let w32 = |v: u64| {
-        u32::try_from(v)
-            .map_err(|_| Error::Unsupported(format!("{what}: scratch offset exceeds 32 bits")))
-    };
-    let (rc, cnt_off) = bind(
-        caps,
-        &sub(o.cnt, nb * 4, "the epilogue's block counters")?,
-        4,
-        nb,
-        &format!("{what} block counters"),
-    )?;
-    Ok((
-        ro,
-        rc,
-        [w32(word(o.codes))?, w32(word(o.scales) / 2)?, cnt_off],
-    ))
+    let arrays = [(o.codes, cb), (o.scales, sb)];
+    let q8 = super::mul_mat_vecq_layer::bind_q8_slot(caps, &o.scratch, &arrays, o.cnt, nb, what)?;
+    Ok((q8.slot, q8.cnt, [q8.words[0], q8.words[1] / 2, q8.cnt_off]))
 }
 
 /// What a prompt batch grouped by expert needs besides the operands (planned by the

@@ -148,6 +148,84 @@ fn vecq_layer_shader(ty: GgmlType, n: u32) -> Option<ShaderId> {
     })
 }
 
+/// `len` bytes at byte `b` of the q8_1 scratch range `scratch` (`Error::Usage` past its end).
+pub(super) fn scratch_sub<'a>(
+    scratch: &BufferRange<'a>,
+    b: u64,
+    len: u64,
+    name: &str,
+    what: &str,
+) -> Result<BufferRange<'a>> {
+    if b.checked_add(len).is_none_or(|e| e > scratch.size) {
+        return Err(Error::Usage(format!(
+            "{what}: {name} [{b}, +{len}) outside the q8_1 scratch"
+        )));
+    }
+    Ok(scratch.buffer.range(scratch.offset + b, len))
+}
+
+/// A q8_1 epilogue's operands bound for its kernel: the slot (its arrays in one range,
+/// writable), the block counters (their own range), each array's offset in 32-bit words
+/// of the slot's binding, and the counters' element offset.
+pub(super) struct Q8SlotBinding<'a> {
+    pub slot: BufferRange<'a>,
+    pub cnt: BufferRange<'a>,
+    pub words: Vec<u32>,
+    pub cnt_off: u32,
+}
+
+/// Binds a q8_1 epilogue's `arrays` (byte offset and length in `scratch`, 8-byte aligned
+/// to each other: codes, (d, s) pairs, sums of squares) as one range and its `counters`
+/// u32 block counters at byte `cnt`.
+pub(super) fn bind_q8_slot<'a>(
+    caps: &Caps,
+    scratch: &BufferRange<'a>,
+    arrays: &[(u64, u64)],
+    cnt: u64,
+    counters: u64,
+    what: &str,
+) -> Result<Q8SlotBinding<'a>> {
+    let lo = arrays.iter().map(|p| p.0).min().unwrap_or(0);
+    let hi = arrays.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
+    let mut sorted = arrays.to_vec();
+    sorted.sort_unstable();
+    if arrays.iter().any(|p| (p.0 - lo) % 8 != 0)
+        || sorted.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0)
+    {
+        return Err(Error::Usage(format!(
+            "{what}: the epilogue's arrays must be 8-byte aligned and apart"
+        )));
+    }
+    let r = scratch_sub(scratch, lo, hi - lo, "the epilogue's slot", what)?;
+    let (slot, base) = bind(caps, &r, 8, (hi - lo) / 8, &format!("{what} q8_1 epilogue"))?;
+    let words = arrays
+        .iter()
+        .map(|p| {
+            u32::try_from((u64::from(base) * 8 + p.0 - lo) / 4)
+                .map_err(|_| Error::Unsupported(format!("{what}: scratch offset exceeds 32 bits")))
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    let (rc, cnt_off) = bind(
+        caps,
+        &scratch_sub(
+            scratch,
+            cnt,
+            counters * 4,
+            "the epilogue's block counters",
+            what,
+        )?,
+        4,
+        counters,
+        &format!("{what} block counters"),
+    )?;
+    Ok(Q8SlotBinding {
+        slot,
+        cnt: rc,
+        words,
+        cnt_off,
+    })
+}
+
 /// [`mul_mat_vec_layer`]'s integer-dot form (`mul_mat_vecq_layer.comp`); `kmn` is
 /// `[k, m, n, out_rows]`, checked by the caller except for the q8_1 operands.
 #[allow(clippy::too_many_arguments)]
@@ -172,17 +250,9 @@ pub(crate) fn vecq_layer(
     // The scratch, addressed in bytes from its range's start: x's sums of squares bound
     // read-only (binding 6), the epilogue's slot alone writable (binding 7). Where either
     // is absent its binding holds dst, which this dispatch writes anyway.
-    let sub = |b: u64, len: u64, name: &str| -> Result<BufferRange<'_>> {
-        if b.checked_add(len).is_none_or(|e| e > q.scratch.size) {
-            return Err(Error::Usage(format!(
-                "{what}: {name} [{b}, +{len}) outside the q8_1 scratch"
-            )));
-        }
-        Ok(q.scratch.buffer.range(q.scratch.offset + b, len))
-    };
     let (rss, ss_off) = match (q.ss, &parts.norm) {
         (Some(b), Some(_)) => {
-            let r = sub(b, kn / 32 * 4, "sums of squares")?;
+            let r = scratch_sub(&q.scratch, b, kn / 32 * 4, "sums of squares", what)?;
             bind(caps, &r, 4, kn / 32, &format!("{what} sums of squares"))?
         }
         (None, None) => (rd, 0),
@@ -214,23 +284,10 @@ pub(crate) fn vecq_layer(
             if let Some((_, ssb)) = &o.norm {
                 parts_b.push((*ssb, sb / 2));
             }
-            let lo = parts_b.iter().map(|p| p.0).min().unwrap_or(0);
-            let hi = parts_b.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
-            if parts_b.iter().any(|p| (p.0 - lo) % 8 != 0) {
-                return Err(Error::Usage(format!(
-                    "{what}: the epilogue's arrays must be 8-byte aligned"
-                )));
-            }
-            let r = sub(lo, hi - lo, "the epilogue's slot")?;
-            let (ro, base) = bind(caps, &r, 8, (hi - lo) / 8, &format!("{what} q8_1 epilogue"))?;
-            let word = |b: u64| (u64::from(base) * 8 + b - lo) / 4;
-            let w32 = |v: u64| {
-                u32::try_from(v).map_err(|_| {
-                    Error::Unsupported(format!("{what}: scratch offset exceeds 32 bits"))
-                })
-            };
+            let nb = u64::from(out_rows / 32);
+            let q8 = bind_q8_slot(caps, &q.scratch, &parts_b, o.cnt, nb, what)?;
             let (rnw, nw_off, qss, qout) = match &o.norm {
-                Some((nw, ssb)) => {
+                Some((nw, _)) => {
                     let (r, off) = bind(
                         caps,
                         nw,
@@ -238,20 +295,12 @@ pub(crate) fn vecq_layer(
                         u64::from(out_rows),
                         &format!("{what} next norm weight"),
                     )?;
-                    (r, off, w32(word(*ssb))?, 2)
+                    (r, off, q8.words[2], 2)
                 }
                 None => (rd, 0, 0, 1),
             };
-            let nb = u64::from(out_rows / 32);
-            let (rcnt, cnt_off) = bind(
-                caps,
-                &sub(o.cnt, nb * 4, "the epilogue's block counters")?,
-                4,
-                nb,
-                &format!("{what} block counters"),
-            )?;
-            let qo = [w32(word(o.codes))?, w32(word(o.scales) / 2)?, qss, cnt_off];
-            (rnw, nw_off, ro, rcnt, qo, qout)
+            let qo = [q8.words[0], q8.words[1] / 2, qss, q8.cnt_off];
+            (rnw, nw_off, q8.slot, q8.cnt, qo, qout)
         }
     };
     let (rr, r_off) = parts.epi.bind(caps, rd, mn, m, what)?;
