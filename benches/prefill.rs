@@ -10,7 +10,9 @@
 //! `VKGRAPH_BENCH_TYPES=q4_0,q4_K` keeps only those types). It measures; it asserts
 //! nothing about speed.
 
-use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, mul_mat_with, TiledKernel};
+use vkgraph::backend::vulkan::dispatch::mul_mat::{
+    coopmat_shape, mul_mat_with, CoopScratch, TiledKernel,
+};
 use vkgraph::backend::vulkan::{ContextOptions, MemoryLocation, Recorder, VulkanContext};
 use vkgraph::quant::{self, GgmlType};
 
@@ -126,7 +128,10 @@ fn main() {
                         &[],
                         None,
                         kernel,
-                        half.then(|| x16.whole()),
+                        half.then(|| CoopScratch {
+                            range: x16.whole(),
+                            split: None,
+                        }),
                     )
                     .unwrap();
                     Ok(())

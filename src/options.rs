@@ -9,6 +9,7 @@
 //! | `VKGRAPH_FUSION` | [`Options::fusion`] | default fusion level (none, ops, layer) |
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls, and prompt attention from 16 tokens, where the device has them (default 1) |
+//! | `VKGRAPH_SPLIT_K=0/1/N` | [`Options::split_k`] | cooperative-matrix prompt matmuls whose grid cannot fill the device (a MoE router's 128 rows) split k over more workgroups and add the partial blocks (default 1: grids under 128 workgroups; 0: off, for A/B; N ≥ 2: grids under N, tuning) |
 //! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, `mul_mat_vecq_layer`, each quantizing its output for the next in a q8_1 epilogue (default 1: 5 stages per llama layer, +3–7 % tg128 on the H100, docs/BENCHMARKS.md; 0 for A/B) |
@@ -34,6 +35,9 @@ pub struct Options {
     pub fusion: FusionLevel,
     pub sched_debug: bool,
     pub coopmat: bool,
+    /// Split-K of coopmat prompt matmuls whose grid has fewer workgroups than this
+    /// (`dispatch::mul_mat::split_k`; 0: never).
+    pub split_k: u32,
     /// MUL_MAT_ID of prompt batches grouped by expert (`dispatch::moe::groups_by_expert`).
     pub moe_group: bool,
     pub mat_vec: MatVecPath,
@@ -57,6 +61,7 @@ impl Default for Options {
             fusion: FusionLevel::Layer,
             sched_debug: false,
             coopmat: true,
+            split_k: crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID,
             moe_group: true,
             mat_vec: MatVecPath::Auto,
             mat_vecq_layer: true,
@@ -90,6 +95,17 @@ impl Options {
         }
         o.sched_debug = flag(&get, "VKGRAPH_SCHED_DEBUG")?.unwrap_or(false);
         o.coopmat = flag(&get, "VKGRAPH_COOPMAT")?.unwrap_or(true);
+        if let Some(v) = get("VKGRAPH_SPLIT_K") {
+            o.split_k = match v.trim() {
+                "0" => 0,
+                "1" => o.split_k,
+                t => t.parse().ok().filter(|&g| g >= 2).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "VKGRAPH_SPLIT_K={v}: expected 0 (off), 1 (on) or a workgroup count >= 2"
+                    ))
+                })?,
+            };
+        }
         o.moe_group = flag(&get, "VKGRAPH_MOE_GROUP")?.unwrap_or(true);
         o.pipeline_stats = flag(&get, "VKGRAPH_PIPELINE_STATS")?.unwrap_or(false);
         o.mat_vecq_layer = flag(&get, "VKGRAPH_MMVQ_LAYER")?.unwrap_or(true);
@@ -201,10 +217,17 @@ mod tests {
             (QkvMode::Auto, false, true, MatVecPath::Auto, false)
         );
         assert!(d.moe_group);
+        let grid = crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID;
+        for (v, want) in [("0", 0), ("1", grid), ("400", 400)] {
+            let o = Options::from_vars(move |k: &str| (k == "VKGRAPH_SPLIT_K").then(|| v.into()));
+            assert_eq!(o.unwrap().split_k, want, "VKGRAPH_SPLIT_K={v}");
+        }
+        assert_eq!(d.split_k, grid);
         for bad in [
             ("VKGRAPH_QKV", "sideways"),
             ("VKGRAPH_MMVQ", "2"),
             ("VKGRAPH_COOPMAT", "yes"),
+            ("VKGRAPH_SPLIT_K", "-3"),
         ] {
             let e = Options::from_vars(move |k: &str| (k == bad.0).then(|| bad.1.to_string()));
             assert!(e.unwrap_err().to_string().contains(bad.0), "{bad:?}");

@@ -24,7 +24,9 @@ mod common;
 
 use common::{f32s, for_each_device, values, Gpu};
 use vkgraph::backend::cpu::ops;
-use vkgraph::backend::vulkan::dispatch::mul_mat::{coopmat_shape, MatVecShape, TiledKernel};
+use vkgraph::backend::vulkan::dispatch::mul_mat::{
+    coopmat_shape, CoopScratch, MatVecShape, TiledKernel, SPLIT_K_GRID,
+};
 use vkgraph::backend::vulkan::{dispatch, Buffer, BufferRange, MemoryLocation, Recorder};
 use vkgraph::quant::{self, GgmlType};
 
@@ -655,7 +657,61 @@ fn mul_mat_coopmat() {
                             sp,
                             None,
                             cm,
-                            Some(x16r),
+                            Some(CoopScratch {
+                                range: x16r,
+                                split: None,
+                            }),
+                        )
+                    },
+                );
+            }
+            // Split-K (dispatch::mul_mat::split_k): grids too small to fill the device
+            // split k over workgroups along z, whose partial blocks follow the f16 x in
+            // the scratch; a k that leaves the last split short. Forced coopmat keeps the
+            // wide tile (one workgroup for 40 rows x 200 tokens); `Auto` takes the small
+            // tile for 300 rows (35 workgroups).
+            let k = 4352;
+            for (m, n, tiled) in [(40usize, 200usize, cm), (300, 100, TiledKernel::Auto)] {
+                let (k32, m32, n32) = (k as u32, m as u32, n as u32);
+                let sk = dispatch::mul_mat::split_k(caps, tiled, k32, m32, n32, 1, SPLIT_K_GRID)
+                    .unwrap_or_else(|| panic!("{case}: m={m}, n={n}, k={k} does not split k"));
+                let bytes = dispatch::mul_mat::tiled_scratch_bytes(k32, m32, n32, Some(sk));
+                let scratch = gpu.buffer_from("x16", &vec![0u8; 16 + bytes as usize]);
+                let sr = scratch.range(16, bytes);
+                let w = quantized(ty, m, k, 151);
+                let label = format!(",x=f16,split-k={}x{}", sk.ks, sk.kc);
+                let name = if tiled == cm {
+                    "mul_mat_coopmat"
+                } else {
+                    "mul_mat_coopmat_small"
+                };
+                mul_mat_case_with(
+                    gpu,
+                    ty,
+                    &w,
+                    k,
+                    &[m],
+                    n,
+                    ALIGNED,
+                    name,
+                    &label,
+                    &|rec, wr, xr, dr, sp| {
+                        dispatch::mul_mat::mul_mat_with(
+                            rec,
+                            ty,
+                            wr,
+                            xr,
+                            dr,
+                            k32,
+                            m32,
+                            n32,
+                            sp,
+                            None,
+                            tiled,
+                            Some(CoopScratch {
+                                range: sr,
+                                split: Some(sk),
+                            }),
                         )
                     },
                 );

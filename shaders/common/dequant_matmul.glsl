@@ -40,7 +40,7 @@ layout(push_constant) uniform Push {
     uint x_off;
     uint d_off;
     uint row_bytes;
-    uint x2_off;
+    uint x2_off;    // mul_mat_vecq.comp: see above; mul_mat_coopmat.comp: k values per split (split-K)
     uvec4 seg_rows;
     uvec4 seg_woff;
 #ifdef ID

@@ -178,8 +178,11 @@ void stash(uint tid, uint k0) {
     }
 }
 
-// One BM x BN tile: rows m0.., columns n0.. (r_w / r_d / r_s, and with ID c_x / c_d, set).
-void mul_tile(uint m0, uint n0, uint tid) {
+// One BM x BN tile: rows m0.., columns n0.. (r_w / r_d / r_s, and with ID c_x / c_d, set),
+// over k values kb .. ke - 1 (kb a multiple of BK; ke a multiple of BK or p.k, so a step
+// never straddles it and the loads' bounds checks against p.k stay exact), its results
+// written d_z elements past their dst index (split-K: this split's partial block).
+void mul_tile(uint m0, uint n0, uint kb, uint ke, uint d_z, uint tid) {
     const uint sid = gl_SubgroupID;
     const uint wr = sid / WN; // sub-tile row (0..WM-1)
     const uint wc = sid % WN; // sub-tile column (0..WN-1)
@@ -188,8 +191,8 @@ void mul_tile(uint m0, uint n0, uint tid) {
     [[unroll]] for (uint c = 0u; c < CM * CN; c++) {
         acc[c] = MAT_C(0.0);
     }
-    fetch(m0, n0, 0u, tid);
-    stash(tid, 0u);
+    fetch(m0, n0, kb, tid);
+    stash(tid, kb);
     barrier();
 
     // A subgroup whose columns are all past the batch's (the bucket's) end skips the
@@ -199,8 +202,8 @@ void mul_tile(uint m0, uint n0, uint tid) {
 #else
     const bool live = n0 + wc * SUB_N < p.n;
 #endif
-    for (uint k0 = 0u; k0 < p.k; k0 += BK) {
-        const bool more = k0 + BK < p.k;
+    for (uint k0 = kb; k0 < ke; k0 += BK) {
+        const bool more = k0 + BK < ke;
         if (more) {
             fetch(m0, n0, k0 + BK, tid); // in flight while the tiles are multiplied
         }
@@ -247,7 +250,7 @@ void mul_tile(uint m0, uint n0, uint tid) {
                 const uint lr = lr0 + e % TM;
                 const uint c = c0 + e / TM;
                 if (m0 + lr < p.m && COL_OK(c)) {
-                    dst[r_d[lr] + COL_D(c) * r_s[lr]] = uintBitsToFloat(sw[sbase + e / 4u][e % 4u]);
+                    dst[d_z + r_d[lr] + COL_D(c) * r_s[lr]] = uintBitsToFloat(sw[sbase + e / 4u][e % 4u]);
                 }
             }
             subgroupMemoryBarrierShared();
@@ -281,13 +284,21 @@ void main() {
     for (uint n0 = gl_WorkGroupID.y * BN; n0 < id_count; n0 += gl_NumWorkGroups.y * BN) {
         set_columns(n0, id_count, tid, WGS);
         barrier();
-        mul_tile(m0, n0, tid);
+        mul_tile(m0, n0, 0u, p.k, 0u, tid);
         // mul_tile ends with the output loop: its reads of c_d finish before the next
         // tile's columns are written.
         barrier();
     }
 #else
+    // Split-K (dispatch/mul_mat.rs `split_k`, grids too small to fill the device): with
+    // ks = gl_NumWorkGroups.z > 1 workgroups along z, workgroup z takes k values
+    // z * kc .. (z + 1) * kc - 1 (kc = p.x2_off, a multiple of BK) and writes its partial
+    // result as block z of m x n values past dst's (unsplit weights: the plain [m, n]
+    // layout); sum_splits.comp adds the blocks up.
+    const uint ks = gl_NumWorkGroups.z;
+    const uint kb = ks > 1u ? gl_WorkGroupID.z * p.x2_off : 0u;
+    const uint ke = ks > 1u ? min(kb + p.x2_off, p.k) : p.k;
     barrier();
-    mul_tile(m0, gl_WorkGroupID.y * BN, tid);
+    mul_tile(m0, gl_WorkGroupID.y * BN, kb, ke, gl_WorkGroupID.z * p.m * p.n, tid);
 #endif
 }

@@ -108,6 +108,107 @@ impl CoopTile {
 
 /// Dense coopmat grids with fewer workgroups than this take [`CoopTile::SMALL`].
 const SMALL_GRID: u32 = 64;
+/// Coopmat grids (after the small-tile choice) with fewer workgroups than this split k
+/// by default ([`split_k`]'s `below`): a MoE router's 128 rows at 512 tokens ran 32
+/// workgroups of 32 k steps each (~100 µs a layer, H100).
+pub const SPLIT_K_GRID: u32 = 128;
+/// Fewest workgroups a split-K dispatch aims at (several per SM of a large GPU; at least
+/// `below`).
+const SPLIT_K_TARGET: u32 = 256;
+/// Fewest k steps (`bk` values each) a split takes.
+const SPLIT_K_MIN_STEPS: u32 = 4;
+
+/// The tile the cooperative-matrix kernel takes for `m` rows × `n` tokens: the dense one,
+/// or under `TiledKernel::Auto` the small one where the dense grid would be small.
+fn coop_tile(caps: &Caps, tiled: TiledKernel, m: u32, n: u32) -> CoopTile {
+    let (dense, small) = (CoopTile::DENSE, CoopTile::SMALL);
+    let grid = u64::from(m.div_ceil(dense.bm)) * u64::from(n.div_ceil(dense.bn));
+    if tiled == TiledKernel::Auto
+        && grid < u64::from(SMALL_GRID)
+        && small.fits(
+            small.subgroups() * caps.subgroup_size,
+            caps.max_compute_shared_memory_size,
+            0,
+        )
+    {
+        small
+    } else {
+        dense
+    }
+}
+
+/// How a cooperative-matrix matmul whose grid is too small to fill the device splits k:
+/// `ks` workgroups along z, each over `kc` values of k (a multiple of the tile's step),
+/// writing a partial `[m, n]` block that `sum_splits.comp` adds up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitK {
+    pub ks: u32,
+    pub kc: u32,
+}
+
+impl SplitK {
+    /// Bytes of the partial blocks.
+    pub fn bytes(self, m: u32, n: u32) -> u64 {
+        4 * u64::from(self.ks) * u64::from(m) * u64::from(n)
+    }
+}
+
+/// The split-K shape of a prompt matmul (`n > MAT_VEC_MAX_N`) of `m` rows of `k` values in
+/// `nseg` segments on the cooperative-matrix kernel, or `None`: no coopmat kernel, a
+/// fused (segmented) weight (split on write), or a grid of at least `below` workgroups
+/// (the executor's default [`SPLIT_K_GRID`]; 0: never). About
+/// max([`SPLIT_K_TARGET`], `below`) workgroups in all, each at least
+/// [`SPLIT_K_MIN_STEPS`] steps of k.
+pub fn split_k(
+    caps: &Caps,
+    tiled: TiledKernel,
+    k: u32,
+    m: u32,
+    n: u32,
+    nseg: usize,
+    below: u32,
+) -> Option<SplitK> {
+    let coop = match tiled {
+        TiledKernel::Scalar => false,
+        TiledKernel::Auto | TiledKernel::Coopmat => coopmat_shape(caps).is_some(),
+    };
+    if !coop || n <= MAT_VEC_MAX_N || nseg > 1 || m == 0 {
+        return None;
+    }
+    let t = coop_tile(caps, tiled, m, n);
+    let grid = m.div_ceil(t.bm).saturating_mul(n.div_ceil(t.bn));
+    let steps = k.div_ceil(t.bk);
+    if grid >= below {
+        return None;
+    }
+    let ks = SPLIT_K_TARGET
+        .max(below)
+        .div_ceil(grid)
+        .min(steps / SPLIT_K_MIN_STEPS);
+    if ks < 2 {
+        return None;
+    }
+    let kc = steps.div_ceil(ks) * t.bk;
+    let ks = k.div_ceil(kc);
+    (ks >= 2 && ks <= caps.max_compute_work_group_count[2]).then_some(SplitK { ks, kc })
+}
+
+/// Scratch of a prompt matmul on the cooperative-matrix kernel ([`mul_mat_with`]'s
+/// `x16`): `range` holds the f16 copy of x (`k·n` halves, from a 16-byte aligned offset)
+/// and, with `split`, the partial blocks after it ([`tiled_scratch_bytes`]).
+#[derive(Clone, Copy)]
+pub struct CoopScratch<'a> {
+    pub range: BufferRange<'a>,
+    pub split: Option<SplitK>,
+}
+
+/// Bytes of scratch a prompt matmul on the cooperative-matrix kernel uses (the `x16`
+/// argument of [`mul_mat_with`]): the f16 copy of x (`k·n` halves, rounded up to 16
+/// bytes) and, with `split` (see [`split_k`]), the partial blocks after it.
+pub fn tiled_scratch_bytes(k: u32, m: u32, n: u32, split: Option<SplitK>) -> u64 {
+    let x16 = (2 * u64::from(k) * u64::from(n)).div_ceil(16) * 16;
+    x16 + split.map_or(0, |s| s.bytes(m, n))
+}
 
 /// Default mat-vec workgroup width and rows per workgroup.
 const MMV_WG: u32 = 128;
@@ -446,10 +547,12 @@ pub fn mul_mat_tiled(
 
 /// [`mul_mat`] with every choice explicit: the mat-vec launch shape (`None`: the default
 /// for the row length and device; ignored when `n > MAT_VEC_MAX_N`) and the tiled kernel
-/// (ignored when `n <= MAT_VEC_MAX_N`). `x16`: room for an f16 copy of x (`k·n` halves,
-/// 16-byte aligned) — where the cooperative-matrix kernel runs, x is converted into it
-/// once and the kernel reads halves (a barrier between); `None` or another kernel: x is
-/// read as f32. What the executor records.
+/// (ignored when `n <= MAT_VEC_MAX_N`). `x16` ([`CoopScratch`]): room for an f16 copy of
+/// x — where the cooperative-matrix kernel runs, x is converted into it once and the
+/// kernel reads halves (a barrier between) — and for the partial blocks of a split-K
+/// ([`split_k`]: the kernel writes them, a barrier, `sum_splits.comp` adds them into
+/// dst); `None` or another kernel: x is read as f32, k unsplit. What the executor
+/// records.
 #[allow(clippy::too_many_arguments)]
 pub fn mul_mat_with(
     rec: &mut Recorder,
@@ -463,7 +566,7 @@ pub fn mul_mat_with(
     split: &[u32],
     shape: Option<MatVecShape>,
     tiled: TiledKernel,
-    x16: Option<BufferRange<'_>>,
+    x16: Option<CoopScratch<'_>>,
 ) -> Result<()> {
     record(rec, ty, w, x, dst, k, m, n, split, shape, tiled, x16)
 }
@@ -525,7 +628,7 @@ fn record(
     split: &[u32],
     shape: Option<MatVecShape>,
     tiled: TiledKernel,
-    x16: Option<BufferRange<'_>>,
+    x16: Option<CoopScratch<'_>>,
 ) -> Result<()> {
     let what = format!("mul_mat(type={ty},m={m},k={k},n={n})");
     if !supports(ty) {
@@ -582,23 +685,14 @@ fn record(
     // `Auto` takes the small tile for small grids; `Coopmat` keeps the wide one, so tests
     // that force it (tests/vk_mul_mat.rs) still cover it at their small shapes.
     let small = CoopTile::SMALL;
-    if tiled == TiledKernel::Auto
-        && launch.coop
-        && u64::from(m.div_ceil(launch.tile[0])) * u64::from(n.div_ceil(launch.tile[1]))
-            < u64::from(SMALL_GRID)
-        && small.fits(
-            small.subgroups() * caps.subgroup_size,
-            caps.max_compute_shared_memory_size,
-            0,
-        )
-    {
+    if launch.coop && coop_tile(caps, tiled, m, n) == small {
         launch.kernel = Kernel::CoopSmall;
         launch.tile = [small.bm, small.bn];
         launch.spec[0] = small.subgroups() * caps.subgroup_size;
     }
     let shader = shader(ty, launch.kernel).expect("every supported type has tiled kernels");
     let (tile, mut spec) = (launch.tile, launch.spec);
-    let groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
+    let mut groups = [m.div_ceil(tile[0]), n.div_ceil(tile[1]), 1];
     let max = caps.max_compute_work_group_count;
     if groups[0] > max[0] || groups[1] > max[1] {
         return Err(Error::Unsupported(format!(
@@ -606,25 +700,99 @@ fn record(
             caps.name
         )));
     }
-    if let Some(x16) = x16.filter(|_| launch.coop) {
-        // x → f16 once, then the kernel reads uvec4s of 8 halves (constant 1).
-        let (rh, h_off) = bind(caps, &x16, 2, kn, &format!("{what} x16"))?;
-        if h_off % 8 == 0 {
-            super::copy::copy_f32_f16(rec, x, x16, kn)?;
-            rec.barrier()?;
-            let mut push = push;
-            push.x_off = h_off;
-            spec[1] = 1;
-            return rec.dispatch(
-                shader,
-                &spec,
-                &[rw, rh, rd],
-                bytemuck::bytes_of(&push),
-                groups,
-            );
+    let Some(scratch) = x16.filter(|_| launch.coop) else {
+        return rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups);
+    };
+    let x16 = scratch.range;
+    let (mut push, mut bindings) = (push, bindings);
+    // Split-K as planned (`split_k`): the partial blocks follow the f16 x in the scratch.
+    let x16_bytes = tiled_scratch_bytes(k, m, n, None);
+    let sk = scratch.split;
+    if let Some(s) = sk {
+        let want = split_k(caps, tiled, k, m, n, split.len().max(1), u32::MAX);
+        if want.is_none()
+            || s.kc % CoopTile::DENSE.bk != 0
+            || s.ks != k.div_ceil(s.kc.max(1))
+            || s.ks < 2
+            || s.ks > caps.max_compute_work_group_count[2]
+        {
+            return Err(Error::Usage(format!("{what}: split-K {s:?} does not fit")));
+        }
+        if x16.size < x16_bytes + s.bytes(m, n) {
+            return Err(Error::Usage(format!(
+                "{what}: {} bytes of scratch, split-K {s:?} needs {}",
+                x16.size,
+                x16_bytes + s.bytes(m, n)
+            )));
         }
     }
-    rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)
+    let part = sk.map(|s| x16.buffer.range(x16.offset + x16_bytes, s.bytes(m, n)));
+    if let (Some(sk), Some(part)) = (sk, &part) {
+        let (rp, p_off) = bind(
+            caps,
+            part,
+            4,
+            u64::from(sk.ks) * mn,
+            &format!("{what} split-K"),
+        )?;
+        push.d_off = p_off;
+        push.x2_off = sk.kc;
+        bindings[2] = rp;
+        groups[2] = sk.ks;
+    }
+    // x → f16 once, then the kernel reads uvec4s of 8 halves (constant 1).
+    let (rh, h_off) = bind(caps, &x16, 2, kn, &format!("{what} x16"))?;
+    if h_off % 8 == 0 {
+        super::copy::copy_f32_f16(rec, x, x16, kn)?;
+        rec.barrier()?;
+        push.x_off = h_off;
+        spec[1] = 1;
+        bindings[1] = rh;
+    }
+    rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)?;
+    match (sk, part) {
+        (Some(sk), Some(part)) => {
+            rec.barrier()?;
+            sum_splits(rec, part, dst, mn, sk.ks)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Push constants of `shaders/sum_splits.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SumPush {
+    len: u32,
+    ks: u32,
+    p_off: u32,
+    d_off: u32,
+}
+
+/// `dst[i] = Σ_z part[z·len + i]` over `ks` blocks of `len` f32 values, in order of z
+/// (`sum_splits.comp`: the reduction of a split-K matmul).
+pub fn sum_splits(
+    rec: &mut Recorder,
+    part: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    len: u64,
+    ks: u32,
+) -> Result<()> {
+    let shader = ShaderId::sum_splits;
+    let caps = rec.caps();
+    let (rp, p_off) = bind(caps, &part, 4, len * u64::from(ks), "sum_splits part")?;
+    let (rd, d_off) = bind(caps, &dst, 4, len, "sum_splits dst")?;
+    let push = SumPush {
+        len: count_u32(len, "sum_splits")?,
+        ks,
+        p_off,
+        d_off,
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    let groups = super::groups_1d(caps, shader, len)?;
+    rec.dispatch(shader, &[], &[rp, rd], bytemuck::bytes_of(&push), groups)
 }
 
 /// How a tiled kernel is launched: which family, its tile (weight rows × columns) and the

@@ -445,14 +445,35 @@ impl VulkanBackend {
                 }
                 if let Op::MulMat { .. } = node.op {
                     // A prompt matmul on the coopmat kernel reads an f16 copy of x.
+                    // Small grids also split k, the partial blocks after the f16 x.
                     let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
-                    let nt = x.nrows() as u64;
+                    let (Ok(k), Ok(m), Ok(nt)) = (
+                        u32::try_from(w.ne[0]),
+                        u32::try_from(w.nrows()),
+                        u32::try_from(x.nrows()),
+                    ) else {
+                        continue;
+                    };
                     if coop
-                        && nt > u64::from(dispatch::mul_mat::MAT_VEC_MAX_N)
+                        && nt > dispatch::mul_mat::MAT_VEC_MAX_N
                         && self.group_segments(g, node.srcs[0]).is_none()
                     {
-                        self.x16_scratch.insert(n, x16_at);
-                        x16_at += (2 * w.ne[0] as u64 * nt).div_ceil(align) * align;
+                        let nseg = match &node.op {
+                            Op::MulMat { split } => split.len().max(1),
+                            _ => 1,
+                        };
+                        let sk = dispatch::mul_mat::split_k(
+                            self.ctx.caps(),
+                            self.tiled_kernel(),
+                            k,
+                            m,
+                            nt,
+                            nseg,
+                            self.split_k_grid,
+                        );
+                        let bytes = dispatch::mul_mat::tiled_scratch_bytes(k, m, nt, sk);
+                        self.x16_scratch.insert(n, (x16_at, bytes, sk));
+                        x16_at += bytes.div_ceil(align) * align;
                     }
                     continue;
                 }
@@ -472,8 +493,9 @@ impl VulkanBackend {
                         if coop && dispatch::moe::coopmat_fits(self.ctx.caps()) {
                             // The expert-indexed coopmat tile reads an f16 copy of x too.
                             let x = g.tensor(node.srcs[1]);
-                            self.x16_scratch.insert(n, x16_at);
-                            x16_at += (2 * x.nelements() as u64).div_ceil(align) * align;
+                            let bytes = 2 * x.nelements() as u64;
+                            self.x16_scratch.insert(n, (x16_at, bytes, None));
+                            x16_at += bytes.div_ceil(align) * align;
                         }
                     }
                     continue;
@@ -761,7 +783,15 @@ impl VulkanBackend {
                     } else if dispatch::mul_mat::coopmat_shape(caps).is_none() {
                         "mul_mat (scalar tiled; no usable cooperative-matrix shape)".to_string()
                     } else if self.coopmat {
-                        "mul_mat_coopmat (cooperative matrices, f16 products)".to_string()
+                        let split = match self.x16_scratch.get(&n) {
+                            Some((_, _, Some(sk))) => format!(
+                                "; k split {} ways, {} values each, its grid too small to fill \
+                                 the device (VKGRAPH_SPLIT_K)",
+                                sk.ks, sk.kc
+                            ),
+                            _ => String::new(),
+                        };
+                        format!("mul_mat_coopmat (cooperative matrices, f16 products{split})")
                     } else {
                         "mul_mat (scalar tiled; VKGRAPH_COOPMAT=0)".to_string()
                     };

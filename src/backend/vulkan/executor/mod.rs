@@ -95,8 +95,9 @@ pub struct VulkanBackend {
     /// f16 copies of the prompt matmuls' x for the cooperative-matrix kernel
     /// (`dispatch::mul_mat::mul_mat_with`'s `x16`): per stage disjoint slices.
     x16_buf: Option<usize>,
-    /// Each such MUL_MAT node's byte offset in `x16_buf`.
-    x16_scratch: HashMap<NodeIndex, u64>,
+    /// Each such node's byte offset and size in `x16_buf`, and a MUL_MAT's split-K (its
+    /// partial blocks follow the f16 x: `dispatch::mul_mat::tiled_scratch_bytes`).
+    x16_scratch: HashMap<NodeIndex, (u64, u64, Option<dispatch::mul_mat::SplitK>)>,
     /// Whether prompt batches' MUL_MAT_IDs are grouped by expert (`set_moe_group`).
     moe_group: bool,
     /// Which mat-vec kernels decode matmuls use.
@@ -105,6 +106,9 @@ pub struct VulkanBackend {
     pub(super) mat_vecq_layer: bool,
     /// Prompt matmuls on cooperative matrices where the device has them (on by default; `VKGRAPH_COOPMAT=0` for the A/B).
     coopmat: bool,
+    /// Coopmat prompt matmuls whose grid has fewer workgroups than this split k
+    /// (`set_split_k`; 0: never).
+    split_k_grid: u32,
     /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
     pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// The integer-dot mat-vec's override (`VKGRAPH_MMVQ_SHAPE`; `None`: per shape).
@@ -176,6 +180,7 @@ impl VulkanBackend {
             mat_vec: MatVecPath::Auto,
             mat_vecq_layer: true,
             coopmat: true,
+            split_k_grid: dispatch::mul_mat::SPLIT_K_GRID,
             mat_vec_shape: None,
             mat_vecq_shape: None,
             mat_vecq_id_shape: None,
@@ -233,6 +238,19 @@ impl VulkanBackend {
         if on != self.coopmat {
             self.coopmat = on;
             self.arena_uid = 0; // re-plan the scratch (the f16 copies of x)
+            self.recorded.clear();
+        }
+    }
+
+    /// Splits k of cooperative-matrix prompt matmuls whose grid has fewer than `below`
+    /// workgroups, too few to fill the device (`dispatch::mul_mat::split_k`; the default
+    /// `SPLIT_K_GRID` catches e.g. a MoE router's 128 rows); 0 (`VKGRAPH_SPLIT_K=0`)
+    /// runs one workgroup per output tile, for A/B runs. Takes effect for graphs
+    /// prepared afterwards.
+    pub fn set_split_k(&mut self, below: u32) {
+        if below != self.split_k_grid {
+            self.split_k_grid = below;
+            self.arena_uid = 0; // re-plan the scratch (the partial blocks)
             self.recorded.clear();
         }
     }

@@ -26,7 +26,7 @@ pub struct Extra {
 
 impl VulkanBackend {
     /// The tiled kernel prompt batches take (cooperative matrices unless turned off).
-    fn tiled_kernel(&self) -> dispatch::mul_mat::TiledKernel {
+    pub(super) fn tiled_kernel(&self) -> dispatch::mul_mat::TiledKernel {
         if self.coopmat {
             dispatch::mul_mat::TiledKernel::Auto
         } else {
@@ -351,10 +351,10 @@ pub(crate) fn mul_mat(
         );
     }
     let x16 = match (be.x16_scratch.get(&n), be.x16_buf) {
-        (Some(&off), Some(b)) => {
-            let bytes = 2 * a.st(1).nelements() as u64;
-            Some(be.bufs[b].range(off, bytes))
-        }
+        (Some(&(off, bytes, split)), Some(b)) => Some(dispatch::mul_mat::CoopScratch {
+            range: be.bufs[b].range(off, bytes),
+            split,
+        }),
         _ => None,
     };
     dispatch::mul_mat::mul_mat_with(
@@ -787,7 +787,7 @@ pub(crate) fn mul_mat_id(
     let split: Vec<u32> = split.iter().map(|&r| a.u(r)).collect::<Result<_>>()?;
     let pairs = a.u(ids.nelements())?;
     let x16 = match (be.x16_scratch.get(&n), be.x16_buf) {
-        (Some(&off), Some(b)) => Some(be.bufs[b].range(off, 2 * x.nelements() as u64)),
+        (Some(&(off, bytes, _)), Some(b)) => Some(be.bufs[b].range(off, bytes)),
         _ => None,
     };
     let grouping = match (be.moe_scratch.get(&n), be.moe_scratch_buf) {
