@@ -37,6 +37,8 @@ done; pack
 timeout 60 $D/vkgraph bench -m /tmp/q30.gguf -p 512 -n 32 -r 1 --qkv auto --profile > $L/N-q30-profile.txt 2>&1
 grep -A11 "per stage" $L/N-q30-profile.txt | head -13
 grep -A10 "pp512 (one prompt" $L/N-q30-profile.txt | head -12; pack
+VKGRAPH_PIPELINE_STATS=1 RUST_LOG=info timeout 40 $D/vkgraph bench -m /tmp/q30.gguf -p 512 -n 0 -r 1 > $L/N-q30-pstats.txt 2>&1
+grep "pipeline" $L/N-q30-pstats.txt | grep -E "coopmat|sum_splits" | cut -c1-230 | head -8
 timeout 60 $D/vkgraph dump -m /tmp/q30.gguf -n 512 > $L/N-q30-dump512.txt 2>&1; grep -m3 "k split" $L/N-q30-dump512.txt | cut -c1-200
 echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
 LB=/tmp/ll/build/bin/llama-bench
