@@ -15,11 +15,15 @@
 // size: the dispatch checks), and write logits (binding 2: the router MUL_MAT node's
 // output, which MOE_WEIGHTS reads, or a scratch slice). The last workgroup to finish
 // (an atomic counter, binding 4, zero between dispatches: that workgroup resets it)
-// copies every token's logits into shared memory in one round of loads and chooses each
-// token's experts from there, one subgroup per token, into ids (binding 3). Writers
-// publish with memoryBarrierBuffer() before the counter increment; the last workgroup
-// issues one after seeing the count, before reading (coherent buffers), as top_k.comp's
-// chunk merge does. Offsets: w_off, x_off, nw_off in vec4s; the others in elements
+// copies every token's logits into shared memory in one round of loads, as sort keys,
+// and ranks them in one pass: each invocation takes (token, expert) entries and counts
+// the token's experts that come before its own in cpu::ops::moe_topk's order (logit
+// descending by IEEE total order, as f32::total_cmp; ties to the lower index); an entry
+// whose rank is below k is the rank-th chosen expert (ids, binding 3). One pass of
+// n_expert shared loads (the same address across a token's invocations) instead of k
+// dependent subgroup-reduction rounds. Writers publish with memoryBarrierBuffer() before
+// the counter increment; the last workgroup issues one after seeing the count, before
+// reading (coherent buffers), as top_k.comp's chunk merge does. Offsets: w_off, x_off, nw_off in vec4s; the others in elements
 // (dispatch/moe.rs `moe_router_topk`).
 //
 // NORM (moe_router_norm, Op::MoeRouterTopK with a norm): x is the raw input of the ffn
@@ -45,12 +49,17 @@ layout(std430, set = 0, binding = 2) coherent buffer L { float logits[]; };
 layout(std430, set = 0, binding = 3) writeonly restrict buffer I { int ids[]; };
 layout(std430, set = 0, binding = 4) coherent buffer C { uint cnt[]; };
 layout(std430, set = 0, binding = 5) readonly restrict buffer NW { vec4 nw4[]; };
-// The last workgroup's copy of every token's logits (read k times by the top-k: from
-// shared memory, not k rounds of coherent loads).
+// The last workgroup's copy of every token's logits as sort keys (read n_expert times
+// by the ranking: from shared memory, not rounds of coherent loads).
 #define MAX_E 256u
-shared float lsh[MAX_N * MAX_E];
-#define TOPK_LOGIT(i) lsh[i]
-#include "common/moe_topk.glsl"
+shared int ksh[MAX_N * MAX_E];
+
+// f32 bits as an int ordered like f32::total_cmp (negative values' magnitude bits
+// flipped): -NaN < -inf < ... < -0 < +0 < ... < +inf < +NaN.
+int total_key(float v) {
+    const int b = floatBitsToInt(v);
+    return b ^ ((b >> 31) & 0x7fffffff);
+}
 
 layout(push_constant) uniform Push {
     uint k_dim;    // values per row, a multiple of 4
@@ -158,11 +167,32 @@ void main() {
     }
     memoryBarrierBuffer();
     for (uint i = tid; i < p.n * p.n_expert; i += WG_X) {
-        lsh[i] = logits[p.l_off + i];
+        ksh[i] = total_key(logits[p.l_off + i]);
     }
     barrier();
-    for (uint t = gl_SubgroupID; t < p.n; t += gl_NumSubgroups) {
-        moe_topk_token(t * p.n_expert, p.i_off + t * p.k, p.n_expert, p.k);
+    for (uint i = tid; i < p.n * p.n_expert; i += WG_X) {
+        const uint t = i / p.n_expert;
+        const uint e = i - t * p.n_expert;
+        const uint base = t * p.n_expert;
+        const int ke = ksh[i];
+        uint rank = 0u;
+        uint j = 0u;
+        // Four keys in flight per round.
+        for (; j + 4u <= p.n_expert; j += 4u) {
+            const ivec4 kj = ivec4(ksh[base + j], ksh[base + j + 1u], ksh[base + j + 2u],
+                                   ksh[base + j + 3u]);
+            const uvec4 jj = uvec4(j, j + 1u, j + 2u, j + 3u);
+            const uvec4 before = uvec4(greaterThan(kj, ivec4(ke)))
+                | (uvec4(equal(kj, ivec4(ke))) & uvec4(lessThan(jj, uvec4(e))));
+            rank += before.x + before.y + before.z + before.w;
+        }
+        for (; j < p.n_expert; j++) {
+            const int kj = ksh[base + j];
+            rank += uint(kj > ke || (kj == ke && j < e));
+        }
+        if (rank < p.k) {
+            ids[p.i_off + t * p.k + rank] = int(e);
+        }
     }
     if (tid == 0u) {
         cnt[p.c_off] = 0u;
