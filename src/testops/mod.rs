@@ -104,6 +104,24 @@ pub fn run_case(ctx: &VulkanContext, c: &Case, perf: bool) -> (Outcome, Option<f
                     }
                 }
             }
+            if let Case::MoeRoute { k, n, .. } | Case::MoeRouterTopK { k, n, .. } = *c {
+                // The chosen ids (read back as f32 after the weights) must match exactly:
+                // equal logits give equal weights, so only the ids show the tie rule.
+                let kn = (k * n) as usize;
+                for (i, (g, w)) in got.iter().zip(&want).enumerate().skip(kn) {
+                    if g != w {
+                        let slot = (i - kn) / 4;
+                        return (
+                            Outcome::Fail(format!(
+                                "expert {g} where the CPU chose {w} (token {}, slot {})",
+                                slot / k as usize,
+                                slot % k as usize
+                            )),
+                            us,
+                        );
+                    }
+                }
+            }
             let e = nmse(&got, &want);
             let bound = match c {
                 Case::MulMat { .. }

@@ -765,10 +765,12 @@ pub(super) fn run_inner(
             ops::moe_topk(&logits, n_expert as usize, k as usize, &mut ids);
             let mut want = vec![0f32; ids.len()];
             ops::moe_weights(&logits, n_expert as usize, &ids, k as usize, &mut want);
-            let (lb, ib, db) = (
+            want.extend(ids_as_f32(&ids));
+            let (lb, ib, db, tb) = (
                 io.f32s(&logits)?,
                 io.zeros(ids.len())?,
-                io.zeros(ids.len())?,
+                io.zeros(want.len())?,
+                io.f32s(&id_table(n_expert))?,
             );
             (
                 want,
@@ -777,8 +779,20 @@ pub(super) fn run_inner(
                     let b = &io.bufs;
                     dispatch::moe::moe_topk(r, b[lb].whole(), b[ib].whole(), n_expert, k, n)?;
                     r.barrier()?;
-                    let (l, i, d) = (b[lb].whole(), b[ib].whole(), b[db].whole());
-                    dispatch::moe::moe_weights(r, l, i, d, n_expert, k, n)
+                    let (l, i) = (b[lb].whole(), b[ib].whole());
+                    let kn = u64::from(k * n);
+                    let d = b[db].range(0, 4 * kn);
+                    dispatch::moe::moe_weights(r, l, i, d, n_expert, k, n)?;
+                    let d_ids = b[db].range(4 * kn, 16 * kn);
+                    dispatch::get_rows::get_rows(
+                        r,
+                        quant::GgmlType::F32,
+                        b[tb].whole(),
+                        i,
+                        d_ids,
+                        4,
+                        k * n,
+                    )
                 }),
             )
         }
@@ -830,6 +844,7 @@ pub(super) fn run_inner(
             ops::moe_topk(&logits, eu, k as usize, &mut ids);
             let mut want = vec![0f32; ids.len()];
             ops::moe_weights(&logits, eu, &ids, k as usize, &mut want);
+            want.extend(ids_as_f32(&ids));
             let scratch = dispatch::moe::router_topk_scratch_bytes(n_expert, n) as usize / 4;
             let (wb, xb, lb, ib, sb, db, nb) = (
                 io.f32s(&w)?,
@@ -837,9 +852,10 @@ pub(super) fn run_inner(
                 io.zeros(logits.len())?,
                 io.zeros(ids.len())?,
                 io.zeros(scratch)?,
-                io.zeros(ids.len())?,
+                io.zeros(want.len())?,
                 io.f32s(&nw)?,
             );
+            let tb = io.f32s(&id_table(n_expert))?;
             (
                 want,
                 db,
@@ -860,7 +876,18 @@ pub(super) fn run_inner(
                         norm.then(|| (b[nb].whole(), eps)),
                     )?;
                     r.barrier()?;
-                    dispatch::moe::moe_weights(r, l, i, b[db].whole(), n_expert, k, n)
+                    let kn = u64::from(k * n);
+                    dispatch::moe::moe_weights(r, l, i, b[db].range(0, 4 * kn), n_expert, k, n)?;
+                    let d_ids = b[db].range(4 * kn, 16 * kn);
+                    dispatch::get_rows::get_rows(
+                        r,
+                        quant::GgmlType::F32,
+                        b[tb].whole(),
+                        i,
+                        d_ids,
+                        4,
+                        k * n,
+                    )
                 }),
             )
         }
@@ -1105,4 +1132,15 @@ pub(super) fn run_inner(
 /// `n` pseudo-random values (as [`values`]) rounded to f16: a KV cache.
 fn f16_values(n: usize, seed: u64) -> Vec<f16> {
     values(n, seed).iter().map(|&v| f16::from_f32(v)).collect()
+}
+
+/// An f32 table whose row e is [e, e, e, e] (the MoE cases read the chosen ids back through
+/// GET_ROWS of it, after the routing weights, so they are checked exactly).
+fn id_table(n_expert: u32) -> Vec<f32> {
+    (0..n_expert).flat_map(|e| [e as f32; 4]).collect()
+}
+
+/// What GET_ROWS of [`id_table`] gives for `ids`.
+fn ids_as_f32(ids: &[i32]) -> Vec<f32> {
+    ids.iter().flat_map(|&e| [e as f32; 4]).collect()
 }
