@@ -22,6 +22,7 @@ pub mod glu;
 pub mod moe;
 pub mod mul_mat;
 pub mod mul_mat_group;
+pub mod mul_mat_tiled;
 pub mod mul_mat_vecq;
 pub mod mul_mat_vecq_layer;
 pub mod norm;
