@@ -1,7 +1,8 @@
 # Call 2 (seventeenth session; call 1 never ran, its content is folded in here).
 # N = this session's build (target/device.tar.xz: main 173db32 + split-K for small-grid
-# coopmat prompt matmuls, VKGRAPH_SPLIT_K), M = main a5972ef (the fifteenth session's
-# close; target/vkgraph-M.xz). N with VKGRAPH_SPLIT_K=0 is 173db32's prompt path.
+# coopmat prompt matmuls, VKGRAPH_SPLIT_K, + the router's one-pass rank top-k; see the
+# README here for the commit), M = main a5972ef (the fifteenth session's close;
+# target/vkgraph-M.xz). N with VKGRAPH_SPLIT_K=0 is 173db32's prompt path.
 # llama.cpp 0c1e570 CUDA's llama-bench builds in the background (ANCHOR-KIT).
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
@@ -17,6 +18,8 @@ GP=$!
 # The changed kernels and the MoE model under the Khronos validation layer.
 V=/tmp/vvl; mkdir -p $V; for f in .vvl/*.deb; do dpkg -x "$f" $V; done; VL=$V/usr/lib/x86_64-linux-gnu
 man=$(cat $D/MANIFEST_DIR)
+(VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
+  $D/vkgraph test-ops --validate -o moe_route > $L/validated-moe_route.txt 2>&1; echo "test-ops --validate -o moe_route rc=$? $(tail -2 $L/validated-moe_route.txt | tr '\n' ' ' | cut -c1-200)")
 for t in "vk_mul_mat mul_mat_coopmat" "vk_moe" "model_vulkan"; do
   set -- $t
   (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 VKGRAPH_EXPECT_COOPMAT=1 \
