@@ -1,7 +1,7 @@
 # Call 2 (seventeenth session; call 1 never ran, its content is folded in here).
 # N = this session's build (target/device.tar.xz: main 173db32 + split-K for small-grid
-# coopmat prompt matmuls, VKGRAPH_SPLIT_K, + the router's one-pass rank top-k; see the
-# README here for the commit), M = main a5972ef (the fifteenth session's close;
+# coopmat prompt matmuls, VKGRAPH_SPLIT_K, + the router's one-pass rank top-k, + the
+# experimental expert tiles VKGRAPH_ID_TILE=1..3; see the README here for the commit), M = main a5972ef (the fifteenth session's close;
 # target/vkgraph-M.xz). N with VKGRAPH_SPLIT_K=0 is 173db32's prompt path.
 # llama.cpp 0c1e570 CUDA's llama-bench builds in the background (ANCHOR-KIT).
 L=$OUT/logs; mkdir -p $L
@@ -20,6 +20,8 @@ V=/tmp/vvl; mkdir -p $V; for f in .vvl/*.deb; do dpkg -x "$f" $V; done; VL=$V/us
 man=$(cat $D/MANIFEST_DIR)
 (VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
   $D/vkgraph test-ops --validate -o moe_route > $L/validated-moe_route.txt 2>&1; echo "test-ops --validate -o moe_route rc=$? $(tail -2 $L/validated-moe_route.txt | tr '\n' ' ' | cut -c1-200)")
+(VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 90 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
+  $D/vkgraph test-ops --validate -o mul_mat_id > $L/validated-mul_mat_id.txt 2>&1; echo "test-ops --validate -o mul_mat_id rc=$? $(tail -2 $L/validated-mul_mat_id.txt | tr '\n' ' ' | cut -c1-200)")
 for t in "vk_mul_mat mul_mat_coopmat" "vk_moe" "model_vulkan"; do
   set -- $t
   (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 VKGRAPH_EXPECT_COOPMAT=1 \
@@ -36,6 +38,10 @@ done; pack
 for s in 0 1 0 1 400; do
   VKGRAPH_SPLIT_K=$s timeout 40 $D/vkgraph bench -m /tmp/q30.gguf -p 512 -n 0 -r 3 --qkv auto > $L/N-q30-sk$s.txt 2>&1
   echo "N q30 VKGRAPH_SPLIT_K=$s: $(t $L/N-q30-sk$s.txt pp512) (t=$SECONDS)"; cat $L/N-q30-sk$s.txt >> $L/N-q30-sk$s-all.txt
+done; pack
+for v in 1 2 3; do
+  VKGRAPH_ID_TILE=$v timeout 40 $D/vkgraph bench -m /tmp/q30.gguf -p 512 -n 0 -r 3 --qkv auto > $L/N-q30-idtile$v.txt 2>&1
+  echo "N q30 VKGRAPH_ID_TILE=$v: $(t $L/N-q30-idtile$v.txt pp512) (t=$SECONDS)"
 done; pack
 timeout 60 $D/vkgraph bench -m /tmp/q30.gguf -p 512 -n 32 -r 1 --qkv auto --profile > $L/N-q30-profile.txt 2>&1
 grep -A11 "per stage" $L/N-q30-profile.txt | head -13
