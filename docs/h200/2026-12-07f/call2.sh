@@ -22,10 +22,10 @@ man=$(cat $D/MANIFEST_DIR)
   $D/vkgraph test-ops --validate -o moe_route > $L/validated-moe_route.txt 2>&1; echo "test-ops --validate -o moe_route rc=$? $(tail -2 $L/validated-moe_route.txt | tr '\n' ' ' | cut -c1-200)")
 (VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 90 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
   $D/vkgraph test-ops --validate -o mul_mat_id > $L/validated-mul_mat_id.txt 2>&1; echo "test-ops --validate -o mul_mat_id rc=$? $(tail -2 $L/validated-mul_mat_id.txt | tr '\n' ' ' | cut -c1-200)")
-for t in "vk_mul_mat mul_mat_coopmat" "vk_moe" "model_vulkan"; do
-  set -- $t
+for t in "vk_mul_mat mul_mat_coopmat 100" "vk_moe - 60" "model_vulkan - 120"; do
+  set -- $t; [ "$2" = - ] && set -- $1 "" $3
   (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 VKGRAPH_EXPECT_COOPMAT=1 \
-    timeout 170 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
+    timeout $3 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
     $D/$1 --test-threads 1 $2 > $L/validated-$1.txt 2>&1; echo "$1 $2 (validated) rc=$? $(grep -E '^test result' $L/validated-$1.txt | tail -1) (t=$SECONDS)")
 done; pack
 echo "t=$SECONDS wait gen"; wait $GP; grep wrote $L/gen.txt | cut -c1-90
