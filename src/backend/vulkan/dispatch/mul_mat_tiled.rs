@@ -205,10 +205,17 @@ pub fn split_k(
     }
     let t = coop_tile(caps, tiled, m, n);
     let grid = m.div_ceil(t.bm).saturating_mul(n.div_ceil(t.bn));
-    let steps = k.div_ceil(t.bk);
-    if grid >= below {
+    split_shape(grid, k, t.bk, below).filter(|s| s.ks <= caps.max_compute_work_group_count[2])
+}
+
+/// [`split_k`]'s arithmetic for a grid of `grid` workgroups over `k` values in steps of
+/// `bk`: `None` from `below` workgroups up, or where fewer than 2 splits of at least
+/// [`SPLIT_K_MIN_STEPS`] steps fit.
+fn split_shape(grid: u32, k: u32, bk: u32, below: u32) -> Option<SplitK> {
+    if grid == 0 || grid >= below {
         return None;
     }
+    let steps = k.div_ceil(bk);
     let ks = SPLIT_K_TARGET
         .max(below)
         .div_ceil(grid)
@@ -216,9 +223,9 @@ pub fn split_k(
     if ks < 2 {
         return None;
     }
-    let kc = steps.div_ceil(ks) * t.bk;
+    let kc = steps.div_ceil(ks) * bk;
     let ks = k.div_ceil(kc);
-    (ks >= 2 && ks <= caps.max_compute_work_group_count[2]).then_some(SplitK { ks, kc })
+    (ks >= 2).then_some(SplitK { ks, kc })
 }
 
 /// Scratch of a prompt matmul on the cooperative-matrix kernel ([`mul_mat_with`]'s
@@ -440,4 +447,41 @@ pub(crate) fn tiled_launch(
             spec: [0, 0, x_vec4],
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_shapes() {
+        let sk = |ks, kc| Some(SplitK { ks, kc });
+        // A MoE router at 512 tokens: 32 small tiles of 32 steps -> 8 splits of 4 steps.
+        assert_eq!(split_shape(32, 2048, 64, SPLIT_K_GRID), sk(8, 256));
+        // qwen3-30b-a3b's attention output: 64 wide tiles, k 4096 -> 4 splits.
+        assert_eq!(split_shape(64, 4096, 64, SPLIT_K_GRID), sk(4, 1024));
+        // One tile, a k that leaves the last split short (68 steps: 17 of 4).
+        assert_eq!(split_shape(1, 4352, 64, SPLIT_K_GRID), sk(17, 256));
+        // 35 tiles: 8 splits of 9 steps, the last of 5.
+        assert_eq!(split_shape(35, 4352, 64, SPLIT_K_GRID), sk(8, 576));
+        // Enough workgroups, too short a k, or off.
+        assert_eq!(split_shape(128, 4096, 64, SPLIT_K_GRID), None);
+        assert_eq!(split_shape(8, 448, 64, SPLIT_K_GRID), None);
+        assert_eq!(split_shape(8, 4096, 64, 0), None);
+        // A higher threshold aims at as many workgroups.
+        assert_eq!(split_shape(160, 2048, 64, 400), sk(3, 704));
+        // Every split holds whole steps and at least one value; the splits cover k.
+        for grid in 1..140 {
+            for k in (256..=8192).step_by(256) {
+                if let Some(s) = split_shape(grid, k, 64, SPLIT_K_GRID) {
+                    assert!(s.kc % 64 == 0 && s.ks >= 2, "{grid} {k} {s:?}");
+                    assert!(
+                        (s.ks - 1) * s.kc < k && s.ks * s.kc >= k,
+                        "{grid} {k} {s:?}"
+                    );
+                    assert!(grid * s.ks <= 2 * SPLIT_K_TARGET, "{grid} {k} {s:?}");
+                }
+            }
+        }
+    }
 }
