@@ -10,7 +10,6 @@
 //! | `VKGRAPH_SCHED_DEBUG=1` | [`Options::sched_debug`] | print the assignment dump of every new graph |
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls, and prompt attention from 16 tokens, where the device has them (default 1) |
 //! | `VKGRAPH_SPLIT_K=0/1/N` | [`Options::split_k`] | cooperative-matrix prompt matmuls whose grid cannot fill the device (a MoE router's 128 rows) split k over more workgroups and add the partial blocks (default 1: grids under 128 workgroups; 0: off, for A/B; N ≥ 2: grids under N, tuning) |
-//! | `VKGRAPH_ID_TILE=0..3` | [`Options::id_tile`] | the prompt's grouped expert matmuls on an experimental cooperative-matrix tile (q4_0 only; tuning, 0: the default) |
 //! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, `mul_mat_vecq_layer`, each quantizing its output for the next in a q8_1 epilogue (default 1: 5 stages per llama layer, +3–7 % tg128 on the H100, docs/BENCHMARKS.md; 0 for A/B) |
@@ -39,8 +38,6 @@ pub struct Options {
     /// Split-K of coopmat prompt matmuls whose grid has fewer workgroups than this
     /// (`dispatch::mul_mat::split_k`; 0: never).
     pub split_k: u32,
-    /// Experimental tile of the grouped expert matmuls (`VulkanBackend::set_id_tile`).
-    pub id_tile: u32,
     /// MUL_MAT_ID of prompt batches grouped by expert (`dispatch::moe::groups_by_expert`).
     pub moe_group: bool,
     pub mat_vec: MatVecPath,
@@ -65,7 +62,6 @@ impl Default for Options {
             sched_debug: false,
             coopmat: true,
             split_k: crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID,
-            id_tile: 0,
             moe_group: true,
             mat_vec: MatVecPath::Auto,
             mat_vecq_layer: true,
@@ -109,14 +105,6 @@ impl Options {
                     ))
                 })?,
             };
-        }
-        if let Some(v) = get("VKGRAPH_ID_TILE") {
-            o.id_tile = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|&t| t <= 3)
-                .ok_or_else(|| Error::Usage(format!("VKGRAPH_ID_TILE={v}: expected 0..3")))?;
         }
         o.moe_group = flag(&get, "VKGRAPH_MOE_GROUP")?.unwrap_or(true);
         o.pipeline_stats = flag(&get, "VKGRAPH_PIPELINE_STATS")?.unwrap_or(false);

@@ -31,9 +31,7 @@ layout(std430, set = 0, binding = 1) readonly restrict buffer XH { uvec4 xh[]; }
 #ifndef BN
 #define BN 128u
 #endif
-#ifndef BK
 #define BK 64u
-#endif
 #ifndef WM
 #define WM 2u
 #endif

@@ -514,7 +514,6 @@ pub fn make_backends(
         vk.set_mat_vecq_layer(options()?.mat_vecq_layer);
         vk.set_coopmat(options()?.coopmat);
         vk.set_split_k(options()?.split_k);
-        vk.set_id_tile(options()?.id_tile);
         vk.set_moe_group(options()?.moe_group);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);
         vk.set_mat_vecq_shape(options()?.mat_vecq_shape);

@@ -142,8 +142,6 @@ pub enum Case {
         fused: bool,
         q8: bool,
         glu: bool,
-        /// The grouped kernel's experimental tile (`VKGRAPH_ID_TILE`; 0: the default).
-        tile: u32,
     },
     /// MOE_SUM; `residual`: MOE_SUM_ADD (a residual added to the sum).
     MoeSum {
@@ -297,19 +295,13 @@ impl Case {
                 n,
                 fused,
                 glu,
-                tile,
                 ..
             } => format!(
-                "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}{}",
+                "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}",
                 match (fused, glu) {
                     (_, true) => format!("+{m},swiglu"),
                     (true, false) => format!("+{}", m + 5),
                     (false, false) => String::new(),
-                },
-                if *tile > 0 {
-                    format!(",tile=v{tile}")
-                } else {
-                    String::new()
                 }
             ),
             Case::MoeSum { ne0, n_used, n, .. } | Case::MoeSumNorm { ne0, n_used, n } => {
@@ -690,7 +682,6 @@ pub fn cases() -> Vec<Case> {
                     fused,
                     q8: false,
                     glu: false,
-                    tile: 0,
                 });
             }
             // The SwiGLU epilogue (decode: n <= 16) on the float and integer-dot kernels.
@@ -709,7 +700,6 @@ pub fn cases() -> Vec<Case> {
                     fused: true,
                     q8,
                     glu: true,
-                    tile: 0,
                 });
             }
             if ty.is_quantized() {
@@ -725,7 +715,6 @@ pub fn cases() -> Vec<Case> {
                         fused,
                         q8: true,
                         glu: false,
-                        tile: 0,
                     });
                 }
             }
@@ -733,25 +722,19 @@ pub fn cases() -> Vec<Case> {
         // Grouped: several row tiles (a fused 130 + 135 rows); 3 experts, so every pair
         // goes to expert 0 (2 x 70 pairs: more than one column tile of the bucket, and a
         // token whose two slots chose the same expert).
-        // q4_0 also on the experimental tiles (where the device has cooperative matrices;
-        // elsewhere the default kernel runs them).
-        let tiles = if ty == GgmlType::Q4_0 { 0..=3 } else { 0..=0 };
-        for tile in tiles {
-            for (m, n_expert, nx, n) in [(130u32, 8u32, 2u32, 24u32), (33, 3, 1, 70)] {
-                v.push(Case::MulMatId {
-                    ty,
-                    m,
-                    k: 256,
-                    n_expert,
-                    n_used: 2,
-                    nx,
-                    n,
-                    fused: m == 130,
-                    q8: false,
-                    glu: false,
-                    tile,
-                });
-            }
+        for (m, n_expert, nx, n) in [(130u32, 8u32, 2u32, 24u32), (33, 3, 1, 70)] {
+            v.push(Case::MulMatId {
+                ty,
+                m,
+                k: 256,
+                n_expert,
+                n_used: 2,
+                nx,
+                n,
+                fused: m == 130,
+                q8: false,
+                glu: false,
+            });
         }
     }
     for (ne0, n_used, n) in [(256u32, 2u32, 1u32), (2048, 8, 3), (100, 3, 17)] {

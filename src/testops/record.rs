@@ -902,7 +902,6 @@ pub(super) fn run_inner(
             fused,
             q8,
             glu,
-            tile,
         } => {
             if q8 && !dispatch::moe::vecq_id_supports(ctx.caps(), ty, k, n) {
                 return Err(Error::Unsupported(format!(
@@ -1023,7 +1022,6 @@ pub(super) fn run_inner(
                             scratch: b[gb].whole(),
                             tiled: dispatch::mul_mat::TiledKernel::Auto,
                             x16: Some(b[hb].whole()),
-                            tile_variant: tile,
                         }),
                         None,
                         q8.then(|| (xq(), None)),

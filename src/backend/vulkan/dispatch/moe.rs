@@ -563,9 +563,6 @@ pub struct Grouping<'a> {
     pub scratch: BufferRange<'a>,
     pub tiled: TiledKernel,
     pub x16: Option<BufferRange<'a>>,
-    /// An experimental cooperative-matrix tile (`VKGRAPH_ID_TILE`, 1..=3; 0: the default
-    /// `CoopTile::ID`), where it exists for the weight type.
-    pub tile_variant: u32,
 }
 
 /// [`mul_mat_id`] with a [`Grouping`]: where [`groups_by_expert`] holds it runs the
@@ -677,7 +674,6 @@ pub fn mul_mat_id_with(
         scratch,
         tiled,
         x16,
-        tile_variant,
     }) = grouping.filter(|_| groups_by_expert(caps, ty, n_expert, n))
     {
         // Prompt: moe_group.comp writes the grouping; after a barrier the expert-indexed
@@ -701,11 +697,6 @@ pub fn mul_mat_id_with(
         };
         let launch = mul_mat::tiled_launch(caps, tiled, x_vec4, true, &what)?;
         let tiled_shader = id_tiled_shader(ty, launch.coop).expect("checked by groups_by_expert");
-        let (tiled_shader, launch) =
-            match super::mul_mat_tiled::id_variant_launch(caps, &launch, ty, tile_variant) {
-                Some(v) => v,
-                None => (tiled_shader, launch),
-            };
         let groups = [
             m.div_ceil(launch.tile[0]),
             n.div_ceil(launch.tile[1]),

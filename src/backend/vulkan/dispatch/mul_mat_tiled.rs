@@ -53,34 +53,6 @@ impl CoopTile {
         wn: 4,
     };
 
-    /// Experimental expert-indexed tiles (`mul_mat_id_coopmat_v{1,2,3}_q4_0`, chosen
-    /// with `VKGRAPH_ID_TILE=1..3`; q4_0 only): 64 × 64 × 128 on 2 × 4 subgroups (half
-    /// the k steps, a quarter of the accumulators), 128 × 64 × 64 on 4 × 2, 64 × 32 × 128
-    /// on 2 × 2.
-    pub(crate) const ID_VARIANTS: [CoopTile; 3] = [
-        CoopTile {
-            bm: 64,
-            bn: 64,
-            bk: 128,
-            wm: 2,
-            wn: 4,
-        },
-        CoopTile {
-            bm: 128,
-            bn: 64,
-            bk: 64,
-            wm: 4,
-            wn: 2,
-        },
-        CoopTile {
-            bm: 64,
-            bn: 32,
-            bk: 128,
-            wm: 2,
-            wn: 2,
-        },
-    ];
-
     /// The dense kernel's `_small` variants: 64 × 32 × 64 on 2 × 2 subgroups, for
     /// matmuls whose [`CoopTile::DENSE`] grid has fewer than [`SMALL_GRID`] workgroups
     /// (qwen3-0.6b's 1,024-row matrices at 512 tokens: 32; a MoE router's 128 rows: 4):
@@ -337,39 +309,6 @@ pub fn sum_splits(
     }
     let groups = super::groups_1d(caps, shader, len)?;
     rec.dispatch(shader, &[], &[rp, rd], bytemuck::bytes_of(&push), groups)
-}
-
-/// The launch of experimental expert-indexed tile `variant` (1..=3, [`CoopTile::ID_VARIANTS`])
-/// for `ty`, or `None`: variant 0, no such variant for `ty` (q4_0 only), not the
-/// cooperative-matrix kernel, or a tile that does not fit the device.
-pub(crate) fn id_variant_launch(
-    caps: &Caps,
-    launch: &TiledLaunch,
-    ty: crate::quant::GgmlType,
-    variant: u32,
-) -> Option<(ShaderId, TiledLaunch)> {
-    let shader = match (variant, ty) {
-        (1, crate::quant::GgmlType::Q4_0) => ShaderId::mul_mat_id_coopmat_v1_q4_0,
-        (2, crate::quant::GgmlType::Q4_0) => ShaderId::mul_mat_id_coopmat_v2_q4_0,
-        (3, crate::quant::GgmlType::Q4_0) => ShaderId::mul_mat_id_coopmat_v3_q4_0,
-        _ => return None,
-    };
-    let t = CoopTile::ID_VARIANTS[variant as usize - 1];
-    let wg = t.subgroups() * caps.subgroup_size;
-    let fits = launch.coop
-        && wg <= caps.max_compute_work_group_invocations
-        && t.fits(wg, caps.max_compute_shared_memory_size, 8 * t.bn);
-    fits.then(|| {
-        (
-            shader,
-            TiledLaunch {
-                kernel: Kernel::Coop,
-                coop: true,
-                tile: [t.bm, t.bn],
-                spec: [wg, launch.spec[1], launch.spec[2]],
-            },
-        )
-    })
 }
 
 /// [`tiled_launch`] for the dense kernel over `m` rows × `n` tokens: `Auto` takes the

@@ -109,8 +109,6 @@ pub struct VulkanBackend {
     /// Coopmat prompt matmuls whose grid has fewer workgroups than this split k
     /// (`set_split_k`; 0: never).
     split_k_grid: u32,
-    /// The prompt's expert matmuls' experimental tile (`set_id_tile`; 0: the default).
-    pub(super) id_tile: u32,
     /// Decode mat-vec launch shape override (`VKGRAPH_MMV_SHAPE`; `None`: per shape).
     pub(super) mat_vec_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// The integer-dot mat-vec's override (`VKGRAPH_MMVQ_SHAPE`; `None`: per shape).
@@ -183,7 +181,6 @@ impl VulkanBackend {
             mat_vecq_layer: true,
             coopmat: true,
             split_k_grid: dispatch::mul_mat::SPLIT_K_GRID,
-            id_tile: 0,
             mat_vec_shape: None,
             mat_vecq_shape: None,
             mat_vecq_id_shape: None,
@@ -254,16 +251,6 @@ impl VulkanBackend {
         if below != self.split_k_grid {
             self.split_k_grid = below;
             self.arena_uid = 0; // re-plan the scratch (the partial blocks)
-            self.recorded.clear();
-        }
-    }
-
-    /// The cooperative-matrix tile of the prompt's grouped expert matmuls: 0 the default,
-    /// 1..=3 an experimental one where it exists for the weight type
-    /// (`VKGRAPH_ID_TILE`, tuning; `dispatch::mul_mat_tiled::id_variant_launch`).
-    pub fn set_id_tile(&mut self, variant: u32) {
-        if variant != self.id_tile {
-            self.id_tile = variant;
             self.recorded.clear();
         }
     }

@@ -797,7 +797,6 @@ pub(crate) fn mul_mat_id(
                 scratch: be.bufs[b].range(off, 4 * words),
                 tiled: be.tiled_kernel(),
                 x16,
-                tile_variant: be.id_tile,
             })
         }
         _ => None,
