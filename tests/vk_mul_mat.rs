@@ -25,7 +25,7 @@ mod common;
 use common::{f32s, for_each_device, values, Gpu};
 use vkgraph::backend::cpu::ops;
 use vkgraph::backend::vulkan::dispatch::mul_mat::{
-    coopmat_shape, CoopScratch, MatVecShape, TiledKernel, SPLIT_K_GRID,
+    coopmat_shape, CoopScratch, MatVecShape, SplitK, TiledKernel, SPLIT_K_GRID,
 };
 use vkgraph::backend::vulkan::{dispatch, Buffer, BufferRange, MemoryLocation, Recorder};
 use vkgraph::quant::{self, GgmlType};
@@ -170,6 +170,36 @@ fn mul_mat_case(
 
 fn wr_rows(split: &[usize]) -> u32 {
     split.iter().sum::<usize>() as u32
+}
+
+/// A [`RecordFn`] for `mul_mat_with` on the tiled kernel `tiled` with coopmat scratch
+/// `range` (the f16 x, then with `split` the split-K partial blocks).
+fn coop_with<'s>(
+    ty: GgmlType,
+    tiled: TiledKernel,
+    k: usize,
+    n: usize,
+    range: BufferRange<'s>,
+    split: Option<SplitK>,
+) -> Box<RecordFn<'s>> {
+    Box::new(move |rec, wr, xr, dr, sp| {
+        let m = sp.iter().sum();
+        let scratch = CoopScratch { range, split };
+        dispatch::mul_mat::mul_mat_with(
+            rec,
+            ty,
+            wr,
+            xr,
+            dr,
+            k as u32,
+            m,
+            n as u32,
+            sp,
+            None,
+            tiled,
+            Some(scratch),
+        )
+    })
 }
 
 /// Records one matmul: (recorder, weights, x, dst, split) → dispatches.
@@ -643,26 +673,7 @@ fn mul_mat_coopmat() {
                     ALIGNED,
                     "mul_mat_coopmat",
                     ",x=f16",
-                    &|rec, wr, xr, dr, sp| {
-                        let (k32, m32, n32) = (k as u32, wr_rows(&split), n as u32);
-                        dispatch::mul_mat::mul_mat_with(
-                            rec,
-                            ty,
-                            wr,
-                            xr,
-                            dr,
-                            k32,
-                            m32,
-                            n32,
-                            sp,
-                            None,
-                            cm,
-                            Some(CoopScratch {
-                                range: x16r,
-                                split: None,
-                            }),
-                        )
-                    },
+                    &*coop_with(ty, cm, k, n, x16r, None),
                 );
             }
             // Split-K (dispatch::mul_mat::split_k): grids too small to fill the device
@@ -695,25 +706,7 @@ fn mul_mat_coopmat() {
                     ALIGNED,
                     name,
                     &label,
-                    &|rec, wr, xr, dr, sp| {
-                        dispatch::mul_mat::mul_mat_with(
-                            rec,
-                            ty,
-                            wr,
-                            xr,
-                            dr,
-                            k32,
-                            m32,
-                            n32,
-                            sp,
-                            None,
-                            tiled,
-                            Some(CoopScratch {
-                                range: sr,
-                                split: Some(sk),
-                            }),
-                        )
-                    },
+                    &*coop_with(ty, tiled, k, n, sr, Some(sk)),
                 );
             }
         }

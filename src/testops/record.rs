@@ -7,7 +7,7 @@ use half::f16;
 use super::{values, Case, Io};
 use crate::backend::cpu::ops;
 use crate::backend::vulkan::dispatch;
-use crate::backend::vulkan::{Recorder, VulkanContext};
+use crate::backend::vulkan::{Buffer, BufferRange, Recorder, VulkanContext};
 use crate::graph::RopeMode;
 use crate::quant;
 use crate::{Error, Result};
@@ -780,19 +780,7 @@ pub(super) fn run_inner(
                     dispatch::moe::moe_topk(r, b[lb].whole(), b[ib].whole(), n_expert, k, n)?;
                     r.barrier()?;
                     let (l, i) = (b[lb].whole(), b[ib].whole());
-                    let kn = u64::from(k * n);
-                    let d = b[db].range(0, 4 * kn);
-                    dispatch::moe::moe_weights(r, l, i, d, n_expert, k, n)?;
-                    let d_ids = b[db].range(4 * kn, 16 * kn);
-                    dispatch::get_rows::get_rows(
-                        r,
-                        quant::GgmlType::F32,
-                        b[tb].whole(),
-                        i,
-                        d_ids,
-                        4,
-                        k * n,
-                    )
+                    weights_and_ids(r, l, i, &b[db], b[tb].whole(), n_expert, k, n)
                 }),
             )
         }
@@ -876,18 +864,7 @@ pub(super) fn run_inner(
                         norm.then(|| (b[nb].whole(), eps)),
                     )?;
                     r.barrier()?;
-                    let kn = u64::from(k * n);
-                    dispatch::moe::moe_weights(r, l, i, b[db].range(0, 4 * kn), n_expert, k, n)?;
-                    let d_ids = b[db].range(4 * kn, 16 * kn);
-                    dispatch::get_rows::get_rows(
-                        r,
-                        quant::GgmlType::F32,
-                        b[tb].whole(),
-                        i,
-                        d_ids,
-                        4,
-                        k * n,
-                    )
+                    weights_and_ids(r, l, i, &b[db], b[tb].whole(), n_expert, k, n)
                 }),
             )
         }
@@ -1132,6 +1109,26 @@ pub(super) fn run_inner(
 /// `n` pseudo-random values (as [`values`]) rounded to f16: a KV cache.
 fn f16_values(n: usize, seed: u64) -> Vec<f16> {
     values(n, seed).iter().map(|&v| f16::from_f32(v)).collect()
+}
+
+/// The MoE routing cases' output: the routing weights of `ids` (from `logits`) in the
+/// first `k·n` floats of `out`, then the ids themselves read back as f32 through GET_ROWS
+/// of [`id_table`] (`table`), 4 per id.
+#[allow(clippy::too_many_arguments)]
+fn weights_and_ids(
+    r: &mut Recorder,
+    logits: BufferRange<'_>,
+    ids: BufferRange<'_>,
+    out: &Buffer,
+    table: BufferRange<'_>,
+    n_expert: u32,
+    k: u32,
+    n: u32,
+) -> Result<()> {
+    let kn = u64::from(k * n);
+    dispatch::moe::moe_weights(r, logits, ids, out.range(0, 4 * kn), n_expert, k, n)?;
+    let as_f32 = out.range(4 * kn, 16 * kn);
+    dispatch::get_rows::get_rows(r, quant::GgmlType::F32, table, ids, as_f32, 4, k * n)
 }
 
 /// An f32 table whose row e is [e, e, e, e] (the MoE cases read the chosen ids back through
