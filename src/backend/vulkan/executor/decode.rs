@@ -783,13 +783,27 @@ impl VulkanBackend {
                     } else if dispatch::mul_mat::coopmat_shape(caps).is_none() {
                         "mul_mat (scalar tiled; no usable cooperative-matrix shape)".to_string()
                     } else if self.coopmat {
-                        let split = match self.x16_scratch.get(&n) {
-                            Some((_, _, Some(sk))) => format!(
+                        // As plan_scratch decides it (the dump runs before any plan).
+                        let nseg = match &node.op {
+                            Op::MulMat { split } => split.len().max(1),
+                            _ => 1,
+                        };
+                        let sk = dispatch::mul_mat::split_k(
+                            caps,
+                            self.tiled_kernel(),
+                            w.ne[0] as u32,
+                            w.nrows() as u32,
+                            nt as u32,
+                            nseg,
+                            self.split_k_grid,
+                        );
+                        let split = match sk {
+                            Some(sk) => format!(
                                 "; k split {} ways, {} values each, its grid too small to fill \
                                  the device (VKGRAPH_SPLIT_K)",
                                 sk.ks, sk.kc
                             ),
-                            _ => String::new(),
+                            None => String::new(),
                         };
                         format!("mul_mat_coopmat (cooperative matrices, f16 products{split})")
                     } else {
