@@ -4,7 +4,7 @@
 // workgroup: 256
 //
 // The reduction of a split-K matmul (mul_mat_coopmat.comp with more than one workgroup
-// along z, dispatch/mul_mat.rs `split_k`): dst[i] = sum over z < ks of part[z * len + i],
+// along z, dispatch/mul_mat_tiled.rs `split_k`): dst[i] = sum over z < ks of part[z * len + i],
 // i < len, the splits summed in order (z = 0 first), so the result does not depend on
 // which workgroup finished first. Offsets are element offsets (dispatch::bind).
 #extension GL_GOOGLE_include_directive : require

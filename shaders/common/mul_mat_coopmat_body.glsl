@@ -290,7 +290,7 @@ void main() {
         barrier();
     }
 #else
-    // Split-K (dispatch/mul_mat.rs `split_k`, grids too small to fill the device): with
+    // Split-K (dispatch/mul_mat_tiled.rs `split_k`, grids too small to fill the device): with
     // ks = gl_NumWorkGroups.z > 1 workgroups along z, workgroup z takes k values
     // z * kc .. (z + 1) * kc - 1 (kc = p.x2_off, a multiple of BK) and writes its partial
     // result as block z of m x n values past dst's (unsplit weights: the plain [m, n]

@@ -483,8 +483,9 @@ fn record(
             )));
         }
     }
-    let part = sk.map(|s| x16.buffer.range(x16.offset + x16_bytes, s.bytes(m, n)));
-    if let (Some(sk), Some(part)) = (sk, &part) {
+    // The split and its partial blocks, after the f16 x.
+    let part = sk.map(|s| (s, x16.buffer.range(x16.offset + x16_bytes, s.bytes(m, n))));
+    if let Some((sk, part)) = &part {
         let (rp, p_off) = bind(
             caps,
             part,
@@ -507,12 +508,12 @@ fn record(
         bindings[1] = rh;
     }
     rec.dispatch(shader, &spec, &bindings, bytemuck::bytes_of(&push), groups)?;
-    match (sk, part) {
-        (Some(sk), Some(part)) => {
+    match part {
+        Some((sk, part)) => {
             rec.barrier()?;
             sum_splits(rec, part, dst, mn, sk.ks)
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

@@ -458,19 +458,7 @@ impl VulkanBackend {
                         && nt > dispatch::mul_mat::MAT_VEC_MAX_N
                         && self.group_segments(g, node.srcs[0]).is_none()
                     {
-                        let nseg = match &node.op {
-                            Op::MulMat { split } => split.len().max(1),
-                            _ => 1,
-                        };
-                        let sk = dispatch::mul_mat::split_k(
-                            self.ctx.caps(),
-                            self.tiled_kernel(),
-                            k,
-                            m,
-                            nt,
-                            nseg,
-                            self.split_k_grid,
-                        );
+                        let sk = self.split_k_of(g, n);
                         let bytes = dispatch::mul_mat::tiled_scratch_bytes(k, m, nt, sk);
                         self.x16_scratch.insert(n, (x16_at, bytes, sk));
                         x16_at += bytes.div_ceil(align) * align;
@@ -694,6 +682,26 @@ fn has_q8_epilogue(g: &Graph, p: NodeIndex, k: u32) -> bool {
 }
 
 impl VulkanBackend {
+    /// The split-K of prompt MUL_MAT node `n` on the cooperative-matrix kernel
+    /// (`dispatch::mul_mat::split_k` at this backend's threshold), for the scratch plan
+    /// and the dump alike.
+    fn split_k_of(&self, g: &Graph, n: NodeIndex) -> Option<dispatch::mul_mat::SplitK> {
+        let node = g.node(n);
+        let Op::MulMat { split } = &node.op else {
+            return None;
+        };
+        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+        dispatch::mul_mat::split_k(
+            self.ctx.caps(),
+            self.tiled_kernel(),
+            u32::try_from(w.ne[0]).ok()?,
+            u32::try_from(w.nrows()).ok()?,
+            u32::try_from(x.nrows()).ok()?,
+            split.len().max(1),
+            self.split_k_grid,
+        )
+    }
+
     /// The dump's kernel lines (see `Backend::describe_kernels`): per matmul the kernel
     /// and why, per attention its split, per q8_1 copy who writes it.
     pub(super) fn kernel_lines(&self, g: &Graph, nodes: &[NodeIndex]) -> String {
@@ -784,20 +792,7 @@ impl VulkanBackend {
                         "mul_mat (scalar tiled; no usable cooperative-matrix shape)".to_string()
                     } else if self.coopmat {
                         // As plan_scratch decides it (the dump runs before any plan).
-                        let nseg = match &node.op {
-                            Op::MulMat { split } => split.len().max(1),
-                            _ => 1,
-                        };
-                        let sk = dispatch::mul_mat::split_k(
-                            caps,
-                            self.tiled_kernel(),
-                            w.ne[0] as u32,
-                            w.nrows() as u32,
-                            nt as u32,
-                            nseg,
-                            self.split_k_grid,
-                        );
-                        let split = match sk {
+                        let split = match self.split_k_of(g, n) {
                             Some(sk) => format!(
                                 "; k split {} ways, {} values each, its grid too small to fill \
                                  the device (VKGRAPH_SPLIT_K)",
