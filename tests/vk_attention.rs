@@ -216,14 +216,17 @@ fn attention_coopmat() {
 }
 
 /// Split-K attention (flash-decoding) against the CPU reference: context lengths 1, 17,
-/// 1,000 (4,096 and 16,384 with `VKGRAPH_LARGE_TESTS=1`), splits that leave workgroups
-/// empty, every head grouping, decode batches of 1 and 3 tokens. Each case runs twice
-/// on one scratch buffer (the counters must come back to zero) and checks them after.
+/// 128 and 129 (the most one split of two 64-row sub-blocks takes alone, and one more:
+/// the single-split path and the merge on either side), 1,000 (4,096 and 16,384 with
+/// `VKGRAPH_LARGE_TESTS=1`), splits that leave workgroups empty, every head grouping,
+/// decode batches of 1 and 3 tokens (one of them short: single-split and merged tokens
+/// in one dispatch). Each case runs twice on one scratch buffer (the counters must come
+/// back to zero) and checks them after.
 #[test]
 fn attention_split() {
     for_each_device("attention_split", |gpu| {
         let large = std::env::var("VKGRAPH_LARGE_TESTS").is_ok_and(|v| v == "1");
-        let mut lens = vec![1usize, 17, 1000];
+        let mut lens = vec![1usize, 17, 128, 129, 1000];
         if large {
             lens.extend([4096, 16384]);
         }
