@@ -7,7 +7,7 @@
 // - moe_topk (Op::MoeTopK): one subgroup per token (WG_X / subgroup size tokens per
 //   workgroup; the dispatch needs subgroup arithmetic and a subgroup of at most WG_X);
 //   writes ids = the k experts of the largest logits, largest first, ties to the lower
-//   index (common/moe_topk.glsl, shared with moe_router.comp).
+//   index, in f32::total_cmp's order (common/moe_topk.glsl).
 //   Binding 2 is not used (the dispatch binds ids there too).
 // - moe_weights (WEIGHTS, Op::MoeWeights): one invocation per token (1-D on a 2-D grid,
 //   common/index.glsl); reads ids, writes w: f32 [k, n] = the softmax of the chosen

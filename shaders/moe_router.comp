@@ -54,12 +54,7 @@ layout(std430, set = 0, binding = 5) readonly restrict buffer NW { vec4 nw4[]; }
 #define MAX_E 256u
 shared int ksh[MAX_N * MAX_E];
 
-// f32 bits as an int ordered like f32::total_cmp (negative values' magnitude bits
-// flipped): -NaN < -inf < ... < -0 < +0 < ... < +inf < +NaN.
-int total_key(float v) {
-    const int b = floatBitsToInt(v);
-    return b ^ ((b >> 31) & 0x7fffffff);
-}
+#include "common/total_order.glsl"
 
 layout(push_constant) uniform Push {
     uint k_dim;    // values per row, a multiple of 4

@@ -11,6 +11,7 @@
 //! | `VKGRAPH_COOPMAT=0/1` | [`Options::coopmat`] | cooperative-matrix prompt matmuls, and prompt attention from 16 tokens, where the device has them (default 1) |
 //! | `VKGRAPH_SPLIT_K=0/1/N` | [`Options::split_k`] | cooperative-matrix prompt matmuls whose grid cannot fill the device (a MoE router's 128 rows) split k over more workgroups and add the partial blocks (default 1: grids under 128 workgroups; 0: off, for A/B; N ≥ 2: grids under N, tuning) |
 //! | `VKGRAPH_MOE_GROUP=0/1` | [`Options::moe_group`] | prompt batches' expert matmuls grouped by expert (default 1; 0: one mat-vec per token and slot, for A/B) |
+//! | `VKGRAPH_MOE_ROUTE=0/1` | [`Options::moe_route`] | decode: the first expert matmul of a MoE layer ranks the router's logits itself instead of waiting for a top-k (default 1; 0: the router + top-k kernel, for A/B) |
 //! | `VKGRAPH_MMVQ=0/1` | [`Options::mat_vec`] | decode matmuls: float mat-vec / integer-dot everywhere (unset: the device decides) |
 //! | `VKGRAPH_MMVQ_LAYER=0/1` | [`Options::mat_vecq_layer`] | decode matmuls on the integer-dot path take the decode-layer folds (norm prologue, residual / SwiGLU / bias epilogue) in their own kernel, `mul_mat_vecq_layer`, each quantizing its output for the next in a q8_1 epilogue (default 1: 5 stages per llama layer, +3–7 % tg128 on the H100, docs/BENCHMARKS.md; 0 for A/B) |
 //! | `VKGRAPH_MMV_SHAPE=WGxROWS` | [`Options::mat_vec_shape`] | decode mat-vec launch shape (workgroup width × rows per workgroup; tuning, e.g. `64x4`; unset: chosen per shape) |
@@ -40,6 +41,8 @@ pub struct Options {
     pub split_k: u32,
     /// MUL_MAT_ID of prompt batches grouped by expert (`dispatch::moe::groups_by_expert`).
     pub moe_group: bool,
+    /// Decode expert matmuls route themselves (`passes::layer::route_in_experts`).
+    pub moe_route: bool,
     pub mat_vec: MatVecPath,
     /// The integer-dot fused mat-vec (`dispatch::mul_mat::vecq_layer_support`).
     pub mat_vecq_layer: bool,
@@ -63,6 +66,7 @@ impl Default for Options {
             coopmat: true,
             split_k: crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID,
             moe_group: true,
+            moe_route: true,
             mat_vec: MatVecPath::Auto,
             mat_vecq_layer: true,
             mat_vec_shape: None,
@@ -107,6 +111,7 @@ impl Options {
             };
         }
         o.moe_group = flag(&get, "VKGRAPH_MOE_GROUP")?.unwrap_or(true);
+        o.moe_route = flag(&get, "VKGRAPH_MOE_ROUTE")?.unwrap_or(true);
         o.pipeline_stats = flag(&get, "VKGRAPH_PIPELINE_STATS")?.unwrap_or(false);
         o.mat_vecq_layer = flag(&get, "VKGRAPH_MMVQ_LAYER")?.unwrap_or(true);
         o.mat_vec = match flag(&get, "VKGRAPH_MMVQ")? {

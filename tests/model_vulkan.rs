@@ -13,6 +13,7 @@ use models::{nmse, prompt, tiny_model};
 use vkgraph::backend::cpu::CpuBackend;
 use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend, VulkanContext};
 use vkgraph::backend::Backend;
+use vkgraph::graph::Op;
 use vkgraph::model::Model;
 use vkgraph::passes::{FusionLevel, QkvMode};
 use vkgraph::sched::session::{Session, SessionOptions};
@@ -258,19 +259,21 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
         for &(arch, quant) in &cases {
             let m = tiny_model(arch, quant);
             let want = cpu_logits(&m, &steps());
-            for (path, split, bound, layer) in [
-                (MatVecPath::Int8, false, 1e-3, true),
-                (MatVecPath::Float, true, 1e-4, true),
-                (MatVecPath::Int8, true, 1e-3, true),
-                (MatVecPath::Int8, false, 1e-3, false),
+            // The last field: MoE experts routing themselves (else the router + top-k).
+            for (path, split, bound, layer, route) in [
+                (MatVecPath::Int8, false, 1e-3, true, true),
+                (MatVecPath::Float, true, 1e-4, true, true),
+                (MatVecPath::Int8, true, 1e-3, true, false),
+                (MatVecPath::Int8, false, 1e-3, false, true),
             ] {
                 let case = format!(
                     "[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split},\
-                     vecq_layer={layer})"
+                     vecq_layer={layer},route={route})"
                 );
                 let mut vk = vk_backend(&m, dev);
                 vk.set_mat_vec(path);
                 vk.set_mat_vecq_layer(layer);
+                vk.set_moe_route(route);
                 vk.force_attention_split(split);
                 let limits = vk.sibling_limits();
                 if path == MatVecPath::Int8 && layer {
@@ -304,6 +307,24 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                     assert_eq!(copies.len(), 4 * layers + 1, "{case}: q8 copies {copies:?}");
                     assert_eq!(apart, 1, "{case}: q8 copies {copies:?}");
                     assert_eq!(by_glu, if moe { layers } else { 0 }, "{case}: {copies:?}");
+                    // MoE: the gate/up experts rank the router's logits themselves
+                    // (route), beside the MOE_TOPK; the router is a plain matmul then.
+                    // Without routing the router + top-k kernel picks the experts.
+                    let routed = g
+                        .order()
+                        .filter(|&n| matches!(g.node(n).op, Op::MulMatId { route: Some(_), .. }))
+                        .count();
+                    let router_topk = g
+                        .order()
+                        .filter(|&n| matches!(g.node(n).op, Op::MoeRouterTopK { .. }))
+                        .count();
+                    let (want_routed, want_rt) = match (moe, route) {
+                        (false, _) => (0, 0),
+                        (true, true) => (layers, 0),
+                        (true, false) => (0, layers),
+                    };
+                    assert_eq!(routed, want_routed, "{case}: routed");
+                    assert_eq!(router_topk, want_rt, "{case}: router + top-k");
                     let per_layer = if moe { 7 } else { 5 };
                     assert!(
                         g.schedule.len() <= per_layer * layers + 2,

@@ -205,6 +205,7 @@ fn built_in_rows_keep_the_op_names() {
             Op::MulMatId {
                 split: vec![],
                 glu: false,
+                route: None,
             },
             "MUL_MAT_ID",
         ),
@@ -212,6 +213,7 @@ fn built_in_rows_keep_the_op_names() {
             Op::MulMatId {
                 split: vec![4, 4],
                 glu: true,
+                route: None,
             },
             "MUL_MAT_ID_SWIGLU",
         ),

@@ -90,6 +90,7 @@ fn swiglu_q8_epilogue_quantizes_its_own_output() {
                 wbuf.whole(),
                 xbuf.whole(),
                 ibuf.whole(),
+                false,
                 dbuf.whole(),
                 k as u32,
                 2 * m as u32,

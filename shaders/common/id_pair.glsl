@@ -1,7 +1,7 @@
 // The (token, slot) pair setup and output shared by the decode expert-indexed mat-vecs
 // (mul_mat_vec_id.comp through common/mul_mat_vec_body.glsl, mul_mat_vecq_id.comp through
 // common/mul_mat_vecq_body.glsl): workgroup z is the pair, ids[id_off + pair] its expert.
-// The including body declares `ids` (its binding differs), `dst` and (with SUBGROUP_RED
+// The including body declares `ids` at binding IDS_BINDING (it differs), `dst` and (with SUBGROUP_RED
 // defined: a subgroup reduction) `red`, and includes common/dequant_matmul.glsl (with
 // ID) and common/mat_vec_layer.glsl (GLU, phys_row, row_in) first.
 #ifndef COMMON_ID_PAIR_GLSL
@@ -42,10 +42,56 @@ void id_out_subgroups(uint group, uint pair, bool ok, uint tid) {
 }
 #endif
 
+// ROUTE (specialization constant 9: Op::MulMatId with `route`, the experts routing
+// themselves): binding IDS_BINDING holds the router's logits f32 [n_expert, n] (id_off their
+// offset) instead of ids, and pair (t, s) = t * n_used + s takes the expert of rank s
+// among token t's logits in MOE_TOPK's order (total order, ties to the lower index:
+// common/total_order.glsl), the expert the MOE_TOPK beside this dispatch writes to
+// ids[s] for the later readers. Each invocation ranks experts tid, tid + WG, ...
+// against all n_expert logits of the token (the same addresses in every invocation:
+// cached loads, no dependency between them); the one of rank s names the expert in
+// shared memory. Ranks are a permutation, so exactly one does (n_used <= n_expert: the
+// dispatch checks).
+layout(constant_id = 9) const bool ROUTE = false;
+layout(std430, set = 0, binding = IDS_BINDING) readonly restrict buffer RL { float route_logits[]; };
+#include "total_order.glsl"
+shared uint route_sh;
+
 // Sets id_expert to the pair's expert and returns true; for an id out of range sets
 // expert 0 (valid memory to read) and returns false: the caller writes 0 for the pair's
-// rows (id_out with zero sums) and still takes part in any epilogue.
+// rows (id_out with zero sums) and still takes part in any epilogue. Uniform call (ROUTE
+// has a barrier).
 bool id_pair_begin(uint pair) {
+    if (ROUTE) {
+        const uint t = pair / p.n_used;
+        const uint s = pair - t * p.n_used;
+        const uint base = p.id_off + t * p.n_expert;
+        for (uint e = gl_LocalInvocationID.x; e < p.n_expert; e += gl_WorkGroupSize.x) {
+            const int ke = total_key(route_logits[base + e]);
+            uint rank = 0u;
+            uint j = 0u;
+            for (; j + 4u <= p.n_expert; j += 4u) {
+                const ivec4 kj = ivec4(total_key(route_logits[base + j]),
+                                       total_key(route_logits[base + j + 1u]),
+                                       total_key(route_logits[base + j + 2u]),
+                                       total_key(route_logits[base + j + 3u]));
+                const uvec4 jj = uvec4(j, j + 1u, j + 2u, j + 3u);
+                const uvec4 before = uvec4(greaterThan(kj, ivec4(ke)))
+                    | (uvec4(equal(kj, ivec4(ke))) & uvec4(lessThan(jj, uvec4(e))));
+                rank += before.x + before.y + before.z + before.w;
+            }
+            for (; j < p.n_expert; j++) {
+                const int kj = total_key(route_logits[base + j]);
+                rank += uint(kj > ke || (kj == ke && j < e));
+            }
+            if (rank == s) {
+                route_sh = e;
+            }
+        }
+        barrier();
+        id_expert = route_sh;
+        return true;
+    }
     const int e = ids[p.id_off + pair];
     const bool ok = e >= 0 && uint(e) < p.n_expert;
     id_expert = ok ? uint(e) : 0u;

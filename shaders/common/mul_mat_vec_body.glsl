@@ -63,7 +63,8 @@ layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 shared float red[NR * NMAX * WG];
 
 #ifdef ID
-layout(std430, set = 0, binding = 3) readonly restrict buffer IDS { int ids[]; };
+#define IDS_BINDING 3
+layout(std430, set = 0, binding = IDS_BINDING) readonly restrict buffer IDS { int ids[]; };
 // The x row of token j and the dst column of its results (see ID above).
 #define X_ROW(j) id_xrow
 #define OUT_COL(j) id_pair

@@ -49,7 +49,8 @@ shared uint last_sh;
 #endif
 #ifdef ID
 // The expert of each (token, slot) pair (binding 4: binding 3 is dst on the Q8_X layout).
-layout(std430, set = 0, binding = 4) readonly restrict buffer IDS { int ids[]; };
+#define IDS_BINDING 4
+layout(std430, set = 0, binding = IDS_BINDING) readonly restrict buffer IDS { int ids[]; };
 // The SwiGLU form's q8_1 epilogue (QOUT = 1, specialization constant 8): the output
 // quantized for the down experts' integer-dot matmul, as LAYER's QOUT 1 does it, with a
 // block counter per (pair, block): binding 5 the slot (codes, (d, s)), binding 6 the

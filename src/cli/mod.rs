@@ -515,6 +515,7 @@ pub fn make_backends(
         vk.set_coopmat(options()?.coopmat);
         vk.set_split_k(options()?.split_k);
         vk.set_moe_group(options()?.moe_group);
+        vk.set_moe_route(options()?.moe_route);
         vk.set_mat_vec_shape(options()?.mat_vec_shape);
         vk.set_mat_vecq_shape(options()?.mat_vecq_shape);
         vk.set_mat_vecq_id_shape(options()?.mat_vecq_id_shape);

@@ -249,6 +249,21 @@ impl Graph {
     }
 
     /// Root tensor of `t` (itself unless a view).
+    /// A MUL_MAT_ID node's (slots per token, tokens): its ids' shape `[n_used, n]`, or
+    /// with `route: Some(k)` (the third source is the router's logits `[n_expert, n]`)
+    /// `(k, n)`. `None` for other ops.
+    pub fn id_slots(&self, n: NodeIndex) -> Option<(usize, usize)> {
+        let node = self.node(n);
+        let Op::MulMatId { route, .. } = &node.op else {
+            return None;
+        };
+        let ids = self.tensor(*node.srcs.get(2)?);
+        Some(match route {
+            Some(k) => (*k, ids.nrows()),
+            None => (ids.ne[0], ids.ne[1]),
+        })
+    }
+
     pub fn root(&self, t: TensorId) -> TensorId {
         self.region(t).root
     }

@@ -136,7 +136,17 @@ pub enum Op {
     /// With `glu` (decode-layer fusion, `passes::layer`: the SWIGLU of a fused gate/up
     /// expert matmul folded into it) `split` is two equal segments, gate stacks then up
     /// stacks, and dst is f32 `[m/2, n_used, n]` = `silu(gate) * up` of each pair.
-    MulMatId { split: Vec<usize>, glu: bool },
+    ///
+    /// With `route: Some(k)` (decode-layer fusion, `passes::layer`: the experts route
+    /// themselves) the third source is the router's logits f32 `[n_expert, n]` instead of
+    /// ids, and the ids are [`Op::MoeTopK`]'s of them (`n_used` = `k`): the node computes
+    /// the choice it reads, so it need not wait for the MOE_TOPK that the later readers
+    /// of the ids (the down experts, MOE_WEIGHTS) still read.
+    MulMatId {
+        split: Vec<usize>,
+        glu: bool,
+        route: Option<usize>,
+    },
     /// A MUL_MAT with work folded in by decode-layer fusion (`passes::layer`, DESIGN.md
     /// decision 13). Sources `[w, x]`, then `nw: f32 [k]` when `norm` is `Some(eps)`, then
     /// `r: f32 [m, n]` when `epi` is [`Epilogue::Add`] (`b: f32 [m]` when it is

@@ -519,6 +519,7 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
         Op::MulMatId {
             split: vec![],
             glu: false,
+            route: None,
         },
         &[wg, cur3, ids],
         format!("ffn_moe_gate-{il}"),
@@ -529,6 +530,7 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
         Op::MulMatId {
             split: vec![],
             glu: false,
+            route: None,
         },
         &[wu, cur3, ids],
         format!("ffn_moe_up-{il}"),
@@ -546,6 +548,7 @@ fn moe_ffn(g: &mut Graph, m: &Model, il: usize, cur: TensorId, n: usize) -> Resu
         Op::MulMatId {
             split: vec![],
             glu: false,
+            route: None,
         },
         &[wd, act, ids],
         format!("ffn_moe_down-{il}"),

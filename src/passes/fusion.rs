@@ -339,15 +339,26 @@ pub const ROUTER_TOPK_MAX_N: usize = 8;
 
 /// Rewrites MOE_TOPK(MUL_MAT(router, x)) into MOE_ROUTER_TOPK(router, x) when the router
 /// is an unsplit f32 matrix and x has at most [`ROUTER_TOPK_MAX_N`] tokens; the MUL_MAT
-/// stays (MOE_WEIGHTS reads its logits). Returns the number rewritten.
+/// stays (MOE_WEIGHTS reads its logits). Not where an expert matmul routes itself
+/// (`passes::layer::route_in_experts`): the top-k then runs beside that matmul, off the
+/// critical path, and the router is better without it. Returns the number rewritten.
 pub fn moe_router_topk(g: &mut Graph) -> usize {
     let (order, _, producer) = uses(g);
+    // Logits a routed MUL_MAT_ID reads.
+    let routed: std::collections::HashSet<_> = order
+        .iter()
+        .filter(|&&n| matches!(g.node(n).op, Op::MulMatId { route: Some(_), .. }))
+        .map(|&n| g.root(g.node(n).srcs[2]))
+        .collect();
     let mut done = 0;
     for &t in &order {
         let Op::MoeTopK { k } = g.node(t).op else {
             continue;
         };
         let logits = g.node(t).srcs[0];
+        if routed.contains(&g.root(logits)) {
+            continue;
+        }
         let Some(&m) = producer.get(&logits) else {
             continue;
         };

@@ -268,7 +268,11 @@ fn fuse(g: &mut Graph, nodes: &[NodeIndex], grouped: bool) -> NodeIndex {
     // The fused node takes the first member's place in the order.
     let (op, srcs) = if experts {
         (
-            Op::MulMatId { split, glu: false },
+            Op::MulMatId {
+                split,
+                glu: false,
+                route: None,
+            },
             vec![fw, x, first.srcs[2]],
         )
     } else {
@@ -468,7 +472,8 @@ fn expert_siblings(g: &mut Graph, mode: QkvMode, limits: &SiblingLimits) -> bool
     let mut by_input: BTreeMap<(u32, u32), Vec<NodeIndex>> = BTreeMap::new();
     for n in g.order() {
         let node = g.node(n);
-        let single = matches!(&node.op, Op::MulMatId { split, glu: false } if split.is_empty());
+        let single =
+            matches!(&node.op, Op::MulMatId { split, glu: false, route: None } if split.is_empty());
         if single && weight_name(g, n).is_some() {
             by_input
                 .entry((node.srcs[1].0, node.srcs[2].0))

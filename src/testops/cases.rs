@@ -130,7 +130,9 @@ pub enum Case {
     /// than 16 tokens take the grouped-by-expert kernels; `q8` (decode batches,
     /// quantized types): the integer-dot kernel on a q8_1 copy of x. `glu` (with `fused`,
     /// decode batches): the second stack has m rows too and the kernel's SwiGLU epilogue
-    /// writes silu(gate)·up (MUL_MAT_ID_SWIGLU).
+    /// writes silu(gate)·up (MUL_MAT_ID_SWIGLU). `route` (decode batches): the kernel
+    /// reads whole-number router logits (ties decided by the index) and ranks them for
+    /// each pair's expert itself (`Op::MulMatId`'s `route`).
     MulMatId {
         ty: GgmlType,
         m: u32,
@@ -142,6 +144,7 @@ pub enum Case {
         fused: bool,
         q8: bool,
         glu: bool,
+        route: bool,
     },
     /// MOE_SUM; `residual`: MOE_SUM_ADD (a residual added to the sum).
     MoeSum {
@@ -295,14 +298,16 @@ impl Case {
                 n,
                 fused,
                 glu,
+                route,
                 ..
             } => format!(
-                "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}",
+                "type={ty},m={m}{},k={k},experts={n_expert}/{n_used},nx={nx},n={n}{}",
                 match (fused, glu) {
                     (_, true) => format!("+{m},swiglu"),
                     (true, false) => format!("+{}", m + 5),
                     (false, false) => String::new(),
-                }
+                },
+                if *route { ",route" } else { "" }
             ),
             Case::MoeSum { ne0, n_used, n, .. } | Case::MoeSumNorm { ne0, n_used, n } => {
                 format!("ne0={ne0},used={n_used},n={n}")
@@ -682,6 +687,7 @@ pub fn cases() -> Vec<Case> {
                     fused,
                     q8: false,
                     glu: false,
+                    route: false,
                 });
             }
             // The SwiGLU epilogue (decode: n <= 16) on the float and integer-dot kernels.
@@ -700,6 +706,27 @@ pub fn cases() -> Vec<Case> {
                     fused: true,
                     q8,
                     glu: true,
+                    route: false,
+                });
+            }
+            // Routing in the kernel (decode): gate/up with SwiGLU as a layer runs it, and a
+            // plain stack; 10 experts (the rank's tail past a multiple of 4).
+            for (n, q8, glu) in [(1u32, false, true), (3, true, true), (3, false, false)] {
+                if q8 && !ty.is_quantized() {
+                    continue;
+                }
+                v.push(Case::MulMatId {
+                    ty,
+                    m,
+                    k,
+                    n_expert: 10,
+                    n_used: 3,
+                    nx: 1,
+                    n,
+                    fused: glu,
+                    q8,
+                    glu,
+                    route: true,
                 });
             }
             if ty.is_quantized() {
@@ -715,6 +742,7 @@ pub fn cases() -> Vec<Case> {
                         fused,
                         q8: true,
                         glu: false,
+                        route: false,
                     });
                 }
             }
@@ -734,6 +762,7 @@ pub fn cases() -> Vec<Case> {
                 fused: m == 130,
                 q8: false,
                 glu: false,
+                route: false,
             });
         }
     }

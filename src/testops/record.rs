@@ -879,6 +879,7 @@ pub(super) fn run_inner(
             fused,
             q8,
             glu,
+            route,
         } => {
             if q8 && !dispatch::moe::vecq_id_supports(ctx.caps(), ty, k, n) {
                 return Err(Error::Unsupported(format!(
@@ -904,10 +905,19 @@ pub(super) fn run_inner(
             }
             let m_all: u32 = split.iter().sum();
             let x = values((k * nx * n) as usize, seed + 1);
-            // Experts n_expert-2 and n_expert-1 receive no token.
+            // Experts n_expert-2 and n_expert-1 receive no token. With `route` the kernel
+            // reads whole-number logits (many ties: the index decides) and the ids are
+            // MOE_TOPK's of them.
+            let logits: Vec<f32> = values((n_expert * n) as usize, seed + 3)
+                .iter()
+                .map(|v| v.floor())
+                .collect();
             let mut ids: Vec<i32> = (0..n * n_used)
                 .map(|i| ((i * 3 + i / n_used) % (n_expert - 2)) as i32)
                 .collect();
+            if route {
+                ops::moe_topk(&logits, n_expert as usize, n_used as usize, &mut ids);
+            }
             let pairs = (n_used * n) as usize;
             let mut want = vec![0f32; m_all as usize * pairs];
             let mut rest = &mut want[..];
@@ -929,7 +939,7 @@ pub(super) fn run_inner(
             // Ids out of range (-1 and n_expert; MOE_TOPK never writes them) give 0: every
             // kernel's guard (the per-pair ones, and the grouping's last bucket).
             for (p, bad) in [(1usize, -1i32), (pairs - 1, n_expert as i32)] {
-                if p == 0 || p >= pairs || (p == 1 && pairs < 3) {
+                if route || p == 0 || p >= pairs || (p == 1 && pairs < 3) {
                     continue;
                 }
                 ids[p] = bad;
@@ -952,7 +962,11 @@ pub(super) fn run_inner(
             let (wb, xb, ib, db) = (
                 io.put(&w)?,
                 io.f32s(&x)?,
-                io.put(bytemuck::cast_slice(&ids))?,
+                if route {
+                    io.f32s(&logits)?
+                } else {
+                    io.put(bytemuck::cast_slice(&ids))?
+                },
                 io.f32s(&vec![7.0; want.len()])?,
             );
             // Prompt batches run grouped by expert (where the device takes it) and need
@@ -986,6 +1000,7 @@ pub(super) fn run_inner(
                         b[wb].whole(),
                         b[xb].whole(),
                         b[ib].whole(),
+                        route,
                         b[db].whole(),
                         k,
                         m_all,

@@ -398,12 +398,20 @@ pub(crate) fn moe_weights(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Resul
 
 pub(crate) fn mul_mat_id(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Result<()> {
     let a = At::new(g, n);
-    let Op::MulMatId { split, glu } = &a.node.op else {
+    let Op::MulMatId { split, glu, route } = &a.node.op else {
         return Err(a.wrong("mul_mat_id"));
     };
     let (w, xt) = (a.st(0), a.st(1));
-    let ids = be.i32s(g, a.s(2))?;
-    let n_used = a.st(2).ne[0];
+    // With `route` the third source is the router's logits: the ids are MOE_TOPK's.
+    let (ids, n_used) = match *route {
+        Some(k) => {
+            let (logits, n_expert) = (be.f32s(g, a.s(2))?, a.st(2).ne[0]);
+            let mut ids = vec![0i32; k * a.st(2).nrows()];
+            ops::moe_topk(&logits, n_expert, k, &mut ids);
+            (ids, k)
+        }
+        None => (be.i32s(g, a.s(2))?, a.st(2).ne[0]),
+    };
     let x = be.f32s(g, a.s(1))?;
     let split = if split.is_empty() {
         vec![w.ne[1]]

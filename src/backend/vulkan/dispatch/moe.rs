@@ -355,6 +355,7 @@ pub fn mul_mat_id(
         w,
         x,
         ids,
+        false,
         dst,
         k,
         m,
@@ -567,7 +568,10 @@ pub struct Grouping<'a> {
 
 /// [`mul_mat_id`] with a [`Grouping`]: where [`groups_by_expert`] holds it runs the
 /// grouped path on its tiled kernel family; `None`, or a batch it does not hold for,
-/// runs the decode kernel per (token, slot) pair: with `xq` (x's q8_1 copy, every row
+/// runs the decode kernel per (token, slot) pair: with `route`, `ids` is the router's
+/// logits f32 `[n_expert, n]` and each pair's workgroup ranks them itself to find its
+/// expert (MOE_TOPK's order: `Op::MulMatId`'s `route`; decode only, `n_used` ≤
+/// `n_expert`); with `xq` (x's q8_1 copy, every row
 /// of `[k, nx, n]`, written before this dispatch: `mul_mat_vecq::quantize_q8_1` or a
 /// producer's q8 epilogue; with its launch shape override) and where [`vecq_id_supports`]
 /// holds the integer-dot kernel `mul_mat_vecq_id.comp`, else the float `mul_mat_vec_id.comp` with the mat-vec launch
@@ -580,6 +584,7 @@ pub fn mul_mat_id_with(
     w: BufferRange<'_>,
     x: BufferRange<'_>,
     ids: BufferRange<'_>,
+    route: bool,
     dst: BufferRange<'_>,
     k: u32,
     m: u32,
@@ -638,7 +643,20 @@ pub fn mul_mat_id_with(
     let nxe = u64::from(k) * u64::from(nx) * u64::from(n);
     count_u32(nxe, &what)?;
     let (rx, x_off) = bind(caps, &x, 4, nxe, "mul_mat_id x")?;
-    let (ri, ids_off) = bind(caps, &ids, 4, pairs, "mul_mat_id ids")?;
+    if route && (n_used > n_expert || n > mul_mat::MAT_VEC_MAX_N) {
+        return Err(Error::Usage(format!(
+            "{what}: routing in the kernel takes at most {} tokens and {n_expert} slots, \
+             not {n} and {n_used}",
+            mul_mat::MAT_VEC_MAX_N
+        )));
+    }
+    // The ids, or with `route` the logits (n_expert per token).
+    let id_words = if route {
+        u64::from(n_expert) * u64::from(n)
+    } else {
+        pairs
+    };
+    let (ri, ids_off) = bind(caps, &ids, 4, id_words, "mul_mat_id ids")?;
     // With the SwiGLU epilogue one output row per gate/up pair of rows.
     let nd = u64::from(if glu { m / 2 } else { m }) * pairs;
     count_u32(nd, &what)?;
@@ -786,7 +804,18 @@ pub fn mul_mat_id_with(
         let qout = u32::from(epi.q8_out.is_some());
         return rec.dispatch(
             shader,
-            &[wg, shape.rows, 0, 1, 0, epi_code, 0, align, qout],
+            &[
+                wg,
+                shape.rows,
+                0,
+                1,
+                0,
+                epi_code,
+                0,
+                align,
+                qout,
+                u32::from(route),
+            ],
             &[wb.range, rq, rs, rd, ri, ro, rc],
             bytemuck::bytes_of(&push),
             groups,
@@ -812,7 +841,19 @@ pub fn mul_mat_id_with(
     };
     rec.dispatch(
         shader,
-        &[wg, shape.rows, x_vec4, 1, 0, epi_code],
+        // Constants 6-8 at their defaults (7: W_ALIGN 2); 9: ROUTE.
+        &[
+            wg,
+            shape.rows,
+            x_vec4,
+            1,
+            0,
+            epi_code,
+            0,
+            2,
+            0,
+            u32::from(route),
+        ],
         &[wb.range, rx, rd, ri],
         bytemuck::bytes_of(&push),
         groups,

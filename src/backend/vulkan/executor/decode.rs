@@ -121,8 +121,9 @@ impl VulkanBackend {
         let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(ids.ne[1])) else {
             return false;
         };
+        let (slots, tokens) = g.id_slots(n).unwrap_or((0, 0));
         let per_expert = w.nbytes() / w.ne[2].max(1);
-        let read = per_expert * ids.nelements().min(w.ne[2]);
+        let read = per_expert * (slots * tokens).min(w.ne[2]);
         let big_enough = self.mat_vec == MatVecPath::Int8 || read >= VECQ_MIN_BYTES;
         self.int8_mat_vec()
             && big_enough
@@ -465,12 +466,12 @@ impl VulkanBackend {
                     }
                     continue;
                 }
-                if let Op::MulMatId { .. } = node.op {
-                    let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+                if let Some((slots, tokens)) = g.id_slots(n) {
+                    let w = g.tensor(node.srcs[0]);
                     let (Ok(ne), Ok(nu), Ok(nt)) = (
                         u32::try_from(w.ne[2]),
-                        u32::try_from(ids.ne[0]),
-                        u32::try_from(ids.ne[1]),
+                        u32::try_from(slots),
+                        u32::try_from(tokens),
                     ) else {
                         continue;
                     };
@@ -858,14 +859,23 @@ impl VulkanBackend {
                         parts.join(", ")
                     );
                 }
-                Op::MulMatId { split, glu } => {
-                    let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+                Op::MulMatId { split, glu, route } => {
+                    let w = g.tensor(node.srcs[0]);
+                    let (slots, tokens) = g.id_slots(n).unwrap_or((0, 0));
                     let members = match (split.len(), glu) {
                         (0, _) => String::new(),
                         (s, true) => {
                             format!(", {s} stacks in one dispatch, silu(gate)·up in its epilogue")
                         }
                         (s, false) => format!(", {s} stacks in one dispatch"),
+                    };
+                    let members = if route.is_some() {
+                        format!(
+                            "{members}; routes itself: each token x slot workgroup ranks the \
+                             router's logits for its expert, in MOE_TOPK's order"
+                        )
+                    } else {
+                        members
                     };
                     let grouped = self.moe_grouped(g, n);
                     let vecq = self.uses_vecq(g, n).then(|| {
@@ -913,8 +923,8 @@ impl VulkanBackend {
                         w.ne[0],
                         w.ne[1],
                         w.ne[2],
-                        ids.ne[0],
-                        ids.ne[1]
+                        slots,
+                        tokens
                     );
                 }
                 Op::Attention { .. } => {

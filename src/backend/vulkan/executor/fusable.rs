@@ -1,7 +1,7 @@
 //! Decode-layer fusion decisions of the Vulkan executor (`Backend::fuses_mat_vec`, asked
 //! by `passes::layer` per node): whether a MUL_MAT takes a norm prologue or an epilogue
 //! here, whether an ATTENTION takes the RoPE / KV-cache prologue, whether a MUL_MAT_ID
-//! takes the SwiGLU epilogue, and whether folding an RMS_NORM_MUL into its readers saves a
+//! takes the SwiGLU epilogue or routes itself, and whether folding an RMS_NORM_MUL into its readers saves a
 //! stage on this path. Each `Err` is the reason the dump prints.
 
 use petgraph::stable_graph::NodeIndex;
@@ -35,6 +35,15 @@ impl VulkanBackend {
         }
         if let Op::MulMatId { .. } = node.op {
             return self.id_fusable(g, n);
+        }
+        if let Op::MoeTopK { .. } = node.op {
+            // Its readers' routing (passes::layer::route_in_experts); each reader's kernel
+            // is asked on its own.
+            return if self.moe_route {
+                Ok(())
+            } else {
+                Err("routing in the expert kernels is off (VKGRAPH_MOE_ROUTE=0)".into())
+            };
         }
         if let Op::RmsNormMul { .. } = node.op {
             return self.norm_fold_pays(g, n);
@@ -110,8 +119,9 @@ impl VulkanBackend {
         Ok(())
     }
 
-    /// Whether MUL_MAT_ID node `n` takes the SwiGLU epilogue (`passes::layer`): the decode
-    /// kernels (float and integer-dot) have it, the grouped prompt kernels do not.
+    /// Whether MUL_MAT_ID node `n` takes the SwiGLU epilogue or routes itself
+    /// (`passes::layer`): the decode kernels (float and integer-dot) do, the grouped
+    /// prompt kernels do not. (The SwiGLU conditions are asked of a routing node too.)
     fn id_fusable(&self, g: &Graph, n: NodeIndex) -> std::result::Result<(), String> {
         let node = g.node(n);
         let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));

@@ -100,6 +100,8 @@ pub struct VulkanBackend {
     x16_scratch: HashMap<NodeIndex, (u64, u64, Option<dispatch::mul_mat::SplitK>)>,
     /// Whether prompt batches' MUL_MAT_IDs are grouped by expert (`set_moe_group`).
     moe_group: bool,
+    /// Whether decode expert matmuls may route themselves (`set_moe_route`).
+    moe_route: bool,
     /// Which mat-vec kernels decode matmuls use.
     mat_vec: MatVecPath,
     /// Whether integer-dot decode matmuls take folded work (`set_mat_vecq_layer`).
@@ -177,6 +179,7 @@ impl VulkanBackend {
             x16_scratch: HashMap::new(),
             moe_scratch: HashMap::new(),
             moe_group: true,
+            moe_route: true,
             mat_vec: MatVecPath::Auto,
             mat_vecq_layer: true,
             coopmat: true,
@@ -265,6 +268,14 @@ impl VulkanBackend {
             self.arena_uid = 0; // re-plan the scratch
             self.recorded.clear();
         }
+    }
+
+    /// Lets the first expert matmul of a decode MoE layer rank the router's logits itself
+    /// (`passes::layer::route_in_experts`: the default); `false` (`VKGRAPH_MOE_ROUTE=0`)
+    /// keeps it behind the MOE_TOPK (the router + top-k kernel), for A/B runs. Takes effect
+    /// for graphs planned afterwards.
+    pub fn set_moe_route(&mut self, on: bool) {
+        self.moe_route = on;
     }
 
     /// (dispatches, barriers) of the split recorded last (a replay records nothing).

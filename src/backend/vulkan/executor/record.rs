@@ -765,7 +765,7 @@ pub(crate) fn mul_mat_id(
     extra: &Extra,
 ) -> Result<()> {
     let a = At::new(be, g, n);
-    let Op::MulMatId { split, glu } = &a.node.op else {
+    let Op::MulMatId { split, glu, route } = &a.node.op else {
         return Err(a.wrong("mul_mat_id"));
     };
     // As the producer of a q8_1 slot (extra.q8) the SwiGLU form writes it in its epilogue.
@@ -785,7 +785,12 @@ pub(crate) fn mul_mat_id(
     };
     let (w, x, ids) = (a.st(0), a.st(1), a.st(2));
     let split: Vec<u32> = split.iter().map(|&r| a.u(r)).collect::<Result<_>>()?;
-    let pairs = a.u(ids.nelements())?;
+    // (slots, tokens): the ids' shape, or with `route` k and the logits' tokens.
+    let (n_used, n_tok) = match *route {
+        Some(k) => (a.u(k)?, a.u(ids.nrows())?),
+        None => (a.u(ids.ne[0])?, a.u(ids.ne[1])?),
+    };
+    let pairs = n_used * n_tok;
     let x16 = match (be.x16_scratch.get(&n), be.x16_buf) {
         (Some(&(off, bytes, _)), Some(b)) => Some(be.bufs[b].range(off, bytes)),
         _ => None,
@@ -807,13 +812,14 @@ pub(crate) fn mul_mat_id(
         a.s(0)?,
         a.s(1)?,
         a.s(2)?,
+        route.is_some(),
         a.dst()?,
         a.u(w.ne[0])?,
         a.u(w.ne[1])?,
         a.u(w.ne[2])?,
         a.u(x.ne[1])?,
-        a.u(ids.ne[0])?,
-        a.u(ids.ne[1])?,
+        n_used,
+        n_tok,
         &split,
         dispatch::moe::IdEpilogue { glu: *glu, q8_out },
         grouping,

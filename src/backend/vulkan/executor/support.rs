@@ -220,22 +220,17 @@ pub(crate) fn top_k(be: &VulkanBackend, g: &Graph, n: NodeIndex) -> Support {
 pub(crate) fn mul_mat_id(be: &VulkanBackend, g: &Graph, n: NodeIndex) -> Support {
     let node = g.node(n);
     let op = node.op.name().trim_end_matches("_FUSED");
-    let (w, ids) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[2]));
+    let w = g.tensor(node.srcs[0]);
+    let pairs = g.id_slots(n).map_or(0, |(s, t)| s * t);
     type_disabled(be, op, w.ty)?;
     check(dispatch::moe::supports_mul_mat_id(w.ty), || {
         format!("no expert-indexed kernel for {}", w.ty)
     })?;
     // The mat-vec path takes a (token, slot) pair per workgroup along z.
     let zmax = u64::from(be.ctx.caps().max_compute_work_group_count[2]);
-    check(
-        be.moe_grouped(g, n) || ids.nelements() as u64 <= zmax,
-        || {
-            format!(
-                "{} (token, expert) pairs in one mat-vec dispatch (at most {zmax})",
-                ids.nelements()
-            )
-        },
-    )
+    check(be.moe_grouped(g, n) || pairs as u64 <= zmax, || {
+        format!("{pairs} (token, expert) pairs in one mat-vec dispatch (at most {zmax})")
+    })
 }
 
 impl VulkanBackend {
