@@ -216,12 +216,10 @@ fn attention_coopmat() {
 }
 
 /// Split-K attention (flash-decoding) against the CPU reference: context lengths 1, 17,
-/// 128 and 129 (the most one split of two 64-row sub-blocks takes alone, and one more:
-/// the single-split path and the merge on either side), 1,000 (4,096 and 16,384 with
+/// 128, 129 (two 64-row tiles, and one row more), 1,000 (4,096 and 16,384 with
 /// `VKGRAPH_LARGE_TESTS=1`), splits that leave workgroups empty, every head grouping,
-/// decode batches of 1 and 3 tokens (one of them short: single-split and merged tokens
-/// in one dispatch). Each case runs twice on one scratch buffer (the counters must come
-/// back to zero) and checks them after.
+/// decode batches of 1 and 3 tokens. Each case runs twice on one scratch buffer (the
+/// counters must come back to zero) and checks them after.
 #[test]
 fn attention_split() {
     for_each_device("attention_split", |gpu| {

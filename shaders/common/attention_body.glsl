@@ -32,10 +32,7 @@
 //
 // Split-K (flash-decoding), when the grid has NZ = gl_NumWorkGroups.z > 1: workgroup z
 // takes only rows [z*R, (z+1)*R) of its token's causal range (R = len / NZ rounded up
-// to a tile, at least one round of the workgroup: NSPLIT tiles, so short contexts leave
-// the upper splits empty and cheap). A range that fits split 0 alone (len <= R: decode
-// early in a long-planned context) is finished by split 0 as an unsplit dispatch would,
-// and the other splits return at once. Otherwise each split writes its
+// to a tile, so short contexts leave the upper splits empty and cheap), and writes its
 // unnormalized partial result (m, l, acc) to `part`. The last of the NZ workgroups to
 // finish (an atomic counter per (head group, token), reset to 0 by that workgroup so
 // the next dispatch finds zeros) merges the NZ partials by log-sum-exp and writes dst.
@@ -318,17 +315,7 @@ void main() {
     // This workgroup's rows [r_begin, r_end) of the causal range (all of it unless split).
     const uint nz = gl_NumWorkGroups.z;
     const uint z = gl_WorkGroupID.z;
-    // Rows per split: at least one round of the workgroup (NSPLIT tiles), which a split
-    // takes as long to run whether its rows fill it or not, so a short range uses fewer
-    // splits. A range that fits split 0 (`single`) is computed by split 0 alone, which
-    // writes dst as an unsplit dispatch does: no partials, no arrival, no merge (decode
-    // early in a long-planned context). The others have no rows (nor the token's cell:
-    // it lies in the range, or split 0 owns it) and return at once.
-    const uint per = max(((len + nz - 1) / nz + T - 1) / T * T, T * NSPLIT);
-    const bool single = len <= per;
-    if (single && z > 0u) {
-        return; // uniform per workgroup
-    }
+    const uint per = ((len + nz - 1) / nz + T - 1) / T * T;
     const uint r_begin = lo + min(z * per, len);
     const uint r_end = min(r_begin + per, hi);
 #ifdef ROPE
@@ -513,7 +500,7 @@ void main() {
                 o += wb * acc_sh[(g * NSPLIT + b) * D2 + u];
             }
         }
-        if (single) {
+        if (nz == 1) {
             store_out(t, h0, g, u, o / lsum);
         } else {
             const uint pb = pbase + (z * QB + g) * rec;
@@ -525,9 +512,9 @@ void main() {
             }
         }
     }
-    if (single) {
+    if (nz == 1) {
         store_q8(t, h0);
-        return; // uniform per (head group, token)
+        return; // uniform per dispatch
     }
     // Split-K: the last workgroup of this (head group, token) to arrive merges.
     memoryBarrierBuffer();

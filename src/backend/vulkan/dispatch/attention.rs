@@ -11,10 +11,7 @@
 //! Decode over long contexts splits the context too (flash-decoding, [`attention_split`]):
 //! `NZ` workgroups per (head group, token) take a share of the rows each and the last to
 //! finish merges the partial softmax results, so every compute unit works at any context
-//! length. A token whose range fits the first split alone (at most one round of its
-//! workgroup: decode early in a long-planned context) skips the merge: split 0 writes
-//! the output as an unsplit dispatch does and the others return at once (the split is
-//! planned once per cache size, not per position). It needs a scratch range ([`SplitShape::scratch_bytes`]) whose counter words
+//! length. It needs a scratch range ([`SplitShape::scratch_bytes`]) whose counter words
 //! start at zero and are left at zero.
 //!
 //! Layouts: `q`, `dst` f32 `[d, n_head, n]`; `k`, `v` f16 `[d, n_head_kv, ≥ n_kv]`
