@@ -616,6 +616,55 @@ fn moe_folds_fall_back_to_the_cpu() {
     }
 }
 
+/// Decode attention without a split (the device's own choice: lavapipe never splits)
+/// is planned for the current length too — its workgroup width — and re-planned when the
+/// context outgrows it: a 250-token prompt, then decode steps past 256 in a cache of 600
+/// cells, logits against the CPU at every step, the kernel line naming the new length.
+/// (A graph first planned unsplit used to keep that plan however long the context grew.)
+#[test]
+fn unsplit_attention_replans_as_the_context_grows() {
+    let m = tiny_model("llama", "q4_0");
+    let opts = SessionOptions {
+        qkv: QkvMode::Auto,
+        n_ctx: 600,
+        ..Default::default()
+    };
+    let mut cpu = Session::new(
+        m.clone(),
+        vec![Box::new(CpuBackend::new(m.clone()))],
+        opts.clone(),
+    );
+    for (dev, label) in devices() {
+        let vk = vk_backend(&m, dev);
+        let mut s = Session::new(
+            m.clone(),
+            vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+            opts.clone(),
+        );
+        cpu.reset();
+        let mut want = cpu.forward(&prompt(250), false).unwrap();
+        let mut got = s.forward(&prompt(250), false).unwrap();
+        let text = |s: &Session| {
+            let (g, a) = s.plan(1, false).unwrap();
+            let k = s.describe_kernels(&g, &a);
+            k.iter().map(|(_, k)| k.clone()).collect::<String>()
+        };
+        for step in 0..10 {
+            let e = nmse(&got, &want);
+            assert!(e <= 1e-3, "[{label}] step {step}: NMSE vs CPU {e:e}");
+            let t = models::argmax(&want);
+            want = cpu.forward(&[t], false).unwrap();
+            got = s.forward(&[t], false).unwrap();
+            if step == 2 {
+                let k = text(&s);
+                assert!(k.contains("width for 256 rows"), "[{label}] {k}");
+            }
+        }
+        let k = text(&s);
+        assert!(k.contains("width for 512 rows"), "[{label}] {k}");
+    }
+}
+
 /// Split-K attention planned for the current context length, re-planned as it grows
 /// (256, 512, … rows): 300 decode steps in a cache of 600 cells, forced split, every
 /// step's logits against the CPU reference, under validation. Crossing 256 re-plans and

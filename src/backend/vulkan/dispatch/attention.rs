@@ -85,7 +85,7 @@ pub fn attention(
         );
     }
     attention_with(
-        rec, q, k, v, span, dst, None, None, None, d, n_head, n_head_kv, n, n_kv, scale,
+        rec, q, k, v, span, dst, None, None, None, d, n_head, n_head_kv, n, n_kv, None, scale,
     )
 }
 
@@ -143,6 +143,7 @@ pub fn attention_rope(
         n_head_kv,
         1,
         n_kv,
+        None,
         scale,
     )
 }
@@ -417,6 +418,7 @@ pub fn attention_split(
         n_head_kv,
         n,
         n_kv,
+        None,
         scale,
     )
 }
@@ -439,7 +441,10 @@ fn fold_shared_bytes(s: u32, qb: u32) -> u32 {
 /// [`attention`] or [`attention_split`] (`split` given), also writing the output as q8_1
 /// blocks into `q8` when given (the input of attn_output's integer-dot mat-vec; needs
 /// `d % 32 == 0`), with the RoPE / KV-cache stage folded in when `fold` is given (one
-/// token: see [`attention_rope`]). What the executor records.
+/// token: see [`attention_rope`]). `plan_rows`: the cache rows an unsplit launch's width
+/// is sized for, when fewer than `n_kv` are in use — the executor's planned length (the
+/// current one rounded up; it re-records when the context outgrows it), so decode early
+/// in a long cache gets narrow workgroups (`None`: `n_kv`). What the executor records.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_with(
     rec: &mut Recorder,
@@ -456,6 +461,7 @@ pub fn attention_with(
     n_head_kv: u32,
     n: u32,
     n_kv: u32,
+    plan_rows: Option<u32>,
     scale: f32,
 ) -> Result<()> {
     let shader = match (q8.is_some(), fold.is_some()) {
@@ -548,7 +554,8 @@ pub fn attention_with(
     // Specialization: 0 = head size (loops over it unroll), 1 = workgroup width,
     // 2 = query heads per workgroup; ROPE: 3 = NEOX, 4 = HNORM; 5 = VPRE.
     let (mut nsplit, qb, split_vpre) = spec_shape.unwrap_or_else(|| {
-        let (s, qb) = shape(caps, d, n_head / n_head_kv, n_head, n, n_kv);
+        let rows = plan_rows.map_or(n_kv, |r| r.clamp(1, n_kv.max(1)));
+        let (s, qb) = shape(caps, d, n_head / n_head_kv, n_head, n, rows);
         (s, qb, false)
     });
     if fold.is_some() {

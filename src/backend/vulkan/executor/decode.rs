@@ -378,9 +378,10 @@ impl VulkanBackend {
         self.bufs[self.xq_scratch.expect("planned with the slots")].whole()
     }
 
-    /// The cache length split-K attention is planned for: the current length rounded up
+    /// The cache length decode attention is planned for: the current length rounded up
     /// to a power of two (at least 256), at most the cache's `n_kv` rows. Short contexts
-    /// get few splits, so decode does not pay for the whole cache's grid.
+    /// get few splits (or none) and narrow workgroups, so decode does not pay for the
+    /// whole cache's grid; `compute` plans again when the context outgrows it.
     pub(super) fn split_rows_for(&self, n_kv: u32) -> u32 {
         self.kv_len.max(1).next_power_of_two().max(256).min(n_kv)
     }
@@ -500,6 +501,11 @@ impl VulkanBackend {
                 let Some(&[d, nh, nkv, nt, n_kv]) = dims.as_deref() else {
                     continue;
                 };
+                if nt <= 8 {
+                    // Decode: split or not, its launch is sized for the planned length,
+                    // so crossing it re-plans (compute).
+                    self.split_rows = self.split_rows_for(u32::MAX);
+                }
                 let rows = self.split_rows_for(n_kv);
                 let Some(shape) = dispatch::attention::split_shape(
                     self.ctx.caps(),
@@ -513,7 +519,6 @@ impl VulkanBackend {
                 ) else {
                     continue;
                 };
-                self.split_rows = self.split_rows_for(u32::MAX);
                 self.attn_split.insert(n, (shape, at));
                 at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
             }
@@ -955,6 +960,10 @@ impl VulkanBackend {
                              query head) rows of a kv head per workgroup)"
                                 .to_string()
                         }
+                        None if dims[3] <= 8 => format!(
+                            "one workgroup per (head group, token), its width for {rows} rows \
+                             (re-planned as the context grows)"
+                        ),
                         None => "one workgroup per (head group, token)".to_string(),
                     };
                     let fold = if matches!(node.op, Op::Attention { rope: Some(_), .. }) {

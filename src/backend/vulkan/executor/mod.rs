@@ -122,8 +122,10 @@ pub struct VulkanBackend {
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
-    /// split-K attention plan was made for (0: none): the plan follows the context as it
-    /// grows, in powers of two, instead of being sized for the whole cache.
+    /// decode attention was planned for (0: the graph has none) — its split-K shape, or
+    /// without a split its workgroup width: the plan follows the context as it grows, in
+    /// powers of two, instead of being sized for the whole cache. (Before, a graph first
+    /// planned unsplit at a short length kept that plan however long the context grew.)
     kv_len: u32,
     split_rows: u32,
     /// Integer-dot mat-vec plan of the current graph: the q8_1 scratch buffer, each
@@ -758,8 +760,8 @@ impl Backend for VulkanBackend {
     }
 
     fn compute(&mut self, g: &Graph, stages: &[Vec<NodeIndex>]) -> Result<()> {
-        // The context outgrew (or the batch no longer needs) the split-K plan: plan again
-        // for the new length and record afresh.
+        // The context outgrew (or the batch no longer needs) the decode attention's plan:
+        // plan again for the new length and record afresh.
         if self.split_rows != 0 && self.split_rows_for(u32::MAX) != self.split_rows {
             self.plan_scratch(g)?;
             self.recorded.clear();

@@ -666,6 +666,8 @@ pub(crate) fn attention(
         a.u(k.ne[1])?,
         a.u(q.ne[2])?,
         a.u(k.ne[2])?,
+        // Decode: the launch sized for the planned length (re-recorded past it).
+        (qn <= 8).then(|| be.split_rows_for(kn)),
         *scale,
     )
 }
