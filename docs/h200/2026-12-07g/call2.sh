@@ -30,12 +30,12 @@ echo "t=$SECONDS wait gen"; wait $GP; grep wrote $L/gen.txt | cut -c1-90
 t() { grep -E "$2" $1 | grep -v speedup | awk -F'|' '{printf "%s ", $(NF-1)}'; }
 run() { # label binary model args...
   local lb=$1 B=$2 m=$3; shift 3
-  timeout 90 $B bench -m /tmp/$m.gguf "$@" --qkv auto >> $L/$lb-$m.txt 2>&1
+  timeout 90 env ${E:-VKGRAPH_X=0} $B bench -m /tmp/$m.gguf "$@" --qkv auto >> $L/$lb-$m.txt 2>&1
   echo "$lb $m $*: $(tail -3 $L/$lb-$m.txt | t /dev/stdin 'pp|tg') (t=$SECONDS)"; }
 for i in 1 2; do
   run B /tmp/vkgraph-B q30 -p 512 -n 128 -r 2
   run N $D/vkgraph q30 -p 512 -n 128 -r 2
-  VKGRAPH_MOE_ROUTE=0 run N-noroute $D/vkgraph q30 -p 512 -n 128 -r 2
+  E=VKGRAPH_MOE_ROUTE=0 run N-noroute $D/vkgraph q30 -p 512 -n 128 -r 2
 done; pack
 for m in q06 l8; do for i in 1 2; do
   run B /tmp/vkgraph-B $m -p 512 -n 128 -r 3
