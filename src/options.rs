@@ -18,6 +18,7 @@
 //! | `VKGRAPH_MMVQ_SHAPE=WGxROWS` | [`Options::mat_vecq_shape`] | the same for the integer-dot mat-vec, dense and expert-indexed (rows 1..=16; unset: chosen per shape) |
 //! | `VKGRAPH_MMVQ_ID_SHAPE=WGxROWS` | [`Options::mat_vecq_id_shape`] | the integer-dot expert-indexed mat-vec only (MUL_MAT_ID at decode; before `VKGRAPH_MMVQ_SHAPE` there; tuning) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
+//! | `VKGRAPH_ATTN_MIN_SPLIT=N` | [`Options::attn_min_split`] | decode attention splits the context from N planned cache rows on (tuning; unset: 512) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
 //! | `VKGRAPH_PIPELINE_STATS=1` | [`Options::pipeline_stats`] | log the driver's statistics of every compute pipeline (registers, spills; `RUST_LOG=info`, where the device has `VK_KHR_pipeline_executable_properties`) |
@@ -51,6 +52,8 @@ pub struct Options {
     pub mat_vecq_id_shape: Option<MatVecShape>,
     /// Rows per split-K attention workgroup (`dispatch::attention::split_shape`).
     pub attn_split_rows: Option<u32>,
+    /// Planned cache rows from which decode attention splits the context.
+    pub attn_min_split: Option<u32>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
     pub pipeline_stats: bool,
@@ -73,6 +76,7 @@ impl Default for Options {
             mat_vecq_shape: None,
             mat_vecq_id_shape: None,
             attn_split_rows: None,
+            attn_min_split: None,
             cache_dir: None,
             fence_timeout_s: None,
             pipeline_stats: false,
@@ -138,6 +142,11 @@ impl Options {
                     )))
                 }
             });
+        }
+        if let Some(v) = get("VKGRAPH_ATTN_MIN_SPLIT") {
+            o.attn_min_split = Some(v.trim().parse().map_err(|_| {
+                Error::Usage(format!("VKGRAPH_ATTN_MIN_SPLIT={v}: expected a row count"))
+            })?);
         }
         o.cache_dir = get("VKGRAPH_CACHE")
             .map(PathBuf::from)

@@ -660,8 +660,12 @@ fn unsplit_attention_replans_as_the_context_grows() {
                 assert!(k.contains("width for 256 rows"), "[{label}] {k}");
             }
         }
+        // 512 rows: a GPU splits the context there, lavapipe never does.
         let k = text(&s);
-        assert!(k.contains("width for 512 rows"), "[{label}] {k}");
+        assert!(
+            k.contains("width for 512 rows") || k.contains("planned for 512 rows"),
+            "[{label}] {k}"
+        );
     }
 }
 

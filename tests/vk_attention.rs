@@ -283,6 +283,7 @@ fn attention_split() {
             1,
             4096,
             true,
+            attention::MIN_SPLIT_ROWS,
             attention::ROWS_PER_SPLIT,
         ) {
             cases.push((128, 32, 8, vec![2999], 4096, s));

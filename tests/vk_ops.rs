@@ -567,6 +567,7 @@ fn perf() {
                 n as u32,
                 n_kv as u32,
                 false,
+                attention::MIN_SPLIT_ROWS,
                 attention::ROWS_PER_SPLIT,
             ) else {
                 continue;

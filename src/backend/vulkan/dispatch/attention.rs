@@ -330,14 +330,15 @@ pub const ROWS_PER_SPLIT: u32 = 128;
 /// ≤ 256 rows the split (2 workgroups along the context and the merge) was slower (H200,
 /// qwen3-0.6B q4_0 tg128 in a run whose cache holds 640 cells: 679 t/s split, 736 t/s in
 /// one whose cache holds 128, unsplit).
-const MIN_SPLIT_ROWS: u32 = 512;
+pub const MIN_SPLIT_ROWS: u32 = 512;
 /// Most workgroups of a split-K dispatch in all (enough to fill a large GPU several
 /// times over; empty ones return at once).
 const MAX_SPLIT_GROUPS: u32 = 2048;
 
 /// The split-K shape for a decode batch (`n ≤ 8`) over a cache of `n_kv` rows, or `None`
 /// when one workgroup per (head group, token) is the better choice: prefill, caches
-/// planned for fewer than `MIN_SPLIT_ROWS` rows, and CPU devices (where workgroups run one after another anyway). `force`
+/// planned for fewer than `min_rows` rows (the default [`MIN_SPLIT_ROWS`];
+/// `VKGRAPH_ATTN_MIN_SPLIT`), and CPU devices (where workgroups run one after another anyway). `force`
 /// (tests, A/B) splits CPU devices and short caches too, into at least 2.
 #[allow(clippy::too_many_arguments)]
 pub fn split_shape(
@@ -348,12 +349,13 @@ pub fn split_shape(
     n: u32,
     n_kv: u32,
     force: bool,
+    min_rows: u32,
     rows_per_split: u32,
 ) -> Option<SplitShape> {
     if n == 0 || n > 8 || n_head_kv == 0 || n_head % n_head_kv != 0 {
         return None;
     }
-    if (caps.device_type == ash::vk::PhysicalDeviceType::CPU || n_kv < MIN_SPLIT_ROWS) && !force {
+    if (caps.device_type == ash::vk::PhysicalDeviceType::CPU || n_kv < min_rows) && !force {
         return None;
     }
     let group = n_head / n_head_kv;

@@ -84,6 +84,17 @@ impl VulkanBackend {
         }
     }
 
+    /// Overrides the planned cache rows from which decode attention splits the context
+    /// (tuning; `None`: the default, `dispatch::attention::MIN_SPLIT_ROWS`). Takes effect
+    /// at the next plan.
+    pub fn set_attn_min_split(&mut self, rows: Option<u32>) {
+        if rows != self.attn_min_split {
+            self.attn_min_split = rows;
+            self.arena_uid = 0; // re-plan the split shapes
+            self.recorded.clear();
+        }
+    }
+
     /// Whether matmul node `n` runs on the integer-dot path.
     pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
@@ -515,6 +526,8 @@ impl VulkanBackend {
                     nt,
                     rows,
                     self.force_attention_split,
+                    self.attn_min_split
+                        .unwrap_or(dispatch::attention::MIN_SPLIT_ROWS),
                     self.split_rows_per_workgroup(),
                 ) else {
                     continue;
@@ -944,6 +957,8 @@ impl VulkanBackend {
                         dims[3],
                         rows,
                         self.force_attention_split,
+                        self.attn_min_split
+                            .unwrap_or(dispatch::attention::MIN_SPLIT_ROWS),
                         self.split_rows_per_workgroup(),
                     );
                     let what = match shape {

@@ -39,10 +39,12 @@ impl VulkanBackend {
         if let Op::MoeTopK { .. } = node.op {
             // Its readers' routing (passes::layer::route_in_experts); each reader's kernel
             // is asked on its own.
-            return if self.moe_route {
-                Ok(())
-            } else {
+            return if !self.moe_route {
                 Err("routing in the expert kernels is off (VKGRAPH_MOE_ROUTE=0)".into())
+            } else if !dispatch::mul_mat::has_subgroup_add(self.ctx.caps()) {
+                Err("no subgroup arithmetic here (the kernels' routing needs it)".into())
+            } else {
+                Ok(())
             };
         }
         if let Op::RmsNormMul { .. } = node.op {

@@ -119,6 +119,8 @@ pub struct VulkanBackend {
     pub(super) mat_vecq_id_shape: Option<dispatch::mul_mat::MatVecShape>,
     /// Rows per split-K attention workgroup (`None`: the default).
     pub(super) attn_split_rows: Option<u32>,
+    /// Planned rows from which decode attention splits (`None`: the default).
+    pub(super) attn_min_split: Option<u32>,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
@@ -190,6 +192,7 @@ impl VulkanBackend {
             mat_vecq_shape: None,
             mat_vecq_id_shape: None,
             attn_split_rows: None,
+            attn_min_split: None,
             force_attention_split: false,
             kv_len: 0,
             split_rows: 0,
