@@ -50,12 +50,15 @@ void id_out_subgroups(uint group, uint pair, bool ok, uint tid) {
 // to ids[s] for the later readers. With subgroup arithmetic (SUBGROUP_RED) the first
 // subgroup picks it in s + 1 rounds as common/moe_topk.glsl does — each lane's best key
 // after the previous round's winner, then subgroupMax / subgroupMin — and the others
-// wait at the barrier: a few hundred cycles. (The first version ranked every expert in
+// wait at the barrier; the keys are loaded into registers once (up to ROUTE_KEYS per
+// lane), so the rounds touch no memory. (The first version ranked every expert in
 // every invocation, n_expert loads each — 128 x 128 per workgroup of the 30B's gate/up,
 // thousands of workgroups: 38 us for the stage on an H100, against 14 without routing.)
 // Without subgroup arithmetic (the shared-memory float variant, which the executor does
 // not route) every invocation ranks its experts against all the token's logits.
 layout(constant_id = 9) const bool ROUTE = false;
+// Keys per lane held in registers by the subgroup pick (more experts: reloaded per round).
+#define ROUTE_KEYS 8u
 layout(std430, set = 0, binding = IDS_BINDING) readonly restrict buffer RL { float route_logits[]; };
 #include "total_order.glsl"
 shared uint route_sh;
@@ -74,20 +77,46 @@ void route_pick(uint pair) {
     const int LOWEST = int(0x80000000);
     int pk = 0;
     int pe = -1; // none taken yet
-    for (uint r = 0u; r <= s; r++) {
-        int bk = LOWEST;
-        int be = -1;
-        for (uint e = lane; e < p.n_expert; e += gl_SubgroupSize) {
-            const int k = total_key(route_logits[base + e]);
-            const bool after = pe < 0 || k < pk || (k == pk && int(e) > pe);
-            if (after && (be < 0 || k > bk)) {
-                bk = k;
-                be = int(e);
-            }
+    if (p.n_expert <= ROUTE_KEYS * gl_SubgroupSize) {
+        // Every key in registers, loaded at once (128 experts: 4 per lane on 32 lanes):
+        // the rounds then touch no memory.
+        int kk[ROUTE_KEYS];
+        [[unroll]] for (uint c = 0u; c < ROUTE_KEYS; c++) {
+            const uint e = lane + c * gl_SubgroupSize;
+            kk[c] = e < p.n_expert ? total_key(route_logits[base + e]) : LOWEST;
         }
-        const int m = subgroupMax(be < 0 ? LOWEST : bk);
-        pe = subgroupMin(be >= 0 && bk == m ? be : NONE);
-        pk = m;
+        for (uint r = 0u; r <= s; r++) {
+            int bk = LOWEST;
+            int be = -1;
+            [[unroll]] for (uint c = 0u; c < ROUTE_KEYS; c++) {
+                const int e = int(lane + c * gl_SubgroupSize);
+                const int k = kk[c];
+                const bool after = pe < 0 || k < pk || (k == pk && e > pe);
+                if (e < int(p.n_expert) && after && (be < 0 || k > bk)) {
+                    bk = k;
+                    be = e;
+                }
+            }
+            const int m = subgroupMax(be < 0 ? LOWEST : bk);
+            pe = subgroupMin(be >= 0 && bk == m ? be : NONE);
+            pk = m;
+        }
+    } else {
+        for (uint r = 0u; r <= s; r++) {
+            int bk = LOWEST;
+            int be = -1;
+            for (uint e = lane; e < p.n_expert; e += gl_SubgroupSize) {
+                const int k = total_key(route_logits[base + e]);
+                const bool after = pe < 0 || k < pk || (k == pk && int(e) > pe);
+                if (after && (be < 0 || k > bk)) {
+                    bk = k;
+                    be = int(e);
+                }
+            }
+            const int m = subgroupMax(be < 0 ? LOWEST : bk);
+            pe = subgroupMin(be >= 0 && bk == m ? be : NONE);
+            pk = m;
+        }
     }
     if (subgroupElect()) {
         route_sh = uint(pe);

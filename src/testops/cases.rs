@@ -710,8 +710,14 @@ pub fn cases() -> Vec<Case> {
                 });
             }
             // Routing in the kernel (decode): gate/up with SwiGLU as a layer runs it, and a
-            // plain stack; 10 experts (the rank's tail past a multiple of 4).
-            for (n, q8, glu) in [(1u32, false, true), (3, true, true), (3, false, false)] {
+            // plain stack; 10 experts, and 70 (more keys than a subgroup of 8 lanes holds
+            // in registers: the pick's reloading loop on lavapipe).
+            for (n, q8, glu, n_expert) in [
+                (1u32, false, true, 10u32),
+                (3, true, true, 10),
+                (3, false, false, 10),
+                (3, false, true, 70),
+            ] {
                 if q8 && !ty.is_quantized() {
                     continue;
                 }
@@ -719,7 +725,7 @@ pub fn cases() -> Vec<Case> {
                     ty,
                     m,
                     k,
-                    n_expert: 10,
+                    n_expert,
                     n_used: 3,
                     nx: 1,
                     n,
