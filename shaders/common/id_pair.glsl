@@ -60,7 +60,11 @@ layout(constant_id = 9) const bool ROUTE = false;
 // Keys per lane held in registers by the subgroup pick (more experts: reloaded per round).
 #define ROUTE_KEYS 8u
 layout(std430, set = 0, binding = IDS_BINDING) readonly restrict buffer RL { float route_logits[]; };
+#ifdef SUBGROUP_RED
+#include "topk_round.glsl"
+#else
 #include "total_order.glsl"
+#endif
 shared uint route_sh;
 
 // Pair (t, s)'s expert into route_sh (uniform call; a barrier after it is the caller's).
@@ -73,8 +77,6 @@ void route_pick(uint pair) {
         return;
     }
     const uint lane = gl_SubgroupInvocationID;
-    const int NONE = 0x7fffffff;
-    const int LOWEST = int(0x80000000);
     int pk = 0;
     int pe = -1; // none taken yet
     if (p.n_expert <= ROUTE_KEYS * gl_SubgroupSize) {
@@ -83,39 +85,27 @@ void route_pick(uint pair) {
         int kk[ROUTE_KEYS];
         [[unroll]] for (uint c = 0u; c < ROUTE_KEYS; c++) {
             const uint e = lane + c * gl_SubgroupSize;
-            kk[c] = e < p.n_expert ? total_key(route_logits[base + e]) : LOWEST;
+            kk[c] = e < p.n_expert ? total_key(route_logits[base + e]) : TOPK_LOWEST;
         }
         for (uint r = 0u; r <= s; r++) {
-            int bk = LOWEST;
+            int bk = TOPK_LOWEST;
             int be = -1;
             [[unroll]] for (uint c = 0u; c < ROUTE_KEYS; c++) {
-                const int e = int(lane + c * gl_SubgroupSize);
-                const int k = kk[c];
-                const bool after = pe < 0 || k < pk || (k == pk && e > pe);
-                if (e < int(p.n_expert) && after && (be < 0 || k > bk)) {
-                    bk = k;
-                    be = e;
+                const uint e = lane + c * gl_SubgroupSize;
+                if (e < p.n_expert) {
+                    topk_consider(kk[c], int(e), pk, pe, bk, be);
                 }
             }
-            const int m = subgroupMax(be < 0 ? LOWEST : bk);
-            pe = subgroupMin(be >= 0 && bk == m ? be : NONE);
-            pk = m;
+            topk_round_end(bk, be, pk, pe);
         }
     } else {
         for (uint r = 0u; r <= s; r++) {
-            int bk = LOWEST;
+            int bk = TOPK_LOWEST;
             int be = -1;
             for (uint e = lane; e < p.n_expert; e += gl_SubgroupSize) {
-                const int k = total_key(route_logits[base + e]);
-                const bool after = pe < 0 || k < pk || (k == pk && int(e) > pe);
-                if (after && (be < 0 || k > bk)) {
-                    bk = k;
-                    be = int(e);
-                }
+                topk_consider(total_key(route_logits[base + e]), int(e), pk, pe, bk, be);
             }
-            const int m = subgroupMax(be < 0 ? LOWEST : bk);
-            pe = subgroupMin(be >= 0 && bk == m ? be : NONE);
-            pk = m;
+            topk_round_end(bk, be, pk, pe);
         }
     }
     if (subgroupElect()) {

@@ -4,35 +4,24 @@
 // Pass s takes the best expert that comes after pass s-1's in the strict order (logit
 // descending by f32::total_cmp's order — common/total_order.glsl — index ascending), so
 // no "taken" list: each lane scans experts lane, lane + subgroup size, ..., then
-// subgroupMax / subgroupMin pick the winner. The same choice as cpu::ops::moe_topk,
-// moe_router.comp's rank and common/id_pair.glsl's ROUTE. Subgroup-uniform call; lane 0
-// writes ids[i_base + s], s < k.
-#include "total_order.glsl"
+// subgroupMax / subgroupMin pick the winner (common/topk_round.glsl). The same choice as
+// cpu::ops::moe_topk, moe_router.comp's rank and common/id_pair.glsl's ROUTE.
+// Subgroup-uniform call; lane 0 writes ids[i_base + s], s < k.
+#include "topk_round.glsl"
 
 void moe_topk_token(uint l_base, uint i_base, uint n_expert, uint k) {
     const uint lane = gl_SubgroupInvocationID;
-    const int NONE = 0x7fffffff;
-    const int LOWEST = int(0x80000000); // below every key (-NaN's lowest is above it)
-    int pl = 0;
+    int pk = 0;
     int pe = -1; // none chosen yet
     for (uint s = 0u; s < k; s++) {
-        int bl = LOWEST;
+        int bk = TOPK_LOWEST;
         int be = -1;
         for (uint e = lane; e < n_expert; e += gl_SubgroupSize) {
-            const int l = total_key(logits[l_base + e]);
-            const bool after = pe < 0 || l < pl || (l == pl && int(e) > pe);
-            if (after && (be < 0 || l > bl)) {
-                bl = l;
-                be = int(e);
-            }
+            topk_consider(total_key(logits[l_base + e]), int(e), pk, pe, bk, be);
         }
-        // The best over the lanes; among equal keys the lowest index.
-        const int m = subgroupMax(be < 0 ? LOWEST : bl);
-        const int e = subgroupMin(be >= 0 && bl == m ? be : NONE);
+        topk_round_end(bk, be, pk, pe);
         if (lane == 0u) {
-            ids[i_base + s] = e;
+            ids[i_base + s] = pe;
         }
-        pl = m;
-        pe = e;
     }
 }
