@@ -12,6 +12,7 @@
 
 mod cases;
 mod record;
+mod record_moe;
 
 pub use cases::{cases, Case};
 
