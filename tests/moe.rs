@@ -183,3 +183,71 @@ fn gate_up_experts_fuse_in_fuse_and_auto() {
         }
     }
 }
+
+/// Decode batches' gate/up experts route themselves (`Op::MulMatId { route }`: they read
+/// the router's logits, not MOE_TOPK's ids), in every mode — fused with SwiGLU or two
+/// stacks apart — with a `routed` line each; the down experts (one x row per slot) keep
+/// the ids; batches of more than `ROUTE_MAX_N` tokens do not route, and say why.
+#[test]
+fn decode_gate_up_experts_route_themselves() {
+    use vkgraph::graph::Op;
+    use vkgraph::model::{build_graph, BuildOpts};
+    use vkgraph::passes::{self, QkvMode};
+    let m = models::tiny_model("qwen3moe", "q4_k_m");
+    for n_tokens in [1usize, 8, 9] {
+        let o = BuildOpts {
+            n_tokens,
+            n_ctx: 16,
+            n_outputs: 1,
+        };
+        for mode in QkvMode::ALL {
+            let mut g = build_graph(&m, &o).unwrap();
+            passes::run(
+                &mut g,
+                mode,
+                &Default::default(),
+                passes::FusionLevel::Layer,
+                &passes::any_backend,
+                &passes::any_group,
+            );
+            let routed: Vec<_> = g
+                .order()
+                .filter(|&n| matches!(g.node(n).op, Op::MulMatId { route: Some(_), .. }))
+                .collect();
+            let apart = !matches!(mode, QkvMode::Fuse | QkvMode::Group | QkvMode::Auto);
+            let per_layer = if apart { 2 } else { 1 };
+            let want = if n_tokens <= passes::layer::ROUTE_MAX_N {
+                per_layer * m.hp.n_layer
+            } else {
+                0
+            };
+            assert_eq!(routed.len(), want, "{mode} n={n_tokens}: {:?}", g.fusions);
+            for &n in &routed {
+                let node = g.node(n);
+                // The third source is the router's logits [n_expert, n], f32.
+                let l = g.tensor(node.srcs[2]);
+                assert_eq!(l.ne[1], n_tokens, "{mode}");
+                assert!(
+                    g.tensor(node.srcs[1]).ne[1] == 1,
+                    "{mode}: a down expert routed"
+                );
+            }
+            let lines = g
+                .fusions
+                .iter()
+                .filter(|d| d.text.starts_with("routed blk."))
+                .count();
+            assert_eq!(lines, want, "{mode} n={n_tokens}");
+            if n_tokens > passes::layer::ROUTE_MAX_N {
+                assert!(
+                    g.fusions
+                        .iter()
+                        .any(|d| d.text.contains("after its MOE_TOPK")
+                            && d.text.contains("decode batches")),
+                    "{mode}: {:?}",
+                    g.fusions
+                );
+            }
+        }
+    }
+}
