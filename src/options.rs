@@ -215,9 +215,19 @@ mod tests {
             ("VKGRAPH_FENCE_TIMEOUT", "7"),
             ("VKGRAPH_PIPELINE_STATS", "1"),
             ("VKGRAPH_MOE_GROUP", "0"),
+            ("VKGRAPH_MOE_ROUTE", "0"),
+            ("VKGRAPH_ATTN_MIN_SPLIT", "2048"),
         ]))
         .unwrap();
-        assert!(!o.moe_group);
+        assert!(!o.moe_group && !o.moe_route);
+        assert_eq!(o.attn_min_split, Some(2048));
+        for bad in [
+            ("VKGRAPH_ATTN_MIN_SPLIT", "lots"),
+            ("VKGRAPH_MOE_ROUTE", "maybe"),
+        ] {
+            let e = Options::from_vars(move |k: &str| (k == bad.0).then(|| bad.1.to_string()));
+            assert!(e.is_err_and(|e| e.to_string().contains(bad.0)), "{bad:?}");
+        }
         assert_eq!(o.fence_timeout_s, Some(7));
         assert!(o.pipeline_stats);
         assert!(Options::from_vars(vars(&[("VKGRAPH_FENCE_TIMEOUT", "soon")])).is_err());
@@ -230,7 +240,8 @@ mod tests {
             (d.qkv, d.sched_debug, d.coopmat, d.mat_vec, d.pipeline_stats),
             (QkvMode::Auto, false, true, MatVecPath::Auto, false)
         );
-        assert!(d.moe_group);
+        assert!(d.moe_group && d.moe_route);
+        assert_eq!(d.attn_min_split, None);
         let grid = crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID;
         for (v, want) in [("0", 0), ("1", grid), ("400", 400)] {
             let o = Options::from_vars(move |k: &str| (k == "VKGRAPH_SPLIT_K").then(|| v.into()));
