@@ -124,24 +124,10 @@ fn moe_sum_weights_each_slot() {
 /// folded into it (MUL_MAT_ID_SWIGLU, a decision line per layer).
 #[test]
 fn gate_up_experts_fuse_in_fuse_and_auto() {
-    use vkgraph::model::{build_graph, BuildOpts};
-    use vkgraph::passes::{self, QkvMode};
+    use vkgraph::passes::QkvMode;
     let m = models::tiny_model("qwen3moe", "q4_k_m");
-    let o = BuildOpts {
-        n_tokens: 3,
-        n_ctx: 16,
-        n_outputs: 3,
-    };
     for mode in QkvMode::ALL {
-        let mut g = build_graph(&m, &o).unwrap();
-        passes::run(
-            &mut g,
-            mode,
-            &Default::default(),
-            passes::FusionLevel::Layer,
-            &passes::any_backend,
-            &passes::any_group,
-        );
+        let g = layer_fused(&m, 3, 3, mode);
         // At fusion `layer` the fused gate/up also takes the SwiGLU in its epilogue.
         let fused = g
             .order()
@@ -191,25 +177,11 @@ fn gate_up_experts_fuse_in_fuse_and_auto() {
 #[test]
 fn decode_gate_up_experts_route_themselves() {
     use vkgraph::graph::Op;
-    use vkgraph::model::{build_graph, BuildOpts};
     use vkgraph::passes::{self, QkvMode};
     let m = models::tiny_model("qwen3moe", "q4_k_m");
     for n_tokens in [1usize, 8, 9] {
-        let o = BuildOpts {
-            n_tokens,
-            n_ctx: 16,
-            n_outputs: 1,
-        };
         for mode in QkvMode::ALL {
-            let mut g = build_graph(&m, &o).unwrap();
-            passes::run(
-                &mut g,
-                mode,
-                &Default::default(),
-                passes::FusionLevel::Layer,
-                &passes::any_backend,
-                &passes::any_group,
-            );
+            let g = layer_fused(&m, n_tokens, 1, mode);
             let routed: Vec<_> = g
                 .order()
                 .filter(|&n| matches!(g.node(n).op, Op::MulMatId { route: Some(_), .. }))
@@ -250,4 +222,31 @@ fn decode_gate_up_experts_route_themselves() {
             }
         }
     }
+}
+
+/// `m`'s graph for `n_tokens` tokens (`n_outputs` of them with logits), through every
+/// pass at fusion `layer` in `mode`, for any backend.
+fn layer_fused(
+    m: &vkgraph::model::Model,
+    n_tokens: usize,
+    n_outputs: usize,
+    mode: vkgraph::passes::QkvMode,
+) -> vkgraph::graph::Graph {
+    use vkgraph::model::{build_graph, BuildOpts};
+    use vkgraph::passes;
+    let o = BuildOpts {
+        n_tokens,
+        n_ctx: 16,
+        n_outputs,
+    };
+    let mut g = build_graph(m, &o).unwrap();
+    passes::run(
+        &mut g,
+        mode,
+        &Default::default(),
+        passes::FusionLevel::Layer,
+        &passes::any_backend,
+        &passes::any_group,
+    );
+    g
 }

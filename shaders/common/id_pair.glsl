@@ -54,17 +54,14 @@ void id_out_subgroups(uint group, uint pair, bool ok, uint tid) {
 // lane), so the rounds touch no memory. (The first version ranked every expert in
 // every invocation, n_expert loads each — 128 x 128 per workgroup of the 30B's gate/up,
 // thousands of workgroups: 38 us for the stage on an H100, against 14 without routing.)
-// Without subgroup arithmetic (the shared-memory float variant, which the executor does
-// not route) every invocation ranks its experts against all the token's logits.
+// Only the subgroup variants have it (SUBGROUP_RED): mul_mat_id_with refuses ROUTE on
+// the shared-memory float variant, and the executor does not route there.
 layout(constant_id = 9) const bool ROUTE = false;
+#ifdef SUBGROUP_RED
 // Keys per lane held in registers by the subgroup pick (more experts: reloaded per round).
 #define ROUTE_KEYS 8u
 layout(std430, set = 0, binding = IDS_BINDING) readonly restrict buffer RL { float route_logits[]; };
-#ifdef SUBGROUP_RED
 #include "topk_round.glsl"
-#else
-#include "total_order.glsl"
-#endif
 shared uint route_sh;
 
 // Pair (t, s)'s expert into route_sh (uniform call; a barrier after it is the caller's).
@@ -72,7 +69,6 @@ void route_pick(uint pair) {
     const uint t = pair / p.n_used;
     const uint s = pair - t * p.n_used;
     const uint base = p.id_off + t * p.n_expert;
-#ifdef SUBGROUP_RED
     if (gl_SubgroupID != 0u) {
         return;
     }
@@ -111,32 +107,22 @@ void route_pick(uint pair) {
     if (subgroupElect()) {
         route_sh = uint(pe);
     }
-#else
-    for (uint e = gl_LocalInvocationID.x; e < p.n_expert; e += gl_WorkGroupSize.x) {
-        const int ke = total_key(route_logits[base + e]);
-        uint rank = 0u;
-        for (uint j = 0u; j < p.n_expert; j++) {
-            const int kj = total_key(route_logits[base + j]);
-            rank += uint(kj > ke || (kj == ke && j < e));
-        }
-        if (rank == s) {
-            route_sh = e;
-        }
-    }
-#endif
 }
+#endif
 
 // Sets id_expert to the pair's expert and returns true; for an id out of range sets
 // expert 0 (valid memory to read) and returns false: the caller writes 0 for the pair's
 // rows (id_out with zero sums) and still takes part in any epilogue. Uniform call (ROUTE
 // has a barrier).
 bool id_pair_begin(uint pair) {
+#ifdef SUBGROUP_RED
     if (ROUTE) {
         route_pick(pair);
         barrier();
         id_expert = route_sh;
         return true;
     }
+#endif
     const int e = ids[p.id_off + pair];
     const bool ok = e >= 0 && uint(e) < p.n_expert;
     id_expert = ok ? uint(e) : 0u;

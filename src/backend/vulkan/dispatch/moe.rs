@@ -643,6 +643,12 @@ pub fn mul_mat_id_with(
     let nxe = u64::from(k) * u64::from(nx) * u64::from(n);
     count_u32(nxe, &what)?;
     let (rx, x_off) = bind(caps, &x, 4, nxe, "mul_mat_id x")?;
+    if route && !mul_mat::has_subgroup_add(caps) {
+        return Err(Error::Unsupported(format!(
+            "{what}: routing in the kernel needs subgroup arithmetic, which {} lacks",
+            caps.name
+        )));
+    }
     if route && (n_used > n_expert || n > mul_mat::MAT_VEC_MAX_N) {
         return Err(Error::Usage(format!(
             "{what}: routing in the kernel takes at most {} tokens and {n_expert} slots, \

@@ -124,15 +124,11 @@ impl VulkanBackend {
     /// reads (the chosen experts' matrices) in place of the whole stack's.
     pub(super) fn vecq_id_for(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
-        let (w, x, ids) = (
-            g.tensor(node.srcs[0]),
-            g.tensor(node.srcs[1]),
-            g.tensor(node.srcs[2]),
-        );
-        let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(ids.ne[1])) else {
+        let (w, x) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
+        let (slots, tokens) = g.id_slots(n).unwrap_or((0, 0));
+        let (Ok(k), Ok(nt)) = (u32::try_from(w.ne[0]), u32::try_from(tokens)) else {
             return false;
         };
-        let (slots, tokens) = g.id_slots(n).unwrap_or((0, 0));
         let per_expert = w.nbytes() / w.ne[2].max(1);
         let read = per_expert * (slots * tokens).min(w.ne[2]);
         let big_enough = self.mat_vec == MatVecPath::Int8 || read >= VECQ_MIN_BYTES;
