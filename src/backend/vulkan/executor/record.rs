@@ -785,13 +785,11 @@ pub(crate) fn mul_mat_id(
         }
         None => None,
     };
-    let (w, x, ids) = (a.st(0), a.st(1), a.st(2));
+    let (w, x) = (a.st(0), a.st(1));
     let split: Vec<u32> = split.iter().map(|&r| a.u(r)).collect::<Result<_>>()?;
     // (slots, tokens): the ids' shape, or with `route` k and the logits' tokens.
-    let (n_used, n_tok) = match *route {
-        Some(k) => (a.u(k)?, a.u(ids.nrows())?),
-        None => (a.u(ids.ne[0])?, a.u(ids.ne[1])?),
-    };
+    let (slots, tokens) = g.id_slots(n).ok_or_else(|| a.wrong("mul_mat_id"))?;
+    let (n_used, n_tok) = (a.u(slots)?, a.u(tokens)?);
     let pairs = n_used * n_tok;
     let x16 = match (be.x16_scratch.get(&n), be.x16_buf) {
         (Some(&(off, bytes, _)), Some(b)) => Some(be.bufs[b].range(off, bytes)),
