@@ -277,9 +277,16 @@ pub fn profile_pp(
     Ok(out)
 }
 
-/// The GPU profile of one tg step (after a 16-token prompt) in each mode, measured
-/// per stage and per node, as markdown.
-pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[Mode]) -> Result<String> {
+/// The GPU profile of one tg step in each mode, measured per stage and per node, as
+/// markdown: after a 16-token prompt when `depth` is 0, else after `depth` cached tokens
+/// (filled as `bench -d` fills them), so `bench -d 4096 --profile` shows where a step's
+/// time goes at long context.
+pub fn profile_tg(
+    s: &mut Session,
+    model_name: &str,
+    modes: &[Mode],
+    depth: usize,
+) -> Result<String> {
     use crate::backend::ProfileMode;
     let mut out = String::new();
     let n_vocab = s.model.hp.n_vocab as u32;
@@ -288,8 +295,16 @@ pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[Mode]) -> Result<S
             s.opts.qkv = mode.qkv;
             s.opts.fusion = mode.fusion;
             s.reset();
-            let prompt: Vec<u32> = (0..16u32).map(|i| (i * 7919) % n_vocab).collect();
-            s.forward(&prompt, false)?;
+            let n_prompt = if depth == 0 { 16 } else { depth };
+            let mut at = 0;
+            while at < n_prompt {
+                let chunk = (n_prompt - at).min(DEPTH_BATCH);
+                let prompt: Vec<u32> = (at..at + chunk)
+                    .map(|i| (i as u32).wrapping_mul(7919) % n_vocab)
+                    .collect();
+                s.forward(&prompt, false)?;
+                at += chunk;
+            }
             s.forward(&[1], false)?; // warm the decode shape
                                      // Wall time of unprofiled decode steps (submit, GPU, fence, logits read-back):
                                      // beside the GPU time below it says what the host and the sync cost.
@@ -310,7 +325,10 @@ pub fn profile_tg(s: &mut Session, model_name: &str, modes: &[Mode]) -> Result<S
                 break;
             }
             let gpu_us: f64 = times.iter().map(|t| t.ns).sum::<f64>() / 1e3;
-            out += &format!("\n### {model_name} tg step at position 17, qkv={mode}\n");
+            // The profiled step's position: the prompt, the warm-up and the wall steps
+            // before it.
+            let pos = n_prompt + 1 + WALL_STEPS;
+            out += &format!("\n### {model_name} tg step at position {pos}, qkv={mode}\n");
             if pm == ProfileMode::PerStage {
                 out += &format!(
                     "wall per unprofiled step: {wall_us:.1} µs; GPU per profiled step: {gpu_us:.1} µs; \

@@ -318,7 +318,8 @@ fn bench(a: &BenchArgs) -> Result<()> {
     for path in &a.model {
         let model = Arc::new(a.lora.open(path)?);
         let n_ctx = tests.iter().map(Test::n_ctx).max().unwrap_or(1);
-        // Room for the profile step too (a 16-token prompt and two decode steps).
+        // Room for the profile step too (a 16-token prompt, or the depth, and ten
+        // decode steps).
         let opts = SessionOptions {
             n_ctx: n_ctx.max(1) + 32,
             ..Default::default()
@@ -330,7 +331,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
         eprintln!("bench: {name} on {}", s.backend_names().join(" + "));
         rows.extend(bench::run(&mut s, &name, &tests, &modes, a.reps.max(1))?);
         if a.profile {
-            profiles.push(bench::profile_tg(&mut s, &name, &modes)?);
+            for &d in &depths {
+                profiles.push(bench::profile_tg(&mut s, &name, &modes, d)?);
+            }
             if let Some(&np) = a.n_prompt.iter().find(|&&p| p > 0) {
                 profiles.push(bench::profile_pp(&mut s, &name, &modes, np)?);
             }
