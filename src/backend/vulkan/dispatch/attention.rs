@@ -373,10 +373,13 @@ pub fn split_shape(
         }
     }
     let slots = (n_head / qb) * n;
-    let nz = (n_kv / rows_per_split)
-        .min(MAX_NZ)
-        .min(MAX_SPLIT_GROUPS / slots.max(1))
-        .min(caps.max_compute_work_group_count[2]);
+    let nz = split_count(
+        n_kv,
+        rows_per_split,
+        MAX_NZ
+            .min(MAX_SPLIT_GROUPS / slots.max(1))
+            .min(caps.max_compute_work_group_count[2]),
+    );
     let nz = if force { nz.max(2) } else { nz };
     (nz >= 2).then_some(SplitShape {
         nz,
@@ -685,7 +688,48 @@ fn shape(
     (s, qb)
 }
 
+/// Workgroups along the context for `n_kv` planned rows: enough that each takes at most
+/// `rows_per_split` rows (one round of its sub-blocks) for every length up to `n_kv`, at
+/// most `max_nz`. Rounding down instead left a cache of 4,192 rows (`bench -d 4096`: the
+/// depth, the generated tokens and the margin) with 32 splits of 131 rows — two rounds
+/// each, the second a third full — whenever the context passed 4,096.
+fn split_count(n_kv: u32, rows_per_split: u32, max_nz: u32) -> u32 {
+    n_kv.div_ceil(rows_per_split.max(1)).min(max_nz)
+}
+
 /// Largest power of two not above `x` (x ≥ 1).
 fn floor_pow2(x: u32) -> u32 {
     1 << (31 - x.max(1).leading_zeros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shader's rows per split for a range of `len` rows over `nz` splits.
+    fn shader_rows(len: u32, nz: u32) -> u32 {
+        len.div_ceil(nz).div_ceil(TILE) * TILE
+    }
+
+    #[test]
+    fn every_length_up_to_the_plan_takes_one_round() {
+        for rps in [TILE, 2 * TILE] {
+            for n_kv in [512u32, 1000, 2048, 4096, 4192, 4160, 8192, 8200] {
+                if n_kv.div_ceil(rps) > MAX_NZ {
+                    continue; // capped: see below
+                }
+                let nz = split_count(n_kv, rps, MAX_NZ);
+                for len in [n_kv / 2 + 1, n_kv - 1, n_kv] {
+                    assert!(
+                        shader_rows(len, nz) <= rps,
+                        "n_kv {n_kv}, {rps} rows per split: {nz} splits give {} rows at {len}",
+                        shader_rows(len, nz)
+                    );
+                }
+            }
+        }
+        // The cap wins over one round: more rows per split, never more workgroups.
+        assert_eq!(split_count(16384, 2 * TILE, MAX_NZ), MAX_NZ);
+        assert_eq!(split_count(4192, 2 * TILE, MAX_NZ), 33);
+    }
 }
