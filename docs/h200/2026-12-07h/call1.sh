@@ -1,24 +1,38 @@
-# Call 1 (nineteenth session): where a decode step's time goes at depth 4096.
-# N = this session's build (target/device.tar.xz: `bench -d N --profile` profiles the tg
-# step at depth N). gen-model qwen3-0.6b and llama-8b q4_0 here; per-stage / per-node
-# profiles of one step at depth 0 and 4096; the same at 4096 with 64 cache rows per
-# split-K workgroup (VKGRAPH_ATTN_SPLIT_ROWS=64) and never split (VKGRAPH_ATTN_MIN_SPLIT).
+# Call 1 (nineteenth session): decode at depth. N = main 9bf0dc4 (target/device.tar.xz:
+# split-K attention with enough splits for one round at every planned length; `bench -d
+# N --profile` profiles the tg step at depth N), B = main b8a345a (target/vkgraph-B.xz).
+# gen-model qwen3-0.6b and llama-8b q4_0 here; tg64 at depth 0 / 2048 / 4096 alternating
+# B, N; N's per-stage / per-node profiles at depth 0 and 4096; then llama.cpp CUDA's
+# depth figures if the anchor build finishes in time.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
+(bash .anchor/anchor-build.sh > $L/anchor.txt 2>&1) &
+AP=$!
 bash scripts/device-run.sh > /dev/null 2>&1
 D=/tmp/dev/device
+xz -dc target/vkgraph-B.xz > /tmp/vkgraph-B && chmod +x /tmp/vkgraph-B
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json VKGRAPH_REQUIRE_VULKAN=1
 $D/vkgraph devices > $L/devices.txt 2>&1; grep -iE "^\[0\]|driver" $L/devices.txt | head -2
 for m in "qwen3 qwen3-0.6b q06" "llama llama-8b l8"; do set -- $m
   $D/vkgraph gen-model --arch $1 --preset $2 --quant q4_0 -o /tmp/$3.gguf >> $L/gen.txt 2>&1; done
 echo "gen t=$SECONDS"
-st() { grep -A12 "per stage" $1 | grep -E "ATTENTION|GPU per" | cut -c1-150; }
-for m in q06 l8; do
-  for e in "VKGRAPH_X=0 def" "VKGRAPH_ATTN_SPLIT_ROWS=64 r64" "VKGRAPH_ATTN_MIN_SPLIT=100000 nosplit"; do set -- $e
-    env $1 timeout 120 $D/vkgraph bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,4096 -r 2 --qkv auto --profile > $L/$m-$2.txt 2>&1
-    echo "== $m $2: $(grep -E 'tg64' $L/$m-$2.txt | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}') (t=$SECONDS)"
-    st $L/$m-$2.txt
-    pack
-  done
+t() { grep -E "$2" $1 | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
+for m in l8 q06; do
+  for b in B N; do
+    B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B
+    timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
+    echo "$b $m: $(t $L/$b-$m.txt tg64) (t=$SECONDS)"
+  done; pack
+done
+for m in l8 q06; do
+  timeout 100 $D/vkgraph bench -m /tmp/$m.gguf -p 0 -n 16 -d 0,4096 -r 1 --qkv auto --profile > $L/N-$m-profile.txt 2>&1
+  grep -E "^### |GPU per|ATTENTION" $L/N-$m-profile.txt | cut -c1-140
+  pack
+done
+echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
+LB=/tmp/ll/build/bin/llama-bench
+for m in l8 q06; do
+  [ -x $LB ] && timeout 100 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
+  echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS)"; pack
 done
 pack; rm -rf $OUT/logs
