@@ -2,7 +2,7 @@
 # split-K attention with enough splits for one round at every planned length; `bench -d
 # N --profile` profiles the tg step at depth N), B = main b8a345a (target/vkgraph-B.xz).
 # gen-model qwen3-0.6b and llama-8b q4_0 here; tg64 at depth 0 / 2048 / 4096 alternating
-# B, N; N's per-stage / per-node profiles at depth 0 and 4096; then llama.cpp CUDA's
+# B, N, N with 64 cache rows per split (VKGRAPH_ATTN_SPLIT_ROWS=64); N's per-stage / per-node profiles at depth 0 and 4096; then llama.cpp CUDA's
 # depth figures if the anchor build finishes in time.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
@@ -16,11 +16,22 @@ $D/vkgraph devices > $L/devices.txt 2>&1; grep -iE "^\[0\]|driver" $L/devices.tx
 for m in "qwen3 qwen3-0.6b q06" "llama llama-8b l8"; do set -- $m
   $D/vkgraph gen-model --arch $1 --preset $2 --quant q4_0 -o /tmp/$3.gguf >> $L/gen.txt 2>&1; done
 echo "gen t=$SECONDS"
+# The changed split shape under the Khronos validation layer (sync validation) first.
+V=/tmp/vvl; mkdir -p $V; for f in .vvl/*.deb; do dpkg -x "$f" $V; done; VL=$V/usr/lib/x86_64-linux-gnu
+man=$(cat $D/MANIFEST_DIR)
+vt() { (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 VKGRAPH_EXPECT_COOPMAT=1 \
+  timeout $2 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
+  $D/$1 --test-threads 1 $3 > $L/validated-$1.txt 2>&1; echo "$1 $3 (validated) rc=$? $(grep -E '^test result' $L/validated-$1.txt | tail -1) (t=$SECONDS)"); }
+vt vk_attention 120 ""
+vt model_vulkan 150 attention
+(VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
+  $D/vkgraph test-ops --validate -o attention > $L/validated-test-ops-attention.txt 2>&1; echo "test-ops --validate -o attention rc=$? $(tail -2 $L/validated-test-ops-attention.txt | tr '\n' ' ' | cut -c1-200)")
+pack
 t() { grep -E "$2" $1 | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
 for m in l8 q06; do
-  for b in B N; do
-    B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B
-    timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
+  for b in B N N64; do
+    B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B; E=VKGRAPH_X=0; [ $b = N64 ] && E=VKGRAPH_ATTN_SPLIT_ROWS=64
+    env $E timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
     echo "$b $m: $(t $L/$b-$m.txt tg64) (t=$SECONDS)"
   done; pack
 done
