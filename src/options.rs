@@ -18,6 +18,7 @@
 //! | `VKGRAPH_MMVQ_SHAPE=WGxROWS` | [`Options::mat_vecq_shape`] | the same for the integer-dot mat-vec, dense and expert-indexed (rows 1..=16; unset: chosen per shape) |
 //! | `VKGRAPH_MMVQ_ID_SHAPE=WGxROWS` | [`Options::mat_vecq_id_shape`] | the integer-dot expert-indexed mat-vec only (MUL_MAT_ID at decode; before `VKGRAPH_MMVQ_SHAPE` there; tuning) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
+//! | `VKGRAPH_ATTN_VPRE=0/1` | [`Options::attn_split_vpre`] | decode split-K attention: each tile's V rows loaded with its K rows (`VPRE`; tuning; unset: off) |
 //! | `VKGRAPH_ATTN_MIN_SPLIT=N` | [`Options::attn_min_split`] | decode attention splits the context from N planned cache rows on (tuning; unset: 512) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
@@ -54,6 +55,8 @@ pub struct Options {
     pub attn_split_rows: Option<u32>,
     /// Planned cache rows from which decode attention splits the context.
     pub attn_min_split: Option<u32>,
+    /// Whether split-K decode attention preloads each tile's V rows (`None`: the default).
+    pub attn_split_vpre: Option<bool>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
     pub pipeline_stats: bool,
@@ -77,6 +80,7 @@ impl Default for Options {
             mat_vecq_id_shape: None,
             attn_split_rows: None,
             attn_min_split: None,
+            attn_split_vpre: None,
             cache_dir: None,
             fence_timeout_s: None,
             pipeline_stats: false,
@@ -143,6 +147,7 @@ impl Options {
                 }
             });
         }
+        o.attn_split_vpre = flag(&get, "VKGRAPH_ATTN_VPRE")?;
         if let Some(v) = get("VKGRAPH_ATTN_MIN_SPLIT") {
             o.attn_min_split = Some(v.trim().parse().map_err(|_| {
                 Error::Usage(format!("VKGRAPH_ATTN_MIN_SPLIT={v}: expected a row count"))
@@ -217,10 +222,12 @@ mod tests {
             ("VKGRAPH_MOE_GROUP", "0"),
             ("VKGRAPH_MOE_ROUTE", "0"),
             ("VKGRAPH_ATTN_MIN_SPLIT", "2048"),
+            ("VKGRAPH_ATTN_VPRE", "1"),
         ]))
         .unwrap();
         assert!(!o.moe_group && !o.moe_route);
         assert_eq!(o.attn_min_split, Some(2048));
+        assert_eq!(o.attn_split_vpre, Some(true));
         for bad in [
             ("VKGRAPH_ATTN_MIN_SPLIT", "lots"),
             ("VKGRAPH_MOE_ROUTE", "maybe"),
@@ -241,7 +248,7 @@ mod tests {
             (QkvMode::Auto, false, true, MatVecPath::Auto, false)
         );
         assert!(d.moe_group && d.moe_route);
-        assert_eq!(d.attn_min_split, None);
+        assert_eq!((d.attn_min_split, d.attn_split_vpre), (None, None));
         let grid = crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID;
         for (v, want) in [("0", 0), ("1", grid), ("400", 400)] {
             let o = Options::from_vars(move |k: &str| (k == "VKGRAPH_SPLIT_K").then(|| v.into()));

@@ -524,6 +524,7 @@ pub fn make_backends(
         vk.set_mat_vecq_id_shape(options()?.mat_vecq_id_shape);
         vk.set_attn_split_rows(options()?.attn_split_rows);
         vk.set_attn_min_split(options()?.attn_min_split);
+        vk.set_attn_split_vpre(options()?.attn_split_vpre);
         v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));

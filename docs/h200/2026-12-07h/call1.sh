@@ -1,8 +1,9 @@
-# Call 1 (nineteenth session): decode at depth. N = main 9bf0dc4 (target/device.tar.xz:
+# Call 1 (nineteenth session): decode at depth. N = main (this session's build) (target/device.tar.xz:
 # split-K attention with enough splits for one round at every planned length; `bench -d
 # N --profile` profiles the tg step at depth N), B = main b8a345a (target/vkgraph-B.xz).
 # gen-model qwen3-0.6b and llama-8b q4_0 here; tg64 at depth 0 / 2048 / 4096 alternating
-# B, N, N with 64 cache rows per split (VKGRAPH_ATTN_SPLIT_ROWS=64); N's per-stage / per-node profiles at depth 0 and 4096; then llama.cpp CUDA's
+# B, N, N with 64 cache rows per split (VKGRAPH_ATTN_SPLIT_ROWS=64), N with V preloaded
+# (VKGRAPH_ATTN_VPRE=1); N's per-stage / per-node profiles at depth 0 and 4096; then llama.cpp CUDA's
 # depth figures if the anchor build finishes in time.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
@@ -29,8 +30,9 @@ vt model_vulkan 150 attention
 pack
 t() { grep -E "$2" $1 | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
 for m in l8 q06; do
-  for b in B N N64; do
+  for b in B N N64 Nvpre; do
     B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B; E=VKGRAPH_X=0; [ $b = N64 ] && E=VKGRAPH_ATTN_SPLIT_ROWS=64
+    [ $b = Nvpre ] && E=VKGRAPH_ATTN_VPRE=1
     env $E timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
     echo "$b $m: $(t $L/$b-$m.txt tg64) (t=$SECONDS)"
   done; pack

@@ -95,6 +95,17 @@ impl VulkanBackend {
         }
     }
 
+    /// Overrides whether split-K decode attention preloads each tile's V rows (`VPRE`;
+    /// tuning; `None`: the default of `dispatch::attention::split_shape`). Takes effect at
+    /// the next plan.
+    pub fn set_attn_split_vpre(&mut self, on: Option<bool>) {
+        if on != self.attn_split_vpre {
+            self.attn_split_vpre = on;
+            self.arena_uid = 0; // re-plan the split shapes
+            self.recorded.clear();
+        }
+    }
+
     /// Whether matmul node `n` runs on the integer-dot path.
     pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
@@ -527,6 +538,10 @@ impl VulkanBackend {
                     self.split_rows_per_workgroup(),
                 ) else {
                     continue;
+                };
+                let shape = dispatch::attention::SplitShape {
+                    preload_v: self.attn_split_vpre.unwrap_or(shape.preload_v),
+                    ..shape
                 };
                 self.attn_split.insert(n, (shape, at));
                 at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;

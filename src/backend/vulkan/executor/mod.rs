@@ -121,6 +121,7 @@ pub struct VulkanBackend {
     pub(super) attn_split_rows: Option<u32>,
     /// Planned rows from which decode attention splits (`None`: the default).
     pub(super) attn_min_split: Option<u32>,
+    pub(super) attn_split_vpre: Option<bool>,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
@@ -193,6 +194,7 @@ impl VulkanBackend {
             mat_vecq_id_shape: None,
             attn_split_rows: None,
             attn_min_split: None,
+            attn_split_vpre: None,
             force_attention_split: false,
             kv_len: 0,
             split_rows: 0,
