@@ -17,12 +17,16 @@ $D/vkgraph devices > $L/devices.txt 2>&1; grep -iE "^\[0\]|driver" $L/devices.tx
 for m in "qwen3 qwen3-0.6b q06" "llama llama-8b l8"; do set -- $m
   $D/vkgraph gen-model --arch $1 --preset $2 --quant q4_0 -o /tmp/$3.gguf >> $L/gen.txt 2>&1; done
 echo "gen t=$SECONDS"
+# Clocks and performance state while our benches and llama.cpp's run (is the memory
+# clock the same under Vulkan as under CUDA?).
+SMI=$(command -v nvidia-smi || ls /usr/local/nvidia/bin/nvidia-smi 2>/dev/null)
+[ -n "$SMI" ] && ($SMI --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,power.draw,utilization.gpu,utilization.memory --format=csv -lms 500 > $L/smi.csv 2>&1 &) || echo "no nvidia-smi"
 # The changed split shape under the Khronos validation layer (sync validation) first.
 V=/tmp/vvl; mkdir -p $V; for f in .vvl/*.deb; do dpkg -x "$f" $V; done; VL=$V/usr/lib/x86_64-linux-gnu
 man=$(cat $D/MANIFEST_DIR)
 vt() { (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 VKGRAPH_EXPECT_COOPMAT=1 \
   timeout $2 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
-  $D/$1 --test-threads 1 $3 > $L/validated-$1.txt 2>&1; echo "$1 $3 (validated) rc=$? $(grep -E '^test result' $L/validated-$1.txt | tail -1) (t=$SECONDS)"); }
+  $D/$1 --test-threads 1 $3 > $L/validated-$1.txt 2>&1; echo "$1 $3 (validated) rc=$? $(grep -E '^test result' $L/validated-$1.txt | tail -1) (t=$SECONDS $(date +%T))"); }
 vt vk_attention 120 ""
 vt model_vulkan 150 attention
 (VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
@@ -34,7 +38,7 @@ for m in l8 q06; do
     B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B; E=VKGRAPH_X=0; [ $b = N64 ] && E=VKGRAPH_ATTN_SPLIT_ROWS=64
     [ $b = Nvpre ] && E=VKGRAPH_ATTN_VPRE=1
     env $E timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
-    echo "$b $m: $(t $L/$b-$m.txt tg64) (t=$SECONDS)"
+    echo "$b $m: $(t $L/$b-$m.txt tg64) (t=$SECONDS $(date +%T))"
   done; pack
 done
 for m in l8 q06; do
@@ -46,6 +50,6 @@ echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
 LB=/tmp/ll/build/bin/llama-bench
 for m in l8 q06; do
   [ -x $LB ] && timeout 100 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
-  echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS)"; pack
+  echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS $(date +%T))"; pack
 done
-pack; rm -rf $OUT/logs
+pkill -f "query-gpu" ; pack; rm -rf $OUT/logs
