@@ -46,10 +46,12 @@ for m in l8 q06; do
   grep -E "^### |GPU per|ATTENTION" $L/N-$m-profile.txt | cut -c1-140
   pack
 done
-echo "t=$SECONDS wait anchor"; wait $AP; tail -1 $L/anchor.txt
+# Within the call's 600 s: llama.cpp only if its build is done or nearly.
+while [ $SECONDS -lt 480 ] && kill -0 $AP 2>/dev/null; do sleep 5; done
+echo "t=$SECONDS anchor: $(tail -1 $L/anchor.txt)"
 LB=/tmp/ll/build/bin/llama-bench
 for m in l8 q06; do
-  [ -x $LB ] && timeout 100 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
+  [ -x $LB ] && [ $SECONDS -lt 540 ] && timeout 45 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
   echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS $(date +%T))"; pack
 done
 pkill -f "query-gpu" ; pack; rm -rf $OUT/logs
