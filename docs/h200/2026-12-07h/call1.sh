@@ -54,4 +54,5 @@ for m in l8 q06; do
   [ -x $LB ] && [ $SECONDS -lt 540 ] && timeout 45 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
   echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS $(date +%T))"; pack
 done
-pkill -f "query-gpu" ; pack; rm -rf $OUT/logs
+pkill -f "query-gpu"; kill -0 $AP 2>/dev/null && { pkill -f anchor-build; pkill -x make; pkill -x cmake; pkill -f nvcc; pkill -f cc1plus; }
+pack; rm -rf $OUT/logs
