@@ -192,6 +192,39 @@ fn bench_reports_every_mode() {
     assert_eq!((row[4], row[5], row[8]), ("auto", "tg3", "ops"), "{csv}");
     let (ok, _, err) = vkgraph(&["bench", "-m", &m, "--fusion", "most", "--cpu"]);
     assert!(!ok && err.contains("unknown fusion level `most`"), "{err}");
+    // --profile with depths: one tg step profiled after each depth's cached tokens (its
+    // position named: the depth, the warm-up step and the eight timed wall steps), on the
+    // Vulkan device (the CPU has no timestamps).
+    let (ok, md, err) = vkgraph(&[
+        "bench",
+        "-m",
+        &m,
+        "-p",
+        "0",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "--qkv",
+        "auto",
+        "-d",
+        "0,40",
+        "--profile",
+        "--device",
+        "0",
+    ]);
+    assert!(ok, "{err}");
+    for (pos, test) in [(25, "tg2"), (49, "tg2 @ d40")] {
+        assert!(
+            md.contains(&format!("tg step at position {pos}, qkv=auto")),
+            "no profile at position {pos}: {md}"
+        );
+        assert!(md.contains(&format!("| {test} |")), "no {test} row: {md}");
+    }
+    assert!(
+        md.contains("ROPE_ATTENTION") || md.contains("ATTENTION"),
+        "{md}"
+    );
 }
 
 #[test]
