@@ -34,7 +34,8 @@ vt model_vulkan 150 attention
 pack
 t() { grep -E "$2" $1 | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
 for m in l8 q06; do
-  for b in B N N64 Nvpre; do
+  V="B N N64 Nvpre"; [ $m = q06 ] && V="B N"
+  for b in $V; do
     B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B; E=VKGRAPH_X=0; [ $b = N64 ] && E=VKGRAPH_ATTN_SPLIT_ROWS=64
     [ $b = Nvpre ] && E=VKGRAPH_ATTN_VPRE=1
     env $E timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
@@ -47,11 +48,11 @@ for m in l8 q06; do
   pack
 done
 # Within the call's 600 s: llama.cpp only if its build is done or nearly.
-while [ $SECONDS -lt 480 ] && kill -0 $AP 2>/dev/null; do sleep 5; done
+while [ $SECONDS -lt 400 ] && kill -0 $AP 2>/dev/null; do sleep 5; done
 echo "t=$SECONDS anchor: $(tail -1 $L/anchor.txt)"
 LB=/tmp/ll/build/bin/llama-bench
 for m in l8 q06; do
-  [ -x $LB ] && [ $SECONDS -lt 540 ] && timeout 45 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
+  [ -x $LB ] && [ $SECONDS -lt 470 ] && timeout 45 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
   echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS $(date +%T))"; pack
 done
 pkill -f "query-gpu"; kill -0 $AP 2>/dev/null && { pkill -f anchor-build; pkill -x make; pkill -x cmake; pkill -f nvcc; pkill -f cc1plus; }
