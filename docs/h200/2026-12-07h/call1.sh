@@ -7,8 +7,6 @@
 # depth figures if the anchor build finishes in time.
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
-(bash .anchor/anchor-build.sh > $L/anchor.txt 2>&1) &
-AP=$!
 bash scripts/device-run.sh > /dev/null 2>&1
 D=/tmp/dev/device
 xz -dc target/vkgraph-B.xz > /tmp/vkgraph-B && chmod +x /tmp/vkgraph-B
@@ -28,7 +26,7 @@ vt() { (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_RE
   timeout $2 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
   $D/$1 --test-threads 1 $3 > $L/validated-$1.txt 2>&1; echo "$1 $3 (validated) rc=$? $(grep -E '^test result' $L/validated-$1.txt | tail -1) (t=$SECONDS $(date +%T))"); }
 vt vk_attention 120 ""
-vt model_vulkan 150 attention
+vt model_vulkan 90 split_attention
 (VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
   $D/vkgraph test-ops --validate -o attention > $L/validated-test-ops-attention.txt 2>&1; echo "test-ops --validate -o attention rc=$? $(tail -2 $L/validated-test-ops-attention.txt | tr '\n' ' ' | cut -c1-200)")
 pack
@@ -47,13 +45,5 @@ for m in l8 q06; do
   grep -E "^### |GPU per|ATTENTION" $L/N-$m-profile.txt | cut -c1-140
   pack
 done
-# Within the call's 600 s: llama.cpp only if its build is done or nearly.
-while [ $SECONDS -lt 400 ] && kill -0 $AP 2>/dev/null; do sleep 5; done
-echo "t=$SECONDS anchor: $(tail -1 $L/anchor.txt)"
-LB=/tmp/ll/build/bin/llama-bench
-for m in l8 q06; do
-  [ -x $LB ] && [ $SECONDS -lt 470 ] && timeout 45 $LB -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 -ngl 99 -fa 1 > $L/llama-$m.txt 2>&1
-  echo "$m llama.cpp CUDA: $(t $L/llama-$m.txt tg64) (t=$SECONDS $(date +%T))"; pack
-done
-pkill -f "query-gpu"; kill -0 $AP 2>/dev/null && { pkill -f anchor-build; pkill -x make; pkill -x cmake; pkill -f nvcc; pkill -f cc1plus; }
+pkill -f "query-gpu"
 pack; rm -rf $OUT/logs
