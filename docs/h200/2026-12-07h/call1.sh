@@ -3,8 +3,9 @@
 # N --profile` profiles the tg step at depth N), B = main b8a345a (target/vkgraph-B.xz).
 # gen-model qwen3-0.6b and llama-8b q4_0 here; tg64 at depth 0 / 2048 / 4096 alternating
 # B, N, N with 64 cache rows per split (VKGRAPH_ATTN_SPLIT_ROWS=64), N with V preloaded
-# (VKGRAPH_ATTN_VPRE=1); N's per-stage / per-node profiles at depth 0 and 4096; then llama.cpp CUDA's
-# depth figures if the anchor build finishes in time.
+# (VKGRAPH_ATTN_VPRE=1); N's per-stage / per-node profiles at depth 0 and 4096. No
+# llama.cpp build here (the session's device time went mostly to refused starts): its
+# depth figures are the eighteenth session's (another grant).
 L=$OUT/logs; mkdir -p $L
 pack() { (cd $OUT && tar czf logs.tmp logs && mv logs.tmp logs.tgz); }
 bash scripts/device-run.sh > /dev/null 2>&1
@@ -15,8 +16,8 @@ $D/vkgraph devices > $L/devices.txt 2>&1; grep -iE "^\[0\]|driver" $L/devices.tx
 for m in "qwen3 qwen3-0.6b q06" "llama llama-8b l8"; do set -- $m
   $D/vkgraph gen-model --arch $1 --preset $2 --quant q4_0 -o /tmp/$3.gguf >> $L/gen.txt 2>&1; done
 echo "gen t=$SECONDS"
-# Clocks and performance state while our benches and llama.cpp's run (is the memory
-# clock the same under Vulkan as under CUDA?).
+# Clocks and performance state while our benches run (is the memory clock at its
+# maximum under Vulkan?).
 SMI=$(command -v nvidia-smi || ls /usr/local/nvidia/bin/nvidia-smi 2>/dev/null)
 [ -n "$SMI" ] && ($SMI --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,power.draw,utilization.gpu,utilization.memory --format=csv -lms 500 > $L/smi.csv 2>&1 &) || echo "no nvidia-smi"
 # The changed split shape under the Khronos validation layer (sync validation) first.
