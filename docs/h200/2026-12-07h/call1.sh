@@ -20,31 +20,35 @@ echo "gen t=$SECONDS"
 # maximum under Vulkan?).
 SMI=$(command -v nvidia-smi || ls /usr/local/nvidia/bin/nvidia-smi 2>/dev/null)
 [ -n "$SMI" ] && ($SMI --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,power.draw,utilization.gpu,utilization.memory --format=csv -lms 500 > $L/smi.csv 2>&1 &) || echo "no nvidia-smi"
-# The changed split shape under the Khronos validation layer (sync validation) first.
+# Validation helpers (the Khronos layer with synchronization validation).
 V=/tmp/vvl; mkdir -p $V; for f in .vvl/*.deb; do dpkg -x "$f" $V; done; VL=$V/usr/lib/x86_64-linux-gnu
 man=$(cat $D/MANIFEST_DIR)
 vt() { (cd $man && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 VKGRAPH_EXPECT_COOPMAT=1 \
   timeout $2 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
   $D/$1 --test-threads 1 $3 > $L/validated-$1.txt 2>&1; echo "$1 $3 (validated) rc=$? $(grep -E '^test result' $L/validated-$1.txt | tail -1) (t=$SECONDS $(date +%T))"); }
+t() { grep -E "$2" $1 | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
+ab() { # model, variants
+  for b in $2; do
+    B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B; E=VKGRAPH_X=0; [ $b = N64 ] && E=VKGRAPH_ATTN_SPLIT_ROWS=64
+    [ $b = Nvpre ] && E=VKGRAPH_ATTN_VPRE=1
+    env $E timeout 100 $B bench -m /tmp/$1.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$1.txt 2>&1
+    echo "$b $1: $(t $L/$b-$1.txt tg64) (t=$SECONDS $(date +%T))"
+  done; pack
+}
+prof() {
+  timeout 100 $D/vkgraph bench -m /tmp/$1.gguf -p 0 -n 16 -d 0,4096 -r 1 --qkv auto --profile > $L/N-$1-profile.txt 2>&1
+  grep -E "^### |GPU per|ATTENTION" $L/N-$1-profile.txt | cut -c1-140; pack
+}
+# Most important first (the call may be cut short): the split-count fix on llama-8b.
+ab l8 "B N"
+ab l8 "N64 Nvpre"
+prof l8
 vt vk_attention 120 ""
-vt model_vulkan 90 split_attention
 (VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d timeout 60 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \
   $D/vkgraph test-ops --validate -o attention > $L/validated-test-ops-attention.txt 2>&1; echo "test-ops --validate -o attention rc=$? $(tail -2 $L/validated-test-ops-attention.txt | tr '\n' ' ' | cut -c1-200)")
 pack
-t() { grep -E "$2" $1 | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
-for m in l8 q06; do
-  V="B N N64 Nvpre"; [ $m = q06 ] && V="B N"
-  for b in $V; do
-    B=$D/vkgraph; [ $b = B ] && B=/tmp/vkgraph-B; E=VKGRAPH_X=0; [ $b = N64 ] && E=VKGRAPH_ATTN_SPLIT_ROWS=64
-    [ $b = Nvpre ] && E=VKGRAPH_ATTN_VPRE=1
-    env $E timeout 100 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,2048,4096 -r 2 --qkv auto >> $L/$b-$m.txt 2>&1
-    echo "$b $m: $(t $L/$b-$m.txt tg64) (t=$SECONDS $(date +%T))"
-  done; pack
-done
-for m in l8 q06; do
-  timeout 100 $D/vkgraph bench -m /tmp/$m.gguf -p 0 -n 16 -d 0,4096 -r 1 --qkv auto --profile > $L/N-$m-profile.txt 2>&1
-  grep -E "^### |GPU per|ATTENTION" $L/N-$m-profile.txt | cut -c1-140
-  pack
-done
+ab q06 "B N"
+prof q06
+vt model_vulkan 90 split_attention
 pkill -f "query-gpu"
 pack; rm -rf $OUT/logs
