@@ -5,8 +5,8 @@
 # what is asked: `tests` (the GPU test binaries), `validated` (the same under the Khronos
 # 1.4 validation layer with synchronization validation, from .vvl/ — see
 # scripts/fetch-validation-layer.sh), `stress` (vk_ops 50 times with parallel test
-# threads, a run alive after 15 s counted as hung, its threads' stacks kept), `bench-kernels` (benches/mat_vec and
-# the attention perf case). Output goes to $OUT/logs/.
+# threads, a run alive after 15 s counted as hung, its threads' stacks kept), `bench-kernels` (benches/mat_vec,
+# benches/attention and the attention perf case). Output goes to $OUT/logs/.
 set -uo pipefail
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -76,6 +76,7 @@ for what in "$@"; do
       echo "stress: vk_ops x$runs of $n (parallel threads, $((SECONDS - t0)) s): $hung hung, $failed failed" | tee -a "$L/stress.txt" ;;
     bench-kernels)
       timeout 400 $D/mat_vec > "$L/mat_vec.md" 2>&1; tail -3 "$L/mat_vec.md"
+      timeout 200 $D/attention > "$L/attention.md" 2>&1; tail -3 "$L/attention.md"
       (cd "$man" && timeout 120 $D/vk_ops --ignored perf --nocapture >> "$L/mat_vec.md" 2>&1) ;;
   esac
 done
