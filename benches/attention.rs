@@ -22,6 +22,8 @@
 use vkgraph::backend::vulkan::dispatch::attention::{self, SplitShape};
 use vkgraph::backend::vulkan::{Buffer, ContextOptions, MemoryLocation, VulkanContext};
 
+#[path = "common/dram.rs"]
+mod dram;
 #[path = "common/gpu_time.rs"]
 mod gpu_time;
 
@@ -47,32 +49,13 @@ fn main() {
     };
     let caps = ctx.caps().clone();
     let small = std::env::var_os("VKGRAPH_BENCH_SMALL").is_some();
-    let l2_mb: u64 = std::env::var("VKGRAPH_BENCH_L2_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    let dram_total = 4 * l2_mb * (1 << 20) + (1 << 20);
-
-    // Reference bandwidth: copy.comp over a large buffer.
+    let (l2_mb, dram_total) = dram::dram_rotation();
+    // Reference bandwidth: copy.comp over a large buffer (bytes read + written).
     let copy_bytes: u64 = if small { 64 << 20 } else { 1 << 30 };
-    let a = ctx
-        .create_buffer(copy_bytes, MemoryLocation::Device, "copy_a")
-        .unwrap();
-    let b = ctx
-        .create_buffer(copy_bytes, MemoryLocation::Device, "copy_b")
-        .unwrap();
-    let Some(copy_us) = gpu_time::time(&ctx, 5, &|rec| {
-        vkgraph::backend::vulkan::dispatch::copy::copy_f32_f32(
-            rec,
-            a.whole(),
-            b.whole(),
-            copy_bytes / 4,
-        )
-    }) else {
+    let Some((_, copy_us)) = dram::copy_times(&ctx, copy_bytes, 5) else {
         eprintln!("attention bench: no GPU timestamps on {}", caps.name);
         return;
     };
-    drop((a, b));
     let bw = 2.0 * copy_bytes as f64 / (copy_us * 1e3);
     println!(
         "# decode attention on {} ({}); copy.comp {} MiB: {bw:.0} GB/s (read + write); \

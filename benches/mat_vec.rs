@@ -24,6 +24,14 @@ use vkgraph::quant::{self, GgmlType};
 
 const REPS: usize = 40;
 
+// Only its DRAM rotation and reference copy: this bench times with its own `time`
+// (the rotation index passed in).
+#[path = "common/dram.rs"]
+mod dram;
+#[allow(dead_code)]
+#[path = "common/gpu_time.rs"]
+mod gpu_time;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -103,11 +111,7 @@ fn main() {
     };
     let caps = ctx.caps().clone();
     let small = std::env::var_os("VKGRAPH_BENCH_SMALL").is_some();
-    let l2_mb: u64 = std::env::var("VKGRAPH_BENCH_L2_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    let dram_total = 4 * l2_mb * (1 << 20) + (1 << 20);
+    let (l2_mb, dram_total) = dram::dram_rotation();
     println!(
         "# mat_vec on {} ({}), L2 taken as {l2_mb} MB: DRAM mode rotates >= {} MB",
         caps.name,
@@ -115,34 +119,14 @@ fn main() {
         dram_total >> 20
     );
 
-    // Reference bandwidth: a large copy.
+    // Reference bandwidth: a large copy, by the driver's buffer copy and by a compute
+    // shader (copy.comp), in case the first is not the fastest way to move memory; the
+    // faster of the two is the reference.
     let copy_bytes: u64 = if small { 64 << 20 } else { 1 << 30 };
-    let a = ctx
-        .create_buffer(copy_bytes, MemoryLocation::Device, "copy_a")
-        .unwrap();
-    let b = ctx
-        .create_buffer(copy_bytes, MemoryLocation::Device, "copy_b")
-        .unwrap();
-    let us = time(&ctx, &|rec, _| {
-        rec.copy_buffer(a.whole(), b.whole()).unwrap()
-    });
-    let Some(copy_us) = us else {
+    let Some((copy_us, shader_us)) = dram::copy_times(&ctx, copy_bytes, REPS) else {
         println!("no timestamps on this device");
         return;
     };
-    // The same bytes through a compute shader (copy.comp), in case the driver's buffer
-    // copy is not the fastest way to move memory; the faster of the two is the reference.
-    let shader_us = time(&ctx, &|rec, _| {
-        vkgraph::backend::vulkan::dispatch::copy::copy_f32_f32(
-            rec,
-            a.whole(),
-            b.whole(),
-            copy_bytes / 4,
-        )
-        .unwrap()
-    })
-    .unwrap_or(f64::INFINITY);
-    drop((a, b));
     let bw_copy = 2.0 * copy_bytes as f64 / (copy_us * 1e3);
     let bw_shader = 2.0 * copy_bytes as f64 / (shader_us * 1e3);
     let bw = bw_copy.max(bw_shader);
