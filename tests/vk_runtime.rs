@@ -434,6 +434,35 @@ fn copy_ops() {
                 "{case}"
             );
 
+            // 16 bytes per invocation, at a 16-byte offset, neighbours untouched.
+            let n4 = n.div_ceil(4);
+            let case = gpu.case(&format!("copy_vec4(n={n4})"));
+            let src4 = values(4 * (n4 + 1), n as u64 + 9);
+            let bsrc4 = gpu.buffer_from("src4", &f32_bytes(&src4));
+            let dst = gpu.buffer_from("dst4", &vec![0xAB; (n4 + 2) * 16]);
+            rec.begin().unwrap();
+            dispatch::copy::copy_vec4(
+                &mut rec,
+                bsrc4.range(16, n4 as u64 * 16),
+                dst.range(16, n4 as u64 * 16),
+                n4 as u64,
+            )
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+            rec.submit_and_wait().unwrap();
+            let mut raw = vec![0u8; (n4 + 2) * 16];
+            gpu.ctx.download(&dst, 0, &mut raw).unwrap();
+            assert!(
+                raw[..16] == [0xAB; 16] && raw[(n4 + 1) * 16..] == [0xAB; 16],
+                "{case}: neighbours"
+            );
+            let got = f32s(&raw[16..(n4 + 1) * 16]);
+            assert!(
+                got.iter()
+                    .zip(&src4[4..])
+                    .all(|(g, w)| g.to_bits() == w.to_bits()),
+                "{case}"
+            );
+
             if !gpu.ctx.caps().storage_16bit {
                 eprintln!(
                     "{}: no 16-bit storage, copy_f32_f16 not run",

@@ -16,10 +16,12 @@ pub fn dram_rotation() -> (u64, u64) {
     (l2_mb, 4 * l2_mb * (1 << 20) + (1 << 20))
 }
 
-/// The reference bandwidth of a bench: `bytes` copied by `vkCmdCopyBuffer` and by
-/// `copy.comp`, each timed `reps` times; (copy µs, shader µs), bytes read + written per
-/// second being `2 * bytes / µs`. `None` without timestamps.
-pub fn copy_times(ctx: &VulkanContext, bytes: u64, reps: usize) -> Option<(f64, f64)> {
+/// The reference bandwidth of a bench: `bytes` copied by `vkCmdCopyBuffer`, by
+/// `copy.comp` one float per invocation and by its `copy_vec4` (16 bytes per invocation),
+/// each timed `reps` times: their µs, bytes read + written per second being
+/// `2 * bytes / µs` (infinite where one fails). `None` without timestamps.
+pub fn copy_times(ctx: &VulkanContext, bytes: u64, reps: usize) -> Option<[f64; 3]> {
+    use vkgraph::backend::vulkan::dispatch::copy;
     use vkgraph::backend::vulkan::MemoryLocation;
     let a = ctx
         .create_buffer(bytes, MemoryLocation::Device, "copy_a")
@@ -27,10 +29,14 @@ pub fn copy_times(ctx: &VulkanContext, bytes: u64, reps: usize) -> Option<(f64, 
     let b = ctx
         .create_buffer(bytes, MemoryLocation::Device, "copy_b")
         .ok()?;
-    let copy = time(ctx, reps, &|rec| rec.copy_buffer(a.whole(), b.whole()))?;
+    let buffer = time(ctx, reps, &|rec| rec.copy_buffer(a.whole(), b.whole()))?;
     let shader = time(ctx, reps, &|rec| {
-        vkgraph::backend::vulkan::dispatch::copy::copy_f32_f32(rec, a.whole(), b.whole(), bytes / 4)
+        copy::copy_f32_f32(rec, a.whole(), b.whole(), bytes / 4)
     })
     .unwrap_or(f64::INFINITY);
-    Some((copy, shader))
+    let vec4 = time(ctx, reps, &|rec| {
+        copy::copy_vec4(rec, a.whole(), b.whole(), bytes / 16)
+    })
+    .unwrap_or(f64::INFINITY);
+    Some([buffer, shader, vec4])
 }

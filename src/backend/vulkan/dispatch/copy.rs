@@ -1,4 +1,5 @@
-//! `copy.comp`: element-wise type conversion, `copy_f32_f32` and `copy_f32_f16`.
+//! `copy.comp`: element-wise type conversion, `copy_f32_f32` and `copy_f32_f16`, and
+//! `copy_vec4` (16 bytes per invocation, the kernel benches' reference copy).
 //!
 //! f32 → f16 rounds as the device's `OpFConvert` does (round-to-nearest-even on the
 //! drivers we know; Vulkan leaves it implementation-defined).
@@ -26,7 +27,18 @@ pub fn copy_f32_f32(
     dst: BufferRange<'_>,
     n: u64,
 ) -> Result<()> {
-    copy(rec, ShaderId::copy_f32_f32, src, dst, n, 4)
+    copy(rec, ShaderId::copy_f32_f32, src, dst, n, 4, 4)
+}
+
+/// `dst[i] = src[i]` for `n` 16-byte elements (both ranges 16-byte aligned): the kernel
+/// benches' reference copy at 16 bytes per invocation.
+pub fn copy_vec4(
+    rec: &mut Recorder,
+    src: BufferRange<'_>,
+    dst: BufferRange<'_>,
+    n: u64,
+) -> Result<()> {
+    copy(rec, ShaderId::copy_vec4, src, dst, n, 16, 16)
 }
 
 /// `dst[i] = f16(src[i])` for `n` elements (needs 16-bit storage).
@@ -42,7 +54,7 @@ pub fn copy_f32_f16(
             rec.caps().name
         )));
     }
-    copy(rec, ShaderId::copy_f32_f16, src, dst, n, 2)
+    copy(rec, ShaderId::copy_f32_f16, src, dst, n, 4, 2)
 }
 
 fn copy(
@@ -51,10 +63,11 @@ fn copy(
     src: BufferRange<'_>,
     dst: BufferRange<'_>,
     n: u64,
+    src_elem: u64,
     dst_elem: u64,
 ) -> Result<()> {
     let caps = rec.caps();
-    let (rs, src_off) = bind(caps, &src, 4, n, &format!("{shader} src"))?;
+    let (rs, src_off) = bind(caps, &src, src_elem, n, &format!("{shader} src"))?;
     let (rd, dst_off) = bind(caps, &dst, dst_elem, n, &format!("{shader} dst"))?;
     let push = Push {
         n: count_u32(n, shader.name())?,
