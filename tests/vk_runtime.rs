@@ -396,6 +396,34 @@ fn f16_candidates(x: f32) -> [u16; 2] {
     [rne.to_bits(), rtz.to_bits()]
 }
 
+/// `dst` (filled with 0xAB first) holds `want` bit for bit after `pad` bytes, and its
+/// `pad` bytes on either side are untouched.
+fn assert_exact_copy(
+    gpu: &Gpu,
+    case: &str,
+    dst: &vkgraph::backend::vulkan::Buffer,
+    pad: usize,
+    want: &[f32],
+) {
+    let len = want.len() * 4;
+    let mut raw = vec![0u8; len + 2 * pad];
+    gpu.ctx.download(dst, 0, &mut raw).unwrap();
+    assert!(
+        raw[..pad]
+            .iter()
+            .chain(&raw[pad + len..])
+            .all(|&b| b == 0xAB),
+        "{case}: neighbours"
+    );
+    let got = f32s(&raw[pad..pad + len]);
+    assert!(
+        got.iter()
+            .zip(want)
+            .all(|(g, w)| g.to_bits() == w.to_bits()),
+        "{case}"
+    );
+}
+
 #[test]
 fn copy_ops() {
     for_each_device("copy", |gpu| {
@@ -420,19 +448,7 @@ fn copy_ops() {
             )
             .unwrap_or_else(|e| panic!("{case}: {e}"));
             rec.submit_and_wait().unwrap();
-            let mut raw = vec![0u8; (n + 2) * 4];
-            gpu.ctx.download(&dst, 0, &mut raw).unwrap();
-            assert!(
-                raw[..4] == [0xAB; 4] && raw[(n + 1) * 4..] == [0xAB; 4],
-                "{case}: neighbours"
-            );
-            let got = f32s(&raw[4..(n + 1) * 4]);
-            assert!(
-                got.iter()
-                    .zip(&src[1..])
-                    .all(|(g, w)| g.to_bits() == w.to_bits()),
-                "{case}"
-            );
+            assert_exact_copy(gpu, &case, &dst, 4, &src[1..]);
 
             // 16 bytes per invocation, at a 16-byte offset, neighbours untouched.
             let n4 = n.div_ceil(4);
@@ -449,19 +465,7 @@ fn copy_ops() {
             )
             .unwrap_or_else(|e| panic!("{case}: {e}"));
             rec.submit_and_wait().unwrap();
-            let mut raw = vec![0u8; (n4 + 2) * 16];
-            gpu.ctx.download(&dst, 0, &mut raw).unwrap();
-            assert!(
-                raw[..16] == [0xAB; 16] && raw[(n4 + 1) * 16..] == [0xAB; 16],
-                "{case}: neighbours"
-            );
-            let got = f32s(&raw[16..(n4 + 1) * 16]);
-            assert!(
-                got.iter()
-                    .zip(&src4[4..])
-                    .all(|(g, w)| g.to_bits() == w.to_bits()),
-                "{case}"
-            );
+            assert_exact_copy(gpu, &case, &dst, 16, &src4[4..]);
 
             if !gpu.ctx.caps().storage_16bit {
                 eprintln!(
