@@ -117,7 +117,7 @@ fn main() {
             let mut launches: Vec<(&str, Option<SplitShape>)> = Vec::new();
             if let Some(sh) = plan(attention::ROWS_PER_SPLIT) {
                 launches.push(("default", Some(sh)));
-                let floor = (n_kv / attention::ROWS_PER_SPLIT).min(64);
+                let floor = (n_kv / attention::ROWS_PER_SPLIT).min(attention::MAX_NZ);
                 if floor != sh.nz && floor >= 2 {
                     launches.push(("floor", Some(SplitShape { nz: floor, ..sh })));
                 }

@@ -144,6 +144,19 @@ impl Row {
     }
 }
 
+/// Puts `n` tokens (`tok(i)` for position i) into the cache, in batches of at most
+/// `DEPTH_BATCH`: a test's depth, or the prompt before a profiled step.
+fn fill_cache(s: &mut Session, n: usize, tok: impl Fn(usize) -> u32) -> Result<()> {
+    let mut at = 0;
+    while at < n {
+        let chunk = (n - at).min(DEPTH_BATCH);
+        let toks: Vec<u32> = (at..at + chunk).map(&tok).collect();
+        s.forward(&toks, false)?;
+        at += chunk;
+    }
+    Ok(())
+}
+
 /// Runs `test` once in `mode` and returns tokens per second.
 pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
     s.opts.qkv = mode.qkv;
@@ -152,13 +165,8 @@ pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
     let n_vocab = s.model.hp.n_vocab as u32;
     // Deterministic token ids spread over the vocabulary.
     let tok = |i: usize| ((i as u64 * 2_654_435_761) % n_vocab as u64) as u32;
-    let mut at = 0;
-    while at < test.depth {
-        let chunk = (test.depth - at).min(DEPTH_BATCH);
-        let toks: Vec<u32> = (at..at + chunk).map(tok).collect();
-        s.forward(&toks, false)?;
-        at += chunk;
-    }
+    fill_cache(s, test.depth, tok)?;
+    let at = test.depth;
     let n = test.n;
     let t = Instant::now();
     match test.kind {
@@ -296,15 +304,7 @@ pub fn profile_tg(
             s.opts.fusion = mode.fusion;
             s.reset();
             let n_prompt = if depth == 0 { 16 } else { depth };
-            let mut at = 0;
-            while at < n_prompt {
-                let chunk = (n_prompt - at).min(DEPTH_BATCH);
-                let prompt: Vec<u32> = (at..at + chunk)
-                    .map(|i| (i as u32).wrapping_mul(7919) % n_vocab)
-                    .collect();
-                s.forward(&prompt, false)?;
-                at += chunk;
-            }
+            fill_cache(s, n_prompt, |i| (i as u32).wrapping_mul(7919) % n_vocab)?;
             s.forward(&[1], false)?; // warm the decode shape
                                      // Wall time of unprofiled decode steps (submit, GPU, fence, logits read-back):
                                      // beside the GPU time below it says what the host and the sync cost.

@@ -322,7 +322,7 @@ impl SplitShape {
 
 /// Most workgroups along the context in a split-K dispatch (`MAX_NZ` in the shader: its
 /// merge holds one weight per split in shared memory).
-const MAX_NZ: u32 = 64;
+pub const MAX_NZ: u32 = 64;
 /// Cache rows per split-K workgroup at full context (two tiles; 64: one tile, one
 /// sub-block, twice the workgroups — `VKGRAPH_ATTN_SPLIT_ROWS`).
 pub const ROWS_PER_SPLIT: u32 = 128;

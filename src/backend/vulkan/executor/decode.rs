@@ -404,6 +404,31 @@ impl VulkanBackend {
         self.kv_len.max(1).next_power_of_two().max(256).min(n_kv)
     }
 
+    /// The split-K shape of a decode attention node of dims `[d, n_head, n_head_kv, n,
+    /// n_kv]` at the planned length, with the tuning overrides (`VKGRAPH_ATTN_*`) applied;
+    /// `None`: unsplit. What the scratch plan records and the dump describes.
+    pub(super) fn attention_split_shape(
+        &self,
+        [d, nh, nkv, nt, n_kv]: [u32; 5],
+    ) -> Option<dispatch::attention::SplitShape> {
+        let shape = dispatch::attention::split_shape(
+            self.ctx.caps(),
+            d,
+            nh,
+            nkv,
+            nt,
+            self.split_rows_for(n_kv),
+            self.force_attention_split,
+            self.attn_min_split
+                .unwrap_or(dispatch::attention::MIN_SPLIT_ROWS),
+            self.split_rows_per_workgroup(),
+        )?;
+        Some(dispatch::attention::SplitShape {
+            preload_v: self.attn_split_vpre.unwrap_or(shape.preload_v),
+            ..shape
+        })
+    }
+
     /// Cache rows per split-K workgroup: the override, else the default.
     pub(super) fn split_rows_per_workgroup(&self) -> u32 {
         self.attn_split_rows
@@ -524,24 +549,8 @@ impl VulkanBackend {
                     // so crossing it re-plans (compute).
                     self.split_rows = self.split_rows_for(u32::MAX);
                 }
-                let rows = self.split_rows_for(n_kv);
-                let Some(shape) = dispatch::attention::split_shape(
-                    self.ctx.caps(),
-                    d,
-                    nh,
-                    nkv,
-                    nt,
-                    rows,
-                    self.force_attention_split,
-                    self.attn_min_split
-                        .unwrap_or(dispatch::attention::MIN_SPLIT_ROWS),
-                    self.split_rows_per_workgroup(),
-                ) else {
+                let Some(shape) = self.attention_split_shape([d, nh, nkv, nt, n_kv]) else {
                     continue;
-                };
-                let shape = dispatch::attention::SplitShape {
-                    preload_v: self.attn_split_vpre.unwrap_or(shape.preload_v),
-                    ..shape
                 };
                 self.attn_split.insert(n, (shape, at));
                 at += shape.scratch_bytes(d, nh, nt).div_ceil(align) * align;
@@ -960,18 +969,7 @@ impl VulkanBackend {
                     let (q, k) = (g.tensor(node.srcs[0]), g.tensor(node.srcs[1]));
                     let dims = [q.ne[0], q.ne[1], k.ne[1], q.ne[2], k.ne[2]].map(|v| v as u32);
                     let rows = self.split_rows_for(dims[4]);
-                    let shape = dispatch::attention::split_shape(
-                        caps,
-                        dims[0],
-                        dims[1],
-                        dims[2],
-                        dims[3],
-                        rows,
-                        self.force_attention_split,
-                        self.attn_min_split
-                            .unwrap_or(dispatch::attention::MIN_SPLIT_ROWS),
-                        self.split_rows_per_workgroup(),
-                    );
+                    let shape = self.attention_split_shape(dims);
                     let what = match shape {
                         Some(sh) => format!(
                             "split-K over {} workgroups per head group, {} heads per group \
