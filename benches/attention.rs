@@ -11,9 +11,10 @@
 //! Per case it times the launch the executor plans (`split_shape` at the cache's rows:
 //! `default`), the split count the eighteenth session rounded down (`floor`, where it
 //! differs: a 4,192-row cache attended past 4,096 rows took two rounds per workgroup),
-//! 64 rows per split workgroup (`rows64`, `VKGRAPH_ATTN_SPLIT_ROWS=64`), the V rows
-//! preloaded (`vpre`, `VKGRAPH_ATTN_VPRE=1`) and one workgroup per head group
-//! (`unsplit`). Each figure is the median of `REPS` dispatches timed by GPU timestamps
+//! 64 rows per split workgroup (`rows64`, `VKGRAPH_ATTN_SPLIT_ROWS=64`), the first
+//! tile's K and V rows loaded before q (`vpre`, `VKGRAPH_ATTN_VPRE=1`), one query head
+//! per workgroup (`qb1`), four sub-blocks of 64 rows per workgroup with half the splits
+//! (`sb4`) and one workgroup per head group (`unsplit`). Each figure is the median of `REPS` dispatches timed by GPU timestamps
 //! with a barrier after each; GB/s counts the K and V bytes of the attended rows; the
 //! reference is the fastest 1 GiB copy in the same run (`benches/common/dram.rs`; bytes
 //! read + written).
@@ -128,6 +129,20 @@ fn main() {
                         ..sh
                     }),
                 ));
+                if sh.qb > 1 {
+                    launches.push(("qb1", Some(SplitShape { qb: 1, ..sh })));
+                }
+                // Four sub-blocks: 256 rows per workgroup in one round, half the splits
+                // (at most two heads per workgroup: shared memory).
+                launches.push((
+                    "sb4",
+                    Some(SplitShape {
+                        sub_blocks: 4,
+                        qb: sh.qb.min(2),
+                        nz: n_kv.div_ceil(4 * 64).clamp(2, attention::MAX_NZ),
+                        ..sh
+                    }),
+                ));
             }
             if let Some(sh) = plan(64) {
                 launches.push(("rows64", Some(sh)));
@@ -182,7 +197,10 @@ fn main() {
                     };
                     let gbs = bytes / (us * 1e3);
                     let launch = match shape {
-                        Some(s) => format!("{name} (nz {}, qb {})", s.nz, s.qb),
+                        Some(s) => format!(
+                            "{name} (nz {}, qb {}, {} sub-blocks)",
+                            s.nz, s.qb, s.sub_blocks
+                        ),
                         None => name.to_string(),
                     };
                     println!(

@@ -266,15 +266,19 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 (MatVecPath::Int8, true, 1e-3, true, false),
                 (MatVecPath::Int8, false, 1e-3, false, true),
             ] {
+                // The integer-dot split also preloads K and V before the RoPE prologue
+                // (VPRE / KPRE: the owner's new row then comes from shared memory).
+                let vpre = split && path == MatVecPath::Int8;
                 let case = format!(
                     "[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split},\
-                     vecq_layer={layer},route={route})"
+                     vpre={vpre},vecq_layer={layer},route={route})"
                 );
                 let mut vk = vk_backend(&m, dev);
                 vk.set_mat_vec(path);
                 vk.set_mat_vecq_layer(layer);
                 vk.set_moe_route(route);
                 vk.force_attention_split(split);
+                vk.set_attn_split_vpre(Some(vpre));
                 let limits = vk.sibling_limits();
                 if path == MatVecPath::Int8 && layer {
                     // With the folds in the integer-dot kernel, a decode layer is as short

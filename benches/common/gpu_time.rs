@@ -1,7 +1,13 @@
-//! GPU timing shared by the kernel benches: a dispatch recorded `reps` times untimed,
-//! then `reps` times with a barrier and a timestamp after each; the median µs.
+//! GPU timing shared by the kernel benches: the dispatch submitted untimed until the GPU
+//! has been busy for [`WARM`] (an idle H100 runs its SMs at 345 MHz and takes a while to
+//! reach 1,980: without this, cases timed after a host-side pause — the DRAM copies'
+//! set-up — drifted by up to 2×), then recorded `reps` times untimed and `reps` times
+//! with a barrier and a timestamp after each in one submission; the median µs.
 
 use vkgraph::backend::vulkan::{Recorder, VulkanContext};
+
+/// How long the GPU runs the case untimed before it is timed.
+pub const WARM: std::time::Duration = std::time::Duration::from_millis(30);
 
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -15,6 +21,16 @@ pub fn time(
     reps: usize,
     f: &dyn Fn(&mut Recorder) -> vkgraph::Result<()>,
 ) -> Option<f64> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < WARM {
+        let mut warm = ctx.recorder().ok()?;
+        warm.begin().ok()?;
+        for _ in 0..reps.max(1) {
+            f(&mut warm).ok()?;
+            warm.barrier().ok()?;
+        }
+        warm.submit_and_wait().ok()?;
+    }
     let mut rec = ctx.recorder().ok()?;
     rec.begin().ok()?;
     for _ in 0..reps {

@@ -49,11 +49,15 @@
 // multiplied by binding 13 first when HNORM, qwen3's q_norm) at position pos[t] (binding
 // 9), as rope.comp does. The workgroup whose row range holds the token's cell (binding 10:
 // cells[t]) also computes the new K row of its kv head from k_new (binding 11; HNORM:
-// binding 14's k_norm) and copies v_new (binding 12), writes both into the cache as f16
-// and makes them visible to itself (memoryBarrierBuffer + barrier) before it reads the
-// cache; no other workgroup of the dispatch reads that row (one token). Workgroups of the
-// same kv head (QB < group size) write identical values. Specialization constants 3 =
-// NEOX (else the adjacent-pair layout), 4 = HNORM.
+// binding 14's k_norm) and copies v_new (binding 12) and writes both into the cache as
+// f16. It never reads that row back from memory: it keeps the f16 values in shared memory
+// (kn_sh4, vn_sh2) and takes row `cells[t]` from there while it attends, so its cache
+// loads need not wait for its own stores (no memoryBarrierBuffer, no coherent loads) and
+// with VPRE they are issued before the prologue (one memory round trip for the prologue's
+// inputs and the first tile's K and V). A load of that row that races with the store
+// is discarded. No other workgroup of the dispatch attends the row (one token);
+// workgroups of the same kv head (QB < group size) write identical values.
+// Specialization constants 3 = NEOX (else the adjacent-pair layout), 4 = HNORM.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 
@@ -62,7 +66,9 @@ layout(constant_id = 0) const uint D = 128;
 layout(constant_id = 2) const uint QB = 1;
 // VPRE: each round's V words are loaded into registers before its scores are computed,
 // so the K and V loads of a tile are in flight together (T * COLS registers more per
-// invocation: the dispatch sets it for narrow decode workgroups only).
+// invocation: the dispatch sets it for decode only). The first round's K words (KPRE,
+// head sizes up to 128: NI * T / RPP registers more) and V words are then loaded before
+// q (and the RoPE prologue), so those loads overlap too.
 layout(constant_id = 5) const bool VPRE = false;
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
@@ -80,16 +86,13 @@ const uint D4 = D / 4;
 const uint D8 = D / 8;
 // Output uints (pairs of columns) per invocation.
 const uint COLS = (D2 + T - 1) / T;
+const bool KPRE = VPRE && D <= 128;
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
-#ifdef ROPE
-// The cache is written here too (the new row), then read through these views.
-#define KV_ACCESS coherent
-#else
-#define KV_ACCESS readonly
-#endif
-layout(std430, set = 0, binding = 1) KV_ACCESS buffer K { uvec4 k4[]; };
-layout(std430, set = 0, binding = 2) KV_ACCESS buffer V { uint v2[]; };
+// ROPE also writes the cache (the new row, through the kw16 / vw16 views below), but
+// never reads what it writes here: the owner takes that row from shared memory.
+layout(std430, set = 0, binding = 1) readonly buffer K { uvec4 k4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer V { uint v2[]; };
 layout(std430, set = 0, binding = 3) readonly buffer P { int span[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer O { float dst[]; };
 layout(std430, set = 0, binding = 5) coherent buffer Part { float part[]; };
@@ -199,6 +202,9 @@ const uint NP = (D2 + WG - 1) / WG;
 // dispatch helper checks subgroups of at least 4 invocations: at most WG / 4 of them).
 const uint NSG = WG / 4;
 shared float rn_sh[(QB + 1) * NSG];
+// The owner's new K and V row, as stored (f16 values): what it attends for row cells[t].
+shared vec4 kn_sh4[D4];
+shared vec2 vn_sh2[D2];
 
 // The elements of pair j of a head row.
 uvec2 pair_at(uint j) {
@@ -211,10 +217,13 @@ uvec2 pair_at(uint j) {
 }
 
 // The folded RoPE / KV-cache stage (see the header): q_sh := the QB rotated, scaled q
-// rows; the owner of the token's cell writes its new K/V row of kv head kh. Every global
-// value it needs is loaded up front (one memory round trip), the head norms reduce with
-// subgroup sums, and it ends with the one barrier the attention needs anyway. Uniform.
-void rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uint r_end) {
+// rows; the owner of the token's cell writes its new K/V row of kv head kh into the cache
+// and into kn_sh4 / vn_sh2. Every global value it needs is loaded up front (one memory
+// round trip: the new row is loaded by every workgroup, used by the owner), the head norms
+// reduce with subgroup sums, and it ends with the one barrier the attention needs anyway.
+// Returns the cache row this workgroup must take from shared memory (its own new row
+// when it attends it, else ~0u). Uniform.
+uint rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uint r_end) {
     const uint tid = gl_LocalInvocationID.x;
     const int ps = rpos[p.pos_off + t];
     const int cell = rcell[p.cell_off + t];
@@ -232,8 +241,8 @@ void rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uin
             const uint qb = p.q_off + (t * p.n_head + h0 + g) * D;
             qv[g * NP + i] = vec2(q[qb + e.x], q[qb + e.y]);
         }
-        kv[i] = owner ? vec2(knew[kb + e.x], knew[kb + e.y]) : vec2(0.0);
-        vv[i] = owner ? vec2(vnew[vb + e.x], vnew[vb + e.y]) : vec2(0.0);
+        kv[i] = vec2(knew[kb + e.x], knew[kb + e.y]);
+        vv[i] = vec2(vnew[vb + e.x], vnew[vb + e.y]);
         qw[i] = HNORM ? vec2(qnw[p.qw_off + e.x], qnw[p.qw_off + e.y]) : vec2(1.0);
         kw[i] = HNORM ? vec2(knw[p.kw_off + e.x], knw[p.kw_off + e.y]) : vec2(1.0);
         // freq_base^(-2j/n_dims) = exp2(-(2j/n_dims) * log2(freq_base)), as rope.comp
@@ -284,18 +293,25 @@ void rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uin
         }
         if (owner) {
             const vec2 x = kv[i] * inv[QB] * kw[i];
+            // Rounded to f16 once: the cache and shared memory get the same values (the
+            // stores convert exactly representable values).
+            const vec2 kr = unpackHalf2x16(packHalf2x16(
+                vec2(x.x * sc[i].y - x.y * sc[i].x, x.x * sc[i].x + x.y * sc[i].y)));
+            const vec2 vr = unpackHalf2x16(packHalf2x16(vv[i]));
             // Halves: k_off counts uvec4 (8 halves), v_off uint (2 halves).
             const uint row = (c * p.n_head_kv + kh) * D;
-            kw16[8 * p.k_off + row + e.x] = float16_t(x.x * sc[i].y - x.y * sc[i].x);
-            kw16[8 * p.k_off + row + e.y] = float16_t(x.x * sc[i].x + x.y * sc[i].y);
-            vw16[2 * p.v_off + row + e.x] = float16_t(vv[i].x);
-            vw16[2 * p.v_off + row + e.y] = float16_t(vv[i].y);
+            kw16[8 * p.k_off + row + e.x] = float16_t(kr.x);
+            kw16[8 * p.k_off + row + e.y] = float16_t(kr.y);
+            vw16[2 * p.v_off + row + e.x] = float16_t(vr.x);
+            vw16[2 * p.v_off + row + e.y] = float16_t(vr.y);
+            kn_sh4[e.x >> 2][e.x & 3] = kr.x;
+            kn_sh4[e.y >> 2][e.y & 3] = kr.y;
+            vn_sh2[e.x >> 1][e.x & 1] = vr.x;
+            vn_sh2[e.y >> 1][e.y & 1] = vr.y;
         }
     }
-    if (owner) {
-        memoryBarrierBuffer();
-    }
     barrier();
+    return owner && inside ? c : ~0u;
 }
 #endif
 
@@ -308,6 +324,7 @@ void main() {
     const uint kh = h0 / (p.n_head / p.n_head_kv); // QB divides the group size
     const uint kv_row8 = p.n_head_kv * D8; // uvec4 per cache row (all kv heads)
     const uint kv_row2 = p.n_head_kv * D2; // uint per cache row
+    const uint lane0 = lt % L; // lane within the L invocations that share a K row
 
     const uint hi = min(uint(max(span[p.span_off + 2 * t + 1], 0)) + 1, p.n_kv);
     const uint lo = min(uint(max(span[p.span_off + 2 * t], 0)), hi - 1);
@@ -318,8 +335,33 @@ void main() {
     const uint per = ((len + nz - 1) / nz + T - 1) / T * T;
     const uint r_begin = lo + min(z * per, len);
     const uint r_end = min(r_begin + per, hi);
+    // KPRE / VPRE: the first round's K and V words, loaded before q so that both are one
+    // memory round trip (rows past the tile read its last row; unused).
+    const uint tile0 = r_begin + sb * T < r_end ? min(T, r_end - r_begin - sb * T) : 0;
+    uvec4 kpre[KPRE ? T / RPP * NI : 1];
+    uint vpre[VPRE ? T * COLS : 1];
+    if (KPRE && tile0 > 0) {
+        [[unroll]] for (uint pass = 0; pass < T / RPP; pass++) {
+            const uint row = min(pass * RPP + lt / L, tile0 - 1);
+            const uint kb = p.k_off + (r_begin + sb * T + row) * kv_row8 + kh * D8;
+            [[unroll]] for (uint ii = 0; ii < NI; ii++) {
+                kpre[pass * NI + ii] = k4[kb + min(lane0 + ii * L, D8 - 1)];
+            }
+        }
+    }
+    if (VPRE && tile0 > 0) {
+        const uint vb = p.v_off + (r_begin + sb * T) * kv_row2 + kh * D2;
+        [[unroll]] for (uint j = 0; j < T; j++) {
+            const uint row = min(j, tile0 - 1);
+            [[unroll]] for (uint c = 0; c < COLS; c++) {
+                vpre[j * COLS + c] = v2[vb + row * kv_row2 + min(lt + c * T, D2 - 1)];
+            }
+        }
+    }
+    // The cache row taken from shared memory (ROPE: the owner's new row), else ~0u.
+    uint new_row = ~0u;
 #ifdef ROPE
-    rope_prologue(t, h0, kh, lo, hi, r_begin, r_end);
+    new_row = rope_prologue(t, h0, kh, lo, hi, r_begin, r_end);
 #else
     // The QB heads' q rows are contiguous.
     const uint qb = p.q_off + (t * p.n_head + h0) * D;
@@ -330,7 +372,7 @@ void main() {
     barrier();
 #endif
     // This invocation's slice of each head's q: uvec4 i = lane + ii * L of every K row.
-    const uint lane = lt % L;
+    const uint lane = lane0;
     vec4 qa[QB * NI];
     vec4 qc[QB * NI];
     [[unroll]] for (uint g = 0; g < QB; g++) {
@@ -358,8 +400,7 @@ void main() {
         const uint k0 = r_begin + (r * NSPLIT + sb) * T;
         const uint tile = k0 < r_end ? min(T, r_end - k0) : 0;
         const uint vb = p.v_off + k0 * kv_row2 + kh * D2;
-        uint vpre[T * COLS];
-        if (VPRE && tile > 0) {
+        if (VPRE && r > 0 && tile > 0) {
             [[unroll]] for (uint j = 0; j < T; j++) {
                 const uint row = min(j, tile - 1);
                 [[unroll]] for (uint c = 0; c < COLS; c++) {
@@ -382,9 +423,15 @@ void main() {
                 [[unroll]] for (uint ii = 0; ii < NI; ii++) {
                     const uint i = lane + ii * L;
                     if (i < D8) {
-                        const uvec4 w = k4[kb + i];
-                        const vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-                        const vec4 kc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+                        const uvec4 w = KPRE && r == 0 ? kpre[pass * NI + ii] : k4[kb + i];
+                        vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+                        vec4 kc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+#ifdef ROPE
+                        if (k0 + row == new_row) {
+                            ka = kn_sh4[2 * i];
+                            kc = kn_sh4[2 * i + 1];
+                        }
+#endif
                         [[unroll]] for (uint g = 0; g < QB; g++) {
                             part[g] += dot(qa[g * NI + ii], ka) + dot(qc[g * NI + ii], kc);
                         }
@@ -452,8 +499,13 @@ void main() {
                     const uint row = min(4 * j4 + jj, tile - 1);
                     [[unroll]] for (uint c = 0; c < COLS; c++) {
                         const uint u = min(lt + c * T, D2 - 1);
-                        const vec2 v = unpackHalf2x16(
+                        vec2 v = unpackHalf2x16(
                             VPRE ? vpre[(4 * j4 + jj) * COLS + c] : v2[vb + row * kv_row2 + u]);
+#ifdef ROPE
+                        if (k0 + row == new_row) {
+                            v = vn_sh2[u];
+                        }
+#endif
                         [[unroll]] for (uint g = 0; g < QB; g++) {
                             acc[g * COLS + c] += p4[g][jj] * v;
                         }

@@ -305,9 +305,10 @@ pub fn profile_tg(
             s.reset();
             let n_prompt = if depth == 0 { 16 } else { depth };
             fill_cache(s, n_prompt, |i| (i as u32).wrapping_mul(7919) % n_vocab)?;
-            s.forward(&[1], false)?; // warm the decode shape
-                                     // Wall time of unprofiled decode steps (submit, GPU, fence, logits read-back):
-                                     // beside the GPU time below it says what the host and the sync cost.
+            // Warm the decode shape.
+            s.forward(&[1], false)?;
+            // Wall time of unprofiled decode steps (submit, GPU, fence, logits read-back):
+            // beside the GPU time below it says what the host and the sync cost.
             const WALL_STEPS: usize = 8;
             let t = Instant::now();
             for i in 0..WALL_STEPS {

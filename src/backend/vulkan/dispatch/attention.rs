@@ -438,9 +438,10 @@ fn shared_bytes(d: u32, s: u32, qb: u32) -> u32 {
 }
 
 /// What the RoPE-folded variant adds: per row (qb q rows and the K row) a partial sum
-/// per possible subgroup (width / 4 of them).
-fn fold_shared_bytes(s: u32, qb: u32) -> u32 {
-    (qb + 1) * (s * TILE / 4) * 4
+/// per possible subgroup (width / 4 of them), and the new K and V row (`kn_sh4`,
+/// `vn_sh2`: 2d floats).
+fn fold_shared_bytes(d: u32, s: u32, qb: u32) -> u32 {
+    (qb + 1) * (s * TILE / 4) * 4 + 8 * d
 }
 
 /// [`attention`] or [`attention_split`] (`split` given), also writing the output as q8_1
@@ -566,7 +567,7 @@ pub fn attention_with(
     if fold.is_some() {
         // The folded variant's partial sums need room too: fewer sub-blocks if not.
         let max = caps.max_compute_shared_memory_size;
-        while shared_bytes(d, nsplit, qb) + fold_shared_bytes(nsplit, qb) > max {
+        while shared_bytes(d, nsplit, qb) + fold_shared_bytes(d, nsplit, qb) > max {
             if nsplit == 1 || spec_shape.is_some() {
                 return Err(Error::Unsupported(format!(
                     "attention with RoPE folded: {nsplit} sub-blocks of {qb} heads exceed {}'s \
