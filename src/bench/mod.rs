@@ -157,6 +157,24 @@ fn fill_cache(s: &mut Session, n: usize, tok: impl Fn(usize) -> u32) -> Result<(
     Ok(())
 }
 
+/// Keeps the device busy for a moment (prompt batches, then a reset) before a profile:
+/// an idle GPU runs slow clocks (an H100 idles at 345 MHz against 1,980 under load) and
+/// the first profile after a pause measured the ramp (H100: llama-8B's decode step at
+/// position 25 took 9.0 ms of GPU time in the first, per-stage profile and 3.0 ms in the
+/// per-node profile right after it, whose barriers make it the slower of the two).
+fn warm_gpu(s: &mut Session) -> Result<()> {
+    const WARM: std::time::Duration = std::time::Duration::from_millis(300);
+    let n_vocab = s.model.hp.n_vocab as u32;
+    let toks: Vec<u32> = (0..64u32).map(|i| (i * 7919) % n_vocab).collect();
+    let t = Instant::now();
+    while t.elapsed() < WARM {
+        s.reset();
+        s.forward(&toks, false)?;
+    }
+    s.reset();
+    Ok(())
+}
+
 /// Runs `test` once in `mode` and returns tokens per second.
 pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
     s.opts.qkv = mode.qkv;
@@ -260,6 +278,7 @@ pub fn profile_pp(
     let mut out = String::new();
     let n_vocab = s.model.hp.n_vocab as u32;
     let prompt: Vec<u32> = (0..n_prompt as u32).map(|i| (i * 7919) % n_vocab).collect();
+    warm_gpu(s)?;
     for &mode in modes {
         s.opts.qkv = mode.qkv;
         s.opts.fusion = mode.fusion;
@@ -298,6 +317,7 @@ pub fn profile_tg(
     use crate::backend::ProfileMode;
     let mut out = String::new();
     let n_vocab = s.model.hp.n_vocab as u32;
+    warm_gpu(s)?;
     for &mode in modes {
         for pm in [ProfileMode::PerStage, ProfileMode::PerNode] {
             s.opts.qkv = mode.qkv;
