@@ -383,6 +383,26 @@ void main() {
         }
     }
 
+#ifdef ROPE
+    // The owner's new row, packed as the cache holds it, for this invocation's K words
+    // and V columns: in registers, so the loops below swap it in with a select (a shared
+    // load per element in them cost the split launches ~1 us a layer).
+    // Only the owner wrote kn_sh4 / vn_sh2 (new_row is uniform per workgroup).
+    uvec4 kn_w[NI];
+    uint vn_w[COLS];
+    [[unroll]] for (uint ii = 0; ii < NI; ii++) {
+        kn_w[ii] = uvec4(0u);
+        if (new_row != ~0u) {
+            const uint i = min(lane + ii * L, D8 - 1);
+            const vec4 a = kn_sh4[2 * i], b = kn_sh4[2 * i + 1];
+            kn_w[ii] = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy),
+                             packHalf2x16(b.zw));
+        }
+    }
+    [[unroll]] for (uint c = 0; c < COLS; c++) {
+        vn_w[c] = new_row != ~0u ? packHalf2x16(vn_sh2[min(lt + c * T, D2 - 1)]) : 0u;
+    }
+#endif
     const float NEG_INF = uintBitsToFloat(0xff800000u);
     float m[QB]; // running max of this sub-block's scores, per head
     float l[QB]; // running sum of exp(score - m)
@@ -423,15 +443,12 @@ void main() {
                 [[unroll]] for (uint ii = 0; ii < NI; ii++) {
                     const uint i = lane + ii * L;
                     if (i < D8) {
-                        const uvec4 w = KPRE && r == 0 ? kpre[pass * NI + ii] : k4[kb + i];
-                        vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-                        vec4 kc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+                        uvec4 w = KPRE && r == 0 ? kpre[pass * NI + ii] : k4[kb + i];
 #ifdef ROPE
-                        if (k0 + row == new_row) {
-                            ka = kn_sh4[2 * i];
-                            kc = kn_sh4[2 * i + 1];
-                        }
+                        w = k0 + row == new_row ? kn_w[ii] : w;
 #endif
+                        const vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+                        const vec4 kc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
                         [[unroll]] for (uint g = 0; g < QB; g++) {
                             part[g] += dot(qa[g * NI + ii], ka) + dot(qc[g * NI + ii], kc);
                         }
@@ -499,13 +516,11 @@ void main() {
                     const uint row = min(4 * j4 + jj, tile - 1);
                     [[unroll]] for (uint c = 0; c < COLS; c++) {
                         const uint u = min(lt + c * T, D2 - 1);
-                        vec2 v = unpackHalf2x16(
-                            VPRE ? vpre[(4 * j4 + jj) * COLS + c] : v2[vb + row * kv_row2 + u]);
+                        uint vw = VPRE ? vpre[(4 * j4 + jj) * COLS + c] : v2[vb + row * kv_row2 + u];
 #ifdef ROPE
-                        if (k0 + row == new_row) {
-                            v = vn_sh2[u];
-                        }
+                        vw = k0 + row == new_row ? vn_w[c] : vw;
 #endif
+                        const vec2 v = unpackHalf2x16(vw);
                         [[unroll]] for (uint g = 0; g < QB; g++) {
                             acc[g * COLS + c] += p4[g][jj] * v;
                         }
