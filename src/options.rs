@@ -19,6 +19,7 @@
 //! | `VKGRAPH_MMVQ_ID_SHAPE=WGxROWS` | [`Options::mat_vecq_id_shape`] | the integer-dot expert-indexed mat-vec only (MUL_MAT_ID at decode; before `VKGRAPH_MMVQ_SHAPE` there; tuning) |
 //! | `VKGRAPH_ATTN_SPLIT_ROWS=N` | [`Options::attn_split_rows`] | decode split-K attention: cache rows per split workgroup (64 or 128; tuning; unset: the default) |
 //! | `VKGRAPH_ATTN_VPRE=0/1` | [`Options::attn_split_vpre`] | decode split-K attention: each tile's V rows loaded with its K rows (`VPRE`; tuning; unset: off) |
+//! | `VKGRAPH_ATTN_QB=1/2/4` | [`Options::attn_split_qb`] | decode split-K attention: at most this many query heads per workgroup (tuning; unset: as many of a GQA group as fit, up to 4) |
 //! | `VKGRAPH_ATTN_MIN_SPLIT=N` | [`Options::attn_min_split`] | decode attention splits the context from N planned cache rows on (tuning; unset: 512) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
@@ -57,6 +58,9 @@ pub struct Options {
     pub attn_min_split: Option<u32>,
     /// Whether split-K decode attention preloads each tile's V rows (`None`: the default).
     pub attn_split_vpre: Option<bool>,
+    /// Most query heads per split-K decode attention workgroup (1, 2 or 4; tuning; `None`:
+    /// the planner's choice).
+    pub attn_split_qb: Option<u32>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
     pub pipeline_stats: bool,
@@ -81,6 +85,7 @@ impl Default for Options {
             attn_split_rows: None,
             attn_min_split: None,
             attn_split_vpre: None,
+            attn_split_qb: None,
             cache_dir: None,
             fence_timeout_s: None,
             pipeline_stats: false,
@@ -148,6 +153,18 @@ impl Options {
             });
         }
         o.attn_split_vpre = flag(&get, "VKGRAPH_ATTN_VPRE")?;
+        if let Some(v) = get("VKGRAPH_ATTN_QB") {
+            o.attn_split_qb = Some(match v.trim() {
+                "1" => 1,
+                "2" => 2,
+                "4" => 4,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "VKGRAPH_ATTN_QB={v}: expected 1, 2 or 4"
+                    )))
+                }
+            });
+        }
         if let Some(v) = get("VKGRAPH_ATTN_MIN_SPLIT") {
             o.attn_min_split = Some(v.trim().parse().map_err(|_| {
                 Error::Usage(format!("VKGRAPH_ATTN_MIN_SPLIT={v}: expected a row count"))
@@ -223,13 +240,16 @@ mod tests {
             ("VKGRAPH_MOE_ROUTE", "0"),
             ("VKGRAPH_ATTN_MIN_SPLIT", "2048"),
             ("VKGRAPH_ATTN_VPRE", "1"),
+            ("VKGRAPH_ATTN_QB", "1"),
         ]))
         .unwrap();
         assert!(!o.moe_group && !o.moe_route);
         assert_eq!(o.attn_min_split, Some(2048));
         assert_eq!(o.attn_split_vpre, Some(true));
+        assert_eq!(o.attn_split_qb, Some(1));
         for bad in [
             ("VKGRAPH_ATTN_MIN_SPLIT", "lots"),
+            ("VKGRAPH_ATTN_QB", "3"),
             ("VKGRAPH_MOE_ROUTE", "maybe"),
         ] {
             let e = Options::from_vars(move |k: &str| (k == bad.0).then(|| bad.1.to_string()));
@@ -248,7 +268,10 @@ mod tests {
             (QkvMode::Auto, false, true, MatVecPath::Auto, false)
         );
         assert!(d.moe_group && d.moe_route);
-        assert_eq!((d.attn_min_split, d.attn_split_vpre), (None, None));
+        assert_eq!(
+            (d.attn_min_split, d.attn_split_vpre, d.attn_split_qb),
+            (None, None, None)
+        );
         let grid = crate::backend::vulkan::dispatch::mul_mat::SPLIT_K_GRID;
         for (v, want) in [("0", 0), ("1", grid), ("400", 400)] {
             let o = Options::from_vars(move |k: &str| (k == "VKGRAPH_SPLIT_K").then(|| v.into()));

@@ -271,7 +271,8 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 let vpre = split && path == MatVecPath::Int8;
                 let case = format!(
                     "[{label}] forward({arch},{quant},mat_vec={path:?},split_k={split},\
-                     vpre={vpre},vecq_layer={layer},route={route})"
+                     vpre={vpre},qb1={},vecq_layer={layer},route={route})",
+                    split && !vpre
                 );
                 let mut vk = vk_backend(&m, dev);
                 vk.set_mat_vec(path);
@@ -279,6 +280,9 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                 vk.set_moe_route(route);
                 vk.force_attention_split(split);
                 vk.set_attn_split_vpre(Some(vpre));
+                // The float split also with one query head per workgroup (more
+                // workgroups, the scratch sized for them).
+                vk.set_attn_split_qb((split && !vpre).then_some(1));
                 let limits = vk.sibling_limits();
                 if path == MatVecPath::Int8 && layer {
                     // With the folds in the integer-dot kernel, a decode layer is as short
@@ -394,6 +398,19 @@ fn tiny_models_match_cpu_on_forced_decode_paths() {
                         assert!(e <= bound, "{case} step {i}: NMSE vs CPU {e:e}");
                     }
                     eprintln!("{case} step {i}: ok (NMSE {e:.2e})");
+                }
+                if split && !vpre {
+                    // One head per split workgroup as capped (VKGRAPH_ATTN_QB): the cap
+                    // reaches the plan that sized the scratch and recorded the launch
+                    // (the tiny models' GQA groups are larger than 1).
+                    let (g, a) = s.plan(1, false).unwrap();
+                    let text: String = s
+                        .describe_kernels(&g, &a)
+                        .iter()
+                        .map(|(_, k)| k.as_str())
+                        .collect();
+                    assert!(m.hp.n_head > m.hp.n_head_kv, "{case}: no GQA group");
+                    assert!(text.contains(" 1 heads per group"), "{case}: {text}");
                 }
                 drop(s);
                 assert_device_clean(dev, &case);

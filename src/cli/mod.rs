@@ -525,6 +525,7 @@ pub fn make_backends(
         vk.set_attn_split_rows(options()?.attn_split_rows);
         vk.set_attn_min_split(options()?.attn_min_split);
         vk.set_attn_split_vpre(options()?.attn_split_vpre);
+        vk.set_attn_split_qb(options()?.attn_split_qb);
         v.push(Box::new(vk));
     }
     v.push(Box::new(CpuBackend::new(model.clone())));

@@ -37,4 +37,10 @@ for r in 1; do for m in q06 l8; do for b in M N; do B=$D/vkgraph; [ $b = M ] && 
   timeout 60 $B bench -m /tmp/$m.gguf -p 0 -n 64 -d 0,512,2048,4096 -r 2 --qkv auto > $L/r$r-$b-$m.txt 2>&1
   echo "r$r $b $m: $(t $L/r$r-$b-$m.txt tg64) (t=$SECONDS)"
 done; done; pack; done
+# The split launch's knobs on this N (the kernel bench favoured both in DRAM mode):
+# V and K preloaded (VKGRAPH_ATTN_VPRE=1), one query head per workgroup (VKGRAPH_ATTN_QB=1).
+for m in q06 l8; do for e in VKGRAPH_ATTN_VPRE=1 VKGRAPH_ATTN_QB=1 VKGRAPH_X=0; do
+  env $e timeout 60 $D/vkgraph bench -m /tmp/$m.gguf -p 0 -n 64 -d 512,2048,4096 -r 2 --qkv auto > $L/knob-$e-$m.txt 2>&1
+  echo "N $e $m: $(t $L/knob-$e-$m.txt tg64) (t=$SECONDS)"
+done; done
 pack; rm -rf $OUT/logs

@@ -106,6 +106,18 @@ impl VulkanBackend {
         }
     }
 
+    /// Caps the query heads per split-K decode attention workgroup (`qb`; tuning; `None`:
+    /// the choice of `dispatch::attention::split_shape`, which a cap can only lower — a
+    /// power of two below it still divides the GQA group and fits the shared memory).
+    /// Takes effect at the next plan.
+    pub fn set_attn_split_qb(&mut self, qb: Option<u32>) {
+        if qb != self.attn_split_qb {
+            self.attn_split_qb = qb;
+            self.arena_uid = 0; // re-plan the split shapes and their scratch
+            self.recorded.clear();
+        }
+    }
+
     /// Whether matmul node `n` runs on the integer-dot path.
     pub(super) fn uses_vecq(&self, g: &Graph, n: NodeIndex) -> bool {
         let node = g.node(n);
@@ -423,8 +435,13 @@ impl VulkanBackend {
                 .unwrap_or(dispatch::attention::MIN_SPLIT_ROWS),
             self.split_rows_per_workgroup(),
         )?;
+        let qb = match self.attn_split_qb {
+            Some(cap) if cap.is_power_of_two() => shape.qb.min(cap),
+            _ => shape.qb,
+        };
         Some(dispatch::attention::SplitShape {
             preload_v: self.attn_split_vpre.unwrap_or(shape.preload_v),
+            qb,
             ..shape
         })
     }

@@ -122,6 +122,7 @@ pub struct VulkanBackend {
     /// Planned rows from which decode attention splits (`None`: the default).
     pub(super) attn_min_split: Option<u32>,
     pub(super) attn_split_vpre: Option<bool>,
+    pub(super) attn_split_qb: Option<u32>,
     /// Split decode attention over the context even where the device would not (tests).
     force_attention_split: bool,
     /// Longest span the last batch attends (from `inp_kv_span`), and the cache length the
@@ -195,6 +196,7 @@ impl VulkanBackend {
             attn_split_rows: None,
             attn_min_split: None,
             attn_split_vpre: None,
+            attn_split_qb: None,
             force_attention_split: false,
             kv_len: 0,
             split_rows: 0,
