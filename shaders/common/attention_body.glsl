@@ -51,11 +51,12 @@
 // cells[t]) also computes the new K row of its kv head from k_new (binding 11; HNORM:
 // binding 14's k_norm) and copies v_new (binding 12) and writes both into the cache as
 // f16. It never reads that row back from memory: it keeps the f16 values in shared memory
-// (kn_sh4, vn_sh2) and takes row `cells[t]` from there while it attends, so its cache
-// loads need not wait for its own stores (no memoryBarrierBuffer, no coherent loads) and
-// with VPRE they are issued before the prologue (one memory round trip for the prologue's
-// inputs and the first tile's K and V). A load of that row that races with the store
-// is discarded. No other workgroup of the dispatch attends the row (one token);
+// (kn_sh4, vn_sh2), each invocation packs its K words and V columns of them into
+// registers, and the loops swap those in (a select) where they reach row `cells[t]`; so
+// its cache loads need not wait for its own stores (no memoryBarrierBuffer, no coherent
+// loads) and with VPRE they are issued before the prologue (one memory round trip for the
+// prologue's inputs and the first tile's K and V). A load of that row that races with the
+// store is discarded. No other workgroup of the dispatch attends the row (one token);
 // workgroups of the same kv head (QB < group size) write identical values.
 // Specialization constants 3 = NEOX (else the adjacent-pair layout), 4 = HNORM.
 #extension GL_EXT_control_flow_attributes : require
@@ -516,7 +517,8 @@ void main() {
                     const uint row = min(4 * j4 + jj, tile - 1);
                     [[unroll]] for (uint c = 0; c < COLS; c++) {
                         const uint u = min(lt + c * T, D2 - 1);
-                        uint vw = VPRE ? vpre[(4 * j4 + jj) * COLS + c] : v2[vb + row * kv_row2 + u];
+                        uint vw = VPRE ? vpre[(4 * j4 + jj) * COLS + c]
+                                       : v2[vb + row * kv_row2 + u];
 #ifdef ROPE
                         vw = k0 + row == new_row ? vn_w[c] : vw;
 #endif
