@@ -23,6 +23,7 @@ mod decode;
 mod fusable;
 pub(crate) mod record;
 pub(crate) mod support;
+mod tuning;
 
 pub use record::Extra;
 
