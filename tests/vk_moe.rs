@@ -10,13 +10,18 @@
 //!   the same quantized bytes, x exact) within the integer-dot path's NMSE (5e-4), and a
 //!   pair whose expert id is out of range gets zeros (and still counts in its blocks).
 //! - The block counters are back at zero afterwards, so the next dispatch starts clean.
+//!
+//! And the MoE routing and expert-sum kernels beyond test-ops: `moe_router_topk`'s expert
+//! ids bit for bit (ties included), `moe_sum_rms_norm_mul`'s output and q8_1 epilogue.
 
 mod common;
 
+use common::io::{check, run, xq, Input, Output};
 use common::{for_each_device, values};
 use vkgraph::backend::cpu::ops;
 use vkgraph::backend::vulkan::dispatch;
 use vkgraph::backend::vulkan::dispatch::moe::{IdEpilogue, IdQ8Out};
+use vkgraph::backend::vulkan::dispatch::norm;
 use vkgraph::quant::{self, GgmlType};
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
@@ -135,4 +140,202 @@ fn swiglu_q8_epilogue_quantizes_its_own_output() {
             eprintln!("{case}: ok (NMSE {e:.1e}, {nb} blocks exact)");
         }
     });
+}
+
+/// `moe_router_topk` (MOE_ROUTER_TOPK: the router matmul and the top-k in one dispatch)
+/// chooses exactly the CPU's experts in the CPU's order — ids compared bit for bit, since
+/// the op suite checks them through the weights, which equal logits cannot tell apart —
+/// and exactly what the separate `moe_topk` picks from the logits it wrote. Whole-number
+/// operands make many logits tie exactly (on both sides); the tie rule (lower id first)
+/// decides. The dispatch runs twice on one counter (the last workgroup resets it).
+#[test]
+fn moe_router_topk_ids_exact() {
+    use vkgraph::backend::vulkan::dispatch::moe;
+    use vkgraph::quant::GgmlType;
+    for (k_dim, n_expert, k, n, whole) in [
+        (64usize, 60usize, 4usize, 5usize, true),
+        (256, 128, 8, 8, true),
+        (2048, 128, 8, 3, false),
+    ] {
+        for_each_device("moe_router_topk_ids", |gpu| {
+            let case = format!("moe_router_topk(k_dim={k_dim},experts={n_expert},k={k},n={n})");
+            let (mut w, mut x) = (values(k_dim * n_expert, 7), values(k_dim * n, 8));
+            if whole {
+                w.iter_mut().for_each(|v| *v = (*v * 0.5).floor());
+                x.iter_mut().for_each(|v| *v = (*v * 0.5).floor());
+            }
+            let mut logits = vec![0f32; n_expert * n];
+            let wb: &[u8] = bytemuck::cast_slice(&w);
+            ops::mul_mat(GgmlType::F32, &[wb], &[n_expert], k_dim, &x, n, &mut logits).unwrap();
+            let mut want = vec![0i32; k * n];
+            ops::moe_topk(&logits, n_expert, k, &mut want);
+            let (win, xin) = (Input::f32(gpu, "w", &w, 0), Input::f32(gpu, "x", &x, 0));
+            let scratch = moe::router_topk_scratch_bytes(n_expert as u32, n as u32) as usize / 4;
+            let cnt = Input::f32(gpu, "scratch", &vec![0f32; scratch], 0);
+            let (lg, ids, again, sep) = (
+                Output::new(gpu, "logits", n_expert * n),
+                Output::new(gpu, "ids", k * n),
+                Output::new(gpu, "ids again", k * n),
+                Output::new(gpu, "moe_topk ids", k * n),
+            );
+            let (kd, ne, ku, nu) = (k_dim as u32, n_expert as u32, k as u32, n as u32);
+            run(gpu, &case, |rec| {
+                moe::moe_router_topk(
+                    rec,
+                    win.range(4),
+                    xin.range(4),
+                    lg.range(),
+                    ids.range(),
+                    cnt.range(4),
+                    kd,
+                    ne,
+                    ku,
+                    nu,
+                    None,
+                )?;
+                rec.barrier()?;
+                moe::moe_router_topk(
+                    rec,
+                    win.range(4),
+                    xin.range(4),
+                    lg.range(),
+                    again.range(),
+                    cnt.range(4),
+                    kd,
+                    ne,
+                    ku,
+                    nu,
+                    None,
+                )?;
+                rec.barrier()?;
+                moe::moe_topk(rec, lg.range(), sep.range(), ne, ku, nu)
+            });
+            let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits() as i32).collect::<Vec<i32>>();
+            let got = bits(ids.read(gpu, &case));
+            assert_eq!(got, want, "{}: ids differ from the CPU's", gpu.case(&case));
+            assert_eq!(
+                bits(again.read(gpu, &case)),
+                want,
+                "{}: second dispatch",
+                gpu.case(&case)
+            );
+            assert_eq!(
+                bits(sep.read(gpu, &case)),
+                want,
+                "{}: moe_topk of the logits",
+                gpu.case(&case)
+            );
+            eprintln!("{}: ok", gpu.case(&case));
+        });
+    }
+}
+
+/// `moe_sum_rms_norm_mul` (MOE_SUM_ADD_RMS_NORM_MUL: the next layer's norm over a
+/// mixture-of-experts layer's output, fused) against the CPU's MOE_SUM_ADD, RMS_NORM and
+/// MUL; with its extra outputs as the executor records it: the sum (the MOE_SUM_ADD
+/// node's value, against the GPU's own moe_sum_add of the same operands) and the q8_1
+/// blocks (against quantize_q8_1 of its f32 output), the f32 output bit-identical to the
+/// plain variant's.
+#[test]
+fn moe_sum_rms_norm_mul() {
+    use vkgraph::backend::vulkan::dispatch::moe;
+    use vkgraph::backend::vulkan::dispatch::mul_mat_vecq::{quantize_q8_1, xq_bytes};
+    // (2048, 1, 8): a 30B-A3B decode row, the wide variants on GPUs.
+    for (ne0, rows, n_used) in [(96usize, 3usize, 2usize), (2048, 1, 8), (2048, 2, 8)] {
+        for_each_device("moe_sum_rms_norm_mul", |gpu| {
+            let case = format!("moe_sum_rms_norm_mul(ne0={ne0},rows={rows},used={n_used})");
+            let n = ne0 * rows;
+            let (y, wts, r, w) = (
+                values(n * n_used, 3),
+                values(n_used * rows, 4),
+                values(n, 5),
+                values(ne0, 6),
+            );
+            let yin = Input::f32(gpu, "y", &y, 4);
+            let win = Input::f32(gpu, "wts", &wts, 1);
+            let rin = Input::f32(gpu, "r", &r, 2);
+            let nin = Input::f32(gpu, "w", &w, 0);
+            let (plain, fused, sum, gpu_sum) = (
+                Output::new(gpu, "plain", n),
+                Output::new(gpu, "fused", n),
+                Output::new(gpu, "sum", n),
+                Output::new(gpu, "moe_sum_add", n),
+            );
+            let (cb, sb) = xq_bytes(ne0 as u32, rows as u32);
+            let so = cb.div_ceil(512) * 512;
+            let xq_buf = |name: &str| gpu.buffer_from(name, &vec![0xabu8; (so + sb) as usize]);
+            let (ep, re) = (xq_buf("epilogue"), xq_buf("requantized"));
+            let (ne0u, rowsu, usedu) = (ne0 as u32, rows as u32, n_used as u32);
+            run(gpu, &case, |rec| {
+                norm::moe_sum_rms_norm_mul(
+                    rec,
+                    rin.range(4),
+                    yin.range(4),
+                    win.range(4),
+                    usedu,
+                    nin.range(4),
+                    plain.range(),
+                    None,
+                    None,
+                    ne0u,
+                    rowsu,
+                    1,
+                    1e-6,
+                )?;
+                norm::moe_sum_rms_norm_mul(
+                    rec,
+                    rin.range(4),
+                    yin.range(4),
+                    win.range(4),
+                    usedu,
+                    nin.range(4),
+                    fused.range(),
+                    Some(xq(&ep, cb, sb)),
+                    Some(sum.range()),
+                    ne0u,
+                    rowsu,
+                    1,
+                    1e-6,
+                )?;
+                moe::moe_sum(
+                    rec,
+                    yin.range(4),
+                    win.range(4),
+                    Some(rin.range(4)),
+                    gpu_sum.range(),
+                    ne0u,
+                    usedu,
+                    rowsu,
+                )
+            });
+            let mut want_sum = vec![0f32; n];
+            ops::moe_sum(&y, ne0, n_used, &wts, &mut want_sum);
+            want_sum.iter_mut().zip(&r).for_each(|(o, r)| *o += r);
+            let mut normed = vec![0f32; n];
+            ops::rms_norm(&want_sum, ne0, 1e-6, &mut normed);
+            let mut want = vec![0f32; n];
+            ops::binary(false, &normed, &w, ne0, &mut want);
+            let (p, f) = (plain.read(gpu, &case), fused.read(gpu, &case));
+            check(gpu, &case, &p, &want);
+            assert!(
+                p.iter().zip(&f).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{}: the q8/sum variant's f32 output differs from the plain one's",
+                gpu.case(&case)
+            );
+            let got_sum = sum.read(gpu, &case);
+            check(gpu, &format!("{case} sum"), &got_sum, &want_sum);
+            check(
+                gpu,
+                &format!("{case} sum vs moe_sum_add"),
+                &got_sum,
+                &gpu_sum.read(gpu, &case),
+            );
+            let again = Input::f32(gpu, "again", &f, 0);
+            run(gpu, &case, |rec| {
+                quantize_q8_1(rec, again.range(4), xq(&re, cb, sb), ne0u, rowsu)
+            });
+            common::io::assert_q8_same(gpu, &case, &ep, &re, cb, sb, so as usize);
+            eprintln!("{}: ok", gpu.case(&case));
+        });
+    }
 }

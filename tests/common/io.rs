@@ -190,3 +190,17 @@ pub fn assert_q8_same(
         );
     }
 }
+
+/// The q8_1 copy in `buf` for `cb` bytes of codes and `sb` of scales: the scales start at
+/// the first multiple of 512 bytes after the codes.
+pub fn xq(
+    buf: &vkgraph::backend::vulkan::Buffer,
+    cb: u64,
+    sb: u64,
+) -> vkgraph::backend::vulkan::dispatch::mul_mat_vecq::XQ<'_> {
+    let so = cb.div_ceil(512) * 512;
+    vkgraph::backend::vulkan::dispatch::mul_mat_vecq::XQ {
+        codes: buf.range(0, cb),
+        scales: buf.range(so, sb),
+    }
+}
