@@ -58,13 +58,18 @@ fn main() {
         eprintln!("attention bench: no GPU timestamps on {}", caps.name);
         return;
     };
-    let bw = 2.0 * copy_bytes as f64 / (us.into_iter().fold(f64::INFINITY, f64::min) * 1e3);
+    let gbs = us.map(|u| 2.0 * copy_bytes as f64 / (u * 1e3));
+    let bw = gbs.into_iter().fold(0.0, f64::max);
     println!(
-        "# decode attention on {} ({}); fastest copy of {} MiB: {bw:.0} GB/s (read + \
-         write); L2 taken as {l2_mb} MB: DRAM mode rotates >= {} MB",
+        "# decode attention on {} ({}); copy of {} MiB (read + write): vkCmdCopyBuffer \
+         {:.0} GB/s, copy.comp {:.0}, copy_vec4 {:.0}; reference (the fastest) {bw:.0} GB/s; \
+         L2 taken as {l2_mb} MB: DRAM mode rotates >= {} MB",
         caps.name,
         caps.driver_info,
         copy_bytes >> 20,
+        gbs[0],
+        gbs[1],
+        gbs[2],
         dram_total >> 20
     );
     println!("| heads | cache rows | attended | launch | mode | µs | GB/s | % of copy |");
@@ -153,10 +158,8 @@ fn main() {
                 let scratch_bytes = shape.map_or(16, |s| s.scratch_bytes(D, nh, 1));
                 let scratch = filled(&ctx, &vec![0u8; scratch_bytes as usize], "scratch");
                 for (mode, rot) in [("L2", 1usize), ("DRAM", copies)] {
-                    let i = std::cell::Cell::new(0usize);
-                    let us = gpu_time::time(&ctx, REPS, &|rec| {
-                        let c = &caches[i.get() % rot];
-                        i.set(i.get() + 1);
+                    let us = gpu_time::time_indexed(&ctx, REPS, &|rec, i| {
+                        let c = &caches[i % rot];
                         let (k, v) = (c.range(0, half_bytes), c.range(half_bytes, half_bytes));
                         match shape {
                             Some(sh) => attention::attention_split(

@@ -25,43 +25,18 @@ use vkgraph::quant::{self, GgmlType};
 
 const REPS: usize = 40;
 
-// Only its DRAM rotation and reference copy: this bench times with its own `time`
-// (the rotation index passed in).
 #[path = "common/dram.rs"]
 mod dram;
-#[allow(dead_code)]
 #[path = "common/gpu_time.rs"]
 mod gpu_time;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Runs `f(rec, i)` REPS times (after REPS untimed ones) with a barrier and a timestamp after
-/// each; returns the median µs.
+/// `f(rec, i)` (repetition `i`: the rotation index) timed by [`gpu_time::time_indexed`]
+/// (the GPU kept busy first, `REPS` untimed and `REPS` timed repetitions); the median µs.
 fn time(ctx: &VulkanContext, f: &dyn Fn(&mut Recorder, usize)) -> Option<f64> {
-    let mut rec = ctx.recorder().ok()?;
-    rec.begin().ok()?;
-    // Untimed warm-up repetitions first (caches, and clocks that ramp up under load).
-    for i in 0..REPS {
-        f(&mut rec, i);
-        rec.barrier().ok()?;
-    }
-    rec.timestamp("start").ok()?;
-    for i in 0..REPS {
-        f(&mut rec, i + 1);
-        rec.barrier().ok()?;
-        rec.timestamp("rep").ok()?;
-    }
-    rec.submit_and_wait().ok()?;
-    let ts = rec.timestamps();
-    if ts.len() < 2 {
-        return None;
-    }
-    Some(median(
-        ts.windows(2).map(|p| (p[1].ns - p[0].ns) / 1e3).collect(),
-    ))
+    gpu_time::time_indexed(ctx, REPS, &|rec, i| {
+        f(rec, i);
+        Ok(())
+    })
 }
 
 /// Runs the bench once per weight type, each in a fresh process (this executable with

@@ -21,25 +21,35 @@ pub fn time(
     reps: usize,
     f: &dyn Fn(&mut Recorder) -> vkgraph::Result<()>,
 ) -> Option<f64> {
+    time_indexed(ctx, reps, &|rec, _| f(rec))
+}
+
+/// [`time`] for a dispatch that rotates through operand copies: `f(rec, i)` with `i` the
+/// repetition's index (untimed repetitions `0..reps`, timed ones `1..=reps`).
+pub fn time_indexed(
+    ctx: &VulkanContext,
+    reps: usize,
+    f: &dyn Fn(&mut Recorder, usize) -> vkgraph::Result<()>,
+) -> Option<f64> {
     let start = std::time::Instant::now();
     while start.elapsed() < WARM {
         let mut warm = ctx.recorder().ok()?;
         warm.begin().ok()?;
-        for _ in 0..reps.max(1) {
-            f(&mut warm).ok()?;
+        for i in 0..reps.max(1) {
+            f(&mut warm, i).ok()?;
             warm.barrier().ok()?;
         }
         warm.submit_and_wait().ok()?;
     }
     let mut rec = ctx.recorder().ok()?;
     rec.begin().ok()?;
-    for _ in 0..reps {
-        f(&mut rec).ok()?;
+    for i in 0..reps {
+        f(&mut rec, i).ok()?;
         rec.barrier().ok()?;
     }
     rec.timestamp("start").ok()?;
-    for _ in 0..reps {
-        f(&mut rec).ok()?;
+    for i in 0..reps {
+        f(&mut rec, i + 1).ok()?;
         rec.barrier().ok()?;
         rec.timestamp("rep").ok()?;
     }

@@ -325,7 +325,7 @@ void main() {
     const uint kh = h0 / (p.n_head / p.n_head_kv); // QB divides the group size
     const uint kv_row8 = p.n_head_kv * D8; // uvec4 per cache row (all kv heads)
     const uint kv_row2 = p.n_head_kv * D2; // uint per cache row
-    const uint lane0 = lt % L; // lane within the L invocations that share a K row
+    const uint lane = lt % L; // lane within the L invocations that share a K row
 
     const uint hi = min(uint(max(span[p.span_off + 2 * t + 1], 0)) + 1, p.n_kv);
     const uint lo = min(uint(max(span[p.span_off + 2 * t], 0)), hi - 1);
@@ -346,7 +346,7 @@ void main() {
             const uint row = min(pass * RPP + lt / L, tile0 - 1);
             const uint kb = p.k_off + (r_begin + sb * T + row) * kv_row8 + kh * D8;
             [[unroll]] for (uint ii = 0; ii < NI; ii++) {
-                kpre[pass * NI + ii] = k4[kb + min(lane0 + ii * L, D8 - 1)];
+                kpre[pass * NI + ii] = k4[kb + min(lane + ii * L, D8 - 1)];
             }
         }
     }
@@ -373,7 +373,6 @@ void main() {
     barrier();
 #endif
     // This invocation's slice of each head's q: uvec4 i = lane + ii * L of every K row.
-    const uint lane = lane0;
     vec4 qa[QB * NI];
     vec4 qc[QB * NI];
     [[unroll]] for (uint g = 0; g < QB; g++) {
