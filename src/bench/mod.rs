@@ -165,7 +165,9 @@ fn fill_cache(s: &mut Session, n: usize, tok: impl Fn(usize) -> u32) -> Result<(
 fn warm_gpu(s: &mut Session) -> Result<()> {
     const WARM: std::time::Duration = std::time::Duration::from_millis(300);
     let n_vocab = s.model.hp.n_vocab as u32;
-    let toks: Vec<u32> = (0..64u32).map(|i| (i * 7919) % n_vocab).collect();
+    // As many tokens as the context holds (a small `-n` plans a small one).
+    let n = s.opts.n_ctx.clamp(1, 64) as u32;
+    let toks: Vec<u32> = (0..n).map(|i| (i * 7919) % n_vocab).collect();
     let t = Instant::now();
     while t.elapsed() < WARM {
         s.reset();
@@ -193,9 +195,10 @@ pub fn run_once(s: &mut Session, mode: Mode, test: Test) -> Result<f64> {
             s.forward(&toks, false)?;
         }
         Kind::Tg => {
-            // Like llama-bench: every step's logits row comes back to the host.
+            // Like llama-bench: every step's logits row comes back to the host (into the
+            // session's buffer, as llama.cpp's into its context's).
             for i in 0..n {
-                s.forward(&[tok(at + i)], false)?;
+                s.forward_logits(&[tok(at + i)])?;
             }
         }
         Kind::TgSampled => {
@@ -330,11 +333,14 @@ pub fn profile_tg(
             // Wall time of unprofiled decode steps (submit, GPU, fence, logits read-back):
             // beside the GPU time below it says what the host and the sync cost.
             const WALL_STEPS: usize = 8;
+            s.take_step_times();
             let t = Instant::now();
             for i in 0..WALL_STEPS {
-                s.forward(&[3 + i as u32 % 7], false)?;
+                s.forward_logits(&[3 + i as u32 % 7])?;
             }
             let wall_us = t.elapsed().as_secs_f64() * 1e6 / WALL_STEPS as f64;
+            let st = s.take_step_times();
+            let per = |ns: u64| ns as f64 / 1e3 / st.steps.max(1) as f64;
             s.set_profile(pm);
             s.take_profile();
             s.forward(&[2], false)?;
@@ -352,8 +358,12 @@ pub fn profile_tg(
             out += &format!("\n### {model_name} tg step at position {pos}, qkv={mode}\n");
             if pm == ProfileMode::PerStage {
                 out += &format!(
-                    "wall per unprofiled step: {wall_us:.1} µs; GPU per profiled step: {gpu_us:.1} µs; \
+                    "wall per unprofiled step: {wall_us:.1} µs = host set-up {:.1} + submit to \
+                     fence {:.1} + read-back {:.1}; GPU per profiled step: {gpu_us:.1} µs; \
                      host + sync ≈ {:.1} µs\n",
+                    per(st.before_ns),
+                    per(st.run_ns),
+                    per(st.read_ns),
                     (wall_us - gpu_us).max(0.0)
                 );
             }

@@ -46,6 +46,19 @@ impl Default for SessionOptions {
     }
 }
 
+/// Wall time of the `forward*` calls since the last [`Session::take_step_times`], in three
+/// parts: the host's work before the first split runs (plan look-up, KV bookkeeping,
+/// input uploads), the splits' runs (submission, the device's work, the fence; copies
+/// between splits), and the output's read-back (and the cache commit). What `bench
+/// --profile` prints beside the GPU time of a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTimes {
+    pub steps: u64,
+    pub before_ns: u64,
+    pub run_ns: u64,
+    pub read_ns: u64,
+}
+
 /// A planned graph's key: (batch size, output rows, QKV mode, fusion level, TOP_K's k).
 type PlanKey = (usize, usize, QkvMode, FusionLevel, Option<usize>);
 
@@ -61,6 +74,12 @@ pub struct Session {
     /// Scheduled K-shift graphs by rows moved (a run's shifts all move as many rows, so
     /// backends replay one recording).
     shift_plans: std::collections::HashMap<usize, Arc<(Graph, Assignment)>>,
+    /// Per planned graph (by uid): for each backend that runs part of it, the graph
+    /// inputs its nodes read — worked out once, not per step.
+    input_routes: std::collections::HashMap<u64, Vec<(usize, Vec<crate::graph::TensorId>)>>,
+    /// The last forward pass's output rows (reused: no allocation per step).
+    out: Vec<f32>,
+    times: StepTimes,
 }
 
 impl Session {
@@ -85,7 +104,16 @@ impl Session {
             kv,
             plans: Default::default(),
             shift_plans: Default::default(),
+            input_routes: Default::default(),
+            out: Vec::new(),
+            times: StepTimes::default(),
         })
+    }
+
+    /// The wall-time split of the `forward*` calls since the last call (see
+    /// [`StepTimes`]); resets it.
+    pub fn take_step_times(&mut self) -> StepTimes {
+        std::mem::take(&mut self.times)
     }
 
     /// Tokens in the KV cache of sequence 0.
@@ -289,6 +317,15 @@ impl Session {
         self.forward_batch(&seqs, tokens, logits_all)
     }
 
+    /// [`Session::forward`] of sequence 0 returning the last token's logits borrowed from
+    /// the session (valid until its next call): a decode loop's step allocates nothing
+    /// and copies the row once, from the device's read-back memory (as llama.cpp's
+    /// `llama_get_logits`).
+    pub fn forward_logits(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        let seqs = vec![0; tokens.len()];
+        self.forward_inner(&seqs, tokens, 1, None)
+    }
+
     /// Evaluates a batch whose token `i` is `tokens[i]` of sequence `seqs[i]` (each
     /// sequence's tokens in order; sequences may mix) in one pass. Logits as `forward`.
     pub fn forward_batch(
@@ -309,6 +346,7 @@ impl Session {
         n_outputs: usize,
     ) -> Result<Vec<f32>> {
         self.forward_inner(seqs, tokens, n_outputs, None)
+            .map(<[f32]>::to_vec)
     }
 
     /// [`Session::forward_batch_last`] returning, instead of the logits, `2 + 2k` floats
@@ -324,6 +362,7 @@ impl Session {
     ) -> Result<Vec<f32>> {
         let k = k.clamp(1, self.model.hp.n_vocab);
         self.forward_inner(seqs, tokens, n_outputs, Some(k))
+            .map(<[f32]>::to_vec)
     }
 
     fn forward_inner(
@@ -332,7 +371,8 @@ impl Session {
         tokens: &[u32],
         n_outputs: usize,
         top_k: Option<usize>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<&[f32]> {
+        let t0 = std::time::Instant::now();
         let n = tokens.len();
         if seqs.len() != n {
             return Err(Error::Usage(format!(
@@ -362,44 +402,65 @@ impl Session {
         };
         let (g, a) = (&planned.0, &planned.1);
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
-        let holder = self.execute(g, a, |name| match name {
+        let (holder, t1) = self.execute(g, a, |name| match name {
             build::INP_TOKENS => Some(&ids),
             build::INP_POS => Some(&cells.pos),
             build::INP_KV_CELL => Some(&cells.cells),
             build::INP_KV_SPAN => Some(&cells.spans),
             _ => None,
         })?;
+        let t2 = std::time::Instant::now();
         let out = g.outputs[0];
         let b = holder[&g.root(out)];
-        let mut values = vec![0f32; g.tensor(out).nelements()];
-        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut values))?;
+        // Resized in place: zero-filled only where it grows.
+        self.out.resize(g.tensor(out).nelements(), 0.0);
+        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut self.out))?;
         self.kv.commit(&cells);
-        Ok(values)
+        let ns = |d: std::time::Duration| d.as_nanos() as u64;
+        self.times.steps += 1;
+        self.times.before_ns += ns(t1 - t0);
+        self.times.run_ns += ns(t2 - t1);
+        self.times.read_ns += ns(t2.elapsed());
+        Ok(&self.out)
     }
 
     /// Readies every backend that runs part of `a` for `g`, uploads the graph inputs
     /// (`value` of each by name), and evaluates the splits in order, copying the tensors
-    /// that cross them. Returns which backend holds each root written.
+    /// that cross them. Returns which backend holds each root written, and when the
+    /// first split started (the host's set-up done).
     fn execute<'v>(
         &mut self,
         g: &Graph,
         a: &Assignment,
         value: impl Fn(&str) -> Option<&'v Vec<i32>>,
-    ) -> Result<std::collections::HashMap<crate::graph::TensorId, usize>> {
-        let used: std::collections::BTreeSet<usize> = a.splits.iter().map(|s| s.backend).collect();
-        for &b in &used {
-            let be = &mut self.backends[b];
-            be.prepare_for(g, a.nodes_of(b))?;
-            // Each input goes to the backends whose nodes read it (they hold no memory
-            // for the others).
-            let reads = g.roots_used_by(a.nodes_of(b));
-            for &t in g.inputs.iter().filter(|&&t| reads.contains(&g.root(t))) {
+    ) -> Result<(
+        std::collections::HashMap<crate::graph::TensorId, usize>,
+        std::time::Instant,
+    )> {
+        // Each input goes to the backends whose nodes read it (they hold no memory for
+        // the others): worked out once per graph.
+        let routes = self.input_routes.entry(g.uid).or_insert_with(|| {
+            let used: std::collections::BTreeSet<usize> =
+                a.splits.iter().map(|s| s.backend).collect();
+            used.into_iter()
+                .map(|b| {
+                    let reads = g.roots_used_by(a.nodes_of(b));
+                    let inputs = g.inputs.iter().copied();
+                    (b, inputs.filter(|&t| reads.contains(&g.root(t))).collect())
+                })
+                .collect()
+        });
+        for (b, inputs) in routes.iter() {
+            let be = &mut self.backends[*b];
+            be.prepare_for(g, a.nodes_of(*b))?;
+            for &t in inputs {
                 let name = g.tensor(t).name.as_str();
                 let data = value(name)
                     .ok_or_else(|| Error::Usage(format!("graph input `{name}` has no value")))?;
                 be.set_tensor(g, t, bytemuck::cast_slice(data))?;
             }
         }
+        let started = std::time::Instant::now();
         let mut holder = std::collections::HashMap::new();
         for s in &a.splits {
             for &t in &s.inputs {
@@ -412,7 +473,7 @@ impl Session {
                 holder.insert(g.root(g.node(nd).dst), s.backend);
             }
         }
-        Ok(holder)
+        Ok((holder, started))
     }
 
     /// The context shift of a full sequence, as llama.cpp's `--context-shift` does it:
