@@ -23,6 +23,7 @@
 //! | `VKGRAPH_ATTN_MIN_SPLIT=N` | [`Options::attn_min_split`] | decode attention splits the context from N planned cache rows on (tuning; unset: 512) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
+//! | `VKGRAPH_FENCE_SPIN=US` | [`Options::fence_spin_us`] | microseconds a wait for the GPU polls (a busy core) before it blocks (0: block at once; unset: 0) |
 //! | `VKGRAPH_PIPELINE_STATS=1` | [`Options::pipeline_stats`] | log the driver's statistics of every compute pipeline (registers, spills; `RUST_LOG=info`, where the device has `VK_KHR_pipeline_executable_properties`) |
 
 use std::path::PathBuf;
@@ -63,6 +64,7 @@ pub struct Options {
     pub attn_split_qb: Option<u32>,
     pub cache_dir: Option<PathBuf>,
     pub fence_timeout_s: Option<u32>,
+    pub fence_spin_us: Option<u32>,
     pub pipeline_stats: bool,
 }
 
@@ -88,6 +90,7 @@ impl Default for Options {
             attn_split_qb: None,
             cache_dir: None,
             fence_timeout_s: None,
+            fence_spin_us: None,
             pipeline_stats: false,
         }
     }
@@ -180,6 +183,13 @@ impl Options {
                 ))
             })?);
         }
+        if let Some(v) = get("VKGRAPH_FENCE_SPIN") {
+            o.fence_spin_us = Some(v.trim().parse().map_err(|_| {
+                Error::Usage(format!(
+                    "VKGRAPH_FENCE_SPIN={v}: expected whole microseconds (0: no polling)"
+                ))
+            })?);
+        }
         Ok(o)
     }
 }
@@ -241,8 +251,10 @@ mod tests {
             ("VKGRAPH_ATTN_MIN_SPLIT", "2048"),
             ("VKGRAPH_ATTN_VPRE", "1"),
             ("VKGRAPH_ATTN_QB", "1"),
+            ("VKGRAPH_FENCE_SPIN", "2000"),
         ]))
         .unwrap();
+        assert_eq!(o.fence_spin_us, Some(2000));
         assert!(!o.moe_group && !o.moe_route);
         assert_eq!(o.attn_min_split, Some(2048));
         assert_eq!(o.attn_split_vpre, Some(true));
@@ -251,6 +263,7 @@ mod tests {
             ("VKGRAPH_ATTN_MIN_SPLIT", "lots"),
             ("VKGRAPH_ATTN_QB", "3"),
             ("VKGRAPH_MOE_ROUTE", "maybe"),
+            ("VKGRAPH_FENCE_SPIN", "fast"),
         ] {
             let e = Options::from_vars(move |k: &str| (k == bad.0).then(|| bad.1.to_string()));
             assert!(e.is_err_and(|e| e.to_string().contains(bad.0)), "{bad:?}");

@@ -754,10 +754,17 @@ fn bad_device_index() {
 
 /// A submission that outlasts the fence timeout is `Error::Timeout`, not a hang: the spin
 /// kernel polls until the host sets its flag, the wait gives up after the 1 s timeout, and
-/// once the flag is set the same recorder waits again and completes.
+/// once the flag is set the same recorder waits again and completes. The same with the
+/// fence polled for 300 ms before the blocking wait (`VKGRAPH_FENCE_SPIN`): the poll
+/// gives way to the timeout, and sees the released kernel end.
 #[test]
 fn fence_timeout_is_an_error() {
-    for gpu in devices_with(|o| o.fence_timeout_s = Some(1)) {
+    let blocking = devices_with(|o| o.fence_timeout_s = Some(1));
+    let polling = devices_with(|o| {
+        o.fence_timeout_s = Some(1);
+        o.fence_spin_us = Some(300_000);
+    });
+    for gpu in blocking.into_iter().chain(polling) {
         let flag = gpu
             .ctx
             .create_buffer(256, MemoryLocation::Upload, "spin flag")

@@ -507,6 +507,7 @@ pub fn make_backends(
                 device_index: dev.device,
                 validation: dev.validate,
                 fence_timeout_s: options()?.fence_timeout_s,
+                fence_spin_us: options()?.fence_spin_us,
                 pipeline_stats: options()?.pipeline_stats,
                 ..Default::default()
             },
@@ -568,6 +569,7 @@ fn test_ops(
                 device_index: Some(caps.index),
                 validation: validate,
                 fence_timeout_s: options()?.fence_timeout_s,
+                fence_spin_us: options()?.fence_spin_us,
                 pipeline_stats: options()?.pipeline_stats,
                 ..Default::default()
             })?;

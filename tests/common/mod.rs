@@ -79,6 +79,7 @@ pub fn options(index: usize) -> ContextOptions {
         device_index: Some(index),
         validation: true,
         fence_timeout_s: env.fence_timeout_s,
+        fence_spin_us: env.fence_spin_us,
         ..Default::default()
     }
 }

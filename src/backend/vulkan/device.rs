@@ -51,6 +51,8 @@ pub struct Device {
     pub(crate) instance: Arc<Instance>,
     /// How long a fence wait may block (`None`: forever); see `ContextOptions`.
     pub(crate) fence_timeout: Option<std::time::Duration>,
+    /// How long a fence wait polls before it blocks (`None`: it blocks at once).
+    pub(crate) fence_spin: Option<std::time::Duration>,
 }
 
 impl Device {
@@ -65,20 +67,28 @@ impl Device {
         index: Option<usize>,
         push_descriptors: bool,
         fence_timeout: Option<std::time::Duration>,
+        fence_spin: Option<std::time::Duration>,
     ) -> Result<Arc<Device>> {
-        type Key = (usize, Option<usize>, bool, Option<std::time::Duration>);
+        type Key = (
+            usize,
+            Option<usize>,
+            bool,
+            Option<std::time::Duration>,
+            Option<std::time::Duration>,
+        );
         static SHARED: Mutex<Vec<(Key, Arc<Device>)>> = Mutex::new(Vec::new());
         let key = (
             Arc::as_ptr(&instance) as usize,
             index,
             push_descriptors,
             fence_timeout,
+            fence_spin,
         );
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, d)) = shared.iter().find(|(k, _)| *k == key) {
             return Ok(d.clone());
         }
-        let d = Device::new(instance, index, push_descriptors, fence_timeout)?;
+        let d = Device::new(instance, index, push_descriptors, fence_timeout, fence_spin)?;
         shared.push((key, d.clone()));
         Ok(d)
     }
@@ -91,6 +101,7 @@ impl Device {
         index: Option<usize>,
         push_descriptors: bool,
         fence_timeout: Option<std::time::Duration>,
+        fence_spin: Option<std::time::Duration>,
     ) -> Result<Arc<Device>> {
         let devices = enumerate(&instance)?;
         if devices.is_empty() {
@@ -200,6 +211,7 @@ impl Device {
             push_descriptor,
             instance,
             fence_timeout,
+            fence_spin,
         }))
     }
 

@@ -78,6 +78,9 @@ pub struct ContextOptions {
     /// Seconds a fence wait may take before it fails with [`crate::Error::Timeout`]
     /// (`VKGRAPH_FENCE_TIMEOUT`): `None` = [`DEFAULT_FENCE_TIMEOUT_S`], `Some(0)` = no limit.
     pub fence_timeout_s: Option<u32>,
+    /// Microseconds a fence wait polls the fence before it blocks (`VKGRAPH_FENCE_SPIN`):
+    /// `None` = [`DEFAULT_FENCE_SPIN_US`], `Some(0)` = block at once.
+    pub fence_spin_us: Option<u32>,
     /// Record the driver's statistics of every pipeline (`VKGRAPH_PIPELINE_STATS`; where
     /// the device has `VK_KHR_pipeline_executable_properties`): [`VulkanContext::pipeline_stats`].
     pub pipeline_stats: bool,
@@ -86,6 +89,9 @@ pub struct ContextOptions {
 /// Fence timeout when none is given: generous for a CPU driver running a whole prompt in
 /// one submission, short enough that a hang ends as an error rather than a stuck process.
 pub const DEFAULT_FENCE_TIMEOUT_S: u32 = 300;
+
+/// Fence polling when none is given (µs; 0: a fence wait blocks at once).
+pub const DEFAULT_FENCE_SPIN_US: u32 = 0;
 
 /// Staging state for host transfers (one at a time).
 struct Transfer {
@@ -114,11 +120,16 @@ impl VulkanContext {
             0 => None,
             s => Some(std::time::Duration::from_secs(u64::from(s))),
         };
+        let spin = match opts.fence_spin_us.unwrap_or(DEFAULT_FENCE_SPIN_US) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(u64::from(us))),
+        };
         let device = Device::shared(
             instance,
             opts.device_index,
             !opts.disable_push_descriptors,
             timeout,
+            spin,
         )?;
         let memory = Memory::new(device.clone())?;
         let pipelines = PipelineCache::new(device.clone(), opts.pipeline_stats);

@@ -32,8 +32,26 @@ impl Fence {
     }
 
     /// Blocks until the fence is signalled, or fails with [`Error::Timeout`] after the
-    /// device's fence timeout (the submission may then still be running).
+    /// device's fence timeout (the submission may then still be running). With the
+    /// device's `fence_spin` set, it first polls the fence for up to that long (a busy
+    /// core, as CUDA's default synchronisation spins): a decode step's submission ends
+    /// within milliseconds, and a blocked thread's wake-up adds to every step.
     pub(crate) fn wait(&self) -> Result<()> {
+        if let Some(spin) = self.device.fence_spin {
+            let t = std::time::Instant::now();
+            loop {
+                // SAFETY: the fence belongs to this device.
+                match unsafe { self.device.raw.get_fence_status(self.raw) } {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    Err(e) => return Err(vk_error("vkGetFenceStatus", e)),
+                }
+                if t.elapsed() >= spin {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
         let limit = self.device.fence_timeout;
         let ns = limit.map_or(u64::MAX, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
         // SAFETY: the fence belongs to this device.
