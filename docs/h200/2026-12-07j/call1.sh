@@ -34,7 +34,7 @@ pack
 echo "t=$SECONDS wait gen"; wait $GP; grep wrote $L/gen.txt | cut -c1-90
 # The split knobs on H, while llama.cpp builds (niced; all three under the same load).
 t() { grep -E "$2" $1 | grep -v speedup | awk -F'|' '{printf "%s %s; ", $(NF-2), $(NF-1)}'; }
-for m in q06 l8; do for e in VKGRAPH_X=0 VKGRAPH_ATTN_VPRE=1 VKGRAPH_ATTN_QB=1; do
+for m in q06 l8; do for e in VKGRAPH_X=0 VKGRAPH_ATTN_VPRE=1 VKGRAPH_ATTN_QB=1 VKGRAPH_ATTN_MIN_SPLIT=2048; do
   env $e timeout 60 $D/vkgraph bench -m /tmp/$m.gguf -p 0 -n 64 -d 512,4096 -r 2 --qkv auto > $L/knob-$e-$m.txt 2>&1
   echo "H $e $m: $(t $L/knob-$e-$m.txt tg64) (t=$SECONDS)"
 done; done; pack
