@@ -23,7 +23,7 @@
 //! | `VKGRAPH_ATTN_MIN_SPLIT=N` | [`Options::attn_min_split`] | decode attention splits the context from N planned cache rows on (tuning; unset: 512) |
 //! | `VKGRAPH_CACHE` | [`Options::cache_dir`] | where the default model lives (else `$HOME/.cache/vkgraph`) |
 //! | `VKGRAPH_FENCE_TIMEOUT` | [`Options::fence_timeout_s`] | seconds a GPU submission may run before it is an error (0: no limit; unset: 300) |
-//! | `VKGRAPH_FENCE_SPIN=US` | [`Options::fence_spin_us`] | microseconds a wait for the GPU polls (a busy core) before it blocks (0: block at once; unset: 0) |
+//! | `VKGRAPH_FENCE_SPIN=US` | [`Options::fence_spin_us`] | microseconds a wait for the GPU polls (a busy core) before it blocks (0: block at once; unset: 20000 on a GPU, 0 on a CPU driver) |
 //! | `VKGRAPH_PIPELINE_STATS=1` | [`Options::pipeline_stats`] | log the driver's statistics of every compute pipeline (registers, spills; `RUST_LOG=info`, where the device has `VK_KHR_pipeline_executable_properties`) |
 
 use std::path::PathBuf;

@@ -247,6 +247,44 @@ fn attention_coopmat() {
 /// `VKGRAPH_LARGE_TESTS=1`), splits that leave workgroups empty, every head grouping,
 /// decode batches of 1 and 3 tokens. Each case runs twice on one scratch buffer (the
 /// counters must come back to zero) and checks them after.
+/// The default split-K launch for decode (forced, so lavapipe's CPU device plans one too):
+/// at most two query heads of a GQA group per workgroup, V (and the first tile's K)
+/// preloaded for head sizes up to 128 — the H100 measurements behind
+/// `attention::SPLIT_MAX_QB` / `SPLIT_PRELOAD_MAX_D`; groups of one stay at one head.
+#[test]
+fn default_split_shape() {
+    for gpu in common::devices() {
+        let caps = gpu.ctx.caps();
+        // (d, heads, kv heads) -> (qb, preload_v): llama-8B, qwen3-0.6B, no GQA, d = 256.
+        for ((d, nh, nkv), want) in [
+            ((128, 32, 8), (2, true)),
+            ((128, 16, 8), (2, true)),
+            ((128, 8, 8), (1, true)),
+            ((256, 16, 4), (2, false)),
+        ] {
+            let sh = attention::split_shape(
+                caps,
+                d,
+                nh,
+                nkv,
+                1,
+                4096,
+                true,
+                attention::MIN_SPLIT_ROWS,
+                attention::ROWS_PER_SPLIT,
+            )
+            .unwrap_or_else(|| panic!("{}: no split for d={d} {nh}/{nkv}", gpu.label));
+            assert_eq!(
+                (sh.qb, sh.preload_v),
+                want,
+                "{}: d={d} {nh}/{nkv}",
+                gpu.label
+            );
+            assert!(sh.nz >= 2, "{}: {sh:?}", gpu.label);
+        }
+    }
+}
+
 #[test]
 fn attention_split() {
     for_each_device("attention_split", |gpu| {

@@ -67,14 +67,14 @@ impl Device {
         index: Option<usize>,
         push_descriptors: bool,
         fence_timeout: Option<std::time::Duration>,
-        fence_spin: Option<std::time::Duration>,
+        fence_spin_us: Option<u32>,
     ) -> Result<Arc<Device>> {
         type Key = (
             usize,
             Option<usize>,
             bool,
             Option<std::time::Duration>,
-            Option<std::time::Duration>,
+            Option<u32>,
         );
         static SHARED: Mutex<Vec<(Key, Arc<Device>)>> = Mutex::new(Vec::new());
         let key = (
@@ -82,26 +82,34 @@ impl Device {
             index,
             push_descriptors,
             fence_timeout,
-            fence_spin,
+            fence_spin_us,
         );
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, d)) = shared.iter().find(|(k, _)| *k == key) {
             return Ok(d.clone());
         }
-        let d = Device::new(instance, index, push_descriptors, fence_timeout, fence_spin)?;
+        let d = Device::new(
+            instance,
+            index,
+            push_descriptors,
+            fence_timeout,
+            fence_spin_us,
+        )?;
         shared.push((key, d.clone()));
         Ok(d)
     }
 
     /// Opens device `index` (enumeration order), or the best one: discrete first.
-    /// `push_descriptors = false` forces the descriptor-pool path (for tests). Prefer
+    /// `push_descriptors = false` forces the descriptor-pool path (for tests).
+    /// `fence_spin_us`: see `ContextOptions::fence_spin_us` (`None`: the default for the
+    /// device's type). Prefer
     /// [`Device::shared`]; this one is destroyed with its last `Arc`.
     pub fn new(
         instance: Arc<Instance>,
         index: Option<usize>,
         push_descriptors: bool,
         fence_timeout: Option<std::time::Duration>,
-        fence_spin: Option<std::time::Duration>,
+        fence_spin_us: Option<u32>,
     ) -> Result<Arc<Device>> {
         let devices = enumerate(&instance)?;
         if devices.is_empty() {
@@ -202,6 +210,12 @@ impl Device {
             caps.name,
             push_descriptor.is_some()
         );
+        let spin_us = fence_spin_us.unwrap_or(if caps.device_type == vk::PhysicalDeviceType::CPU {
+            0
+        } else {
+            super::DEFAULT_FENCE_SPIN_US
+        });
+        let fence_spin = (spin_us > 0).then(|| std::time::Duration::from_micros(spin_us.into()));
         LIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Arc::new(Device {
             raw,

@@ -79,7 +79,8 @@ pub struct ContextOptions {
     /// (`VKGRAPH_FENCE_TIMEOUT`): `None` = [`DEFAULT_FENCE_TIMEOUT_S`], `Some(0)` = no limit.
     pub fence_timeout_s: Option<u32>,
     /// Microseconds a fence wait polls the fence before it blocks (`VKGRAPH_FENCE_SPIN`):
-    /// `None` = [`DEFAULT_FENCE_SPIN_US`], `Some(0)` = block at once.
+    /// `None` = [`DEFAULT_FENCE_SPIN_US`] on a GPU and 0 on a CPU driver (whose threads the
+    /// polling core would slow), `Some(0)` = block at once.
     pub fence_spin_us: Option<u32>,
     /// Record the driver's statistics of every pipeline (`VKGRAPH_PIPELINE_STATS`; where
     /// the device has `VK_KHR_pipeline_executable_properties`): [`VulkanContext::pipeline_stats`].
@@ -90,8 +91,12 @@ pub struct ContextOptions {
 /// one submission, short enough that a hang ends as an error rather than a stuck process.
 pub const DEFAULT_FENCE_TIMEOUT_S: u32 = 300;
 
-/// Fence polling when none is given (µs; 0: a fence wait blocks at once).
-pub const DEFAULT_FENCE_SPIN_US: u32 = 0;
+/// Fence polling on a GPU when none is given (µs): longer than a decode step, so a
+/// decode loop never sleeps in the driver; a long prompt's submission polls this long and
+/// then blocks. H100, one command (docs/BENCHMARKS.md, twenty-first session): tg128
+/// qwen3-0.6b q4_0 840 → 895 t/s, llama-8b q4_0 328 → 344 with it — a blocked wait's
+/// wake-up had cost each step ~50–150 µs. CUDA's default synchronisation spins too.
+pub const DEFAULT_FENCE_SPIN_US: u32 = 20_000;
 
 /// Staging state for host transfers (one at a time).
 struct Transfer {
@@ -120,16 +125,12 @@ impl VulkanContext {
             0 => None,
             s => Some(std::time::Duration::from_secs(u64::from(s))),
         };
-        let spin = match opts.fence_spin_us.unwrap_or(DEFAULT_FENCE_SPIN_US) {
-            0 => None,
-            us => Some(std::time::Duration::from_micros(u64::from(us))),
-        };
         let device = Device::shared(
             instance,
             opts.device_index,
             !opts.disable_push_descriptors,
             timeout,
-            spin,
+            opts.fence_spin_us,
         )?;
         let memory = Memory::new(device.clone())?;
         let pipelines = PipelineCache::new(device.clone(), opts.pipeline_stats);

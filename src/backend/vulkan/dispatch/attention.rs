@@ -294,9 +294,10 @@ pub struct SplitShape {
     /// Query heads per workgroup (a power of two dividing the GQA group).
     pub qb: u32,
     /// Load each tile's V rows into registers before scoring it (`VPRE`, specialization
-    /// constant 5: K and V loads in flight together). Off by default here: on an H200 at
-    /// 4,096 rows it changed nothing (20.7 vs 20.9 us, `perf` in tests/vk_ops.rs); the
-    /// unsplit narrow decode workgroups use it (tg128 +1 %).
+    /// constant 5: K and V loads in flight together; with head sizes up to 128 the first
+    /// tile's K rows too, before the prologue). On by default for head sizes up to
+    /// [`SPLIT_PRELOAD_MAX_D`], with at most [`SPLIT_MAX_QB`] heads per workgroup (see
+    /// there); the unsplit narrow decode workgroups use it too.
     pub preload_v: bool,
 }
 
@@ -331,6 +332,16 @@ pub const ROWS_PER_SPLIT: u32 = 128;
 /// qwen3-0.6B q4_0 tg128 in a run whose cache holds 640 cells: 679 t/s split, 736 t/s in
 /// one whose cache holds 128, unsplit).
 pub const MIN_SPLIT_ROWS: u32 = 512;
+/// Most query heads per split-K workgroup. Two, not the four a llama GQA group allows:
+/// H100, `vkgraph bench -p 0 -n 64 -d 512,2048,4096` (docs/BENCHMARKS.md, twenty-first
+/// session), llama-8b q4_0 (groups of 4) with V preloaded made 324 / 306 / 293 t/s with
+/// two heads per workgroup against 306 / 293 / 276 with four (no preload; four with
+/// preload: 300 / 288 / 269) — twice the workgroups, half the registers each.
+pub const SPLIT_MAX_QB: u32 = 2;
+/// Largest head size whose split-K launch preloads V (and the first tile's K): the
+/// registers it costs grow with d (`T × COLS` words). Same runs: qwen3-0.6b q4_0 (groups
+/// of 2) 785–804 / 735–759 / 689–707 t/s with it against 736–755 / 706–719 / 684–693.
+pub const SPLIT_PRELOAD_MAX_D: u32 = 128;
 /// Most workgroups of a split-K dispatch in all (enough to fill a large GPU several
 /// times over; empty ones return at once).
 const MAX_SPLIT_GROUPS: u32 = 2048;
@@ -360,7 +371,7 @@ pub fn split_shape(
     }
     let group = n_head / n_head_kv;
     let rows_per_split = rows_per_split.clamp(TILE, 2 * TILE);
-    let mut qb = (group & group.wrapping_neg()).min(4);
+    let mut qb = (group & group.wrapping_neg()).min(SPLIT_MAX_QB);
     // One sub-block per tile of a split's rows.
     let mut sub_blocks = rows_per_split / TILE;
     while shared_bytes(d, sub_blocks, qb) > caps.max_compute_shared_memory_size {
@@ -385,7 +396,7 @@ pub fn split_shape(
         nz,
         sub_blocks,
         qb,
-        preload_v: false,
+        preload_v: d <= SPLIT_PRELOAD_MAX_D,
     })
 }
 
