@@ -859,8 +859,20 @@ fn top_k_output_matches_the_full_logits() {
                 "[{label}] {arch}: TOP_K runs on Vulkan"
             );
             let mut full = Vec::new();
+            let mut rows = Vec::new();
             for &t in &p {
                 full = s.forward(&[t], false).unwrap();
+                rows.push(full.clone());
+            }
+            // The decode loop's row lent from the device's read-back memory (no copy):
+            // the same bits at every step, not the last step's.
+            s.reset();
+            for (i, &t) in p.iter().enumerate() {
+                let lent = s.forward_logits(&[t]).unwrap();
+                assert!(
+                    lent == rows[i].as_slice(),
+                    "[{label}] {arch}: lent row, step {i}"
+                );
             }
             s.reset();
             let mut top = Vec::new();

@@ -95,6 +95,13 @@ pub trait Backend {
     fn set_tensor(&mut self, graph: &Graph, t: TensorId, bytes: &[u8]) -> Result<()>;
     /// Reads a whole tensor back.
     fn get_tensor(&mut self, graph: &Graph, t: TensorId) -> Result<Vec<u8>>;
+    /// A whole tensor's bytes lent without a copy, where the backend holds them in host
+    /// memory it can read directly (a Vulkan graph output in host-visible, coherent,
+    /// cached read-back memory, written by its last `compute`); `None`: read it with
+    /// `get_tensor_into`. Valid while the backend is borrowed (nothing runs meanwhile).
+    fn tensor_view(&self, _graph: &Graph, _t: TensorId) -> Option<&[u8]> {
+        None
+    }
     /// Reads a whole tensor into `out` (exactly its size): no allocation per call, for the
     /// per-token logits.
     fn get_tensor_into(&mut self, graph: &Graph, t: TensorId, out: &mut [u8]) -> Result<()> {

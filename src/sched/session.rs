@@ -318,12 +318,12 @@ impl Session {
     }
 
     /// [`Session::forward`] of sequence 0 returning the last token's logits borrowed from
-    /// the session (valid until its next call): a decode loop's step allocates nothing
-    /// and copies the row once, from the device's read-back memory (as llama.cpp's
-    /// `llama_get_logits`).
+    /// the session (valid until its next call), as llama.cpp's `llama_get_logits`: a
+    /// decode loop's step allocates nothing, and where the device wrote the row into
+    /// host-readable memory (`Backend::tensor_view`) it is not even copied.
     pub fn forward_logits(&mut self, tokens: &[u32]) -> Result<&[f32]> {
         let seqs = vec![0; tokens.len()];
-        self.forward_inner(&seqs, tokens, 1, None)
+        self.forward_inner(&seqs, tokens, 1, None, true)
     }
 
     /// Evaluates a batch whose token `i` is `tokens[i]` of sequence `seqs[i]` (each
@@ -345,7 +345,7 @@ impl Session {
         tokens: &[u32],
         n_outputs: usize,
     ) -> Result<Vec<f32>> {
-        self.forward_inner(seqs, tokens, n_outputs, None)
+        self.forward_inner(seqs, tokens, n_outputs, None, false)
             .map(<[f32]>::to_vec)
     }
 
@@ -361,7 +361,7 @@ impl Session {
         k: usize,
     ) -> Result<Vec<f32>> {
         let k = k.clamp(1, self.model.hp.n_vocab);
-        self.forward_inner(seqs, tokens, n_outputs, Some(k))
+        self.forward_inner(seqs, tokens, n_outputs, Some(k), false)
             .map(<[f32]>::to_vec)
     }
 
@@ -371,6 +371,7 @@ impl Session {
         tokens: &[u32],
         n_outputs: usize,
         top_k: Option<usize>,
+        lend: bool,
     ) -> Result<&[f32]> {
         let t0 = std::time::Instant::now();
         let n = tokens.len();
@@ -412,14 +413,21 @@ impl Session {
         let t2 = std::time::Instant::now();
         let out = g.outputs[0];
         let b = holder[&g.root(out)];
-        // Resized in place: zero-filled only where it grows.
-        self.out.resize(g.tensor(out).nelements(), 0.0);
-        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut self.out))?;
         self.kv.commit(&cells);
         let ns = |d: std::time::Duration| d.as_nanos() as u64;
         self.times.steps += 1;
         self.times.before_ns += ns(t1 - t0);
         self.times.run_ns += ns(t2 - t1);
+        // Lent where the backend can (f32 rows: 4-byte aligned in any device buffer).
+        let f32s = |v: &[u8]| bytemuck::try_cast_slice::<u8, f32>(v).is_ok();
+        if lend && self.backends[b].tensor_view(g, out).is_some_and(f32s) {
+            self.times.read_ns += ns(t2.elapsed());
+            let v = self.backends[b].tensor_view(g, out).unwrap_or_default();
+            return Ok(bytemuck::cast_slice(v));
+        }
+        // Resized in place: zero-filled only where it grows.
+        self.out.resize(g.tensor(out).nelements(), 0.0);
+        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut self.out))?;
         self.times.read_ns += ns(t2.elapsed());
         Ok(&self.out)
     }

@@ -195,6 +195,19 @@ impl Buffer {
         Ok(true)
     }
 
+    /// `len` bytes at `offset` borrowed from the host mapping, when the memory is mapped,
+    /// coherent and cached (else, or out of range, `None`). The caller guarantees no GPU
+    /// work in flight writes the range while the slice lives (the executor lends it only
+    /// through `&self`; every submission needs `&mut`).
+    pub(crate) fn view_mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        self.check_host_range(offset, len).ok()?;
+        let p = self.mapped(true)?;
+        // SAFETY: the mapping covers the whole allocation (>= size) and lives as long as
+        // `self`; the range was checked; the device wrote this memory before a completed
+        // submission ended with a host-read barrier, and nothing writes it meanwhile (above).
+        Some(unsafe { std::slice::from_raw_parts(p.add(offset as usize), len as usize) })
+    }
+
     fn check_host_range(&self, offset: u64, len: u64) -> Result<()> {
         if offset.checked_add(len).is_none_or(|end| end > self.size()) {
             return Err(Error::Usage(format!(

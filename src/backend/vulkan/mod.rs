@@ -292,6 +292,17 @@ impl VulkanContext {
         result.and(waited)
     }
 
+    /// `len` bytes of `buf` at byte `offset` lent from its host mapping without a copy,
+    /// where `download` would read them from there (mapped, coherent, cached memory; not
+    /// with `force_staging`); the caller guarantees the work that wrote them completed
+    /// and nothing writes them while the slice lives.
+    pub fn view<'a>(&self, buf: &'a Buffer, offset: u64, len: u64) -> Option<&'a [u8]> {
+        if self.force_staging {
+            return None;
+        }
+        buf.view_mapped(offset, len)
+    }
+
     /// Copies `out.len()` bytes from `buf` at byte `offset` into `out`, after all work
     /// submitted so far that writes it has completed (the caller waits for it).
     pub fn download(&self, buf: &Buffer, offset: u64, out: &mut [u8]) -> Result<()> {

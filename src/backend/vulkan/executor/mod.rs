@@ -753,6 +753,13 @@ impl Backend for VulkanBackend {
         Ok(out)
     }
 
+    fn tensor_view(&self, g: &Graph, t: TensorId) -> Option<&[u8]> {
+        // Every compute waits for its submission, and anything that runs one needs
+        // `&mut self`: while this borrow lives, the bytes stay as the last pass left them.
+        let r = self.range(g, t).ok()?;
+        self.ctx.view(r.buffer, r.offset, r.size)
+    }
+
     fn get_tensor_into(&mut self, g: &Graph, t: TensorId, out: &mut [u8]) -> Result<()> {
         let r = self.range(g, t)?;
         if r.size as usize != out.len() {
