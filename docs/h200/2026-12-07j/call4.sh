@@ -1,6 +1,6 @@
 # Call 4 (twenty-first session; calls 2 / 3 were never started — refused starts spent the
 # device time they needed — and this one does their work in one command):
-# F = main c6ce71c (target/device.tar.xz: the fence polled 20 ms before a blocking wait;
+# F = main 8a2ae35 (target/device.tar.xz: the fence polled 20 ms before a blocking wait; logits lent without a copy;
 # split-K decode attention with at most 2 heads per workgroup and V / K preloaded),
 # N = main b343d5b (target/vkgraph-N.xz: the session's start). Every GPU test binary of F
 # (scripts/device-run.sh tests) while llama.cpp 0c1e570 CUDA builds (niced), then F and N
@@ -39,4 +39,6 @@ for m in q06 l8; do
   timeout 60 $D/vkgraph bench -m /tmp/$m.gguf -p 0 -n 128 -r 3 --qkv auto --sampled > $L/sampled-F-$m.txt 2>&1
   echo "F $m: $(t $L/sampled-F-$m.txt 'tg128') (t=$SECONDS)"
 done
+timeout 40 $D/vkgraph bench -m /tmp/q06.gguf -p 0 -n 16 -r 1 --qkv auto --profile > $L/profile-F-q06.txt 2>&1
+grep -E "^wall" $L/profile-F-q06.txt | cut -c1-200
 echo "t=$SECONDS"; pack; rm -rf $OUT/logs
