@@ -273,9 +273,16 @@ fn mul_mat_case_with(
 
     let got = gpu.read_f32(&dbuf, off.d, m * n);
     if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+        // How many, and the last: a whole tile left unwritten (the NaN poison) reads
+        // differently from a stray value.
+        let bad = got.iter().filter(|v| !v.is_finite()).count();
+        let last = got.iter().rposition(|v| !v.is_finite()).unwrap_or(i);
         panic!(
-            "{case}: non-finite output {} at {i} (want {})",
-            got[i], want[i]
+            "{case}: non-finite output {} at {i} (want {}); {bad} of {} non-finite, the \
+             last at {last}",
+            got[i],
+            want[i],
+            got.len()
         );
     }
     let e = nmse(&got, &want);

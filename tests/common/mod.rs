@@ -179,20 +179,41 @@ pub fn for_each_device(test: &str, f: impl Fn(&Gpu)) {
 }
 
 /// Checks q8_1 blocks a kernel wrote for the values `x` against a CPU q8_1 quantizer
-/// written from llama.cpp's definition: codes bit-exact, d exact, the f32 block sums up
-/// to summation order (`codes`: 32 bytes per block, `ds`: (d, s) per block).
+/// written from llama.cpp's definition (d = max|v| / 127, code = round(v / d), s = the
+/// block's sum). The kernel computes d and 1 / d with GLSL's division, which the Vulkan
+/// spec bounds at 2.5 ulp, not correctly rounded (NVIDIA's d came out 1 ulp off llama.cpp's,
+/// H100): so d within 3 ulp of the exact quotient, every code exact except where v / d lies
+/// within that error of a rounding tie (then either neighbour), the f32 block sums up to
+/// summation order (`codes`: 32 bytes per block, `ds`: (d, s) per block). On a device that
+/// divides exactly (lavapipe) every d and code is exact.
 pub fn assert_q8_1_blocks(case: &str, x: &[f32], codes: &[u8], ds: &[f32]) {
+    // ulp of a positive normal f32.
+    let ulp = |v: f32| f32::from_bits(v.to_bits() + 1) - v;
     for (b, blk) in x.chunks(32).enumerate() {
         let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let got_d = ds[2 * b];
+        if d == 0.0 {
+            assert_eq!(got_d, 0.0, "{case}: block {b} d");
+        } else {
+            assert!(
+                (got_d - d).abs() <= 3.0 * ulp(d),
+                "{case}: block {b} d {got_d} vs {d} (more than 3 ulp)"
+            );
+        }
         for (i, &v) in blk.iter().enumerate() {
-            let want = (v * id).round() as i8;
+            let t = v * id;
+            let want = t.round() as i8;
             let got = codes[32 * b + i] as i8;
-            assert_eq!(got, want, "{case}: block {b} value {i} ({v})");
+            // Off by one only next to a tie: |t| ≤ 127, its error ≤ ~6 ulp of 127.
+            let near_tie = ((t.abs() - t.abs().trunc()) - 0.5).abs() <= 1e-4;
+            assert!(
+                got == want || (near_tie && (i16::from(got) - i16::from(want)).abs() == 1),
+                "{case}: block {b} value {i} ({v}): code {got}, want {want}"
+            );
         }
         let sum: f32 = blk.iter().sum();
-        assert_eq!(ds[2 * b], d, "{case}: block {b} d");
         assert!(
             (ds[2 * b + 1] - sum).abs() <= 1e-5 * (1.0 + sum.abs()),
             "{case}: block {b} sum"
