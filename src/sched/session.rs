@@ -59,6 +59,18 @@ pub struct StepTimes {
     pub read_ns: u64,
 }
 
+/// A forward pass that ran but whose output is not read yet: its graph, the backend
+/// holding the output, the cache cells to commit once it is read, and when the pass
+/// started, its splits started and they ended.
+struct Pass {
+    planned: Arc<(Graph, Assignment)>,
+    backend: usize,
+    cells: crate::kv::BatchCells,
+    t0: std::time::Instant,
+    t1: std::time::Instant,
+    t2: std::time::Instant,
+}
+
 /// A planned graph's key: (batch size, output rows, QKV mode, fusion level, TOP_K's k).
 type PlanKey = (usize, usize, QkvMode, FusionLevel, Option<usize>);
 
@@ -77,7 +89,8 @@ pub struct Session {
     /// Per planned graph (by uid): for each backend that runs part of it, the graph
     /// inputs its nodes read — worked out once, not per step.
     input_routes: std::collections::HashMap<u64, Vec<(usize, Vec<crate::graph::TensorId>)>>,
-    /// The last forward pass's output rows (reused: no allocation per step).
+    /// `forward_logits`' row where the backend cannot lend it (reused: no allocation per
+    /// step).
     out: Vec<f32>,
     times: StepTimes,
 }
@@ -323,7 +336,26 @@ impl Session {
     /// host-readable memory (`Backend::tensor_view`) it is not even copied.
     pub fn forward_logits(&mut self, tokens: &[u32]) -> Result<&[f32]> {
         let seqs = vec![0; tokens.len()];
-        self.forward_inner(&seqs, tokens, 1, None, true)
+        let p = self.run_pass(&seqs, tokens, 1, None)?;
+        let (g, out) = (&p.planned.0, p.planned.0.outputs[0]);
+        // Lent where the backend can (f32 rows: 4-byte aligned in any device buffer).
+        let f32s = |v: &[u8]| bytemuck::try_cast_slice::<u8, f32>(v).is_ok();
+        if self.backends[p.backend]
+            .tensor_view(g, out)
+            .is_some_and(f32s)
+        {
+            self.finish(&p);
+            let v = self.backends[p.backend]
+                .tensor_view(g, out)
+                .unwrap_or_default();
+            return Ok(bytemuck::cast_slice(v));
+        }
+        // Resized in place: zero-filled only where it grows.
+        self.out.resize(g.tensor(out).nelements(), 0.0);
+        let into = bytemuck::cast_slice_mut(&mut self.out);
+        self.backends[p.backend].get_tensor_into(g, out, into)?;
+        self.finish(&p);
+        Ok(&self.out)
     }
 
     /// Evaluates a batch whose token `i` is `tokens[i]` of sequence `seqs[i]` (each
@@ -345,8 +377,7 @@ impl Session {
         tokens: &[u32],
         n_outputs: usize,
     ) -> Result<Vec<f32>> {
-        self.forward_inner(seqs, tokens, n_outputs, None, false)
-            .map(<[f32]>::to_vec)
+        self.forward_inner(seqs, tokens, n_outputs, None)
     }
 
     /// [`Session::forward_batch_last`] returning, instead of the logits, `2 + 2k` floats
@@ -361,18 +392,18 @@ impl Session {
         k: usize,
     ) -> Result<Vec<f32>> {
         let k = k.clamp(1, self.model.hp.n_vocab);
-        self.forward_inner(seqs, tokens, n_outputs, Some(k), false)
-            .map(<[f32]>::to_vec)
+        self.forward_inner(seqs, tokens, n_outputs, Some(k))
     }
 
-    fn forward_inner(
+    /// Plans (or looks up) the graph for the batch, uploads its inputs and runs it; the
+    /// output is not read yet and the cache not committed (see [`Session::finish`]).
+    fn run_pass(
         &mut self,
         seqs: &[crate::kv::SeqId],
         tokens: &[u32],
         n_outputs: usize,
         top_k: Option<usize>,
-        lend: bool,
-    ) -> Result<&[f32]> {
+    ) -> Result<Pass> {
         let t0 = std::time::Instant::now();
         let n = tokens.len();
         if seqs.len() != n {
@@ -410,26 +441,41 @@ impl Session {
             build::INP_KV_SPAN => Some(&cells.spans),
             _ => None,
         })?;
-        let t2 = std::time::Instant::now();
-        let out = g.outputs[0];
-        let b = holder[&g.root(out)];
-        self.kv.commit(&cells);
+        let backend = holder[&g.root(g.outputs[0])];
+        Ok(Pass {
+            planned,
+            backend,
+            cells,
+            t0,
+            t1,
+            t2: std::time::Instant::now(),
+        })
+    }
+
+    /// After a pass's output was read: the cache advances and the step's times count.
+    fn finish(&mut self, p: &Pass) {
+        self.kv.commit(&p.cells);
         let ns = |d: std::time::Duration| d.as_nanos() as u64;
         self.times.steps += 1;
-        self.times.before_ns += ns(t1 - t0);
-        self.times.run_ns += ns(t2 - t1);
-        // Lent where the backend can (f32 rows: 4-byte aligned in any device buffer).
-        let f32s = |v: &[u8]| bytemuck::try_cast_slice::<u8, f32>(v).is_ok();
-        if lend && self.backends[b].tensor_view(g, out).is_some_and(f32s) {
-            self.times.read_ns += ns(t2.elapsed());
-            let v = self.backends[b].tensor_view(g, out).unwrap_or_default();
-            return Ok(bytemuck::cast_slice(v));
-        }
-        // Resized in place: zero-filled only where it grows.
-        self.out.resize(g.tensor(out).nelements(), 0.0);
-        self.backends[b].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut self.out))?;
-        self.times.read_ns += ns(t2.elapsed());
-        Ok(&self.out)
+        self.times.before_ns += ns(p.t1 - p.t0);
+        self.times.run_ns += ns(p.t2 - p.t1);
+        self.times.read_ns += ns(p.t2.elapsed());
+    }
+
+    /// [`Session::run_pass`], its output read into a new vector.
+    fn forward_inner(
+        &mut self,
+        seqs: &[crate::kv::SeqId],
+        tokens: &[u32],
+        n_outputs: usize,
+        top_k: Option<usize>,
+    ) -> Result<Vec<f32>> {
+        let p = self.run_pass(seqs, tokens, n_outputs, top_k)?;
+        let (g, out) = (&p.planned.0, p.planned.0.outputs[0]);
+        let mut values = vec![0f32; g.tensor(out).nelements()];
+        self.backends[p.backend].get_tensor_into(g, out, bytemuck::cast_slice_mut(&mut values))?;
+        self.finish(&p);
+        Ok(values)
     }
 
     /// Readies every backend that runs part of `a` for `g`, uploads the graph inputs
