@@ -173,17 +173,22 @@ fn wr_rows(split: &[usize]) -> u32 {
 }
 
 /// A [`RecordFn`] for `mul_mat_with` on the tiled kernel `tiled` with coopmat scratch
-/// `range` (the f16 x, then with `split` the split-K partial blocks).
+/// `range` (the f16 x, then with `split` the split-K partial blocks). `m` is the weight
+/// rows of all segments: the recorder's `sp` is empty for a single segment, so it cannot
+/// give m (summing it did, and recorded an empty matmul: the NaN poison at output 0 on
+/// the H100, 2026-12-07j call 4).
+#[allow(clippy::too_many_arguments)]
 fn coop_with<'s>(
     ty: GgmlType,
     tiled: TiledKernel,
     k: usize,
+    m: usize,
     n: usize,
     range: BufferRange<'s>,
     split: Option<SplitK>,
 ) -> Box<RecordFn<'s>> {
     Box::new(move |rec, wr, xr, dr, sp| {
-        let m = sp.iter().sum();
+        let m = m as u32;
         let scratch = CoopScratch { range, split };
         dispatch::mul_mat::mul_mat_with(
             rec,
@@ -680,7 +685,7 @@ fn mul_mat_coopmat() {
                     ALIGNED,
                     "mul_mat_coopmat",
                     ",x=f16",
-                    &*coop_with(ty, cm, k, n, x16r, None),
+                    &*coop_with(ty, cm, k, split.iter().sum(), n, x16r, None),
                 );
             }
             // Split-K (dispatch::mul_mat::split_k): grids too small to fill the device
@@ -713,7 +718,7 @@ fn mul_mat_coopmat() {
                     ALIGNED,
                     name,
                     &label,
-                    &*coop_with(ty, tiled, k, n, sr, Some(sk)),
+                    &*coop_with(ty, tiled, k, m, n, sr, Some(sk)),
                 );
             }
         }
