@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 T="${CARGO_TARGET_DIR:-$HOME/.cache/vkgraph-target}/release"
 out=target/$name; rm -rf "$out"; mkdir -p "$out"
 cp "$T/vkgraph" "$out/"
-for t in vk_ops vk_attention vk_mul_mat vk_moe vk_runtime vk_errors vk_teardown model_vulkan parity kv_sequences kv_shift layer_split serve lora op_table cli mat_vec prefill decode_shapes attention; do
+for t in vk_ops vk_attention vk_mul_mat vk_get_rows vk_moe vk_runtime vk_errors vk_teardown model_vulkan parity kv_sequences kv_shift layer_split serve lora op_table cli mat_vec prefill decode_shapes attention; do
   f=$(find "$T/deps" -maxdepth 1 -type f -executable -name "$t-*" -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
   [ -n "$f" ] || { echo "missing $t (build with --all-targets)" >&2; exit 1; }
   cp "$f" "$out/$t"

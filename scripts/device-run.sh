@@ -30,7 +30,7 @@ export VKGRAPH_EXPECT_COOPMAT=${VKGRAPH_EXPECT_COOPMAT:-1}
 for what in "$@"; do
   case "$what" in
     tests)
-      for t in vk_ops vk_attention vk_mul_mat vk_moe vk_runtime vk_errors vk_teardown model_vulkan parity kv_sequences kv_shift layer_split serve lora op_table; do
+      for t in vk_ops vk_attention vk_mul_mat vk_get_rows vk_moe vk_runtime vk_errors vk_teardown model_vulkan parity kv_sequences kv_shift layer_split serve lora op_table; do
         echo "== $t" >> "$L/tests.txt"
         (cd "$man" && timeout 300 $D/$t --test-threads 1 $(skips $t) >> "$L/tests.txt" 2>&1; echo "$t rc=$?" >> "$L/tests.txt")
         grep -E "^test result|^$t rc=" "$L/tests.txt" | tail -2 | sed "s/^/$t: /"
@@ -42,7 +42,7 @@ for what in "$@"; do
       # Tests that spawn the CLI (serve) must start it under the same ld.so as themselves.
       printf '#!/bin/sh\nexec %s --library-path %s %s "$@"\n' "$VL/ld-linux-x86-64.so.2" \
         "$VL:/usr/lib/x86_64-linux-gnu" "$D/vkgraph" > "$tgt/vkgraph"; chmod +x "$tgt/vkgraph"
-      for t in vk_ops vk_attention vk_mul_mat vk_moe vk_runtime vk_errors vk_teardown model_vulkan kv_sequences kv_shift layer_split serve lora op_table; do
+      for t in vk_ops vk_attention vk_mul_mat vk_get_rows vk_moe vk_runtime vk_errors vk_teardown model_vulkan kv_sequences kv_shift layer_split serve lora op_table; do
         echo "== $t (validated)" >> "$L/validated.txt"
         (cd "$man" && VK_LAYER_PATH=$V/usr/share/vulkan/explicit_layer.d VKGRAPH_REQUIRE_VALIDATION=1 \
           timeout 400 $VL/ld-linux-x86-64.so.2 --library-path $VL:/usr/lib/x86_64-linux-gnu \

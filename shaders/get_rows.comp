@@ -11,14 +11,27 @@
 // binding 0: table (row r at byte t_off + r * row_bytes), binding 1: ids (i32, element
 // offset ids_off), binding 2: dst (f32, element offset d_off). Offsets are relative to
 // each binding (dispatch::bind rounds operand offsets down to the device alignment).
+//
+// H16 variants (get_rows_h16_*) write f16 instead, through the cooperative-matrix tile's
+// chunk dequantization (dq_chunk_h, common/dequant_type.glsl): dst is read as uint pairs of
+// halves (d_off counts uints), each invocation takes one 16-value chunk. No graph op uses
+// them: they are how the tests check dq_chunk_h, which the GPU-only coopmat kernels run.
 #extension GL_GOOGLE_include_directive : require
+#ifdef H16
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define DQ_H16
+#endif
 #define W_BINDING 0
 #include "common/dequant.glsl"
 
 layout(local_size_x = WG_X, local_size_y = 1, local_size_z = 1) in;
 
 layout(std430, set = 0, binding = 1) readonly restrict buffer I { int ids[]; };
+#ifdef H16
+layout(std430, set = 0, binding = 2) writeonly restrict buffer D { uint dst[]; };
+#else
 layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float dst[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint ne0;
@@ -39,6 +52,22 @@ void main() {
     const int id = ids[p.ids_off + i];
     const bool valid = id >= 0 && uint(id) < p.nrows;
     const uint base = p.t_off + (valid ? uint(id) : 0u) * p.row_bytes;
+#ifdef H16
+    const uint dh = p.d_off + i * (p.ne0 / 2u);
+    for (uint g = gl_LocalInvocationID.x; g < p.ne0 / 16u; g += WG_X) {
+        const uint blk = g / CHUNKS, c = g % CHUNKS;
+        uvec4 h[2] = uvec4[2](uvec4(0u), uvec4(0u));
+        if (valid) {
+            dq_chunk_h(base + blk * BLOCK_BYTES, c, h);
+        }
+        // h[r] holds groups 2r and 2r + 1: 4 values (2 words) each, where chunk_xoff says.
+        [[unroll]] for (uint g = 0u; g < 4u; g++) {
+            const uint e = (blk * QK + chunk_xoff(c, g)) / 2u;
+            dst[dh + e] = h[g / 2u][2u * (g & 1u)];
+            dst[dh + e + 1u] = h[g / 2u][2u * (g & 1u) + 1u];
+        }
+    }
+#else
     const uint db = p.d_off + i * p.ne0;
     for (uint g = gl_LocalInvocationID.x; g < p.ne0 / 4u; g += WG_X) {
         const uint o = 4u * g;
@@ -48,4 +77,5 @@ void main() {
         dst[db + o + 2u] = v.z;
         dst[db + o + 3u] = v.w;
     }
+#endif
 }

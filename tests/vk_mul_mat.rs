@@ -1,4 +1,4 @@
-//! MUL_MAT and GET_ROWS on every Vulkan device, every weight type, against the CPU
+//! MUL_MAT on every Vulkan device, every weight type, against the CPU
 //! reference (`backend::cpu::ops`), which uses the same quantized bytes.
 //!
 //! - mul_mat: NMSE ≤ 5e-4 (the GPU sums in f32 in another order; a wrong index or a
@@ -7,7 +7,9 @@
 //!   k = 3 blocks (not a multiple of any workgroup), one k = 4096 case, n = 1, 2, 5
 //!   (mat-vec) and 17 (tiled), fused weights with 3 segments (split on write), and
 //!   unaligned operand offsets.
-//! - get_rows: bit-exact with `quant::dequantize`, zeros for an id outside the table.
+//!
+//! (GET_ROWS and the coopmat tiles' f16 dequantization: tests/vk_get_rows.rs.)
+//!
 //! - mul_mat_coopmat: the cooperative-matrix tiled kernel, forced (not left to `Auto`),
 //!   every type × m ∈ {1, 7, 33, 257, 300} × n ∈ {9, 17, 64, 100} × k ∈ {3 blocks, 4096},
 //!   3 segments, unaligned offsets, same NMSE/guard checks. On a device without a usable
@@ -22,7 +24,7 @@
 
 mod common;
 
-use common::{f32s, for_each_device, values, Gpu};
+use common::{check_guards, f32s, for_each_device, guarded, quantized, values, words, Gpu, GUARD};
 use vkgraph::backend::cpu::ops;
 use vkgraph::backend::vulkan::dispatch::mul_mat::{
     coopmat_shape, CoopScratch, MatVecShape, SplitK, TiledKernel, SPLIT_K_GRID,
@@ -30,10 +32,6 @@ use vkgraph::backend::vulkan::dispatch::mul_mat::{
 use vkgraph::backend::vulkan::{dispatch, Buffer, BufferRange, MemoryLocation, Recorder};
 use vkgraph::quant::{self, GgmlType};
 
-/// Sentinel byte pattern around outputs (a NaN with a recognisable payload).
-const SENTINEL: u32 = 0x7fc0_dead;
-/// Guard elements before and after each output.
-const GUARD: usize = 67;
 const NMSE_MAX: f64 = 5e-4;
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
@@ -56,54 +54,6 @@ fn qk(ty: GgmlType) -> usize {
         ty.block_size()
     } else {
         16
-    }
-}
-
-/// `rows` rows of `k` values quantized to `ty`, quantized on all cores (rows are
-/// independent, so the bytes equal one `quantize` call over everything).
-fn quantized(ty: GgmlType, rows: usize, k: usize, seed: u64) -> Vec<u8> {
-    let vals = values(rows * k, seed);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = rows.div_ceil(threads).max(1);
-    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let hs: Vec<_> = vals
-            .chunks(per * k)
-            .map(|c| s.spawn(move || quant::quantize(ty, c).expect("quantize")))
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("quantize thread"))
-            .collect()
-    });
-    parts.concat()
-}
-
-fn words(v: &[f32]) -> Vec<u8> {
-    bytemuck::cast_slice(v).to_vec()
-}
-
-/// A buffer of `pre` sentinel words, `data`, then `GUARD` sentinel words.
-fn guarded(gpu: &Gpu, name: &str, pre: usize, data: &[u8]) -> Buffer {
-    let mut bytes = Vec::with_capacity(pre * 4 + data.len() + GUARD * 4);
-    for _ in 0..pre {
-        bytes.extend_from_slice(&SENTINEL.to_le_bytes());
-    }
-    bytes.extend_from_slice(data);
-    for _ in 0..GUARD {
-        bytes.extend_from_slice(&SENTINEL.to_le_bytes());
-    }
-    gpu.buffer_from(name, &bytes)
-}
-
-/// Checks the sentinel words `[0, pre)` and `[pre + len, pre + len + GUARD)` of `buf`.
-fn check_guards(gpu: &Gpu, buf: &Buffer, pre: usize, len: usize, case: &str) {
-    let all = gpu.read_f32(buf, 0, pre + len + GUARD);
-    for (i, v) in all.iter().enumerate() {
-        if (i < pre || i >= pre + len) && v.to_bits() != SENTINEL {
-            panic!(
-                "{case}: guard word {i} overwritten ({v}); output is words {pre}..{}",
-                pre + len
-            );
-        }
     }
 }
 
@@ -774,73 +724,6 @@ fn mul_mat_errors() {
         assert!(matches!(e, Err(vkgraph::Error::Usage(_))), "{case}: {e:?}");
         assert!(!dispatch::mul_mat::supports(GgmlType::I32), "{case}");
         rec.submit_and_wait().expect("empty submit");
-    });
-}
-
-fn get_rows_case(gpu: &Gpu, ty: GgmlType, ne0: usize, nrows: usize, ids: &[i32], t_off: usize) {
-    let case = gpu.case(&format!(
-        "get_rows(type={ty},ne0={ne0},rows={nrows},n={},t_off={t_off})",
-        ids.len()
-    ));
-    let table = quantized(ty, nrows, ne0, 51 + ne0 as u64);
-    let rb = ty.row_bytes(ne0).unwrap();
-    let mut want = vec![0f32; ne0 * ids.len()];
-    for (i, &id) in ids.iter().enumerate() {
-        if id >= 0 && (id as usize) < nrows {
-            let row = &table[id as usize * rb..][..rb];
-            quant::dequantize(ty, row, &mut want[i * ne0..][..ne0]).expect("dequantize");
-        }
-    }
-    let mut tbytes = vec![0x5au8; t_off];
-    tbytes.extend_from_slice(&table);
-    let tbuf = gpu.buffer_from("table", &tbytes);
-    let ibuf = gpu.buffer_from("ids", bytemuck::cast_slice(ids));
-    let d_off = 5;
-    let dbuf = guarded(gpu, "dst", d_off, &words(&vec![f32::NAN; ne0 * ids.len()]));
-
-    let mut rec = gpu.ctx.recorder().expect("recorder");
-    rec.begin().expect("begin");
-    dispatch::get_rows::get_rows(
-        &mut rec,
-        ty,
-        tbuf.range(t_off as u64, table.len() as u64),
-        ibuf.range(0, (ids.len() * 4) as u64),
-        dbuf.range((d_off * 4) as u64, (ne0 * ids.len() * 4) as u64),
-        ne0 as u32,
-        ids.len() as u32,
-    )
-    .unwrap_or_else(|e| panic!("{case}: {e}"));
-    rec.submit_and_wait()
-        .unwrap_or_else(|e| panic!("{case}: {e}"));
-
-    let got = gpu.read_f32(&dbuf, d_off, ne0 * ids.len());
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            g.to_bits() == w.to_bits(),
-            "{case}: value {i} (token {}, column {}) is {g:e}, CPU reference {w:e}",
-            i / ne0,
-            i % ne0
-        );
-    }
-    check_guards(gpu, &dbuf, d_off, ne0 * ids.len(), &case);
-}
-
-#[test]
-fn get_rows_all_types_exact() {
-    for_each_device("get_rows_all_types", |gpu| {
-        for ty in GgmlType::WEIGHT_TYPES {
-            let ne0 = 3 * ty.block_size().max(32);
-            get_rows_case(gpu, ty, ne0, 11, &[3, 0, 10, 3, 7], 0);
-            // Odd placement: the table 2 bytes (f32: 4) into its buffer.
-            let t_off = if ty == GgmlType::F32 { 4 } else { 2 };
-            get_rows_case(gpu, ty, ne0, 5, &[4, 1], t_off);
-            // Out-of-range ids give zeros.
-            get_rows_case(gpu, ty, ne0, 4, &[2, 4, -1, 1], 0);
-        }
-        // Float tables need only ne0 % 4 == 0.
-        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
-            get_rows_case(gpu, ty, 20, 6, &[5, 0, 2], 0);
-        }
     });
 }
 

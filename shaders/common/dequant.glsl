@@ -21,8 +21,10 @@
 //                      byte once. Chunks of a block partition its values.
 //   dq_chunk(bb, c, v) the 4 groups of chunk c (v[g] = values chunk_xoff(c, g)..+3)
 //   CHUNK_SPAN         the chunks of a block fill aligned runs of CHUNK_SPAN values, in
-//                      order (chunk c lies in run c / (CHUNK_SPAN / 16)); groups 0-1 and
-//                      2-3 of a chunk are each 8 consecutive values, 8-aligned
+//                      order (chunk c lies in run c / (CHUNK_SPAN / 16)); where
+//                      CHUNK_SPAN <= 64 groups 0-1 and 2-3 of a chunk are each 8
+//                      consecutive values, 8-aligned (q2_K, q3_K, q6_K: groups 32 apart)
+//   dq_chunk_h(bb, c, h) with DQ_H16 defined: chunk c as halves, h[r] = groups 2r, 2r+1
 //   (QK, BLOCK_BYTES, CHUNKS and CHUNK_SPAN are consts; with TYPE_A/TYPE_B every name has _a / _b.)
 //
 // dq4 is exact: it repeats the CPU reference's operations in the same order (src/quant),

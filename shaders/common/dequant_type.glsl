@@ -260,7 +260,23 @@ void NS(dq_chunk)(uint bb, uint c, out vec4 v[4]) {
     }
 }
 #elif (DQ_TYPE == T_Q4_K) || (DQ_TYPE == T_Q5_K)
-void NS(dq_chunk)(uint bb, uint c, out vec4 v[4]) {
+// (scale, min) of sub-block j from the 12 scale bytes as 3 words s (scale_min_k4).
+uvec2 NS(scale_min_k4w)(uvec3 s, uint j) {
+    if (j < 4u) {
+        return uvec2((s.x >> (8u * j)) & 63u, (s.y >> (8u * j)) & 63u);
+    }
+    const uint a = s.z >> (8u * (j - 4u));
+    return uvec2((a & 15u) | (((s.x >> (8u * (j - 4u))) >> 6 & 3u) << 4),
+                 ((a >> 4) & 15u) | (((s.y >> (8u * (j - 4u))) >> 6 & 3u) << 4));
+}
+// Chunk c of a q4_K / q5_K block: for g = 0, 1 (sub-block 2 (c / 4) + g: the low
+// nibbles of the chunk's 8 qs bytes, then the high ones) the 8 codes as the bytes of
+// q[g] (q5_K: with their 5th bit) and the sub-block's (d * scale, dmin * min).
+struct NS(K4Chunk) {
+    uvec2 q[2];
+    vec2 dm[2];
+};
+NS(K4Chunk) NS(k4_chunk)(uint bb, uint c) {
     const uint jp = c / 4u, l = 8u * (c & 3u);
     const vec2 dm = unpackHalf2x16(ld32(bb));
     const uvec3 s = uvec3(ld32(bb + 4u), ld32(bb + 8u), ld32(bb + 12u));
@@ -269,25 +285,23 @@ void NS(dq_chunk)(uint bb, uint c, out vec4 v[4]) {
 #if DQ_TYPE == T_Q5_K
     const uvec2 qh = uvec2(ld32(bb + 16u + l), ld32(bb + 20u + l));
 #endif
-    [[unroll]] for (uint half_ = 0u; half_ < 2u; half_++) {
-        // sub-block j = 2*jp + half_ (scale_min_k4 on the 12 bytes in s)
-        const uint j = 2u * jp + half_;
-        uint sc, mn;
-        if (j < 4u) {
-            sc = (s.x >> (8u * j)) & 63u;
-            mn = (s.y >> (8u * j)) & 63u;
-        } else {
-            const uint a = s.z >> (8u * (j - 4u));
-            sc = (a & 15u) | (((s.x >> (8u * (j - 4u))) >> 6 & 3u) << 4);
-            mn = ((a >> 4) & 15u) | (((s.y >> (8u * (j - 4u))) >> 6 & 3u) << 4);
-        }
-        const float dl = dm.x * float(sc), ml = dm.y * float(mn);
-        [[unroll]] for (uint i = 0u; i < 2u; i++) {
-            uvec4 qv = bytes4((q[i] >> (4u * half_)) & 0x0f0f0f0fu);
+    NS(K4Chunk) k;
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        const uint j = 2u * jp + g;
+        const uvec2 sm = NS(scale_min_k4w)(s, j);
+        k.dm[g] = vec2(dm.x * float(sm.x), dm.y * float(sm.y));
+        k.q[g] = (q >> (4u * g)) & 0x0f0f0f0fu;
 #if DQ_TYPE == T_Q5_K
-            qv += bytes4((qh[i] >> j) & 0x01010101u) << 4;
+        k.q[g] |= ((qh >> j) & 0x01010101u) << 4;
 #endif
-            v[2u * half_ + i] = dl * vec4(qv) - ml;
+    }
+    return k;
+}
+void NS(dq_chunk)(uint bb, uint c, out vec4 v[4]) {
+    const NS(K4Chunk) k = NS(k4_chunk)(bb, c);
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        [[unroll]] for (uint i = 0u; i < 2u; i++) {
+            v[2u * g + i] = k.dm[g].x * vec4(bytes4(k.q[g][i])) - k.dm[g].y;
         }
     }
 }
@@ -314,4 +328,103 @@ void NS(dq_chunk)(uint bb, uint c, out vec4 v[4]) {
         v[g] = NS(dq4)(bb, NS(chunk_xoff)(c, g));
     }
 }
+#endif
+
+// ---- chunks as halves (the cooperative-matrix tiles) ---------------------------------------
+//
+// With DQ_H16 defined (the including shader has GL_EXT_shader_explicit_arithmetic_types_
+// float16): NS(dq_chunk_h)(bb, c, h) writes chunk c as f16, h[0] = its groups 0-1 and h[1]
+// its groups 2-3, each a uvec4 of 8 halves (group 2r in the first 4) — what packing
+// dq_chunk's floats gives, without the integer-to-float conversions and the f32 -> f16
+// packs. (Groups 2r, 2r + 1 are 8 consecutive values except in q2_K, q3_K and q6_K,
+// whose chunks the coopmat tiles do not use.)
+// A small code q (0..1023) becomes a half by bit pattern alone: 0x6400 | q is the half
+// 1024 + q, and 1024 + q - 1024 (or - 1024 - bias) is exact; then one f16 multiply (or
+// fma) per pair of values, in packed f16x2 arithmetic.
+// - f16: the bytes themselves. q4_0, q8_0: (1024 + q - (1024 + bias)) * d is
+//   q - bias exactly times d, rounded once: the same half as packing dq4's exact f32
+//   product (bit-exact; tests/vk_ops.rs `dequant_h16`).
+// - q4_K, q5_K: q * dl - ml in one f16 fma with dl = d * scale and ml = dmin * min
+//   rounded to f16 first: within 2^-10 (|q dl| + |ml|) of the exact value, where packing
+//   the f32 value is within 2^-11 |value| (the test checks that bound).
+// Other types pack dq_chunk's floats.
+#ifdef DQ_H16
+#ifndef DQ_H16_HELPERS
+#define DQ_H16_HELPERS
+// Bytes 0-1 (h16_lo) or 2-3 (h16_hi) of w as the halves (1024 + b0, 1024 + b1).
+uint h16_lo(uint w) {
+    return (w & 0xffu) | ((w << 8) & 0xff0000u) | 0x64006400u;
+}
+uint h16_hi(uint w) {
+    return ((w >> 16) & 0xffu) | ((w >> 8) & 0xff0000u) | 0x64006400u;
+}
+// The 4 bytes of w as 4 halves 1024 + b (two words).
+uvec2 h16_bytes(uint w) {
+    return uvec2(h16_lo(w), h16_hi(w));
+}
+// (x - off) * d per half of the pair u, packed.
+uint h16_sub_mul(uint u, float16_t off, float16_t d) {
+    return packFloat2x16((unpackFloat2x16(u) - f16vec2(off)) * f16vec2(d));
+}
+// (x - 1024) * dl - ml per half of the pair u, packed (one fma).
+uint h16_fma(uint u, float16_t dl, float16_t ml) {
+    return packFloat2x16(fma(unpackFloat2x16(u) - f16vec2(1024.0hf), f16vec2(dl), f16vec2(-ml)));
+}
+uvec4 h16_pack8(vec4 a, vec4 b) {
+    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)),
+                 packFloat2x16(f16vec2(b.xy)), packFloat2x16(f16vec2(b.zw)));
+}
+#endif
+
+#if (DQ_TYPE == T_F16)
+void NS(dq_chunk_h)(uint bb, uint c, out uvec4 h[2]) {
+    h[0] = ld128(bb + 32u * c);
+    h[1] = ld128(bb + 32u * c + 16u);
+}
+#elif (DQ_TYPE == T_Q4_0)
+void NS(dq_chunk_h)(uint bb, uint c, out uvec4 h[2]) {
+    const float16_t d = unpackFloat2x16(ld16(bb)).x;
+    const uvec2 w = uvec2(ld32(bb + 2u + 8u * c), ld32(bb + 6u + 8u * c));
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        // g = 0: low nibbles (values 8c..8c+7), g = 1: high (16 + 8c..).
+        const uvec2 q = (w >> (4u * g)) & 0x0f0f0f0fu;
+        const uvec4 b = uvec4(h16_bytes(q.x), h16_bytes(q.y));
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            h[g][i] = h16_sub_mul(b[i], 1032.0hf, d);
+        }
+    }
+}
+#elif (DQ_TYPE == T_Q8_0)
+void NS(dq_chunk_h)(uint bb, uint c, out uvec4 h[2]) {
+    const float16_t d = unpackFloat2x16(ld16(bb)).x;
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        // Signed bytes: q + 128 = q ^ 0x80 as unsigned.
+        const uint a = bb + 2u + 16u * c + 8u * g;
+        const uvec2 q = uvec2(ld32(a), ld32(a + 4u)) ^ 0x80808080u;
+        const uvec4 b = uvec4(h16_bytes(q.x), h16_bytes(q.y));
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            h[g][i] = h16_sub_mul(b[i], 1152.0hf, d);
+        }
+    }
+}
+#elif (DQ_TYPE == T_Q4_K) || (DQ_TYPE == T_Q5_K)
+void NS(dq_chunk_h)(uint bb, uint c, out uvec4 h[2]) {
+    const NS(K4Chunk) k = NS(k4_chunk)(bb, c);
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        const float16_t dl = float16_t(k.dm[g].x);
+        const float16_t ml = float16_t(k.dm[g].y);
+        const uvec4 b = uvec4(h16_bytes(k.q[g].x), h16_bytes(k.q[g].y));
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            h[g][i] = h16_fma(b[i], dl, ml);
+        }
+    }
+}
+#else
+void NS(dq_chunk_h)(uint bb, uint c, out uvec4 h[2]) {
+    vec4 v[4];
+    NS(dq_chunk)(bb, c, v);
+    h[0] = h16_pack8(v[0], v[1]);
+    h[1] = h16_pack8(v[2], v[3]);
+}
+#endif
 #endif

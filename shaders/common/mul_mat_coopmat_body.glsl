@@ -11,6 +11,9 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_cooperative_matrix : require
+// W chunks straight to halves (dq_chunk_h, common/dequant_type.glsl): packed f16 math
+// instead of integer-to-float conversions and f32 -> f16 packs.
+#define DQ_H16
 #include "dequant_matmul.glsl"
 
 layout(constant_id = 0) const uint WGS = WG_X;
@@ -112,12 +115,12 @@ void fetch(uint m0, uint n0, uint k0, uint tid) {
             const uint u = i * WGS + tid;
             const uint r = u / (BK / 16u);
             const uint gc = k0 / 16u + u % (BK / 16u);
-            vec4 v[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+            uvec4 h[2] = uvec4[2](uvec4(0u), uvec4(0u));
             if (m0 + r < p.m && (gc / CHUNKS) * QK < p.k && W_OK) {
-                dq_chunk(r_w[r] + (gc / CHUNKS) * BLOCK_BYTES, gc % CHUNKS, v);
+                dq_chunk_h(r_w[r] + (gc / CHUNKS) * BLOCK_BYTES, gc % CHUNKS, h);
             }
-            pw[2u * i] = pack8(v[0], v[1]);
-            pw[2u * i + 1u] = pack8(v[2], v[3]);
+            pw[2u * i] = h[0];
+            pw[2u * i + 1u] = h[1];
         }
     } else {
         [[unroll]] for (uint i = 0u; i < NW; i++) {

@@ -17,6 +17,7 @@ pub mod io;
 use vkgraph::backend::vulkan::{
     enumerate_devices, Buffer, ContextOptions, MemoryLocation, ValidationState, VulkanContext,
 };
+use vkgraph::quant::{self, GgmlType};
 
 /// One device under test.
 pub struct Gpu {
@@ -238,4 +239,59 @@ pub fn u16s(b: &[u8]) -> Vec<u16> {
     b.chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect()
+}
+
+// ---- kernel-test helpers (vk_mul_mat, vk_get_rows) -----------------------------------
+
+/// Sentinel byte pattern around outputs (a NaN with a recognisable payload).
+pub const SENTINEL: u32 = 0x7fc0_dead;
+/// Guard elements before and after each output.
+pub const GUARD: usize = 67;
+
+/// `rows` rows of `k` values quantized to `ty`, quantized on all cores (rows are
+/// independent, so the bytes equal one `quantize` call over everything).
+pub fn quantized(ty: GgmlType, rows: usize, k: usize, seed: u64) -> Vec<u8> {
+    let vals = values(rows * k, seed);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = rows.div_ceil(threads).max(1);
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let hs: Vec<_> = vals
+            .chunks(per * k)
+            .map(|c| s.spawn(move || quant::quantize(ty, c).expect("quantize")))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("quantize thread"))
+            .collect()
+    });
+    parts.concat()
+}
+
+pub fn words(v: &[f32]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+
+/// A buffer of `pre` sentinel words, `data`, then `GUARD` sentinel words.
+pub fn guarded(gpu: &Gpu, name: &str, pre: usize, data: &[u8]) -> Buffer {
+    let mut bytes = Vec::with_capacity(pre * 4 + data.len() + GUARD * 4);
+    for _ in 0..pre {
+        bytes.extend_from_slice(&SENTINEL.to_le_bytes());
+    }
+    bytes.extend_from_slice(data);
+    for _ in 0..GUARD {
+        bytes.extend_from_slice(&SENTINEL.to_le_bytes());
+    }
+    gpu.buffer_from(name, &bytes)
+}
+
+/// Checks the sentinel words `[0, pre)` and `[pre + len, pre + len + GUARD)` of `buf`.
+pub fn check_guards(gpu: &Gpu, buf: &Buffer, pre: usize, len: usize, case: &str) {
+    let all = gpu.read_f32(buf, 0, pre + len + GUARD);
+    for (i, v) in all.iter().enumerate() {
+        if (i < pre || i >= pre + len) && v.to_bits() != SENTINEL {
+            panic!(
+                "{case}: guard word {i} overwritten ({v}); output is words {pre}..{}",
+                pre + len
+            );
+        }
+    }
 }

@@ -1,0 +1,182 @@
+//! GET_ROWS on every Vulkan device, every weight type, against the CPU reference
+//! (`quant::dequantize`, the same quantized bytes):
+//!
+//! - get_rows: bit-exact, zeros for an id outside the table, a table at an odd offset.
+//! - get_rows_h16: the rows as f16 through `dq_chunk_h`, the dequantization of the
+//!   cooperative-matrix tiles (`common/dequant_type.glsl`), so that code is checked on
+//!   devices without cooperative matrices (lavapipe) too: the nearest half bit for bit
+//!   where the kernel rounds once (floats, legacy types), derived bounds elsewhere
+//!   ([`check_h16`]). A device without `shaderFloat16` fails it.
+//!
+//! Case names: `[Vulkan/<device>] get_rows(type=q4_K,ne0=768,rows=11,n=5,t_off=0)`.
+
+mod common;
+
+use common::{check_guards, for_each_device, guarded, quantized, words, Gpu};
+use vkgraph::backend::vulkan::dispatch;
+use vkgraph::quant::{self, GgmlType};
+
+fn get_rows_case(gpu: &Gpu, ty: GgmlType, ne0: usize, nrows: usize, ids: &[i32], t_off: usize) {
+    get_rows_case_with(gpu, ty, ne0, nrows, ids, t_off, false);
+}
+
+/// One gather: `get_rows` (f32, bit-exact), or with `h16` `get_rows_h16` (f16 through the
+/// coopmat tiles' `dq_chunk_h`, checked by [`check_h16`]).
+fn get_rows_case_with(
+    gpu: &Gpu,
+    ty: GgmlType,
+    ne0: usize,
+    nrows: usize,
+    ids: &[i32],
+    t_off: usize,
+    h16: bool,
+) {
+    let name = if h16 { "get_rows_h16" } else { "get_rows" };
+    let case = gpu.case(&format!(
+        "{name}(type={ty},ne0={ne0},rows={nrows},n={},t_off={t_off})",
+        ids.len()
+    ));
+    let table = quantized(ty, nrows, ne0, 51 + ne0 as u64);
+    let rb = ty.row_bytes(ne0).unwrap();
+    let mut want = vec![0f32; ne0 * ids.len()];
+    for (i, &id) in ids.iter().enumerate() {
+        if id >= 0 && (id as usize) < nrows {
+            let row = &table[id as usize * rb..][..rb];
+            quant::dequantize(ty, row, &mut want[i * ne0..][..ne0]).expect("dequantize");
+        }
+    }
+    let mut tbytes = vec![0x5au8; t_off];
+    tbytes.extend_from_slice(&table);
+    let tbuf = gpu.buffer_from("table", &tbytes);
+    let ibuf = gpu.buffer_from("ids", bytemuck::cast_slice(ids));
+    let d_off = 5;
+    // f32 words of output (f16: two values a word).
+    let nw = if h16 {
+        ne0 * ids.len() / 2
+    } else {
+        ne0 * ids.len()
+    };
+    let dbuf = guarded(gpu, "dst", d_off, &words(&vec![f32::NAN; nw]));
+
+    let mut rec = gpu.ctx.recorder().expect("recorder");
+    rec.begin().expect("begin");
+    let record = if h16 {
+        dispatch::get_rows::get_rows_h16
+    } else {
+        dispatch::get_rows::get_rows
+    };
+    record(
+        &mut rec,
+        ty,
+        tbuf.range(t_off as u64, table.len() as u64),
+        ibuf.range(0, (ids.len() * 4) as u64),
+        dbuf.range((d_off * 4) as u64, (nw * 4) as u64),
+        ne0 as u32,
+        ids.len() as u32,
+    )
+    .unwrap_or_else(|e| panic!("{case}: {e}"));
+    rec.submit_and_wait()
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+
+    let got = gpu.read_f32(&dbuf, d_off, nw);
+    if h16 {
+        let halves: Vec<u16> = bytemuck::cast_slice(&got).to_vec();
+        check_h16(&case, ty, &table, ne0, ids, &halves, &want);
+        check_guards(gpu, &dbuf, d_off, nw, &case);
+        return;
+    }
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g.to_bits() == w.to_bits(),
+            "{case}: value {i} (token {}, column {}) is {g:e}, CPU reference {w:e}",
+            i / ne0,
+            i % ne0
+        );
+    }
+    check_guards(gpu, &dbuf, d_off, ne0 * ids.len(), &case);
+}
+
+#[test]
+fn get_rows_all_types_exact() {
+    for_each_device("get_rows_all_types", |gpu| {
+        for ty in GgmlType::WEIGHT_TYPES {
+            let ne0 = 3 * ty.block_size().max(32);
+            get_rows_case(gpu, ty, ne0, 11, &[3, 0, 10, 3, 7], 0);
+            // Odd placement: the table 2 bytes (f32: 4) into its buffer.
+            let t_off = if ty == GgmlType::F32 { 4 } else { 2 };
+            get_rows_case(gpu, ty, ne0, 5, &[4, 1], t_off);
+            // Out-of-range ids give zeros.
+            get_rows_case(gpu, ty, ne0, 4, &[2, 4, -1, 1], 0);
+        }
+        // Float tables need only ne0 % 4 == 0.
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            get_rows_case(gpu, ty, 20, 6, &[5, 0, 2], 0);
+        }
+    });
+}
+
+/// `dq_chunk_h`'s halves against the CPU's exact values `want`: where it packs an exact
+/// f32 value or computes (q - bias) * d in f16 (floats, legacy types), the half nearest
+/// `want`, bit for bit; q2_K / q3_K / q6_K pack `dq_chunk`'s f32 (FMA allowed) — within
+/// one f16 ulp; q4_K / q5_K run q * dl - ml as one f16 fma on dl, ml rounded to f16 —
+/// within 2^-10 (qmax dl + ml) of the value (derivation: common/dequant_type.glsl), plus
+/// 2^-19 for f16 subnormals.
+fn check_h16(
+    case: &str,
+    ty: GgmlType,
+    table: &[u8],
+    ne0: usize,
+    ids: &[i32],
+    got: &[u16],
+    want: &[f32],
+) {
+    use GgmlType as T;
+    let rb = ty.row_bytes(ne0).unwrap();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (t, col) = (i / ne0, i % ne0);
+        let gv = half::f16::from_bits(g).to_f32();
+        let near = half::f16::from_f32(w);
+        let ok = match ty {
+            T::Q2K | T::Q3K | T::Q6K => (gv - w).abs() <= w.abs() * 2f32.powi(-10) + 2f32.powi(-24),
+            T::Q4K | T::Q5K if ids[t] >= 0 && (ids[t] as usize) < table.len() / rb => {
+                // The sub-block's dl and ml (scale_min_k4, as ggml).
+                let b = &table[ids[t] as usize * rb + (col / 256) * ty.type_size()..];
+                let f = |o: usize| half::f16::from_le_bytes([b[o], b[o + 1]]).to_f32();
+                let (s, j) = (&b[4..16], (col % 256) / 32);
+                let (sc, mn) = if j < 4 {
+                    (s[j] & 63, s[j + 4] & 63)
+                } else {
+                    (
+                        (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4),
+                        (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+                    )
+                };
+                let qmax = if ty == T::Q4K { 15.0 } else { 31.0 };
+                let (dl, ml) = (f(0) * f32::from(sc), f(2) * f32::from(mn));
+                (gv - w).abs() <= (qmax * dl + ml) * 2f32.powi(-10) + 2f32.powi(-19)
+            }
+            _ => g == near.to_bits(),
+        };
+        assert!(
+            ok,
+            "{case}: value {i} (token {t}, column {col}) is {gv:e} (0x{g:04x}), CPU reference              {w:e} (nearest half 0x{:04x})",
+            near.to_bits()
+        );
+    }
+}
+
+#[test]
+fn get_rows_h16_all_types() {
+    for_each_device("get_rows_h16_all_types", |gpu| {
+        if !gpu.ctx.caps().fp16 {
+            panic!("{}: no shaderFloat16: dq_chunk_h NOT TESTED", gpu.label);
+        }
+        for ty in GgmlType::WEIGHT_TYPES {
+            let ne0 = 3 * ty.block_size().max(32);
+            get_rows_case_with(gpu, ty, ne0, 11, &[3, 0, 10, 3, 7], 0, true);
+            let t_off = if ty == GgmlType::F32 { 4 } else { 2 };
+            get_rows_case_with(gpu, ty, ne0, 5, &[4, 1], t_off, true);
+            get_rows_case_with(gpu, ty, ne0, 4, &[2, 4, -1, 1], 0, true);
+        }
+    });
+}
