@@ -14,8 +14,10 @@
 //
 // H16 variants (get_rows_h16_*) write f16 instead, through the cooperative-matrix tile's
 // chunk dequantization (dq_chunk_h, common/dequant_type.glsl): dst is read as uint pairs of
-// halves (d_off counts uints), each invocation takes one 16-value chunk. No graph op uses
-// them: they are how the tests check dq_chunk_h, which the GPU-only coopmat kernels run.
+// halves (d_off counts uints); each invocation takes one 16-value chunk (dq_chunk_h) or,
+// for q2_K / q3_K / q6_K, 8 values (dq8_h), as the coopmat tiles fetch each type. No
+// graph op uses them: they are how the tests check that code, which only the GPU's
+// cooperative-matrix kernels run.
 #extension GL_GOOGLE_include_directive : require
 #ifdef H16
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -54,17 +56,30 @@ void main() {
     const uint base = p.t_off + (valid ? uint(id) : 0u) * p.row_bytes;
 #ifdef H16
     const uint dh = p.d_off + i * (p.ne0 / 2u);
-    for (uint g = gl_LocalInvocationID.x; g < p.ne0 / 16u; g += WG_X) {
-        const uint blk = g / CHUNKS, c = g % CHUNKS;
-        uvec4 h[2] = uvec4[2](uvec4(0u), uvec4(0u));
-        if (valid) {
-            dq_chunk_h(base + blk * BLOCK_BYTES, c, h);
+    if (CHUNK_SPAN <= 64u) {
+        // As the coopmat tiles fetch these types: by 16-value chunks (dq_chunk_h).
+        for (uint g = gl_LocalInvocationID.x; g < p.ne0 / 16u; g += WG_X) {
+            const uint blk = g / CHUNKS, c = g % CHUNKS;
+            uvec4 h[2] = uvec4[2](uvec4(0u), uvec4(0u));
+            if (valid) {
+                dq_chunk_h(base + blk * BLOCK_BYTES, c, h);
+            }
+            // h[r]: groups 2r and 2r + 1, 4 values (2 words) each, where chunk_xoff says.
+            [[unroll]] for (uint q = 0u; q < 4u; q++) {
+                const uint e = (blk * QK + chunk_xoff(c, q)) / 2u;
+                dst[dh + e] = h[q / 2u][2u * (q & 1u)];
+                dst[dh + e + 1u] = h[q / 2u][2u * (q & 1u) + 1u];
+            }
         }
-        // h[r] holds groups 2r and 2r + 1: 4 values (2 words) each, where chunk_xoff says.
-        [[unroll]] for (uint g = 0u; g < 4u; g++) {
-            const uint e = (blk * QK + chunk_xoff(c, g)) / 2u;
-            dst[dh + e] = h[g / 2u][2u * (g & 1u)];
-            dst[dh + e + 1u] = h[g / 2u][2u * (g & 1u) + 1u];
+    } else {
+        // q2_K, q3_K, q6_K: 8 consecutive values at a time (dq8_h), as the tiles do.
+        for (uint g = gl_LocalInvocationID.x; g < p.ne0 / 8u; g += WG_X) {
+            const uint blk = g / (QK / 8u), o = 8u * (g % (QK / 8u));
+            const uvec4 h = valid ? dq8_h(base + blk * BLOCK_BYTES, o) : uvec4(0u);
+            const uint e = (blk * QK + o) / 2u;
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                dst[dh + e + j] = h[j];
+            }
         }
     }
 #else

@@ -3,7 +3,7 @@
 //!
 //! - get_rows: bit-exact, zeros for an id outside the table, a table at an odd offset.
 //! - get_rows_h16: the rows as f16 through `dq_chunk_h`, the dequantization of the
-//!   cooperative-matrix tiles (`common/dequant_type.glsl`), so that code is checked on
+//!   cooperative-matrix tiles (`dq_chunk_h`, `dq8_h`: `common/dequant_type.glsl`), so that code is checked on
 //!   devices without cooperative matrices (lavapipe) too: the nearest half bit for bit
 //!   where the kernel rounds once (floats, legacy types), derived bounds elsewhere
 //!   ([`check_h16`]). A device without `shaderFloat16` fails it.
@@ -115,12 +115,16 @@ fn get_rows_all_types_exact() {
     });
 }
 
-/// `dq_chunk_h`'s halves against the CPU's exact values `want`: where it packs an exact
-/// f32 value or computes (q - bias) * d in f16 (floats, legacy types), the half nearest
-/// `want`, bit for bit; q2_K / q3_K / q6_K pack `dq_chunk`'s f32 (FMA allowed) — within
-/// one f16 ulp; q4_K / q5_K run q * dl - ml as one f16 fma on dl, ml rounded to f16 —
-/// within 2^-10 (qmax dl + ml) of the value (derivation: common/dequant_type.glsl), plus
-/// 2^-19 for f16 subnormals.
+/// The coopmat tiles' halves (`dq_chunk_h`, `dq8_h`) against the CPU's exact values
+/// `want`, with the bounds derived in common/dequant_type.glsl:
+/// - floats and legacy types (an exact f32 value packed, or (q - bias) * d in f16, one
+///   rounding): the half nearest `want`, bit for bit;
+/// - q2_K, q4_K, q5_K (q * dl - ml as one f16 fma, dl and ml rounded to f16): within
+///   2^-10 (qmax dl + ml) of the value, dl and ml those of its 16- or 32-value group;
+/// - q3_K, q6_K ((q - bias) times d * scale rounded to f16): within 2^-10 (1 + 2^-10) |w|;
+///
+/// plus 2^-19 for f16 subnormals (a scale below 2^-14 keeps 2^-25 absolute, times at most
+/// 32 codes) in the K-quant cases.
 fn check_h16(
     case: &str,
     ty: GgmlType,
@@ -132,16 +136,28 @@ fn check_h16(
 ) {
     use GgmlType as T;
     let rb = ty.row_bytes(ne0).unwrap();
+    let tiny = 2f32.powi(-19);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let (t, col) = (i / ne0, i % ne0);
         let gv = half::f16::from_bits(g).to_f32();
         let near = half::f16::from_f32(w);
+        let in_table = ids[t] >= 0 && (ids[t] as usize) < table.len() / rb;
+        let block = |ty: GgmlType| &table[ids[t] as usize * rb + (col / 256) * ty.type_size()..];
+        let f16_at = |b: &[u8], o: usize| half::f16::from_le_bytes([b[o], b[o + 1]]).to_f32();
+        let err = (gv - w).abs();
         let ok = match ty {
-            T::Q2K | T::Q3K | T::Q6K => (gv - w).abs() <= w.abs() * 2f32.powi(-10) + 2f32.powi(-24),
-            T::Q4K | T::Q5K if ids[t] >= 0 && (ids[t] as usize) < table.len() / rb => {
+            T::Q3K | T::Q6K => err <= w.abs() * 2f32.powi(-10) * (1.0 + 2f32.powi(-10)) + tiny,
+            T::Q2K if in_table => {
+                // Scale byte of the value's 16-value group: low nibble scale, high min.
+                let b = block(ty);
+                let sc = b[(col % 256) / 16];
+                let dl = f16_at(b, 80) * f32::from(sc & 15);
+                let ml = f16_at(b, 82) * f32::from(sc >> 4);
+                err <= (3.0 * dl + ml) * 2f32.powi(-10) + tiny
+            }
+            T::Q4K | T::Q5K if in_table => {
                 // The sub-block's dl and ml (scale_min_k4, as ggml).
-                let b = &table[ids[t] as usize * rb + (col / 256) * ty.type_size()..];
-                let f = |o: usize| half::f16::from_le_bytes([b[o], b[o + 1]]).to_f32();
+                let b = block(ty);
                 let (s, j) = (&b[4..16], (col % 256) / 32);
                 let (sc, mn) = if j < 4 {
                     (s[j] & 63, s[j + 4] & 63)
@@ -152,14 +168,15 @@ fn check_h16(
                     )
                 };
                 let qmax = if ty == T::Q4K { 15.0 } else { 31.0 };
-                let (dl, ml) = (f(0) * f32::from(sc), f(2) * f32::from(mn));
-                (gv - w).abs() <= (qmax * dl + ml) * 2f32.powi(-10) + 2f32.powi(-19)
+                let (dl, ml) = (f16_at(b, 0) * f32::from(sc), f16_at(b, 2) * f32::from(mn));
+                err <= (qmax * dl + ml) * 2f32.powi(-10) + tiny
             }
             _ => g == near.to_bits(),
         };
         assert!(
             ok,
-            "{case}: value {i} (token {t}, column {col}) is {gv:e} (0x{g:04x}), CPU reference              {w:e} (nearest half 0x{:04x})",
+            "{case}: value {i} (token {t}, column {col}) is {gv:e} (0x{g:04x}), CPU reference \
+             {w:e} (nearest half 0x{:04x})",
             near.to_bits()
         );
     }
@@ -169,7 +186,10 @@ fn check_h16(
 fn get_rows_h16_all_types() {
     for_each_device("get_rows_h16_all_types", |gpu| {
         if !gpu.ctx.caps().fp16 {
-            panic!("{}: no shaderFloat16: dq_chunk_h NOT TESTED", gpu.label);
+            panic!(
+                "{}: no shaderFloat16: dq_chunk_h / dq8_h NOT TESTED",
+                gpu.label
+            );
         }
         for ty in GgmlType::WEIGHT_TYPES {
             let ne0 = 3 * ty.block_size().max(32);

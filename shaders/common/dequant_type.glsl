@@ -427,4 +427,67 @@ void NS(dq_chunk_h)(uint bb, uint c, out uvec4 h[2]) {
     h[1] = h16_pack8(v[2], v[3]);
 }
 #endif
+
+// NS(dq8_h)(bb, o): values o..o+7 (o % 8 == 0) as 8 halves: what the coopmat tiles fetch
+// for the types whose chunks span more than a step (q2_K, q3_K, q6_K). Their 8 values
+// share one scale (16-value scale groups) and one packed-byte run:
+// - q2_K: q * dl - ml as q4_K (one f16 fma, dl and ml rounded to f16): within
+//   2^-10 (3 dl + ml) of the value.
+// - q3_K, q6_K: (q - bias) exactly, times d * scale rounded to f16: within
+//   2^-10 (1 + 2^-10) |value|.
+// Other types pack dq4's floats (the nearest halves).
+#if (DQ_TYPE == T_Q2_K)
+uvec4 NS(dq8_h)(uint bb, uint o) {
+    const vec2 dm = unpackHalf2x16(ld32(bb + 80u));
+    const uint sc = ld8(bb + o / 16u);
+    const uint a = bb + 16u + 32u * (o / 128u) + (o & 31u);
+    const uvec2 q = (uvec2(ld32(a), ld32(a + 4u)) >> (2u * ((o & 127u) / 32u))) & 0x03030303u;
+    const float16_t dl = float16_t(dm.x * float(sc & 15u));
+    const float16_t ml = float16_t(dm.y * float(sc >> 4));
+    const uvec4 b = uvec4(h16_bytes(q.x), h16_bytes(q.y));
+    uvec4 h;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        h[i] = h16_fma(b[i], dl, ml);
+    }
+    return h;
+}
+#elif (DQ_TYPE == T_Q3_K)
+uvec4 NS(dq8_h)(uint bb, uint o) {
+    const float d = ldh(bb + 108u);
+    const uint l = o & 31u, sh = 2u * ((o & 127u) / 32u);
+    const uint a = bb + 32u + 32u * (o / 128u) + l;
+    const uvec2 q = (uvec2(ld32(a), ld32(a + 4u)) >> sh) & 0x03030303u;
+    // High bit (v / 32) of hmask[v % 32]: set +0, clear -4, so the code q | h << 2 has
+    // bias 4.
+    const uvec2 hm = (uvec2(ld32(bb + l), ld32(bb + l + 4u)) >> (o / 32u)) & 0x01010101u;
+    const float16_t ds = float16_t(d * float(NS(scale_k3)(bb, o / 16u)));
+    const uvec4 b = uvec4(h16_bytes(q.x | (hm.x << 2)), h16_bytes(q.y | (hm.y << 2)));
+    uvec4 h;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        h[i] = h16_sub_mul(b[i], 1028.0hf, ds);
+    }
+    return h;
+}
+#elif (DQ_TYPE == T_Q6_K)
+uvec4 NS(dq8_h)(uint bb, uint o) {
+    const float d = ldh(bb + 208u);
+    const uint hh = o / 128u, t = (o & 127u) / 32u, l = o & 31u;
+    const uint al = bb + 64u * hh + l + 32u * (t & 1u), ah = bb + 128u + 32u * hh + l;
+    const uvec2 ql = (uvec2(ld32(al), ld32(al + 4u)) >> (4u * (t / 2u))) & 0x0f0f0f0fu;
+    const uvec2 qh = (uvec2(ld32(ah), ld32(ah + 4u)) >> (2u * t)) & 0x03030303u;
+    const int sc = (int(ld8(bb + 192u + o / 16u)) << 24) >> 24;
+    const float16_t ds = float16_t(d * float(sc));
+    const uvec2 q = ql | (qh << 4);
+    const uvec4 b = uvec4(h16_bytes(q.x), h16_bytes(q.y));
+    uvec4 h;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        h[i] = h16_sub_mul(b[i], 1056.0hf, ds);
+    }
+    return h;
+}
+#else
+uvec4 NS(dq8_h)(uint bb, uint o) {
+    return h16_pack8(NS(dq4)(bb, o), NS(dq4)(bb, o + 4u));
+}
+#endif
 #endif

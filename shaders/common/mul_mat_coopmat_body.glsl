@@ -127,14 +127,12 @@ void fetch(uint m0, uint n0, uint k0, uint tid) {
             const uint g = i * WGS + tid;
             const uint r = g / (BK / 8u);
             const uint kk = k0 + 8u * (g % (BK / 8u));
-            vec4 w0 = vec4(0.0), w1 = vec4(0.0);
+            uvec4 h = uvec4(0u);
             if (m0 + r < p.m && kk < p.k && W_OK) {
-                // k is a multiple of QK >= 16, so kk + 4 is in the same block and row.
-                const uint bb = r_w[r] + (kk / QK) * BLOCK_BYTES;
-                w0 = dq4(bb, kk % QK);
-                w1 = dq4(bb, kk % QK + 4u);
+                // k is a multiple of QK >= 16, so kk + 7 is in the same block and row.
+                h = dq8_h(r_w[r] + (kk / QK) * BLOCK_BYTES, kk % QK);
             }
-            pw[i] = pack8(w0, w1);
+            pw[i] = h;
         }
     }
     // x groups are spread across the workgroup (group g = i * WGS + tid): a subgroup's
