@@ -13,7 +13,7 @@ use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend}
 use vkgraph::backend::Backend;
 use vkgraph::model::gen::generate_lora;
 use vkgraph::model::Model;
-use vkgraph::passes::QkvMode;
+use vkgraph::passes::{FusionLevel, QkvMode};
 use vkgraph::sched::session::{Session, SessionOptions};
 
 fn adapter(base: &std::path::Path, targets: &[&str], tag: &str) -> PathBuf {
@@ -28,11 +28,41 @@ fn logits(
     mode: QkvMode,
     limits: vkgraph::passes::SiblingLimits,
 ) -> Vec<f32> {
+    logits_at(m, backends, mode, limits, FusionLevel::Layer)
+}
+
+/// [`logits`] on Vulkan device `index` (the CPU beside it for what it refuses), validated
+/// where the test run asks for it.
+fn vk_logits(m: &Arc<Model>, index: usize, mode: QkvMode) -> Vec<f32> {
+    let opts = ContextOptions {
+        device_index: Some(index),
+        validation: std::env::var("VKGRAPH_REQUIRE_VALIDATION").is_ok_and(|v| v == "1"),
+        ..Default::default()
+    };
+    let vk = VulkanBackend::new(m.clone(), &opts).unwrap();
+    let limits = vk.sibling_limits();
+    logits(
+        m,
+        vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
+        mode,
+        limits,
+    )
+}
+
+/// [`logits`] at fusion level `fusion`.
+fn logits_at(
+    m: &Arc<Model>,
+    backends: Vec<Box<dyn Backend>>,
+    mode: QkvMode,
+    limits: vkgraph::passes::SiblingLimits,
+    fusion: FusionLevel,
+) -> Vec<f32> {
     let mut s = Session::new(
         m.clone(),
         backends,
         SessionOptions {
             qkv: mode,
+            fusion,
             n_ctx: 32,
             limits,
             ..Default::default()
@@ -45,6 +75,18 @@ fn logits(
 
 /// The sibling pass's decision lines for a one-token graph of `m` in `mode`.
 fn decisions(m: &Arc<Model>, mode: QkvMode) -> Vec<String> {
+    passes_of(m, mode).0
+}
+
+/// The decode graph's stages per layer at fusion level `layer`: (stages, layers).
+fn stages(m: &Arc<Model>) -> (usize, usize) {
+    let g = passes_of(m, QkvMode::Auto).1;
+    (g.schedule.len(), m.hp.n_layer)
+}
+
+/// A one-token graph of `m` after the passes (fusion layer, any backend): the sibling
+/// pass's decisions, the graph (its `fusions` hold the layer pass's lines).
+fn passes_of(m: &Arc<Model>, mode: QkvMode) -> (Vec<String>, vkgraph::graph::Graph) {
     let mut g = vkgraph::model::build_graph(
         m,
         &vkgraph::model::BuildOpts {
@@ -62,7 +104,7 @@ fn decisions(m: &Arc<Model>, mode: QkvMode) -> Vec<String> {
         &vkgraph::passes::any_backend,
         &vkgraph::passes::any_group,
     );
-    g.decisions.iter().map(|d| d.text.clone()).collect()
+    (g.decisions.iter().map(|d| d.text.clone()).collect(), g)
 }
 
 #[test]
@@ -91,19 +133,7 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
         );
         for dev in enumerate_devices().unwrap() {
             for mode in QkvMode::ALL {
-                let opts = ContextOptions {
-                    device_index: Some(dev.index),
-                    validation: std::env::var("VKGRAPH_REQUIRE_VALIDATION").is_ok_and(|v| v == "1"),
-                    ..Default::default()
-                };
-                let vk = VulkanBackend::new(m.clone(), &opts).unwrap();
-                let limits = vk.sibling_limits();
-                let got = logits(
-                    &m,
-                    vec![Box::new(vk), Box::new(CpuBackend::new(m.clone()))],
-                    mode,
-                    limits,
-                );
+                let got = vk_logits(&m, dev.index, mode);
                 let e = nmse(&got, &want);
                 assert!(
                     e <= 1e-4,
@@ -133,6 +163,74 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
                      dispatch instead of 3; attn_qkv.weight.lora_a = "
                 ),
                 "{qkv}"
+            );
+        }
+        let _ = std::fs::remove_file(&ad);
+    }
+}
+
+/// An adapted ffn_up (or ffn_gate) without the other: its B factor adds its product to
+/// that half of the fused gate/up output and applies the SwiGLU itself
+/// (MUL_MAT_ADD_SWIGLU, `passes::layer`), one stage per layer fewer than with the SWIGLU
+/// apart; logits on the CPU and on Vulkan equal the CPU's unfused path (MUL_MAT, ADD and
+/// SWIGLU apart: fusion none).
+#[test]
+fn an_adapted_ffn_up_or_gate_applies_the_swiglu_in_its_b_factor() {
+    let base = models::tiny("qwen3", "q4_0");
+    let plain = Arc::new(Model::open(&base).unwrap());
+    let (base_stages, layers) = stages(&plain);
+    for (targets, half) in [
+        (&["attn_q", "attn_v", "ffn_up"][..], "up"),
+        (&["ffn_gate"][..], "gate"),
+    ] {
+        let ad = adapter(&base, targets, &format!("swiglu-{half}"));
+        let m = Arc::new(Model::open_with_lora(&base, &[(ad.clone(), 0.7)]).unwrap());
+        let g = passes_of(&m, QkvMode::Auto).1;
+        let folds: Vec<&String> = g
+            .fusions
+            .iter()
+            .map(|d| &d.text)
+            .filter(|t| t.contains("MUL_MAT_ADD_SWIGLU"))
+            .collect();
+        assert_eq!(folds.len(), layers, "{half}: {:?}", g.fusions);
+        assert!(
+            folds[0].contains(&format!("to {half}, then writes silu(gate)·up")),
+            "{}",
+            folds[0]
+        );
+        // The stages an adapter adds: one per layer for the B factors (Q and V together,
+        // then up or gate), none for the SwiGLU.
+        let extra = if half == "up" { 2 } else { 1 };
+        assert_eq!(stages(&m).0, base_stages + extra * layers, "{half}");
+        let unfused = |ms: &Arc<Model>| {
+            logits_at(
+                ms,
+                vec![Box::new(CpuBackend::new(ms.clone()))],
+                QkvMode::Off,
+                Default::default(),
+                FusionLevel::None,
+            )
+        };
+        let want = unfused(&m);
+        assert!(
+            nmse(&unfused(&plain), &want) > 1e-3,
+            "{half}: the adapter changes nothing"
+        );
+        let cpu = logits(
+            &m,
+            vec![Box::new(CpuBackend::new(m.clone()))],
+            QkvMode::Auto,
+            Default::default(),
+        );
+        let e = nmse(&cpu, &want);
+        assert!(e <= 1e-8, "{half}: CPU folded vs unfused NMSE {e:e}");
+        for dev in enumerate_devices().unwrap() {
+            let got = vk_logits(&m, dev.index, QkvMode::Auto);
+            let e = nmse(&got, &want);
+            assert!(
+                e <= 1e-4,
+                "[{}] {half}: NMSE vs CPU {e:e}",
+                dev.short_name()
             );
         }
         let _ = std::fs::remove_file(&ad);

@@ -226,6 +226,15 @@ fn built_in_rows_keep_the_op_names() {
             },
             "RMS_NORM_MUL_MAT_SWIGLU",
         ),
+        (
+            Op::MulMatLayer {
+                split: vec![],
+                norm: None,
+                epi: Epilogue::AddSwiGlu { gate: false },
+                scale: 2.0,
+            },
+            "MUL_MAT_ADD_SWIGLU",
+        ),
         (Op::MoeRouterTopK { k: 2, norm: None }, "MOE_ROUTER_TOPK"),
     ];
     for (op, name) in cases {

@@ -34,6 +34,12 @@ pub enum Epilogue {
     /// Add a per-row bias: row `i` (numbered across the segments) of every token gets
     /// `b[i]` (qwen2's Q/K/V biases).
     Bias,
+    /// A LoRA product corrected into one half of a fused gate/up output, then SwiGLU:
+    /// the last source `gu` is that output, f32 `[m, n, 2]` (gate block, then up block),
+    /// and `p = W·x + gu[half]` replaces that half: `silu(gate) * p` when `gate` is
+    /// false (ffn_up adapted), `silu(p) * up` when it is true (ffn_gate adapted). What
+    /// MUL_MAT_ADD then SWIGLU computed, in one dispatch (`passes::layer`).
+    AddSwiGlu { gate: bool },
 }
 
 /// A node's operation. Shapes are ggml order (`ne[0]` innermost). Sources are

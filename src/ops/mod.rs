@@ -231,6 +231,8 @@ fn mul_mat_layer_name(op: &Op) -> &'static str {
         (false, Epilogue::None) => "MUL_MAT_LAYER",
         (false, Epilogue::Add) => "MUL_MAT_ADD",
         (false, Epilogue::SwiGlu) => "MUL_MAT_SWIGLU",
+        (true, Epilogue::AddSwiGlu { .. }) => "RMS_NORM_MUL_MAT_ADD_SWIGLU",
+        (false, Epilogue::AddSwiGlu { .. }) => "MUL_MAT_ADD_SWIGLU",
     }
 }
 

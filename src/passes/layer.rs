@@ -10,6 +10,11 @@
 //! - **residual epilogue**: ADD(MUL_MAT(W, x), r) — attention output and ffn_down plus
 //!   the residual stream, or a LoRA product plus the base output it corrects — becomes
 //!   `W·x + r` in the matmul;
+//! - **LoRA SwiGLU epilogue**: SWIGLU(gate, MUL_MAT_ADD(B, a, up)) — an adapted
+//!   ffn_up's correction `s·B·(A·x)` added to the up half of a fused gate/up output,
+//!   which then keeps its SwiGLU apart — becomes one matmul that adds its product to
+//!   that half and writes `silu(gate)·up` ([`Epilogue::AddSwiGlu`]); likewise for an
+//!   adapted ffn_gate;
 //! - **bias epilogue**: the ADDs of a fused (or grouped) matmul's segments with a 1-D
 //!   bias each — qwen2's Q/K/V biases — become `W·x + b` in the matmul, the biases
 //!   placed back to back at load time as one fused bias tensor (the mmap untouched);
@@ -128,6 +133,7 @@ pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     let mut folded = swiglu_epilogue(g, fusable);
     folded += scale_epilogue(g, fusable);
     folded += add_epilogue(g, fusable);
+    folded += lora_swiglu_epilogue(g, fusable);
     folded += bias_epilogue(g, fusable);
     folded += norm_prologue(g, fusable);
     let rewired = router_norm_prologue(g, fusable) + route_in_experts(g, fusable);
@@ -359,6 +365,103 @@ fn add_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
         note(
             g,
             format!("folded {wname} + residual ADD → MUL_MAT_ADD — 1 dispatch fewer"),
+        );
+        done += 1;
+    }
+    done
+}
+
+/// SWIGLU(gate, p) or SWIGLU(p, up) where `p` is a MUL_MAT_ADD (a LoRA B factor plus the
+/// base output it corrects) and the base output and the other operand are the two halves
+/// of one fused gate/up output: the matmul adds its product to that half and applies the
+/// SwiGLU itself (`Epilogue::AddSwiGlu`), reading the whole gate/up output.
+fn lora_swiglu_epilogue(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, producer) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for s in order {
+        if g.node(s).op != Op::SwiGlu {
+            continue;
+        }
+        let (gate, up) = (g.node(s).srcs[0], g.node(s).srcs[1]);
+        let out = g.node(s).dst;
+        // The operand a MUL_MAT_ADD writes (up first: an adapted ffn_up is the common case).
+        let pick = [(up, false), (gate, true)]
+            .into_iter()
+            .find_map(|(t, is_gate)| {
+                let &mm = producer.get(&t)?;
+                matches!(
+                    g.node(mm).op,
+                    Op::MulMatLayer {
+                        norm: None,
+                        epi: Epilogue::Add,
+                        ..
+                    }
+                )
+                .then_some((mm, is_gate))
+            });
+        let Some((mm, is_gate)) = pick else {
+            continue;
+        };
+        let wname = pretty(&g.tensor(g.node(mm).srcs[0]).name);
+        let (p, other) = if is_gate { (gate, up) } else { (up, gate) };
+        let r = *g
+            .node(mm)
+            .srcs
+            .last()
+            .expect("a MUL_MAT_ADD reads its residual");
+        let root = g.root(r);
+        let half = g.tensor(root).nbytes() / 2;
+        let (rr, ro) = (g.region(r), g.region(other));
+        let (r_at, o_at) = if is_gate { (0, half) } else { (half, 0) };
+        let why = if g.root(other) != root
+            || rr.offset != r_at
+            || ro.offset != o_at
+            || rr.size != half
+            || ro.size != half
+            || g.tensor(root).ty != GgmlType::F32
+        {
+            Err(
+                "the base output and the other SwiGLU operand are not the halves of one fused \
+                 gate/up output"
+                    .to_string(),
+            )
+        } else if g.root(p) != p || readers[&p].iter().any(|&n| n != s) {
+            Err("the corrected output has other readers".into())
+        } else if !matches!(
+            g.tensor(g.node(mm).srcs[0]).ty,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16
+        ) {
+            // Quantized factors may take the integer-dot mat-vec, which has no such epilogue.
+            Err(format!(
+                "the factor is {} (the epilogue is in the float mat-vec only)",
+                g.tensor(g.node(mm).srcs[0]).ty
+            ))
+        } else {
+            fusable(g, mm)
+        };
+        if let Err(why) = why {
+            note(
+                g,
+                format!("kept   {} SWIGLU after {wname}: {why}", g.tensor(out).name),
+            );
+            continue;
+        }
+        let node = &mut g.dag[mm];
+        let Op::MulMatLayer { epi, .. } = &mut node.op else {
+            unreachable!("picked above")
+        };
+        *epi = Epilogue::AddSwiGlu { gate: is_gate };
+        *node.srcs.last_mut().expect("checked above") = root;
+        node.dst = out;
+        remove(g, s);
+        let half_name = if is_gate { "gate" } else { "up" };
+        note(
+            g,
+            format!(
+                "folded {wname} + SWIGLU → MUL_MAT_ADD_SWIGLU (the epilogue adds the product \
+                 to {half_name}, then writes silu(gate)·up) — 1 dispatch and 1 stage fewer"
+            ),
         );
         done += 1;
     }

@@ -24,7 +24,9 @@ pub enum Case {
     },
     /// The mat-vec with decode-layer fusion (`Op::MulMatLayer`): an RMS-norm prologue
     /// (`norm`), and epilogue `epi` = 0 none (over `segs` equal segments), 1 residual add,
-    /// 2 SwiGLU (two segments of `m` rows: gate, up), 3 a per-row bias (over `segs`).
+    /// 2 SwiGLU (two segments of `m` rows: gate, up), 3 a per-row bias (over `segs`),
+    /// 4 / 5 the product added to the up / gate half of a gate/up output, then SwiGLU
+    /// (`Epilogue::AddSwiGlu`: float kernel only).
     MulMatLayer {
         ty: GgmlType,
         m: u32,
@@ -232,7 +234,14 @@ impl Case {
                 "type={ty},m={m}x{segs},k={k},n={n},{}{}{}",
                 // Cases without the norm also scale the product (a folded SCALE).
                 if *norm { "norm," } else { "scale," },
-                ["none", "add", "swiglu", "bias"][*epi as usize],
+                [
+                    "none",
+                    "add",
+                    "swiglu",
+                    "bias",
+                    "add_swiglu_up",
+                    "add_swiglu_gate"
+                ][*epi as usize],
                 if *qout {
                     ",q8out+norm+mat_vecq_layer"
                 } else {
@@ -477,6 +486,8 @@ pub fn cases() -> Vec<Case> {
             (true, 2, 2),
             (false, 2, 2),
             (true, 3, 3),
+            (false, 4, 1),
+            (false, 5, 1),
         ];
         for (i, (norm, epi, segs)) in folds.into_iter().enumerate() {
             let (m, k, n) = [
@@ -486,6 +497,8 @@ pub fn cases() -> Vec<Case> {
                 (100, 1024, 2),
                 (20, 256, 9),
                 (24, 512, 3),
+                (48, 256, 1),
+                (17, 512, 4),
             ][i];
             v.push(Case::MulMatLayer {
                 ty,

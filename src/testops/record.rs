@@ -160,6 +160,8 @@ pub(super) fn run_inner(
             let x = values((k * n) as usize, seed + 1);
             let nw = values(k as usize, seed + 2);
             let r = values((m * n) as usize, seed + 3);
+            // epi 4 / 5: a gate/up output, gate block then up block.
+            let gu = values((2 * m * n) as usize, seed + 7);
             // The reference: the unfused ops in sequence.
             let mut xn = x.clone();
             if norm {
@@ -191,6 +193,23 @@ pub(super) fn run_inner(
                     let (gate, up) = y.split_at(y.len() / 2);
                     ops::swiglu(gate, up, &mut want)
                 }
+                4 | 5 => {
+                    // MUL_MAT_ADD into one half, then SWIGLU.
+                    let (gate, up) = gu.split_at(gu.len() / 2);
+                    let mut p = vec![0f32; y.len()];
+                    ops::binary(
+                        true,
+                        &y,
+                        if epi == 5 { gate } else { up },
+                        m as usize,
+                        &mut p,
+                    );
+                    if epi == 5 {
+                        ops::swiglu(&p, up, &mut want)
+                    } else {
+                        ops::swiglu(gate, &p, &mut want)
+                    }
+                }
                 _ => want.copy_from_slice(&y),
             }
             // qout: a second fused mat-vec (32 rows, the norm) reads the epilogue's copy.
@@ -220,6 +239,7 @@ pub(super) fn run_inner(
             }
             let (wb, xb, nb, rbuf) = (io.put(&w)?, io.f32s(&x)?, io.f32s(&nw)?, io.f32s(&r)?);
             let bbuf = io.f32s(&bias)?;
+            let gubuf = io.f32s(&gu)?;
             let (w2b, nw2b) = (io.put(&w2)?, io.f32s(&nw2)?);
             let d1 = io.zeros((m_out * n) as usize)?;
             let db = if qout { io.zeros(want.len())? } else { d1 };
@@ -287,6 +307,10 @@ pub(super) fn run_inner(
                             1 => LayerEpi::Add(b[rbuf].whole()),
                             2 => LayerEpi::SwiGlu,
                             3 => LayerEpi::Bias(b[bbuf].whole()),
+                            4 | 5 => LayerEpi::AddSwiGlu {
+                                gu: b[gubuf].whole(),
+                                gate: epi == 5,
+                            },
                             _ => LayerEpi::None,
                         },
                         scale,

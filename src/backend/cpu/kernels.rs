@@ -229,6 +229,18 @@ pub(crate) fn mul_mat_layer(be: &mut CpuBackend, g: &Graph, n: NodeIndex) -> Res
     match epi {
         Epilogue::None => out.copy_from_slice(&y),
         Epilogue::Add => ops::binary(true, &y, &be.f32s(g, last)?, m, &mut out),
+        &Epilogue::AddSwiGlu { gate } => {
+            // As MUL_MAT_ADD then SWIGLU: p = y + the corrected half, then silu.
+            let gu = be.f32s(g, last)?;
+            let (gh, uh) = gu.split_at(gu.len() / 2);
+            let mut p = vec![0f32; y.len()];
+            ops::binary(true, &y, if gate { gh } else { uh }, m, &mut p);
+            if gate {
+                ops::swiglu(&p, uh, &mut out)
+            } else {
+                ops::swiglu(gh, &p, &mut out)
+            }
+        }
         Epilogue::SwiGlu => {
             let (gate, up) = y.split_at(y.len() / 2);
             ops::swiglu(gate, up, &mut out)

@@ -593,6 +593,13 @@ pub enum LayerEpi<'a> {
     SwiGlu,
     /// A per-row bias, f32 `[m]` (rows numbered across the segments).
     Bias(BufferRange<'a>),
+    /// `Epilogue::AddSwiGlu`: `gu` is a fused gate/up output, f32 `[m, n]` of gate then
+    /// `[m, n]` of up; the product is added to its up half (`gate` false) or gate half
+    /// (`gate` true) and `silu(gate) * up` is written (`dst` f32 `[m, n]`, unsplit weights).
+    AddSwiGlu {
+        gu: BufferRange<'a>,
+        gate: bool,
+    },
 }
 
 impl<'a> LayerEpi<'a> {
@@ -609,6 +616,7 @@ impl<'a> LayerEpi<'a> {
         match self {
             LayerEpi::Add(r) => bind(caps, r, 4, mn, &format!("{what} residual")),
             LayerEpi::Bias(b) => bind(caps, b, 4, u64::from(m), &format!("{what} bias")),
+            LayerEpi::AddSwiGlu { gu, .. } => bind(caps, gu, 4, 2 * mn, &format!("{what} gate/up")),
             _ => Ok((unused, 0)),
         }
     }
@@ -620,6 +628,8 @@ impl<'a> LayerEpi<'a> {
             LayerEpi::Add(_) => 1,
             LayerEpi::SwiGlu => 2,
             LayerEpi::Bias(_) => 3,
+            LayerEpi::AddSwiGlu { gate: false, .. } => 4,
+            LayerEpi::AddSwiGlu { gate: true, .. } => 5,
         }
     }
 }
@@ -726,9 +736,14 @@ pub fn mul_mat_vec_layer(
             "{what}: a SwiGLU epilogue needs two equal segments, got split {split:?}"
         )));
     }
-    if matches!(parts.epi, LayerEpi::Add(_)) && split.len() > 1 {
+    if matches!(parts.epi, LayerEpi::Add(_) | LayerEpi::AddSwiGlu { .. }) && split.len() > 1 {
         return Err(Error::Usage(format!(
             "{what}: a residual epilogue needs an unsplit weight"
+        )));
+    }
+    if matches!(parts.epi, LayerEpi::AddSwiGlu { .. }) && parts.int8.is_some() {
+        return Err(Error::Unsupported(format!(
+            "{what}: the integer-dot fused mat-vec has no gate/up + SwiGLU epilogue"
         )));
     }
     let kn = u64::from(k) * u64::from(n);

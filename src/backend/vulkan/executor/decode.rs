@@ -575,6 +575,7 @@ impl VulkanBackend {
         if dst.ty != GgmlType::F32
             || dst.ne[0] != k as usize
             || *epi == crate::graph::Epilogue::Bias
+            || matches!(epi, crate::graph::Epilogue::AddSwiGlu { .. })
             || (!glu && split.len() > 1)
         {
             return false;
@@ -757,6 +758,12 @@ impl VulkanBackend {
                         crate::graph::Epilogue::Add => parts.push("residual-add epilogue"),
                         crate::graph::Epilogue::SwiGlu => parts.push("SwiGLU epilogue"),
                         crate::graph::Epilogue::Bias => parts.push("bias epilogue"),
+                        crate::graph::Epilogue::AddSwiGlu { gate: false } => {
+                            parts.push("epilogue: up + this product, then SwiGLU")
+                        }
+                        crate::graph::Epilogue::AddSwiGlu { gate: true } => {
+                            parts.push("epilogue: gate + this product, then SwiGLU")
+                        }
                         crate::graph::Epilogue::None => {}
                     }
                     let kernel = if self.vecq_layer_for(g, n) {

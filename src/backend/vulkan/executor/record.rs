@@ -439,6 +439,10 @@ pub(crate) fn mul_mat_layer(
             Epilogue::Add => LayerEpi::Add(a.s(last)?),
             Epilogue::SwiGlu => LayerEpi::SwiGlu,
             Epilogue::Bias => LayerEpi::Bias(a.s(last)?),
+            Epilogue::AddSwiGlu { gate } => LayerEpi::AddSwiGlu {
+                gu: a.s(last)?,
+                gate: *gate,
+            },
         },
         scale: *scale,
         int8,
