@@ -169,11 +169,55 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
     }
 }
 
+/// The layer pass's lines for `m`'s decode graph that contain `what`, one per layer.
+fn fold_lines(m: &Arc<Model>, what: &str, layers: usize, tag: &str) -> Vec<String> {
+    let g = passes_of(m, QkvMode::Auto).1;
+    let folds: Vec<String> = g
+        .fusions
+        .iter()
+        .map(|d| d.text.clone())
+        .filter(|t| t.contains(what))
+        .collect();
+    assert_eq!(folds.len(), layers, "{tag}: {:?}", g.fusions);
+    folds
+}
+
+/// `m`'s folded decode (CPU, and every Vulkan device) against the CPU's unfused path
+/// (fusion none, qkv off), which must differ from the plain model's.
+fn folded_matches_unfused(m: &Arc<Model>, plain: &Arc<Model>, tag: &str) {
+    let unfused = |ms: &Arc<Model>| {
+        logits_at(
+            ms,
+            vec![Box::new(CpuBackend::new(ms.clone()))],
+            QkvMode::Off,
+            Default::default(),
+            FusionLevel::None,
+        )
+    };
+    let want = unfused(m);
+    assert!(
+        nmse(&unfused(plain), &want) > 1e-3,
+        "{tag}: the adapter changes nothing"
+    );
+    let cpu = logits(
+        m,
+        vec![Box::new(CpuBackend::new(m.clone()))],
+        QkvMode::Auto,
+        Default::default(),
+    );
+    let e = nmse(&cpu, &want);
+    assert!(e <= 1e-8, "{tag}: CPU folded vs unfused NMSE {e:e}");
+    for dev in enumerate_devices().unwrap() {
+        let e = nmse(&vk_logits(m, dev.index, QkvMode::Auto), &want);
+        assert!(e <= 1e-4, "[{}] {tag}: NMSE vs CPU {e:e}", dev.short_name());
+    }
+}
+
 /// An adapted ffn_up (or ffn_gate) without the other: its B factor adds its product to
 /// that half of the fused gate/up output and applies the SwiGLU itself
-/// (MUL_MAT_ADD_SWIGLU, `passes::layer`), one stage per layer fewer than with the SWIGLU
-/// apart; logits on the CPU and on Vulkan equal the CPU's unfused path (MUL_MAT, ADD and
-/// SWIGLU apart: fusion none).
+/// (MUL_MAT_ADD_SWIGLU, `passes::layer`): the adapter costs one stage per layer (its B
+/// factor), not two; logits on the CPU and on Vulkan equal the CPU's unfused path (MUL_MAT,
+/// ADD and SWIGLU apart: fusion none).
 #[test]
 fn an_adapted_ffn_up_or_gate_applies_the_swiglu_in_its_b_factor() {
     let base = models::tiny("qwen3", "q4_0");
@@ -185,54 +229,46 @@ fn an_adapted_ffn_up_or_gate_applies_the_swiglu_in_its_b_factor() {
     ] {
         let ad = adapter(&base, targets, &format!("swiglu-{half}"));
         let m = Arc::new(Model::open_with_lora(&base, &[(ad.clone(), 0.7)]).unwrap());
-        let g = passes_of(&m, QkvMode::Auto).1;
-        let folds: Vec<&String> = g
-            .fusions
-            .iter()
-            .map(|d| &d.text)
-            .filter(|t| t.contains("MUL_MAT_ADD_SWIGLU"))
-            .collect();
-        assert_eq!(folds.len(), layers, "{half}: {:?}", g.fusions);
+        let folds = fold_lines(&m, "MUL_MAT_ADD_SWIGLU", layers, half);
         assert!(
             folds[0].contains(&format!("to {half}, then writes silu(gate)·up")),
             "{}",
             folds[0]
         );
-        // The stages an adapter adds: one per layer for the B factors (Q and V together,
-        // then up or gate), none for the SwiGLU.
-        let extra = if half == "up" { 2 } else { 1 };
-        assert_eq!(stages(&m).0, base_stages + extra * layers, "{half}");
-        let unfused = |ms: &Arc<Model>| {
-            logits_at(
-                ms,
-                vec![Box::new(CpuBackend::new(ms.clone()))],
-                QkvMode::Off,
-                Default::default(),
-                FusionLevel::None,
-            )
-        };
-        let want = unfused(&m);
-        assert!(
-            nmse(&unfused(&plain), &want) > 1e-3,
-            "{half}: the adapter changes nothing"
-        );
-        let cpu = logits(
-            &m,
-            vec![Box::new(CpuBackend::new(m.clone()))],
-            QkvMode::Auto,
-            Default::default(),
-        );
-        let e = nmse(&cpu, &want);
-        assert!(e <= 1e-8, "{half}: CPU folded vs unfused NMSE {e:e}");
-        for dev in enumerate_devices().unwrap() {
-            let got = vk_logits(&m, dev.index, QkvMode::Auto);
-            let e = nmse(&got, &want);
-            assert!(
-                e <= 1e-4,
-                "[{}] {half}: NMSE vs CPU {e:e}",
-                dev.short_name()
-            );
-        }
+        // One stage per layer for ffn_up's (or ffn_gate's) B factor; none for the SwiGLU,
+        // none for Q/V's B factors (the attention adds their products:
+        // attention_adapters_fold_into_the_attention).
+        assert_eq!(stages(&m).0, base_stages + layers, "{half}");
+        folded_matches_unfused(&m, &plain, half);
+        let _ = std::fs::remove_file(&ad);
+    }
+}
+
+/// Adapters on the attention's projections only (q and v; q, k and v): at decode the
+/// RoPE-folded attention adds their B factors' products to its base projections itself
+/// (`attention_rope_lora`), so such an adapter adds no stage; logits on the CPU and on
+/// Vulkan equal the CPU's unfused path.
+#[test]
+fn attention_adapters_fold_into_the_attention() {
+    let base = models::tiny("qwen3", "q4_0");
+    let plain = Arc::new(Model::open(&base).unwrap());
+    let (base_stages, layers) = stages(&plain);
+    for targets in [
+        &["attn_q", "attn_v"][..],
+        &["attn_q", "attn_k", "attn_v"][..],
+    ] {
+        let tag = targets.join("-");
+        let ad = adapter(&base, targets, &tag);
+        let m = Arc::new(Model::open_with_lora(&base, &[(ad.clone(), 0.7)]).unwrap());
+        let folds = fold_lines(&m, "the attention adds their products", layers, &tag);
+        let members: Vec<String> = targets
+            .iter()
+            .map(|t| format!("blk.0 {t}.weight.lora_b"))
+            .collect();
+        let want = format!("folded {} into kqv_out-0", members.join(" + "));
+        assert!(folds[0].starts_with(&want), "{}", folds[0]);
+        assert_eq!(stages(&m).0, base_stages, "{tag}: the adapter adds stages");
+        folded_matches_unfused(&m, &plain, &tag);
         let _ = std::fs::remove_file(&ad);
     }
 }

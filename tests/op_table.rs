@@ -186,6 +186,7 @@ fn built_in_rows_keep_the_op_names() {
         freq_base: 1e4,
         freq_scale: 1.0,
         norm: None,
+        lora: [None; 3],
     };
     let cases: Vec<(Op, &str)> = vec![
         (Op::GetRows, "GET_ROWS"),

@@ -59,6 +59,14 @@
 // store is discarded. No other workgroup of the dispatch attends the row (one token);
 // workgroups of the same kv head (QB < group size) write identical values.
 // Specialization constants 3 = NEOX (else the adjacent-pair layout), 4 = HNORM.
+//
+// LORA (attention_rope_lora.comp): q, k_new and v_new are the base projections, and
+// each that an adapter corrects gets s · B·a added as it is loaded — B f32 [r, m] (row i
+// of the projection: r values at i·r; binding 15 / 17 / 19 for q / k / v), a = A·x f32
+// [r] (binding 16 / 18 / 20) — before the head norm and the rotation, as the MUL_MAT_ADD
+// nodes it replaces did (product, times s, plus the base). Constants 6 = r (LORA_R),
+// 7 / 8 / 9 = the scales of q / k / v (0: no adapter there, its bindings unused),
+// 10 = the B factors are f16 (LORA_F16).
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 
@@ -135,8 +143,13 @@ layout(push_constant) uniform Push {
     float freq_base;
     float freq_scale;
     float eps; // HNORM
+#ifdef LORA
+    uint lb_off[3]; // element offsets of q's, k's and v's B factor (bindings 15, 17, 19)
+    uint la_off[3]; // and of their A products (bindings 16, 18, 20)
+#else
     uint pad1;
     uint pad2;
+#endif
 #endif
 } p;
 
@@ -207,6 +220,48 @@ shared float rn_sh[(QB + 1) * NSG];
 shared vec4 kn_sh4[D4];
 shared vec2 vn_sh2[D2];
 
+#ifdef LORA
+layout(constant_id = 6) const uint LORA_R = 16;
+layout(constant_id = 7) const float LORA_SQ = 0.0;
+layout(constant_id = 8) const float LORA_SK = 0.0;
+layout(constant_id = 9) const float LORA_SV = 0.0;
+// B factors in f16 (LORA_F16: every adapted target's; offsets then count halves).
+layout(constant_id = 10) const bool LORA_F16 = false;
+layout(std430, set = 0, binding = 15) readonly buffer LBQ { float lbq[]; };
+layout(std430, set = 0, binding = 15) readonly buffer LBQ16 { float16_t lbq16[]; };
+layout(std430, set = 0, binding = 16) readonly buffer LAQ { float laq[]; };
+layout(std430, set = 0, binding = 17) readonly buffer LBK { float lbk[]; };
+layout(std430, set = 0, binding = 17) readonly buffer LBK16 { float16_t lbk16[]; };
+layout(std430, set = 0, binding = 18) readonly buffer LAK { float lak[]; };
+layout(std430, set = 0, binding = 19) readonly buffer LBV { float lbv[]; };
+layout(std430, set = 0, binding = 19) readonly buffer LBV16 { float16_t lbv16[]; };
+layout(std430, set = 0, binding = 20) readonly buffer LAV { float lav[]; };
+// s · (B·a) for rows i and i2 of target w (0 q, 1 k, 2 v): each row's r products in
+// order, summed in f32.
+vec2 lora2(uint w, uint i, uint i2) {
+    vec2 acc = vec2(0.0);
+    for (uint j = 0u; j < LORA_R; j++) {
+        float a, b0, b1;
+        const uint o0 = p.lb_off[w] + i * LORA_R + j, o1 = p.lb_off[w] + i2 * LORA_R + j;
+        if (w == 0u) {
+            a = laq[p.la_off[0] + j];
+            b0 = LORA_F16 ? float(lbq16[o0]) : lbq[o0];
+            b1 = LORA_F16 ? float(lbq16[o1]) : lbq[o1];
+        } else if (w == 1u) {
+            a = lak[p.la_off[1] + j];
+            b0 = LORA_F16 ? float(lbk16[o0]) : lbk[o0];
+            b1 = LORA_F16 ? float(lbk16[o1]) : lbk[o1];
+        } else {
+            a = lav[p.la_off[2] + j];
+            b0 = LORA_F16 ? float(lbv16[o0]) : lbv[o0];
+            b1 = LORA_F16 ? float(lbv16[o1]) : lbv[o1];
+        }
+        acc += vec2(b0, b1) * a;
+    }
+    return acc * (w == 0u ? LORA_SQ : w == 1u ? LORA_SK : LORA_SV);
+}
+#endif
+
 // The elements of pair j of a head row.
 uvec2 pair_at(uint j) {
     const uint hr = p.n_dims / 2;
@@ -241,9 +296,23 @@ uint rope_prologue(uint t, uint h0, uint kh, uint lo, uint hi, uint r_begin, uin
         [[unroll]] for (uint g = 0; g < QB; g++) {
             const uint qb = p.q_off + (t * p.n_head + h0 + g) * D;
             qv[g * NP + i] = vec2(q[qb + e.x], q[qb + e.y]);
+#ifdef LORA
+            if (LORA_SQ != 0.0) {
+                const uint hr = (h0 + g) * D; // one token: row hr + e of the q projection
+                qv[g * NP + i] += lora2(0u, hr + e.x, hr + e.y);
+            }
+#endif
         }
         kv[i] = vec2(knew[kb + e.x], knew[kb + e.y]);
         vv[i] = vec2(vnew[vb + e.x], vnew[vb + e.y]);
+#ifdef LORA
+        if (LORA_SK != 0.0) {
+            kv[i] += lora2(1u, kh * D + e.x, kh * D + e.y);
+        }
+        if (LORA_SV != 0.0) {
+            vv[i] += lora2(2u, kh * D + e.x, kh * D + e.y);
+        }
+#endif
         qw[i] = HNORM ? vec2(qnw[p.qw_off + e.x], qnw[p.qw_off + e.y]) : vec2(1.0);
         kw[i] = HNORM ? vec2(knw[p.kw_off + e.x], knw[p.kw_off + e.y]) : vec2(1.0);
         // freq_base^(-2j/n_dims) = exp2(-(2j/n_dims) * log2(freq_base)), as rope.comp

@@ -20,6 +20,10 @@ pub struct AttnRope {
     pub freq_base: f32,
     pub freq_scale: f32,
     pub norm: Option<f32>,
+    /// LoRA B factors folded in (`passes::layer`): for q, k, v the scale `s` of an
+    /// adapter whose `s·B·a` the attention adds to that base projection first (its B and
+    /// a follow the norm weights in the srcs, a pair per present target), or `None`.
+    pub lora: [Option<f32>; 3],
 }
 
 /// What a [`Op::MulMatLayer`] does with its product before writing it.
@@ -122,7 +126,10 @@ pub enum Op {
     /// when `r.norm` is `Some(eps)`, and the node first does what the folded nodes did:
     /// cache row `cells[t]` of `k` := f16(rope(k_new[t])), of `v` := f16(v_new[t]) (each head
     /// row RMS-normalized and multiplied by `k_w` first with a norm), and q := rope(q) (with
-    /// `q_w`), all at position `pos[t]` as [`Op::Rope`] — then attends as above.
+    /// `q_w`), all at position `pos[t]` as [`Op::Rope`] — then attends as above. With
+    /// `r.lora` the srcs end with a `[b: f32/f16 [r, m], a: f32 [r, n]]` pair per adapted
+    /// projection (q, k, v in that order), and q / k_new / v_new are the base
+    /// projections, each corrected by `s · b·a` before anything else.
     Attention { scale: f32, rope: Option<AttnRope> },
     /// `[logits: f32 [n_expert, n]]` → i32 `[k, n]`: per token, the `k` experts of the
     /// largest router logits, largest first (ties: the lower index first). Softmax is

@@ -30,7 +30,11 @@
 //!   dispatches — become the attention's prologue: the workgroup that attends the new
 //!   cache row computes it (normalized, rotated) and writes it to the cache itself, and
 //!   every workgroup rotates its q rows as it loads them. Only one token: with several,
-//!   a token's range would hold rows that other workgroups of the same dispatch write.
+//!   a token's range would hold rows that other workgroups of the same dispatch write;
+//! - **LoRA B factors into the attention**: a folded attention whose q, k_new or v_new is
+//!   a MUL_MAT_ADD of a LoRA B factor (f32 / f16) reads the base projection and adds
+//!   `s · B·a` itself before the norm and rotation (`AttnRope::lora`,
+//!   `attention_rope_lora.comp`): an adapter on Q/K/V adds no stage at decode.
 //!
 //! A fold happens only where the backend that runs the matmul says it can take it
 //! (`Backend::fuses_mat_vec`: on Vulkan, float mat-vecs of ≤ 16 tokens — a matmul on the
@@ -138,6 +142,7 @@ pub fn run(g: &mut Graph, fusable: Fusable<'_>) -> usize {
     folded += norm_prologue(g, fusable);
     let rewired = router_norm_prologue(g, fusable) + route_in_experts(g, fusable);
     folded += rope_into_attention(g, fusable);
+    folded += lora_into_attention(g, fusable);
     if folded + rewired > 0 {
         g.rebuild_edges();
     }
@@ -802,6 +807,7 @@ fn rope_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
                 freq_base,
                 freq_scale,
                 norm,
+                lora: [None; 3],
             }),
         };
         node.srcs = new_srcs;
@@ -821,6 +827,141 @@ fn rope_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             ),
         );
         done += 3;
+    }
+    done
+}
+
+/// A RoPE-folded attention's q, k_new and v_new that are MUL_MAT_ADDs of a LoRA B factor
+/// (f32 or f16, one token, the base projection as residual, read only by the attention):
+/// the attention adds `s · B·a` to the base projection itself (`AttnRope::lora`), so the
+/// B factors need no stage before it. All three share one rank and B type, or none folds.
+fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
+    let (readers, producer) = uses(g);
+    let mut done = 0;
+    let order: Vec<NodeIndex> = g.order().collect();
+    for att in order {
+        let Op::Attention {
+            scale,
+            rope: Some(r),
+        } = g.node(att).op
+        else {
+            continue;
+        };
+        let srcs = g.node(att).srcs.clone();
+        // q, k_new, v_new and their B MUL_MAT_ADDs.
+        let mut found: [Option<(NodeIndex, f32)>; 3] = [None; 3];
+        for (i, &t) in [srcs[0], srcs[6], srcs[7]].iter().enumerate() {
+            // The attention reads the MUL_MAT_ADD's output whole, in its head shape.
+            let root = g.root(t);
+            if g.region(t).offset != 0 || g.tensor(t).nbytes() != g.tensor(root).nbytes() {
+                continue;
+            }
+            let Some(&mm) = producer.get(&root) else {
+                continue;
+            };
+            let Op::MulMatLayer {
+                split,
+                norm: None,
+                epi: Epilogue::Add,
+                scale: s,
+            } = &g.node(mm).op
+            else {
+                continue;
+            };
+            let w = g.node(mm).srcs[0];
+            if split.is_empty()
+                && g.tensor(w).name.ends_with(".lora_b")
+                && readers[&root].iter().all(|&n| n == att)
+            {
+                found[i] = Some((mm, *s));
+            }
+        }
+        if found.iter().all(Option::is_none) {
+            continue;
+        }
+        let name = g.tensor(g.node(att).dst).name.clone();
+        let bs: Vec<TensorId> = found
+            .iter()
+            .flatten()
+            .map(|&(mm, _)| g.node(mm).srcs[0])
+            .collect();
+        let (b0, w0) = (g.tensor(bs[0]).ne[0], g.tensor(bs[0]).ty);
+        let same = bs
+            .iter()
+            .all(|&b| g.tensor(b).ne[0] == b0 && g.tensor(b).ty == w0);
+        let why = if !matches!(w0, GgmlType::F32 | GgmlType::F16) {
+            Err(format!(
+                "its B factors are {w0} (the attention reads f32 or f16)"
+            ))
+        } else if !same {
+            Err("its B factors differ in rank or type".to_string())
+        } else {
+            Ok(())
+        };
+        // The fold, tried: the backend judges the attention with it.
+        let old = (g.node(att).op.clone(), srcs.clone());
+        let mut new_srcs = srcs.clone();
+        let mut lora = [None; 3];
+        let mut views = Vec::new();
+        for (i, f) in found.iter().enumerate() {
+            if let Some((mm, s)) = *f {
+                let (b, a, base) = {
+                    let mn = g.node(mm);
+                    (mn.srcs[0], mn.srcs[1], mn.srcs[2])
+                };
+                // [B, a, base]: the attention reads the base, in the shape it read the
+                // corrected output, and appends (B, a).
+                let at = [0, 6, 7][i];
+                let ne = g.tensor(srcs[at]).ne;
+                let v = if g.tensor(base).ne == ne {
+                    base
+                } else {
+                    let v = g.reshape(base, ne);
+                    views.push(v);
+                    v
+                };
+                new_srcs[at] = v;
+                new_srcs.extend([b, a]);
+                lora[i] = Some(s);
+            }
+        }
+        let why = why.and_then(|()| {
+            let node = &mut g.dag[att];
+            node.op = Op::Attention {
+                scale,
+                rope: Some(crate::graph::AttnRope { lora, ..r }),
+            };
+            node.srcs = new_srcs;
+            fusable(g, att)
+        });
+        let members: Vec<String> = found
+            .iter()
+            .flatten()
+            .map(|&(mm, _)| pretty(&g.tensor(g.node(mm).srcs[0]).name))
+            .collect();
+        if let Err(why) = why {
+            let node = &mut g.dag[att];
+            (node.op, node.srcs) = old;
+            note(
+                g,
+                format!("kept   {} before {name}: {why}", members.join(" + ")),
+            );
+            continue;
+        }
+        let n = members.len();
+        for (mm, _) in found.into_iter().flatten() {
+            remove(g, mm);
+        }
+        note(
+            g,
+            format!(
+                "folded {} into {name} → the attention adds their products to its base \
+                 projections first — {n} dispatch{} and 1 stage fewer",
+                members.join(" + "),
+                if n == 1 { "" } else { "es" }
+            ),
+        );
+        done += n;
     }
     done
 }

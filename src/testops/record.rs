@@ -760,6 +760,7 @@ pub(super) fn run_inner(
                         n_dims: n_dims as u32,
                         freq_base: base,
                         freq_scale: fscale,
+                        lora: None,
                     };
                     dispatch::attention::attention_rope(
                         r,

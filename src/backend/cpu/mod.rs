@@ -131,12 +131,46 @@ impl CpuBackend {
             Some(_) => (srcs.get(8).copied(), srcs.get(9).copied()),
             None => (None, None),
         };
-        let k_new = norm_rope(self, &self.f32s(g, srcs[6])?, kt.ne[1], kw)?;
-        let v_new = self.f32s(g, srcs[7])?;
+        // LoRA products folded in (`r.lora`: q, k, v): base + s·(B·a), as the MUL_MAT_ADD
+        // nodes they replace computed it; their (B, a) pairs follow the norm weights.
+        let mut pairs = srcs[8 + if r.norm.is_some() { 2 } else { 0 }..].chunks(2);
+        let mut fixed: [Option<Vec<f32>>; 3] = [None, None, None];
+        for (i, s) in r.lora.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let [b, a] = pairs
+                .next()
+                .ok_or_else(|| Error::Usage("attention: a LoRA pair is missing".into()))?
+            else {
+                return Err(Error::Usage("attention: a LoRA pair is missing".into()));
+            };
+            let base = match i {
+                0 => q.to_vec(),
+                _ => self.f32s(g, srcs[5 + i])?,
+            };
+            let mut y = vec![0f32; base.len()];
+            self.mul_mat(g, *b, &self.f32s(g, *a)?, &[], "lora", &mut y)?;
+            if *s != 1.0 {
+                let unscaled = y.clone();
+                ops::scale(&unscaled, *s, &mut y);
+            }
+            let mut out = vec![0f32; base.len()];
+            ops::binary(true, &y, &base, base.len(), &mut out);
+            fixed[i] = Some(out);
+        }
+        let [fq, fk, fv] = fixed;
+        let k_in = match fk {
+            Some(k) => k,
+            None => self.f32s(g, srcs[6])?,
+        };
+        let k_new = norm_rope(self, &k_in, kt.ne[1], kw)?;
+        let v_new = match fv {
+            Some(v) => v,
+            None => self.f32s(g, srcs[7])?,
+        };
         let row = kt.ne[0] * kt.ne[1];
         write_f16_rows(&k_new, row, &cells, self.bytes_mut(g, srcs[1])?)?;
         write_f16_rows(&v_new, row, &cells, self.bytes_mut(g, srcs[2])?)?;
-        norm_rope(self, q, qt.ne[1], qw)
+        norm_rope(self, fq.as_deref().unwrap_or(q), qt.ne[1], qw)
     }
 
     /// A tensor's values as f32 (dequantized; following views): what a kernel of the op

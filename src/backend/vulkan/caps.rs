@@ -107,6 +107,8 @@ pub struct Caps {
     pub max_memory_allocation_size: u64,
     pub min_storage_buffer_offset_alignment: u64,
     pub max_compute_shared_memory_size: u32,
+    /// `maxPerStageDescriptorStorageBuffers`: the most storage buffers a shader binds.
+    pub max_storage_buffers_per_stage: u32,
     pub max_compute_work_group_count: [u32; 3],
     pub max_compute_work_group_size: [u32; 3],
     pub max_compute_work_group_invocations: u32,
@@ -375,6 +377,7 @@ impl Caps {
             },
             min_storage_buffer_offset_alignment: limits.min_storage_buffer_offset_alignment,
             max_compute_shared_memory_size: limits.max_compute_shared_memory_size,
+            max_storage_buffers_per_stage: limits.max_per_stage_descriptor_storage_buffers,
             max_compute_work_group_count: limits.max_compute_work_group_count,
             max_compute_work_group_size: limits.max_compute_work_group_size,
             max_compute_work_group_invocations: limits.max_compute_work_group_invocations,

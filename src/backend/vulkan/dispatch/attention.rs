@@ -106,7 +106,25 @@ pub struct RopeFold<'a> {
     pub n_dims: u32,
     pub freq_base: f32,
     pub freq_scale: f32,
+    /// LoRA B factors folded in (`attention_rope_lora.comp`): s · B·a added to q, k_new
+    /// and v_new where given, before the norm and the rotation.
+    pub lora: Option<LoraFold<'a>>,
 }
+
+/// The LoRA corrections an [`attention_rope`] adds to its base projections.
+pub struct LoraFold<'a> {
+    /// For q, k, v: (B f32 or f16 `[r, m]`, a = A·x f32 `[r]`, the scale s), or `None`.
+    pub targets: [Option<(BufferRange<'a>, BufferRange<'a>, f32)>; 3],
+    /// The adapters' rank r (every target's).
+    pub rank: u32,
+    /// The B factors are f16 (else f32).
+    pub f16: bool,
+}
+
+/// Most LoRA rank the folded attention takes (its inner loop runs r times per value).
+pub const MAX_LORA_RANK: u32 = 64;
+/// Storage buffers `attention_rope_lora.comp` binds.
+pub const LORA_BINDINGS: u32 = 21;
 
 /// [`attention`] for one token (`n` = 1) with the RoPE / KV-cache stage folded in
 /// (`Op::Attention` with `rope: Some`): `q` is the raw q projection; the new K row
@@ -266,11 +284,10 @@ pub(super) fn bind_operands<'a>(
     })
 }
 
-/// Push constants of `shaders/attention_rope.comp`: [`Push`], then the ROPE fields.
+/// The ROPE push constants after [`Push`] (`shaders/common/attention_body.glsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct RopePush {
-    base: Push,
+struct RopeFields {
     pos_off: u32,
     cell_off: u32,
     knew_off: u32,
@@ -281,7 +298,26 @@ struct RopePush {
     freq_base: f32,
     freq_scale: f32,
     eps: f32,
+}
+
+/// Push constants of `shaders/attention_rope.comp`: [`Push`], then the ROPE fields.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RopePush {
+    base: Push,
+    rope: RopeFields,
     pad: [u32; 2],
+}
+
+/// Push constants of `shaders/attention_rope_lora.comp` (128 bytes, Vulkan's minimum
+/// limit): the ROPE fields, then the B factors' and A products' element offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RopeLoraPush {
+    base: Push,
+    rope: RopeFields,
+    lb_off: [u32; 3],
+    la_off: [u32; 3],
 }
 
 /// How a split-K attention dispatch is laid out.
@@ -481,15 +517,22 @@ pub fn attention_with(
     plan_rows: Option<u32>,
     scale: f32,
 ) -> Result<()> {
-    let shader = match (q8.is_some(), fold.is_some()) {
-        (false, false) => ShaderId::attention,
-        (true, false) => ShaderId::attention_q8,
-        (false, true) => ShaderId::attention_rope,
-        (true, true) => ShaderId::attention_rope_q8,
+    let lora = fold.as_ref().is_some_and(|f| f.lora.is_some());
+    let shader = match (q8.is_some(), fold.is_some(), lora) {
+        (false, false, _) => ShaderId::attention,
+        (true, false, _) => ShaderId::attention_q8,
+        (false, true, false) => ShaderId::attention_rope,
+        (true, true, false) => ShaderId::attention_rope_q8,
+        (false, true, true) => ShaderId::attention_rope_lora,
+        (true, true, true) => ShaderId::attention_rope_lora_q8,
     };
     if let Some(f) = &fold {
         rope_fold_support(rec.caps(), u64::from(d), u64::from(f.n_dims), u64::from(n))
             .map_err(|e| Error::Unsupported(format!("attention with RoPE folded: {e}")))?;
+        if let Some(l) = &f.lora {
+            lora_fold_support(rec.caps(), l.rank)
+                .map_err(|e| Error::Unsupported(format!("attention with LoRA folded: {e}")))?;
+        }
     }
     if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
         return Err(Error::Unsupported(format!(
@@ -616,8 +659,7 @@ pub fn attention_with(
         }
         None => (rq, 0, rq, 0, 0.0),
     };
-    let rpush = RopePush {
-        base: push,
+    let rope = RopeFields {
         pos_off,
         cell_off,
         knew_off,
@@ -628,24 +670,85 @@ pub fn attention_with(
         freq_base: f.freq_base,
         freq_scale: f.freq_scale,
         eps,
-        pad: [0; 2],
     };
     let mut all = bindings.to_vec();
     all.extend([rpos, rcell, rkn, rvn, rqw, rkw]);
-    rec.dispatch(
-        shader,
-        &[
-            d,
-            nsplit * TILE,
-            qb,
-            u32::from(f.neox),
-            u32::from(f.norm.is_some()),
-            u32::from(vpre),
-        ],
-        &all,
-        bytemuck::bytes_of(&rpush),
-        groups,
-    )
+    let mut spec = vec![
+        d,
+        nsplit * TILE,
+        qb,
+        u32::from(f.neox),
+        u32::from(f.norm.is_some()),
+        u32::from(vpre),
+    ];
+    let Some(l) = &f.lora else {
+        let rpush = RopePush {
+            base: push,
+            rope,
+            pad: [0; 2],
+        };
+        return rec.dispatch(shader, &spec, &all, bytemuck::bytes_of(&rpush), groups);
+    };
+    // The B factors and A products: [r, rows] and [r] of each adapted target (q: every
+    // head's rows, k and v: the kv heads'), unused bindings holding q.
+    let (mut lb_off, mut la_off, mut scales) = ([0u32; 3], [0u32; 3], [0u32; 3]);
+    let belem = if l.f16 { 2 } else { 4 };
+    let rows = [
+        u64::from(d) * u64::from(n_head),
+        u64::from(d) * u64::from(n_head_kv),
+        u64::from(d) * u64::from(n_head_kv),
+    ];
+    for (i, t) in l.targets.iter().enumerate() {
+        let Some((b, a, s)) = t else {
+            all.extend([rq, rq]);
+            continue;
+        };
+        let what = ["q", "k", "v"][i];
+        let (rb, bo) = bind(
+            caps,
+            b,
+            belem,
+            rows[i] * u64::from(l.rank),
+            &format!("attention LoRA B of {what}"),
+        )?;
+        let (ra, ao) = bind(
+            caps,
+            a,
+            4,
+            u64::from(l.rank),
+            &format!("attention LoRA A·x of {what}"),
+        )?;
+        all.extend([rb, ra]);
+        (lb_off[i], la_off[i], scales[i]) = (bo, ao, s.to_bits());
+    }
+    spec.extend([l.rank, scales[0], scales[1], scales[2], u32::from(l.f16)]);
+    let lpush = RopeLoraPush {
+        base: push,
+        rope,
+        lb_off,
+        la_off,
+    };
+    rec.dispatch(shader, &spec, &all, bytemuck::bytes_of(&lpush), groups)
+}
+
+/// Why the LoRA-folded attention (`attention_rope_lora.comp`) cannot take rank `rank` on
+/// this device (plan time, beside [`rope_fold_support`]).
+pub fn lora_fold_support(
+    caps: &crate::backend::vulkan::Caps,
+    rank: u32,
+) -> std::result::Result<(), String> {
+    if rank == 0 || rank > MAX_LORA_RANK {
+        return Err(format!(
+            "rank {rank} (the folded attention takes 1..={MAX_LORA_RANK})"
+        ));
+    }
+    if caps.max_storage_buffers_per_stage < LORA_BINDINGS {
+        return Err(format!(
+            "{} binds {} storage buffers per shader stage, the kernel {LORA_BINDINGS}",
+            caps.name, caps.max_storage_buffers_per_stage
+        ));
+    }
+    Ok(())
 }
 
 /// Widest unsplit decode workgroup that preloads V (`VPRE`).

@@ -892,10 +892,17 @@ impl VulkanBackend {
                         ),
                         None => "one workgroup per (head group, token)".to_string(),
                     };
-                    let fold = if matches!(node.op, Op::Attention { rope: Some(_), .. }) {
-                        "; q rotated and the new K/V row written in its prologue"
-                    } else {
-                        ""
+                    let fold = match &node.op {
+                        Op::Attention { rope: Some(r), .. }
+                            if r.lora.iter().any(Option::is_some) =>
+                        {
+                            "; LoRA products added to its base q / k / v, q rotated and the new \
+                             K/V row written in its prologue (attention_rope_lora)"
+                        }
+                        Op::Attention { rope: Some(_), .. } => {
+                            "; q rotated and the new K/V row written in its prologue"
+                        }
+                        _ => "",
                     };
                     let _ = writeln!(s, "{} {name} kv={}: {what}{fold}", node.op.name(), dims[4]);
                 }

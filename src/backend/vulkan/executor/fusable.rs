@@ -26,12 +26,14 @@ impl VulkanBackend {
             }
             let q = g.tensor(node.srcs[0]);
             // The rotation is not known yet here: any even n_dims <= d works.
-            return dispatch::attention::rope_fold_support(
+            dispatch::attention::rope_fold_support(
                 self.ctx.caps(),
                 q.ne[0] as u64,
                 q.ne[0] as u64,
                 q.ne[2] as u64,
-            );
+            )?;
+            // With LoRA pairs folded in (passes::layer asks after trying the fold).
+            return super::support::lora_fold(self, g, n);
         }
         if let Op::MulMatId { .. } = node.op {
             return self.id_fusable(g, n);

@@ -471,6 +471,29 @@ pub(crate) fn mul_mat_layer(
 /// freq_base, freq_scale.
 type RopeArgs<'a> = (Option<dispatch::rope::RowNorm<'a>>, bool, u32, f32, f32);
 
+/// The LoRA pairs of a folded attention (`AttnRope::lora`): (B, a) per adapted
+/// projection after the norm weights.
+fn lora_fold<'a>(
+    a: &At<'a>,
+    r: &crate::graph::AttnRope,
+) -> Result<Option<dispatch::attention::LoraFold<'a>>> {
+    if r.lora.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let mut at = 8 + if r.norm.is_some() { 2 } else { 0 };
+    let mut targets = [None, None, None];
+    let (mut rank, mut f16) = (0, false);
+    for (i, s) in r.lora.iter().enumerate() {
+        if let Some(s) = *s {
+            let b = a.st(at);
+            (rank, f16) = (a.u(b.ne[0])?, b.ty == crate::quant::GgmlType::F16);
+            targets[i] = Some((a.s(at)?, a.s(at + 1)?, s));
+            at += 2;
+        }
+    }
+    Ok(Some(dispatch::attention::LoraFold { targets, rank, f16 }))
+}
+
 fn rope_args<'a>(a: &At<'a>) -> Result<RopeArgs<'a>> {
     let (Op::Rope {
         mode,
@@ -622,6 +645,7 @@ pub(crate) fn attention(
             n_dims: a.u(r.n_dims)?,
             freq_base: r.freq_base,
             freq_scale: r.freq_scale,
+            lora: lora_fold(&a, r)?,
         }),
         None => None,
     };

@@ -163,7 +163,35 @@ pub(crate) fn attention(be: &VulkanBackend, g: &Graph, n: NodeIndex) -> Support 
         r.n_dims as u64,
         q.ne[2] as u64,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    lora_fold(be, g, n)
+}
+
+/// Whether the attention's folded LoRA pairs (`AttnRope::lora`) fit the kernel: f32 or
+/// f16 B factors of one rank it takes, on a device that binds enough storage buffers.
+pub(crate) fn lora_fold(be: &VulkanBackend, g: &Graph, n: NodeIndex) -> Support {
+    let node = g.node(n);
+    let Op::Attention { rope: Some(r), .. } = &node.op else {
+        return Ok(());
+    };
+    let count = r.lora.iter().flatten().count();
+    if count == 0 {
+        return Ok(());
+    }
+    let at = 8 + if r.norm.is_some() { 2 } else { 0 };
+    let bs: Vec<_> = (0..count)
+        .map(|i| g.tensor(node.srcs[at + 2 * i]))
+        .collect();
+    let (rank, ty) = (bs[0].ne[0], bs[0].ty);
+    check(
+        bs.iter().all(|b| b.ne[0] == rank && b.ty == ty)
+            && matches!(
+                ty,
+                crate::quant::GgmlType::F32 | crate::quant::GgmlType::F16
+            ),
+        || format!("LoRA B factors of {ty} or of different ranks"),
+    )?;
+    dispatch::attention::lora_fold_support(be.ctx.caps(), rank as u32).map_err(|e| e.to_string())
 }
 
 pub(crate) fn moe_topk(be: &VulkanBackend, _: &Graph, _: NodeIndex) -> Support {
