@@ -11,14 +11,24 @@ use models::{nmse, prompt};
 use vkgraph::backend::cpu::CpuBackend;
 use vkgraph::backend::vulkan::{enumerate_devices, ContextOptions, VulkanBackend};
 use vkgraph::backend::Backend;
-use vkgraph::model::gen::generate_lora;
+use vkgraph::model::gen::{generate_lora, generate_lora_as};
 use vkgraph::model::Model;
 use vkgraph::passes::{FusionLevel, QkvMode};
+use vkgraph::quant::GgmlType;
 use vkgraph::sched::session::{Session, SessionOptions};
 
 fn adapter(base: &std::path::Path, targets: &[&str], tag: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("vkgraph-lora-{}-{tag}.gguf", std::process::id()));
     generate_lora(&Model::open(base).unwrap(), targets, 16, 32.0, 7, &p).unwrap();
+    p
+}
+
+/// [`adapter`] with f16 factors of rank `rank` and alpha 4·rank (a scale of 4: a change
+/// in k's correction moves the logits past the tests' bound, as q's and v's do at 2).
+fn adapter_f16(base: &std::path::Path, targets: &[&str], rank: usize, tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("vkgraph-lora-{}-{tag}.gguf", std::process::id()));
+    let m = Model::open(base).unwrap();
+    generate_lora_as(&m, targets, rank, 4.0 * rank as f32, 7, GgmlType::F16, &p).unwrap();
     p
 }
 
@@ -253,12 +263,18 @@ fn attention_adapters_fold_into_the_attention() {
     let base = models::tiny("qwen3", "q4_0");
     let plain = Arc::new(Model::open(&base).unwrap());
     let (base_stages, layers) = stages(&plain);
-    for targets in [
-        &["attn_q", "attn_v"][..],
-        &["attn_q", "attn_k", "attn_v"][..],
+    // f32 factors of rank 16; f16 factors of rank 32 (the kernel's f16 views, another rank).
+    for (targets, f16) in [
+        (&["attn_q", "attn_v"][..], false),
+        (&["attn_q", "attn_k", "attn_v"][..], false),
+        (&["attn_k", "attn_v"][..], true),
     ] {
-        let tag = targets.join("-");
-        let ad = adapter(&base, targets, &tag);
+        let tag = format!("{}{}", targets.join("-"), if f16 { "-f16" } else { "" });
+        let ad = if f16 {
+            adapter_f16(&base, targets, 32, &tag)
+        } else {
+            adapter(&base, targets, &tag)
+        };
         let m = Arc::new(Model::open_with_lora(&base, &[(ad.clone(), 0.7)]).unwrap());
         let folds = fold_lines(&m, "the attention adds their products", layers, &tag);
         let members: Vec<String> = targets

@@ -205,6 +205,9 @@ pub enum Command {
         alpha: f32,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Storage type of the factors: f32 or f16.
+        #[arg(long = "type", default_value = "f32")]
+        ty: String,
     },
 }
 
@@ -423,10 +426,20 @@ pub fn main() -> Result<()> {
             targets,
             alpha,
             seed,
+            ty,
         } => {
             let m = Model::open(&model)?;
             let targets: Vec<&str> = targets.split(',').map(str::trim).collect();
-            gen::generate_lora(&m, &targets, rank, alpha, seed, &output)?;
+            let ty = match ty.as_str() {
+                "f32" => crate::quant::GgmlType::F32,
+                "f16" => crate::quant::GgmlType::F16,
+                t => {
+                    return Err(Error::Usage(format!(
+                        "gen-lora: --type {t} (expected f32 or f16)"
+                    )))
+                }
+            };
+            gen::generate_lora_as(&m, &targets, rank, alpha, seed, ty, &output)?;
             eprintln!(
                 "wrote {} (rank {rank}, alpha {alpha}, {} per layer)",
                 output.display(),

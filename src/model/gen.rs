@@ -418,9 +418,28 @@ pub fn generate_lora(
     seed: u64,
     path: &Path,
 ) -> Result<()> {
+    generate_lora_as(model, targets, rank, alpha, seed, GgmlType::F32, path)
+}
+
+/// [`generate_lora`] with the factors stored as `ty` (f32 or f16: llama.cpp's
+/// `convert_lora_to_gguf.py` writes either; `gen-lora --type`).
+pub fn generate_lora_as(
+    model: &super::Model,
+    targets: &[&str],
+    rank: usize,
+    alpha: f32,
+    seed: u64,
+    ty: GgmlType,
+    path: &Path,
+) -> Result<()> {
     const OK: [&str; 7] = super::lora::TARGETS;
     if rank == 0 {
         return Err(Error::Usage("gen-lora: --rank must be positive".into()));
+    }
+    if !matches!(ty, GgmlType::F32 | GgmlType::F16) {
+        return Err(Error::Usage(format!(
+            "gen-lora: --type {ty} (expected f32 or f16)"
+        )));
     }
     let mut tensors: Vec<(String, Vec<u64>)> = Vec::new();
     for il in 0..model.hp.n_layer {
@@ -448,7 +467,7 @@ pub fn generate_lora(
     w.add("adapter.type", Value::Str("lora".into()));
     w.add("adapter.lora.alpha", Value::F32(alpha));
     for (name, ne) in &tensors {
-        w.add_tensor(name, GgmlType::F32, ne)?;
+        w.add_tensor(name, ty, ne)?;
     }
     w.write(
         path,
@@ -456,8 +475,14 @@ pub fn generate_lora(
             let (name, ne) = &tensors[i];
             // `values` gives std 1/sqrt(K) for a matrix; halve it.
             let v: Vec<f32> = values(name, ne, seed).iter().map(|x| 0.5 * x).collect();
-            out.write_all(bytemuck::cast_slice(&v))
-                .map_err(|e| Error::io(path, e))
+            let bytes = match ty {
+                GgmlType::F16 => {
+                    let h: Vec<half::f16> = v.iter().map(|&x| half::f16::from_f32(x)).collect();
+                    bytemuck::cast_slice(&h).to_vec()
+                }
+                _ => bytemuck::cast_slice(&v).to_vec(),
+            };
+            out.write_all(&bytes).map_err(|e| Error::io(path, e))
         },
     )
 }
