@@ -23,12 +23,18 @@ fn adapter(base: &std::path::Path, targets: &[&str], tag: &str) -> PathBuf {
     p
 }
 
-/// [`adapter`] with f16 factors of rank `rank` and alpha 4·rank (a scale of 4: a change
-/// in k's correction moves the logits past the tests' bound, as q's and v's do at 2).
-fn adapter_f16(base: &std::path::Path, targets: &[&str], rank: usize, tag: &str) -> PathBuf {
+/// [`adapter`] with factors of type `ty` and rank `rank`, alpha 4·rank (a scale of 4: a
+/// change in k's correction moves the logits past the tests' bound, as q's and v's do at 2).
+fn adapter_as(
+    base: &std::path::Path,
+    targets: &[&str],
+    rank: usize,
+    ty: GgmlType,
+    tag: &str,
+) -> PathBuf {
     let p = std::env::temp_dir().join(format!("vkgraph-lora-{}-{tag}.gguf", std::process::id()));
     let m = Model::open(base).unwrap();
-    generate_lora_as(&m, targets, rank, 4.0 * rank as f32, 7, GgmlType::F16, &p).unwrap();
+    generate_lora_as(&m, targets, rank, 4.0 * rank as f32, 7, ty, &p).unwrap();
     p
 }
 
@@ -263,17 +269,20 @@ fn attention_adapters_fold_into_the_attention() {
     let base = models::tiny("qwen3", "q4_0");
     let plain = Arc::new(Model::open(&base).unwrap());
     let (base_stages, layers) = stages(&plain);
-    // f32 factors of rank 16; f16 factors of rank 32 (the kernel's f16 views, another rank).
-    for (targets, f16) in [
-        (&["attn_q", "attn_v"][..], false),
-        (&["attn_q", "attn_k", "attn_v"][..], false),
-        (&["attn_k", "attn_v"][..], true),
+    // f32 factors of rank 16; f16 factors of rank 32 (the kernel's f16 views, another
+    // rank); rank 8, below the Vulkan mat-vecs' 16-value blocks, so the backend keeps the
+    // builder's B MUL_MAT / SCALE / ADD apart (on the CPU) and the attention takes those.
+    for (targets, rank, ty) in [
+        (&["attn_q", "attn_v"][..], 16, GgmlType::F32),
+        (&["attn_q", "attn_k", "attn_v"][..], 16, GgmlType::F32),
+        (&["attn_k", "attn_v"][..], 32, GgmlType::F16),
+        (&["attn_q", "attn_v"][..], 8, GgmlType::F32),
     ] {
-        let tag = format!("{}{}", targets.join("-"), if f16 { "-f16" } else { "" });
-        let ad = if f16 {
-            adapter_f16(&base, targets, 32, &tag)
-        } else {
+        let tag = format!("{}-r{rank}-{ty}", targets.join("-"));
+        let ad = if rank == 16 {
             adapter(&base, targets, &tag)
+        } else {
+            adapter_as(&base, targets, rank, ty, &tag)
         };
         let m = Arc::new(Model::open_with_lora(&base, &[(ad.clone(), 0.7)]).unwrap());
         let folds = fold_lines(&m, "the attention adds their products", layers, &tag);

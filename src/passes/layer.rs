@@ -848,43 +848,23 @@ fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             continue;
         };
         let srcs = g.node(att).srcs.clone();
-        // q, k_new, v_new and their B MUL_MAT_ADDs.
-        let mut found: [Option<(NodeIndex, f32)>; 3] = [None; 3];
+        // q, k_new, v_new and the LoRA corrections that write them.
+        let mut found: [Option<LoraSide>; 3] = [None, None, None];
         for (i, &t) in [srcs[0], srcs[6], srcs[7]].iter().enumerate() {
-            // The attention reads the MUL_MAT_ADD's output whole, in its head shape.
+            // The attention reads the corrected output whole, in its head shape.
             let root = g.root(t);
-            if g.region(t).offset != 0 || g.tensor(t).nbytes() != g.tensor(root).nbytes() {
-                continue;
-            }
-            let Some(&mm) = producer.get(&root) else {
-                continue;
-            };
-            let Op::MulMatLayer {
-                split,
-                norm: None,
-                epi: Epilogue::Add,
-                scale: s,
-            } = &g.node(mm).op
-            else {
-                continue;
-            };
-            let w = g.node(mm).srcs[0];
-            if split.is_empty()
-                && g.tensor(w).name.ends_with(".lora_b")
+            if g.region(t).offset == 0
+                && g.tensor(t).nbytes() == g.tensor(root).nbytes()
                 && readers[&root].iter().all(|&n| n == att)
             {
-                found[i] = Some((mm, *s));
+                found[i] = lora_side(g, &producer, &readers, root);
             }
         }
         if found.iter().all(Option::is_none) {
             continue;
         }
         let name = g.tensor(g.node(att).dst).name.clone();
-        let bs: Vec<TensorId> = found
-            .iter()
-            .flatten()
-            .map(|&(mm, _)| g.node(mm).srcs[0])
-            .collect();
+        let bs: Vec<TensorId> = found.iter().flatten().map(|l| l.b).collect();
         let (b0, w0) = (g.tensor(bs[0]).ne[0], g.tensor(bs[0]).ty);
         let same = bs
             .iter()
@@ -904,11 +884,8 @@ fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
         let mut lora = [None; 3];
         let mut views = Vec::new();
         for (i, f) in found.iter().enumerate() {
-            if let Some((mm, s)) = *f {
-                let (b, a, base) = {
-                    let mn = g.node(mm);
-                    (mn.srcs[0], mn.srcs[1], mn.srcs[2])
-                };
+            if let Some(l) = f {
+                let (b, a, base, s) = (l.b, l.a, l.base, l.scale);
                 // [B, a, base]: the attention reads the base, in the shape it read the
                 // corrected output, and appends (B, a).
                 let at = [0, 6, 7][i];
@@ -937,7 +914,7 @@ fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
         let members: Vec<String> = found
             .iter()
             .flatten()
-            .map(|&(mm, _)| pretty(&g.tensor(g.node(mm).srcs[0]).name))
+            .map(|l| pretty(&g.tensor(l.b).name))
             .collect();
         if let Err(why) = why {
             let node = &mut g.dag[att];
@@ -948,15 +925,17 @@ fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
             );
             continue;
         }
-        let n = members.len();
-        for (mm, _) in found.into_iter().flatten() {
-            remove(g, mm);
+        let n: usize = found.iter().flatten().map(|l| l.nodes.len()).sum();
+        for l in found.into_iter().flatten() {
+            for m in l.nodes {
+                remove(g, m);
+            }
         }
         note(
             g,
             format!(
                 "folded {} into {name} → the attention adds their products to its base \
-                 projections first — {n} dispatch{} and 1 stage fewer",
+                 projections first — {n} dispatch{} fewer, no stage of their own",
                 members.join(" + "),
                 if n == 1 { "" } else { "es" }
             ),
@@ -964,6 +943,70 @@ fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
         done += n;
     }
     done
+}
+
+/// A LoRA correction `base + s · B·a` of a projection, as the graph holds it.
+struct LoraSide {
+    /// The nodes computing it (removed when the attention takes it).
+    nodes: Vec<NodeIndex>,
+    b: TensorId,
+    a: TensorId,
+    base: TensorId,
+    scale: f32,
+}
+
+/// The LoRA correction writing tensor `root`: a MUL_MAT_ADD of a B factor (the scale and
+/// add folds), or — where the backend kept B's matmul apart, e.g. a rank below its
+/// kernels' 16-value blocks — the builder's ADD(base, SCALE(MUL_MAT(B, a))), each node
+/// read only by the next.
+fn lora_side(
+    g: &Graph,
+    producer: &HashMap<TensorId, NodeIndex>,
+    readers: &HashMap<TensorId, Vec<NodeIndex>>,
+    root: TensorId,
+) -> Option<LoraSide> {
+    let lora_b = |w: TensorId| g.tensor(w).name.ends_with(".lora_b");
+    let only = |t: TensorId, by: NodeIndex| {
+        g.root(t) == t && readers.get(&t).is_some_and(|r| r.iter().all(|&n| n == by))
+    };
+    let &mm = producer.get(&root)?;
+    let node = g.node(mm);
+    match &node.op {
+        Op::MulMatLayer {
+            split,
+            norm: None,
+            epi: Epilogue::Add,
+            scale,
+        } if split.is_empty() && lora_b(node.srcs[0]) => Some(LoraSide {
+            nodes: vec![mm],
+            b: node.srcs[0],
+            a: node.srcs[1],
+            base: node.srcs[2],
+            scale: *scale,
+        }),
+        Op::Add => {
+            let add = mm;
+            (0..2).find_map(|i| {
+                let (sc_t, base) = (node.srcs[i], node.srcs[1 - i]);
+                let &sc = producer.get(&sc_t)?;
+                let Op::Scale { s } = g.node(sc).op else {
+                    return None;
+                };
+                let y = g.node(sc).srcs[0];
+                let &m = producer.get(&y)?;
+                let mn = g.node(m);
+                let plain = matches!(&mn.op, Op::MulMat { split } if split.is_empty());
+                (plain && lora_b(mn.srcs[0]) && only(sc_t, add) && only(y, sc)).then(|| LoraSide {
+                    nodes: vec![add, sc, m],
+                    b: mn.srcs[0],
+                    a: mn.srcs[1],
+                    base,
+                    scale: s,
+                })
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The per-segment bias ADDs of a split MUL_MAT folded into its epilogue (see the module
