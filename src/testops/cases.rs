@@ -99,7 +99,9 @@ pub enum Case {
     },
     /// The attention with the RoPE / KV-cache stage folded in (`Op::Attention` with
     /// `rope: Some`): one token at the last of `n_kv` cells, its new K/V row written by the
-    /// kernel and attended; `norm`: qwen3's head norms too.
+    /// kernel and attended; `norm`: qwen3's head norms too; `lora`: LoRA B products added
+    /// to the base projections first (`attention_rope_lora`): 0 none, 1 q and v (f32 B,
+    /// rank 16), 2 q, k and v (f16 B, rank 8).
     AttentionRope {
         d: u32,
         n_head: u32,
@@ -107,6 +109,7 @@ pub enum Case {
         n_kv: u32,
         neox: bool,
         norm: bool,
+        lora: u8,
     },
     /// MOE_TOPK then MOE_WEIGHTS on the device; the weights are compared (a wrong expert
     /// set or order changes them: they are the chosen logits' softmax, largest first).
@@ -328,10 +331,12 @@ impl Case {
                 n_kv,
                 neox,
                 norm,
+                lora,
             } => format!(
-                "d={d},h={n_head}/{n_head_kv},kv={n_kv},mode={}{}",
+                "d={d},h={n_head}/{n_head_kv},kv={n_kv},mode={}{}{}",
                 if *neox { "neox" } else { "normal" },
-                if *norm { ",norm" } else { "" }
+                if *norm { ",norm" } else { "" },
+                ["", ",lora=qv", ",lora=qkv-f16"][*lora as usize]
             ),
         };
         format!("{}({p})", self.op())
@@ -621,6 +626,23 @@ pub fn cases() -> Vec<Case> {
             n_kv,
             neox: i % 2 == 1,
             norm: i >= 2,
+            lora: 0,
+        });
+    }
+    // LoRA B products in the prologue: f32 and f16 factors, with and without head norms.
+    for (d, n_head, n_head_kv, n_kv, norm, lora) in [
+        (64u32, 4u32, 2u32, 5u32, false, 1u8),
+        (128, 8, 2, 40, true, 2),
+        (64, 4, 4, 1, true, 1),
+    ] {
+        v.push(Case::AttentionRope {
+            d,
+            n_head,
+            n_head_kv,
+            n_kv,
+            neox: true,
+            norm,
+            lora,
         });
     }
     for d in [64u32, 128] {

@@ -673,12 +673,53 @@ pub(super) fn run_inner(
             n_kv,
             neox,
             norm,
+            lora,
         } => {
             use crate::graph::RopeMode;
             let (du, hk) = (d as usize, n_head_kv as usize);
-            let q = values((d * n_head) as usize, seed);
-            let k_new = values((d * n_head_kv) as usize, seed + 3);
-            let v_new = values((d * n_head_kv) as usize, seed + 4);
+            let q0 = values((d * n_head) as usize, seed);
+            let k0_new = values((d * n_head_kv) as usize, seed + 3);
+            let v0_new = values((d * n_head_kv) as usize, seed + 4);
+            // LoRA (`lora` 1: q, v; 2: q, k, v in f16): per target B [r, rows] and a [r],
+            // the reference adding s · B·a (f64 sums of the stored B values) first.
+            let (rank, f16b) = match lora {
+                1 => (16usize, false),
+                2 => (8, true),
+                _ => (0, false),
+            };
+            let adapted = [lora > 0, lora == 2, lora > 0];
+            let scales = [0.5f32, 1.5, 0.75];
+            let mut lb: Vec<Vec<u8>> = Vec::new();
+            let mut la: Vec<Vec<f32>> = Vec::new();
+            let mut fixed = [q0.clone(), k0_new.clone(), v0_new.clone()];
+            for (i, base) in fixed.iter_mut().enumerate() {
+                if !adapted[i] {
+                    lb.push(vec![0u8; 4]);
+                    la.push(vec![0f32; 1]);
+                    continue;
+                }
+                let rows = base.len();
+                let bv = values(rank * rows, seed + 10 + i as u64);
+                let (bytes, bq): (Vec<u8>, Vec<f32>) = if f16b {
+                    let h: Vec<f16> = bv.iter().map(|&x| f16::from_f32(x)).collect();
+                    (
+                        bytemuck::cast_slice(&h).to_vec(),
+                        h.iter().map(|x| x.to_f32()).collect(),
+                    )
+                } else {
+                    (bytemuck::cast_slice(&bv).to_vec(), bv)
+                };
+                let av = values(rank, seed + 20 + i as u64);
+                for (r, x) in base.iter_mut().enumerate() {
+                    let dot: f64 = (0..rank)
+                        .map(|j| f64::from(bq[r * rank + j]) * f64::from(av[j]))
+                        .sum();
+                    *x += scales[i] * dot as f32;
+                }
+                lb.push(bytes);
+                la.push(av);
+            }
+            let [q, k_new, v_new] = fixed;
             let (qw, kw) = (values(du, seed + 5), values(du, seed + 6));
             let kv = |s| f16_values((d * n_head_kv * n_kv) as usize, s);
             let (mut k, mut v) = (kv(seed + 1), kv(seed + 2));
@@ -727,7 +768,15 @@ pub(super) fn run_inner(
                 scale,
                 &mut want,
             );
-            // The device starts from the cache without the new row.
+            // The device starts from the cache without the new row, and from the base
+            // projections (the LoRA products are its to add).
+            let (q, k_new, v_new) = if lora > 0 {
+                (q0, k0_new, v0_new)
+            } else {
+                (q, k_new, v_new)
+            };
+            let lbb: Vec<usize> = lb.iter().map(|b| io.put(b)).collect::<Result<_>>()?;
+            let lab: Vec<usize> = la.iter().map(|a| io.f32s(a)).collect::<Result<_>>()?;
             let (qb, kb, vb) = (
                 io.f32s(&q)?,
                 io.put(bytemuck::cast_slice(&k0))?,
@@ -760,7 +809,14 @@ pub(super) fn run_inner(
                         n_dims: n_dims as u32,
                         freq_base: base,
                         freq_scale: fscale,
-                        lora: None,
+                        lora: (lora > 0).then(|| dispatch::attention::LoraFold {
+                            targets: std::array::from_fn(|i| {
+                                adapted[i]
+                                    .then(|| (b[lbb[i]].whole(), b[lab[i]].whole(), scales[i]))
+                            }),
+                            rank: rank as u32,
+                            f16: f16b,
+                        }),
                     };
                     dispatch::attention::attention_rope(
                         r,
