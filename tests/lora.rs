@@ -158,6 +158,20 @@ fn adapters_on_vulkan_match_cpu_in_every_mode_and_keep_fusion() {
                 );
             }
         }
+        // Decode stages an adapter on every projection adds per layer: attn_output's and
+        // ffn_down's B products (each a MUL_MAT_ADD a stage after its base matmul, which
+        // keeps its residual epilogue and runs beside A), gate's and up's B factors, and the
+        // SWIGLU neither can take (their B factors read different A products); Q/K/V's go
+        // into the attention.
+        if quant == "q4_0" {
+            let plain_m = Arc::new(Model::open(&base).unwrap());
+            let (base_stages, layers) = stages(&plain_m);
+            assert_eq!(
+                stages(&m).0,
+                base_stages + 4 * layers,
+                "{arch}: every projection adapted"
+            );
+        }
         // Fusion kicks in with the adapter: Q/K/V and gate/up, and the adapters' A factors.
         let d = decisions(&m, QkvMode::Fuse);
         let qkv = d

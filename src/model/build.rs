@@ -141,7 +141,11 @@ fn weight(g: &mut Graph, m: &Model, name: &str) -> Result<TensorId> {
 
 /// `y` (the output of base weight `wname` on `x`) plus, per adapter targeting `wname`,
 /// `s · B·(A·x)` (`model::lora`): two plain MUL_MATs (A's reads `x` like the base matmul, so
-/// the sibling pass sees it beside its base), a SCALE and an ADD.
+/// the sibling pass sees it beside its base), a SCALE and an ADD. For attn_output and
+/// ffn_down, `y` is the base output plus the residual: `(W·x + r) + s·B·(A·x)`, the same
+/// sum in another order (llama.cpp adds the product first), so the base matmul keeps its
+/// residual epilogue and runs beside A, and B's product is one MUL_MAT_ADD a stage later —
+/// not W's matmul waiting for B's product, then the residual ADD apart (three stages more).
 fn with_lora(g: &mut Graph, m: &Model, wname: &str, x: TensorId, y: TensorId) -> Result<TensorId> {
     let f32t = GgmlType::F32;
     let mut y = y;
@@ -382,7 +386,6 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [e, n, 1, 1],
         );
-        let cur = with_lora(&mut g, m, &b("attn_output.weight"), att, cur)?;
         let ffn_inp = g.op(
             Op::Add,
             &[cur, inp],
@@ -390,6 +393,9 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [e, n, 1, 1],
         );
+        // The adapters' product after the residual add: the base matmul keeps its residual
+        // epilogue and runs beside A (see `with_lora`).
+        let ffn_inp = with_lora(&mut g, m, &b("attn_output.weight"), att, ffn_inp)?;
 
         let ffn_norm = weight(&mut g, m, &b("ffn_norm.weight"))?;
         let cur = norm(
@@ -444,7 +450,6 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [e, n, 1, 1],
         );
-        let down = with_lora(&mut g, m, &b("ffn_down.weight"), act, down)?;
         inp = g.op(
             Op::Add,
             &[down, ffn_inp],
@@ -452,6 +457,7 @@ pub fn build_graph(m: &Model, o: &BuildOpts) -> Result<Graph> {
             f32t,
             [e, n, 1, 1],
         );
+        inp = with_lora(&mut g, m, &b("ffn_down.weight"), act, inp)?;
     }
 
     let out_norm = weight(&mut g, m, "output_norm.weight")?;
