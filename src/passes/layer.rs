@@ -882,20 +882,18 @@ fn lora_into_attention(g: &mut Graph, fusable: Fusable<'_>) -> usize {
         let old = (g.node(att).op.clone(), srcs.clone());
         let mut new_srcs = srcs.clone();
         let mut lora = [None; 3];
-        let mut views = Vec::new();
         for (i, f) in found.iter().enumerate() {
             if let Some(l) = f {
                 let (b, a, base, s) = (l.b, l.a, l.base, l.scale);
                 // [B, a, base]: the attention reads the base, in the shape it read the
-                // corrected output, and appends (B, a).
+                // corrected output (a new view; left unread if the fold is refused), and
+                // appends (B, a).
                 let at = [0, 6, 7][i];
                 let ne = g.tensor(srcs[at]).ne;
                 let v = if g.tensor(base).ne == ne {
                     base
                 } else {
-                    let v = g.reshape(base, ne);
-                    views.push(v);
-                    v
+                    g.reshape(base, ne)
                 };
                 new_srcs[at] = v;
                 new_srcs.extend([b, a]);
