@@ -26,6 +26,14 @@ pub struct AttnRope {
     pub lora: [Option<f32>; 3],
 }
 
+impl AttnRope {
+    /// Where a folded attention's LoRA `(b, a)` pairs start in its srcs: after `[q, k, v,
+    /// span, pos, cells, k_new, v_new]` and, with a norm, `[q_w, k_w]`.
+    pub fn lora_srcs_at(&self) -> usize {
+        8 + if self.norm.is_some() { 2 } else { 0 }
+    }
+}
+
 /// What a [`Op::MulMatLayer`] does with its product before writing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Epilogue {

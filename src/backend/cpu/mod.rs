@@ -133,7 +133,7 @@ impl CpuBackend {
         };
         // LoRA products folded in (`r.lora`: q, k, v): base + s·(B·a), as the MUL_MAT_ADD
         // nodes they replace computed it; their (B, a) pairs follow the norm weights.
-        let mut pairs = srcs[8 + if r.norm.is_some() { 2 } else { 0 }..].chunks(2);
+        let mut pairs = srcs[r.lora_srcs_at()..].chunks(2);
         let mut fixed: [Option<Vec<f32>>; 3] = [None, None, None];
         for (i, s) in r.lora.iter().enumerate() {
             let Some(s) = s else { continue };

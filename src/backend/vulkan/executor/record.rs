@@ -480,7 +480,7 @@ fn lora_fold<'a>(
     if r.lora.iter().all(Option::is_none) {
         return Ok(None);
     }
-    let mut at = 8 + if r.norm.is_some() { 2 } else { 0 };
+    let mut at = r.lora_srcs_at();
     let mut targets = [None, None, None];
     let (mut rank, mut f16) = (0, false);
     for (i, s) in r.lora.iter().enumerate() {

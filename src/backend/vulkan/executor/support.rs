@@ -178,7 +178,7 @@ pub(crate) fn lora_fold(be: &VulkanBackend, g: &Graph, n: NodeIndex) -> Support 
     if count == 0 {
         return Ok(());
     }
-    let at = 8 + if r.norm.is_some() { 2 } else { 0 };
+    let at = r.lora_srcs_at();
     let bs: Vec<_> = (0..count)
         .map(|i| g.tensor(node.srcs[at + 2 * i]))
         .collect();
